@@ -1,0 +1,1 @@
+"""Automated remediation of Microsoft 365 accounts restricted for sending spam."""

@@ -1,0 +1,3 @@
+from remediation.entrypoints.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented with real services and their local twins."""

@@ -1,0 +1,35 @@
+"""The local queue seen through the workflow's ports: scheduling checks, sending requests."""
+
+from datetime import datetime
+
+from remediation.adapters.sqlite_queue import SqliteQueue
+from remediation.domain.requests import RemediationRequest
+from remediation.service.messages import VerificationCheck
+
+
+class LocalVerificationScheduler:
+    def __init__(self, queue: SqliteQueue, queue_name: str) -> None:
+        self._queue = queue
+        self._name = queue_name
+
+    async def schedule(self, check: VerificationCheck, at: datetime) -> int:
+        return await self._queue.send(
+            self._name, check.to_json(), message_id=check.message_id, session_id=check.user,
+            scheduled_at=at, properties={"case_id": check.case_id, "kind": "verify"})
+
+    async def cancel(self, sequence_number: int) -> None:
+        await self._queue.cancel_scheduled(sequence_number)
+
+
+class LocalRequestSender:
+    def __init__(self, queue: SqliteQueue, queue_name: str) -> None:
+        self._queue = queue
+        self._name = queue_name
+
+    async def send(self, request: RemediationRequest) -> str:
+        """Enqueue a request; returns the message id (the request id)."""
+        assert request.request_id is not None
+        await self._queue.send(self._name, request.to_json(), message_id=request.request_id,
+                               session_id=request.user,
+                               properties={"kind": "remediate", "source": request.source})
+        return request.request_id

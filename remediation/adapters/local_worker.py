@@ -1,0 +1,83 @@
+"""The local runtime's worker loop: several users at once, one message per user at a time.
+
+It gives the handler what the Functions host gives it in Azure: a locked message with a
+delivery count, lock renewal while it works, completion on return, abandonment (and
+dead-lettering after the last delivery) on an exception.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from remediation.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
+from remediation.domain.cases import Case
+from remediation.domain.errors import RemediationError
+from remediation.service.handler import Delivery
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Delivery], Awaitable[Case]]
+
+
+class LocalWorker:
+    def __init__(self, queue: SqliteQueue, handlers: dict[str, Handler], *,
+                 concurrency: int = 8, poll_interval: float = 0.5,
+                 retry_backoff: float = 2.0, max_retry_backoff: float = 60.0) -> None:
+        self._queue = queue
+        self._handlers = handlers
+        self._queues = tuple(handlers)
+        self._concurrency = concurrency
+        self._poll_interval = poll_interval
+        self._retry_backoff = retry_backoff
+        self._max_retry_backoff = max_retry_backoff
+        self.processed = 0
+
+    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
+        """Process messages until ``stop`` is set (or, with ``until_idle``, none are left)."""
+        stop = stop or asyncio.Event()
+        await asyncio.gather(*(self._loop(until_idle, stop) for _ in range(self._concurrency)))
+
+    async def _loop(self, until_idle: bool, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            message = await self._queue.receive(self._queues)
+            if message is not None:
+                await self._process(message)
+                continue
+            next_at = await self._queue.next_visible_at(self._queues)
+            if next_at is None and until_idle:
+                return
+            wait = self._poll_interval if next_at is None else max(
+                0.01, min(self._poll_interval, next_at - time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+    async def _process(self, message: ReceivedMessage) -> None:
+        delivery = Delivery(body=message.body, message_id=message.message_id,
+                            delivery_count=message.delivery_count,
+                            max_delivery_count=self._queue.max_delivery_count)
+        renewal = asyncio.create_task(self._keep_locked(message))
+        try:
+            await self._handlers[message.queue](delivery)
+        except Exception as error:
+            reason = error.reason if isinstance(error, RemediationError) else (
+                f"unexpected {type(error).__name__}")
+            backoff = min(self._retry_backoff * 2 ** (message.delivery_count - 1),
+                          self._max_retry_backoff)
+            dead = await self._queue.abandon(message, reason, retry_after=backoff)
+            log.warning("message %s on %s %s (delivery %d): %s", message.message_id,
+                        message.queue, "dead-lettered" if dead else "will be retried",
+                        message.delivery_count, reason)
+        else:
+            await self._queue.complete(message)
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+        self.processed += 1
+
+    async def _keep_locked(self, message: ReceivedMessage) -> None:
+        while True:
+            await asyncio.sleep(self._queue.lock_duration / 3)
+            await self._queue.renew_lock(message)

@@ -1,0 +1,102 @@
+"""A small async front for SQLite: each call runs in a worker thread, never in the event loop.
+
+Several processes may share one file (workers, the CLI), so writes take the database lock
+up front (BEGIN IMMEDIATE) and wait for it instead of failing mid-transaction.
+"""
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cases_by_user ON cases (user, created_at);
+CREATE TABLE IF NOT EXISTS steps (
+    case_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (case_id, seq)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    sequence_number INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    session_id TEXT,
+    body BLOB NOT NULL,
+    properties TEXT NOT NULL DEFAULT '{}',
+    enqueued_at REAL NOT NULL,
+    visible_at REAL NOT NULL,
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    locked_until REAL,
+    lock_token TEXT,
+    state TEXT NOT NULL DEFAULT 'active',
+    dead_letter_reason TEXT,
+    dead_letter_description TEXT,
+    settled_at REAL
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, state, visible_at);
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (queue, message_id);
+"""
+
+
+class SqliteDatabase:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._ready = False
+
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self._run, work, False)
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self._run, work, True)
+
+    def close(self) -> None:
+        with self._guard:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+            self._local = threading.local()
+
+    def _run(self, work: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                         check_same_thread=False)
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            with self._guard:
+                if not self._ready:
+                    connection.executescript(_SCHEMA)
+                    self._ready = True
+                self._connections.append(connection)
+            self._local.connection = connection
+        return connection

@@ -1,0 +1,87 @@
+"""The case journal in SQLite: the local runtime's twin of the Table Storage journal."""
+
+import json
+import sqlite3
+
+from remediation.adapters.sqlite_db import SqliteDatabase
+from remediation.domain.cases import Case, Step
+from remediation.domain.errors import ConcurrentUpdate
+
+
+class SqliteJournal:
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
+
+    async def add_case(self, case: Case) -> None:
+        def insert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO cases (case_id, user, state, created_at, updated_at, version, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (case.case_id, case.user, case.state.value, case.created_at.isoformat(),
+                 case.updated_at.isoformat(), case.version, json.dumps(case.to_dict())))
+            for step in case.steps:
+                _insert_step(connection, case.case_id, step)
+
+        await self._db.write(insert)
+
+    async def update_case(self, case: Case) -> Case:
+        stored = case.evolve(version=case.version + 1)
+
+        def update(connection: sqlite3.Connection) -> None:
+            cursor = connection.execute(
+                "UPDATE cases SET state = ?, updated_at = ?, version = ?, doc = ?"
+                " WHERE case_id = ? AND version = ?",
+                (stored.state.value, stored.updated_at.isoformat(), stored.version,
+                 json.dumps(stored.to_dict()), case.case_id, case.version))
+            if cursor.rowcount != 1:
+                raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+
+        await self._db.write(update)
+        return stored
+
+    async def add_step(self, case_id: str, step: Step) -> None:
+        await self._db.write(lambda connection: _insert_step(connection, case_id, step))
+
+    async def get_case(self, case_id: str) -> Case | None:
+        def select(connection: sqlite3.Connection) -> Case | None:
+            row = connection.execute("SELECT doc FROM cases WHERE case_id = ?",
+                                     (case_id,)).fetchone()
+            return None if row is None else _load(connection, row["doc"])
+
+        return await self._db.read(select)
+
+    async def latest_case(self, user: str) -> Case | None:
+        def select(connection: sqlite3.Connection) -> Case | None:
+            row = connection.execute(
+                "SELECT doc FROM cases WHERE user = ? AND state != 'rejected'"
+                " ORDER BY created_at DESC, rowid DESC LIMIT 1", (user,)).fetchone()
+            return None if row is None else _load(connection, row["doc"])
+
+        return await self._db.read(select)
+
+    async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]:
+        def select(connection: sqlite3.Connection) -> list[Case]:
+            if user is None:
+                rows = connection.execute(
+                    "SELECT doc FROM cases ORDER BY created_at, rowid LIMIT ?", (limit,))
+            else:
+                rows = connection.execute(
+                    "SELECT doc FROM cases WHERE user = ? ORDER BY created_at, rowid LIMIT ?",
+                    (user, limit))
+            return [_load(connection, row["doc"]) for row in rows.fetchall()]
+
+        return await self._db.read(select)
+
+
+def _insert_step(connection: sqlite3.Connection, case_id: str, step: Step) -> None:
+    connection.execute(
+        "INSERT INTO steps (case_id, seq, doc) VALUES"
+        " (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE case_id = ?), ?)",
+        (case_id, case_id, json.dumps(step.to_dict())))
+
+
+def _load(connection: sqlite3.Connection, doc: str) -> Case:
+    raw = json.loads(doc)
+    rows = connection.execute("SELECT doc FROM steps WHERE case_id = ? ORDER BY seq",
+                              (raw["case_id"],)).fetchall()
+    return Case.from_dict(raw, tuple(Step.from_dict(json.loads(row["doc"])) for row in rows))

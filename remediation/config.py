@@ -1,0 +1,101 @@
+"""Settings from environment variables (the same names as the Azure app settings)."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+from remediation.domain.durations import parse_delays, parse_duration
+
+MODES = ("enforce", "approve", "dry-run")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    tenant_id: str = ""
+    graph_endpoint: str = "https://graph.microsoft.com"
+    exchange_endpoint: str = "https://outlook.office365.com"
+    sandbox_token: str | None = field(default=None, repr=False)
+    mode: str = "enforce"
+    verify_delays: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(hours=4),
+                                            timedelta(hours=24))
+    remediation_db: Path = Path(".remediation/state.db")
+    remediation_queue: str = "remediation-requests"
+    verification_queue: str = "remediation-verifications"
+    service_bus_namespace: str | None = None
+    worker_concurrency: int = 8
+    max_delivery_count: int = 10
+    lock_duration: timedelta = timedelta(minutes=5)
+    http_timeout: timedelta = timedelta(seconds=30)
+    http_max_retries: int = 3
+
+    @property
+    def uses_loopback_endpoints(self) -> bool:
+        return all(_host(url) in LOOPBACK_HOSTS
+                   for url in (self.graph_endpoint, self.exchange_endpoint))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        defaults = cls()
+
+        def text(name: str, default: str) -> str:
+            return env.get(name, "").strip() or default
+
+        try:
+            settings = cls(
+                tenant_id=text("AZURE_TENANT_ID", ""),
+                graph_endpoint=text("GRAPH_ENDPOINT", defaults.graph_endpoint).rstrip("/"),
+                exchange_endpoint=text("EXCHANGE_ENDPOINT", defaults.exchange_endpoint).rstrip("/"),
+                sandbox_token=env.get("SANDBOX_TOKEN") or None,
+                mode=text("REMEDIATION_MODE", defaults.mode),
+                verify_delays=parse_delays(text("VERIFY_DELAYS", "1h,4h,24h")),
+                remediation_db=Path(text("REMEDIATION_DB", str(defaults.remediation_db))),
+                remediation_queue=text("REMEDIATION_QUEUE", defaults.remediation_queue),
+                verification_queue=text("VERIFICATION_QUEUE", defaults.verification_queue),
+                service_bus_namespace=env.get(
+                    "ServiceBusConnection__fullyQualifiedNamespace") or None,
+                worker_concurrency=_int(env, "WORKER_CONCURRENCY", 8, 1, 256),
+                max_delivery_count=_int(env, "MAX_DELIVERY_COUNT", 10, 1, 2000),
+                lock_duration=parse_duration(text("LOCK_DURATION", "5m")),
+                http_timeout=parse_duration(text("HTTP_TIMEOUT", "30s")),
+                http_max_retries=_int(env, "HTTP_MAX_RETRIES", 3, 0, 10),
+            )
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"REMEDIATION_MODE must be one of {', '.join(MODES)}")
+        for name, url in (("GRAPH_ENDPOINT", self.graph_endpoint),
+                          ("EXCHANGE_ENDPOINT", self.exchange_endpoint)):
+            parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+            if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
+                raise ConfigError(f"{name} must use https (plain http only for loopback)")
+        if self.sandbox_token and not self.uses_loopback_endpoints:
+            raise ConfigError("SANDBOX_TOKEN is honoured only when GRAPH_ENDPOINT and "
+                              "EXCHANGE_ENDPOINT are loopback addresses; unset it")
+
+
+def _host(url: str) -> str:
+    return (urlparse(url).hostname or "").lower()
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return int(raw)

@@ -1,0 +1,1 @@
+"""Pure domain model: requests, cases, errors, durations and passwords. No I/O."""

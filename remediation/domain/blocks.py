@@ -1,0 +1,19 @@
+"""Entries of Exchange Online's Restricted users list."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class BlockedSender:
+    sender_address: str
+    reason: str
+    created: datetime | None
+    changed: datetime | None = None
+    temporary: bool = False
+
+    def is_newer_than(self, known: datetime | None) -> bool:
+        """True when this entry is a block placed after the one we know about."""
+        if known is None or self.created is None:
+            return known is None
+        return self.created > known

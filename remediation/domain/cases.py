@@ -1,0 +1,122 @@
+"""Cases (one user, one block episode) and the steps journaled for them."""
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class CaseState(StrEnum):
+    RECEIVED = "received"
+    IN_PROGRESS = "in_progress"
+    AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_VERIFICATION = "awaiting_verification"
+    VERIFIED = "verified"
+    ESCALATED = "escalated"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+    PLANNED = "planned"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({CaseState.VERIFIED, CaseState.ESCALATED, CaseState.SKIPPED,
+                    CaseState.REJECTED, CaseState.PLANNED})
+
+
+class StepStatus(StrEnum):
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One journal line: what was attempted, when, and how it went. Never a secret."""
+
+    name: str
+    status: StepStatus
+    at: datetime
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status.value, "at": self.at.isoformat(),
+                "detail": self.detail, "data": self.data}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Step":
+        return cls(name=raw["name"], status=StepStatus(raw["status"]),
+                   at=datetime.fromisoformat(raw["at"]), detail=raw.get("detail", ""),
+                   data=dict(raw.get("data") or {}))
+
+
+@dataclass(frozen=True)
+class Case:
+    """The record of one remediation. ``version`` guards against lost updates."""
+
+    case_id: str
+    user: str
+    state: CaseState
+    created_at: datetime
+    updated_at: datetime
+    source: str = "manual"
+    reason: str | None = None
+    requested_by: str | None = None
+    alert_ids: tuple[str, ...] = ()
+    request_ids: tuple[str, ...] = ()
+    force: bool = False
+    user_id: str | None = None
+    sender: str | None = None
+    block_created: datetime | None = None
+    unblocked_at: datetime | None = None
+    version: int = 0
+    steps: tuple[Step, ...] = ()
+
+    def evolve(self, **changes: Any) -> "Case":
+        return replace(self, **changes)
+
+    def done(self, step_name: str) -> Step | None:
+        """The step's ``done`` record, if a previous attempt finished it."""
+        for step in reversed(self.steps):
+            if step.name == step_name and step.status is StepStatus.DONE:
+                return step
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field but the steps, as JSON-ready values."""
+        return {
+            "case_id": self.case_id, "user": self.user, "state": self.state.value,
+            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
+            "source": self.source, "reason": self.reason, "requested_by": self.requested_by,
+            "alert_ids": list(self.alert_ids), "request_ids": list(self.request_ids),
+            "force": self.force, "user_id": self.user_id, "sender": self.sender,
+            "block_created": _iso(self.block_created), "unblocked_at": _iso(self.unblocked_at),
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], steps: tuple[Step, ...] = ()) -> "Case":
+        return cls(
+            case_id=raw["case_id"], user=raw["user"], state=CaseState(raw["state"]),
+            created_at=datetime.fromisoformat(raw["created_at"]),
+            updated_at=datetime.fromisoformat(raw["updated_at"]),
+            source=raw.get("source", "manual"), reason=raw.get("reason"),
+            requested_by=raw.get("requested_by"), alert_ids=tuple(raw.get("alert_ids", ())),
+            request_ids=tuple(raw.get("request_ids", ())), force=bool(raw.get("force", False)),
+            user_id=raw.get("user_id"), sender=raw.get("sender"),
+            block_created=_parse(raw.get("block_created")),
+            unblocked_at=_parse(raw.get("unblocked_at")),
+            version=int(raw.get("version", 0)), steps=steps,
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

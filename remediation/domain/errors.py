@@ -1,0 +1,33 @@
+"""The two kinds of failure the workflow distinguishes, and invalid input.
+
+Adapters translate their SDK's exceptions into these at the boundary, so the core decides
+what to do (retry, escalate, reject) without knowing which service failed.
+"""
+
+
+class RemediationError(Exception):
+    """Base class; ``reason`` is safe to journal and show to an operator."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientError(RemediationError):
+    """Worth retrying later: throttling, 5xx, timeouts, connection failures."""
+
+
+class PermanentError(RemediationError):
+    """Retrying cannot help (403, unknown user, unblock limit): a human must act."""
+
+
+class InvalidRequest(ValueError):
+    """A request or message that cannot be accepted; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConcurrentUpdate(RemediationError):
+    """Another writer changed the case since it was read (optimistic concurrency)."""

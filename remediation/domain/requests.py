@@ -1,0 +1,153 @@
+"""Remediation requests: what arrives, from a person, an alert or the Restricted users sweep.
+
+Parsing is strict on purpose: a queue is a public door for anyone with send rights, so
+anything unexpected is refused with a reason instead of being guessed at.
+"""
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from remediation.domain.errors import InvalidRequest
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_ALERT_IDS = 100
+SCHEMA_VERSION = 1
+
+SOURCES = ("manual", "alert", "restricted-list")
+
+_EMAIL = re.compile(
+    r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_OBJECT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_TEXT_LIMITS = {"reason": 1000, "requested_by": 256}
+_FIELDS = frozenset({"schema", "user", "reason", "requested_by", "alert_ids", "force", "source",
+                     "request_id"})
+
+
+@dataclass(frozen=True)
+class RemediationRequest:
+    """Secure and unblock one account. ``user`` is a normalised address or object id."""
+
+    user: str
+    reason: str | None = None
+    requested_by: str | None = None
+    alert_ids: tuple[str, ...] = field(default_factory=tuple)
+    force: bool = False
+    source: str = "manual"
+    request_id: str | None = None
+
+    def to_json(self) -> str:
+        """The queue body: a schema version plus every field that is set."""
+        body: dict[str, Any] = {"schema": SCHEMA_VERSION, "user": self.user, "source": self.source}
+        if self.reason is not None:
+            body["reason"] = self.reason
+        if self.requested_by is not None:
+            body["requested_by"] = self.requested_by
+        if self.alert_ids:
+            body["alert_ids"] = list(self.alert_ids)
+        if self.force:
+            body["force"] = True
+        if self.request_id is not None:
+            body["request_id"] = self.request_id
+        return json.dumps(body, separators=(",", ":"))
+
+
+def normalise_user(value: object) -> str:
+    """Lower-case and check an address or object id; raise InvalidRequest if it is neither."""
+    if not isinstance(value, str):
+        raise InvalidRequest("'user' must be a string: an email address or an object id")
+    user = value.strip().lower()
+    if not user:
+        raise InvalidRequest("'user' is empty")
+    if len(user) > 254 or not (_EMAIL.match(user) or _OBJECT_ID.match(user)):
+        raise InvalidRequest(
+            f"'user' must be an email address or an object id, got {describe(value)}"
+        )
+    return user
+
+
+def parse_request(body: bytes | str | Mapping[str, Any]) -> RemediationRequest:
+    """Parse and validate a request body (JSON text, bytes, or an already decoded object)."""
+    fields = body if isinstance(body, Mapping) else _decode(body)
+    unknown = sorted(set(fields) - _FIELDS)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(describe(name) for name in unknown)}")
+    if "user" not in fields:
+        raise InvalidRequest("'user' is required")
+    schema = fields.get("schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION or isinstance(schema, bool):
+        raise InvalidRequest(f"unsupported schema {describe(schema)}; this worker reads schema 1")
+    source = fields.get("source", "manual")
+    if source not in SOURCES:
+        raise InvalidRequest(
+            f"'source' must be one of {', '.join(SOURCES)}, got {describe(source)}")
+    force = fields.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidRequest("'force' must be true or false")
+    request_id = fields.get("request_id")
+    if request_id is not None and not (isinstance(request_id, str) and _TOKEN.match(request_id)):
+        raise InvalidRequest("'request_id' must be up to 200 letters, digits or ._:@/+=-")
+    return RemediationRequest(
+        user=normalise_user(fields["user"]),
+        reason=_optional_text(fields, "reason"),
+        requested_by=_optional_text(fields, "requested_by"),
+        alert_ids=_alert_ids(fields.get("alert_ids")),
+        force=force,
+        source=source,
+        request_id=request_id,
+    )
+
+
+def _decode(body: bytes | str) -> Mapping[str, Any]:
+    raw = body.encode() if isinstance(body, str) else body
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        decoded = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise InvalidRequest(f"body is not valid JSON ({type(error).__name__})") from None
+    if not isinstance(decoded, dict):
+        raise InvalidRequest(f"body must be a JSON object, got {type(decoded).__name__}")
+    return decoded
+
+
+def _optional_text(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{name}' must be a string")
+    if len(value) > _TEXT_LIMITS[name]:
+        raise InvalidRequest(f"'{name}' is longer than {_TEXT_LIMITS[name]} characters")
+    if _CONTROL.search(value):
+        raise InvalidRequest(f"'{name}' contains control characters")
+    return value.strip() or None
+
+
+def _alert_ids(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise InvalidRequest("'alert_ids' must be a list of strings")
+    if len(value) > MAX_ALERT_IDS:
+        raise InvalidRequest(f"'alert_ids' has more than {MAX_ALERT_IDS} entries")
+    ids: list[str] = []
+    for item in value:
+        if not (isinstance(item, str) and _TOKEN.match(item)):
+            raise InvalidRequest(f"'alert_ids' entry {describe(item)} is not a valid alert id")
+        if item not in ids:
+            ids.append(item)
+    return tuple(ids)
+
+
+def describe(value: object, limit: int = 60) -> str:
+    """A short, printable rendering of untrusted input for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

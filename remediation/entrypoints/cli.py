@@ -1,0 +1,166 @@
+"""The ``remediation`` command line (also ``python -m remediation``)."""
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Sequence
+
+from remediation.config import ConfigError, Settings
+from remediation.domain.errors import InvalidRequest
+from remediation.domain.requests import parse_request
+from remediation.logsafety import configure_logging
+
+log = logging.getLogger("remediation.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        result: int = args.command(args)
+        return result
+    except (ConfigError, InvalidRequest) as error:
+        print(f"remediation: {getattr(error, 'reason', error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="remediation",
+        description="Secure and unblock Microsoft 365 accounts restricted for sending spam.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run everything against the built-in sandbox tenant")
+    demo.set_defaults(command=_demo)
+
+    run = commands.add_parser("run", help="process the local queue against the configured tenant")
+    run.add_argument("--until-idle", action="store_true",
+                     help="exit once nothing is queued or scheduled (0 if every case is final)")
+    run.set_defaults(command=_run)
+
+    enqueue = commands.add_parser("enqueue", help="request remediation of one account by hand")
+    enqueue.add_argument("--user", required=True, help="email address or object id")
+    enqueue.add_argument("--reason", help="why (kept in the journal)")
+    enqueue.add_argument("--requested-by", help="who asks (default: your login@host)")
+    enqueue.add_argument("--alert-id", action="append", default=[], dest="alert_ids",
+                         help="a Defender alert id this request answers (repeatable)")
+    enqueue.add_argument("--force", action="store_true",
+                         help="start a new case even if one is open or recently verified")
+    enqueue.set_defaults(command=_enqueue)
+
+    status = commands.add_parser("status", help="show cases and their steps")
+    status.add_argument("--user", help="only this account, with every step")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(command=_status)
+
+    sandbox = commands.add_parser("sandbox", help="serve the sandbox tenant alone")
+    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.set_defaults(command=_sandbox)
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from remediation.entrypoints.demo import main as demo_main
+
+    return demo_main(sys.stdout)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    return asyncio.run(_run_worker(settings, until_idle=args.until_idle))
+
+
+async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
+    from remediation.bootstrap import bootstrap
+
+    app = bootstrap(settings)
+    try:
+        await app.worker().run(until_idle=until_idle)
+        if not until_idle:
+            return 0
+        open_cases = [c for c in await app.journal.list_cases() if not c.state.is_final]
+        for case in open_cases:
+            log.warning("case %s for %s is still %s", case.case_id, case.user, case.state.value)
+        return 1 if open_cases else 0
+    finally:
+        await app.aclose()
+
+
+def _enqueue(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if settings.service_bus_namespace:
+        raise ConfigError("sending to Service Bus is not available in this version; "
+                          "unset ServiceBusConnection__fullyQualifiedNamespace to use the "
+                          "local queue")
+    request = parse_request({
+        "user": args.user, "reason": args.reason, "alert_ids": args.alert_ids,
+        "requested_by": args.requested_by or f"{getpass.getuser()}@{socket.gethostname()}",
+        "force": args.force, "source": "manual", "request_id": uuid.uuid4().hex})
+    return asyncio.run(_send(settings, request))
+
+
+async def _send(settings: Settings, request: object) -> int:
+    from remediation.adapters.local_queue import LocalRequestSender
+    from remediation.adapters.sqlite_db import SqliteDatabase
+    from remediation.adapters.sqlite_queue import SqliteQueue
+    from remediation.domain.requests import RemediationRequest
+
+    assert isinstance(request, RemediationRequest)
+    database = SqliteDatabase(settings.remediation_db)
+    try:
+        queue = SqliteQueue(database, max_delivery_count=settings.max_delivery_count)
+        message_id = await LocalRequestSender(queue, settings.remediation_queue).send(request)
+    finally:
+        database.close()
+    print(f"queued request {message_id} for {request.user} on {settings.remediation_db}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    return asyncio.run(_show(settings, user=args.user, as_json=args.json))
+
+
+async def _show(settings: Settings, *, user: str | None, as_json: bool) -> int:
+    from remediation.adapters.sqlite_db import SqliteDatabase
+    from remediation.adapters.sqlite_journal import SqliteJournal
+    from remediation.domain.requests import normalise_user
+    from remediation.entrypoints.report import case_details, cases_as_json, cases_as_table
+
+    database = SqliteDatabase(settings.remediation_db)
+    try:
+        cases = await SqliteJournal(database).list_cases(
+            normalise_user(user) if user else None)
+    finally:
+        database.close()
+    if as_json:
+        print(cases_as_json(cases))
+    elif user:
+        print("\n\n".join(case_details(case) for case in cases) or f"no cases for {user}")
+    else:
+        print(cases_as_table(cases) if cases else "no cases")
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from remediation.sandbox import demo_tenant
+    from remediation.sandbox.server import serve_forever
+
+    tenant = demo_tenant()
+    if os.environ.get("SANDBOX_TOKEN"):
+        tenant.token = os.environ["SANDBOX_TOKEN"]
+    url = f"http://127.0.0.1:{args.port}"
+    print(f"sandbox tenant serving on {url}; point the worker at it with:\n"
+          f"  export AZURE_TENANT_ID={tenant.tenant_id} GRAPH_ENDPOINT={url} "
+          f"EXCHANGE_ENDPOINT={url}\n  and SANDBOX_TOKEN set to the same value as here "
+          "(default: see README)", file=sys.stderr)
+    asyncio.run(serve_forever(tenant, "127.0.0.1", args.port))
+    return 0

@@ -1,0 +1,17 @@
+"""A local stand-in for a Microsoft 365 tenant: the Graph and Exchange REST subset we use."""
+
+from remediation.sandbox.faults import Fault
+from remediation.sandbox.seed import demo_tenant
+from remediation.sandbox.server import SandboxServer, serve_forever
+from remediation.sandbox.state import BlockBehaviour, RecordedRequest, SandboxTenant, SandboxUser
+
+__all__ = [
+    "BlockBehaviour",
+    "Fault",
+    "RecordedRequest",
+    "SandboxServer",
+    "SandboxTenant",
+    "SandboxUser",
+    "demo_tenant",
+    "serve_forever",
+]

@@ -1,0 +1,72 @@
+"""Fault rules: which requests to delay or answer with an error instead of the real handler."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
+
+
+@dataclass
+class Fault:
+    status: int | None = None
+    method: str | None = None
+    path: str | None = None
+    cmdlet: str | None = None
+    target: str | None = None
+    times: int | None = 1
+    retry_after: float | None = None
+    delay: float = 0.0
+    code: str = "ServiceUnavailable"
+    message: str = "injected fault"
+
+    def exhausted(self) -> bool:
+        return self.times is not None and self.times <= 0
+
+    def matches(self, method: str, path: str, cmdlet: str | None, target: str | None) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        if self.path is not None and re.search(self.path, path) is None:
+            return False
+        if self.cmdlet is not None and (cmdlet or "").lower() != self.cmdlet.lower():
+            return False
+        return self.target is None or (target or "").lower() == self.target.lower()
+
+    def consume(self) -> None:
+        if self.times is not None:
+            self.times -= 1
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        seconds = self.retry_after
+        text = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+        return {"Retry-After": text}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Fault:
+        """Build from a JSON object with the field names; unknown names raise ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError("a fault is a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        hints = get_type_hints(cls)
+        fault = cls(**{name: _typed(name, value, hints[name]) for name, value in data.items()})
+        if fault.path is not None:
+            try:
+                re.compile(fault.path)
+            except re.error as error:
+                raise ValueError(f"fault path is not a regular expression: {error}") from None
+        return fault
+
+
+def _typed(name: str, value: Any, expected: Any) -> Any:
+    # No fault field is a flag; JSON has one number type, so 3 stands for 3.0 too.
+    if not isinstance(value, bool):
+        if isinstance(value, expected):
+            return value
+        if isinstance(value, int) and isinstance(1.0, expected):
+            return float(value)
+    raise ValueError(f"fault field {name!r} cannot be {value!r}")

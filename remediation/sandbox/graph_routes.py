@@ -1,0 +1,151 @@
+"""Microsoft Graph directory routes: users and their passwords, sessions, groups, rules."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from remediation.sandbox.context import CALL, TENANT, user_key
+from remediation.sandbox.errors import graph_error
+from remediation.sandbox.state import ROLE_NAMES, TenantError
+
+_ROLE_NAMESPACE = uuid.UUID("5d1c52a4-54a4-4d5c-9a53-1f7a4a3c9b10")
+
+routes = web.RouteTableDef()
+
+
+def graph_root(request: web.Request) -> str:
+    return f"{request.url.origin()}/v1.0"
+
+
+def refusal(error: TenantError) -> web.Response:
+    return graph_error(error.status, error.code, error.message)
+
+
+def _not_found(segment: str) -> web.Response:
+    return graph_error(
+        404, "Request_ResourceNotFound",
+        f"Resource '{segment}' does not exist or one of its queried reference-property "
+        "objects are not present.")
+
+
+@routes.get("/v1.0/users/{user}")
+async def get_user(request: web.Request) -> web.Response:
+    key = user_key(request.match_info["user"])
+    try:
+        user = request.app[TENANT].user(key)
+    except KeyError:
+        return _not_found(key)
+    # $select is ignored: returning more properties than asked never breaks a client.
+    return web.json_response({
+        "@odata.context": f"{graph_root(request)}/$metadata#users/$entity",
+        "id": user.id,
+        "userPrincipalName": user.user_principal_name,
+        "mail": user.user_principal_name,
+        "displayName": user.display_name,
+        "accountEnabled": user.account_enabled,
+        "onPremisesSyncEnabled": user.on_premises_sync_enabled,
+        "userType": user.user_type,
+    })
+
+
+@routes.patch("/v1.0/users/{user}")
+async def patch_user(request: web.Request) -> web.Response:
+    key = user_key(request.match_info["user"])
+    body = request[CALL].body
+    profile = body.get("passwordProfile") if isinstance(body, dict) else None
+    if not isinstance(profile, dict):
+        return graph_error(400, "Request_BadRequest",
+                           "The sandbox only supports updating passwordProfile.")
+    try:
+        request.app[TENANT].reset_password(
+            key, profile.get("password"), bool(profile.get("forceChangePasswordNextSignIn", False)))
+    except TenantError as error:
+        return refusal(error)
+    return web.Response(status=204)
+
+
+@routes.post("/v1.0/users/{user}/revokeSignInSessions")
+async def revoke_sessions(request: web.Request) -> web.Response:
+    try:
+        request.app[TENANT].revoke_sessions(user_key(request.match_info["user"]))
+    except TenantError as error:
+        return refusal(error)
+    return web.json_response({
+        "@odata.context": f"{graph_root(request)}/$metadata#Edm.Boolean",
+        "value": True,
+    })
+
+
+@routes.get("/v1.0/users/{user}/transitiveMemberOf")
+async def transitive_member_of(request: web.Request) -> web.Response:
+    tenant = request.app[TENANT]
+    key = user_key(request.match_info["user"])
+    try:
+        user = tenant.user(key)
+    except KeyError:
+        return _not_found(key)
+    groups: list[dict[str, Any]] = [
+        {"@odata.type": "#microsoft.graph.group", "id": group_id,
+         "displayName": tenant.groups.get(group_id, group_id)}
+        for group_id in user.group_ids
+    ]
+    roles: list[dict[str, Any]] = [
+        {"@odata.type": "#microsoft.graph.directoryRole",
+         "id": str(uuid.uuid5(_ROLE_NAMESPACE, template_id)),
+         "displayName": ROLE_NAMES.get(template_id, "Directory role"),
+         "roleTemplateId": template_id}
+        for template_id in user.role_template_ids
+    ]
+    return web.json_response({
+        "@odata.context": f"{graph_root(request)}/$metadata#directoryObjects",
+        "value": groups + roles,
+    })
+
+
+@routes.get("/v1.0/users/{user}/mailFolders/{folder}/messageRules")
+async def list_rules(request: web.Request) -> web.Response:
+    key = user_key(request.match_info["user"])
+    if request.match_info["folder"].lower() != "inbox":
+        return _folder_not_found()
+    try:
+        rules = request.app[TENANT].inbox_rules(key)
+    except TenantError as error:
+        return refusal(error)
+    return web.json_response({
+        "@odata.context": f"{graph_root(request)}/$metadata#users('{key}')/mailFolders('inbox')"
+                          "/messageRules",
+        "value": rules,
+    })
+
+
+@routes.patch("/v1.0/users/{user}/mailFolders/{folder}/messageRules/{rule}")
+async def update_rule(request: web.Request) -> web.Response:
+    if request.match_info["folder"].lower() != "inbox":
+        return _folder_not_found()
+    body = request[CALL].body
+    if not isinstance(body, dict):
+        return graph_error(400, "RequestBodyRead", "A JSON object is expected.")
+    changes = {name: value for name, value in body.items() if not name.startswith("@odata.")}
+    try:
+        rule = request.app[TENANT].update_rule(
+            user_key(request.match_info["user"]), request.match_info["rule"], changes)
+    except TenantError as error:
+        return refusal(error)
+    return web.json_response(rule)
+
+
+@routes.get("/v1.0/domains")
+async def list_domains(request: web.Request) -> web.Response:
+    domains = request.app[TENANT].domains
+    return web.json_response({
+        "@odata.context": f"{graph_root(request)}/$metadata#domains",
+        "value": [{"id": domain, "isVerified": True, "isDefault": index == 0}
+                  for index, domain in enumerate(domains)],
+    })
+
+
+def _folder_not_found() -> web.Response:
+    return graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")

@@ -1,0 +1,210 @@
+"""The sandbox tenant's HTTP server: app factory, middleware and runners."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import threading
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from remediation.sandbox import alert_routes, control_routes, exchange_routes, graph_routes
+from remediation.sandbox.context import CALL, CONTROL_PREFIX, TENANT, describe
+from remediation.sandbox.errors import error_for_path, graph_error, is_exchange_path
+from remediation.sandbox.state import RecordedRequest, SandboxTenant
+
+logger = logging.getLogger(__name__)
+
+# nginx's "client closed request": what the log shows for a request abandoned mid-answer.
+CLIENT_CLOSED = 499
+_SHUTDOWN_TIMEOUT = 0.25
+
+
+def create_app(tenant: SandboxTenant) -> web.Application:
+    app = web.Application(middlewares=[record, authenticate, inject_faults])
+    app[TENANT] = tenant
+    for table in (control_routes.routes, graph_routes.routes, alert_routes.routes,
+                  exchange_routes.routes):
+        app.add_routes(table)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+@web.middleware
+async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(CONTROL_PREFIX):
+        return await handler(request)
+    arrived = time.monotonic()
+    tenant = request.app[TENANT]
+    call = describe(request.path, await request.read(), tenant.address_of)
+    request[CALL] = call
+    status = CLIENT_CLOSED
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    except Exception:
+        status = 500
+        raise
+    finally:
+        tenant.record(RecordedRequest(
+            at=arrived,
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            body=call.body,
+            status=status,
+            cmdlet=call.cmdlet,
+            target=call.target,
+            headers={name: value for name, value in request.headers.items()
+                     if name.lower() != "authorization"},
+        ))
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(CONTROL_PREFIX):
+        return await handler(request)
+    expected = f"Bearer {request.app[TENANT].token}"
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+    return await handler(request)
+
+
+@web.middleware
+async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(CONTROL_PREFIX):
+        return await handler(request)
+    tenant = request.app[TENANT]
+    if tenant.latency:
+        await asyncio.sleep(tenant.latency)
+    call = request[CALL]
+    fault = tenant.take_fault(request.method, request.path, call.cmdlet, call.target)
+    if fault is None:
+        return await handler(request)
+    if fault.delay:
+        await asyncio.sleep(fault.delay)
+    if fault.status is None:
+        return await handler(request)
+    return error_for_path(request.path, fault.status, fault.code, fault.message, fault.headers())
+
+
+async def not_found(request: web.Request) -> web.Response:
+    if is_exchange_path(request.path):
+        return error_for_path(request.path, 404, "NotFound", "The resource was not found.")
+    if request.path.startswith("/v1.0/"):
+        return graph_error(404, "UnknownError", "Resource not found for the segment.")
+    return web.json_response({"error": "not found"}, status=404)
+
+
+class SandboxServer:
+    """Serves a tenant on a local port, in the caller's event loop or in a thread of its own."""
+
+    def __init__(self, tenant: SandboxTenant, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.tenant = tenant
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("the sandbox server is not running")
+        return self._base_url
+
+    @property
+    def graph_url(self) -> str:
+        return self.base_url
+
+    @property
+    def exchange_url(self) -> str:
+        return self.base_url
+
+    async def start(self) -> str:
+        runner = web.AppRunner(
+            create_app(self.tenant),
+            access_log=None,
+            handler_cancellation=True,  # a client that gives up on a delayed answer frees it
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self._base_url = f"http://{_url_host(str(host))}:{port}"
+        return self._base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner = None
+        self._base_url = None
+
+    def start_in_thread(self) -> str:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as error:  # handed to the caller below
+                failures.append(error)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=run, name="sandbox-tenant", daemon=True)
+        thread.start()
+        ready.wait()
+        if failures:
+            thread.join()
+            raise failures[0]
+        self._loop, self._thread = loop, thread
+        return self.base_url
+
+    def stop_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.stop(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        self._loop = self._thread = None
+
+
+async def serve_forever(tenant: SandboxTenant, host: str = "127.0.0.1", port: int = 8080) -> None:
+    server = SandboxServer(tenant, host, port)
+    url = await server.start()
+    logger.info("sandbox tenant listening on %s", url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+def _url_host(host: str) -> str:
+    if not host or ipaddress.ip_address(host).is_unspecified:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

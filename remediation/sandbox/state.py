@@ -1,0 +1,404 @@
+"""The sandbox tenant's state: users, groups, blocks, alerts, faults and the request log.
+
+Every method takes the tenant's lock: the server runs in its own thread while tests read and
+change the tenant from theirs.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
+from remediation.sandbox.faults import Fault
+
+DEFAULT_TENANT_ID = "8f6d1c2e-5b4a-4e3f-9a1b-7c2d3e4f5a6b"
+DEFAULT_BLOCK_REASON = (
+    "ExceedingLimitType=External;InternalRecipientCountToday=0;ExternalRecipientCountToday=612"
+)
+COMPLEXITY_REFUSAL = (
+    "The specified password does not comply with password complexity requirements. "
+    "Please provide a different password."
+)
+# Not a secret: the one bearer token every sandbox request must carry.
+SANDBOX_BEARER = "sandbox-token"
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+# Directory role template ids are the same in every tenant.
+ROLE_NAMES = {
+    GLOBAL_ADMINISTRATOR: "Global Administrator",
+    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
+    "29232cdf-9323-42fd-ade2-1d097af3e4de": "Exchange Administrator",
+    "194ae4cb-b126-40b2-bd5b-6091b380977d": "Security Administrator",
+    "729827e3-9c14-49f7-bb1b-9608f156bbb8": "Helpdesk Administrator",
+    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
+}
+NOT_FOUND_EXCEPTION = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
+
+
+class TenantError(Exception):
+    """A refusal the real service answers with an error; the route gives it the body's shape."""
+
+    def __init__(self, status: int, code: str, message: str, exception_type: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        # Exchange prefixes its detail messages with the .NET exception type.
+        self.exception_type = exception_type
+
+
+@dataclass
+class SandboxUser:
+    user_principal_name: str
+    display_name: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    account_enabled: bool = True
+    on_premises_sync_enabled: bool | None = None
+    user_type: str = "Member"
+    group_ids: list[str] = field(default_factory=list)
+    role_template_ids: list[str] = field(default_factory=list)
+    reset_forbidden: bool = False
+    unblock_limit_reached: bool = False
+    forwarding_smtp_address: str | None = None
+    forwarding_address: str | None = None
+    deliver_to_mailbox_and_forward: bool = False
+    inbox_rules: list[dict[str, Any]] = field(default_factory=list)
+    # Holds the passwords themselves, so keep it out of repr (and so out of test failure output).
+    password_changes: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    sessions_revoked: int = 0
+
+    def __post_init__(self) -> None:
+        self.user_principal_name = self.user_principal_name.lower()
+
+
+@dataclass
+class BlockBehaviour:
+    linger_reads: int = 0
+    reblock_after_reads: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    at: float
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any = field(repr=False)
+    status: int
+    cmdlet: str | None
+    target: str | None
+    headers: dict[str, str]
+
+
+@dataclass
+class _Block:
+    reason: str
+    created: datetime
+    behaviour: BlockBehaviour
+    listed: bool = True
+    linger_left: int = 0
+    reblock_left: int | None = None  # reads of this sender still to pass before a new block
+
+    def visible(self) -> bool:
+        return self.listed or self.linger_left > 0
+
+    def entry(self, sender: str) -> dict[str, Any]:
+        stamp = graph_timestamp(self.created)
+        return {
+            "SenderAddress": sender,
+            "Reason": self.reason,
+            "CreatedDatetime": stamp,
+            "ChangedDatetime": stamp,
+            "TemporaryBlock": False,
+        }
+
+
+class SandboxTenant:
+    """One fake Microsoft 365 tenant: what the Graph and Exchange routes read and change."""
+
+    def __init__(
+        self,
+        tenant_id: str = DEFAULT_TENANT_ID,
+        domains: list[str] | None = None,
+        token: str = SANDBOX_BEARER,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.domains = list(domains) if domains is not None else ["contoso.com"]
+        self.token = token
+        self.latency = 0.0
+        self.alert_page_size = 50
+        self.exchange_page_size = 1000
+        self.groups: dict[str, str] = {}
+        self.removals: list[tuple[str, str | None]] = []
+        self._lock = threading.RLock()
+        self._users: dict[str, SandboxUser] = {}
+        self._blocks: dict[str, _Block] = {}
+        self._alerts: dict[str, dict[str, Any]] = {}
+        self._faults: list[Fault] = []
+        self._requests: list[RecordedRequest] = []
+
+    # --- directory -------------------------------------------------------------------------
+
+    def add_user(self, user: SandboxUser) -> SandboxUser:
+        with self._lock:
+            self._users[user.id] = user
+            return user
+
+    def add_group(self, group_id: str, name: str) -> None:
+        with self._lock:
+            self.groups[group_id] = name
+
+    def user(self, address_or_id: str) -> SandboxUser:
+        key = address_or_id.lower()
+        with self._lock:
+            if address_or_id in self._users:
+                return self._users[address_or_id]
+            for user in self._users.values():
+                if user.user_principal_name == key or user.id.lower() == key:
+                    return user
+        raise KeyError(address_or_id)
+
+    def address_of(self, address_or_id: str) -> str:
+        """The address of the user with this id or address; anything else as given."""
+        user = self._user_or_none(address_or_id)
+        return user.user_principal_name if user is not None else address_or_id
+
+    def reset_password(self, address_or_id: str, password: Any, force_change: bool) -> None:
+        with self._lock:
+            user = self._graph_user(address_or_id)
+            if user.reset_forbidden:
+                raise TenantError(403, "Authorization_RequestDenied",
+                                  "Insufficient privileges to complete the operation.")
+            if user.on_premises_sync_enabled:
+                raise TenantError(
+                    400, "Request_BadRequest",
+                    "Unable to update the specified properties for on-premises mastered "
+                    "Directory Sync objects or objects currently undergoing migration.")
+            if not isinstance(password, str) or not _complex_enough(password):
+                raise TenantError(400, "Request_BadRequest", COMPLEXITY_REFUSAL)
+            user.password_changes.append(
+                {"password": password, "forceChangePasswordNextSignIn": force_change})
+
+    def revoke_sessions(self, address_or_id: str) -> None:
+        with self._lock:
+            self._graph_user(address_or_id).sessions_revoked += 1
+
+    def inbox_rules(self, address_or_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._graph_user(address_or_id).inbox_rules)
+
+    def update_rule(self, address_or_id: str, rule_id: str,
+                    changes: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            user = self._graph_user(address_or_id)
+            for rule in user.inbox_rules:
+                if rule.get("id") == rule_id:
+                    rule.update(changes)
+                    return copy.deepcopy(rule)
+        raise TenantError(404, "ErrorItemNotFound",
+                          "The specified object was not found in the store.")
+
+    def _graph_user(self, address_or_id: str) -> SandboxUser:
+        try:
+            return self.user(address_or_id)
+        except KeyError:
+            raise TenantError(
+                404, "Request_ResourceNotFound",
+                f"Resource '{address_or_id}' does not exist or one of its queried "
+                "reference-property objects are not present.") from None
+
+    # --- Exchange: restricted senders and mailboxes ----------------------------------------
+
+    def block(
+        self,
+        address: str,
+        *,
+        reason: str = DEFAULT_BLOCK_REASON,
+        created: datetime | None = None,
+        behaviour: BlockBehaviour | None = None,
+    ) -> None:
+        with self._lock:
+            self._blocks[address.lower()] = _Block(
+                reason=reason, created=created or utc_now(),
+                behaviour=behaviour or BlockBehaviour())
+
+    def blocked_addresses(self) -> list[str]:
+        with self._lock:
+            return [sender for sender, block in self._sorted_blocks() if block.visible()]
+
+    def blocked_entries(self) -> list[dict[str, Any]]:
+        """Every listed entry, as Get-BlockedSenderAddress without a sender; consumes no read."""
+        with self._lock:
+            return [block.entry(sender) for sender, block in self._sorted_blocks()
+                    if block.visible()]
+
+    def read_block(self, address: str) -> list[dict[str, Any]]:
+        """Get-BlockedSenderAddress naming one sender: consumes one linger or re-block read."""
+        sender = address.lower()
+        with self._lock:
+            block = self._blocks.get(sender)
+            if block is None:
+                return []
+            if block.listed:
+                return [block.entry(sender)]
+            if block.linger_left > 0:
+                block.linger_left -= 1
+                return [block.entry(sender)]
+            if block.reblock_left is None:
+                return []
+            if block.reblock_left > 0:
+                block.reblock_left -= 1
+                return []
+            created = max(utc_now(), block.created + timedelta(seconds=1))
+            renewed = _Block(reason=block.reason, created=created, behaviour=BlockBehaviour())
+            self._blocks[sender] = renewed
+            return [renewed.entry(sender)]
+
+    def remove_block(self, address: str, reason: str | None) -> None:
+        sender = address.lower()
+        with self._lock:
+            block = self._blocks.get(sender)
+            if block is None or not block.visible():
+                raise TenantError(
+                    400, "ManagementObjectNotFound",
+                    f"The operation couldn't be performed because object '{address}' "
+                    "couldn't be found.", NOT_FOUND_EXCEPTION)
+            user = self._user_or_none(sender)
+            if user is not None and user.unblock_limit_reached:
+                raise TenantError(
+                    400, "BadRequest",
+                    f"The user {address} has reached the limit of unblocks for this period. "
+                    "Please contact Microsoft support.",
+                    "Microsoft.Exchange.Management.Tasks.UnblockLimitExceededException")
+            self.removals.append((sender, reason))
+            # Removing an entry that only lingers changes nothing: the service already let go.
+            if block.listed:
+                block.listed = False
+                block.linger_left = block.behaviour.linger_reads
+                block.reblock_left = block.behaviour.reblock_after_reads
+
+    def mailbox(self, identity: str) -> SandboxUser:
+        with self._lock:
+            user = self._user_or_none(identity)
+        if user is None:
+            raise TenantError(
+                400, "ManagementObjectNotFound",
+                f"The operation couldn't be performed because object '{identity}' "
+                "couldn't be found.", NOT_FOUND_EXCEPTION)
+        return user
+
+    def set_mailbox(self, identity: str, parameters: dict[str, Any]) -> None:
+        with self._lock:
+            user = self.mailbox(identity)
+            if "ForwardingSmtpAddress" in parameters:
+                value = parameters["ForwardingSmtpAddress"]
+                user.forwarding_smtp_address = _strip_smtp(value) if value else None
+            if "ForwardingAddress" in parameters:
+                user.forwarding_address = parameters["ForwardingAddress"] or None
+            if "DeliverToMailboxAndForward" in parameters:
+                user.deliver_to_mailbox_and_forward = bool(
+                    parameters["DeliverToMailboxAndForward"])
+
+    def _user_or_none(self, address_or_id: str) -> SandboxUser | None:
+        try:
+            return self.user(address_or_id)
+        except KeyError:
+            return None
+
+    def _sorted_blocks(self) -> list[tuple[str, _Block]]:
+        return sorted(self._blocks.items(), key=lambda item: (item[1].created, item[0]))
+
+    # --- Defender alerts -------------------------------------------------------------------
+
+    def add_alert(self, alert: dict[str, Any]) -> None:
+        if "id" not in alert:
+            raise ValueError("an alert needs an id")
+        with self._lock:
+            self._alerts[str(alert["id"])] = copy.deepcopy(alert)
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._alerts[alert_id])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert, oldest createdDateTime first."""
+        with self._lock:
+            alerts = copy.deepcopy(list(self._alerts.values()))
+        return sorted(alerts, key=_created_key)
+
+    def update_alert(self, alert_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            alert = self._alerts[alert_id]
+            alert.update(changes)
+            now = graph_timestamp(utc_now())
+            alert["lastUpdateDateTime"] = now
+            if changes.get("status") == "resolved":
+                alert["resolvedDateTime"] = now
+            return copy.deepcopy(alert)
+
+    def add_comment(self, alert_id: str, comment: str) -> list[dict[str, Any]]:
+        with self._lock:
+            alert = self._alerts[alert_id]
+            comments = alert.setdefault("comments", [])
+            comments.append({
+                "comment": comment,
+                "createdByDisplayName": "Automation",
+                "createdDateTime": graph_timestamp(utc_now()),
+            })
+            return copy.deepcopy(comments)
+
+    # --- faults and the request log --------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take_fault(self, method: str, path: str, cmdlet: str | None,
+                   target: str | None) -> Fault | None:
+        """The first live fault matching the request, with one of its uses spent."""
+        with self._lock:
+            for fault in self._faults:
+                if not fault.exhausted() and fault.matches(method, path, cmdlet, target):
+                    fault.consume()
+                    return fault
+        return None
+
+    def record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def requests(self) -> list[RecordedRequest]:
+        # Requests are recorded when answered; sort to give arrival order.
+        with self._lock:
+            return sorted(self._requests, key=lambda request: request.at)
+
+
+def _complex_enough(password: str) -> bool:
+    classes = [
+        any(c in string.ascii_lowercase for c in password),
+        any(c in string.ascii_uppercase for c in password),
+        any(c in string.digits for c in password),
+        any(not c.isalnum() for c in password),
+    ]
+    return len(password) >= 8 and sum(classes) >= 3
+
+
+def _strip_smtp(address: Any) -> str:
+    text = str(address)
+    return text[5:] if text.lower().startswith("smtp:") else text
+
+
+def _created_key(alert: dict[str, Any]) -> tuple[int, datetime | str]:
+    try:
+        return (1, parse_timestamp(str(alert["createdDateTime"])))
+    except (KeyError, ValueError):
+        return (0, "")

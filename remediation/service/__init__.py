@@ -1,0 +1,1 @@
+"""The workflow and its ports. Imports nothing from adapters or Azure SDKs."""

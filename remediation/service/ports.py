@@ -1,0 +1,63 @@
+"""The outside world as the workflow sees it. Adapters implement these; tests fake them."""
+
+from datetime import datetime
+from typing import Protocol
+
+from remediation.domain.blocks import BlockedSender
+from remediation.domain.cases import Case, Step
+from remediation.domain.directory import DirectoryUser
+from remediation.service.messages import VerificationCheck
+
+
+class Directory(Protocol):
+    """Microsoft Entra ID (Graph)."""
+
+    async def find_user(self, user: str) -> DirectoryUser:
+        """Raise PermanentError when no such user exists."""
+        ...
+
+    async def reset_password(self, user_id: str, password: str) -> None:
+        """Set a new password that must be changed at next sign-in."""
+        ...
+
+    async def revoke_sessions(self, user_id: str) -> None: ...
+
+
+class RestrictedSenders(Protocol):
+    """Exchange Online's Restricted users list."""
+
+    async def blocked_entries(self, sender: str) -> list[BlockedSender]: ...
+
+    async def unblock(self, sender: str, reason: str) -> None: ...
+
+
+class VerificationScheduler(Protocol):
+    """Delayed delivery of verification checks (Service Bus scheduled messages)."""
+
+    async def schedule(self, check: VerificationCheck, at: datetime) -> int:
+        """Return a sequence number that ``cancel`` accepts."""
+        ...
+
+    async def cancel(self, sequence_number: int) -> None: ...
+
+
+class Journal(Protocol):
+    """Cases and their steps. ``update_case`` refuses stale versions (ConcurrentUpdate)."""
+
+    async def add_case(self, case: Case) -> None: ...
+
+    async def update_case(self, case: Case) -> Case:
+        """Store ``case`` if its version is current; return it with the next version."""
+        ...
+
+    async def add_step(self, case_id: str, step: Step) -> None: ...
+
+    async def get_case(self, case_id: str) -> Case | None: ...
+
+    async def latest_case(self, user: str) -> Case | None: ...
+
+    async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

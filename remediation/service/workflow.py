@@ -1,0 +1,356 @@
+"""The remediation workflow: secure the account, lift the block, prove it stays lifted.
+
+Every step is journaled before and after it acts. A redelivered message finds the case by
+its request id and skips each step already journaled as done, so nothing runs twice.
+"""
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from remediation.domain.blocks import BlockedSender
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.durations import format_duration
+from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
+from remediation.domain.passwords import generate_password
+from remediation.domain.requests import RemediationRequest
+from remediation.service.messages import VerificationCheck
+from remediation.service.ports import (
+    Clock,
+    Directory,
+    Journal,
+    RestrictedSenders,
+    VerificationScheduler,
+)
+
+log = logging.getLogger(__name__)
+
+LOOKUP, RESET, REVOKE, UNBLOCK, SCHEDULE = (
+    "lookup_user", "reset_password", "revoke_sessions", "unblock", "schedule_verification")
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    verify_delays: tuple[timedelta, ...]
+
+    @property
+    def merge_window(self) -> timedelta:
+        """A finished case absorbs new requests for as long as it could still be verifying."""
+        return self.verify_delays[-1]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def new_case_id(now: datetime) -> str:
+    return f"{now:%Y%m%d}-{secrets.token_hex(4)}"
+
+
+class RemediationWorkflow:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        exchange: RestrictedSenders,
+        journal: Journal,
+        scheduler: VerificationScheduler,
+        clock: Clock,
+        settings: WorkflowSettings,
+    ) -> None:
+        self._directory = directory
+        self._exchange = exchange
+        self._journal = journal
+        self._scheduler = scheduler
+        self._clock = clock
+        self._settings = settings
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def remediate(self, request: RemediationRequest) -> Case:
+        """Handle one request: open (or resume, or merge into) a case and run its steps.
+
+        Raises TransientError when a retry later may succeed; permanent failures end the
+        case ``escalated`` and return normally.
+        """
+        if request.request_id is None:
+            raise InvalidRequest("a request needs a request_id before the workflow runs")
+        case, should_run = await self._case_for(request)
+        if not should_run or case.state.is_final:
+            return case
+        try:
+            return await self._secure_and_unblock(case)
+        except PermanentError as error:
+            return await self.escalate(case.case_id, error.reason)
+
+    async def reject(self, user: str, reason: str, source: str = "unknown") -> Case:
+        """Journal an invalid request as a ``rejected`` case so it is never lost silently."""
+        now = self._clock.now()
+        case = Case(case_id=new_case_id(now), user=user, state=CaseState.REJECTED,
+                    created_at=now, updated_at=now, source=source, reason=reason)
+        await self._journal.add_case(case)
+        await self._journal.add_step(case.case_id, Step("rejected", StepStatus.INFO, now, reason))
+        log.warning("rejected request for %s: %s", user, reason)
+        return case
+
+    async def give_up(self, request_id: str, user: str, reason: str) -> Case | None:
+        """Escalate the case of a message that is about to be dead-lettered."""
+        case = await self._journal.latest_case(user)
+        if case is None or request_id not in case.request_ids or case.state.is_final:
+            log.error("giving up on request %s for %s: %s", request_id, user, reason)
+            return case
+        return await self.escalate(case.case_id, reason)
+
+    async def escalate(self, case_id: str, reason: str) -> Case:
+        """End a case for a human to take over, and cancel checks it no longer needs."""
+        case = await self._require(case_id)
+        if case.state.is_final:
+            return case
+        case = await self._save(case, state=CaseState.ESCALATED, reason=reason)
+        await self._note(case, "escalated", StepStatus.INFO, reason)
+        await self._cancel_pending_checks(case, after_attempt=-1)
+        log.warning("case %s for %s escalated: %s", case.case_id, case.user, reason)
+        return await self._require(case_id)
+
+    async def _case_for(self, request: RemediationRequest) -> tuple[Case, bool]:
+        assert request.request_id is not None
+        latest = await self._journal.latest_case(request.user)
+        if latest is not None and request.request_id in latest.request_ids:
+            return latest, True
+        if latest is not None and not request.force and await self._same_episode(latest):
+            return await self._merge(latest, request), False
+        return await self._open(request), True
+
+    async def _same_episode(self, case: Case) -> bool:
+        if case.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
+            return False
+        if not case.state.is_final:
+            return True
+        if self._clock.now() - case.updated_at > self._settings.merge_window:
+            return False
+        if case.state is CaseState.ESCALATED:
+            return True  # a human owns it now; --force starts over
+        entries = await self._exchange.blocked_entries(case.sender or case.user)
+        return not any(entry.is_newer_than(case.block_created) for entry in entries)
+
+    async def _merge(self, case: Case, request: RemediationRequest) -> Case:
+        assert request.request_id is not None
+        alert_ids = case.alert_ids + tuple(a for a in request.alert_ids if a not in case.alert_ids)
+        case = await self._save(case, alert_ids=alert_ids,
+                                request_ids=(*case.request_ids, request.request_id))
+        detail = f"duplicate {request.source} request merged; no second reset or unblock"
+        if request.requested_by:
+            detail += f" (requested by {request.requested_by})"
+        await self._note(case, "merged", StepStatus.INFO, detail, _request_data(request))
+        log.info("request %s merged into case %s", request.request_id, case.case_id)
+        return await self._require(case.case_id)
+
+    async def _open(self, request: RemediationRequest) -> Case:
+        assert request.request_id is not None
+        now = self._clock.now()
+        case = Case(case_id=new_case_id(now), user=request.user, state=CaseState.RECEIVED,
+                    created_at=now, updated_at=now, source=request.source,
+                    reason=request.reason, requested_by=request.requested_by,
+                    alert_ids=request.alert_ids, request_ids=(request.request_id,),
+                    force=request.force)
+        await self._journal.add_case(case)
+        detail = f"{request.source} request" + (" (forced)" if request.force else "")
+        case = await self._note(case, "received", StepStatus.INFO, detail, _request_data(request))
+        log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
+        return case
+
+    async def _secure_and_unblock(self, case: Case) -> Case:
+        if case.state is CaseState.RECEIVED:
+            case = await self._save(case, state=CaseState.IN_PROGRESS)
+        case, found = await self._run(case, LOOKUP, lambda: self._lookup(case))
+        if case.user_id is None:
+            case = await self._save(case, user_id=found.data["user_id"],
+                                    sender=found.data["sender"])
+        user_id, sender = found.data["user_id"], found.data["sender"]
+        case, _ = await self._run(case, RESET, lambda: self._reset(user_id))
+        case, _ = await self._run(case, REVOKE, lambda: self._revoke(user_id))
+        case, unblocked = await self._run(case, UNBLOCK, lambda: self._unblock(case, sender))
+        if case.unblocked_at is None:
+            block = unblocked.data.get("block_created")
+            case = await self._save(
+                case, block_created=datetime.fromisoformat(block) if block else None,
+                unblocked_at=datetime.fromisoformat(unblocked.data["at"]))
+        case, _ = await self._run(case, SCHEDULE, lambda: self._schedule(case))
+        return await self._save(case, state=CaseState.AWAITING_VERIFICATION)
+
+    async def _lookup(self, case: Case) -> StepResult:
+        user = await self._directory.find_user(case.user)
+        return StepResult(f"found {user.user_principal_name}",
+                          {"user_id": user.id, "sender": user.sender_address,
+                           "upn": user.user_principal_name})
+
+    async def _reset(self, user_id: str) -> StepResult:
+        await self._directory.reset_password(user_id, generate_password())
+        return StepResult("new random password set, change forced at next sign-in; "
+                          "the password was not kept or sent anywhere")
+
+    async def _revoke(self, user_id: str) -> StepResult:
+        await self._directory.revoke_sessions(user_id)
+        return StepResult("sign-in sessions and refresh tokens revoked")
+
+    async def _unblock(self, case: Case, sender: str) -> StepResult:
+        now = self._clock.now()
+        entries = await self._exchange.blocked_entries(sender)
+        if not entries:
+            return StepResult("not on the Restricted users list; nothing to unblock",
+                              {"listed": False, "at": now.isoformat()})
+        block = _newest(entries)
+        earlier = _block_seen_before(case)
+        if earlier is not None and block.is_newer_than(earlier):
+            raise PermanentError(
+                f"blocked again at {_when(block.created)} while the unblock was in progress: "
+                "the account may still be sending spam; not unblocking again")
+        await self._note(case, UNBLOCK, StepStatus.INFO,
+                         f"listed since {_when(block.created)} ({block.reason})",
+                         {"block_created": _iso(block.created)})
+        await self._exchange.unblock(
+            sender, f"Remediation case {case.case_id}: password reset and sessions revoked")
+        return StepResult(
+            f"removed from the Restricted users list (blocked {_when(block.created)})",
+            {"listed": True, "block_created": _iso(block.created),
+                           "block_reason": block.reason, "at": now.isoformat()})
+
+    async def _schedule(self, case: Case) -> StepResult:
+        base = case.unblocked_at or self._clock.now()
+        checks = []
+        for attempt, delay in enumerate(self._settings.verify_delays):
+            at = base + delay
+            check = VerificationCheck(case.case_id, case.user, attempt)
+            sequence_number = await self._scheduler.schedule(check, at)
+            checks.append({"attempt": attempt, "at": at.isoformat(),
+                           "sequence_number": sequence_number})
+        delays = ", ".join(format_duration(d) for d in self._settings.verify_delays)
+        return StepResult(f"verification scheduled at +{delays}", {"checks": checks})
+
+    # -- verification -----------------------------------------------------------------------
+
+    async def verify(self, check: VerificationCheck) -> Case:
+        """Re-check the Restricted users list; verify, wait for the next check, or escalate."""
+        case = await self._journal.get_case(check.case_id)
+        if case is None:
+            raise InvalidRequest(f"no case {check.case_id!r} to verify")
+        if case.state is not CaseState.AWAITING_VERIFICATION:
+            return case
+        name = f"verify_{check.attempt}"
+        if case.done(name):
+            return case
+        try:
+            return await self._check(case, name, check.attempt)
+        except PermanentError as error:
+            return await self.escalate(case.case_id, error.reason)
+
+    async def _check(self, case: Case, name: str, attempt: int) -> Case:
+        delays = self._settings.verify_delays
+        entries = await self._exchange.blocked_entries(case.sender or case.user)
+        newer = [entry for entry in entries if entry.is_newer_than(case.block_created)]
+        since = format_duration(delays[min(attempt, len(delays) - 1)])
+        if newer:
+            block = _newest(newer)
+            await self._note(case, name, StepStatus.DONE,
+                             f"blocked again at {_when(block.created)}",
+                             {"listed": True, "reblocked": True,
+                              "block_created": _iso(block.created)})
+            return await self.escalate(
+                case.case_id,
+                f"re-blocked at {_when(block.created)} after the unblock: the account is "
+                "probably still sending spam; investigate before unblocking again")
+        if entries:
+            await self._note(case, name, StepStatus.DONE,
+                             f"still listed {since} after the unblock", {"listed": True})
+            if attempt >= len(delays) - 1:
+                return await self.escalate(
+                    case.case_id,
+                    f"still on the Restricted users list {since} after the unblock")
+            return await self._require(case.case_id)
+        await self._note(case, name, StepStatus.DONE,
+                         f"not on the Restricted users list {since} after the unblock",
+                         {"listed": False})
+        case = await self._save(await self._require(case.case_id), state=CaseState.VERIFIED,
+                                reason=None)
+        await self._cancel_pending_checks(case, after_attempt=attempt)
+        log.info("case %s for %s verified", case.case_id, case.user)
+        return await self._require(case.case_id)
+
+    # -- journal helpers --------------------------------------------------------------------
+
+    async def _run(self, case: Case, name: str,
+                   action: Callable[[], Awaitable[StepResult]]) -> tuple[Case, StepResult]:
+        done = case.done(name)
+        if done is not None:
+            return case, StepResult(done.detail, done.data)
+        case = await self._note(case, name, StepStatus.STARTED)
+        try:
+            result = await action()
+        except RemediationError as error:
+            await self._note(case, name, StepStatus.FAILED, error.reason)
+            raise
+        case = await self._note(await self._require(case.case_id), name, StepStatus.DONE,
+                                result.detail, result.data)
+        return case, result
+
+    async def _note(self, case: Case, name: str, status: StepStatus, detail: str = "",
+                    data: dict[str, Any] | None = None) -> Case:
+        step = Step(name, status, self._clock.now(), detail, data or {})
+        await self._journal.add_step(case.case_id, step)
+        return case.evolve(steps=(*case.steps, step))
+
+    async def _save(self, case: Case, **changes: Any) -> Case:
+        stored = await self._journal.update_case(
+            case.evolve(updated_at=self._clock.now(), **changes))
+        return stored.evolve(steps=case.steps)
+
+    async def _require(self, case_id: str) -> Case:
+        case = await self._journal.get_case(case_id)
+        if case is None:
+            raise InvalidRequest(f"case {case_id!r} vanished from the journal")
+        return case
+
+    async def _cancel_pending_checks(self, case: Case, *, after_attempt: int) -> None:
+        scheduled = case.done(SCHEDULE)
+        if scheduled is None:
+            return
+        for check in scheduled.data.get("checks", []):
+            due = datetime.fromisoformat(check["at"])
+            if check["attempt"] > after_attempt and due > self._clock.now():
+                try:
+                    await self._scheduler.cancel(int(check["sequence_number"]))
+                except RemediationError as error:  # harmless: the check finds a final case
+                    log.info("could not cancel check %s of %s: %s", check["attempt"],
+                             case.case_id, error.reason)
+
+
+def _request_data(request: RemediationRequest) -> dict[str, Any]:
+    return {"request_id": request.request_id, "source": request.source,
+            "requested_by": request.requested_by, "reason": request.reason,
+            "alert_ids": list(request.alert_ids), "force": request.force}
+
+
+def _newest(entries: list[BlockedSender]) -> BlockedSender:
+    return max(entries, key=lambda entry: entry.created.timestamp() if entry.created else 0.0)
+
+
+def _block_seen_before(case: Case) -> datetime | None:
+    """The block an interrupted earlier attempt of the unblock step was about to remove."""
+    for step in reversed(case.steps):
+        if step.name == UNBLOCK and step.status is StepStatus.INFO and step.data.get(
+                "block_created"):
+            return datetime.fromisoformat(step.data["block_created"])
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "an unknown time"
