@@ -30,7 +30,8 @@ _USER_FIELDS = ["id", "userPrincipalName", "mail", "displayName", "accountEnable
 
 
 def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
-                       max_retries: int) -> tuple["GraphServiceClient", httpx.AsyncClient]:
+                       max_retries: int, retry_delay: float = 1.0,
+                       ) -> tuple["GraphServiceClient", httpx.AsyncClient]:
     """A Graph client for any endpoint (global, sovereign cloud, or the sandbox tenant).
 
     The SDK's retry middleware handles 429/503/504 and honours Retry-After.
@@ -48,7 +49,7 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
         credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host])
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
     options: dict[str, Any] = {
-        RetryHandlerOption.get_key(): RetryHandlerOption(delay=1.0, max_retries=max_retries)}
+        RetryHandlerOption.get_key(): RetryHandlerOption(delay=retry_delay, max_retries=max_retries)}
     adapter = GraphRequestAdapter(
         auth, client=GraphClientFactory.create_with_default_middleware(client=http,
                                                                        options=options))
@@ -60,8 +61,9 @@ class GraphCaller:
     """Runs SDK calls, retries transport failures within bounds, translates errors."""
 
     def __init__(self, endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
-                 max_retries: int, transport_attempts: int = 3) -> None:
+                 max_retries: int, transport_attempts: int = 3, retry_delay: float = 1.0) -> None:
         self._endpoint = endpoint
+        self._retry_delay = retry_delay
         self._credential = credential
         self._timeout = timeout
         self._max_retries = max_retries
@@ -75,7 +77,7 @@ class GraphCaller:
         if self._client is None:
             self._client, self._http = build_graph_client(
                 self._endpoint, self._credential, timeout=self._timeout,
-                max_retries=self._max_retries)
+                max_retries=self._max_retries, retry_delay=self._retry_delay)
         return self._client
 
     async def close(self) -> None:
@@ -97,7 +99,7 @@ class GraphCaller:
                 if attempt == self._attempts:
                     raise TransientError(
                         f"Graph: {what} {kind} {self._attempts} times") from None
-                await asyncio.sleep(min(2.0 ** (attempt - 1), 10.0))
+                await asyncio.sleep(min(self._retry_delay * 2 ** (attempt - 1), 10.0))
         raise AssertionError("unreachable")
 
 

@@ -1,0 +1,137 @@
+"""Whole cases, from a queued request to a final state, with the real clients over HTTP."""
+
+import uuid
+from pathlib import Path
+
+from remediation.bootstrap import Application, bootstrap
+from remediation.domain.cases import Case, CaseState
+from remediation.domain.requests import RemediationRequest
+from remediation.sandbox import Fault, SandboxTenant
+from tests.conftest import sandbox_settings
+
+ADELE, PATTI = "adele.vance@contoso.com", "patti.fernandez@contoso.com"
+
+
+async def run_requests(url: str, tenant: SandboxTenant, db: Path, *users: str,
+                       **settings: object) -> tuple[Application, dict[str, Case]]:
+    app = bootstrap(sandbox_settings(url, tenant, db, **settings))
+    for user in users:
+        await app.requests.send(RemediationRequest(user=user, request_id=uuid.uuid4().hex))
+    await app.worker(poll_interval=0.05, retry_backoff=0.05).run(until_idle=True)
+    cases = {case.user: case for case in await app.journal.list_cases()}
+    return app, cases
+
+
+def tenant_calls(tenant: SandboxTenant, user: str) -> list[str]:
+    """What the tenant was asked to do about ``user``, in arrival order."""
+    names = []
+    for request in tenant.requests():
+        if request.target != user:
+            continue
+        if request.cmdlet:
+            names.append(request.cmdlet)
+        elif request.method == "PATCH":
+            names.append("reset")
+        elif request.path.endswith("/revokeSignInSessions"):
+            names.append("revoke")
+        else:
+            names.append(f"{request.method} user")
+    return names
+
+
+async def test_blocked_user_is_secured_unblocked_then_verified(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ADELE)
+    await app.aclose()
+    case = cases[ADELE]
+    assert case.state is CaseState.VERIFIED
+    assert tenant_calls(tenant, ADELE) == [
+        "GET user", "reset", "revoke", "Get-BlockedSenderAddress",
+        "Remove-BlockedSenderAddress", "Get-BlockedSenderAddress"]
+    assert ADELE not in tenant.blocked_addresses()
+    assert tenant.removals[0][1] is not None and case.case_id in tenant.removals[0][1]
+
+
+async def test_unblock_comes_only_after_reset_and_revocation(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    tenant.add_fault(Fault(status=503, path=r"/revokeSignInSessions$", times=None))
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ADELE,
+                                    max_delivery_count=2, http_max_retries=0)
+    await app.aclose()
+    assert cases[ADELE].state is CaseState.ESCALATED
+    assert "gave up after 2 deliveries" in (cases[ADELE].reason or "")
+    assert "Remove-BlockedSenderAddress" not in tenant_calls(tenant, ADELE)
+    assert ADELE in tenant.blocked_addresses()
+    assert len(tenant.user(ADELE).password_changes) == 1  # the redelivery did not reset again
+    [dead] = await app.queue.dead_letters()
+    assert dead["dead_letter_reason"] == "MaxDeliveryCountExceeded"
+
+
+async def test_403_on_reset_escalates_once_and_never_loops(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", PATTI)
+    counts = await app.queue.counts()
+    await app.aclose()
+    case = cases[PATTI]
+    assert case.state is CaseState.ESCALATED
+    assert "403 Authorization_RequestDenied" in (case.reason or "")
+    assert tenant_calls(tenant, PATTI) == ["GET user", "reset"]  # one attempt, no unblock
+    assert (counts.completed, counts.dead_lettered) == (1, 0)
+    assert PATTI in tenant.blocked_addresses()
+
+
+async def test_unknown_user_escalates(sandbox_url: str, tenant: SandboxTenant,
+                                      tmp_path: Path) -> None:
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", "nobody@contoso.com")
+    await app.aclose()
+    case = cases["nobody@contoso.com"]
+    assert case.state is CaseState.ESCALATED
+    assert case.reason == "user nobody@contoso.com not found in the directory"
+    assert not [r for r in tenant.requests() if r.method == "PATCH" or r.cmdlet]
+
+
+async def test_reblocked_user_escalates_without_a_second_unblock(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    megan = "megan.bowen@contoso.com"
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", megan)
+    await app.aclose()
+    assert cases[megan].state is CaseState.ESCALATED
+    assert (cases[megan].reason or "").startswith("re-blocked at")
+    assert tenant_calls(tenant, megan).count("Remove-BlockedSenderAddress") == 1
+    assert megan in tenant.blocked_addresses()
+
+
+async def test_lingering_block_is_verified_at_a_later_check(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    lee = "lee.gu@contoso.com"
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", lee)
+    await app.aclose()
+    case = cases[lee]
+    assert case.state is CaseState.VERIFIED
+    checks = [s for s in case.steps if s.name.startswith("verify_") and s.status == "done"]
+    assert [s.data["listed"] for s in checks] == [True, True, False]
+
+
+async def test_duplicate_requests_reset_and_unblock_once(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    diego = "diego.siciliani@contoso.com"
+    app, _ = await run_requests(sandbox_url, tenant, tmp_path / "db", diego, diego, diego)
+    [case] = await app.journal.list_cases(diego)
+    await app.aclose()
+    assert case.state is CaseState.VERIFIED
+    assert [s.name for s in case.steps].count("merged") == 2
+    assert len(tenant.user(diego).password_changes) == 1
+    assert tenant_calls(tenant, diego).count("Remove-BlockedSenderAddress") == 1
+
+
+async def test_many_users_are_processed_concurrently(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    tenant.latency = 0.2
+    users = ["adele.vance@contoso.com", "diego.siciliani@contoso.com", "lee.gu@contoso.com"]
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", *users,
+                                    worker_concurrency=3)
+    await app.aclose()
+    assert all(cases[user].state is CaseState.VERIFIED for user in users)
+    resets = sorted(r.at for r in tenant.requests() if r.method == "PATCH")
+    # Three users, each reset after a 0.2 s lookup: in parallel they land close together.
+    assert resets[-1] - resets[0] < 0.3

@@ -1,0 +1,337 @@
+"""In-memory fakes of the workflow's ports (remediation/service/ports.py).
+
+They behave like the adapters they stand in for, closely enough that the workflow cannot
+tell the difference: the journal serialises what it stores and refuses stale versions, the
+restricted list keeps dated entries and can keep a removed block visible for a while, the
+scheduler drops a duplicate message id. Each fake records what it was asked to do, so tests
+assert on calls, never on mocks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from remediation.domain.blocks import BlockedSender
+from remediation.domain.cases import Case, CaseState, Step
+from remediation.domain.directory import DirectoryUser
+from remediation.domain.errors import ConcurrentUpdate, PermanentError, RemediationError
+from remediation.service.messages import VerificationCheck
+
+START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        self._now = when
+
+    def advance(self, delta: timedelta | None = None, **units: float) -> datetime:
+        """Move forward by ``delta`` or by keyword units (``hours=1``); return the new time."""
+        self._now += (delta or timedelta()) + timedelta(**units)
+        return self._now
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call a fake received: the operation, its main argument, and when (fake time)."""
+
+    operation: str
+    target: str
+    at: datetime
+
+
+@dataclass
+class _Failure:
+    error: RemediationError
+    remaining: int | None  # None: every time
+
+
+class _Failures:
+    """Errors to raise for chosen (operation, key) pairs, forever or a number of times."""
+
+    def __init__(self) -> None:
+        self._planned: dict[tuple[str, str], _Failure] = {}
+
+    def plan(self, operation: str, key: str, error: RemediationError,
+             times: int | None) -> None:
+        self._planned[(operation, key.lower())] = _Failure(error, times)
+
+    def check(self, operation: str, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            failure = self._planned.get((operation, key.lower()))
+            if failure is None or failure.remaining == 0:
+                continue
+            if failure.remaining is not None:
+                failure.remaining -= 1
+            raise failure.error
+
+
+class FakeDirectory:
+    """Entra ID: users by address or object id; password resets and revocations recorded.
+
+    ``passwords`` keeps every password the workflow sent, so tests can prove none of them
+    reached the journal or the logs.
+    """
+
+    def __init__(self, clock: FakeClock | None = None, *, latency: timedelta = timedelta(0),
+                 events: list[str] | None = None) -> None:
+        self._clock = clock or FakeClock()
+        self._latency = latency
+        self._users: dict[str, DirectoryUser] = {}
+        self._failures = _Failures()
+        self.calls: list[Call] = []
+        self.passwords: list[str] = []
+        self.events = events if events is not None else []
+
+    def add_user(self, upn: str, *, mail: str | None = None, user_id: str | None = None,
+                 on_premises_sync_enabled: bool | None = None) -> DirectoryUser:
+        user_id = user_id or f"00000000-0000-4000-8000-{len(self._users) + 1:012x}"
+        user = DirectoryUser(id=user_id, user_principal_name=upn, mail=mail or upn,
+                             display_name=upn.split("@")[0].title(),
+                             on_premises_sync_enabled=on_premises_sync_enabled)
+        self._users[user_id] = user
+        return user
+
+    def fail(self, user: str, error: RemediationError, *, on: str,
+             times: int | None = None) -> None:
+        """Raise ``error`` when operation ``on`` is called for ``user`` (address or id)."""
+        assert on in ("find_user", "reset_password", "revoke_sessions"), on
+        self._failures.plan(on, user, error, times)
+
+    def count(self, operation: str) -> int:
+        return sum(1 for call in self.calls if call.operation == operation)
+
+    async def find_user(self, user: str) -> DirectoryUser:
+        found = self._resolve(user)
+        self._record("find_user", user, found)
+        if found is None:
+            raise PermanentError(f"user {user} not found in the directory")
+        return found
+
+    async def reset_password(self, user_id: str, password: str) -> None:
+        self.passwords.append(password)
+        self._record("reset_password", user_id, self._resolve(user_id))
+
+    async def revoke_sessions(self, user_id: str) -> None:
+        self._record("revoke_sessions", user_id, self._resolve(user_id))
+
+    def _resolve(self, key: str) -> DirectoryUser | None:
+        key = key.lower()
+        for user in self._users.values():
+            if key in (user.id, user.user_principal_name.lower(), (user.mail or "").lower()):
+                return user
+        return None
+
+    def _record(self, operation: str, target: str, user: DirectoryUser | None) -> None:
+        self._clock.advance(self._latency)
+        self.calls.append(Call(operation, target, self._clock.now()))
+        self.events.append(operation)
+        keys = (target,) if user is None else (
+            target, user.id, user.user_principal_name, user.mail or "")
+        self._failures.check(operation, keys)
+        if user is None and operation != "find_user":
+            raise PermanentError(f"no user with id {target}")
+
+
+@dataclass(frozen=True)
+class Unblock:
+    sender: str
+    reason: str
+    at: datetime
+
+
+class FakeRestrictedSenders:
+    """Exchange's Restricted users list: dated entries per sender.
+
+    ``unblocks`` records every attempt, including ones told to fail.
+    ``linger(sender, delta)`` makes the next unblock take ``delta`` (fake time) to show,
+    as Exchange does (documented up to 24 hours); until then the removed entry is still
+    listed. ``block`` after an unblock is a re-block: a new entry with a later ``created``.
+    """
+
+    def __init__(self, clock: FakeClock, *, events: list[str] | None = None) -> None:
+        self._clock = clock
+        self._entries: dict[str, list[BlockedSender]] = {}
+        self._lingering: dict[str, tuple[list[BlockedSender], datetime]] = {}
+        self._linger_for: dict[str, timedelta] = {}
+        self._failures = _Failures()
+        self.unblocks: list[Unblock] = []
+        self.lookups: list[Call] = []
+        self.events = events if events is not None else []
+
+    def block(self, sender: str, *, created: datetime | None = None,
+              reason: str = "Outbound spam") -> BlockedSender:
+        entry = BlockedSender(sender_address=sender.lower(), reason=reason,
+                              created=created or self._clock.now())
+        self._entries.setdefault(sender.lower(), []).append(entry)
+        return entry
+
+    def remove(self, sender: str) -> None:
+        """Someone else (an admin, Exchange itself) lifted the block."""
+        self._entries.pop(sender.lower(), None)
+
+    def linger(self, sender: str, delta: timedelta) -> None:
+        self._linger_for[sender.lower()] = delta
+
+    def fail(self, sender: str, error: RemediationError, *, on: str,
+             times: int | None = None) -> None:
+        assert on in ("blocked_entries", "unblock"), on
+        self._failures.plan(on, sender, error, times)
+
+    def listed(self, sender: str) -> list[BlockedSender]:
+        """What the list shows now, without recording a lookup."""
+        sender = sender.lower()
+        visible = list(self._entries.get(sender, []))
+        lingering = self._lingering.get(sender)
+        if lingering is not None:
+            entries, until = lingering
+            if self._clock.now() < until:
+                visible = entries + visible
+            else:
+                del self._lingering[sender]
+        return visible
+
+    async def blocked_entries(self, sender: str) -> list[BlockedSender]:
+        self.lookups.append(Call("blocked_entries", sender, self._clock.now()))
+        self.events.append("blocked_entries")
+        self._failures.check("blocked_entries", (sender,))
+        return self.listed(sender)
+
+    async def unblock(self, sender: str, reason: str) -> None:
+        """Record the attempt, then (unless told to fail) remove the sender's entries."""
+        self.events.append("unblock")
+        self.unblocks.append(Unblock(sender.lower(), reason, self._clock.now()))
+        self._failures.check("unblock", (sender,))
+        sender = sender.lower()
+        removed = self._entries.pop(sender, [])
+        delay = self._linger_for.pop(sender, None)
+        if removed and delay:
+            self._lingering[sender] = (removed, self._clock.now() + delay)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    check: VerificationCheck
+    at: datetime
+    sequence_number: int
+
+
+class FakeScheduler:
+    """Scheduled verification messages; a repeated message id returns the first number."""
+
+    def __init__(self, *, events: list[str] | None = None) -> None:
+        self.scheduled: list[Scheduled] = []
+        self.cancelled: list[int] = []
+        self.events = events if events is not None else []
+        self._delivered: set[int] = set()
+
+    async def schedule(self, check: VerificationCheck, at: datetime) -> int:
+        self.events.append("schedule")
+        for earlier in self.scheduled:
+            if earlier.check.message_id == check.message_id:
+                return earlier.sequence_number
+        entry = Scheduled(check, at, 1000 + len(self.scheduled))
+        self.scheduled.append(entry)
+        return entry.sequence_number
+
+    async def cancel(self, sequence_number: int) -> None:
+        if all(s.sequence_number != sequence_number for s in self.scheduled):
+            raise PermanentError(f"no scheduled message {sequence_number}")
+        self.cancelled.append(sequence_number)
+
+    def pending(self) -> list[Scheduled]:
+        """Scheduled, not cancelled and not yet taken by ``due``."""
+        return [s for s in self.scheduled if s.sequence_number not in self.cancelled
+                and s.sequence_number not in self._delivered]
+
+    def due(self, now: datetime) -> list[VerificationCheck]:
+        """Take the pending checks whose time has come, in time order (like the broker)."""
+        ready = sorted((s for s in self.pending() if s.at <= now), key=lambda s: s.at)
+        self._delivered.update(s.sequence_number for s in ready)
+        return [s.check for s in ready]
+
+
+class FakeJournal:
+    """The case journal in memory, with SqliteJournal's rules.
+
+    Everything stored goes through JSON (so non-serialisable data fails here too), steps
+    keep their insertion order, and ``update_case`` raises ConcurrentUpdate for a stale
+    version.
+    """
+
+    def __init__(self) -> None:
+        self._cases: dict[str, str] = {}
+        self._steps: dict[str, list[str]] = {}
+        self._order: list[str] = []
+
+    async def add_case(self, case: Case) -> None:
+        if case.case_id in self._cases:
+            raise ValueError(f"case {case.case_id} already exists")
+        self._cases[case.case_id] = json.dumps(case.to_dict())
+        self._steps[case.case_id] = [json.dumps(step.to_dict()) for step in case.steps]
+        self._order.append(case.case_id)
+
+    async def update_case(self, case: Case) -> Case:
+        raw = self._cases.get(case.case_id)
+        if raw is None or json.loads(raw)["version"] != case.version:
+            raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+        stored = case.evolve(version=case.version + 1)
+        self._cases[case.case_id] = json.dumps(stored.to_dict())
+        return stored
+
+    async def add_step(self, case_id: str, step: Step) -> None:
+        if case_id not in self._steps:
+            raise KeyError(f"no case {case_id} to add a step to")
+        self._steps[case_id].append(json.dumps(step.to_dict()))
+
+    async def get_case(self, case_id: str) -> Case | None:
+        return self._load(case_id) if case_id in self._cases else None
+
+    async def latest_case(self, user: str) -> Case | None:
+        cases = [c for c in self._all() if c.user == user and c.state is not CaseState.REJECTED]
+        return cases[-1] if cases else None
+
+    async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]:
+        return [c for c in self._all() if user is None or c.user == user][:limit]
+
+    def dump(self) -> str:
+        """Every stored byte, for asserting that something never reached the journal."""
+        return "\n".join([*self._cases.values(), *(s for steps in self._steps.values()
+                                                   for s in steps)])
+
+    def _all(self) -> list[Case]:
+        indexed = sorted(enumerate(self._order),
+                         key=lambda item: (self._load(item[1]).created_at, item[0]))
+        return [self._load(case_id) for _, case_id in indexed]
+
+    def _load(self, case_id: str) -> Case:
+        steps = tuple(Step.from_dict(json.loads(s)) for s in self._steps[case_id])
+        return Case.from_dict(json.loads(self._cases[case_id]), steps)
+
+
+@dataclass
+class FakeTenant:
+    """All the fakes wired to one clock and one event log, as a test usually wants them."""
+
+    clock: FakeClock = field(default_factory=FakeClock)
+    directory_latency: timedelta = timedelta(0)
+    events: list[str] = field(default_factory=list)
+    directory: FakeDirectory = field(init=False)
+    exchange: FakeRestrictedSenders = field(init=False)
+    scheduler: FakeScheduler = field(init=False)
+    journal: FakeJournal = field(default_factory=FakeJournal)
+
+    def __post_init__(self) -> None:
+        self.directory = FakeDirectory(self.clock, latency=self.directory_latency,
+                                       events=self.events)
+        self.exchange = FakeRestrictedSenders(self.clock, events=self.events)
+        self.scheduler = FakeScheduler(events=self.events)
