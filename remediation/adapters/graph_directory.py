@@ -48,8 +48,8 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     auth = AzureIdentityAuthenticationProvider(
         credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host])
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-    options: dict[str, Any] = {
-        RetryHandlerOption.get_key(): RetryHandlerOption(delay=retry_delay, max_retries=max_retries)}
+    retry = RetryHandlerOption(delay=retry_delay, max_retries=max_retries)
+    options: dict[str, Any] = {RetryHandlerOption.get_key(): retry}
     adapter = GraphRequestAdapter(
         auth, client=GraphClientFactory.create_with_default_middleware(client=http,
                                                                        options=options))

@@ -120,7 +120,7 @@ async def test_forbidden_is_permanent_and_names_the_permission(
         restricted: ExchangeRestrictedSenders, tenant: SandboxTenant) -> None:
     tenant.add_fault(Fault(status=403, cmdlet="Get-BlockedSenderAddress", code="Forbidden",
                            message="The caller is not allowed to call Get-BlockedSenderAddress"))
-    with pytest.raises(PermanentError, match="Exchange.ManageAsApp"):
+    with pytest.raises(PermanentError, match=r"Exchange\.ManageAsApp"):
         await restricted.blocked_entries(ADELE)
 
 
