@@ -163,6 +163,10 @@ class SandboxTenant:
                     return user
         raise KeyError(address_or_id)
 
+    def users(self) -> list[SandboxUser]:
+        with self._lock:
+            return list(self._users.values())
+
     def address_of(self, address_or_id: str) -> str:
         """The address of the user with this id or address; anything else as given."""
         user = self._user_or_none(address_or_id)
