@@ -7,6 +7,7 @@ up front (BEGIN IMMEDIATE) and wait for it instead of failing mid-transaction.
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -91,8 +92,8 @@ class SqliteDatabase:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                          check_same_thread=False)
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(connection)
             with self._guard:
                 if not self._ready:
                     connection.executescript(_SCHEMA)
@@ -100,3 +101,15 @@ class SqliteDatabase:
                 self._connections.append(connection)
             self._local.connection = connection
         return connection
+
+
+def _enable_wal(connection: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL; on a fresh file SQLite answers 'locked' at once instead of waiting."""
+    for attempt in range(attempts):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)

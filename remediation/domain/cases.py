@@ -73,6 +73,7 @@ class Case:
     sender: str | None = None
     block_created: datetime | None = None
     unblocked_at: datetime | None = None
+    last_block_seen: datetime | None = None
     version: int = 0
     steps: tuple[Step, ...] = ()
 
@@ -95,7 +96,7 @@ class Case:
             "alert_ids": list(self.alert_ids), "request_ids": list(self.request_ids),
             "force": self.force, "user_id": self.user_id, "sender": self.sender,
             "block_created": _iso(self.block_created), "unblocked_at": _iso(self.unblocked_at),
-            "version": self.version,
+            "last_block_seen": _iso(self.last_block_seen), "version": self.version,
         }
 
     @classmethod
@@ -110,6 +111,7 @@ class Case:
             user_id=raw.get("user_id"), sender=raw.get("sender"),
             block_created=_parse(raw.get("block_created")),
             unblocked_at=_parse(raw.get("unblocked_at")),
+            last_block_seen=_parse(raw.get("last_block_seen")),
             version=int(raw.get("version", 0)), steps=steps,
         )
 

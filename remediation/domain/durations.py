@@ -32,7 +32,7 @@ def parse_delays(text: str) -> tuple[timedelta, ...]:
 def format_duration(delay: timedelta) -> str:
     """The shortest exact form: ``3600s`` becomes ``1h``."""
     seconds = delay.total_seconds()
-    for unit in ("d", "h", "m"):
+    for unit in ("h", "m"):
         size = _UNIT_SECONDS[unit]
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"

@@ -22,7 +22,7 @@ _EMAIL = re.compile(
     r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _OBJECT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 _TEXT_LIMITS = {"reason": 1000, "requested_by": 256}
 _FIELDS = frozenset({"schema", "user", "reason", "requested_by", "alert_ids", "force", "source",

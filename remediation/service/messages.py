@@ -32,7 +32,7 @@ def parse_verification(body: bytes | str) -> VerificationCheck:
         raise InvalidRequest("verification message is too large")
     try:
         fields: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise InvalidRequest("verification message is not valid JSON") from None
     if not isinstance(fields, dict) or fields.get("kind") != "verify":
         raise InvalidRequest("not a verification message (kind must be 'verify')")

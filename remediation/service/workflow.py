@@ -127,15 +127,27 @@ class RemediationWorkflow:
         return await self._open(request), True
 
     async def _same_episode(self, case: Case) -> bool:
+        """Does a new request belong to ``case`` (merge) rather than to a new block episode?
+
+        Open cases absorb everything. An escalated case keeps absorbing requests about any
+        block it was handed for as long as that block stays listed: the robot never lifts a
+        block a human now owns (``force`` starts over). A verified case absorbs requests for
+        a while unless a newer block shows a new episode.
+        """
         if case.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
             return False
         if not case.state.is_final:
             return True
-        if self._clock.now() - case.updated_at > self._settings.merge_window:
+        recent = self._clock.now() - case.updated_at <= self._settings.merge_window
+        if case.state is CaseState.VERIFIED and not recent:
             return False
-        if case.state is CaseState.ESCALATED:
-            return True  # a human owns it now; --force starts over
         entries = await self._exchange.blocked_entries(case.sender or case.user)
+        if case.state is CaseState.ESCALATED:
+            if not entries:
+                return recent
+            known = max(filter(None, (case.last_block_seen, case.block_created)),
+                        default=case.updated_at)
+            return not any(entry.is_newer_than(known) for entry in entries)
         return not any(entry.is_newer_than(case.block_created) for entry in entries)
 
     async def _merge(self, case: Case, request: RemediationRequest) -> Case:
@@ -207,6 +219,7 @@ class RemediationWorkflow:
         block = _newest(entries)
         earlier = _block_seen_before(case)
         if earlier is not None and block.is_newer_than(earlier):
+            await self._save(case, last_block_seen=block.created)
             raise PermanentError(
                 f"blocked again at {_when(block.created)} while the unblock was in progress: "
                 "the account may still be sending spam; not unblocking again")
@@ -256,6 +269,7 @@ class RemediationWorkflow:
         since = format_duration(delays[min(attempt, len(delays) - 1)])
         if newer:
             block = _newest(newer)
+            case = await self._save(case, last_block_seen=block.created)
             await self._note(case, name, StepStatus.DONE,
                              f"blocked again at {_when(block.created)}",
                              {"listed": True, "reblocked": True,

@@ -148,10 +148,6 @@ def test_control_characters_are_refused(field: str, value: str) -> None:
         f"'{field}' contains control characters")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_CONTROL in remediation/domain/requests.py only matches C0 controls and DEL "
-    "([\\x00-\\x1f\\x7f]); C1 controls (U+0080-U+009F, Unicode category Cc) pass: U+0085 "
-    "is a line break to str.splitlines and U+009B is the 8-bit CSI escape introducer"))
 @pytest.mark.parametrize("value", ["ok\x85forged line", "ok\x9b31mred"])
 def test_c1_control_characters_are_refused(value: str) -> None:
     assert refused({"user": "rob@contoso.com", "reason": value}) == (

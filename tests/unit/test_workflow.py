@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ class Harness:
     handler: MessageHandler
     block: BlockedSender
 
-    async def remediate(self, request_id: str = "req-1", **fields: object) -> Case:
+    async def remediate(self, request_id: str = "req-1", **fields: Any) -> Case:
         request = RemediationRequest(**{"user": ROB, **fields}, request_id=request_id)
         return await self.workflow.remediate(request)
 
@@ -281,7 +282,7 @@ async def test_still_listed_after_the_last_delay_escalates(h: Harness) -> None:
     assert states == [CaseState.AWAITING_VERIFICATION, CaseState.AWAITING_VERIFICATION,
                       CaseState.ESCALATED]
     [case] = await h.tenant.journal.list_cases(ROB)
-    assert case.reason == "still on the Restricted users list 1d after the unblock"
+    assert case.reason == "still on the Restricted users list 24h after the unblock"
     assert len(h.tenant.exchange.unblocks) == 1
 
 
@@ -303,6 +304,36 @@ async def test_a_re_block_escalates_at_once_and_is_never_unblocked(h: Harness) -
     assert len(h.tenant.exchange.unblocks) == 1
     assert h.tenant.directory.count("reset_password") == 1
     assert len(h.tenant.exchange.listed(ROB)) == 1
+
+
+async def test_an_escalated_re_block_is_never_lifted_even_days_later(h: Harness) -> None:
+    case = await h.remediate()
+    h.tenant.clock.advance(minutes=20)
+    h.tenant.exchange.block(ROB)
+    await h.checks_at(DELAYS[0])
+    h.tenant.clock.advance(days=5)  # far past the merge window; the block a human owns stays
+
+    merged = await h.remediate("req-sweep", source="restricted-list")
+
+    assert merged.case_id == case.case_id
+    assert len(h.tenant.exchange.unblocks) == 1
+    assert h.tenant.directory.count("reset_password") == 1
+
+
+async def test_an_escalated_case_yields_to_a_block_placed_after_it(h: Harness) -> None:
+    h.tenant.directory.fail(ROB_ID, PermanentError("403 on reset"), on="reset_password",
+                            times=1)
+    escalated = await h.remediate()
+    assert escalated.state is CaseState.ESCALATED
+    h.tenant.clock.advance(days=2)
+    h.tenant.exchange.remove(ROB)  # a human handled it...
+    h.tenant.exchange.block(ROB)  # ...and later the account was blocked again
+
+    fresh = await h.remediate("req-2")
+
+    assert fresh.case_id != escalated.case_id
+    assert fresh.state is CaseState.AWAITING_VERIFICATION
+    assert len(h.tenant.exchange.unblocks) == 1
 
 
 async def test_a_duplicate_check_delivery_is_ignored(h: Harness) -> None:
@@ -507,3 +538,21 @@ async def test_a_verification_failing_on_its_last_delivery_escalates(h: Harness)
     assert escalated.state is CaseState.ESCALATED
     assert escalated.reason == (f"verification gave up after {MAX_DELIVERIES} deliveries: "
                                 "Exchange throttled")
+
+
+async def test_an_invalid_verification_message_is_rejected(h: Harness) -> None:
+    case = await h.handler.on_verification(delivery(b'{"kind": "verify", "user": "x"}'))
+
+    assert case.state is CaseState.REJECTED
+    assert case.reason == "verification message needs a 'case_id'"
+    assert h.tenant.events == []
+
+
+async def test_a_deeply_nested_verification_message_is_rejected(h: Harness) -> None:
+    body = b'{"kind": "verify", "case_id": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+
+    case = await h.handler.on_verification(delivery(body))
+
+    assert case.state is CaseState.REJECTED
+    assert case.reason is not None
+    assert "not valid JSON" in case.reason

@@ -1,0 +1,206 @@
+"""LocalWorker with a real SqliteQueue and plain async handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from remediation.adapters.local_worker import Handler, LocalWorker
+from remediation.adapters.sqlite_db import SqliteDatabase
+from remediation.adapters.sqlite_queue import MAX_DELIVERY_COUNT_EXCEEDED, SqliteQueue
+from remediation.domain.cases import Case, CaseState
+from remediation.domain.errors import TransientError
+from remediation.service.handler import Delivery
+
+Q = "remediation-requests"
+V = "remediation-verifications"
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[SqliteDatabase]:
+    database = SqliteDatabase(tmp_path / "state.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+async def queue(database: SqliteDatabase) -> SqliteQueue:
+    queue = SqliteQueue(database, lock_duration=1.0, max_delivery_count=3)
+    # Create the file before the worker's loops race to open it: concurrent first use of a
+    # fresh file is a known bug (see test_sqlite_queue.py), not what these tests are about.
+    await queue.counts()
+    return queue
+
+
+def a_case(delivery: Delivery) -> Case:
+    return Case(case_id=delivery.message_id, user="rob@contoso.com",
+                state=CaseState.VERIFIED, created_at=T0, updated_at=T0)
+
+
+def worker(queue: SqliteQueue, handlers: dict[str, Handler], *,
+           concurrency: int = 4) -> LocalWorker:
+    return LocalWorker(queue, handlers, concurrency=concurrency, poll_interval=0.05,
+                       retry_backoff=0.05, max_retry_backoff=0.2)
+
+
+async def run_until_idle(work: LocalWorker, limit: float = 5.0) -> None:
+    async with asyncio.timeout(limit):
+        await work.run(until_idle=True)
+
+
+async def test_sessions_run_in_parallel_but_never_overlap_with_themselves(
+        queue: SqliteQueue) -> None:
+    sessions = ["adele@contoso.com", "rob@contoso.com", "megan@contoso.com", "lee@contoso.com"]
+    for n in range(3):
+        for session in sessions:
+            await queue.send(Q, f"{session}:{n}", session_id=session)
+    active: Counter[str] = Counter()
+    overlaps: list[str] = []
+    peak = 0
+    seen: list[str] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        nonlocal peak
+        session = delivery.body.decode().split(":")[0]
+        active[session] += 1
+        if active[session] > 1:
+            overlaps.append(session)
+        peak = max(peak, sum(active.values()))
+        await asyncio.sleep(0.05)
+        seen.append(delivery.body.decode())
+        active[session] -= 1
+        return a_case(delivery)
+
+    work = worker(queue, {Q: handle}, concurrency=4)
+    await run_until_idle(work)
+
+    assert overlaps == []
+    assert peak >= 2, "sessions should be processed concurrently"
+    assert sorted(seen) == sorted(f"{s}:{n}" for s in sessions for n in range(3))
+    assert work.processed == 12
+    assert (await queue.counts(Q)).completed == 12
+
+
+async def test_a_failing_message_is_abandoned_and_retried(queue: SqliteQueue) -> None:
+    await queue.send(Q, "flaky")
+    deliveries: list[int] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        deliveries.append(delivery.delivery_count)
+        assert delivery.max_delivery_count == 3
+        if delivery.delivery_count == 1:
+            raise TransientError("Graph returned 503")
+        return a_case(delivery)
+
+    await run_until_idle(worker(queue, {Q: handle}))
+
+    assert deliveries == [1, 2]
+    counts = await queue.counts(Q)
+    assert (counts.completed, counts.dead_lettered) == (1, 0)
+
+
+@pytest.mark.parametrize(("error", "description"), [
+    (TransientError("Exchange throttled"), "Exchange throttled"),
+    (ValueError("secret internals"), "unexpected ValueError"),
+])
+async def test_a_message_that_keeps_failing_is_dead_lettered_after_the_last_delivery(
+        queue: SqliteQueue, error: Exception, description: str) -> None:
+    await queue.send(Q, "hopeless", message_id="m-hopeless")
+    await queue.send(Q, "fine", message_id="m-fine")
+    attempts: list[tuple[int, float]] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        if delivery.message_id == "m-fine":
+            return a_case(delivery)
+        attempts.append((delivery.delivery_count, time.monotonic()))
+        raise error
+
+    await run_until_idle(worker(queue, {Q: handle}))
+
+    assert [count for count, _ in attempts] == [1, 2, 3]
+    gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.05  # backoff after the first failure ...
+    assert gaps[1] >= 0.1  # ... doubles after the second
+    [dead] = await queue.dead_letters(Q)
+    assert dead["message_id"] == "m-hopeless"
+    assert dead["dead_letter_reason"] == MAX_DELIVERY_COUNT_EXCEEDED
+    assert dead["dead_letter_description"] == description
+    assert (await queue.counts(Q)).completed == 1
+
+
+async def test_run_until_idle_returns_at_once_when_nothing_is_queued(
+        queue: SqliteQueue) -> None:
+    async def handle(delivery: Delivery) -> Case:
+        raise AssertionError("nothing should be delivered")
+
+    started = time.monotonic()
+    await run_until_idle(worker(queue, {Q: handle}), limit=1.0)
+
+    assert time.monotonic() - started < 0.5
+
+
+async def test_run_until_idle_waits_for_scheduled_follow_ups(queue: SqliteQueue) -> None:
+    await queue.send(Q, "request", session_id="rob@contoso.com")
+    handled: list[tuple[str, str]] = []
+
+    async def on_request(delivery: Delivery) -> Case:
+        handled.append((Q, delivery.body.decode()))
+        await queue.send(V, "check", session_id="rob@contoso.com",
+                         scheduled_at=datetime.now(UTC) + timedelta(seconds=0.3))
+        return a_case(delivery)
+
+    async def on_verification(delivery: Delivery) -> Case:
+        handled.append((V, delivery.body.decode()))
+        return a_case(delivery)
+
+    started = time.monotonic()
+    await run_until_idle(worker(queue, {Q: on_request, V: on_verification}))
+
+    assert handled == [(Q, "request"), (V, "check")]
+    assert time.monotonic() - started >= 0.3
+    counts = await queue.counts()
+    assert (counts.ready, counts.scheduled, counts.locked, counts.completed) == (0, 0, 0, 2)
+    assert await queue.next_visible_at((Q, V)) is None
+
+
+async def test_a_slow_handler_keeps_its_lock(database: SqliteDatabase) -> None:
+    queue = SqliteQueue(database, lock_duration=0.15, max_delivery_count=3)
+    await queue.send(Q, "slow")
+    deliveries: list[int] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        deliveries.append(delivery.delivery_count)
+        await asyncio.sleep(0.5)  # more than three lock durations
+        return a_case(delivery)
+
+    await run_until_idle(worker(queue, {Q: handle}, concurrency=3))
+
+    assert deliveries == [1]
+    assert (await queue.counts(Q)).completed == 1
+
+
+async def test_run_stops_when_asked(queue: SqliteQueue) -> None:
+    stop = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        handled.append(delivery.body)
+        stop.set()
+        return a_case(delivery)
+
+    work = worker(queue, {Q: handle}, concurrency=2)
+    running = asyncio.create_task(work.run(stop=stop))
+    await queue.send(Q, "one")
+
+    await asyncio.wait_for(running, 2.0)
+
+    assert handled == [b"one"]
+    assert (await queue.counts(Q)).completed == 1
