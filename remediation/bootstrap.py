@@ -1,7 +1,8 @@
 """The composition root: the one place that knows which adapter is real.
 
 The CLI, the demo and the tests all build the application here; tests replace any port by
-keyword (cosmicpython's ``bootstrap``).
+keyword (cosmicpython's ``bootstrap``). Nothing talks to a tenant until it is first used:
+the Graph and Exchange clients are built lazily, one of each per process.
 """
 
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,10 @@ from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.config import Settings
 from remediation.service.handler import MessageHandler
+from remediation.service.intake import Intake, IntakeSettings
 from remediation.service.ports import (
+    AlertSource,
+    AlertUpdater,
     Clock,
     Directory,
     Journal,
@@ -23,6 +27,8 @@ from remediation.service.ports import (
     VerificationScheduler,
 )
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
+
+Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -32,8 +38,9 @@ class Application:
     queue: SqliteQueue
     workflow: RemediationWorkflow
     handler: MessageHandler
+    intake: Intake
     requests: LocalRequestSender
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    closers: list[Closer] = field(default_factory=list)
 
     def worker(self, *, concurrency: int | None = None, poll_interval: float = 0.5,
                retry_backoff: float = 2.0) -> LocalWorker:
@@ -49,57 +56,67 @@ class Application:
             await close()
 
 
+@dataclass
+class TenantPorts:
+    directory: Directory
+    exchange: RestrictedSenders
+    alerts: AlertSource
+    alert_updater: AlertUpdater
+
+
 def bootstrap(
     settings: Settings,
     *,
-    directory: Directory | None = None,
-    exchange: RestrictedSenders | None = None,
+    tenant: TenantPorts | None = None,
     journal: Journal | None = None,
     scheduler: VerificationScheduler | None = None,
     clock: Clock | None = None,
 ) -> Application:
-    closers: list[Callable[[], Awaitable[None]]] = []
+    closers: list[Closer] = []
     database = SqliteDatabase(settings.remediation_db)
     closers.append(_close_database(database))
     queue = SqliteQueue(database, lock_duration=settings.lock_duration.total_seconds(),
                         max_delivery_count=settings.max_delivery_count)
-    if directory is None or exchange is None:
-        directory, exchange = _tenant_adapters(settings, directory, exchange, closers)
+    tenant = tenant or _tenant_ports(settings, closers)
     journal = journal or SqliteJournal(database)
+    clock = clock or SystemClock()
+    local_follow_ups = LocalVerificationScheduler(queue, settings.verification_queue)
     workflow = RemediationWorkflow(
-        directory=directory, exchange=exchange, journal=journal,
-        scheduler=scheduler or LocalVerificationScheduler(queue, settings.verification_queue),
-        clock=clock or SystemClock(),
-        settings=WorkflowSettings(verify_delays=settings.verify_delays))
+        directory=tenant.directory, exchange=tenant.exchange, journal=journal,
+        scheduler=scheduler or local_follow_ups, clock=clock,
+        settings=WorkflowSettings(verify_delays=settings.verify_delays),
+        alerts=tenant.alert_updater, notifier=local_follow_ups)
+    requests = LocalRequestSender(queue, settings.remediation_queue)
+    intake = Intake(
+        alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
+        workflow=workflow, clock=clock,
+        settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
+                                sweep=settings.sweep_restricted_users))
     return Application(settings=settings, journal=journal, queue=queue, workflow=workflow,
-                       handler=MessageHandler(workflow),
-                       requests=LocalRequestSender(queue, settings.remediation_queue),
+                       handler=MessageHandler(workflow), intake=intake, requests=requests,
                        closers=closers)
 
 
-def _tenant_adapters(
-    settings: Settings, directory: Directory | None, exchange: RestrictedSenders | None,
-    closers: list[Callable[[], Awaitable[None]]],
-) -> tuple[Directory, RestrictedSenders]:
+def _tenant_ports(settings: Settings, closers: list[Closer]) -> TenantPorts:
     from remediation.adapters.credentials import build_credential
     from remediation.adapters.exchange_client import ExchangeAdminClient
     from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
+    from remediation.adapters.graph_alerts import GraphAlerts
     from remediation.adapters.graph_directory import GraphCaller, GraphDirectory
 
     credential = build_credential(settings)
+    closers.append(credential.close)
     timeout = settings.http_timeout.total_seconds()
-    if directory is None:
-        caller = GraphCaller(settings.graph_endpoint, credential, timeout=timeout,
-                             max_retries=settings.http_max_retries)
-        closers.append(caller.close)
-        directory = GraphDirectory(caller)
-    if exchange is None:
-        client = ExchangeAdminClient(settings.exchange_endpoint, settings.tenant_id, credential,
-                                     timeout=timeout, max_retries=settings.http_max_retries)
-        closers.append(client.close)
-        exchange = ExchangeRestrictedSenders(client)
-    closers.insert(0, credential.close)
-    return directory, exchange
+    graph = GraphCaller(settings.graph_endpoint, credential, timeout=timeout,
+                        max_retries=settings.http_max_retries)
+    closers.append(graph.close)
+    exchange = ExchangeAdminClient(settings.exchange_endpoint, settings.tenant_id, credential,
+                                   timeout=timeout, max_retries=settings.http_max_retries)
+    closers.append(exchange.close)
+    alerts = GraphAlerts(graph)
+    return TenantPorts(directory=GraphDirectory(graph),
+                       exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
+                       alert_updater=alerts)
 
 
 def _close_database(database: SqliteDatabase) -> Callable[[], Awaitable[None]]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+from remediation.domain.alerts import DEFAULT_ALERT_TITLES
 from remediation.domain.durations import parse_delays, parse_duration
 
 MODES = ("enforce", "approve", "dry-run")
@@ -35,6 +36,10 @@ class Settings:
     lock_duration: timedelta = timedelta(minutes=5)
     http_timeout: timedelta = timedelta(seconds=30)
     http_max_retries: int = 3
+    alert_titles: tuple[str, ...] = DEFAULT_ALERT_TITLES
+    alert_lookback: timedelta = timedelta(hours=1)
+    alert_poll_interval: timedelta = timedelta(minutes=2)
+    sweep_restricted_users: bool = True
 
     @property
     def uses_loopback_endpoints(self) -> bool:
@@ -67,6 +72,10 @@ class Settings:
                 lock_duration=parse_duration(text("LOCK_DURATION", "5m")),
                 http_timeout=parse_duration(text("HTTP_TIMEOUT", "30s")),
                 http_max_retries=_int(env, "HTTP_MAX_RETRIES", 3, 0, 10),
+                alert_titles=_titles(env.get("ALERT_TITLES", "")),
+                alert_lookback=parse_duration(text("ALERT_LOOKBACK", "1h")),
+                alert_poll_interval=parse_duration(text("ALERT_POLL_INTERVAL", "2m")),
+                sweep_restricted_users=_bool(env, "SWEEP_RESTRICTED_USERS", True),
             )
         except ValueError as error:
             raise ConfigError(str(error)) from None
@@ -90,6 +99,20 @@ class Settings:
 
 def _host(url: str) -> str:
     return (urlparse(url).hostname or "").lower()
+
+
+def _titles(raw: str) -> tuple[str, ...]:
+    titles = tuple(title.strip() for title in raw.split(";") if title.strip())
+    return titles or DEFAULT_ALERT_TITLES
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

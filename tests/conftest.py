@@ -13,7 +13,8 @@ from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
 
 @pytest.fixture
 def tenant() -> SandboxTenant:
-    return demo_tenant()
+    """The demo tenant without its Defender alerts (detection tests add their own)."""
+    return demo_tenant(with_alerts=False)
 
 
 @pytest.fixture
@@ -48,5 +49,5 @@ def sandbox_env(url: str, tenant: SandboxTenant, db: Path) -> dict[str, str]:
     return {
         "AZURE_TENANT_ID": tenant.tenant_id, "GRAPH_ENDPOINT": url, "EXCHANGE_ENDPOINT": url,
         "SANDBOX_TOKEN": tenant.token, "REMEDIATION_DB": str(db),
-        "VERIFY_DELAYS": "1s,2s,3s", "HTTP_TIMEOUT": "20s",
+        "VERIFY_DELAYS": "1s,2s,3s", "HTTP_TIMEOUT": "20s", "SWEEP_RESTRICTED_USERS": "false",
     }

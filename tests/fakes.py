@@ -200,6 +200,10 @@ class FakeRestrictedSenders:
                 del self._lingering[sender]
         return visible
 
+    async def all_blocked(self) -> list[BlockedSender]:
+        return [entry for sender in sorted({*self._entries, *self._lingering})
+                for entry in self.listed(sender)]
+
     async def blocked_entries(self, sender: str) -> list[BlockedSender]:
         self.lookups.append(Call("blocked_entries", sender, self._clock.now()))
         self.events.append("blocked_entries")
@@ -295,6 +299,10 @@ class FakeJournal:
 
     async def get_case(self, case_id: str) -> Case | None:
         return self._load(case_id) if case_id in self._cases else None
+
+    async def case_with_request(self, request_id: str) -> Case | None:
+        cases = [c for c in self._all() if request_id in c.request_ids]
+        return cases[0] if cases else None
 
     async def latest_case(self, user: str) -> Case | None:
         cases = [c for c in self._all() if c.user == user and c.state is not CaseState.REJECTED]

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.domain.requests import RemediationRequest
-from remediation.service.messages import VerificationCheck
+from remediation.service.messages import AlertUpdate, VerificationCheck
 
 
 class LocalVerificationScheduler:
@@ -19,6 +19,12 @@ class LocalVerificationScheduler:
 
     async def cancel(self, sequence_number: int) -> None:
         await self._queue.cancel_scheduled(sequence_number)
+
+    async def notify(self, update: AlertUpdate) -> None:
+        """Alert updates share the verifications queue (and its worker) with the checks."""
+        await self._queue.send(
+            self._name, update.to_json(), message_id=update.message_id, session_id=update.user,
+            properties={"case_id": update.case_id, "kind": "alerts"})
 
 
 class LocalRequestSender:

@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS cases (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cases_by_user ON cases (user, created_at);
+CREATE TABLE IF NOT EXISTS case_requests (
+    request_id TEXT PRIMARY KEY,
+    case_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS steps (
     case_id TEXT NOT NULL,
     seq INTEGER NOT NULL,

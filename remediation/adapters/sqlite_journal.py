@@ -21,6 +21,7 @@ class SqliteJournal:
                  case.updated_at.isoformat(), case.version, json.dumps(case.to_dict())))
             for step in case.steps:
                 _insert_step(connection, case.case_id, step)
+            _record_requests(connection, case)
 
         await self._db.write(insert)
 
@@ -35,6 +36,7 @@ class SqliteJournal:
                  json.dumps(stored.to_dict()), case.case_id, case.version))
             if cursor.rowcount != 1:
                 raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+            _record_requests(connection, stored)
 
         await self._db.write(update)
         return stored
@@ -46,6 +48,15 @@ class SqliteJournal:
         def select(connection: sqlite3.Connection) -> Case | None:
             row = connection.execute("SELECT doc FROM cases WHERE case_id = ?",
                                      (case_id,)).fetchone()
+            return None if row is None else _load(connection, row["doc"])
+
+        return await self._db.read(select)
+
+    async def case_with_request(self, request_id: str) -> Case | None:
+        def select(connection: sqlite3.Connection) -> Case | None:
+            row = connection.execute(
+                "SELECT cases.doc FROM case_requests JOIN cases USING (case_id)"
+                " WHERE request_id = ?", (request_id,)).fetchone()
             return None if row is None else _load(connection, row["doc"])
 
         return await self._db.read(select)
@@ -71,6 +82,12 @@ class SqliteJournal:
             return [_load(connection, row["doc"]) for row in rows.fetchall()]
 
         return await self._db.read(select)
+
+
+def _record_requests(connection: sqlite3.Connection, case: Case) -> None:
+    connection.executemany(
+        "INSERT OR IGNORE INTO case_requests (request_id, case_id) VALUES (?, ?)",
+        [(request_id, case.case_id) for request_id in case.request_ids])
 
 
 def _insert_step(connection: sqlite3.Connection, case_id: str, step: Step) -> None:

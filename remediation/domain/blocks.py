@@ -17,3 +17,8 @@ class BlockedSender:
         if known is None or self.created is None:
             return known is None
         return self.created > known
+
+
+def known_blocks(*moments: datetime | None) -> datetime | None:
+    """The newest of the block times a case has seen."""
+    return max((moment for moment in moments if moment is not None), default=None)

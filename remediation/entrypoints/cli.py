@@ -2,18 +2,24 @@
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
+import signal
 import socket
 import sys
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from remediation.config import ConfigError, Settings
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
 from remediation.logsafety import configure_logging
+
+if TYPE_CHECKING:
+    from remediation.bootstrap import Application
 
 log = logging.getLogger("remediation.cli")
 
@@ -83,15 +89,36 @@ async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
 
     app = bootstrap(settings)
     try:
-        await app.worker().run(until_idle=until_idle)
-        if not until_idle:
-            return 0
-        open_cases = [c for c in await app.journal.list_cases() if not c.state.is_final]
-        for case in open_cases:
-            log.warning("case %s for %s is still %s", case.case_id, case.user, case.state.value)
-        return 1 if open_cases else 0
+        if until_idle:
+            await app.intake.poll()
+            await app.worker().run(until_idle=True)
+            open_cases = [c for c in await app.journal.list_cases() if not c.state.is_final]
+            for case in open_cases:
+                log.warning("case %s for %s is still %s", case.case_id, case.user,
+                            case.state.value)
+            return 1 if open_cases else 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        poller = asyncio.create_task(_poll_until(app, stop))
+        await app.worker().run(stop=stop)
+        await poller
+        return 0
     finally:
         await app.aclose()
+
+
+async def _poll_until(app: "Application", stop: asyncio.Event) -> None:
+    """Poll alerts and the Restricted users list every ALERT_POLL_INTERVAL until stopped."""
+    interval = app.settings.alert_poll_interval.total_seconds()
+    while not stop.is_set():
+        try:
+            await app.intake.poll()
+        except Exception:  # a failed poll must not stop the worker; the next one overlaps
+            log.exception("alert poll failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 def _enqueue(args: argparse.Namespace) -> int:

@@ -9,8 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from remediation.bootstrap import bootstrap
+from remediation.adapters.local_worker import LocalWorker
+from remediation.bootstrap import Application, bootstrap
 from remediation.config import Settings
+from remediation.domain.cases import Case
 from remediation.domain.durations import format_duration
 from remediation.domain.requests import RemediationRequest
 from remediation.entrypoints.report import cases_as_table
@@ -18,11 +20,9 @@ from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
 
 DEMO_DELAYS = (timedelta(seconds=2), timedelta(seconds=4), timedelta(seconds=6))
 
-# (user, what the sandbox does with them, what the demo expects)
+# Manual requests (user, what the sandbox does with them). Alert-driven and sweep-driven
+# cases come from the sandbox's Defender alerts and Restricted users list.
 DEMO_REQUESTS = (
-    ("adele.vance@contoso.com", "an ordinary blocked account"),
-    ("lee.gu@contoso.com", "block lingers past the first check"),
-    ("megan.bowen@contoso.com", "blocked again right after the unblock"),
     ("patti.fernandez@contoso.com", "an admin the app may not reset (403)"),
     ("nobody@contoso.com", "no such user"),
     ("diego.siciliani@contoso.com", "an ordinary blocked account"),
@@ -46,27 +46,57 @@ async def run_demo(out: TextIO) -> int:
         with tempfile.TemporaryDirectory(prefix="remediation-demo-") as folder:
             app = bootstrap(demo_settings(base_url, tenant, Path(folder) / "state.db"))
             try:
-                delays = ", ".join(format_duration(d) for d in DEMO_DELAYS)
-                print(f"Sandbox tenant at {base_url}; verification checks at +{delays} "
-                      "(production: +1h, +4h, +24h)\n", file=out)
-                for user, story in DEMO_REQUESTS:
-                    print(f"  request: {user:<32} {story}", file=out)
-                    await app.requests.send(RemediationRequest(
-                        user=user, reason=f"demo: {story}", requested_by="make demo",
-                        request_id=uuid.uuid4().hex))
-                await app.queue.send(app.settings.remediation_queue, '{"user": "not-an-address"}')
-                print(f"  request: {'not-an-address':<32} invalid input\n", file=out)
-                await app.worker(poll_interval=0.2, retry_backoff=0.5).run(until_idle=True)
-                cases = await app.journal.list_cases()
+                cases = await _play(app, base_url, out)
             finally:
                 await app.aclose()
     finally:
         await server.stop()
     print(cases_as_table(cases), file=out)
+    print("\nDefender alerts afterwards:", file=out)
+    for line in _alert_lines(tenant):
+        print(f"  {line}", file=out)
     print(f"\nWhat the tenant saw: {_tenant_summary(tenant)}", file=out)
     print(f"Finished in {time.monotonic() - started:.1f}s. Passwords were never shown, "
           "stored or logged.", file=out)
     return 0
+
+
+async def _play(app: Application, base_url: str, out: TextIO) -> list[Case]:
+    delays = ", ".join(format_duration(d) for d in DEMO_DELAYS)
+    print(f"Sandbox tenant at {base_url}; verification checks at +{delays} "
+          "(production: +1h, +4h, +24h)\n", file=out)
+    print("1. Manual requests (remediation enqueue):", file=out)
+    for user, story in DEMO_REQUESTS:
+        print(f"     {user:<32} {story}", file=out)
+        await app.requests.send(RemediationRequest(
+            user=user, reason=f"demo: {story}", requested_by="make demo",
+            request_id=uuid.uuid4().hex))
+    await app.queue.send(app.settings.remediation_queue, '{"user": "not-an-address"}')
+    print(f"     {'not-an-address':<32} invalid input", file=out)
+    await _drain_requests(app)
+    print("\n2. Alert poll and Restricted users sweep:", file=out)
+    report = await app.intake.poll()
+    print(f"     {report.summary()}", file=out)
+    print("\n3. Worker runs until every case is final...\n", file=out)
+    await app.worker(poll_interval=0.2, retry_backoff=0.5).run(until_idle=True)
+    return await app.journal.list_cases()
+
+
+async def _drain_requests(app: Application) -> None:
+    """Work the requests queue only, so the sweep then sees the manual cases open."""
+    requests_only = LocalWorker(app.queue, {app.settings.remediation_queue:
+                                            app.handler.on_request}, poll_interval=0.1)
+    await requests_only.run(until_idle=True)
+
+
+def _alert_lines(tenant: SandboxTenant) -> list[str]:
+    lines = []
+    for alert in tenant.alerts():
+        outcome = alert["status"] + (f"/{alert['classification']}/{alert['determination']}"
+                                     if alert.get("classification") else "")
+        lines.append(f"{alert['title'][:44]:<44} {alert['serviceSource'][:30]:<30} "
+                     f"{outcome:<42} {len(alert.get('comments') or [])} comment(s)")
+    return lines
 
 
 def _tenant_summary(tenant: SandboxTenant) -> str:

@@ -38,6 +38,8 @@ def summary(case: Case) -> str:
                      f"{len(checks)} check(s)")
     if merged:
         parts.append(f"{merged} duplicate request(s) merged")
+    if case.alert_ids and case.state is not CaseState.REJECTED:
+        parts.append(f"{len(case.alert_ids)} Defender alert(s)")
     if case.state in (CaseState.ESCALATED, CaseState.REJECTED) and case.reason:
         parts.append(f"reason: {case.reason}")
     return "; ".join(parts) or "-"

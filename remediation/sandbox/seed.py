@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from remediation.sandbox.alert_seed import demo_alerts
 from remediation.sandbox.state import (
     GLOBAL_ADMINISTRATOR,
     BlockBehaviour,
@@ -35,15 +36,20 @@ def demo_users() -> list[DemoUser]:
                              reset_forbidden=True, role_template_ids=[GLOBAL_ADMINISTRATOR])),
         # The demo asks for him twice: the second request must change nothing.
         DemoUser(SandboxUser("diego.siciliani@contoso.com", "Diego Siciliani")),
+        # Blocked with no alert (the alert policy is off): found by the sweep.
+        DemoUser(SandboxUser("johanna.lorenz@contoso.com", "Johanna Lorenz")),
         DemoUser(SandboxUser("alex.wilber@contoso.com", "Alex Wilber"), blocked=False),
         DemoUser(SandboxUser("nestor.wilke@contoso.com", "Nestor Wilke"), blocked=False),
     ]
 
 
-def demo_tenant() -> SandboxTenant:
+def demo_tenant(*, with_alerts: bool = True) -> SandboxTenant:
     tenant = SandboxTenant(domains=["contoso.com"])
     for seeded in demo_users():
         user = tenant.add_user(seeded.user)
         if seeded.blocked:
             tenant.block(user.user_principal_name, behaviour=seeded.behaviour)
+    if with_alerts:
+        for raw in demo_alerts():
+            tenant.add_alert(raw)
     return tenant

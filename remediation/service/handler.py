@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from remediation.domain.cases import Case
 from remediation.domain.errors import InvalidRequest, TransientError
 from remediation.domain.requests import describe, parse_request
-from remediation.service.messages import parse_verification
+from remediation.service.messages import AlertUpdate, parse_follow_up
 from remediation.service.workflow import RemediationWorkflow
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,27 @@ class MessageHandler:
             raise
 
     async def on_verification(self, delivery: Delivery) -> Case:
+        """The verifications queue: verification checks and Defender alert updates."""
         try:
-            check = parse_verification(delivery.body)
+            message = parse_follow_up(delivery.body)
         except InvalidRequest as error:
             return await self._workflow.reject(_claimed_user(delivery.body), error.reason)
         try:
-            return await self._workflow.verify(check)
+            if isinstance(message, AlertUpdate):
+                return await self._workflow.update_alerts(message)
+            return await self._workflow.verify(message)
         except InvalidRequest as error:
-            return await self._workflow.reject(check.user, error.reason)
+            return await self._workflow.reject(message.user, error.reason)
         except Exception as error:
-            if delivery.is_last:
-                await self._workflow.escalate(
-                    check.case_id, _give_up_reason(delivery, error, "verification"))
+            if not delivery.is_last:
+                raise
+            if isinstance(message, AlertUpdate):
+                # Alerts are the report, not the remediation: give up on them quietly.
+                await self._workflow.alert_update_gave_up(
+                    message, _give_up_reason(delivery, error, "alert update"))
+                return await self._workflow.case(message.case_id)
+            await self._workflow.escalate(
+                message.case_id, _give_up_reason(delivery, error, "verification"))
             raise
 
     async def _give_up_if_last(self, delivery: Delivery, request_id: str, user: str,

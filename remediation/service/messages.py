@@ -26,7 +26,31 @@ class VerificationCheck:
                            "user": self.user, "attempt": self.attempt}, separators=(",", ":"))
 
 
-def parse_verification(body: bytes | str) -> VerificationCheck:
+ALERT_PHASES = ("start", "verified", "escalated")
+
+
+@dataclass(frozen=True)
+class AlertUpdate:
+    """Bring the Defender alerts of case ``case_id`` up to date with ``phase``."""
+
+    case_id: str
+    user: str
+    phase: str
+    alert_count: int
+
+    @property
+    def message_id(self) -> str:
+        """New alerts merged into a case change the count, and so the id."""
+        return f"{self.case_id}:alerts:{self.phase}:{self.alert_count}"
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": SCHEMA_VERSION, "kind": "alerts", "case_id": self.case_id,
+                           "user": self.user, "phase": self.phase,
+                           "alert_count": self.alert_count}, separators=(",", ":"))
+
+
+def parse_follow_up(body: bytes | str) -> VerificationCheck | AlertUpdate:
+    """A message of the verifications queue: a verification check or an alert update."""
     raw = body.encode() if isinstance(body, str) else body
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidRequest("verification message is too large")
@@ -34,12 +58,27 @@ def parse_verification(body: bytes | str) -> VerificationCheck:
         fields: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise InvalidRequest("verification message is not valid JSON") from None
-    if not isinstance(fields, dict) or fields.get("kind") != "verify":
-        raise InvalidRequest("not a verification message (kind must be 'verify')")
-    case_id, attempt = fields.get("case_id"), fields.get("attempt")
+    if not isinstance(fields, dict) or fields.get("kind") not in ("verify", "alerts"):
+        raise InvalidRequest("not a verification message (kind must be 'verify' or 'alerts')")
+    case_id = fields.get("case_id")
     if not isinstance(case_id, str) or not 0 < len(case_id) <= 64:
         raise InvalidRequest("verification message needs a 'case_id'")
+    user = normalise_user(fields.get("user"))
+    if fields["kind"] == "alerts":
+        phase, count = fields.get("phase"), fields.get("alert_count", 0)
+        if phase not in ALERT_PHASES:
+            raise InvalidRequest(f"alert update needs a 'phase' of {', '.join(ALERT_PHASES)}")
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 1000:
+            raise InvalidRequest("alert update needs an 'alert_count' from 0 to 1000")
+        return AlertUpdate(case_id=case_id, user=user, phase=phase, alert_count=count)
+    attempt = fields.get("attempt")
     if not isinstance(attempt, int) or isinstance(attempt, bool) or not 0 <= attempt < 100:
         raise InvalidRequest("verification message needs an 'attempt' from 0 to 99")
-    return VerificationCheck(case_id=case_id, user=normalise_user(fields.get("user")),
-                             attempt=attempt)
+    return VerificationCheck(case_id=case_id, user=user, attempt=attempt)
+
+
+def parse_verification(body: bytes | str) -> VerificationCheck:
+    message = parse_follow_up(body)
+    if not isinstance(message, VerificationCheck):
+        raise InvalidRequest("not a verification message (kind must be 'verify')")
+    return message

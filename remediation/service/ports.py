@@ -1,12 +1,13 @@
 """The outside world as the workflow sees it. Adapters implement these; tests fake them."""
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, Step
 from remediation.domain.directory import DirectoryUser
-from remediation.service.messages import VerificationCheck
+from remediation.domain.requests import RemediationRequest
+from remediation.service.messages import AlertUpdate, VerificationCheck
 
 
 class Directory(Protocol):
@@ -28,7 +29,39 @@ class RestrictedSenders(Protocol):
 
     async def blocked_entries(self, sender: str) -> list[BlockedSender]: ...
 
+    async def all_blocked(self) -> list[BlockedSender]: ...
+
     async def unblock(self, sender: str, reason: str) -> None: ...
+
+
+class AlertSource(Protocol):
+    """Defender alerts (Graph alerts_v2), as the JSON objects Graph returns."""
+
+    async def recent_alerts(self, since: datetime) -> list[dict[str, Any]]:
+        """Office 365 alerts updated since ``since``, every page."""
+        ...
+
+    async def get_alert(self, alert_id: str) -> dict[str, Any] | None: ...
+
+
+class AlertUpdater(Protocol):
+    async def comment(self, alert_id: str, text: str) -> None: ...
+
+    async def update(self, alert_id: str, changes: dict[str, str]) -> None:
+        """PATCH ``status`` / ``classification`` / ``determination``."""
+        ...
+
+
+class RequestSender(Protocol):
+    """The requests queue (Service Bus in Azure, SQLite locally)."""
+
+    async def send(self, request: RemediationRequest) -> str: ...
+
+
+class AlertNotifier(Protocol):
+    """Queues an alert update, so a failing Graph call never holds up the remediation."""
+
+    async def notify(self, update: AlertUpdate) -> None: ...
 
 
 class VerificationScheduler(Protocol):
@@ -53,6 +86,10 @@ class Journal(Protocol):
     async def add_step(self, case_id: str, step: Step) -> None: ...
 
     async def get_case(self, case_id: str) -> Case | None: ...
+
+    async def case_with_request(self, request_id: str) -> Case | None:
+        """The case that a request (alert, sweep entry, manual request) was recorded in."""
+        ...
 
     async def latest_case(self, user: str) -> Case | None: ...
 

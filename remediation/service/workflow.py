@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from remediation.domain.blocks import BlockedSender
@@ -17,8 +18,10 @@ from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
 from remediation.domain.passwords import generate_password
 from remediation.domain.requests import RemediationRequest
-from remediation.service.messages import VerificationCheck
+from remediation.service.messages import AlertUpdate, VerificationCheck
 from remediation.service.ports import (
+    AlertNotifier,
+    AlertUpdater,
     Clock,
     Directory,
     Journal,
@@ -62,7 +65,11 @@ class RemediationWorkflow:
         scheduler: VerificationScheduler,
         clock: Clock,
         settings: WorkflowSettings,
+        alerts: AlertUpdater | None = None,
+        notifier: AlertNotifier | None = None,
     ) -> None:
+        self._alerts = alerts
+        self._notifier = notifier
         self._directory = directory
         self._exchange = exchange
         self._journal = journal
@@ -88,11 +95,13 @@ class RemediationWorkflow:
         except PermanentError as error:
             return await self.escalate(case.case_id, error.reason)
 
-    async def reject(self, user: str, reason: str, source: str = "unknown") -> Case:
+    async def reject(self, user: str, reason: str, source: str = "unknown",
+                     request_id: str | None = None, alert_ids: tuple[str, ...] = ()) -> Case:
         """Journal an invalid request as a ``rejected`` case so it is never lost silently."""
         now = self._clock.now()
         case = Case(case_id=new_case_id(now), user=user, state=CaseState.REJECTED,
-                    created_at=now, updated_at=now, source=source, reason=reason)
+                    created_at=now, updated_at=now, source=source, reason=reason,
+                    alert_ids=alert_ids, request_ids=(request_id,) if request_id else ())
         await self._journal.add_case(case)
         await self._journal.add_step(case.case_id, Step("rejected", StepStatus.INFO, now, reason))
         log.warning("rejected request for %s: %s", user, reason)
@@ -112,16 +121,18 @@ class RemediationWorkflow:
         if case.state.is_final:
             return case
         case = await self._save(case, state=CaseState.ESCALATED, reason=reason)
-        await self._note(case, "escalated", StepStatus.INFO, reason)
+        case = await self._note(case, "escalated", StepStatus.INFO, reason)
         await self._cancel_pending_checks(case, after_attempt=-1)
+        await self._notify_alerts(case, "escalated")
         log.warning("case %s for %s escalated: %s", case.case_id, case.user, reason)
         return await self._require(case_id)
 
     async def _case_for(self, request: RemediationRequest) -> tuple[Case, bool]:
         assert request.request_id is not None
+        known = await self._journal.case_with_request(request.request_id)
+        if known is not None:
+            return known, True
         latest = await self._journal.latest_case(request.user)
-        if latest is not None and request.request_id in latest.request_ids:
-            return latest, True
         if latest is not None and not request.force and await self._same_episode(latest):
             return await self._merge(latest, request), False
         return await self._open(request), True
@@ -152,14 +163,19 @@ class RemediationWorkflow:
 
     async def _merge(self, case: Case, request: RemediationRequest) -> Case:
         assert request.request_id is not None
-        alert_ids = case.alert_ids + tuple(a for a in request.alert_ids if a not in case.alert_ids)
+        new_alerts = tuple(a for a in request.alert_ids if a not in case.alert_ids)
+        alert_ids = case.alert_ids + new_alerts
         case = await self._save(case, alert_ids=alert_ids,
                                 request_ids=(*case.request_ids, request.request_id))
         detail = f"duplicate {request.source} request merged; no second reset or unblock"
         if request.requested_by:
             detail += f" (requested by {request.requested_by})"
-        await self._note(case, "merged", StepStatus.INFO, detail, _request_data(request))
+        case = await self._note(case, "merged", StepStatus.INFO, detail, _request_data(request))
         log.info("request %s merged into case %s", request.request_id, case.case_id)
+        if new_alerts:
+            phase = {CaseState.VERIFIED: "verified", CaseState.ESCALATED: "escalated"}.get(
+                case.state, "start")
+            await self._notify_alerts(case, phase)
         return await self._require(case.case_id)
 
     async def _open(self, request: RemediationRequest) -> Case:
@@ -176,9 +192,23 @@ class RemediationWorkflow:
         log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
         return case
 
+    async def _notify_alerts(self, case: Case, phase: str) -> None:
+        """Queue the alert update for ``phase`` once per set of alerts (journaled)."""
+        if self._notifier is None or not case.alert_ids:
+            return
+        update = AlertUpdate(case.case_id, case.user, phase, len(case.alert_ids))
+        name = f"alerts_queued:{phase}:{update.alert_count}"
+        if case.done(name):
+            return
+        await self._notifier.notify(update)
+        await self._note(case, name, StepStatus.DONE,
+                         f"Defender alert update ({phase}) queued for "
+                         f"{update.alert_count} alert(s)")
+
     async def _secure_and_unblock(self, case: Case) -> Case:
         if case.state is CaseState.RECEIVED:
             case = await self._save(case, state=CaseState.IN_PROGRESS)
+        await self._notify_alerts(case, "start")
         case, found = await self._run(case, LOOKUP, lambda: self._lookup(case))
         if case.user_id is None:
             case = await self._save(case, user_id=found.data["user_id"],
@@ -292,8 +322,56 @@ class RemediationWorkflow:
         case = await self._save(await self._require(case.case_id), state=CaseState.VERIFIED,
                                 reason=None)
         await self._cancel_pending_checks(case, after_attempt=attempt)
+        await self._notify_alerts(case, "verified")
         log.info("case %s for %s verified", case.case_id, case.user)
         return await self._require(case.case_id)
+
+    # -- Defender alerts --------------------------------------------------------------------
+
+    async def update_alerts(self, update: AlertUpdate) -> Case:
+        """Comment on each alert of the case and set its status for ``update.phase``.
+
+        Each comment and each status change is journaled as done, so a redelivery after a
+        transient failure repeats neither. A permanent failure (alert gone, no permission)
+        is journaled and skipped: alerts are the report, never a reason to stop.
+        """
+        case = await self._journal.get_case(update.case_id)
+        if case is None:
+            raise InvalidRequest(f"no case {update.case_id!r} for an alert update")
+        if self._alerts is None:
+            return case
+        text = _alert_comment(case, update.phase, self._settings)
+        changes = _ALERT_CHANGES[update.phase]
+        for alert_id in case.alert_ids:
+            case = await self._alert_step(case, f"alert_comment:{update.phase}:{alert_id}",
+                                          partial(self._alerts_comment, alert_id, text))
+            case = await self._alert_step(case, f"alert_status:{update.phase}:{alert_id}",
+                                          partial(self._alerts_update, alert_id, changes))
+        return case
+
+    async def _alert_step(self, case: Case, name: str,
+                          action: Callable[[], Awaitable[StepResult]]) -> Case:
+        try:
+            case, _ = await self._run(case, name, action)
+        except PermanentError as error:
+            log.warning("case %s: %s failed: %s", case.case_id, name, error.reason)
+            case = await self._require(case.case_id)
+        return case
+
+    async def _alerts_comment(self, alert_id: str, text: str) -> StepResult:
+        assert self._alerts is not None
+        await self._alerts.comment(alert_id, text)
+        return StepResult(f"commented on alert {alert_id}")
+
+    async def _alerts_update(self, alert_id: str, changes: dict[str, str]) -> StepResult:
+        assert self._alerts is not None
+        await self._alerts.update(alert_id, changes)
+        return StepResult(f"alert {alert_id} set to " + ", ".join(
+            f"{key}={value}" for key, value in changes.items()))
+
+    async def alert_update_gave_up(self, update: AlertUpdate, reason: str) -> None:
+        await self._journal.add_step(update.case_id, Step(
+            f"alerts:{update.phase}", StepStatus.FAILED, self._clock.now(), reason))
 
     # -- journal helpers --------------------------------------------------------------------
 
@@ -323,6 +401,9 @@ class RemediationWorkflow:
             case.evolve(updated_at=self._clock.now(), **changes))
         return stored.evolve(steps=case.steps)
 
+    async def case(self, case_id: str) -> Case:
+        return await self._require(case_id)
+
     async def _require(self, case_id: str) -> Case:
         case = await self._journal.get_case(case_id)
         if case is None:
@@ -341,6 +422,29 @@ class RemediationWorkflow:
                 except RemediationError as error:  # harmless: the check finds a final case
                     log.info("could not cancel check %s of %s: %s", check["attempt"],
                              case.case_id, error.reason)
+
+
+_ALERT_CHANGES: dict[str, dict[str, str]] = {
+    "start": {"status": "inProgress"},
+    "verified": {"status": "resolved", "classification": "truePositive",
+                 "determination": "compromisedAccount"},
+    "escalated": {"status": "inProgress"},
+}
+
+
+def _alert_comment(case: Case, phase: str, settings: WorkflowSettings) -> str:
+    prefix = f"Automated remediation, case {case.case_id} ({case.user}):"
+    if phase == "start":
+        delays = ", ".join(f"+{format_duration(d)}" for d in settings.verify_delays)
+        return (f"{prefix} resetting the password (change forced at next sign-in), revoking "
+                "sign-in sessions, then removing the block from the Restricted users list. "
+                f"The block will be re-checked at {delays}.")
+    if phase == "verified":
+        return (f"{prefix} done. Password reset, sessions revoked, block removed, and the "
+                "sender is no longer on the Restricted users list. Resolved as a true "
+                "positive (compromised account). Ask the user to choose a new password "
+                "after verifying their identity.")
+    return f"{prefix} needs a human. {case.reason or 'escalated'}"
 
 
 def _request_data(request: RemediationRequest) -> dict[str, Any]:

@@ -10,17 +10,21 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     out = io.StringIO()
     assert await run_demo(out) == 0
     text = out.getvalue()
-    rows = {match[0]: match[1] for match in re.findall(
-        r"^\d{8}-[0-9a-f]{8}\s+(\S+)\s+(\w+)\s", text, flags=re.MULTILINE)}
+    rows = {(match[0], match[2], match[1]) for match in re.findall(
+        r"^\d{8}-[0-9a-f]{8}\s+(.+?)\s+(verified|escalated|rejected|\w+)\s+(\S+)\s",
+        text, flags=re.MULTILINE)}
     assert rows == {
-        "adele.vance@contoso.com": "verified",
-        "lee.gu@contoso.com": "verified",
-        "megan.bowen@contoso.com": "escalated",
-        "patti.fernandez@contoso.com": "escalated",
-        "nobody@contoso.com": "escalated",
-        "diego.siciliani@contoso.com": "verified",
-        "not-an-address": "rejected",
+        ("patti.fernandez@contoso.com", "manual", "escalated"),
+        ("nobody@contoso.com", "manual", "escalated"),
+        ("diego.siciliani@contoso.com", "manual", "verified"),
+        ("not-an-address", "unknown", "rejected"),
+        ("(no sender)", "alert", "rejected"),
+        ("adele.vance@contoso.com", "alert", "verified"),
+        ("lee.gu@contoso.com", "alert", "verified"),
+        ("megan.bowen@contoso.com", "alert", "escalated"),
+        ("johanna.lorenz@contoso.com", "restricted-list", "verified"),
     }
     assert "1 duplicate request(s) merged" in text
-    assert "4 password resets" in text
-    assert "4 unblocks" in text
+    assert "5 password resets" in text
+    assert "5 unblocks" in text
+    assert text.count("resolved/truePositive/compromisedAccount") == 3

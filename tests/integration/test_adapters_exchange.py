@@ -68,13 +68,13 @@ async def test_unblock_of_a_sender_already_gone_succeeds(
 
 async def test_all_blocked_follows_next_links(restricted: ExchangeRestrictedSenders,
                                               tenant: SandboxTenant) -> None:
-    for index in range(5):
+    for index in range(3):
         address = f"extra{index}@contoso.com"
         tenant.add_user(SandboxUser(address, f"Extra {index}"))
         tenant.block(address)
     entries = await restricted.all_blocked()
     assert sorted(e.sender_address for e in entries) == sorted(tenant.blocked_addresses())
-    assert len(entries) == 10
+    assert len(entries) == 9  # six seeded, three added
     assert len(cmdlet_times(tenant, "Get-BlockedSenderAddress")) == 5  # page size 2
 
 

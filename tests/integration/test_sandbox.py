@@ -25,7 +25,7 @@ STRONG_PASSWORD = "Xy7!kq2Lm9#pW4rT"
 
 @pytest.fixture
 def tenant() -> SandboxTenant:
-    return demo_tenant()
+    return demo_tenant(with_alerts=False)
 
 
 @pytest.fixture
@@ -245,7 +245,7 @@ def test_listing_pages_with_prefer_maxpagesize(
         pages.append(invoke(client, tenant, "Get-BlockedSenderAddress", headers=prefer,
                             url=pages[-1]["@odata.nextLink"]).json())
 
-    assert [len(page["value"]) for page in pages] == [2, 2, 1]
+    assert [len(page["value"]) for page in pages] == [2, 2, 2]
     listed = [entry["SenderAddress"] for page in pages for entry in page["value"]]
     assert sorted(listed) == sorted(tenant.blocked_addresses())
     assert pages[1]["@odata.nextLink"].startswith(str(client.base_url))

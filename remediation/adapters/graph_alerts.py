@@ -1,0 +1,119 @@
+"""Defender alerts on Graph ``/security/alerts_v2``: read, comment, update.
+
+Permission: ``SecurityAlert.ReadWrite.All`` (application; ``SecurityAlert.Read.All`` is
+enough without the alert lifecycle).
+
+Alerts are read as raw JSON (the shapes in API-NOTES.md) through the SDK's request adapter,
+so the core parses one documented format whether an alert came from a poll, a push or a
+test. Comments are sent as one JSON object: the SDK's ``comments.post`` sends an array, and
+Graph answers 400 "Empty Payload" (msgraph-sdk-python #1168).
+"""
+
+import json
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from remediation.adapters.graph_directory import GraphCaller
+from remediation.domain.alerts import OFFICE_365_SOURCE
+from remediation.domain.errors import PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from kiota_abstractions.request_information import RequestInformation
+    from msgraph.graph_service_client import GraphServiceClient
+
+MAX_PAGES = 200
+PAGE_SIZE = 100
+
+
+class GraphAlerts:
+    def __init__(self, caller: GraphCaller) -> None:
+        self._graph = caller
+
+    async def recent_alerts(self, since: datetime) -> list[dict[str, Any]]:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.security.alerts_v2.alerts_v2_request_builder import (
+            Alerts_v2RequestBuilder,
+        )
+
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Only properties alerts_v2 can filter on; titles are matched client-side.
+        query = Alerts_v2RequestBuilder.Alerts_v2RequestBuilderGetQueryParameters(
+            filter=f"serviceSource eq '{OFFICE_365_SOURCE}' and lastUpdateDateTime ge {stamp}",
+            top=PAGE_SIZE)
+        config = RequestConfiguration(query_parameters=query)
+        alerts: list[dict[str, Any]] = []
+        next_link: str | None = None
+        for _ in range(MAX_PAGES):
+            page = await self._send_json("list alerts",
+                                         partial(_alerts_page, link=next_link, config=config))
+            alerts.extend(item for item in page.get("value") or [] if isinstance(item, dict))
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return alerts
+        raise TransientError(f"Graph: alerts_v2 returned more than {MAX_PAGES} pages")
+
+    async def get_alert(self, alert_id: str) -> dict[str, Any] | None:
+        try:
+            return await self._send_json(
+                "read alert", lambda c: c.security.alerts_v2.by_alert_id(
+                    alert_id).to_get_request_information())
+        except PermanentError as error:
+            if "not found" in error.reason:
+                return None
+            raise
+
+    async def comment(self, alert_id: str, text: str) -> None:
+        body = {"@odata.type": "microsoft.graph.security.alertComment", "comment": text}
+
+        def request(client: "GraphServiceClient") -> "RequestInformation":
+            from kiota_abstractions.method import Method
+            from kiota_abstractions.request_information import RequestInformation
+
+            builder = client.security.alerts_v2.by_alert_id(alert_id).comments
+            info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+            info.headers.try_add("Accept", "application/json")
+            info.set_stream_content(json.dumps(body).encode(), "application/json")
+            return info
+
+        await self._send_json("comment on alert", request)
+
+    async def update(self, alert_id: str, changes: dict[str, str]) -> None:
+        def request(client: "GraphServiceClient") -> "RequestInformation":
+            from kiota_abstractions.method import Method
+            from kiota_abstractions.request_information import RequestInformation
+
+            builder = client.security.alerts_v2.by_alert_id(alert_id)
+            info = RequestInformation(Method.PATCH, builder.url_template,
+                                      builder.path_parameters)
+            info.headers.try_add("Accept", "application/json")
+            info.set_stream_content(json.dumps(changes).encode(), "application/json")
+            return info
+
+        await self._send_json("update alert", request)
+
+    async def _send_json(self, what: str, build: Any) -> dict[str, Any]:
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        async def send(client: "GraphServiceClient") -> bytes | None:
+            info = build(client)
+            result: bytes | None = await client.request_adapter.send_primitive_async(
+                info, "bytes", {"XXX": ODataError})
+            return result
+
+        raw = await self._graph.call(what, send)
+        if not raw:
+            return {}
+        try:
+            parsed = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise TransientError(f"Graph: {what} returned a body that is not JSON") from None
+        return parsed if isinstance(parsed, dict) else {}
+
+
+def _alerts_page(client: "GraphServiceClient", *, link: str | None,
+                 config: Any) -> "RequestInformation":
+    builder = client.security.alerts_v2
+    if link is not None:
+        return builder.with_url(link).to_get_request_information()
+    return builder.to_get_request_information(config)

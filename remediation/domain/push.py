@@ -1,0 +1,53 @@
+"""Alert ids in a pushed body (Sentinel automation rule, Logic App, any SOAR).
+
+Accepted shapes: ``"id"``, ``["id", ...]``, ``{"alertId": "id"}``, ``{"alertIds": [...]}``,
+an alerts_v2-shaped object ``{"id": ..., ...}``, a list of those, or ``{"value": [...]}``.
+"""
+
+import re
+from typing import Any
+
+from remediation.domain.errors import InvalidRequest
+from remediation.domain.requests import describe
+
+MAX_PUSHED_ALERTS = 100
+_ALERT_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
+
+
+def pushed_alert_ids(body: Any) -> list[str]:
+    ids: list[str] = []
+    for item in _items(body):
+        alert_id = _id_of(item)
+        if alert_id not in ids:
+            ids.append(alert_id)
+    if not ids:
+        raise InvalidRequest("no alert id in the body")
+    if len(ids) > MAX_PUSHED_ALERTS:
+        raise InvalidRequest(f"more than {MAX_PUSHED_ALERTS} alert ids in one body")
+    return ids
+
+
+def _items(body: Any) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        if "alertIds" in body:
+            value = body["alertIds"]
+            if not isinstance(value, list):
+                raise InvalidRequest("'alertIds' must be a list of alert ids")
+            return value
+        if "value" in body and "id" not in body:
+            value = body["value"]
+            if not isinstance(value, list):
+                raise InvalidRequest("'value' must be a list of alerts")
+            return value
+        return [body]
+    return [body]
+
+
+def _id_of(item: Any) -> str:
+    if isinstance(item, dict):
+        item = item.get("alertId", item.get("id"))
+    if not isinstance(item, str) or not _ALERT_ID.match(item):
+        raise InvalidRequest(f"not an alert id: {describe(item)}")
+    return item

@@ -1,0 +1,180 @@
+"""Detection: Defender alerts and the Restricted users list become remediation requests.
+
+Every signal for one block episode must land in one case. Intake makes that cheap (each
+alert id and each block entry enqueues at most once, by a request id derived from it and
+looked up in the journal); the workflow's merge makes it certain.
+"""
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from remediation.domain.alerts import (
+    Alert,
+    alert_request_id,
+    is_outbound_spam,
+    parse_alert,
+    request_for_alert,
+)
+from remediation.domain.blocks import BlockedSender, known_blocks
+from remediation.domain.cases import Case, CaseState
+from remediation.domain.errors import InvalidRequest, RemediationError
+from remediation.domain.requests import RemediationRequest, normalise_user
+from remediation.service.ports import (
+    AlertSource,
+    Clock,
+    Journal,
+    RequestSender,
+    RestrictedSenders,
+)
+from remediation.service.workflow import RemediationWorkflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    titles: tuple[str, ...]
+    lookback: timedelta
+    sweep: bool = True
+
+
+@dataclass
+class IntakeReport:
+    """What one poll (or one push) did; every number is something an operator can check."""
+
+    alerts_seen: int = 0
+    matched: int = 0
+    enqueued: list[str] = field(default_factory=list)
+    already_known: int = 0
+    rejected: list[str] = field(default_factory=list)
+    not_confirmed: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    senders: set[str] = field(default_factory=set)
+
+    def summary(self) -> str:
+        return (f"{self.alerts_seen} alert(s) read, {self.matched} outbound-spam, "
+                f"{len(self.enqueued)} queued, {self.already_known} already known, "
+                f"{len(self.rejected)} rejected, {len(self.swept)} from the Restricted users "
+                f"list" + (f", errors: {'; '.join(self.errors)}" if self.errors else ""))
+
+
+def block_request_id(entry: BlockedSender) -> str:
+    """One request per block episode: the sender and when this block was placed."""
+    created = entry.created.isoformat() if entry.created else "unknown"
+    return "block-" + hashlib.sha256(f"{entry.sender_address}|{created}".encode()).hexdigest()[:32]
+
+
+class Intake:
+    def __init__(self, *, alerts: AlertSource, exchange: RestrictedSenders, journal: Journal,
+                 requests: RequestSender, workflow: RemediationWorkflow, clock: Clock,
+                 settings: IntakeSettings) -> None:
+        self._alerts = alerts
+        self._exchange = exchange
+        self._journal = journal
+        self._requests = requests
+        self._workflow = workflow
+        self._clock = clock
+        self._settings = settings
+
+    async def poll(self) -> IntakeReport:
+        """Read recent alerts (overlapping window) and sweep the Restricted users list.
+
+        A failure of one source is reported and does not stop the other; the overlap of
+        the next poll picks up whatever this one missed.
+        """
+        report = IntakeReport()
+        try:
+            raw_alerts = await self._alerts.recent_alerts(
+                self._clock.now() - self._settings.lookback)
+        except RemediationError as error:
+            report.errors.append(f"alerts: {error.reason}")
+            raw_alerts = []
+        for raw in raw_alerts:
+            await self._consider(raw, report)
+        if self._settings.sweep:
+            try:
+                await self._sweep(report)
+            except RemediationError as error:
+                report.errors.append(f"Restricted users list: {error.reason}")
+        log.info("poll: %s", report.summary())
+        return report
+
+    async def accept_hints(self, alert_ids: Iterable[str]) -> IntakeReport:
+        """Alert ids pushed to us (HTTP, Event Hub): confirmed against Graph before use."""
+        report = IntakeReport()
+        for alert_id in dict.fromkeys(alert_ids):
+            raw = await self._alerts.get_alert(alert_id)
+            if raw is None:
+                report.not_confirmed.append(alert_id)
+                continue
+            await self._consider(raw, report, hinted=alert_id)
+        return report
+
+    async def _consider(self, raw: dict[str, Any], report: IntakeReport,
+                        hinted: str | None = None) -> None:
+        report.alerts_seen += 1
+        try:
+            alert = parse_alert(raw)
+        except InvalidRequest as error:
+            log.warning("ignoring an alert Graph returned: %s", error.reason)
+            report.errors.append(error.reason)
+            return
+        if not is_outbound_spam(alert, self._settings.titles) or alert.status == "resolved":
+            if hinted is not None:
+                report.not_confirmed.append(hinted)
+            return
+        report.matched += 1
+        if await self._journal.case_with_request(alert.request_id) is not None:
+            report.already_known += 1
+            return
+        try:
+            request = request_for_alert(alert)
+        except InvalidRequest as error:
+            await self._reject(alert, error.reason)
+            report.rejected.append(alert.id)
+            return
+        await self._requests.send(request)
+        report.enqueued.append(request.request_id or "")
+        report.senders.add(request.user)
+
+    async def _reject(self, alert: Alert, reason: str) -> None:
+        await self._workflow.reject(
+            "(no sender)", f"{reason} ({alert.title}); read its evidence by hand",
+            source="alert", request_id=alert_request_id(alert.id), alert_ids=(alert.id,))
+
+    async def _sweep(self, report: IntakeReport) -> None:
+        for entry in await self._exchange.all_blocked():
+            if entry.sender_address in report.senders:
+                continue  # an alert of this same poll already asked for it
+            request_id = block_request_id(entry)
+            if await self._journal.case_with_request(request_id) is not None:
+                continue
+            latest = await self._journal.latest_case(entry.sender_address)
+            if latest is not None and _owns(latest, entry):
+                continue
+            try:
+                user = normalise_user(entry.sender_address)
+            except InvalidRequest as error:
+                report.errors.append(f"Restricted users list entry: {error.reason}")
+                continue
+            created = f"{entry.created:%Y-%m-%d %H:%M} UTC" if entry.created else "unknown"
+            await self._requests.send(RemediationRequest(
+                user=user, source="restricted-list", request_id=request_id,
+                reason=f"on the Restricted users list since {created} ({entry.reason})"[:1000]))
+            report.swept.append(user)
+            report.senders.add(user)
+
+
+def _owns(case: Case, entry: BlockedSender) -> bool:
+    """Is ``entry`` a block that ``case`` is handling, has handled, or handed to a human?"""
+    if not case.state.is_final or entry.created is None:
+        return True
+    known = known_blocks(case.block_created, case.last_block_seen)
+    if known is not None and entry.created <= known:
+        return True
+    return case.state is CaseState.ESCALATED and entry.created <= case.updated_at
