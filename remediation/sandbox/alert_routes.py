@@ -37,7 +37,9 @@ routes = web.RouteTableDef()
 async def list_alerts(request: web.Request) -> web.Response:
     tenant = request.app[TENANT]
     try:
-        top = _non_negative(request.query.get("$top"), tenant.alert_page_size, "$top")
+        # Like Graph, the server's page size caps what $top asks for.
+        top = min(_non_negative(request.query.get("$top"), tenant.alert_page_size, "$top"),
+                  tenant.alert_page_size)
         skip = _non_negative(request.query.get("$skip"), 0, "$skip")
         text = request.query.get("$filter")
         matches = parse_filter(text) if text else None

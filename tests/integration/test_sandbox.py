@@ -291,8 +291,9 @@ def test_alerts_page_in_creation_order_and_filter(
 
     assert [a["id"] for page in pages for a in page["value"]] == [
         f"alert-{n}" for n in range(5)]
-    assert [a["id"] for a in filtered["value"]] == ["alert-1", "alert-3", "alert-4"]
-    assert "@odata.nextLink" not in filtered
+    # $top=10 is capped by the server's page size of 2, as Graph caps it by its own.
+    assert [a["id"] for a in filtered["value"]] == ["alert-1", "alert-3"]
+    assert "@odata.nextLink" in filtered
 
 
 @pytest.mark.parametrize("clause", ["contains(title,'restricted')", "title eq 'x'"])
