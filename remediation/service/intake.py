@@ -124,13 +124,17 @@ class Intake:
             log.warning("ignoring an alert Graph returned: %s", error.reason)
             report.errors.append(error.reason)
             return
-        if not is_outbound_spam(alert, self._settings.titles) or alert.status == "resolved":
+        if not is_outbound_spam(alert, self._settings.titles):
             if hinted is not None:
                 report.not_confirmed.append(hinted)
             return
         report.matched += 1
         if await self._journal.case_with_request(alert.request_id) is not None:
             report.already_known += 1
+            return
+        if alert.status == "resolved":  # somebody closed it already: nothing to do
+            if hinted is not None:
+                report.not_confirmed.append(hinted)
             return
         try:
             request = request_for_alert(alert)
