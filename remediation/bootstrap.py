@@ -1,12 +1,16 @@
 """The composition root: the one place that knows which adapter is real.
 
-The CLI, the demo and the tests all build the application here; tests replace any port by
-keyword (cosmicpython's ``bootstrap``). Nothing talks to a tenant until it is first used:
-the Graph and Exchange clients are built lazily, one of each per process.
+The CLI, the demo, the Functions app and the tests all build the application here; tests
+replace any port by keyword (cosmicpython's ``bootstrap``). Configuration picks the twins:
+Service Bus or the SQLite queue, Table Storage or the SQLite journal. Nothing talks to a
+service until it is first used, and each client exists once per process.
 """
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.adapters.clock import SystemClock
 from remediation.adapters.local_queue import LocalRequestSender, LocalVerificationScheduler
@@ -22,11 +26,16 @@ from remediation.service.ports import (
     AlertUpdater,
     Clock,
     Directory,
+    FollowUps,
     Journal,
+    RequestSender,
     RestrictedSenders,
     VerificationScheduler,
 )
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
+
+if TYPE_CHECKING:
+    from remediation.adapters.service_bus import QueueClient
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -35,15 +44,17 @@ Closer = Callable[[], Awaitable[None]]
 class Application:
     settings: Settings
     journal: Journal
-    queue: SqliteQueue
     workflow: RemediationWorkflow
     handler: MessageHandler
     intake: Intake
-    requests: LocalRequestSender
+    requests: RequestSender
+    queue: SqliteQueue | None = None
     closers: list[Closer] = field(default_factory=list)
 
     def worker(self, *, concurrency: int | None = None, poll_interval: float = 0.5,
                retry_backoff: float = 2.0) -> LocalWorker:
+        if self.queue is None:
+            raise RuntimeError("no local queue: this application sends to Service Bus")
         return LocalWorker(
             self.queue,
             {self.settings.remediation_queue: self.handler.on_request,
@@ -71,47 +82,82 @@ def bootstrap(
     journal: Journal | None = None,
     scheduler: VerificationScheduler | None = None,
     clock: Clock | None = None,
+    service_bus_client: "QueueClient | None" = None,
 ) -> Application:
     closers: list[Closer] = []
-    database = SqliteDatabase(settings.remediation_db)
-    closers.append(_close_database(database))
-    queue = SqliteQueue(database, lock_duration=settings.lock_duration.total_seconds(),
-                        max_delivery_count=settings.max_delivery_count)
-    tenant = tenant or _tenant_ports(settings, closers)
-    journal = journal or SqliteJournal(database)
+    shared = _Shared(settings, closers)
+    tenant = tenant or _tenant_ports(settings, shared, closers)
     clock = clock or SystemClock()
-    local_follow_ups = LocalVerificationScheduler(queue, settings.verification_queue)
+    queue: SqliteQueue | None = None
+    follow_ups: FollowUps
+    requests: RequestSender
+    if settings.service_bus_namespace or service_bus_client is not None:
+        requests, follow_ups = _service_bus(settings, shared, closers, service_bus_client)
+    else:
+        queue = SqliteQueue(shared.database(),
+                            lock_duration=settings.lock_duration.total_seconds(),
+                            max_delivery_count=settings.max_delivery_count)
+        requests = LocalRequestSender(queue, settings.remediation_queue)
+        follow_ups = LocalVerificationScheduler(queue, settings.verification_queue)
+    journal = journal or _journal(settings, shared, closers)
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=journal,
-        scheduler=scheduler or local_follow_ups, clock=clock,
+        scheduler=scheduler or follow_ups, clock=clock,
         settings=WorkflowSettings(verify_delays=settings.verify_delays),
-        alerts=tenant.alert_updater, notifier=local_follow_ups)
-    requests = LocalRequestSender(queue, settings.remediation_queue)
+        alerts=tenant.alert_updater, notifier=follow_ups)
     intake = Intake(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
         workflow=workflow, clock=clock,
         settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
                                 sweep=settings.sweep_restricted_users))
-    return Application(settings=settings, journal=journal, queue=queue, workflow=workflow,
+    return Application(settings=settings, journal=journal, workflow=workflow,
                        handler=MessageHandler(workflow), intake=intake, requests=requests,
-                       closers=closers)
+                       queue=queue, closers=closers)
 
 
-def _tenant_ports(settings: Settings, closers: list[Closer]) -> TenantPorts:
-    from remediation.adapters.credentials import build_credential
+class _Shared:
+    """What several adapters share, built the first time one needs it: one credential per
+    process, one SQLite database for the local queue and journal."""
+
+    def __init__(self, settings: Settings, closers: list[Closer]) -> None:
+        self._settings = settings
+        self._closers = closers
+        self._credential: AsyncTokenCredential | None = None
+        self._database: SqliteDatabase | None = None
+
+    def credential(self) -> AsyncTokenCredential:
+        if self._credential is None:
+            from remediation.adapters.credentials import build_credential
+
+            self._credential = build_credential(self._settings)
+            self._closers.insert(0, self._credential.close)
+        return self._credential
+
+    def database(self) -> SqliteDatabase:
+        if self._database is None:
+            database = SqliteDatabase(self._settings.remediation_db)
+
+            async def close() -> None:
+                database.close()
+
+            self._database = database
+            self._closers.append(close)
+        return self._database
+
+
+def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) -> TenantPorts:
     from remediation.adapters.exchange_client import ExchangeAdminClient
     from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
     from remediation.adapters.graph_alerts import GraphAlerts
     from remediation.adapters.graph_directory import GraphCaller, GraphDirectory
 
-    credential = build_credential(settings)
-    closers.append(credential.close)
     timeout = settings.http_timeout.total_seconds()
-    graph = GraphCaller(settings.graph_endpoint, credential, timeout=timeout,
+    graph = GraphCaller(settings.graph_endpoint, shared.credential(), timeout=timeout,
                         max_retries=settings.http_max_retries)
     closers.append(graph.close)
-    exchange = ExchangeAdminClient(settings.exchange_endpoint, settings.tenant_id, credential,
-                                   timeout=timeout, max_retries=settings.http_max_retries)
+    exchange = ExchangeAdminClient(settings.exchange_endpoint, settings.tenant_id,
+                                   shared.credential(), timeout=timeout,
+                                   max_retries=settings.http_max_retries)
     closers.append(exchange.close)
     alerts = GraphAlerts(graph)
     return TenantPorts(directory=GraphDirectory(graph),
@@ -119,8 +165,31 @@ def _tenant_ports(settings: Settings, closers: list[Closer]) -> TenantPorts:
                        alert_updater=alerts)
 
 
-def _close_database(database: SqliteDatabase) -> Callable[[], Awaitable[None]]:
-    async def close() -> None:
-        database.close()
+def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],
+                 client: "QueueClient | None") -> tuple[RequestSender, FollowUps]:
+    from remediation.adapters.service_bus import (
+        ServiceBusFollowUps,
+        ServiceBusQueues,
+        ServiceBusRequestSender,
+    )
 
-    return close
+    queues = ServiceBusQueues(settings.service_bus_namespace or "", shared.credential(),
+                              client=client)
+    closers.append(queues.close)
+    return (ServiceBusRequestSender(queues, settings.remediation_queue),
+            ServiceBusFollowUps(queues, settings.verification_queue))
+
+
+def _journal(settings: Settings, shared: _Shared, closers: list[Closer]) -> Journal:
+    if settings.journal_table_endpoint or settings.journal_table_connection_string:
+        from remediation.adapters.table_journal import build_table_journal
+
+        journal = build_table_journal(
+            endpoint=settings.journal_table_endpoint,
+            connection_string=settings.journal_table_connection_string,
+            table_name=settings.journal_table_name,
+            credential=None if settings.journal_table_connection_string else shared.credential())
+        closers.append(journal.close)
+        table_journal: Journal = journal
+        return table_journal
+    return SqliteJournal(shared.database())

@@ -40,6 +40,9 @@ class Settings:
     alert_lookback: timedelta = timedelta(hours=1)
     alert_poll_interval: timedelta = timedelta(minutes=2)
     sweep_restricted_users: bool = True
+    journal_table_endpoint: str | None = None
+    journal_table_connection_string: str | None = field(default=None, repr=False)
+    journal_table_name: str = "remediationjournal"
 
     @property
     def uses_loopback_endpoints(self) -> bool:
@@ -76,6 +79,10 @@ class Settings:
                 alert_lookback=parse_duration(text("ALERT_LOOKBACK", "1h")),
                 alert_poll_interval=parse_duration(text("ALERT_POLL_INTERVAL", "2m")),
                 sweep_restricted_users=_bool(env, "SWEEP_RESTRICTED_USERS", True),
+                journal_table_endpoint=_table_endpoint(env),
+                journal_table_connection_string=env.get("JOURNAL_TABLE_CONNECTION_STRING")
+                or None,
+                journal_table_name=text("JOURNAL_TABLE_NAME", defaults.journal_table_name),
             )
         except ValueError as error:
             raise ConfigError(str(error)) from None
@@ -99,6 +106,15 @@ class Settings:
 
 def _host(url: str) -> str:
     return (urlparse(url).hostname or "").lower()
+
+
+def _table_endpoint(env: Mapping[str, str]) -> str | None:
+    """The journal's table endpoint: explicit, or the Function App's own storage account."""
+    explicit = env.get("JOURNAL_TABLE_ENDPOINT", "").strip()
+    if explicit:
+        return explicit.rstrip("/")
+    account = env.get("AzureWebJobsStorage__accountName", "").strip()
+    return f"https://{account}.table.core.windows.net" if account else None
 
 
 def _titles(raw: str) -> tuple[str, ...]:

@@ -10,6 +10,8 @@ import pytest
 from remediation.config import Settings
 from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
 
+pytest_plugins = ["tests.azurite"]
+
 
 @pytest.fixture
 def tenant() -> SandboxTenant:

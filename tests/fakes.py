@@ -9,15 +9,18 @@ assert on calls, never on mocks.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, RemediationError
-from remediation.service.messages import VerificationCheck
+from remediation.domain.requests import RemediationRequest
+from remediation.service.messages import AlertUpdate, VerificationCheck
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -343,3 +346,198 @@ class FakeTenant:
                                        events=self.events)
         self.exchange = FakeRestrictedSenders(self.clock, events=self.events)
         self.scheduler = FakeScheduler(events=self.events)
+
+
+# -- Defender alerts and the queues intake writes to ------------------------------------------
+
+
+class FakeAlertSource:
+    """Graph ``alerts_v2`` as raw JSON dicts (the shapes in API-NOTES.md §1).
+
+    ``recent_alerts`` returns, like the adapter's ``lastUpdateDateTime ge`` filter, the alerts
+    updated at or after ``since`` (an alert without a parseable timestamp is always returned).
+    ``fail`` makes the next calls of one operation raise; every call is counted.
+    """
+
+    def __init__(self, alerts: list[dict[str, Any]] | None = None) -> None:
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self.since: list[datetime] = []
+        self.lookups: list[str] = []
+        self._failures: dict[str, tuple[RemediationError, int | None]] = {}
+        for alert in alerts or []:
+            self.add(alert)
+
+    def add(self, alert: dict[str, Any]) -> dict[str, Any]:
+        self.alerts[str(alert.get("id"))] = alert
+        return alert
+
+    def fail(self, error: RemediationError, *, on: str, times: int | None = None) -> None:
+        assert on in ("recent_alerts", "get_alert"), on
+        self._failures[on] = (error, times)
+
+    @property
+    def recent_calls(self) -> int:
+        return len(self.since)
+
+    @property
+    def get_calls(self) -> int:
+        return len(self.lookups)
+
+    async def recent_alerts(self, since: datetime) -> list[dict[str, Any]]:
+        self.since.append(since)
+        self._check("recent_alerts")
+        return [copy.deepcopy(alert) for alert in self.alerts.values()
+                if _updated_since(alert, since)]
+
+    async def get_alert(self, alert_id: str) -> dict[str, Any] | None:
+        self.lookups.append(alert_id)
+        self._check("get_alert")
+        alert = self.alerts.get(alert_id)
+        return copy.deepcopy(alert) if alert is not None else None
+
+    def _check(self, operation: str) -> None:
+        planned = self._failures.get(operation)
+        if planned is None:
+            return
+        error, remaining = planned
+        if remaining == 0:
+            return
+        if remaining is not None:
+            self._failures[operation] = (error, remaining - 1)
+        raise error
+
+
+def _updated_since(alert: dict[str, Any], since: datetime) -> bool:
+    stamp = alert.get("lastUpdateDateTime")
+    if not isinstance(stamp, str):
+        return True
+    try:
+        updated = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return updated >= since
+
+
+@dataclass(frozen=True)
+class AlertComment:
+    alert_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    alert_id: str
+    changes: dict[str, str]
+
+
+class FakeAlertUpdater:
+    """Comments and PATCHes on alerts; ``fail(alert_id, error, on=...)`` makes them raise.
+
+    A failed call is recorded in ``attempts`` but not in ``comments`` / ``updates``, which
+    hold only what Graph accepted.
+    """
+
+    def __init__(self) -> None:
+        self.comments: list[AlertComment] = []
+        self.updates: list[AlertChange] = []
+        self.attempts: list[tuple[str, str]] = []  # (operation, alert id), failed ones too
+        self._failures = _Failures()
+
+    def fail(self, alert_id: str, error: RemediationError, *, on: str,
+             times: int | None = None) -> None:
+        assert on in ("comment", "update"), on
+        self._failures.plan(on, alert_id, error, times)
+
+    def comments_on(self, alert_id: str) -> list[str]:
+        return [c.text for c in self.comments if c.alert_id == alert_id]
+
+    def updates_of(self, alert_id: str) -> list[dict[str, str]]:
+        return [u.changes for u in self.updates if u.alert_id == alert_id]
+
+    async def comment(self, alert_id: str, text: str) -> None:
+        self.attempts.append(("comment", alert_id))
+        self._failures.check("comment", (alert_id,))
+        self.comments.append(AlertComment(alert_id, text))
+
+    async def update(self, alert_id: str, changes: dict[str, str]) -> None:
+        self.attempts.append(("update", alert_id))
+        self._failures.check("update", (alert_id,))
+        self.updates.append(AlertChange(alert_id, dict(changes)))
+
+
+class FakeRequestSender:
+    """The requests queue: records every RemediationRequest sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[RemediationRequest] = []
+
+    async def send(self, request: RemediationRequest) -> str:
+        self.sent.append(request)
+        return request.request_id or f"message-{len(self.sent)}"
+
+    def users(self) -> list[str]:
+        return [request.user for request in self.sent]
+
+
+class FakeAlertNotifier:
+    """The alert-update queue: records every AlertUpdate queued, in order.
+
+    ``fail(error, times=n, phase=p)`` makes the next ``n`` sends (of phase ``p``, or of any
+    phase) raise and queue nothing; ``failed`` records them.
+    """
+
+    def __init__(self) -> None:
+        self.updates: list[AlertUpdate] = []
+        self.failed: list[AlertUpdate] = []
+        self._failure: tuple[RemediationError, int, str | None] | None = None
+
+    def fail(self, error: RemediationError, *, times: int = 1,
+             phase: str | None = None) -> None:
+        self._failure = (error, times, phase)
+
+    async def notify(self, update: AlertUpdate) -> None:
+        if self._failure is not None:
+            error, remaining, phase = self._failure
+            if remaining > 0 and phase in (None, update.phase):
+                self._failure = (error, remaining - 1, phase)
+                self.failed.append(update)
+                raise error
+        self.updates.append(update)
+
+    def phases(self) -> list[tuple[str, int]]:
+        return [(update.phase, update.alert_count) for update in self.updates]
+
+
+# -- alerts_v2 JSON, as Graph returns it (API-NOTES.md §1) ------------------------------------
+
+OFFICE_365 = "microsoftDefenderForOffice365"
+
+
+def mailbox_evidence(primary: str | None, *, upn: str | None = None,
+                     account_upn: str | None = None,
+                     object_id: str | None = None) -> dict[str, Any]:
+    account = None if account_upn is None and object_id is None else {
+        "userPrincipalName": account_upn, "azureAdUserId": object_id}
+    return {"@odata.type": "#microsoft.graph.security.mailboxEvidence",
+            "primaryAddress": primary, "upn": upn, "displayName": "Rob",
+            "userAccount": account, "roles": [], "verdict": "suspicious"}
+
+
+def user_evidence(upn: str | None, object_id: str | None = None) -> dict[str, Any]:
+    return {"@odata.type": "#microsoft.graph.security.userEvidence", "roles": ["compromised"],
+            "userAccount": {"accountName": None, "domainName": None, "displayName": None,
+                            "userPrincipalName": upn, "azureAdUserId": object_id,
+                            "userSid": None}}
+
+
+def alert_json(alert_id: str, evidence: list[dict[str, Any]] | None = None, *,
+               title: str = "User restricted from sending email", status: str = "new",
+               service_source: str = OFFICE_365,
+               updated: datetime | None = None) -> dict[str, Any]:
+    stamp = (updated or START).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"id": alert_id, "providerAlertId": alert_id, "incidentId": "41", "status": status,
+            "severity": "high", "classification": None, "determination": None,
+            "serviceSource": service_source, "detectionSource": service_source,
+            "title": title, "description": f"{title}.", "category": "ThreatManagement",
+            "assignedTo": None, "createdDateTime": stamp, "lastUpdateDateTime": stamp,
+            "resolvedDateTime": None, "comments": [], "evidence": evidence or []}

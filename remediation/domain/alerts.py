@@ -86,7 +86,7 @@ def request_for_alert(alert: Alert) -> RemediationRequest:
     if alert.sender is None:
         raise InvalidRequest(f"alert {alert.id} names no usable sender address")
     return RemediationRequest(user=alert.sender, source="alert", alert_ids=(alert.id,),
-                              reason=f"Defender alert: {alert.title}"[:1000],
+                              reason=f"Defender alert: {' '.join(alert.title.split())}"[:1000],
                               request_id=alert.request_id)
 
 

@@ -10,7 +10,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def parse_duration(text: str) -> timedelta:
     """Parse one duration such as ``30s``, ``2m``, ``1h`` or ``1d``."""
-    match = _DURATION.match(text.lower())
+    match = _DURATION.fullmatch(text.lower())
     if match is None:
         raise ValueError(f"not a duration: {text!r} (use a number with s, m, h or d, e.g. 1h)")
     amount, unit = match.groups()

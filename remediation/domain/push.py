@@ -48,6 +48,6 @@ def _items(body: Any) -> list[Any]:
 def _id_of(item: Any) -> str:
     if isinstance(item, dict):
         item = item.get("alertId", item.get("id"))
-    if not isinstance(item, str) or not _ALERT_ID.match(item):
+    if not isinstance(item, str) or not _ALERT_ID.fullmatch(item):
         raise InvalidRequest(f"not an alert id: {describe(item)}")
     return item

@@ -64,7 +64,7 @@ def normalise_user(value: object) -> str:
     user = value.strip().lower()
     if not user:
         raise InvalidRequest("'user' is empty")
-    if len(user) > 254 or not (_EMAIL.match(user) or _OBJECT_ID.match(user)):
+    if len(user) > 254 or not (_EMAIL.fullmatch(user) or _OBJECT_ID.fullmatch(user)):
         raise InvalidRequest(
             f"'user' must be an email address or an object id, got {describe(value)}"
         )
@@ -90,7 +90,8 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> RemediationRequest:
     if not isinstance(force, bool):
         raise InvalidRequest("'force' must be true or false")
     request_id = fields.get("request_id")
-    if request_id is not None and not (isinstance(request_id, str) and _TOKEN.match(request_id)):
+    if request_id is not None and not (
+            isinstance(request_id, str) and _TOKEN.fullmatch(request_id)):
         raise InvalidRequest("'request_id' must be up to 200 letters, digits or ._:@/+=-")
     return RemediationRequest(
         user=normalise_user(fields["user"]),
@@ -140,7 +141,7 @@ def _alert_ids(value: object) -> tuple[str, ...]:
         raise InvalidRequest(f"'alert_ids' has more than {MAX_ALERT_IDS} entries")
     ids: list[str] = []
     for item in value:
-        if not (isinstance(item, str) and _TOKEN.match(item)):
+        if not (isinstance(item, str) and _TOKEN.fullmatch(item)):
             raise InvalidRequest(f"'alert_ids' entry {describe(item)} is not a valid alert id")
         if item not in ids:
             ids.append(item)

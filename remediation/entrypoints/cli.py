@@ -20,6 +20,7 @@ from remediation.logsafety import configure_logging
 
 if TYPE_CHECKING:
     from remediation.bootstrap import Application
+    from remediation.domain.requests import RemediationRequest
 
 log = logging.getLogger("remediation.cli")
 
@@ -123,10 +124,6 @@ async def _poll_until(app: "Application", stop: asyncio.Event) -> None:
 
 def _enqueue(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    if settings.service_bus_namespace:
-        raise ConfigError("sending to Service Bus is not available in this version; "
-                          "unset ServiceBusConnection__fullyQualifiedNamespace to use the "
-                          "local queue")
     request = parse_request({
         "user": args.user, "reason": args.reason, "alert_ids": args.alert_ids,
         "requested_by": args.requested_by or f"{getpass.getuser()}@{socket.gethostname()}",
@@ -134,20 +131,19 @@ def _enqueue(args: argparse.Namespace) -> int:
     return asyncio.run(_send(settings, request))
 
 
-async def _send(settings: Settings, request: object) -> int:
-    from remediation.adapters.local_queue import LocalRequestSender
-    from remediation.adapters.sqlite_db import SqliteDatabase
-    from remediation.adapters.sqlite_queue import SqliteQueue
-    from remediation.domain.requests import RemediationRequest
+async def _send(settings: Settings, request: "RemediationRequest") -> int:
+    """To Service Bus when a namespace is configured, else to the local queue."""
+    from remediation.bootstrap import bootstrap
 
-    assert isinstance(request, RemediationRequest)
-    database = SqliteDatabase(settings.remediation_db)
+    app = bootstrap(settings)
     try:
-        queue = SqliteQueue(database, max_delivery_count=settings.max_delivery_count)
-        message_id = await LocalRequestSender(queue, settings.remediation_queue).send(request)
+        message_id = await app.requests.send(request)
     finally:
-        database.close()
-    print(f"queued request {message_id} for {request.user} on {settings.remediation_db}")
+        await app.aclose()
+    where = (f"Service Bus queue {settings.remediation_queue} on "
+             f"{settings.service_bus_namespace}" if settings.service_bus_namespace
+             else f"the local queue in {settings.remediation_db}")
+    print(f"queued request {message_id} for {request.user} on {where}")
     return 0
 
 

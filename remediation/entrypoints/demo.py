@@ -71,6 +71,7 @@ async def _play(app: Application, base_url: str, out: TextIO) -> list[Case]:
         await app.requests.send(RemediationRequest(
             user=user, reason=f"demo: {story}", requested_by="make demo",
             request_id=uuid.uuid4().hex))
+    assert app.queue is not None
     await app.queue.send(app.settings.remediation_queue, '{"user": "not-an-address"}')
     print(f"     {'not-an-address':<32} invalid input", file=out)
     await _drain_requests(app)
@@ -84,6 +85,7 @@ async def _play(app: Application, base_url: str, out: TextIO) -> list[Case]:
 
 async def _drain_requests(app: Application) -> None:
     """Work the requests queue only, so the sweep then sees the manual cases open."""
+    assert app.queue is not None
     requests_only = LocalWorker(app.queue, {app.settings.remediation_queue:
                                             app.handler.on_request}, poll_interval=0.1)
     await requests_only.run(until_idle=True)

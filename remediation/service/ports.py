@@ -98,3 +98,7 @@ class Journal(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class FollowUps(VerificationScheduler, AlertNotifier, Protocol):
+    """The verifications queue: scheduled checks and alert updates."""

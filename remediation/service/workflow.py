@@ -14,8 +14,14 @@ from typing import Any
 
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
-from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
+from remediation.domain.errors import (
+    InvalidRequest,
+    PermanentError,
+    RemediationError,
+    TransientError,
+)
 from remediation.domain.passwords import generate_password
 from remediation.domain.requests import RemediationRequest
 from remediation.service.messages import AlertUpdate, VerificationCheck
@@ -87,9 +93,13 @@ class RemediationWorkflow:
         """
         if request.request_id is None:
             raise InvalidRequest("a request needs a request_id before the workflow runs")
-        case, should_run = await self._case_for(request)
+        case, should_run, unknown = await self._case_for(request)
         if not should_run or case.state.is_final:
             return case
+        if unknown is not None:  # the directory already said no: journal it, don't ask twice
+            case = await self._note(case, LOOKUP, StepStatus.STARTED)
+            await self._note(case, LOOKUP, StepStatus.FAILED, unknown.reason)
+            return await self.escalate(case.case_id, unknown.reason)
         try:
             return await self._secure_and_unblock(case)
         except PermanentError as error:
@@ -120,22 +130,35 @@ class RemediationWorkflow:
         case = await self._require(case_id)
         if case.state.is_final:
             return case
+        # Queued before the final state is saved: a redelivery after a failed send finds an
+        # open case and sends it again (the update waits until the case is escalated).
+        case = await self._notify_alerts(case, "escalated")
         case = await self._save(case, state=CaseState.ESCALATED, reason=reason)
         case = await self._note(case, "escalated", StepStatus.INFO, reason)
         await self._cancel_pending_checks(case, after_attempt=-1)
-        await self._notify_alerts(case, "escalated")
         log.warning("case %s for %s escalated: %s", case.case_id, case.user, reason)
         return await self._require(case_id)
 
-    async def _case_for(self, request: RemediationRequest) -> tuple[Case, bool]:
+    async def _case_for(
+            self, request: RemediationRequest) -> tuple[Case, bool, PermanentError | None]:
+        """The case for this request, whether to run it, and a failed directory lookup."""
         assert request.request_id is not None
         known = await self._journal.case_with_request(request.request_id)
         if known is not None:
-            return known, True
-        latest = await self._journal.latest_case(request.user)
+            return known, True, None
+        # Cases are keyed by the account's sender address, however a request names it
+        # (object id, UPN, alias), so one person never gets two cases and two resets.
+        identity: DirectoryUser | None = None
+        unknown: PermanentError | None = None
+        try:
+            identity = await self._directory.find_user(request.user)
+        except PermanentError as error:
+            unknown = error
+        user = identity.sender_address if identity is not None else request.user
+        latest = await self._journal.latest_case(user)
         if latest is not None and not request.force and await self._same_episode(latest):
-            return await self._merge(latest, request), False
-        return await self._open(request), True
+            return await self._merge(latest, request), False, None
+        return await self._open(request, user, identity), True, unknown
 
     async def _same_episode(self, case: Case) -> bool:
         """Does a new request belong to ``case`` (merge) rather than to a new block episode?
@@ -178,30 +201,37 @@ class RemediationWorkflow:
             await self._notify_alerts(case, phase)
         return await self._require(case.case_id)
 
-    async def _open(self, request: RemediationRequest) -> Case:
+    async def _open(self, request: RemediationRequest, user: str,
+                    identity: DirectoryUser | None) -> Case:
         assert request.request_id is not None
         now = self._clock.now()
-        case = Case(case_id=new_case_id(now), user=request.user, state=CaseState.RECEIVED,
+        case = Case(case_id=new_case_id(now), user=user, state=CaseState.RECEIVED,
                     created_at=now, updated_at=now, source=request.source,
                     reason=request.reason, requested_by=request.requested_by,
                     alert_ids=request.alert_ids, request_ids=(request.request_id,),
-                    force=request.force)
+                    force=request.force, user_id=identity.id if identity else None,
+                    sender=identity.sender_address if identity else None)
         await self._journal.add_case(case)
         detail = f"{request.source} request" + (" (forced)" if request.force else "")
+        if request.user != user:
+            detail += f" for {request.user}"
         case = await self._note(case, "received", StepStatus.INFO, detail, _request_data(request))
+        if identity is not None:
+            found = _lookup_result(identity)
+            case = await self._note(case, LOOKUP, StepStatus.DONE, found.detail, found.data)
         log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
         return case
 
-    async def _notify_alerts(self, case: Case, phase: str) -> None:
+    async def _notify_alerts(self, case: Case, phase: str) -> Case:
         """Queue the alert update for ``phase`` once per set of alerts (journaled)."""
         if self._notifier is None or not case.alert_ids:
-            return
+            return case
         update = AlertUpdate(case.case_id, case.user, phase, len(case.alert_ids))
         name = f"alerts_queued:{phase}:{update.alert_count}"
         if case.done(name):
-            return
+            return case
         await self._notifier.notify(update)
-        await self._note(case, name, StepStatus.DONE,
+        return await self._note(case, name, StepStatus.DONE,
                          f"Defender alert update ({phase}) queued for "
                          f"{update.alert_count} alert(s)")
 
@@ -226,10 +256,7 @@ class RemediationWorkflow:
         return await self._save(case, state=CaseState.AWAITING_VERIFICATION)
 
     async def _lookup(self, case: Case) -> StepResult:
-        user = await self._directory.find_user(case.user)
-        return StepResult(f"found {user.user_principal_name}",
-                          {"user_id": user.id, "sender": user.sender_address,
-                           "upn": user.user_principal_name})
+        return _lookup_result(await self._directory.find_user(case.user))
 
     async def _reset(self, user_id: str) -> StepResult:
         await self._directory.reset_password(user_id, generate_password())
@@ -278,53 +305,65 @@ class RemediationWorkflow:
     # -- verification -----------------------------------------------------------------------
 
     async def verify(self, check: VerificationCheck) -> Case:
-        """Re-check the Restricted users list; verify, wait for the next check, or escalate."""
+        """Re-check the Restricted users list; verify, wait for the next check, or escalate.
+
+        The check's finding is journaled first and acted on after, so a redelivery after a
+        failure in between acts on the same finding instead of looking again.
+        """
         case = await self._journal.get_case(check.case_id)
         if case is None:
             raise InvalidRequest(f"no case {check.case_id!r} to verify")
         if case.state is not CaseState.AWAITING_VERIFICATION:
             return case
         name = f"verify_{check.attempt}"
-        if case.done(name):
-            return case
         try:
-            return await self._check(case, name, check.attempt)
+            finding = case.done(name) or await self._look(case, name, check.attempt)
+            return await self._conclude(case.case_id, check.attempt, finding)
         except PermanentError as error:
             return await self.escalate(case.case_id, error.reason)
 
-    async def _check(self, case: Case, name: str, attempt: int) -> Case:
-        delays = self._settings.verify_delays
+    async def _look(self, case: Case, name: str, attempt: int) -> Step:
         entries = await self._exchange.blocked_entries(case.sender or case.user)
         newer = [entry for entry in entries if entry.is_newer_than(case.block_created)]
-        since = format_duration(delays[min(attempt, len(delays) - 1)])
+        since = format_duration(self._since(attempt))
         if newer:
             block = _newest(newer)
             case = await self._save(case, last_block_seen=block.created)
-            await self._note(case, name, StepStatus.DONE,
-                             f"blocked again at {_when(block.created)}",
-                             {"listed": True, "reblocked": True,
-                              "block_created": _iso(block.created)})
+            detail = f"blocked again at {_when(block.created)}"
+            data: dict[str, Any] = {"listed": True, "reblocked": True,
+                                    "block_created": _iso(block.created)}
+        elif entries:
+            detail, data = f"still listed {since} after the unblock", {"listed": True}
+        else:
+            detail = f"not on the Restricted users list {since} after the unblock"
+            data = {"listed": False}
+        case = await self._note(case, name, StepStatus.DONE, detail, data)
+        finding = case.done(name)
+        assert finding is not None
+        return finding
+
+    async def _conclude(self, case_id: str, attempt: int, finding: Step) -> Case:
+        if finding.data.get("reblocked"):
+            created = finding.data.get("block_created")
+            when = _when(datetime.fromisoformat(created) if created else None)
             return await self.escalate(
-                case.case_id,
-                f"re-blocked at {_when(block.created)} after the unblock: the account is "
-                "probably still sending spam; investigate before unblocking again")
-        if entries:
-            await self._note(case, name, StepStatus.DONE,
-                             f"still listed {since} after the unblock", {"listed": True})
-            if attempt >= len(delays) - 1:
+                case_id, f"re-blocked at {when} after the unblock: the account is probably "
+                "still sending spam; investigate before unblocking again")
+        if finding.data.get("listed"):
+            if attempt >= len(self._settings.verify_delays) - 1:
                 return await self.escalate(
-                    case.case_id,
-                    f"still on the Restricted users list {since} after the unblock")
-            return await self._require(case.case_id)
-        await self._note(case, name, StepStatus.DONE,
-                         f"not on the Restricted users list {since} after the unblock",
-                         {"listed": False})
-        case = await self._save(await self._require(case.case_id), state=CaseState.VERIFIED,
-                                reason=None)
+                    case_id, f"still on the Restricted users list "
+                    f"{format_duration(self._since(attempt))} after the unblock")
+            return await self._require(case_id)
+        case = await self._notify_alerts(await self._require(case_id), "verified")
+        case = await self._save(case, state=CaseState.VERIFIED, reason=None)
         await self._cancel_pending_checks(case, after_attempt=attempt)
-        await self._notify_alerts(case, "verified")
         log.info("case %s for %s verified", case.case_id, case.user)
-        return await self._require(case.case_id)
+        return await self._require(case_id)
+
+    def _since(self, attempt: int) -> timedelta:
+        delays = self._settings.verify_delays
+        return delays[min(attempt, len(delays) - 1)]
 
     # -- Defender alerts --------------------------------------------------------------------
 
@@ -340,6 +379,11 @@ class RemediationWorkflow:
             raise InvalidRequest(f"no case {update.case_id!r} for an alert update")
         if self._alerts is None:
             return case
+        expected = {"verified": CaseState.VERIFIED, "escalated": CaseState.ESCALATED}.get(
+            update.phase)
+        if expected is not None and case.state is not expected:
+            # Queued just before the case was saved final; try again once it is.
+            raise TransientError(f"case {case.case_id} is not {expected.value} yet")
         text = _alert_comment(case, update.phase, self._settings)
         changes = _ALERT_CHANGES[update.phase]
         for alert_id in case.alert_ids:
@@ -445,6 +489,12 @@ def _alert_comment(case: Case, phase: str, settings: WorkflowSettings) -> str:
                 "positive (compromised account). Ask the user to choose a new password "
                 "after verifying their identity.")
     return f"{prefix} needs a human. {case.reason or 'escalated'}"
+
+
+def _lookup_result(user: DirectoryUser) -> StepResult:
+    return StepResult(f"found {user.user_principal_name}",
+                      {"user_id": user.id, "sender": user.sender_address,
+                       "upn": user.user_principal_name})
 
 
 def _request_data(request: RemediationRequest) -> dict[str, Any]:

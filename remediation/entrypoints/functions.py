@@ -1,0 +1,111 @@
+"""Azure Functions triggers (Python v2 programming model): parse the input, call one use
+case, map the outcome to the trigger's result. Nothing else happens here.
+
+Settlement of Service Bus messages follows the handler's contract: a normal return
+completes the message, an exception abandons it for redelivery (dead-lettered by the broker
+after the queue's max delivery count, with the case escalated on the last delivery first).
+
+Importing this module must stay cheap (cold start): the composition root, and with it the
+Graph, Exchange, Service Bus and Table SDKs, load on the first invocation.
+"""
+
+import asyncio
+import json
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from remediation.config import Settings
+from remediation.service.handler import Delivery
+from remediation.service.push import handle_alert_push, handle_stream_events
+
+if TYPE_CHECKING:
+    from remediation.bootstrap import Application
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_SCHEDULE = "0 */2 * * * *"
+
+blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
+
+_application: "Application | None" = None
+_startup = asyncio.Lock()
+
+
+async def application() -> "Application":
+    """The process's one application, built from app settings on first use."""
+    global _application
+    async with _startup:
+        if _application is None:
+            from remediation.bootstrap import bootstrap
+            from remediation.logsafety import RedactingFilter
+
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(RedactingFilter())
+            _application = bootstrap(Settings.from_env())
+        return _application
+
+
+def use_application(app: "Application | None") -> None:
+    """Replace the composition root (tests wire it to the sandbox and fakes)."""
+    global _application
+    _application = app
+
+
+def delivery(message: func.ServiceBusMessage, max_delivery_count: int) -> Delivery:
+    return Delivery(body=message.get_body(), message_id=message.message_id or "",
+                    delivery_count=message.delivery_count or 1,
+                    max_delivery_count=max_delivery_count)
+
+
+@blueprint.function_name("poll_alerts")
+@blueprint.timer_trigger(arg_name="timer",
+                         schedule=os.environ.get("ALERT_POLL_SCHEDULE", DEFAULT_POLL_SCHEDULE),
+                         run_on_startup=False, use_monitor=True)
+async def poll_alerts(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        log.info("alert poll is late; the look-back window covers the gap")
+    report = await (await application()).intake.poll()
+    if report.errors:
+        log.warning("alert poll finished with errors: %s", "; ".join(report.errors))
+
+
+@blueprint.function_name("receive_alert")
+@blueprint.route(route="alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def receive_alert(req: func.HttpRequest) -> func.HttpResponse:
+    app = await application()
+    response = await handle_alert_push(req.get_body(), req.headers.get("Content-Type"),
+                                       app.intake)
+    headers = {"Retry-After": str(response.retry_after)} if response.retry_after else None
+    return func.HttpResponse(json.dumps(response.body), status_code=response.status,
+                             mimetype="application/json", headers=headers)
+
+
+@blueprint.function_name("receive_defender_stream")
+@blueprint.event_hub_message_trigger(arg_name="events", connection="DefenderStreamConnection",
+                                     event_hub_name="%DEFENDER_STREAM_HUB%",
+                                     cardinality=func.Cardinality.MANY)
+async def receive_defender_stream(events: list[func.EventHubEvent]) -> None:
+    app = await application()
+    report = await handle_stream_events([event.get_body() for event in events], app.intake,
+                                        app.settings.alert_titles)
+    log.info("Defender stream: %d event(s), %d request(s) queued", len(events),
+             len(report.enqueued))
+
+
+@blueprint.function_name("remediate")
+@blueprint.service_bus_queue_trigger(arg_name="message", connection="ServiceBusConnection",
+                                     queue_name="%REMEDIATION_QUEUE%", is_sessions_enabled=True)
+async def remediate(message: func.ServiceBusMessage) -> None:
+    app = await application()
+    await app.handler.on_request(delivery(message, app.settings.max_delivery_count))
+
+
+@blueprint.function_name("verify")
+@blueprint.service_bus_queue_trigger(arg_name="message", connection="ServiceBusConnection",
+                                     queue_name="%VERIFICATION_QUEUE%", is_sessions_enabled=True)
+async def verify(message: func.ServiceBusMessage) -> None:
+    app = await application()
+    await app.handler.on_verification(delivery(message, app.settings.max_delivery_count))

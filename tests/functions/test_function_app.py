@@ -1,0 +1,290 @@
+"""The Functions app as the Python worker sees it: indexing, bindings, and each trigger
+called with hand-built inputs, the composition root wired to the sandbox tenant and a
+recording Service Bus client."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.timer import TimerRequest
+
+import function_app
+from remediation.bootstrap import Application, bootstrap
+from remediation.domain.cases import CaseState
+from remediation.domain.errors import TransientError
+from remediation.entrypoints import functions
+from remediation.sandbox import Fault, SandboxTenant
+from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
+from tests.conftest import sandbox_settings
+from tests.service_bus_fake import RecordingServiceBusClient, body_of, properties_of
+
+ADELE, PATTI = "adele.vance@contoso.com", "patti.fernandez@contoso.com"
+REQUESTS, VERIFICATIONS = "remediation-requests", "remediation-verifications"
+MAX_DELIVERIES = 3
+
+
+@cache
+def bindings() -> dict[str, dict[str, Any]]:
+    """Index the app once, as the worker does (get_functions may run once per app)."""
+    return {f.get_function_name(): json.loads(f.get_function_json())
+            for f in function_app.app.get_functions()}
+
+
+def trigger(name: str) -> dict[str, Any]:
+    [found] = [b for b in bindings()[name]["bindings"] if b["type"].endswith("Trigger")]
+    return found
+
+
+def test_the_module_holds_exactly_one_function_app() -> None:
+    apps = [v for v in vars(function_app).values() if isinstance(v, func.FunctionApp)]
+    assert apps == [function_app.app]
+    assert set(bindings()) == {"poll_alerts", "receive_alert", "receive_defender_stream",
+                               "remediate", "verify"}
+
+
+def test_service_bus_triggers_use_sessions_settings_and_the_identity_connection() -> None:
+    for name, queue in (("remediate", "%REMEDIATION_QUEUE%"),
+                        ("verify", "%VERIFICATION_QUEUE%")):
+        binding = trigger(name)
+        assert binding["type"] == "serviceBusTrigger"
+        assert binding["queueName"] == queue
+        assert binding["connection"] == "ServiceBusConnection"
+        assert binding["isSessionsEnabled"] is True
+
+
+def test_http_trigger_is_post_only_with_function_keys() -> None:
+    binding = trigger("receive_alert")
+    assert binding["type"] == "httpTrigger"
+    assert binding["methods"] == ["POST"]
+    assert binding["authLevel"] == "FUNCTION"
+    assert binding["route"] == "alerts"
+
+
+def test_timer_polls_every_two_minutes_by_default() -> None:
+    binding = trigger("poll_alerts")
+    assert binding["type"] == "timerTrigger"
+    assert binding["schedule"] == "0 */2 * * * *"
+
+
+def test_the_poll_schedule_comes_from_an_app_setting() -> None:
+    script = ("import json, function_app; print(json.dumps({f.get_function_name(): "
+              "json.loads(f.get_function_json()) for f in function_app.app.get_functions()}))")
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "ALERT_POLL_SCHEDULE": "0 */5 * * * *"},
+                            check=True).stdout
+    [timer] = json.loads(output)["poll_alerts"]["bindings"]
+    assert timer["schedule"] == "0 */5 * * * *"
+
+
+def test_event_hub_trigger_reads_its_hub_and_connection_from_settings() -> None:
+    binding = trigger("receive_defender_stream")
+    assert binding["type"] == "eventHubTrigger"
+    assert binding["eventHubName"] == "%DEFENDER_STREAM_HUB%"
+    assert binding["connection"] == "DefenderStreamConnection"
+    assert binding["cardinality"].lower() == "many"
+
+
+def test_importing_the_app_loads_no_sdk() -> None:
+    script = ("import sys, function_app; print([m for m in sys.modules if m.startswith("
+              "('msgraph', 'kiota', 'azure.servicebus', 'azure.data', 'azure.identity', "
+              "'aiohttp', 'httpx'))])")
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True).stdout
+    assert output.strip() == "[]"
+
+
+@pytest.fixture
+def bus() -> RecordingServiceBusClient:
+    return RecordingServiceBusClient()
+
+
+@pytest.fixture
+def azure_settings(sandbox_url: str, tenant: SandboxTenant, tmp_path: Path,
+                   azurite_table_connection_string: str) -> dict[str, Any]:
+    """Service Bus (a recording client) and the Table Storage journal (on Azurite)."""
+    return {"service_bus_namespace": "example.servicebus.windows.net",
+            "journal_table_connection_string": azurite_table_connection_string,
+            "journal_table_name": f"journal{uuid.uuid4().hex[:12]}"}
+
+
+@pytest.fixture
+async def app(sandbox_url: str, tenant: SandboxTenant, tmp_path: Path,
+              bus: RecordingServiceBusClient,
+              azure_settings: dict[str, Any]) -> AsyncIterator[Application]:
+    settings = sandbox_settings(sandbox_url, tenant, tmp_path / "db", **azure_settings,
+                                max_delivery_count=MAX_DELIVERIES, http_max_retries=0,
+                                sweep_restricted_users=False)
+    application = bootstrap(settings, service_bus_client=bus)
+    functions.use_application(application)
+    yield application
+    functions.use_application(None)
+    await application.aclose()
+
+
+def sb_message(body: bytes | str, *, message_id: str = "m-1", delivery_count: int = 1,
+               session_id: str | None = ADELE) -> func.ServiceBusMessage:
+    raw = body.encode() if isinstance(body, str) else body
+    return ServiceBusMessage(body=raw, message_id=message_id, session_id=session_id,
+                                  delivery_count=delivery_count, application_properties={},
+                                  user_properties={})
+
+
+def redeliver(recorded: Any) -> func.ServiceBusMessage:
+    """What the host hands the trigger for a message our adapter sent."""
+    return sb_message(b"".join(recorded.body), message_id=recorded.message_id,
+                      session_id=recorded.session_id)
+
+
+async def test_remediate_schedules_each_verification_on_the_session(
+        app: Application, bus: RecordingServiceBusClient, tmp_path: Path) -> None:
+    assert type(app.journal).__name__ == "TableJournal"
+    assert app.queue is None
+    await functions.remediate(sb_message(json.dumps({"user": ADELE})))
+
+    [case] = await app.journal.list_cases()
+    assert case.state is CaseState.AWAITING_VERIFICATION
+    assert case.request_ids == ("m-1",)  # a hand-written message's id becomes its request id
+    checks = bus.senders[VERIFICATIONS].scheduled
+    assert [c.message.message_id for c in checks] == [
+        f"{case.case_id}:verify:{n}" for n in range(3)]
+    assert {c.message.session_id for c in checks} == {ADELE}
+    assert case.unblocked_at is not None
+    assert [c.at - case.unblocked_at for c in checks] == list(app.settings.verify_delays)
+    assert body_of(checks[0].message) == {"schema": 1, "kind": "verify",
+                                          "case_id": case.case_id, "user": ADELE, "attempt": 0}
+    assert properties_of(checks[0].message) == {"schema": 1, "kind": "verify",
+                                                "case_id": case.case_id, "attempt": 0}
+
+    await functions.verify(redeliver(checks[0].message))
+
+    [verified] = await app.journal.list_cases()
+    assert verified.state is CaseState.VERIFIED
+    assert not os.listdir(tmp_path)  # nothing local: queue and journal are in Azure
+    assert sorted(bus.senders[VERIFICATIONS].cancelled) == [
+        c.sequence_number for c in checks[1:]]
+
+
+async def test_a_transient_failure_raises_and_the_last_delivery_escalates_first(
+        app: Application, tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(status=503, path=r"/revokeSignInSessions$", times=None))
+    body = json.dumps({"user": ADELE})
+
+    with pytest.raises(TransientError):
+        await functions.remediate(sb_message(body, delivery_count=1))
+    [case] = await app.journal.list_cases()
+    assert case.state is CaseState.IN_PROGRESS
+
+    with pytest.raises(TransientError):  # the host abandons; the broker dead-letters it
+        await functions.remediate(sb_message(body, delivery_count=MAX_DELIVERIES))
+    [case] = await app.journal.list_cases()
+    assert case.state is CaseState.ESCALATED
+    assert case.reason is not None
+    assert case.reason.startswith(f"remediation gave up after {MAX_DELIVERIES} deliveries")
+    assert len(tenant.user(ADELE).password_changes) == 1
+
+
+async def test_permanent_failures_and_invalid_messages_complete(
+        app: Application, tenant: SandboxTenant) -> None:
+    await functions.remediate(sb_message(json.dumps({"user": PATTI}), session_id=PATTI))
+    await functions.remediate(sb_message(b'{"user": "x", "admin": true}', message_id="m-2"))
+
+    cases = {c.user: c for c in await app.journal.list_cases()}
+    assert cases[PATTI].state is CaseState.ESCALATED
+    assert "403" in (cases[PATTI].reason or "")
+    assert cases["x"].state is CaseState.REJECTED
+    assert cases["x"].reason == "unknown field(s): 'admin'"
+
+
+async def test_receive_alert_queues_the_confirmed_alert_on_its_user_session(
+        app: Application, tenant: SandboxTenant, bus: RecordingServiceBusClient) -> None:
+    raw = alert(RESTRICTED, [mailbox_evidence(ADELE)])
+    tenant.add_alert(raw)
+    request = func.HttpRequest(method="POST", url="/api/alerts",
+                               headers={"Content-Type": "application/json"},
+                               body=json.dumps({"alertId": raw["id"]}).encode())
+
+    response = await functions.receive_alert(request)
+
+    assert response.status_code == 202
+    assert json.loads(response.get_body())["queued"] == 1
+    [sent] = bus.senders[REQUESTS].sent
+    assert sent.session_id == ADELE
+    assert sent.message_id.startswith("alert-")
+    assert properties_of(sent) == {"schema": 1, "kind": "remediate", "source": "alert"}
+    assert body_of(sent)["alert_ids"] == [raw["id"]]
+
+
+async def test_receive_alert_refuses_bad_bodies(app: Application,
+                                                bus: RecordingServiceBusClient) -> None:
+    request = func.HttpRequest(method="POST", url="/api/alerts",
+                               headers={"Content-Type": "text/plain"}, body=b"hello")
+
+    response = await functions.receive_alert(request)
+
+    assert response.status_code == 415
+    assert "application/json" in json.loads(response.get_body())["error"]
+    assert bus.senders == {}
+
+
+async def test_poll_alerts_sends_one_message_per_alert_and_sweeps(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path,
+        bus: RecordingServiceBusClient, azure_settings: dict[str, Any]) -> None:
+    tenant.add_alert(alert(RESTRICTED, [mailbox_evidence(ADELE)]))
+    settings = sandbox_settings(sandbox_url, tenant, tmp_path / "db", **azure_settings)
+    application = bootstrap(settings, service_bus_client=bus)
+    functions.use_application(application)
+    try:
+        await functions.poll_alerts(TimerRequest(past_due=True))
+    finally:
+        functions.use_application(None)
+        await application.aclose()
+
+    sent = bus.senders[REQUESTS].sent
+    sources = {m.session_id: properties_of(m)["source"] for m in sent}
+    assert sources[ADELE] == "alert"
+    assert sources["johanna.lorenz@contoso.com"] == "restricted-list"
+    assert len({m.message_id for m in sent}) == len(sent)
+
+
+async def test_receive_defender_stream_turns_records_into_requests(
+        app: Application, tenant: SandboxTenant, bus: RecordingServiceBusClient) -> None:
+    raw = alert(RESTRICTED, [mailbox_evidence(ADELE)])
+    tenant.add_alert(raw)
+    record = {"category": "AdvancedHunting-AlertInfo", "operationName": "Publish",
+              "properties": {"AlertId": raw["id"], "Title": RESTRICTED,
+                             "ServiceSource": "Microsoft Defender for Office 365"}}
+    events = [func.EventHubEvent(body=json.dumps({"records": [record]}).encode()),
+              func.EventHubEvent(body=b"garbage")]
+
+    await functions.receive_defender_stream(events)
+
+    [sent] = bus.senders[REQUESTS].sent
+    assert sent.session_id == ADELE
+
+
+async def test_alert_updates_travel_on_the_verifications_queue(
+        app: Application, tenant: SandboxTenant, bus: RecordingServiceBusClient) -> None:
+    raw = alert(RESTRICTED, [mailbox_evidence(ADELE)])
+    tenant.add_alert(raw)
+    await app.intake.accept_hints([raw["id"]])
+    [request] = bus.senders[REQUESTS].sent
+
+    await functions.remediate(redeliver(request))
+
+    [update] = bus.senders[VERIFICATIONS].sent
+    assert properties_of(update)["kind"] == "alerts"
+    assert body_of(update)["phase"] == "start"
+    await functions.verify(redeliver(update))
+    assert tenant.alert(raw["id"])["status"] == "inProgress"
+    assert timedelta(0) < bus.senders[VERIFICATIONS].scheduled[0].at - (
+        await app.journal.list_cases())[0].created_at

@@ -1,0 +1,346 @@
+"""The Journal contract, held against both real journals: SQLite (local runtime) and Azure
+Table Storage (on Azurite). Whatever the workflow may rely on is asserted here, so switching
+the journal never changes what an operator sees.
+
+SQLite-only details (schema, integrity errors) stay in test_sqlite_journal.py; the few
+Table-only checks at the end cover what SQLite cannot run into (service errors, size limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from azure.data.tables.aio import TableClient
+
+from remediation.adapters.sqlite_db import SqliteDatabase
+from remediation.adapters.sqlite_journal import SqliteJournal
+from remediation.adapters.table_journal import TableJournal, build_table_journal
+from remediation.config import ConfigError
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
+from remediation.service.ports import Journal
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+ROB = "rob@contoso.com"
+OpenJournal = Callable[[], Journal]
+
+
+@pytest.fixture(params=["sqlite", "table"])
+async def open_journal(request: pytest.FixtureRequest,
+                       tmp_path: Path) -> AsyncIterator[OpenJournal]:
+    """Opens another journal (another writer) on the same store: one file or one table."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if request.param == "sqlite":
+        def opener() -> Journal:
+            database = SqliteDatabase(tmp_path / "state.db")
+            closers.append(lambda: asyncio.to_thread(database.close))
+            return SqliteJournal(database)
+    else:
+        connection_string = request.getfixturevalue("azurite_table_connection_string")
+        table_name = f"journal{uuid.uuid4().hex}"
+
+        def opener() -> Journal:
+            journal = build_table_journal(endpoint=None, connection_string=connection_string,
+                                          table_name=table_name)
+            closers.append(journal.close)
+            return journal
+    yield opener
+    for close in closers:
+        await close()
+
+
+@pytest.fixture
+def journal(open_journal: OpenJournal) -> Journal:
+    return open_journal()
+
+
+def make_case(case_id: str, user: str = ROB, *, at: datetime = T0,
+              state: CaseState = CaseState.RECEIVED, **fields: Any) -> Case:
+    return Case(case_id=case_id, user=user, state=state, created_at=at, updated_at=at,
+                **fields)
+
+
+async def stored(journal: Journal, case_id: str) -> Case:
+    case = await journal.get_case(case_id)
+    assert case is not None
+    return case
+
+
+async def ids(cases: Awaitable[list[Case]]) -> list[str]:
+    return [case.case_id for case in await cases]
+
+
+async def test_every_case_field_round_trips(journal: Journal) -> None:
+    paris = timezone(timedelta(hours=2))
+    full = make_case(
+        "full", at=datetime(2024, 5, 1, 11, 0, 0, 123456, tzinfo=paris), source="alert",
+        reason="phished — “urgent invoice” ✉", requested_by="soc@contoso.com",
+        alert_ids=("da1", "da2"), request_ids=("alert:da1", "alert:da2"), force=True,
+        user_id="3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b", sender=ROB,
+        block_created=T0 - timedelta(hours=1), unblocked_at=T0 + timedelta(minutes=1),
+        last_block_seen=T0 + timedelta(seconds=30, microseconds=7), version=3,
+        steps=(Step("received", StepStatus.INFO, T0, "alert da1",
+                    {"force": True, "rules": [{"name": "x", "n": 1}], "none": None}),))
+    bare = make_case("bare", state=CaseState.SKIPPED)
+
+    await journal.add_case(full)
+    await journal.add_case(bare)
+
+    again = await stored(journal, "full")
+    assert again == full
+    assert again.created_at.utcoffset() == timedelta(hours=2)
+    assert isinstance(again.alert_ids, tuple)
+    assert await journal.get_case("bare") == bare
+    assert await journal.get_case("missing") is None
+
+
+async def test_list_cases_in_creation_order(journal: Journal) -> None:
+    await journal.add_case(make_case("late", at=T0 + timedelta(hours=2)))
+    await journal.add_case(make_case("early", at=T0))
+    await journal.add_case(make_case("adele", "adele@contoso.com", at=T0 + timedelta(hours=1)))
+    await journal.add_case(make_case("bad", state=CaseState.REJECTED,
+                                     at=T0 + timedelta(hours=3)))
+    await journal.add_step("late", Step("received", StepStatus.INFO, T0))
+
+    assert await ids(journal.list_cases(ROB)) == ["early", "late", "bad"]
+    assert await ids(journal.list_cases(ROB, limit=2)) == ["early", "late"]
+    assert await ids(journal.list_cases()) == ["early", "adele", "late", "bad"]
+    assert await ids(journal.list_cases(limit=2)) == ["early", "adele"]
+    assert await journal.list_cases("nobody@contoso.com") == []
+    listed = {case.case_id: case for case in await journal.list_cases()}
+    assert [step.name for step in listed["late"].steps] == ["received"]
+
+
+async def test_steps_are_kept_in_the_order_they_were_added(journal: Journal) -> None:
+    await journal.add_case(make_case("c1", steps=(Step("received", StepStatus.INFO, T0),)))
+    await journal.add_case(make_case("c2"))
+    # Timestamps out of order on purpose: the journal keeps arrival order, not clock order.
+    steps = [Step("lookup_user", StepStatus.STARTED, T0 + timedelta(seconds=5)),
+             Step("lookup_user", StepStatus.DONE, T0 + timedelta(seconds=1), "found rob",
+                  {"user_id": "u1", "sender": ROB}),
+             Step("reset_password", StepStatus.FAILED, T0, "429 Too Many Requests")]
+    for step in steps:
+        await journal.add_step("c1", step)
+    await journal.add_step("c2", Step("other", StepStatus.INFO, T0))
+
+    case = await stored(journal, "c1")
+
+    assert [s.name for s in case.steps] == ["received", "lookup_user", "lookup_user",
+                                            "reset_password"]
+    assert case.steps[1:] == tuple(steps)
+    assert case.done("lookup_user") == steps[1]
+    assert [s.name for s in (await stored(journal, "c2")).steps] == ["other"]
+
+
+async def test_latest_case_is_the_newest_one_not_rejected(journal: Journal) -> None:
+    assert await journal.latest_case(ROB) is None
+    await journal.add_case(make_case("first", at=T0, state=CaseState.VERIFIED))
+    await journal.add_case(make_case("second", at=T0 + timedelta(hours=1),
+                                     state=CaseState.ESCALATED))
+    await journal.add_case(make_case("rejected", at=T0 + timedelta(hours=2),
+                                     state=CaseState.REJECTED))
+    await journal.add_case(make_case("adele", "adele@contoso.com", at=T0 + timedelta(hours=3)))
+    await journal.add_case(make_case("older", at=T0 - timedelta(days=1)))
+
+    assert (await stored_latest(journal, ROB)).case_id == "second"
+
+    await journal.add_case(make_case("same-time", at=T0 + timedelta(hours=1)))
+    await journal.add_case(make_case("sub-second", at=T0 + timedelta(hours=1, microseconds=5)))
+    assert (await stored_latest(journal, ROB)).case_id == "sub-second"
+    await journal.add_case(make_case("tie", at=T0 + timedelta(hours=1, microseconds=5)))
+    assert (await stored_latest(journal, ROB)).case_id == "tie"  # same time: opened later
+
+
+async def stored_latest(journal: Journal, user: str) -> Case:
+    case = await journal.latest_case(user)
+    assert case is not None
+    return case
+
+
+async def test_case_with_request_finds_request_ids_added_later(journal: Journal) -> None:
+    await journal.add_case(make_case("c1", request_ids=("alert:da1",)))
+    await journal.add_case(make_case("c2", request_ids=("manual:1",)))
+    case = await stored(journal, "c1")
+
+    await journal.update_case(case.evolve(request_ids=("alert:da1", "sweep:rob:2024-05-01")))
+    await journal.update_case((await stored(journal, "c2")).evolve(
+        request_ids=("manual:1", "alert:da1")))
+
+    assert (await found(journal, "alert:da1")).case_id == "c1"  # first recorded keeps it
+    assert (await found(journal, "sweep:rob:2024-05-01")).case_id == "c1"
+    assert (await found(journal, "manual:1")).case_id == "c2"
+    assert await journal.case_with_request("unknown") is None
+
+
+async def found(journal: Journal, request_id: str) -> Case:
+    case = await journal.case_with_request(request_id)
+    assert case is not None
+    return case
+
+
+async def test_update_case_bumps_the_version_and_keeps_the_steps(journal: Journal) -> None:
+    await journal.add_case(make_case("c1"))
+    await journal.add_step("c1", Step("received", StepStatus.INFO, T0))
+    case = await stored(journal, "c1")
+
+    saved = await journal.update_case(case.evolve(state=CaseState.IN_PROGRESS,
+                                                  updated_at=T0 + timedelta(minutes=1)))
+
+    assert saved.version == case.version + 1
+    again = await stored(journal, "c1")
+    assert (again.state, again.version) == (CaseState.IN_PROGRESS, saved.version)
+    assert again.updated_at == T0 + timedelta(minutes=1)
+    assert [s.name for s in again.steps] == ["received"]
+    await journal.update_case(again.evolve(state=CaseState.VERIFIED))
+    assert (await stored(journal, "c1")).state is CaseState.VERIFIED
+
+
+async def test_a_stale_writer_gets_concurrent_update(journal: Journal) -> None:
+    await journal.add_case(make_case("c1"))
+    view = await stored(journal, "c1")
+    await journal.update_case(view.evolve(state=CaseState.VERIFIED))
+
+    with pytest.raises(ConcurrentUpdate, match="c1"):
+        await journal.update_case(view.evolve(state=CaseState.ESCALATED, reason="stale"))
+    with pytest.raises(ConcurrentUpdate, match="ghost"):
+        await journal.update_case(make_case("ghost"))
+
+    case = await stored(journal, "c1")
+    assert (case.state, case.reason) == (CaseState.VERIFIED, None)
+
+
+async def test_a_case_id_is_stored_once(journal: Journal) -> None:
+    await journal.add_case(make_case("c1"))
+
+    with pytest.raises((ConcurrentUpdate, sqlite3.IntegrityError)):
+        await journal.add_case(make_case("c1", user="mallory@contoso.com"))
+
+    assert (await stored(journal, "c1")).user == ROB
+    assert await journal.latest_case("mallory@contoso.com") is None
+
+
+async def test_two_concurrent_writers_on_one_case_exactly_one_wins(
+        open_journal: OpenJournal) -> None:
+    writers = [open_journal(), open_journal()]
+    await writers[0].add_case(make_case("c1"))
+    view = await stored(writers[1], "c1")
+
+    results = await asyncio.gather(
+        *(writer.update_case(view.evolve(reason=f"writer {n}"))
+          for n, writer in enumerate(writers)), return_exceptions=True)
+
+    assert sorted(type(result).__name__ for result in results) == ["Case", "ConcurrentUpdate"]
+    winner = next(result for result in results if isinstance(result, Case))
+    for writer in writers:
+        assert (await stored(writer, "c1")).reason == winner.reason
+
+
+async def test_concurrent_steps_from_two_writers_are_all_kept(
+        open_journal: OpenJournal) -> None:
+    writers = [open_journal(), open_journal()]
+    await writers[0].add_case(make_case("c1"))
+
+    await asyncio.gather(*(writers[n % 2].add_step(
+        "c1", Step(f"step-{n}", StepStatus.INFO, T0, data={"n": n})) for n in range(40)))
+
+    steps = (await stored(writers[1], "c1")).steps
+    assert sorted(step.data["n"] for step in steps) == list(range(40))
+
+
+async def test_addresses_with_characters_table_keys_forbid(journal: Journal) -> None:
+    # '~' and '%' also appear because an escaping scheme could map two addresses to one key.
+    users = ["o'brien#1@contoso.com", "o'brien~231@contoso.com", "o'brien%231@contoso.com",
+             "a/b\\c?d@contoso.com", "tab\there@contoso.com", "zoë@contoso.com"]
+    for n, user in enumerate(users):
+        await journal.add_case(make_case(f"case/{n}#?", user, request_ids=(f"manual/{user}",),
+                                         at=T0 + timedelta(minutes=n)))
+
+    for n, user in enumerate(users):
+        assert (await stored_latest(journal, user)).user == user
+        assert await ids(journal.list_cases(user)) == [f"case/{n}#?"]
+        assert (await found(journal, f"manual/{user}")).case_id == f"case/{n}#?"
+    assert await journal.latest_case("o'brien@contoso.com") is None
+
+
+async def test_large_cases_and_steps_are_kept_whole(journal: Journal) -> None:
+    # Beyond Table Storage's 64 KiB per property: a long reason, a big inbox-rules report.
+    rules = [{"name": f"rule {n}", "forwardTo": f"evil{n}@example.net", "body": "é" * 50}
+             for n in range(400)]
+    case = make_case("big", reason="r" * 70_000, alert_ids=tuple(f"da{n}" for n in range(2000)))
+    step = Step("inspect_mailbox", StepStatus.DONE, T0, "400 rules", {"rules": rules})
+
+    await journal.add_case(case)
+    await journal.add_step("big", step)
+    await journal.update_case((await stored(journal, "big")).evolve(reason="s" * 80_000))
+
+    again = await stored(journal, "big")
+    assert again.reason == "s" * 80_000
+    assert again.alert_ids == case.alert_ids
+    assert again.steps == (step,)
+
+
+# Table Storage only: what SQLite cannot run into.
+
+
+@pytest.fixture
+def azurite_table(azurite_table_connection_string: str) -> TableClient:
+    return TableClient.from_connection_string(azurite_table_connection_string,
+                                              f"journal{uuid.uuid4().hex}")
+
+
+async def test_a_step_too_big_for_one_row_is_refused_clearly(azurite_table: TableClient) -> None:
+    journal = TableJournal(azurite_table)
+    try:
+        await journal.add_case(make_case("c1"))
+        with pytest.raises(PermanentError, match=r"step dump of case c1 .* at most"):
+            await journal.add_step("c1", Step("dump", StepStatus.INFO, T0, "x" * 600_000))
+        assert (await stored(journal, "c1")).steps == ()
+    finally:
+        await journal.close()
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (503, "answered 503 Service Unavailable while creating the journal table"),
+    (429, "answered 429 Too Many Requests while"),
+    (None, "could not be reached while creating the journal table"),
+])
+async def test_service_failures_are_transient(status: int | None, expected: str) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=status or 500)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    if status is None:
+        await runner.cleanup()  # nothing listens on the port any more
+    client = TableClient.from_connection_string(
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;", "journal", retry_total=0)
+    journal = TableJournal(client)
+    try:
+        with pytest.raises(TransientError, match=expected):
+            await journal.get_case("c1")
+    finally:
+        await journal.close()
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(("endpoint", "connection_string"), [
+    (None, None), ("https://acct.table.core.windows.net", "UseDevelopmentStorage=true")])
+def test_the_factory_wants_exactly_one_way_to_reach_the_table(
+        endpoint: str | None, connection_string: str | None) -> None:
+    with pytest.raises(ConfigError, match="endpoint"):
+        build_table_journal(endpoint=endpoint, connection_string=connection_string,
+                            table_name="journal")
