@@ -26,8 +26,10 @@ from remediation.service.ports import (
     AlertUpdater,
     Clock,
     Directory,
+    EscalationWebhook,
     FollowUps,
     Journal,
+    Mailbox,
     RequestSender,
     RestrictedSenders,
     VerificationScheduler,
@@ -73,6 +75,7 @@ class TenantPorts:
     exchange: RestrictedSenders
     alerts: AlertSource
     alert_updater: AlertUpdater
+    mailbox: Mailbox | None = None
 
 
 def bootstrap(
@@ -102,9 +105,9 @@ def bootstrap(
     journal = journal or _journal(settings, shared, closers)
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=journal,
-        scheduler=scheduler or follow_ups, clock=clock,
-        settings=WorkflowSettings(verify_delays=settings.verify_delays),
-        alerts=tenant.alert_updater, notifier=follow_ups)
+        scheduler=scheduler or follow_ups, clock=clock, settings=workflow_settings(settings),
+        alerts=tenant.alert_updater, notifier=follow_ups, mailbox=tenant.mailbox,
+        webhook=_webhook(settings, closers))
     intake = Intake(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
         workflow=workflow, clock=clock,
@@ -145,11 +148,30 @@ class _Shared:
         return self._database
 
 
+def workflow_settings(settings: Settings) -> WorkflowSettings:
+    return WorkflowSettings(
+        verify_delays=settings.verify_delays, mode=settings.mode,
+        hygiene=settings.mailbox_hygiene, protected_group_ids=settings.protected_group_ids,
+        max_resets_per_hour=settings.max_remediations_per_hour,
+        tenant_domains=settings.tenant_domains, case_link=settings.case_link_template)
+
+
+def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:
+    if not settings.escalation_webhook_url:
+        return None
+    from remediation.adapters.webhook import JsonWebhook
+
+    webhook = JsonWebhook(settings.escalation_webhook_url)
+    closers.append(webhook.close)
+    return webhook
+
+
 def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) -> TenantPorts:
     from remediation.adapters.exchange_client import ExchangeAdminClient
     from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
     from remediation.adapters.graph_alerts import GraphAlerts
     from remediation.adapters.graph_directory import GraphCaller, GraphDirectory
+    from remediation.adapters.mailbox import GraphExchangeMailbox
 
     timeout = settings.http_timeout.total_seconds()
     graph = GraphCaller(settings.graph_endpoint, shared.credential(), timeout=timeout,
@@ -162,7 +184,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     alerts = GraphAlerts(graph)
     return TenantPorts(directory=GraphDirectory(graph),
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
-                       alert_updater=alerts)
+                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange))
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],

@@ -11,6 +11,7 @@ from remediation.domain.alerts import DEFAULT_ALERT_TITLES
 from remediation.domain.durations import parse_delays, parse_duration
 
 MODES = ("enforce", "approve", "dry-run")
+HYGIENE_MODES = ("disable", "report")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -43,6 +44,12 @@ class Settings:
     journal_table_endpoint: str | None = None
     journal_table_connection_string: str | None = field(default=None, repr=False)
     journal_table_name: str = "remediationjournal"
+    mailbox_hygiene: str = "disable"
+    protected_group_ids: frozenset[str] = frozenset()
+    max_remediations_per_hour: int = 20
+    escalation_webhook_url: str | None = field(default=None, repr=False)
+    tenant_domains: frozenset[str] = frozenset()
+    case_link_template: str = "remediation status --user {user}"
 
     @property
     def uses_loopback_endpoints(self) -> bool:
@@ -83,6 +90,12 @@ class Settings:
                 journal_table_connection_string=env.get("JOURNAL_TABLE_CONNECTION_STRING")
                 or None,
                 journal_table_name=text("JOURNAL_TABLE_NAME", defaults.journal_table_name),
+                mailbox_hygiene=text("MAILBOX_HYGIENE", defaults.mailbox_hygiene),
+                protected_group_ids=_set(env.get("PROTECTED_GROUP_IDS", "")),
+                max_remediations_per_hour=_int(env, "MAX_REMEDIATIONS_PER_HOUR", 20, 0, 100000),
+                escalation_webhook_url=env.get("ESCALATION_WEBHOOK_URL", "").strip() or None,
+                tenant_domains=_set(env.get("TENANT_DOMAINS", "")),
+                case_link_template=text("CASE_LINK_TEMPLATE", defaults.case_link_template),
             )
         except ValueError as error:
             raise ConfigError(str(error)) from None
@@ -92,6 +105,11 @@ class Settings:
     def validate(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"REMEDIATION_MODE must be one of {', '.join(MODES)}")
+        if self.mailbox_hygiene not in HYGIENE_MODES:
+            raise ConfigError(f"MAILBOX_HYGIENE must be one of {', '.join(HYGIENE_MODES)}")
+        if self.escalation_webhook_url and not self.escalation_webhook_url.startswith(
+                ("https://", "http://127.0.0.1", "http://localhost")):
+            raise ConfigError("ESCALATION_WEBHOOK_URL must be an https URL")
         for name, url in (("GRAPH_ENDPOINT", self.graph_endpoint),
                           ("EXCHANGE_ENDPOINT", self.exchange_endpoint)):
             parsed = urlparse(url)
@@ -115,6 +133,10 @@ def _table_endpoint(env: Mapping[str, str]) -> str | None:
         return explicit.rstrip("/")
     account = env.get("AzureWebJobsStorage__accountName", "").strip()
     return f"https://{account}.table.core.windows.net" if account else None
+
+
+def _set(raw: str) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
 
 
 def _titles(raw: str) -> tuple[str, ...]:

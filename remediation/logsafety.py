@@ -13,10 +13,26 @@ _PATTERNS = (
 )
 
 
+# Runs of the generated passwords' alphabet: redacted when they have all four classes,
+# which is what a generated password looks like and ordinary log text almost never does.
+_CANDIDATE = re.compile(r"[A-Za-z0-9!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]{16,128}")
+_CLASSES = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"),
+            re.compile(r"[!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]"))
+
+
+def _password_like(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if "://" in token or not all(pattern.search(token) for pattern in _CLASSES):
+        return token
+    return "<redacted>"
+
+
 def redact(text: str) -> str:
+    """Mask bearer tokens, JWTs, keys in connection strings, ``password`` fields, and any
+    token shaped like a generated password."""
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return _CANDIDATE.sub(_password_like, text)
 
 
 class RedactingFilter(logging.Filter):

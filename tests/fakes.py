@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, RemediationError
+from remediation.domain.guardrails import Memberships, TenantDomains
+from remediation.domain.hygiene import MailboxForwarding
 from remediation.domain.requests import RemediationRequest
 from remediation.service.messages import AlertUpdate, VerificationCheck
 
@@ -94,6 +97,8 @@ class FakeDirectory:
         self.calls: list[Call] = []
         self.passwords: list[str] = []
         self.events = events if events is not None else []
+        self._memberships: dict[str, Memberships] = {}
+        self.domains = TenantDomains(names=frozenset({"contoso.com"}))
 
     def add_user(self, upn: str, *, mail: str | None = None, user_id: str | None = None,
                  on_premises_sync_enabled: bool | None = None) -> DirectoryUser:
@@ -112,6 +117,45 @@ class FakeDirectory:
 
     def count(self, operation: str) -> int:
         return sum(1 for call in self.calls if call.operation == operation)
+
+    def put_user(self, user: DirectoryUser) -> DirectoryUser:
+        """Add (or replace) a user with every field chosen: guests, disabled accounts."""
+        self._users[user.id] = user
+        return user
+
+    def set_memberships(self, user: str, *, group_ids: Iterable[str] = (),
+                        roles: Iterable[str] = ()) -> None:
+        """Groups and role names of ``user`` (address or id; it must exist)."""
+        found = self._resolve(user)
+        assert found is not None, user
+        self._memberships[found.id] = Memberships(frozenset(group_ids), tuple(roles))
+
+    def set_domains(self, names: Iterable[str], federated: Iterable[str] = ()) -> None:
+        """The tenant's domains (default: contoso.com, managed)."""
+        federated = frozenset(d.lower() for d in federated)
+        self.domains = TenantDomains(frozenset(d.lower() for d in names) | federated, federated)
+
+    def fail_lookup(self, error: RemediationError, *, on: str, user: str = "",
+                    times: int | None = None) -> None:
+        """Raise ``error`` from ``memberships`` (for ``user``, or anyone when not given) or
+        ``tenant_domains``."""
+        assert on in ("memberships", "tenant_domains"), on
+        self._failures.plan(on, user, error, times)
+
+    async def memberships(self, user_id: str) -> Memberships:
+        """Recorded in ``calls`` (not ``events``, whose exact order older tests assert)."""
+        user = self._resolve(user_id)
+        self.calls.append(Call("memberships", user_id, self._clock.now()))
+        keys = (user_id, "") if user is None else (user_id, user.id, user.user_principal_name, "")
+        self._failures.check("memberships", keys)
+        if user is None:
+            raise PermanentError(f"no user with id {user_id}")
+        return self._memberships.get(user.id, Memberships())
+
+    async def tenant_domains(self) -> TenantDomains:
+        self.calls.append(Call("tenant_domains", "", self._clock.now()))
+        self._failures.check("tenant_domains", ("",))
+        return self.domains
 
     async def find_user(self, user: str) -> DirectoryUser:
         found = self._resolve(user)
@@ -279,6 +323,7 @@ class FakeJournal:
         self._cases: dict[str, str] = {}
         self._steps: dict[str, list[str]] = {}
         self._order: list[str] = []
+        self.reset_places: dict[str, datetime] = {}
 
     async def add_case(self, case: Case) -> None:
         if case.case_id in self._cases:
@@ -313,6 +358,18 @@ class FakeJournal:
 
     async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]:
         return [c for c in self._all() if user is None or c.user == user][:limit]
+
+    async def reserve_reset(self, case_id: str, now: datetime, limit: int,
+                            window: timedelta) -> bool:
+        """The journals' breaker: places taken within ``window`` of ``now`` count."""
+        cutoff = now - window
+        self.reset_places = {held: at for held, at in self.reset_places.items() if at >= cutoff}
+        if case_id in self.reset_places:
+            return True
+        if len(self.reset_places) >= limit:
+            return False
+        self.reset_places[case_id] = now
+        return True
 
     def dump(self) -> str:
         """Every stored byte, for asserting that something never reached the journal."""
@@ -541,3 +598,97 @@ def alert_json(alert_id: str, evidence: list[dict[str, Any]] | None = None, *,
             "title": title, "description": f"{title}.", "category": "ThreatManagement",
             "assignedTo": None, "createdDateTime": stamp, "lastUpdateDateTime": stamp,
             "resolvedDateTime": None, "comments": [], "evidence": evidence or []}
+
+
+# -- mailbox hygiene and the escalation webhook -----------------------------------------------
+
+
+class FakeMailbox:
+    """Inbox rules and folders per user id, forwarding per address.
+
+    ``disabled`` records (user id, rule id) and ``cleared`` the addresses whose forwarding was
+    removed, both only when the call succeeded; ``fail`` makes an operation raise.
+    """
+
+    def __init__(self, *, events: list[str] | None = None) -> None:
+        self.rules: dict[str, list[dict[str, Any]]] = {}
+        self.folders: dict[str, dict[str, str]] = {}
+        self.forwards: dict[str, MailboxForwarding] = {}
+        self.disabled: list[tuple[str, str]] = []
+        self.cleared: list[str] = []
+        self.calls: list[tuple[str, str]] = []
+        self.events = events if events is not None else []
+        self._failures = _Failures()
+
+    def add_rule(self, user_id: str, rule: dict[str, Any]) -> dict[str, Any]:
+        self.rules.setdefault(user_id, []).append(copy.deepcopy(rule))
+        return rule
+
+    def set_folders(self, user_id: str, folders: dict[str, str]) -> None:
+        self.folders[user_id] = dict(folders)
+
+    def set_forwarding(self, address: str, forwarding: MailboxForwarding) -> None:
+        self.forwards[address.lower()] = forwarding
+
+    def fail(self, key: str, error: RemediationError, *, on: str,
+             times: int | None = None) -> None:
+        """``key`` is the user id (rules, folders) or the address (forwarding)."""
+        assert on in ("inbox_rules", "folder_names", "disable_rule", "forwarding",
+                      "clear_forwarding"), on
+        self._failures.plan(on, key, error, times)
+
+    def rule(self, user_id: str, rule_id: str) -> dict[str, Any]:
+        return next(r for r in self.rules.get(user_id, []) if r.get("id") == rule_id)
+
+    async def inbox_rules(self, user_id: str) -> list[dict[str, Any]]:
+        self._record("inbox_rules", user_id)
+        return copy.deepcopy(self.rules.get(user_id, []))
+
+    async def folder_names(self, user_id: str) -> dict[str, str]:
+        self._record("folder_names", user_id)
+        return dict(self.folders.get(user_id, {}))
+
+    async def disable_rule(self, user_id: str, rule_id: str) -> None:
+        self._record("disable_rule", user_id)
+        try:
+            rule = self.rule(user_id, rule_id)
+        except StopIteration:
+            raise PermanentError(f"no inbox rule {rule_id}") from None
+        rule["isEnabled"] = False
+        self.disabled.append((user_id, rule_id))
+
+    async def forwarding(self, address: str) -> MailboxForwarding:
+        self._record("forwarding", address)
+        return self.forwards.get(address.lower(), MailboxForwarding())
+
+    async def clear_forwarding(self, address: str) -> None:
+        self._record("clear_forwarding", address)
+        self.forwards[address.lower()] = MailboxForwarding()
+        self.cleared.append(address.lower())
+
+    def _record(self, operation: str, key: str) -> None:
+        self.calls.append((operation, key))
+        self.events.append(operation)
+        self._failures.check(operation, (key,))
+
+
+class FakeWebhook:
+    """Records every payload it accepted; ``fail(error, times=n)`` makes the next posts raise
+    (``attempts`` counts those too)."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.attempts = 0
+        self._failure: tuple[RemediationError, int | None] | None = None
+
+    def fail(self, error: RemediationError, *, times: int | None = 1) -> None:
+        self._failure = (error, times)
+
+    async def post(self, payload: dict[str, Any]) -> None:
+        self.attempts += 1
+        if self._failure is not None:
+            error, remaining = self._failure
+            if remaining is None or remaining > 0:
+                self._failure = (error, None if remaining is None else remaining - 1)
+                raise error
+        self.payloads.append(json.loads(json.dumps(payload)))

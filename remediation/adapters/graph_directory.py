@@ -4,12 +4,19 @@ Permissions (application, admin-consented):
 - ``User.Read.All`` to look users up;
 - ``User-PasswordProfile.ReadWrite.All`` to reset passwords (admins cannot be reset by an
   app without a privileged role: Graph answers 403, which escalates);
-- ``User.RevokeSessions.All`` to revoke sign-in sessions.
+- ``User.RevokeSessions.All`` to revoke sign-in sessions;
+- ``GroupMember.Read.All`` for transitive group memberships; with it alone, directory roles
+  come back as bare objects (type and id, no name), so grant ``Directory.Read.All`` to read
+  role names (a role is recognised by its type either way);
+- ``Domain.Read.All`` to list the tenant's domains and which are federated.
 """
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
@@ -18,15 +25,22 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.guardrails import Memberships, TenantDomains
 
 if TYPE_CHECKING:
+    from kiota_abstractions.request_information import RequestInformation
     from msgraph.graph_service_client import GraphServiceClient
+
+    BuildRequest = Callable[[GraphServiceClient], RequestInformation]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _USER_FIELDS = ["id", "userPrincipalName", "mail", "displayName", "accountEnabled",
                 "onPremisesSyncEnabled", "userType"]
+MAX_PAGES = 200
+_GROUP = "#microsoft.graph.group"
+_ROLE = "#microsoft.graph.directoryRole"
 
 
 def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
@@ -102,6 +116,50 @@ class GraphCaller:
                 await asyncio.sleep(min(self._retry_delay * 2 ** (attempt - 1), 10.0))
         raise AssertionError("unreachable")
 
+    async def send_json(self, what: str, build: "BuildRequest") -> dict[str, Any]:
+        """Send a request built from the SDK's builders; return the JSON object answered."""
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        async def send(client: "GraphServiceClient") -> bytes | None:
+            result: bytes | None = await client.request_adapter.send_primitive_async(
+                build(client), "bytes", {"XXX": ODataError})
+            return result
+
+        raw = await self.call(what, send)
+        if not raw:
+            return {}
+        try:
+            parsed = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise TransientError(f"Graph: {what} returned a body that is not JSON") from None
+        return parsed if isinstance(parsed, dict) else {}
+
+    async def get_all(self, what: str, first: "BuildRequest") -> list[dict[str, Any]]:
+        """GET a collection: the items of every page, following ``@odata.nextLink``."""
+        items: list[dict[str, Any]] = []
+        build = first
+        for _ in range(MAX_PAGES):
+            page = await self.send_json(what, build)
+            items.extend(item for item in page.get("value") or [] if isinstance(item, dict))
+            link = page.get("@odata.nextLink")
+            if not isinstance(link, str) or not link:
+                return items
+            build = _next_page(link)
+        raise TransientError(f"Graph: {what} returned more than {MAX_PAGES} pages")
+
+
+def _next_page(link: str) -> "BuildRequest":
+    def build(_: "GraphServiceClient") -> "RequestInformation":
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        info = RequestInformation(Method.GET)
+        info.url = link
+        info.headers.try_add("Accept", "application/json")
+        return info
+
+    return build
+
 
 def _translate(what: str, error: Exception) -> Exception:
     status = getattr(error, "response_status_code", None) or 0
@@ -119,10 +177,27 @@ def _translate(what: str, error: Exception) -> Exception:
 
 
 class GraphDirectory:
-    def __init__(self, caller: GraphCaller) -> None:
+    def __init__(self, caller: GraphCaller, *,
+                 domains_ttl: timedelta = timedelta(hours=1)) -> None:
         self._graph = caller
+        self._domains_ttl = domains_ttl.total_seconds()
+        self._domains: tuple[float, TenantDomains] | None = None
+        self._domains_lock = asyncio.Lock()
 
     async def find_user(self, user: str) -> DirectoryUser:
+        """By object id or UPN; failing that, by ``mail`` (a guest's or an alias's address,
+        which ``/users/{key}`` does not accept)."""
+        try:
+            return await self._user_by_key(user)
+        except PermanentError as error:
+            if "not found" not in error.reason or "@" not in user:
+                raise
+        found = await self._user_by_mail(user)
+        if found is None:
+            raise PermanentError(f"user {user} not found in the directory")
+        return found
+
+    async def _user_by_key(self, user: str) -> DirectoryUser:
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.users.item.user_item_request_builder import (
             UserItemRequestBuilder,
@@ -147,6 +222,49 @@ class GraphDirectory:
             account_enabled=found.account_enabled,
             on_premises_sync_enabled=found.on_premises_sync_enabled, user_type=found.user_type)
 
+    async def _user_by_mail(self, address: str) -> DirectoryUser | None:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+        literal = address.replace("'", "''")
+        config = RequestConfiguration(
+            query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                filter=f"mail eq '{literal}'", select=_USER_FIELDS, top=2))
+        page = await self._graph.send_json(
+            "look up user by mail", lambda c: c.users.to_get_request_information(config))
+        matches = [item for item in page.get("value") or []
+                   if isinstance(item, dict) and item.get("id")]
+        if len(matches) > 1:
+            raise PermanentError(f"more than one user has the address {address}")
+        return _user_from_json(matches[0], address) if matches else None
+
+    async def memberships(self, user_id: str) -> Memberships:
+        """Transitive groups and directory roles (every page)."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.transitive_member_of.transitive_member_of_request_builder import (  # noqa: E501
+            TransitiveMemberOfRequestBuilder,
+        )
+
+        query = TransitiveMemberOfRequestBuilder.TransitiveMemberOfRequestBuilderGetQueryParameters(
+            top=999)
+        config = RequestConfiguration(query_parameters=query)
+        items = await self._graph.get_all(
+            "read memberships", lambda c: c.users.by_user_id(
+                user_id).transitive_member_of.to_get_request_information(config))
+        return _memberships(items)
+
+    async def tenant_domains(self) -> TenantDomains:
+        """The tenant's domains, read at most once an hour (they change rarely)."""
+        async with self._domains_lock:
+            cached = self._domains
+            if cached is not None and time.monotonic() - cached[0] < self._domains_ttl:
+                return cached[1]
+            items = await self._graph.get_all(
+                "list domains", lambda c: c.domains.to_get_request_information())
+            domains = _tenant_domains(items)
+            self._domains = (time.monotonic(), domains)
+            return domains
+
     async def reset_password(self, user_id: str, password: str) -> None:
         from msgraph.generated.models.password_profile import PasswordProfile
         from msgraph.generated.models.user import User
@@ -159,3 +277,29 @@ class GraphDirectory:
     async def revoke_sessions(self, user_id: str) -> None:
         await self._graph.call(
             "revoke sessions", lambda c: c.users.by_user_id(user_id).revoke_sign_in_sessions.post())
+
+
+def _user_from_json(item: dict[str, Any], fallback: str) -> DirectoryUser:
+    return DirectoryUser(
+        id=str(item["id"]), user_principal_name=item.get("userPrincipalName") or fallback,
+        mail=item.get("mail"), display_name=item.get("displayName"),
+        account_enabled=item.get("accountEnabled"),
+        on_premises_sync_enabled=item.get("onPremisesSyncEnabled"),
+        user_type=item.get("userType"))
+
+
+def _memberships(items: list[dict[str, Any]]) -> Memberships:
+    groups = frozenset(str(item["id"]) for item in items
+                       if item.get("@odata.type") == _GROUP and item.get("id"))
+    # Without Directory.Read.All a role may come back nameless: still a role, by its type.
+    roles = tuple(dict.fromkeys(
+        str(item.get("displayName") or item.get("roleTemplateId") or item.get("id") or "role")
+        for item in items if item.get("@odata.type") == _ROLE))
+    return Memberships(group_ids=groups, roles=roles)
+
+
+def _tenant_domains(items: list[dict[str, Any]]) -> TenantDomains:
+    names = {str(item["id"]).lower(): item for item in items if item.get("id")}
+    federated = {name for name, item in names.items()
+                 if str(item.get("authenticationType") or "").lower() == "federated"}
+    return TenantDomains(names=frozenset(names), federated=frozenset(federated))

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.domain.requests import RemediationRequest
-from remediation.service.messages import AlertUpdate, VerificationCheck
+from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
 
 
 class LocalVerificationScheduler:
@@ -39,3 +39,8 @@ class LocalRequestSender:
                                session_id=request.user,
                                properties={"kind": "remediate", "source": request.source})
         return request.request_id
+
+    async def send_approval(self, approval: Approval) -> None:
+        await self._queue.send(self._name, approval.to_json(), message_id=approval.message_id,
+                               session_id=approval.user,
+                               properties={"kind": "approve", "case_id": approval.case_id})

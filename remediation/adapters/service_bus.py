@@ -22,7 +22,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.domain.errors import TransientError
 from remediation.domain.requests import SCHEMA_VERSION, RemediationRequest
-from remediation.service.messages import AlertUpdate, VerificationCheck
+from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,12 @@ class ServiceBusRequestSender:
             request.to_json(), message_id=request.request_id, session_id=request.user,
             properties={"kind": "remediate", "source": request.source})))
         return request.request_id
+
+    async def send_approval(self, approval: Approval) -> None:
+        sender = await self._queues.sender(self._name)
+        await _guarded("sending an approval", sender.send_messages(_message(
+            approval.to_json(), message_id=approval.message_id, session_id=approval.user,
+            properties={"kind": "approve", "case_id": approval.case_id})))
 
 
 class ServiceBusFollowUps:

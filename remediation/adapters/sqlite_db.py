@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, state, visible_at);
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (queue, message_id);
+CREATE TABLE IF NOT EXISTS reset_places (
+    case_id TEXT PRIMARY KEY,
+    reserved_at INTEGER NOT NULL  -- microseconds since the epoch, UTC
+);
 """
 
 

@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.domain.cases import Case, Step
@@ -82,6 +83,31 @@ class SqliteJournal:
             return [_load(connection, row["doc"]) for row in rows.fetchall()]
 
         return await self._db.read(select)
+
+    async def reserve_reset(self, case_id: str, now: datetime, limit: int,
+                            window: timedelta) -> bool:
+        """One write transaction (BEGIN IMMEDIATE) counts and inserts: atomic across every
+        process sharing the file."""
+        at, cutoff = _micros(now), _micros(now - window)
+
+        def reserve(connection: sqlite3.Connection) -> bool:
+            connection.execute("DELETE FROM reset_places WHERE reserved_at < ?", (cutoff,))
+            if connection.execute("SELECT 1 FROM reset_places WHERE case_id = ?",
+                                  (case_id,)).fetchone() is not None:
+                return True
+            taken = connection.execute("SELECT COUNT(*) FROM reset_places").fetchone()[0]
+            if taken >= limit:
+                return False
+            connection.execute("INSERT INTO reset_places (case_id, reserved_at) VALUES (?, ?)",
+                               (case_id, at))
+            return True
+
+        return await self._db.write(reserve)
+
+
+def _micros(value: datetime) -> int:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return (aware - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def _record_requests(connection: sqlite3.Connection, case: Case) -> None:

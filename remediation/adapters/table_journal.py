@@ -9,7 +9,9 @@ Layout (PartitionKey / RowKey):
 - ``user:{user}`` / ``{created, newest first}-{insertion, newest first}-{case id}``: an index
   row per case, for ``latest_case`` and ``list_cases(user)``;
 - ``cases`` / ``{created}-{insertion}-{case id}``: every case oldest first, for ``list_cases()``;
-- ``request:{request id}`` / ``case``: the case a request was first recorded in.
+- ``request:{request id}`` / ``case``: the case a request was first recorded in;
+- ``breaker`` / ``resets``: the reset circuit breaker, the recent ``[time, case id]`` pairs
+  as JSON, replaced under its ETag so concurrent workers cannot both take the last place.
 
 The case partition is written first (in one transaction), then the index rows, so an index
 row never points at a case that was never stored; a failure in between leaves a case that
@@ -18,6 +20,7 @@ only ``get_case`` finds, and the redelivered request opens a new one.
 
 import asyncio
 import json
+import random
 import secrets
 import threading
 import time
@@ -59,6 +62,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INVERT = 10**20 - 1
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 3, "connection_timeout": 10,
                                    "read_timeout": 30}
+_BREAKER_KEY = ("breaker", "resets")
+# A lost race means another worker took a place, so ``limit`` + 1 losses cannot happen in one
+# window: the bound is never reached in practice, and it keeps the loop finite.
+_BREAKER_MAX_ATTEMPTS = 100
+_BREAKER_BACKOFF = 0.02
 
 
 class TableJournal:
@@ -150,6 +158,26 @@ class TableJournal:
                           else self._user_case_ids(user, limit))
         return await self._load_many(case_ids)
 
+    async def reserve_reset(self, case_id: str, now: datetime, limit: int,
+                            window: timedelta) -> bool:
+        """Read the breaker row, decide, and write it back only if nobody changed it since
+        (ETag); a lost race reads again."""
+        client = await self._table()
+        for attempt in range(min(limit + 2, _BREAKER_MAX_ATTEMPTS)):
+            with _translated("reserving a password reset"):
+                row = await _breaker_row(client)
+                places = _recent_places(row, now - window)
+                if case_id in (held for _, held in places):
+                    return True
+                if len(places) >= limit:
+                    return False
+                places.append((_utc(now), case_id))
+                if await _store_breaker(client, row, places):
+                    return True
+            await asyncio.sleep(random.uniform(0, _BREAKER_BACKOFF * (attempt + 1)))  # noqa: S311
+        raise TransientError("the reset breaker row kept changing under concurrent writers; "
+                             "try again later")
+
     async def _all_case_ids(self, limit: int) -> list[str]:
         client = await self._table()
         case_ids: list[str] = []
@@ -236,6 +264,44 @@ def _translated(action: str) -> Iterator[None]:
             answer = f"{status} {error.reason}" if error.reason else str(status)
             raise TransientError(f"Table Storage answered {answer} while {action}") from error
         raise
+
+
+async def _breaker_row(client: TableClient) -> TableEntity | None:
+    try:
+        return await client.get_entity(*_BREAKER_KEY)
+    except ResourceNotFoundError:
+        return None
+
+
+def _recent_places(row: TableEntity | None, cutoff: datetime) -> list[tuple[datetime, str]]:
+    """The places taken at or after ``cutoff``, oldest first."""
+    if row is None:
+        return []
+    places = [(datetime.fromisoformat(at), str(case_id))
+              for at, case_id in json.loads(_joined(row))]
+    return sorted(place for place in places if place[0] >= _utc(cutoff))
+
+
+async def _store_breaker(client: TableClient, row: TableEntity | None,
+                         places: list[tuple[datetime, str]]) -> bool:
+    """Write the places; False when another writer got there first."""
+    doc = _parts(json.dumps([[at.isoformat(), case_id] for at, case_id in places]),
+                 "the reset breaker")
+    entity = {"PartitionKey": _BREAKER_KEY[0], "RowKey": _BREAKER_KEY[1], **doc}
+    try:
+        if row is None:
+            await client.create_entity(entity)
+        else:
+            await client.update_entity(entity, mode=UpdateMode.REPLACE,
+                                       etag=row.metadata["etag"],
+                                       match_condition=MatchConditions.IfNotModified)
+    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        return False
+    except HttpResponseError as error:
+        if error.status_code in (409, 412):
+            return False
+        raise
+    return True
 
 
 async def _insert(client: TableClient, row: Entity) -> None:

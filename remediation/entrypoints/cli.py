@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="start a new case even if one is open or recently verified")
     enqueue.set_defaults(command=_enqueue)
 
+    approve = commands.add_parser("approve", help="let a case waiting for approval proceed")
+    approve.add_argument("case_id", help="the case id shown by `status`")
+    approve.add_argument("--by", help="who approves (default: your login@host)")
+    approve.set_defaults(command=_approve)
+
     status = commands.add_parser("status", help="show cases and their steps")
     status.add_argument("--user", help="only this account, with every step")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -144,6 +149,30 @@ async def _send(settings: Settings, request: "RemediationRequest") -> int:
              f"{settings.service_bus_namespace}" if settings.service_bus_namespace
              else f"the local queue in {settings.remediation_db}")
     print(f"queued request {message_id} for {request.user} on {where}")
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    return asyncio.run(_send_approval(Settings.from_env(), args.case_id,
+                                      args.by or f"{getpass.getuser()}@{socket.gethostname()}"))
+
+
+async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> int:
+    from remediation.bootstrap import bootstrap
+    from remediation.domain.cases import CaseState
+    from remediation.service.messages import Approval
+
+    app = bootstrap(settings)
+    try:
+        case = await app.journal.get_case(case_id)
+        if case is None:
+            raise InvalidRequest(f"no case {case_id!r} in the journal")
+        if case.state is not CaseState.AWAITING_APPROVAL:
+            raise InvalidRequest(f"case {case_id} is {case.state.value}, not awaiting approval")
+        await app.requests.send_approval(Approval(case_id, case.user, approved_by[:256]))
+    finally:
+        await app.aclose()
+    print(f"approval of case {case_id} ({case.user}) queued")
     return 0
 
 

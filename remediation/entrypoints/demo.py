@@ -17,28 +17,34 @@ from remediation.domain.durations import format_duration
 from remediation.domain.requests import RemediationRequest
 from remediation.entrypoints.report import cases_as_table
 from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
+from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID, start_storm, storm_addresses
 
 DEMO_DELAYS = (timedelta(seconds=2), timedelta(seconds=4), timedelta(seconds=6))
 
 # Manual requests (user, what the sandbox does with them). Alert-driven and sweep-driven
 # cases come from the sandbox's Defender alerts and Restricted users list.
 DEMO_REQUESTS = (
-    ("patti.fernandez@contoso.com", "an admin the app may not reset (403)"),
+    ("patti.fernandez@contoso.com", "a Global Administrator (never reset by a robot)"),
     ("nobody@contoso.com", "no such user"),
     ("diego.siciliani@contoso.com", "an ordinary blocked account"),
     ("diego.siciliani@contoso.com", "the same request again (duplicate)"),
 )
 
 
+DEMO_BREAKER = 10
+
+
 def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:
     return Settings(tenant_id=tenant.tenant_id, graph_endpoint=base_url,
                     exchange_endpoint=base_url, sandbox_token=tenant.token,
                     verify_delays=DEMO_DELAYS, remediation_db=db,
-                    lock_duration=timedelta(seconds=30), http_timeout=timedelta(seconds=5))
+                    lock_duration=timedelta(seconds=30), http_timeout=timedelta(seconds=5),
+                    protected_group_ids=frozenset({BREAK_GLASS_GROUP_ID}),
+                    max_remediations_per_hour=DEMO_BREAKER)
 
 
 async def run_demo(out: TextIO) -> int:
-    tenant = demo_tenant()
+    tenant = demo_tenant(storm=False)
     server = SandboxServer(tenant)
     base_url = await server.start()
     started = time.monotonic()
@@ -46,7 +52,7 @@ async def run_demo(out: TextIO) -> int:
         with tempfile.TemporaryDirectory(prefix="remediation-demo-") as folder:
             app = bootstrap(demo_settings(base_url, tenant, Path(folder) / "state.db"))
             try:
-                cases = await _play(app, base_url, out)
+                cases = await _play(app, tenant, base_url, out)
             finally:
                 await app.aclose()
     finally:
@@ -61,7 +67,8 @@ async def run_demo(out: TextIO) -> int:
     return 0
 
 
-async def _play(app: Application, base_url: str, out: TextIO) -> list[Case]:
+async def _play(app: Application, tenant: SandboxTenant, base_url: str,
+                out: TextIO) -> list[Case]:
     delays = ", ".join(format_duration(d) for d in DEMO_DELAYS)
     print(f"Sandbox tenant at {base_url}; verification checks at +{delays} "
           "(production: +1h, +4h, +24h)\n", file=out)
@@ -78,7 +85,13 @@ async def _play(app: Application, base_url: str, out: TextIO) -> list[Case]:
     print("\n2. Alert poll and Restricted users sweep:", file=out)
     report = await app.intake.poll()
     print(f"     {report.summary()}", file=out)
-    print("\n3. Worker runs until every case is final...\n", file=out)
+    await _drain_requests(app)
+    print(f"\n3. A storm: {len(storm_addresses())} more accounts blocked at once "
+          f"(circuit breaker: {DEMO_BREAKER} resets per hour)", file=out)
+    start_storm(tenant)
+    report = await app.intake.poll()
+    print(f"     {report.summary()}", file=out)
+    print("\n4. Worker runs until every case is final...\n", file=out)
     await app.worker(poll_interval=0.2, retry_backoff=0.5).run(until_idle=True)
     return await app.journal.list_cases()
 

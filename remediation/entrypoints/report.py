@@ -40,7 +40,12 @@ def summary(case: Case) -> str:
         parts.append(f"{merged} duplicate request(s) merged")
     if case.alert_ids and case.state is not CaseState.REJECTED:
         parts.append(f"{len(case.alert_ids)} Defender alert(s)")
-    if case.state in (CaseState.ESCALATED, CaseState.REJECTED) and case.reason:
+    hygiene = case.done("mailbox_hygiene")
+    if hygiene is not None and hygiene.data.get("findings"):
+        verb = "reported" if hygiene.data.get("mode") == "report" else "disabled/cleared"
+        parts.append(f"mailbox: {len(hygiene.data['findings'])} planted rule(s)/forwarding "
+                     f"{verb}")
+    if case.state is not CaseState.VERIFIED and case.state.is_final and case.reason:
         parts.append(f"reason: {case.reason}")
     return "; ".join(parts) or "-"
 

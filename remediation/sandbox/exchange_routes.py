@@ -74,7 +74,7 @@ def get_mailbox(request: web.Request, tenant: SandboxTenant,
     user = tenant.mailbox(_required(parameters, "Identity"))
     smtp = user.forwarding_smtp_address
     return _reply(request, tenant, [{
-        "PrimarySmtpAddress": user.user_principal_name,
+        "PrimarySmtpAddress": user.address,
         "UserPrincipalName": user.user_principal_name,
         "ForwardingSmtpAddress": f"smtp:{smtp}" if smtp else None,
         "ForwardingAddress": user.forwarding_address,

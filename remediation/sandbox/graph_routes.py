@@ -1,7 +1,9 @@
-"""Microsoft Graph directory routes: users and their passwords, sessions, groups, rules."""
+"""Microsoft Graph directory routes: users and their passwords, sessions, groups, rules,
+mail folders and domains."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -9,9 +11,12 @@ from aiohttp import web
 
 from remediation.sandbox.context import CALL, TENANT, user_key
 from remediation.sandbox.errors import graph_error
-from remediation.sandbox.state import ROLE_NAMES, TenantError
+from remediation.sandbox.state import ROLE_NAMES, SandboxUser, TenantError
 
 _ROLE_NAMESPACE = uuid.UUID("5d1c52a4-54a4-4d5c-9a53-1f7a4a3c9b10")
+# The only $filter shape the sandbox understands on /users: one property, eq, a literal.
+_EQ_FILTER = re.compile(r"^\s*(mail|userPrincipalName)\s+eq\s+'((?:[^']|'')*)'\s*$",
+                        re.IGNORECASE)
 
 routes = web.RouteTableDef()
 
@@ -31,24 +36,61 @@ def _not_found(segment: str) -> web.Response:
         "objects are not present.")
 
 
-@routes.get("/v1.0/users/{user}")
-async def get_user(request: web.Request) -> web.Response:
-    key = user_key(request.match_info["user"])
+def page(request: web.Request, items: list[dict[str, Any]], cap: int,
+         context: str) -> web.Response:
+    """One page of a collection: ``$top`` (at most ``cap``), then ``@odata.nextLink``."""
     try:
-        user = request.app[TENANT].user(key)
-    except KeyError:
-        return _not_found(key)
-    # $select is ignored: returning more properties than asked never breaks a client.
-    return web.json_response({
-        "@odata.context": f"{graph_root(request)}/$metadata#users/$entity",
+        size = min(int(request.query.get("$top", cap)), cap)
+        start = int(request.query.get("$skiptoken", "0"))
+    except ValueError:
+        return graph_error(400, "BadRequest", "Invalid $top or $skiptoken.")
+    size = max(size, 1)
+    body: dict[str, Any] = {"@odata.context": f"{graph_root(request)}/$metadata#{context}",
+                            "value": items[start:start + size]}
+    if start + size < len(items):
+        body["@odata.nextLink"] = str(request.url.update_query(
+            {"$skiptoken": str(start + size)}))
+    return web.json_response(body)
+
+
+def _user_json(user: SandboxUser) -> dict[str, Any]:
+    return {
         "id": user.id,
         "userPrincipalName": user.user_principal_name,
-        "mail": user.user_principal_name,
+        "mail": user.address,
         "displayName": user.display_name,
         "accountEnabled": user.account_enabled,
         "onPremisesSyncEnabled": user.on_premises_sync_enabled,
         "userType": user.user_type,
-    })
+    }
+
+
+@routes.get("/v1.0/users")
+async def list_users(request: web.Request) -> web.Response:
+    users = request.app[TENANT].users()
+    clause = request.query.get("$filter")
+    if clause is not None:
+        match = _EQ_FILTER.match(clause)
+        if match is None:
+            return graph_error(400, "Request_UnsupportedQuery",
+                               "Unsupported or invalid query filter clause specified.")
+        field, value = match.group(1).lower(), match.group(2).replace("''", "'").lower()
+        users = [u for u in users
+                 if (u.address if field == "mail" else u.user_principal_name) == value]
+    return page(request, [_user_json(u) for u in users], request.app[TENANT].graph_page_size,
+                "users")
+
+
+@routes.get("/v1.0/users/{user}")
+async def get_user(request: web.Request) -> web.Response:
+    key = user_key(request.match_info["user"])
+    try:
+        user = request.app[TENANT].directory_user(key)
+    except KeyError:
+        return _not_found(key)
+    # $select is ignored: returning more properties than asked never breaks a client.
+    return web.json_response({
+        "@odata.context": f"{graph_root(request)}/$metadata#users/$entity", **_user_json(user)})
 
 
 @routes.patch("/v1.0/users/{user}")
@@ -84,7 +126,7 @@ async def transitive_member_of(request: web.Request) -> web.Response:
     tenant = request.app[TENANT]
     key = user_key(request.match_info["user"])
     try:
-        user = tenant.user(key)
+        user = tenant.directory_user(key)
     except KeyError:
         return _not_found(key)
     groups: list[dict[str, Any]] = [
@@ -99,10 +141,18 @@ async def transitive_member_of(request: web.Request) -> web.Response:
          "roleTemplateId": template_id}
         for template_id in user.role_template_ids
     ]
-    return web.json_response({
-        "@odata.context": f"{graph_root(request)}/$metadata#directoryObjects",
-        "value": groups + roles,
-    })
+    return page(request, groups + roles, tenant.graph_page_size, "directoryObjects")
+
+
+@routes.get("/v1.0/users/{user}/mailFolders")
+async def list_folders(request: web.Request) -> web.Response:
+    key = user_key(request.match_info["user"])
+    tenant = request.app[TENANT]
+    try:
+        folders = tenant.mail_folders(key)
+    except TenantError as error:
+        return refusal(error)
+    return page(request, folders, tenant.folder_page_size, f"users('{key}')/mailFolders")
 
 
 @routes.get("/v1.0/users/{user}/mailFolders/{folder}/messageRules")
@@ -139,11 +189,12 @@ async def update_rule(request: web.Request) -> web.Response:
 
 @routes.get("/v1.0/domains")
 async def list_domains(request: web.Request) -> web.Response:
-    domains = request.app[TENANT].domains
+    tenant = request.app[TENANT]
     return web.json_response({
         "@odata.context": f"{graph_root(request)}/$metadata#domains",
-        "value": [{"id": domain, "isVerified": True, "isDefault": index == 0}
-                  for index, domain in enumerate(domains)],
+        "value": [{"id": domain, "isVerified": True, "isDefault": index == 0,
+                   "authenticationType": "Federated" if tenant.federated(domain) else "Managed"}
+                  for index, domain in enumerate(tenant.domains)],
     })
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from remediation.sandbox.alert_seed import demo_alerts
 from remediation.sandbox.state import (
@@ -11,6 +12,11 @@ from remediation.sandbox.state import (
     SandboxTenant,
     SandboxUser,
 )
+
+BREAK_GLASS_GROUP_ID = "3f0c6a8e-2d5b-4c71-9e4a-b8d2f1a7c905"
+BREAK_GLASS_GROUP = "Break-glass accounts"
+EVIL_DOMAIN = "evil-mail.example"
+STORM_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,70 @@ def demo_users() -> list[DemoUser]:
         DemoUser(SandboxUser("johanna.lorenz@contoso.com", "Johanna Lorenz")),
         DemoUser(SandboxUser("alex.wilber@contoso.com", "Alex Wilber"), blocked=False),
         DemoUser(SandboxUser("nestor.wilke@contoso.com", "Nestor Wilke"), blocked=False),
+        # Guardrails: accounts the robot must not reset, each for its own reason.
+        DemoUser(SandboxUser("grace.taylor@contoso.com", "Grace Taylor",
+                             group_ids=[BREAK_GLASS_GROUP_ID])),
+        DemoUser(SandboxUser("isaiah.langer@contoso.com", "Isaiah Langer",
+                             on_premises_sync_enabled=True)),
+        DemoUser(SandboxUser("pradeep.gupta_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+                             "Pradeep Gupta (Fabrikam)", user_type="Guest",
+                             mail="pradeep.gupta@fabrikam.com")),
+        DemoUser(SandboxUser("miriam.graham@contoso.com", "Miriam Graham",
+                             account_enabled=False)),
+        # Mailbox hygiene: what an attacker plants to keep reading mail after the reset.
+        DemoUser(_lynne()),
+        # A storm: more blocked accounts at once than the reset breaker lets through.
+        *(DemoUser(SandboxUser(address, f"Storm {address[5:7]}"))
+          for address in storm_addresses()),
     ]
 
 
-def demo_tenant(*, with_alerts: bool = True) -> SandboxTenant:
+def _lynne() -> SandboxUser:
+    """Two planted rules (forward outside and mark read; hide invoices in RSS Feeds), one
+    ordinary rule, and mailbox forwarding outside the organisation."""
+    lynne = SandboxUser("lynne.robbins@contoso.com", "Lynne Robbins",
+                        forwarding_smtp_address=f"drop@{EVIL_DOMAIN}")
+    newsletters = lynne.add_folder("Newsletters")
+    collector = {"emailAddress": {"name": "collect", "address": f"collect@{EVIL_DOMAIN}"}}
+    lynne.inbox_rules = [
+        # Attackers favour rules with no name to speak of and no condition: all mail.
+        _rule("AQAAAJ5dZqA=", "..", 1, {}, {
+            "forwardTo": [collector], "markAsRead": True, "stopProcessingRules": False}),
+        _rule("AQAAAJ5dZqB=", "Invoices", 2, {"subjectContains": ["invoice"]}, {
+            "moveToFolder": lynne.folder_id("RSS Feeds"), "markAsRead": True,
+            "stopProcessingRules": True}),
+        _rule("AQAAAJ5dZqC=", "Newsletters", 3, {"subjectContains": ["newsletter"]}, {
+            "moveToFolder": newsletters, "stopProcessingRules": False}),
+    ]
+    return lynne
+
+
+def _rule(rule_id: str, name: str, sequence: int, conditions: dict[str, Any],
+          actions: dict[str, Any]) -> dict[str, Any]:
+    """An inbox rule in Graph's messageRule shape."""
+    return {"id": rule_id, "displayName": name, "sequence": sequence, "isEnabled": True,
+            "hasError": False, "isReadOnly": False, "conditions": conditions,
+            "actions": actions, "exceptions": None}
+
+
+def storm_addresses() -> list[str]:
+    return [f"storm{n:02d}@contoso.com" for n in range(1, STORM_SIZE + 1)]
+
+
+def start_storm(tenant: SandboxTenant) -> None:
+    """Block the storm accounts (when ``demo_tenant(storm=False)`` left them unblocked)."""
+    for address in storm_addresses():
+        tenant.block(address)
+
+
+def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenant:
     tenant = SandboxTenant(domains=["contoso.com"])
+    tenant.add_group(BREAK_GLASS_GROUP_ID, BREAK_GLASS_GROUP)
+    held_back = set() if storm else set(storm_addresses())
     for seeded in demo_users():
         user = tenant.add_user(seeded.user)
-        if seeded.blocked:
-            tenant.block(user.user_principal_name, behaviour=seeded.behaviour)
+        if seeded.blocked and user.address not in held_back:
+            tenant.block(user.address, behaviour=seeded.behaviour)
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)

@@ -38,6 +38,10 @@ ROLE_NAMES = {
     "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
 }
 NOT_FOUND_EXCEPTION = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
+# The top-level folders every mailbox has (Graph lists them under /mailFolders).
+WELL_KNOWN_FOLDERS = ("Inbox", "Archive", "RSS Feeds", "Conversation History", "Deleted Items",
+                      "Junk Email", "Sent Items")
+_FOLDER_NAMESPACE = uuid.UUID("0b7f1e62-3c1a-4f4e-9d0c-5a8e2b6d7c41")
 
 
 class TenantError(Exception):
@@ -60,6 +64,7 @@ class SandboxUser:
     account_enabled: bool = True
     on_premises_sync_enabled: bool | None = None
     user_type: str = "Member"
+    mail: str | None = None  # when it differs from the UPN (guests, aliases)
     group_ids: list[str] = field(default_factory=list)
     role_template_ids: list[str] = field(default_factory=list)
     reset_forbidden: bool = False
@@ -68,12 +73,37 @@ class SandboxUser:
     forwarding_address: str | None = None
     deliver_to_mailbox_and_forward: bool = False
     inbox_rules: list[dict[str, Any]] = field(default_factory=list)
+    # Mail folder id -> display name; the well-known folders are added on creation.
+    folders: dict[str, str] = field(default_factory=dict)
     # Holds the passwords themselves, so keep it out of repr (and so out of test failure output).
     password_changes: list[dict[str, Any]] = field(default_factory=list, repr=False)
     sessions_revoked: int = 0
 
     def __post_init__(self) -> None:
         self.user_principal_name = self.user_principal_name.lower()
+        self.mail = self.mail.lower() if self.mail else None
+        for name in WELL_KNOWN_FOLDERS:
+            if name not in self.folders.values():
+                self.folders[self._new_folder_id(name)] = name
+
+    @property
+    def address(self) -> str:
+        """The primary SMTP address: what Exchange lists and alerts name."""
+        return self.mail or self.user_principal_name
+
+    def add_folder(self, name: str) -> str:
+        """A custom top-level mail folder; returns its id."""
+        folder_id = self._new_folder_id(name)
+        self.folders[folder_id] = name
+        return folder_id
+
+    def folder_id(self, name: str) -> str:
+        return next(key for key, value in self.folders.items() if value == name)
+
+    def _new_folder_id(self, name: str) -> str:
+        # Stable per user and name, and shaped like Exchange's base64 ids.
+        raw = uuid.uuid5(_FOLDER_NAMESPACE, f"{self.id}/{name}").hex
+        return f"AAMkA{raw}AAA="
 
 
 @dataclass
@@ -126,13 +156,19 @@ class SandboxTenant:
         tenant_id: str = DEFAULT_TENANT_ID,
         domains: list[str] | None = None,
         token: str = SANDBOX_BEARER,
+        federated_domains: list[str] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.domains = list(domains) if domains is not None else ["contoso.com"]
+        self.federated_domains = [domain.lower() for domain in federated_domains or []]
+        self.domains += [d for d in self.federated_domains if d not in self.domains]
         self.token = token
         self.latency = 0.0
         self.alert_page_size = 50
         self.exchange_page_size = 1000
+        # Graph caps pages at these sizes whatever $top asks (its defaults: 100, 10).
+        self.graph_page_size = 100
+        self.folder_page_size = 10
         self.groups: dict[str, str] = {}
         self.removals: list[tuple[str, str | None]] = []
         self._lock = threading.RLock()
@@ -154,14 +190,28 @@ class SandboxTenant:
             self.groups[group_id] = name
 
     def user(self, address_or_id: str) -> SandboxUser:
+        """By id, UPN or mail address (as Exchange's -Identity accepts)."""
         key = address_or_id.lower()
         with self._lock:
-            if address_or_id in self._users:
-                return self._users[address_or_id]
+            try:
+                return self.directory_user(address_or_id)
+            except KeyError:
+                pass
+            for user in self._users.values():
+                if user.mail == key:
+                    return user
+        raise KeyError(address_or_id)
+
+    def directory_user(self, id_or_upn: str) -> SandboxUser:
+        """By id or UPN only, as Graph's ``/users/{id | userPrincipalName}`` does."""
+        key = id_or_upn.lower()
+        with self._lock:
+            if id_or_upn in self._users:
+                return self._users[id_or_upn]
             for user in self._users.values():
                 if user.user_principal_name == key or user.id.lower() == key:
                     return user
-        raise KeyError(address_or_id)
+        raise KeyError(id_or_upn)
 
     def users(self) -> list[SandboxUser]:
         with self._lock:
@@ -170,7 +220,17 @@ class SandboxTenant:
     def address_of(self, address_or_id: str) -> str:
         """The address of the user with this id or address; anything else as given."""
         user = self._user_or_none(address_or_id)
-        return user.user_principal_name if user is not None else address_or_id
+        return user.address if user is not None else address_or_id
+
+    def federated(self, domain: str) -> bool:
+        return domain.lower() in self.federated_domains
+
+    def mail_folders(self, address_or_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            user = self._graph_user(address_or_id)
+            return [{"id": folder_id, "displayName": name, "parentFolderId": "AAMkAroot",
+                     "childFolderCount": 0, "unreadItemCount": 0, "totalItemCount": 0,
+                     "isHidden": False} for folder_id, name in user.folders.items()]
 
     def reset_password(self, address_or_id: str, password: Any, force_change: bool) -> None:
         with self._lock:
@@ -209,7 +269,7 @@ class SandboxTenant:
 
     def _graph_user(self, address_or_id: str) -> SandboxUser:
         try:
-            return self.user(address_or_id)
+            return self.directory_user(address_or_id)
         except KeyError:
             raise TenantError(
                 404, "Request_ResourceNotFound",

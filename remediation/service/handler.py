@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from remediation.domain.cases import Case
 from remediation.domain.errors import InvalidRequest, TransientError
 from remediation.domain.requests import describe, parse_request
-from remediation.service.messages import AlertUpdate, parse_follow_up
+from remediation.service.messages import AlertUpdate, approval_in, parse_follow_up
 from remediation.service.workflow import RemediationWorkflow
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,11 @@ class MessageHandler:
         self._workflow = workflow
 
     async def on_request(self, delivery: Delivery) -> Case:
+        """The requests queue: remediation requests, and approvals of waiting cases."""
         try:
+            approval = approval_in(delivery.body)
+            if approval is not None:
+                return await self._workflow.approve(approval)
             request = parse_request(delivery.body)
         except InvalidRequest as error:
             return await self._workflow.reject(_claimed_user(delivery.body), error.reason)

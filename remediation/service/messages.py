@@ -82,3 +82,46 @@ def parse_verification(body: bytes | str) -> VerificationCheck:
     if not isinstance(message, VerificationCheck):
         raise InvalidRequest("not a verification message (kind must be 'verify')")
     return message
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Let case ``case_id`` (waiting in approve mode) proceed."""
+
+    case_id: str
+    user: str
+    approved_by: str
+
+    @property
+    def message_id(self) -> str:
+        return f"{self.case_id}:approve"
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": SCHEMA_VERSION, "kind": "approve", "case_id": self.case_id,
+                           "user": self.user, "approved_by": self.approved_by},
+                          separators=(",", ":"))
+
+
+def parse_approval(fields: dict[str, Any]) -> Approval:
+    case_id, by = fields.get("case_id"), fields.get("approved_by", "unknown")
+    unknown = sorted(set(fields) - {"schema", "kind", "case_id", "user", "approved_by"})
+    if unknown:
+        raise InvalidRequest(f"unknown field(s) in an approval: {', '.join(unknown)}")
+    if not isinstance(case_id, str) or not 0 < len(case_id) <= 64:
+        raise InvalidRequest("an approval needs a 'case_id'")
+    if not isinstance(by, str) or not 0 < len(by) <= 256:
+        raise InvalidRequest("'approved_by' must be a name of up to 256 characters")
+    return Approval(case_id=case_id, user=normalise_user(fields.get("user")), approved_by=by)
+
+
+def approval_in(body: bytes) -> Approval | None:
+    """The approval a requests-queue message carries, or None for a remediation request."""
+    if len(body) > MAX_BODY_BYTES:
+        return None
+    try:
+        fields: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    if isinstance(fields, dict) and fields.get("kind") == "approve":
+        return parse_approval(fields)
+    return None

@@ -1,13 +1,15 @@
 """The outside world as the workflow sees it. Adapters implement these; tests fake them."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, Step
 from remediation.domain.directory import DirectoryUser
+from remediation.domain.guardrails import Memberships, TenantDomains
+from remediation.domain.hygiene import MailboxForwarding
 from remediation.domain.requests import RemediationRequest
-from remediation.service.messages import AlertUpdate, VerificationCheck
+from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
 
 
 class Directory(Protocol):
@@ -22,6 +24,32 @@ class Directory(Protocol):
         ...
 
     async def revoke_sessions(self, user_id: str) -> None: ...
+
+    async def memberships(self, user_id: str) -> Memberships:
+        """Transitive group memberships and directory roles."""
+        ...
+
+    async def tenant_domains(self) -> TenantDomains: ...
+
+
+class Mailbox(Protocol):
+    """Inbox rules (Graph) and mailbox forwarding (Exchange)."""
+
+    async def inbox_rules(self, user_id: str) -> list[dict[str, Any]]: ...
+
+    async def folder_names(self, user_id: str) -> dict[str, str]:
+        """Mail folder id -> display name, to read where a rule moves mail."""
+        ...
+
+    async def disable_rule(self, user_id: str, rule_id: str) -> None: ...
+
+    async def forwarding(self, address: str) -> MailboxForwarding: ...
+
+    async def clear_forwarding(self, address: str) -> None: ...
+
+
+class EscalationWebhook(Protocol):
+    async def post(self, payload: dict[str, Any]) -> None: ...
 
 
 class RestrictedSenders(Protocol):
@@ -56,6 +84,8 @@ class RequestSender(Protocol):
     """The requests queue (Service Bus in Azure, SQLite locally)."""
 
     async def send(self, request: RemediationRequest) -> str: ...
+
+    async def send_approval(self, approval: Approval) -> None: ...
 
 
 class AlertNotifier(Protocol):
@@ -94,6 +124,12 @@ class Journal(Protocol):
     async def latest_case(self, user: str) -> Case | None: ...
 
     async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]: ...
+
+    async def reserve_reset(self, case_id: str, now: datetime, limit: int,
+                            window: timedelta) -> bool:
+        """Atomically count the resets of the last ``window`` across every worker; take a
+        place for ``case_id`` if fewer than ``limit`` (a case that has one keeps it)."""
+        ...
 
 
 class Clock(Protocol):

@@ -3,28 +3,40 @@
 import io
 import re
 
-from remediation.entrypoints.demo import run_demo
+from remediation.entrypoints.demo import DEMO_BREAKER, run_demo
+from remediation.sandbox.seed import STORM_SIZE
 
 
 async def test_demo_shows_each_case_and_its_outcome() -> None:
     out = io.StringIO()
     assert await run_demo(out) == 0
     text = out.getvalue()
-    rows = {(match[0], match[2], match[1]) for match in re.findall(
-        r"^\d{8}-[0-9a-f]{8}\s+(.+?)\s+(verified|escalated|rejected|\w+)\s+(\S+)\s",
-        text, flags=re.MULTILINE)}
-    assert rows == {
-        ("patti.fernandez@contoso.com", "manual", "escalated"),
-        ("nobody@contoso.com", "manual", "escalated"),
-        ("diego.siciliani@contoso.com", "manual", "verified"),
-        ("not-an-address", "unknown", "rejected"),
-        ("(no sender)", "alert", "rejected"),
-        ("adele.vance@contoso.com", "alert", "verified"),
-        ("lee.gu@contoso.com", "alert", "verified"),
-        ("megan.bowen@contoso.com", "alert", "escalated"),
-        ("johanna.lorenz@contoso.com", "restricted-list", "verified"),
+    rows = re.findall(r"^\d{8}-[0-9a-f]{8}\s+(.+?)\s+(verified|escalated|rejected|skipped)\s+"
+                      r"(\S+)\s", text, flags=re.MULTILINE)
+    outcome = {user: (source, state) for user, state, source in rows}
+    assert {user: outcome[user] for user in outcome if not user.startswith("storm")} == {
+        "patti.fernandez@contoso.com": ("manual", "escalated"),
+        "nobody@contoso.com": ("manual", "escalated"),
+        "diego.siciliani@contoso.com": ("manual", "verified"),
+        "not-an-address": ("unknown", "rejected"),
+        "(no sender)": ("alert", "rejected"),
+        "adele.vance@contoso.com": ("alert", "verified"),
+        "lee.gu@contoso.com": ("alert", "verified"),
+        "megan.bowen@contoso.com": ("alert", "escalated"),
+        "johanna.lorenz@contoso.com": ("restricted-list", "verified"),
+        "grace.taylor@contoso.com": ("restricted-list", "escalated"),
+        "isaiah.langer@contoso.com": ("restricted-list", "escalated"),
+        "pradeep.gupta@fabrikam.com": ("restricted-list", "escalated"),
+        "miriam.graham@contoso.com": ("restricted-list", "skipped"),
+        "lynne.robbins@contoso.com": ("restricted-list", "verified"),
     }
-    assert "1 duplicate request(s) merged" in text
-    assert "5 password resets" in text
-    assert "5 unblocks" in text
+    storm = [state for user, (_, state) in outcome.items() if user.startswith("storm")]
+    resets_before_storm = 6  # diego, adele, lee, megan, johanna, lynne
+    allowed = DEMO_BREAKER - resets_before_storm
+    assert sorted(storm) == ["escalated"] * (STORM_SIZE - allowed) + ["verified"] * allowed
+    flat = " ".join(text.split())  # the table wraps long lines
+    assert flat.count("circuit breaker open") == STORM_SIZE - allowed
+    assert "1 duplicate request(s) merged" in flat
+    assert "mailbox: 3 planted rule(s)/forwarding disabled/cleared" in flat
+    assert f"{DEMO_BREAKER} password resets" in text
     assert text.count("resolved/truePositive/compromisedAccount") == 3

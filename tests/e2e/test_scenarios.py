@@ -6,7 +6,7 @@ from pathlib import Path
 from remediation.bootstrap import Application, bootstrap
 from remediation.domain.cases import Case, CaseState
 from remediation.domain.requests import RemediationRequest
-from remediation.sandbox import Fault, SandboxTenant
+from remediation.sandbox import Fault, SandboxTenant, SandboxUser
 from tests.conftest import sandbox_settings
 
 ADELE, PATTI = "adele.vance@contoso.com", "patti.fernandez@contoso.com"
@@ -34,6 +34,8 @@ def tenant_calls(tenant: SandboxTenant, user: str) -> list[str]:
             names.append("reset")
         elif request.path.endswith("/revokeSignInSessions"):
             names.append("revoke")
+        elif request.path.count("/") > 3:  # /v1.0/users/{id}/something
+            names.append(f"{request.method} {request.path.rsplit('/', 1)[-1]}")
         else:
             names.append(f"{request.method} user")
     return names
@@ -46,8 +48,12 @@ async def test_blocked_user_is_secured_unblocked_then_verified(
     case = cases[ADELE]
     assert case.state is CaseState.VERIFIED
     assert tenant_calls(tenant, ADELE) == [
-        "GET user", "reset", "revoke", "Get-BlockedSenderAddress",
-        "Remove-BlockedSenderAddress", "Get-BlockedSenderAddress"]
+        "GET user", "GET transitiveMemberOf",  # guardrails
+        "Get-BlockedSenderAddress", "GET messageRules", "Get-Mailbox",  # the plan (reads)
+        "reset", "revoke",
+        "GET messageRules", "Get-Mailbox",  # mailbox hygiene: nothing suspicious
+        "Get-BlockedSenderAddress", "Remove-BlockedSenderAddress",  # the unblock
+        "Get-BlockedSenderAddress"]  # the first verification check
     assert ADELE not in tenant.blocked_addresses()
     assert tenant.removals[0][1] is not None and case.case_id in tenant.removals[0][1]
 
@@ -69,15 +75,29 @@ async def test_unblock_comes_only_after_reset_and_revocation(
 
 async def test_403_on_reset_escalates_once_and_never_loops(
         sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
-    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", PATTI)
+    # Not an admin (the guardrails would stop before any change), but Graph refuses anyway.
+    refused = "refused@contoso.com"
+    tenant.add_user(SandboxUser(refused, "Refused", reset_forbidden=True))
+    tenant.block(refused)
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", refused)
     counts = await app.queue.counts()
     await app.aclose()
-    case = cases[PATTI]
+    case = cases[refused]
     assert case.state is CaseState.ESCALATED
     assert "403 Authorization_RequestDenied" in (case.reason or "")
-    assert tenant_calls(tenant, PATTI) == ["GET user", "reset"]  # one attempt, no unblock
+    assert tenant_calls(tenant, refused).count("reset") == 1  # one attempt per delivery
+    assert "Remove-BlockedSenderAddress" not in tenant_calls(tenant, refused)
     assert (counts.completed, counts.dead_lettered) == (1, 0)
-    assert PATTI in tenant.blocked_addresses()
+    assert refused in tenant.blocked_addresses()
+
+
+async def test_an_admin_is_escalated_before_any_change(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", PATTI)
+    await app.aclose()
+    assert cases[PATTI].state is CaseState.ESCALATED
+    assert "directory role(s) Global Administrator" in (cases[PATTI].reason or "")
+    assert "reset" not in tenant_calls(tenant, PATTI)
 
 
 async def test_unknown_user_escalates(sandbox_url: str, tenant: SandboxTenant,

@@ -200,7 +200,7 @@ async def test_permanent_failures_and_invalid_messages_complete(
 
     cases = {c.user: c for c in await app.journal.list_cases()}
     assert cases[PATTI].state is CaseState.ESCALATED
-    assert "403" in (cases[PATTI].reason or "")
+    assert "directory role" in (cases[PATTI].reason or "")
     assert cases["x"].state is CaseState.REJECTED
     assert cases["x"].reason == "unknown field(s): 'admin'"
 

@@ -287,6 +287,62 @@ async def test_large_cases_and_steps_are_kept_whole(journal: Journal) -> None:
     assert again.steps == (step,)
 
 
+# The reset breaker: places for password resets, shared by every worker.
+
+HOUR = timedelta(hours=1)
+
+
+async def test_the_reset_limit_holds_under_concurrent_reservations(
+        open_journal: OpenJournal) -> None:
+    writers = [open_journal(), open_journal()]
+
+    granted = await asyncio.gather(*(writers[n % 2].reserve_reset(
+        f"case-{n}", T0 + timedelta(seconds=n), 10, HOUR) for n in range(30)))
+
+    assert granted.count(True) == 10
+    winners = [f"case-{n}" for n, won in enumerate(granted) if won]
+    later = T0 + timedelta(minutes=5)
+    assert await writers[1].reserve_reset("case-late", later, 10, HOUR) is False
+    assert all([await writers[n % 2].reserve_reset(case_id, later, 10, HOUR)
+                for n, case_id in enumerate(winners)])
+
+
+async def test_reset_places_expire_after_the_window(open_journal: OpenJournal) -> None:
+    await _places_expire(open_journal(), open_journal())
+
+
+async def test_one_case_reserved_twice_takes_one_place(open_journal: OpenJournal) -> None:
+    await _one_place_per_case(open_journal(), open_journal())
+
+
+async def test_the_fake_journal_keeps_the_breaker_rules() -> None:
+    from tests.fakes import FakeJournal
+
+    fake = FakeJournal()
+    await _places_expire(fake, fake)
+    fake = FakeJournal()
+    await _one_place_per_case(fake, fake)
+
+
+async def _places_expire(first: Journal, second: Journal) -> None:
+    assert await first.reserve_reset("c1", T0, 2, HOUR)
+    assert await second.reserve_reset("c2", T0 + timedelta(minutes=10), 2, HOUR)
+    assert not await first.reserve_reset("c3", T0 + timedelta(minutes=30), 2, HOUR)
+    # c1's place (taken at T0) no longer counts; c2's still does.
+    assert await second.reserve_reset("c3", T0 + HOUR + timedelta(seconds=1), 2, HOUR)
+    assert not await first.reserve_reset("c4", T0 + HOUR + timedelta(seconds=2), 2, HOUR)
+    # A case whose place expired needs a new one, like any other.
+    assert not await first.reserve_reset("c1", T0 + HOUR + timedelta(seconds=3), 2, HOUR)
+
+
+async def _one_place_per_case(first: Journal, second: Journal) -> None:
+    assert await first.reserve_reset("c1", T0, 2, HOUR)
+    assert await second.reserve_reset("c1", T0 + timedelta(minutes=1), 2, HOUR)
+    assert await second.reserve_reset("c2", T0 + timedelta(minutes=2), 2, HOUR)
+    assert not await first.reserve_reset("c3", T0 + timedelta(minutes=3), 2, HOUR)
+    assert await first.reserve_reset("c1", T0 + timedelta(minutes=4), 2, HOUR)
+
+
 # Table Storage only: what SQLite cannot run into.
 
 

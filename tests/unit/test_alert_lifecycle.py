@@ -137,7 +137,8 @@ async def test_without_an_alert_updater_an_update_changes_nothing(h: Harness) ->
     case = await workflow.remediate(RemediationRequest(
         user=ROB, request_id="alert-req-1", source="alert", alert_ids=("fa-1",)))
 
-    after = await workflow.update_alerts(h.notifier.updates[0])
+    assert h.notifier.updates == []  # nothing to update: no alert update is even queued
+    after = await workflow.update_alerts(AlertUpdate(case.case_id, ROB, "start", 1))
 
     assert after.state is CaseState.AWAITING_VERIFICATION
     assert h.alerts.attempts == []

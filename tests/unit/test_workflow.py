@@ -87,14 +87,18 @@ async def test_steps_run_in_order_and_checks_are_scheduled_from_the_unblock_time
 
     case = await h.remediate(alert_ids=("alert-1",))
 
-    assert h.tenant.events == ["find_user", "reset_password", "revoke_sessions",
-                               "blocked_entries", "unblock", "schedule", "schedule", "schedule"]
+    # The plan reads the block first; the unblock step reads it again just before removing.
+    assert h.tenant.events == ["find_user", "blocked_entries", "reset_password",
+                               "revoke_sessions", "blocked_entries", "unblock", "schedule",
+                               "schedule", "schedule"]
     assert [(c.operation, c.target) for c in h.tenant.directory.calls] == [
-        ("find_user", ROB), ("reset_password", ROB_ID), ("revoke_sessions", ROB_ID)]
+        ("find_user", ROB), ("memberships", ROB_ID), ("tenant_domains", ""),
+        ("reset_password", ROB_ID), ("revoke_sessions", ROB_ID)]
     [unblock] = h.tenant.exchange.unblocks
     assert unblock.sender == ROB
     assert case.case_id in unblock.reason
-    # Three slow directory calls ran first: the checks count from the unblock, not the request.
+    # Three slow directory calls (lookup, reset, revoke) ran first: the checks count from
+    # the unblock, not from the request.
     assert unblock.at == start + timedelta(minutes=6)
     assert [(s.check, s.at) for s in h.tenant.scheduler.scheduled] == [
         (VerificationCheck(case.case_id, ROB, attempt), unblock.at + delay)
@@ -104,8 +108,9 @@ async def test_steps_run_in_order_and_checks_are_scheduled_from_the_unblock_time
     assert case.block_created == h.block.created
     assert case.user_id == ROB_ID
     assert case.alert_ids == ("alert-1",)
-    assert step_names(case) == ["lookup_user", "reset_password", "revoke_sessions", "unblock",
-                                "schedule_verification"]
+    assert step_names(case) == ["lookup_user", "guardrails", "plan", "circuit_breaker",
+                                "reset_password", "revoke_sessions", "mailbox_hygiene",
+                                "unblock", "schedule_verification"]
     assert h.tenant.exchange.listed(ROB) == []
     h.assert_no_password_kept()
 

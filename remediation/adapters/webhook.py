@@ -1,0 +1,132 @@
+"""The EscalationWebhook port: a JSON POST to an incoming webhook (Teams, Slack, a ticket system).
+
+The URL is a secret: Teams and Slack webhook URLs carry their key. It appears in no log line,
+exception or repr; messages call it "the escalation webhook". aiohttp's own exceptions name
+the URL, so they are never chained or formatted into ours.
+"""
+
+import asyncio
+import ipaddress
+import logging
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp
+
+from remediation.domain.errors import PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+NAME = "the escalation webhook"
+
+
+class JsonWebhook:
+    """POSTs each payload as JSON; retries 429/5xx and connection failures in-process."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0, attempts: int = 3,
+                 retry_delay: float = 1.0, max_retry_after: float = 30.0) -> None:
+        _check_url(url)
+        self._url = url
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._attempts = attempts
+        self._retry_delay = retry_delay
+        self._max_retry_after = max_retry_after
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return "JsonWebhook(<the escalation webhook>)"
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, payload: dict[str, Any]) -> None:
+        for attempt in range(1, self._attempts + 1):
+            wait = await self._attempt(payload, last=attempt == self._attempts)
+            if wait is None:
+                return
+            log.warning("%s: attempt %d of %d failed; retrying in %.1f s", NAME, attempt,
+                        self._attempts, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def _attempt(self, payload: dict[str, Any], *, last: bool) -> float | None:
+        """Send once: None when delivered, else how long to wait before the next attempt;
+        raise when there is no next attempt."""
+        try:
+            async with self._client().post(self._url, json=payload,
+                                           allow_redirects=False) as response:
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+                body = (await response.text(errors="replace"))[:200]
+        except TimeoutError:
+            # The payload may have arrived: leave a repeat to the queue, not a tight loop.
+            raise TransientError(f"{NAME} did not answer within "
+                                 f"{self._timeout.total:g} s") from None
+        except aiohttp.ClientError as error:
+            if last:
+                raise TransientError(f"{NAME} could not be reached "
+                                     f"({type(error).__name__})") from None
+            return self._backoff(None)
+        if 200 <= status < 300:
+            return None
+        if status in (408, 429) or status >= 500:
+            return self._retry_or_raise(status, retry_after, last)
+        raise PermanentError(f"{NAME} refused the payload: {status} {self._scrub(body)}".strip())
+
+    def _retry_or_raise(self, status: int, retry_after: str | None, last: bool) -> float:
+        wait = self._backoff(retry_after)
+        if last or wait > self._max_retry_after:
+            raise TransientError(f"{NAME} answered {status}"
+                                 + (f" (Retry-After {retry_after})" if retry_after else ""))
+        return wait
+
+    def _backoff(self, retry_after: str | None) -> float:
+        seconds = _retry_after_seconds(retry_after)
+        return seconds if seconds is not None else self._retry_delay
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._url, NAME).replace("\n", " ").strip()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+
+def _check_url(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return
+    if parsed.scheme == "http" and _loopback(parsed.hostname or ""):
+        return
+    raise ValueError(f"{NAME} needs an https URL (plain http only on loopback)")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,63 @@
+"""Accounts the robot must not reset, and why: decided before any change is made."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from remediation.domain.directory import DirectoryUser
+
+
+@dataclass(frozen=True)
+class Memberships:
+    """Transitive groups and directory roles of an account."""
+
+    group_ids: frozenset[str] = frozenset()
+    roles: tuple[str, ...] = ()  # display names (or template ids when unnamed)
+
+
+@dataclass(frozen=True)
+class TenantDomains:
+    names: frozenset[str] = frozenset()
+    federated: frozenset[str] = frozenset()
+
+
+class Verdict(StrEnum):
+    PROCEED = "proceed"
+    ESCALATE = "escalate"
+    SKIP = "skip"
+    REVOKE_THEN_ESCALATE = "revoke_then_escalate"
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    verdict: Verdict
+    reason: str = ""
+    facts: dict[str, object] = field(default_factory=dict)
+
+
+def judge(user: DirectoryUser, memberships: Memberships, domains: TenantDomains,
+          protected_group_ids: frozenset[str]) -> Guardrail:
+    """The first rule that applies wins; an account that passes them all may be reset."""
+    facts: dict[str, object] = {"user_type": user.user_type, "enabled": user.account_enabled,
+                                "synced": bool(user.on_premises_sync_enabled),
+                                "roles": list(memberships.roles)}
+    protected = sorted(memberships.group_ids & protected_group_ids)
+    if protected:
+        return Guardrail(Verdict.ESCALATE, "member of protected group(s) "
+                         f"{', '.join(protected)}: never changed automatically", facts)
+    if memberships.roles:
+        return Guardrail(Verdict.ESCALATE, "holds directory role(s) "
+                         f"{', '.join(memberships.roles)}: an app cannot and must not reset an "
+                         "administrator; secure this account by hand", facts)
+    if (user.user_type or "").lower() == "guest":
+        return Guardrail(Verdict.ESCALATE, "guest account: its password lives in its home "
+                         "tenant; remove its access or ask the home tenant to secure it", facts)
+    if user.account_enabled is False:
+        return Guardrail(Verdict.SKIP, "account is disabled: nobody can sign in, nothing to "
+                         "secure; unblock it by hand if it is re-enabled", facts)
+    domain = user.user_principal_name.rsplit("@", 1)[-1].lower()
+    if user.on_premises_sync_enabled or domain in domains.federated:
+        source = "synced from on-premises AD" if user.on_premises_sync_enabled else (
+            f"federated ({domain})")
+        return Guardrail(Verdict.REVOKE_THEN_ESCALATE, f"account is {source}: sessions were "
+                         "revoked; reset the password on-premises, then unblock", facts)
+    return Guardrail(Verdict.PROCEED, "", facts)

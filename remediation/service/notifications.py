@@ -1,0 +1,124 @@
+"""Telling people: comments and status on the Defender alerts of a case, and the escalation
+webhook (Teams / Slack). Each runs from its own queue message, so a failure here is retried
+on its own and never holds up securing the account.
+"""
+
+import logging
+from functools import partial
+from typing import Any
+
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.durations import format_duration
+from remediation.domain.errors import InvalidRequest, PermanentError, TransientError
+from remediation.service.journaling import HYGIENE, CaseRecorder, StepResult
+from remediation.service.messages import AlertUpdate
+from remediation.service.ports import AlertUpdater, EscalationWebhook
+from remediation.service.settings import WorkflowSettings
+
+log = logging.getLogger(__name__)
+
+ALERT_CHANGES: dict[str, dict[str, str]] = {
+    "start": {"status": "inProgress"},
+    "verified": {"status": "resolved", "classification": "truePositive",
+                 "determination": "compromisedAccount"},
+    "escalated": {"status": "inProgress"},
+}
+
+
+class Notifications:
+    def __init__(self, recorder: CaseRecorder, alerts: AlertUpdater | None,
+                 webhook: EscalationWebhook | None, settings: WorkflowSettings) -> None:
+        self._recorder = recorder
+        self._alerts = alerts
+        self._webhook = webhook
+        self._settings = settings
+
+    async def deliver(self, update: AlertUpdate) -> Case:
+        """Comment on and update each alert of the case, and post escalations to the webhook.
+
+        Every comment, status change and post is journaled as done, so a redelivery after a
+        transient failure repeats none of them. A permanent failure is journaled and
+        skipped: notifications report on the remediation, they never stop it.
+        """
+        case = await self._recorder.journal.get_case(update.case_id)
+        if case is None:
+            raise InvalidRequest(f"no case {update.case_id!r} for an alert update")
+        expected = {"verified": CaseState.VERIFIED, "escalated": CaseState.ESCALATED}.get(
+            update.phase)
+        if expected is not None and case.state is not expected:
+            # Queued just before the case was saved final; try again once it is.
+            raise TransientError(f"case {case.case_id} is not {expected.value} yet")
+        if self._alerts is not None and self._settings.mode != "dry-run":
+            text = alert_comment(case, update.phase, self._settings)
+            for alert_id in case.alert_ids:
+                case = await self._step(case, f"alert_comment:{update.phase}:{alert_id}",
+                                        partial(self._comment, alert_id, text))
+                case = await self._step(case, f"alert_status:{update.phase}:{alert_id}",
+                                        partial(self._update, alert_id,
+                                                ALERT_CHANGES[update.phase]))
+        if update.phase == "escalated" and self._webhook is not None:
+            case = await self._step(case, "webhook:escalated", partial(self._post, case))
+        return case
+
+    async def gave_up(self, update: AlertUpdate, reason: str) -> None:
+        await self._recorder.journal.add_step(update.case_id, Step(
+            f"alerts:{update.phase}", StepStatus.FAILED, self._recorder.clock.now(), reason))
+
+    async def _step(self, case: Case, name: str, action: Any) -> Case:
+        try:
+            case, _ = await self._recorder.run(case, name, action)
+        except PermanentError as error:
+            log.warning("case %s: %s failed: %s", case.case_id, name, error.reason)
+            case = await self._recorder.require(case.case_id)
+        return case
+
+    async def _comment(self, alert_id: str, text: str) -> StepResult:
+        assert self._alerts is not None
+        await self._alerts.comment(alert_id, text)
+        return StepResult(f"commented on alert {alert_id}")
+
+    async def _update(self, alert_id: str, changes: dict[str, str]) -> StepResult:
+        assert self._alerts is not None
+        await self._alerts.update(alert_id, changes)
+        return StepResult(f"alert {alert_id} set to " + ", ".join(
+            f"{key}={value}" for key, value in changes.items()))
+
+    async def _post(self, case: Case) -> StepResult:
+        assert self._webhook is not None
+        await self._webhook.post(escalation_payload(case, self._settings))
+        return StepResult("escalation posted to the webhook")
+
+
+def escalation_payload(case: Case, settings: WorkflowSettings) -> dict[str, Any]:
+    """A MessageCard that a Teams incoming webhook shows; Slack shows its ``text``."""
+    link = settings.case_link.format(user=case.user, case_id=case.case_id)
+    title = f"Remediation case {case.case_id} needs a human"
+    text = f"{case.user}: {case.reason or 'escalated'}. Journal: {link}"
+    return {"@type": "MessageCard", "@context": "https://schema.org/extensions",
+            "summary": title, "title": title, "themeColor": "D83B01", "text": text,
+            "case_id": case.case_id, "user": case.user, "reason": case.reason,
+            "state": case.state.value, "link": link}
+
+
+def alert_comment(case: Case, phase: str, settings: WorkflowSettings) -> str:
+    prefix = f"Automated remediation, case {case.case_id} ({case.user}):"
+    mailbox = _mailbox_note(case)
+    if phase == "start":
+        delays = ", ".join(f"+{format_duration(d)}" for d in settings.verify_delays)
+        return (f"{prefix} resetting the password (change forced at next sign-in), revoking "
+                "sign-in sessions, checking inbox rules and forwarding, then removing the "
+                f"block from the Restricted users list. The block will be re-checked at "
+                f"{delays}.")
+    if phase == "verified":
+        return (f"{prefix} done. Password reset, sessions revoked, block removed, and the "
+                "sender is no longer on the Restricted users list. Resolved as a true "
+                "positive (compromised account). Ask the user to choose a new password "
+                f"after verifying their identity.{mailbox}")
+    return f"{prefix} needs a human. {case.reason or 'escalated'}{mailbox}"
+
+
+def _mailbox_note(case: Case) -> str:
+    hygiene = case.done(HYGIENE)
+    if hygiene is None or not hygiene.data.get("findings"):
+        return ""
+    return f" Mailbox: {hygiene.detail}."

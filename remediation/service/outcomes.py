@@ -1,0 +1,82 @@
+"""How cases end (verified, escalated, skipped, planned) and the follow-ups each end sends.
+
+Follow-ups (Defender alert updates, the escalation webhook) are queued before the final
+state is saved: a redelivery after a failed send finds the case still open and sends again,
+and the follow-up waits until the case really is final.
+"""
+
+import logging
+from datetime import datetime
+
+from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.errors import RemediationError
+from remediation.service.journaling import SCHEDULE, CaseRecorder
+from remediation.service.messages import AlertUpdate
+from remediation.service.ports import AlertNotifier, VerificationScheduler
+
+log = logging.getLogger(__name__)
+
+
+class Outcomes:
+    def __init__(self, recorder: CaseRecorder, scheduler: VerificationScheduler,
+                 notifier: AlertNotifier | None, *, notify_escalations: bool,
+                 alert_updates: bool = True) -> None:
+        self._recorder = recorder
+        self._scheduler = scheduler
+        self._notifier = notifier
+        self._notify_escalations = notify_escalations
+        self._alert_updates = alert_updates
+
+    async def escalate(self, case_id: str, reason: str) -> Case:
+        """End a case for a human to take over, and cancel checks it no longer needs."""
+        case = await self._recorder.require(case_id)
+        if case.state.is_final:
+            return case
+        case = await self.follow_up(case, "escalated")
+        case = await self._recorder.save(case, state=CaseState.ESCALATED, reason=reason)
+        case = await self._recorder.note(case, "escalated", StepStatus.INFO, reason)
+        await self.cancel_pending_checks(case, after_attempt=-1)
+        log.warning("case %s for %s escalated: %s", case.case_id, case.user, reason)
+        return await self._recorder.require(case_id)
+
+    async def verified(self, case_id: str, attempt: int) -> Case:
+        case = await self.follow_up(await self._recorder.require(case_id), "verified")
+        case = await self._recorder.save(case, state=CaseState.VERIFIED, reason=None)
+        await self.cancel_pending_checks(case, after_attempt=attempt)
+        log.info("case %s for %s verified", case.case_id, case.user)
+        return await self._recorder.require(case_id)
+
+    async def end(self, case: Case, state: CaseState, reason: str) -> Case:
+        """``skipped`` or ``planned``: nothing was (or will be) changed."""
+        case = await self._recorder.save(case, state=state, reason=reason)
+        await self._recorder.note(case, state.value, StepStatus.INFO, reason)
+        log.info("case %s for %s %s: %s", case.case_id, case.user, state.value, reason)
+        return await self._recorder.require(case.case_id)
+
+    async def follow_up(self, case: Case, phase: str) -> Case:
+        """Queue the alert update / escalation notice for ``phase`` once (journaled)."""
+        wanted = (self._alert_updates and bool(case.alert_ids)) or (
+            phase == "escalated" and self._notify_escalations)
+        if self._notifier is None or not wanted:
+            return case
+        update = AlertUpdate(case.case_id, case.user, phase, len(case.alert_ids))
+        name = f"alerts_queued:{phase}:{update.alert_count}"
+        if case.done(name):
+            return case
+        await self._notifier.notify(update)
+        what = f"{update.alert_count} Defender alert(s)" if case.alert_ids else "a human"
+        return await self._recorder.note(case, name, StepStatus.DONE,
+                                         f"{phase} notice queued for {what}")
+
+    async def cancel_pending_checks(self, case: Case, *, after_attempt: int) -> None:
+        scheduled = case.done(SCHEDULE)
+        if scheduled is None:
+            return
+        now = self._recorder.clock.now()
+        for check in scheduled.data.get("checks", []):
+            if check["attempt"] > after_attempt and datetime.fromisoformat(check["at"]) > now:
+                try:
+                    await self._scheduler.cancel(int(check["sequence_number"]))
+                except RemediationError as error:  # harmless: the check finds a final case
+                    log.info("could not cancel check %s of %s: %s", check["attempt"],
+                             case.case_id, error.reason)

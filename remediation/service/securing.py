@@ -1,0 +1,246 @@
+"""Securing an account and lifting its block, step by step, with the safety rails.
+
+Order: look the user up → guardrails (accounts never to touch) → plan (reads only) →
+dry-run / approval gates → circuit breaker → reset password → revoke sessions → mailbox
+hygiene → unblock (only after all of that succeeded) → schedule the verification checks.
+"""
+
+import logging
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from remediation.domain.blocks import BlockedSender
+from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.directory import DirectoryUser
+from remediation.domain.durations import format_duration
+from remediation.domain.errors import PermanentError
+from remediation.domain.guardrails import Verdict, judge
+from remediation.domain.hygiene import Finding, suspicious_forwarding, suspicious_rules
+from remediation.domain.passwords import generate_password
+from remediation.service.episodes import lookup_result, user_from_lookup
+from remediation.service.journaling import (
+    BREAKER,
+    GUARDRAILS,
+    HYGIENE,
+    LOOKUP,
+    PLAN,
+    RESET,
+    REVOKE,
+    SCHEDULE,
+    UNBLOCK,
+    CaseRecorder,
+    StepResult,
+)
+from remediation.service.messages import VerificationCheck
+from remediation.service.outcomes import Outcomes
+from remediation.service.ports import Directory, Mailbox, RestrictedSenders, VerificationScheduler
+from remediation.service.settings import WorkflowSettings
+
+log = logging.getLogger(__name__)
+
+BREAKER_WINDOW = timedelta(hours=1)
+
+
+class Securing:
+    def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, directory: Directory,
+                 exchange: RestrictedSenders, mailbox: Mailbox | None,
+                 scheduler: VerificationScheduler, settings: WorkflowSettings) -> None:
+        self._recorder = recorder
+        self._outcomes = outcomes
+        self._directory = directory
+        self._exchange = exchange
+        self._mailbox = mailbox
+        self._scheduler = scheduler
+        self._settings = settings
+
+    async def run(self, case: Case) -> Case:
+        """Take the case as far as it may go; PermanentError means escalate."""
+        record = self._recorder
+        if case.state is CaseState.RECEIVED:
+            case = await record.save(case, state=CaseState.IN_PROGRESS)
+        case, found = await record.run(case, LOOKUP, lambda: self._lookup(case))
+        user = user_from_lookup(found.data)
+        if case.user_id is None:
+            case = await record.save(case, user_id=user.id, sender=user.sender_address)
+        case, guard = await record.run(case, GUARDRAILS, lambda: self._guardrails(user))
+        verdict = Verdict(guard.data["verdict"])
+        if verdict is Verdict.ESCALATE:
+            raise PermanentError(guard.detail)
+        if verdict is Verdict.SKIP:
+            return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
+        case, plan = await record.run(case, PLAN, lambda: self._plan(user, verdict))
+        if self._settings.mode == "dry-run":
+            return await self._outcomes.end(case, CaseState.PLANNED, f"dry run: {plan.detail}")
+        if self._needs_approval(case):
+            return await self._await_approval(case, plan.detail)
+        case = await self._outcomes.follow_up(case, "start")
+        if verdict is Verdict.REVOKE_THEN_ESCALATE:
+            await record.run(case, REVOKE, lambda: self._revoke(user.id))
+            raise PermanentError(guard.detail)
+        case, _ = await record.run(case, BREAKER, lambda: self._breaker(case))
+        case, _ = await record.run(case, RESET, lambda: self._reset(user.id))
+        case, _ = await record.run(case, REVOKE, lambda: self._revoke(user.id))
+        case, _ = await record.run(case, HYGIENE, lambda: self._hygiene(user))
+        case, unblocked = await record.run(case, UNBLOCK, lambda: self._unblock(case))
+        if case.unblocked_at is None:
+            block = unblocked.data.get("block_created")
+            case = await record.save(
+                case, block_created=datetime.fromisoformat(block) if block else None,
+                unblocked_at=datetime.fromisoformat(unblocked.data["at"]))
+        case, _ = await record.run(case, SCHEDULE, lambda: self._schedule(case))
+        return await record.save(case, state=CaseState.AWAITING_VERIFICATION)
+
+    def _needs_approval(self, case: Case) -> bool:
+        return (self._settings.mode == "approve" and case.source != "manual"
+                and not any(step.name == "approved" for step in case.steps))
+
+    async def _await_approval(self, case: Case, plan: str) -> Case:
+        case = await self._recorder.save(case, state=CaseState.AWAITING_APPROVAL,
+                                         reason=f"waiting for approval: {plan}")
+        await self._recorder.note(case, "awaiting_approval", StepStatus.INFO,
+                                  f"run `remediation approve {case.case_id}` to proceed")
+        log.info("case %s for %s awaits approval", case.case_id, case.user)
+        return await self._recorder.require(case.case_id)
+
+    # -- the steps --------------------------------------------------------------------------
+
+    async def _lookup(self, case: Case) -> StepResult:
+        return lookup_result(await self._directory.find_user(case.user))
+
+    async def _guardrails(self, user: DirectoryUser) -> StepResult:
+        memberships = await self._directory.memberships(user.id)
+        domains = await self._directory.tenant_domains()
+        guard = judge(user, memberships, domains, self._settings.protected_group_ids)
+        detail = guard.reason or "an ordinary account: may be secured automatically"
+        return StepResult(detail, {"verdict": guard.verdict.value, **guard.facts})
+
+    async def _plan(self, user: DirectoryUser, verdict: Verdict) -> StepResult:
+        """Everything that will be done, from reads only (the dry-run and approval output)."""
+        if verdict is Verdict.REVOKE_THEN_ESCALATE:
+            return StepResult("revoke sign-in sessions, then hand over to a human "
+                              "(the password must be reset on-premises)", {"actions": []})
+        entries = await self._exchange.blocked_entries(user.sender_address)
+        findings = await self._findings(user)
+        act = self._settings.hygiene == "disable"
+        actions = ["reset the password (change forced at next sign-in)",
+                   "revoke sign-in sessions"]
+        actions += [f"{'disable' if act else 'report'} {f.name!r}: {f.why}" if f.rule_id else
+                    f"{'clear' if act else 'report'} mailbox forwarding: {f.why}"
+                    for f in findings]
+        actions.append(f"remove the block (listed since {_when(_newest(entries).created)})"
+                       if entries else "nothing to unblock (not on the Restricted users list)")
+        return StepResult("; ".join(actions), {
+            "actions": actions, "listed": bool(entries),
+            "findings": [_finding_data(f) for f in findings]})
+
+    async def _breaker(self, case: Case) -> StepResult:
+        limit = self._settings.max_resets_per_hour
+        if case.force:
+            return StepResult("circuit breaker bypassed: forced manual request",
+                              {"bypassed": True})
+        if not await self._recorder.journal.reserve_reset(
+                case.case_id, self._recorder.clock.now(), limit, BREAKER_WINDOW):
+            raise PermanentError(
+                f"circuit breaker open: {limit} password resets in the last hour already "
+                "(MAX_REMEDIATIONS_PER_HOUR); nothing was changed. A storm like this is a mass "
+                "compromise or a bug: a human must lead")
+        return StepResult(f"within the limit of {limit} resets per hour")
+
+    async def _reset(self, user_id: str) -> StepResult:
+        await self._directory.reset_password(user_id, generate_password())
+        return StepResult("new random password set, change forced at next sign-in; "
+                          "the password was not kept or sent anywhere")
+
+    async def _revoke(self, user_id: str) -> StepResult:
+        await self._directory.revoke_sessions(user_id)
+        return StepResult("sign-in sessions and refresh tokens revoked")
+
+    async def _hygiene(self, user: DirectoryUser) -> StepResult:
+        if self._mailbox is None:
+            return StepResult("mailbox hygiene not configured")
+        findings = await self._findings(user)
+        data = {"findings": [_finding_data(f) for f in findings],
+                "mode": self._settings.hygiene}
+        if not findings:
+            return StepResult("no suspicious inbox rules or forwarding", data)
+        summary = "; ".join(f"{f.name}: {f.why}" for f in findings)
+        if self._settings.hygiene == "report":
+            return StepResult(f"found, reported and left as they are: {summary}", data)
+        for finding in findings:
+            if finding.rule_id is not None:
+                await self._mailbox.disable_rule(user.id, finding.rule_id)
+            else:
+                await self._mailbox.clear_forwarding(user.sender_address)
+        return StepResult(f"disabled or cleared (kept for review): {summary}", data)
+
+    async def _findings(self, user: DirectoryUser) -> list[Finding]:
+        if self._mailbox is None:
+            return []
+        domains = self._settings.tenant_domains or (await self._directory.tenant_domains()).names
+        rules = await self._mailbox.inbox_rules(user.id)
+        folders = await self._mailbox.folder_names(user.id) if rules else {}
+        findings = suspicious_rules(rules, folders, domains)
+        forwarding = suspicious_forwarding(
+            await self._mailbox.forwarding(user.sender_address), domains)
+        return [*findings, *([forwarding] if forwarding else [])]
+
+    async def _unblock(self, case: Case) -> StepResult:
+        sender = case.sender or case.user
+        now = self._recorder.clock.now()
+        entries = await self._exchange.blocked_entries(sender)
+        if not entries:
+            return StepResult("not on the Restricted users list; nothing to unblock",
+                              {"listed": False, "at": now.isoformat()})
+        block = _newest(entries)
+        earlier = _block_seen_before(case)
+        if earlier is not None and block.is_newer_than(earlier):
+            await self._recorder.save(case, last_block_seen=block.created)
+            raise PermanentError(
+                f"blocked again at {_when(block.created)} while the unblock was in progress: "
+                "the account may still be sending spam; not unblocking again")
+        await self._recorder.note(case, UNBLOCK, StepStatus.INFO,
+                                  f"listed since {_when(block.created)} ({block.reason})",
+                                  {"block_created": _iso(block.created)})
+        await self._exchange.unblock(
+            sender, f"Remediation case {case.case_id}: password reset and sessions revoked")
+        return StepResult(
+            f"removed from the Restricted users list (blocked {_when(block.created)})",
+            {"listed": True, "block_created": _iso(block.created),
+             "block_reason": block.reason, "at": now.isoformat()})
+
+    async def _schedule(self, case: Case) -> StepResult:
+        base = case.unblocked_at or self._recorder.clock.now()
+        checks = []
+        for attempt, delay in enumerate(self._settings.verify_delays):
+            at = base + delay
+            check = VerificationCheck(case.case_id, case.user, attempt)
+            sequence_number = await self._scheduler.schedule(check, at)
+            checks.append({"attempt": attempt, "at": at.isoformat(),
+                           "sequence_number": sequence_number})
+        delays = ", ".join(format_duration(d) for d in self._settings.verify_delays)
+        return StepResult(f"verification scheduled at +{delays}", {"checks": checks})
+
+
+def _finding_data(finding: Finding) -> dict[str, object]:
+    return asdict(finding)
+
+
+def _newest(entries: list[BlockedSender]) -> BlockedSender:
+    return max(entries, key=lambda entry: entry.created.timestamp() if entry.created else 0.0)
+
+
+def _block_seen_before(case: Case) -> datetime | None:
+    """The block an interrupted earlier attempt of the unblock step was about to remove."""
+    for step in reversed(case.steps):
+        if step.name == UNBLOCK and step.status is StepStatus.INFO and step.data.get(
+                "block_created"):
+            return datetime.fromisoformat(step.data["block_created"])
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "an unknown time"

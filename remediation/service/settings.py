@@ -1,0 +1,23 @@
+"""What the workflow is told by configuration (a plain value; no environment access here)."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+MODES = ("enforce", "approve", "dry-run")
+HYGIENE_MODES = ("disable", "report")
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    verify_delays: tuple[timedelta, ...]
+    mode: str = "enforce"
+    hygiene: str = "disable"
+    protected_group_ids: frozenset[str] = frozenset()
+    max_resets_per_hour: int = 20
+    tenant_domains: frozenset[str] = frozenset()  # empty: ask the directory
+    case_link: str = "remediation status --user {user}"
+
+    @property
+    def merge_window(self) -> timedelta:
+        """A finished case absorbs new requests for as long as it could still be verifying."""
+        return self.verify_delays[-1]

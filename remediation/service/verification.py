@@ -1,0 +1,81 @@
+"""The delayed checks after an unblock: gone → verified; still listed → wait for the next
+check, escalate after the last; blocked again → escalate at once, never a second unblock.
+
+The finding of a check is journaled first and acted on after, so a redelivery after a
+failure in between acts on the same finding instead of looking again.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.durations import format_duration
+from remediation.domain.errors import InvalidRequest, PermanentError
+from remediation.service.journaling import CaseRecorder
+from remediation.service.messages import VerificationCheck
+from remediation.service.outcomes import Outcomes
+from remediation.service.ports import RestrictedSenders
+
+
+class Verification:
+    def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, exchange: RestrictedSenders,
+                 delays: tuple[timedelta, ...]) -> None:
+        self._recorder = recorder
+        self._outcomes = outcomes
+        self._exchange = exchange
+        self._delays = delays
+
+    async def verify(self, check: VerificationCheck) -> Case:
+        case = await self._recorder.journal.get_case(check.case_id)
+        if case is None:
+            raise InvalidRequest(f"no case {check.case_id!r} to verify")
+        if case.state is not CaseState.AWAITING_VERIFICATION:
+            return case
+        name = f"verify_{check.attempt}"
+        try:
+            finding = case.done(name) or await self._look(case, name, check.attempt)
+            return await self._conclude(case.case_id, check.attempt, finding)
+        except PermanentError as error:
+            return await self._outcomes.escalate(case.case_id, error.reason)
+
+    async def _look(self, case: Case, name: str, attempt: int) -> Step:
+        entries = await self._exchange.blocked_entries(case.sender or case.user)
+        newer = [entry for entry in entries if entry.is_newer_than(case.block_created)]
+        since = format_duration(self._since(attempt))
+        if newer:
+            created = max((e.created for e in newer if e.created), default=None)
+            case = await self._recorder.save(case, last_block_seen=created)
+            detail = f"blocked again at {_when(created)}"
+            data: dict[str, Any] = {"listed": True, "reblocked": True,
+                                    "block_created": created.isoformat() if created else None}
+        elif entries:
+            detail, data = f"still listed {since} after the unblock", {"listed": True}
+        else:
+            detail = f"not on the Restricted users list {since} after the unblock"
+            data = {"listed": False}
+        case = await self._recorder.note(case, name, StepStatus.DONE, detail, data)
+        finding = case.done(name)
+        assert finding is not None
+        return finding
+
+    async def _conclude(self, case_id: str, attempt: int, finding: Step) -> Case:
+        if finding.data.get("reblocked"):
+            created = finding.data.get("block_created")
+            when = _when(datetime.fromisoformat(created) if created else None)
+            return await self._outcomes.escalate(
+                case_id, f"re-blocked at {when} after the unblock: the account is probably "
+                "still sending spam; investigate before unblocking again")
+        if finding.data.get("listed"):
+            if attempt >= len(self._delays) - 1:
+                return await self._outcomes.escalate(
+                    case_id, f"still on the Restricted users list "
+                    f"{format_duration(self._since(attempt))} after the unblock")
+            return await self._recorder.require(case_id)
+        return await self._outcomes.verified(case_id, attempt)
+
+    def _since(self, attempt: int) -> timedelta:
+        return self._delays[min(attempt, len(self._delays) - 1)]
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "an unknown time"
