@@ -7,9 +7,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from remediation.sandbox import Fault, SandboxTenant
+import pytest
+
+from remediation.sandbox import Fault, SandboxServer, SandboxTenant, demo_tenant
+from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID
 from tests.conftest import sandbox_env
 
 ADELE = "adele.vance@contoso.com"
@@ -64,35 +68,51 @@ def test_killed_worker_resumes_without_repeating_done_steps(
     assert ADELE not in tenant.blocked_addresses()
 
 
+@pytest.fixture
+def full_tenant() -> Iterator[tuple[str, SandboxTenant]]:
+    """The whole demo tenant: alerts, guardrail accounts, planted rules, the storm."""
+    tenant = demo_tenant()
+    server = SandboxServer(tenant)
+    url = server.start_in_thread()
+    yield url, tenant
+    server.stop_thread()
+
+
 def test_no_password_appears_in_logs_journal_queue_or_status(
-        threaded_sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+        full_tenant: tuple[str, SandboxTenant], tmp_path: Path) -> None:
+    url, tenant = full_tenant
     db = tmp_path / "state.db"
-    env = sandbox_env(threaded_sandbox_url, tenant, db)
-    users = ["adele.vance@contoso.com", "lee.gu@contoso.com", "megan.bowen@contoso.com",
-             "patti.fernandez@contoso.com", "diego.siciliani@contoso.com",
+    env = {**sandbox_env(url, tenant, db), "SWEEP_RESTRICTED_USERS": "true",
+           "PROTECTED_GROUP_IDS": BREAK_GLASS_GROUP_ID, "MAX_REMEDIATIONS_PER_HOUR": "12"}
+    users = ["patti.fernandez@contoso.com", "diego.siciliani@contoso.com",
              "diego.siciliani@contoso.com", "nobody@contoso.com"]
     outputs = [cli(env, "enqueue", "--user", user, "--requested-by", "pytest") for user in users]
-    run = cli(env, "--verbose", "run", "--until-idle")
+    # Every path at once: manual, alert-driven and sweep-driven cases, guardrails, mailbox
+    # hygiene, Defender comments, the circuit breaker, verification; debug logging on.
+    run = cli(env, "--verbose", "run", "--until-idle", timeout=120)
     outputs += [run, cli(env, "status"), cli(env, "status", "--json"),
-                cli(env, "status", "--user", ADELE)]
+                *(cli(env, "status", "--user", user) for user in tenant.blocked_addresses())]
     assert run.returncode == 0, run.stderr
 
     passwords = [change["password"] for user in tenant.users()
                  for change in user.password_changes]
-    assert len(passwords) == 4  # adele, lee, megan, diego (once); patti's reset was refused
+    assert len(passwords) == 12  # the breaker's limit: the storm filled it
+    comments = [c["comment"] for a in tenant.alerts() for c in a.get("comments") or []]
     haystack = b"".join(
         [(o.stdout + o.stderr).encode() for o in outputs]
-        + [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()])
-    assert b"password reset" in haystack  # the search does cover the journal and the logs
+        + [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
+        + [comment.encode() for comment in comments])
+    for evidence in (b"password reset", b"circuit breaker open", b"mailbox_hygiene",
+                     b"evil-mail.example", b"INFO"):
+        assert evidence in haystack  # the search covers every new path and the debug log
     for password in passwords:
         assert password.encode() not in haystack, "a password leaked"
         assert json.dumps(password).encode() not in haystack, "a password leaked (escaped)"
-    states = {c["user"]: c["state"] for c in json.loads(outputs[-2].stdout)}
-    assert states == {"adele.vance@contoso.com": "verified", "lee.gu@contoso.com": "verified",
-                      "megan.bowen@contoso.com": "escalated",
-                      "patti.fernandez@contoso.com": "escalated",
-                      "diego.siciliani@contoso.com": "verified",
-                      "nobody@contoso.com": "escalated"}
+    states = {c["user"]: c["state"] for c in json.loads(outputs[-len(tenant.blocked_addresses())
+                                                                - 1].stdout)}
+    assert states["patti.fernandez@contoso.com"] == "escalated"
+    assert states["lynne.robbins@contoso.com"] == "verified"
+    assert states["grace.taylor@contoso.com"] == "escalated"
 
 
 def test_enqueue_refuses_an_invalid_address(tmp_path: Path) -> None:
