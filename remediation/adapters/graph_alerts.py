@@ -11,18 +11,16 @@ Graph answers 400 "Empty Payload" (msgraph-sdk-python #1168).
 
 import json
 from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from remediation.adapters.graph_directory import GraphCaller
 from remediation.domain.alerts import OFFICE_365_SOURCE
-from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.errors import PermanentError
 
 if TYPE_CHECKING:
     from kiota_abstractions.request_information import RequestInformation
     from msgraph.graph_service_client import GraphServiceClient
 
-MAX_PAGES = 200
 PAGE_SIZE = 100
 
 
@@ -42,20 +40,12 @@ class GraphAlerts:
             filter=f"serviceSource eq '{OFFICE_365_SOURCE}' and lastUpdateDateTime ge {stamp}",
             top=PAGE_SIZE)
         config = RequestConfiguration(query_parameters=query)
-        alerts: list[dict[str, Any]] = []
-        next_link: str | None = None
-        for _ in range(MAX_PAGES):
-            page = await self._send_json("list alerts",
-                                         partial(_alerts_page, link=next_link, config=config))
-            alerts.extend(item for item in page.get("value") or [] if isinstance(item, dict))
-            next_link = page.get("@odata.nextLink")
-            if not next_link:
-                return alerts
-        raise TransientError(f"Graph: alerts_v2 returned more than {MAX_PAGES} pages")
+        return await self._graph.get_all(
+            "list alerts", lambda c: c.security.alerts_v2.to_get_request_information(config))
 
     async def get_alert(self, alert_id: str) -> dict[str, Any] | None:
         try:
-            return await self._send_json(
+            return await self._graph.send_json(
                 "read alert", lambda c: c.security.alerts_v2.by_alert_id(
                     alert_id).to_get_request_information())
         except PermanentError as error:
@@ -76,7 +66,7 @@ class GraphAlerts:
             info.set_stream_content(json.dumps(body).encode(), "application/json")
             return info
 
-        await self._send_json("comment on alert", request)
+        await self._graph.send_json("comment on alert", request)
 
     async def update(self, alert_id: str, changes: dict[str, str]) -> None:
         def request(client: "GraphServiceClient") -> "RequestInformation":
@@ -90,30 +80,4 @@ class GraphAlerts:
             info.set_stream_content(json.dumps(changes).encode(), "application/json")
             return info
 
-        await self._send_json("update alert", request)
-
-    async def _send_json(self, what: str, build: Any) -> dict[str, Any]:
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-
-        async def send(client: "GraphServiceClient") -> bytes | None:
-            info = build(client)
-            result: bytes | None = await client.request_adapter.send_primitive_async(
-                info, "bytes", {"XXX": ODataError})
-            return result
-
-        raw = await self._graph.call(what, send)
-        if not raw:
-            return {}
-        try:
-            parsed = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise TransientError(f"Graph: {what} returned a body that is not JSON") from None
-        return parsed if isinstance(parsed, dict) else {}
-
-
-def _alerts_page(client: "GraphServiceClient", *, link: str | None,
-                 config: Any) -> "RequestInformation":
-    builder = client.security.alerts_v2
-    if link is not None:
-        return builder.with_url(link).to_get_request_information()
-    return builder.to_get_request_information(config)
+        await self._graph.send_json("update alert", request)
