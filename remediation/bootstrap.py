@@ -160,7 +160,9 @@ def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | N
     if not settings.escalation_webhook_url:
         return None
     from remediation.adapters.webhook import JsonWebhook
+    from remediation.logsafety import remember_secret
 
+    remember_secret(settings.escalation_webhook_url)  # its path carries the webhook's key
     webhook = JsonWebhook(settings.escalation_webhook_url)
     closers.append(webhook.close)
     return webhook

@@ -1,35 +1,52 @@
-"""Logging that cannot leak credentials, whatever a library puts in a message."""
+"""Logging that cannot leak credentials, whatever a library puts in a message.
+
+Two defences: every password this process generates (and any secret given to
+``remember_secret``) is remembered for a while, in memory only, and masked wherever it
+appears; and patterns mask bearer tokens, JWTs, keys in
+connection strings, ``password`` fields, and short runs shaped like a generated password.
+"""
 
 import logging
 import re
 import sys
+
+from remediation.domain.passwords import recent_secrets
 
 _PATTERNS = (
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer <redacted>"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), "<redacted-jwt>"),
     (re.compile(r"(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|sig|client_secret)"
                 r"=[^;&\s\"']+"), r"\1=<redacted>"),
-    (re.compile(r"(?i)(\"?password\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|\S+)"), r"\1<redacted>"),
+    (re.compile(r"""(?i)(["']?password["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\S+)"""),
+     r"\1<redacted>"),
 )
 
-
-# Runs of the generated passwords' alphabet: redacted when they have all four classes,
-# which is what a generated password looks like and ordinary log text almost never does.
-_CANDIDATE = re.compile(r"[A-Za-z0-9!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]{16,128}")
+_SYMBOLS = r"!#$%&()*+,\-./:;<=>?@\[\]^_{|}~"
+# A whole run of the generated passwords' alphabet, 16 to 40 long (generated ones have 24):
+# longer runs are URLs, ids and key=value lists, not passwords.
+_CANDIDATE = re.compile(rf"(?<![A-Za-z0-9{_SYMBOLS}])[A-Za-z0-9{_SYMBOLS}]{{16,40}}"
+                        rf"(?![A-Za-z0-9{_SYMBOLS}])")
 _CLASSES = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"),
-            re.compile(r"[!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]"))
+            re.compile(rf"[{_SYMBOLS}]"))
+_ORDINARY = re.compile(r"@|://|^\w+=\w*(;\w+=\w*)+$")
+
+
+def remember_secret(value: str) -> None:
+    """Mask ``value`` in every log line from now on (e.g. a webhook URL with its key)."""
+    recent_secrets.add(value)
 
 
 def _password_like(match: re.Match[str]) -> str:
     token = match.group(0)
-    if "://" in token or not all(pattern.search(token) for pattern in _CLASSES):
+    if _ORDINARY.search(token) or not all(pattern.search(token) for pattern in _CLASSES):
         return token
     return "<redacted>"
 
 
 def redact(text: str) -> str:
-    """Mask bearer tokens, JWTs, keys in connection strings, ``password`` fields, and any
-    token shaped like a generated password."""
+    for secret in sorted(recent_secrets.current(), key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "<redacted>")
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return _CANDIDATE.sub(_password_like, text)
@@ -39,7 +56,10 @@ class RedactingFilter(logging.Filter):
     """Rewrites each record's final message with secrets masked (defence in depth)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed call: logging reports it itself, as without the filter
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

@@ -23,7 +23,7 @@ from remediation.domain.errors import ConcurrentUpdate, PermanentError, Remediat
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
 from remediation.domain.requests import RemediationRequest
-from remediation.service.messages import AlertUpdate, VerificationCheck
+from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -527,10 +527,14 @@ class FakeRequestSender:
 
     def __init__(self) -> None:
         self.sent: list[RemediationRequest] = []
+        self.approvals: list[Approval] = []
 
     async def send(self, request: RemediationRequest) -> str:
         self.sent.append(request)
         return request.request_id or f"message-{len(self.sent)}"
+
+    async def send_approval(self, approval: Approval) -> None:
+        self.approvals.append(approval)
 
     def users(self) -> list[str]:
         return [request.user for request in self.sent]

@@ -7,6 +7,7 @@ filled.
 """
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,10 +44,18 @@ def alert_request_id(alert_id: str) -> str:
     return "alert-" + hashlib.sha256(alert_id.encode()).hexdigest()[:32]
 
 
+ALERT_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,200}")
+
+
+def is_alert_id(value: object) -> bool:
+    return isinstance(value, str) and ALERT_ID.fullmatch(value) is not None
+
+
 def parse_alert(raw: Mapping[str, Any]) -> Alert:
     alert_id = raw.get("id")
-    if not isinstance(alert_id, str) or not 0 < len(alert_id) <= 200:
+    if not is_alert_id(alert_id):
         raise InvalidRequest(f"alert has no usable id: {describe(alert_id)}")
+    assert isinstance(alert_id, str)
     return Alert(id=alert_id, title=_text(raw.get("title")), status=_text(raw.get("status")),
                  service_source=_text(raw.get("serviceSource")),
                  sender=find_sender(raw.get("evidence")))

@@ -4,14 +4,13 @@ Accepted shapes: ``"id"``, ``["id", ...]``, ``{"alertId": "id"}``, ``{"alertIds"
 an alerts_v2-shaped object ``{"id": ..., ...}``, a list of those, or ``{"value": [...]}``.
 """
 
-import re
 from typing import Any
 
+from remediation.domain.alerts import is_alert_id
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import describe
 
 MAX_PUSHED_ALERTS = 100
-_ALERT_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
 
 
 def pushed_alert_ids(body: Any) -> list[str]:
@@ -48,6 +47,7 @@ def _items(body: Any) -> list[Any]:
 def _id_of(item: Any) -> str:
     if isinstance(item, dict):
         item = item.get("alertId", item.get("id"))
-    if not isinstance(item, str) or not _ALERT_ID.fullmatch(item):
+    if not is_alert_id(item):
         raise InvalidRequest(f"not an alert id: {describe(item)}")
+    assert isinstance(item, str)
     return item

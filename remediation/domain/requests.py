@@ -22,7 +22,7 @@ _EMAIL = re.compile(
     r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _OBJECT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 _TEXT_LIMITS = {"reason": 1000, "requested_by": 256}
 _FIELDS = frozenset({"schema", "user", "reason", "requested_by", "alert_ids", "force", "source",
@@ -73,8 +73,8 @@ def normalise_user(value: object) -> str:
 
 def parse_request(body: bytes | str | Mapping[str, Any]) -> RemediationRequest:
     """Parse and validate a request body (JSON text, bytes, or an already decoded object)."""
-    fields = body if isinstance(body, Mapping) else _decode(body)
-    unknown = sorted(set(fields) - _FIELDS)
+    fields = body if isinstance(body, Mapping) else decode_json_object(body)
+    unknown = sorted(str(name) for name in set(fields) - _FIELDS)
     if unknown:
         raise InvalidRequest(f"unknown field(s): {', '.join(describe(name) for name in unknown)}")
     if "user" not in fields:
@@ -93,7 +93,7 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> RemediationRequest:
     if request_id is not None and not (
             isinstance(request_id, str) and _TOKEN.fullmatch(request_id)):
         raise InvalidRequest("'request_id' must be up to 200 letters, digits or ._:@/+=-")
-    return RemediationRequest(
+    request = RemediationRequest(
         user=normalise_user(fields["user"]),
         reason=_optional_text(fields, "reason"),
         requested_by=_optional_text(fields, "requested_by"),
@@ -102,16 +102,28 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> RemediationRequest:
         source=source,
         request_id=request_id,
     )
+    if len(request.to_json().encode()) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"the request would exceed {MAX_BODY_BYTES} bytes on the queue")
+    return request
 
 
-def _decode(body: bytes | str) -> Mapping[str, Any]:
-    raw = body.encode() if isinstance(body, str) else body
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+def decode_json(body: bytes | str, limit: int = MAX_BODY_BYTES) -> Any:
+    """Strict UTF-8 JSON within ``limit`` bytes, or InvalidRequest saying what is wrong."""
     try:
-        decoded = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raw = body.encode() if isinstance(body, str) else body
+        if len(raw) > limit:
+            raise InvalidRequest(f"body is {len(raw)} bytes; the limit is {limit}")
+        text = raw.decode("utf-8")
+    except UnicodeError:
+        raise InvalidRequest("body is not valid JSON (not UTF-8)") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, and huge numbers
         raise InvalidRequest(f"body is not valid JSON ({type(error).__name__})") from None
+
+
+def decode_json_object(body: bytes | str) -> Mapping[str, Any]:
+    decoded = decode_json(body)
     if not isinstance(decoded, dict):
         raise InvalidRequest(f"body must be a JSON object, got {type(decoded).__name__}")
     return decoded

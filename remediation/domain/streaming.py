@@ -4,11 +4,12 @@ A record is only a hint: AlertInfo and AlertEvidence arrive separately, out of o
 sometimes twice, so the caller reads each hinted alert from Graph and matches it there.
 """
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from remediation.domain.alerts import is_alert_id
 from remediation.domain.errors import InvalidRequest
+from remediation.domain.requests import decode_json
 
 ALERT_INFO = "AdvancedHunting-AlertInfo"
 ALERT_EVIDENCE = "AdvancedHunting-AlertEvidence"
@@ -40,12 +41,12 @@ def _records(event: bytes | str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if isinstance(event, Mapping):
         body: Any = event
     else:
-        raw = event.encode() if isinstance(event, str) else event
+        raw = event.encode("utf-8", "replace") if isinstance(event, str) else event
         if len(raw) > MAX_EVENT_BYTES:
             raise InvalidRequest(f"event is larger than {MAX_EVENT_BYTES} bytes")
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            body = decode_json(raw, limit=MAX_EVENT_BYTES)
+        except InvalidRequest:
             raise InvalidRequest("event is not valid JSON") from None
     records = body.get("records") if isinstance(body, Mapping) else None
     if not isinstance(records, list):
@@ -61,8 +62,9 @@ def _hint(record: Mapping[str, Any], wanted: set[str]) -> str | None:
     if not isinstance(properties, Mapping):
         return None
     alert_id = properties.get("AlertId")
-    if not isinstance(alert_id, str) or not 0 < len(alert_id) <= 200:
+    if not is_alert_id(alert_id):
         return None
+    assert isinstance(alert_id, str)
     if properties.get("ServiceSource") != OFFICE_365_DISPLAY_NAME:
         return None
     if category == ALERT_INFO:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from remediation.domain.errors import InvalidRequest
-from remediation.domain.requests import MAX_BODY_BYTES, SCHEMA_VERSION, normalise_user
+from remediation.domain.requests import SCHEMA_VERSION, decode_json, normalise_user
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,7 @@ class AlertUpdate:
 
 def parse_follow_up(body: bytes | str) -> VerificationCheck | AlertUpdate:
     """A message of the verifications queue: a verification check or an alert update."""
-    raw = body.encode() if isinstance(body, str) else body
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest("verification message is too large")
-    try:
-        fields: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise InvalidRequest("verification message is not valid JSON") from None
+    fields = decode_json(body)
     if not isinstance(fields, dict) or fields.get("kind") not in ("verify", "alerts"):
         raise InvalidRequest("not a verification message (kind must be 'verify' or 'alerts')")
     case_id = fields.get("case_id")
@@ -116,12 +110,10 @@ def parse_approval(fields: dict[str, Any]) -> Approval:
 
 def approval_in(body: bytes) -> Approval | None:
     """The approval a requests-queue message carries, or None for a remediation request."""
-    if len(body) > MAX_BODY_BYTES:
-        return None
     try:
-        fields: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None
+        fields = decode_json(body)
+    except InvalidRequest:
+        return None  # parse_request says what is wrong with it
     if isinstance(fields, dict) and fields.get("kind") == "approve":
         return parse_approval(fields)
     return None

@@ -4,7 +4,6 @@ What arrives is a hint, never the truth: each alert id is read back from Graph a
 exactly as the poll does, so a forged or mistaken push cannot reset anybody's password.
 """
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 
 from remediation.domain.errors import InvalidRequest, PermanentError, TransientError
 from remediation.domain.push import pushed_alert_ids
+from remediation.domain.requests import decode_json
 from remediation.domain.streaming import alert_hints
 from remediation.service.intake import Intake, IntakeReport
 
@@ -39,9 +39,9 @@ async def handle_alert_push(body: bytes, content_type: str | None,
     if len(body) > MAX_PUSH_BYTES:
         return _refuse(413, f"body is {len(body)} bytes; the limit is {MAX_PUSH_BYTES}")
     try:
-        decoded = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return _refuse(400, "body is not valid JSON")
+        decoded = decode_json(body, limit=MAX_PUSH_BYTES)
+    except InvalidRequest as error:
+        return _refuse(400, error.reason)
     try:
         alert_ids = pushed_alert_ids(decoded)
     except InvalidRequest as error:
