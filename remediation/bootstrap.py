@@ -6,6 +6,7 @@ Service Bus or the SQLite queue, Table Storage or the SQLite journal. Nothing ta
 service until it is first used, and each client exists once per process.
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from remediation.adapters.service_bus import QueueClient
 
 Closer = Callable[[], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -216,4 +218,7 @@ def _journal(settings: Settings, shared: _Shared, closers: list[Closer]) -> Jour
         closers.append(journal.close)
         table_journal: Journal = journal
         return table_journal
+    if settings.service_bus_namespace:
+        log.warning("Service Bus is configured but the journal is a local SQLite file: set "
+                    "AzureWebJobsStorage__accountName or JOURNAL_TABLE_ENDPOINT in Azure")
     return SqliteJournal(shared.database())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from remediation.domain.cases import Case
 from remediation.domain.errors import InvalidRequest, TransientError
 from remediation.domain.requests import describe, parse_request
-from remediation.service.messages import AlertUpdate, approval_in, parse_follow_up
+from remediation.service.messages import AlertUpdate, Approval, approval_in, parse_follow_up
 from remediation.service.workflow import RemediationWorkflow
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,12 @@ class MessageHandler:
         """The requests queue: remediation requests, and approvals of waiting cases."""
         try:
             approval = approval_in(delivery.body)
-            if approval is not None:
-                return await self._workflow.approve(approval)
-            request = parse_request(delivery.body)
+            if approval is None:
+                request = parse_request(delivery.body)
         except InvalidRequest as error:
             return await self._workflow.reject(_claimed_user(delivery.body), error.reason)
+        if approval is not None:
+            return await self._approve(delivery, approval)
         if request.request_id is None:
             request = replace(request, request_id=delivery.message_id)
         assert request.request_id is not None
@@ -51,6 +52,17 @@ class MessageHandler:
             return await self._workflow.remediate(request)
         except Exception as error:
             await self._give_up_if_last(delivery, request.request_id, request.user, error)
+            raise
+
+    async def _approve(self, delivery: Delivery, approval: Approval) -> Case:
+        try:
+            return await self._workflow.approve(approval)
+        except InvalidRequest as error:
+            return await self._workflow.reject(approval.user, error.reason)
+        except Exception as error:
+            if delivery.is_last:
+                await self._workflow.escalate(
+                    approval.case_id, _give_up_reason(delivery, error, "approved remediation"))
             raise
 
     async def on_verification(self, delivery: Delivery) -> Case:

@@ -14,7 +14,7 @@ from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.domain.requests import RemediationRequest
 from remediation.service.handler import Delivery, MessageHandler
-from remediation.service.messages import VerificationCheck
+from remediation.service.messages import Approval, VerificationCheck
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 from tests.fakes import FakeTenant
 
@@ -561,3 +561,23 @@ async def test_a_deeply_nested_verification_message_is_rejected(h: Harness) -> N
     assert case.state is CaseState.REJECTED
     assert case.reason is not None
     assert "not valid JSON" in case.reason
+
+
+async def test_an_approval_for_an_unknown_case_is_rejected_with_its_reason(h: Harness) -> None:
+    body = Approval("20990101-deadbeef", ROB, "lead").to_json()
+
+    case = await h.handler.on_request(delivery(body))
+
+    assert case.state is CaseState.REJECTED
+    assert case.reason == "no case '20990101-deadbeef' in the journal"
+    assert h.tenant.directory.calls == []
+
+
+async def test_an_approval_of_a_case_not_waiting_changes_nothing(h: Harness) -> None:
+    case = await h.remediate()
+    body = Approval(case.case_id, ROB, "lead").to_json()
+
+    again = await h.handler.on_request(delivery(body, message_id="approval-1"))
+
+    assert again.state is CaseState.AWAITING_VERIFICATION
+    assert h.tenant.directory.count("reset_password") == 1
