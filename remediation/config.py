@@ -9,9 +9,8 @@ from urllib.parse import urlparse
 
 from remediation.domain.alerts import DEFAULT_ALERT_TITLES
 from remediation.domain.durations import parse_delays, parse_duration
+from remediation.service.settings import HYGIENE_MODES, MODES
 
-MODES = ("enforce", "approve", "dry-run")
-HYGIENE_MODES = ("disable", "report")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 

@@ -7,7 +7,6 @@ Table Storage and the fake; these tests also hold the fake to the SQLite-only ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,6 @@ from tests.fakes import FakeJournal
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 ROB = "rob@contoso.com"
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state.db"
-
-
-@pytest.fixture
-def database(db_path: Path) -> Iterator[SqliteDatabase]:
-    database = SqliteDatabase(db_path)
-    yield database
-    database.close()
 
 
 @pytest.fixture

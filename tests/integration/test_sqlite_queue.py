@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,18 +22,6 @@ from remediation.adapters.sqlite_queue import (
 LOCK = 0.2
 Q = "remediation-requests"
 V = "remediation-verifications"
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state.db"
-
-
-@pytest.fixture
-def database(db_path: Path) -> Iterator[SqliteDatabase]:
-    database = SqliteDatabase(db_path)
-    yield database
-    database.close()
 
 
 @pytest.fixture
