@@ -159,7 +159,8 @@ def _classify(cmdlet: str, error: ExchangeError) -> Exception:
         return ExchangeCmdletError(
             "Exchange: unblock limit reached for this account; only Microsoft support can "
             f"remove the block ({error.message})", error)
-    if error.status in (401, 403):
+    # Missing RBAC often arrives as a 400 whose text says the caller "isn't allowed to call".
+    if error.status in (401, 403) or "allowed to call" in error.message.lower():
         return ExchangeCmdletError(
             detail + " (check Exchange.ManageAsApp and the directory role)", error)
     return ExchangeCmdletError(detail, error)

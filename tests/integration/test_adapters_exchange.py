@@ -130,3 +130,12 @@ def test_exchange_times_in_both_formats() -> None:
     assert iso is not None and iso.microsecond == 123456 and iso.utcoffset() is not None
     assert legacy is not None and legacy.year == 2026
     assert parse_exchange_time("") is None and parse_exchange_time("garbage") is None
+
+
+async def test_a_400_saying_not_allowed_to_call_names_the_permission(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(status=400, cmdlet="Remove-BlockedSenderAddress", code="BadRequest",
+                           message="The user isn't allowed to call Remove-BlockedSenderAddress"))
+    with pytest.raises(PermanentError, match=r"Exchange\.ManageAsApp and the directory role"):
+        await restricted.unblock(ADELE, "case 1")
+    assert len(cmdlet_times(tenant, "Remove-BlockedSenderAddress")) == 1  # not retried
