@@ -258,7 +258,9 @@ def test_password_fields_in_json_are_masked(key: str, value: str,
 
     assert f'"{key}"{colon}<redacted>' in out
     assert f'"user"{colon}"{ROB}"' in out
-    assert json.dumps(value) not in out
+    # The value is gone from the password field (it may also spell another key, e.g. "user").
+    quoted = json.dumps(value)
+    assert out.count(quoted) == line.count(quoted) - 1
 
 
 @pytest.mark.parametrize("line", [
