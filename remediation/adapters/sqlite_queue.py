@@ -11,7 +11,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from remediation.adapters.sqlite_db import SqliteDatabase
@@ -216,6 +216,3 @@ def _dead_letter(connection: sqlite3.Connection, sequence_number: int, reason: s
         " dead_letter_description = ?, settled_at = ? WHERE sequence_number = ?",
         (reason, description[:1000], now, sequence_number))
 
-
-def utc_from_timestamp(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)

@@ -71,13 +71,6 @@ def parse_follow_up(body: bytes | str) -> VerificationCheck | AlertUpdate:
     return VerificationCheck(case_id=case_id, user=user, attempt=attempt)
 
 
-def parse_verification(body: bytes | str) -> VerificationCheck:
-    message = parse_follow_up(body)
-    if not isinstance(message, VerificationCheck):
-        raise InvalidRequest("not a verification message (kind must be 'verify')")
-    return message
-
-
 @dataclass(frozen=True)
 class Approval:
     """Let case ``case_id`` (waiting in approve mode) proceed."""

@@ -12,9 +12,8 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -27,9 +26,8 @@ from remediation.config import ConfigError
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.service.ports import Journal
+from tests.journal_cases import ROB, T0, make_case, stored
 
-T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
-ROB = "rob@contoso.com"
 OpenJournal = Callable[[], Journal]
 
 
@@ -60,18 +58,6 @@ async def open_journal(request: pytest.FixtureRequest,
 @pytest.fixture
 def journal(open_journal: OpenJournal) -> Journal:
     return open_journal()
-
-
-def make_case(case_id: str, user: str = ROB, *, at: datetime = T0,
-              state: CaseState = CaseState.RECEIVED, **fields: Any) -> Case:
-    return Case(case_id=case_id, user=user, state=state, created_at=at, updated_at=at,
-                **fields)
-
-
-async def stored(journal: Journal, case_id: str) -> Case:
-    case = await journal.get_case(case_id)
-    assert case is not None
-    return case
 
 
 async def ids(cases: Awaitable[list[Case]]) -> list[str]:

@@ -7,21 +7,18 @@ Table Storage and the fake; these tests also hold the fake to the SQLite-only ru
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_journal import SqliteJournal
-from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.cases import Case, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate
 from remediation.service.ports import Journal
 from tests.fakes import FakeJournal
-
-T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
-ROB = "rob@contoso.com"
+from tests.journal_cases import ROB, T0, make_case, stored
 
 
 @pytest.fixture
@@ -32,18 +29,6 @@ def sqlite_journal(database: SqliteDatabase) -> SqliteJournal:
 @pytest.fixture(params=["sqlite", "fake"])
 def journal(request: pytest.FixtureRequest, sqlite_journal: SqliteJournal) -> Journal:
     return sqlite_journal if request.param == "sqlite" else FakeJournal()
-
-
-def make_case(case_id: str, user: str = ROB, *, at: datetime = T0,
-              state: CaseState = CaseState.RECEIVED, **fields: Any) -> Case:
-    return Case(case_id=case_id, user=user, state=state, created_at=at, updated_at=at,
-                **fields)
-
-
-async def stored(journal: Journal, case_id: str) -> Case:
-    case = await journal.get_case(case_id)
-    assert case is not None
-    return case
 
 
 async def test_steps_belong_to_their_own_case(journal: Journal) -> None:
