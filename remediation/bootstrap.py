@@ -174,7 +174,8 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     from remediation.adapters.exchange_client import ExchangeAdminClient
     from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
     from remediation.adapters.graph_alerts import GraphAlerts
-    from remediation.adapters.graph_directory import GraphCaller, GraphDirectory
+    from remediation.adapters.graph_caller import GraphCaller
+    from remediation.adapters.graph_directory import GraphDirectory
     from remediation.adapters.mailbox import GraphExchangeMailbox
 
     timeout = settings.http_timeout.total_seconds()

@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediation.adapters.graph_directory import GraphCaller
+from remediation.adapters.graph_caller import GraphCaller
 from remediation.domain.alerts import OFFICE_365_SOURCE
 from remediation.domain.errors import PermanentError
 

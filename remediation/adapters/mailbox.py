@@ -16,7 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from remediation.adapters.exchange_client import ExchangeAdminClient
-from remediation.adapters.graph_directory import GraphCaller
+from remediation.adapters.graph_caller import GraphCaller
 from remediation.domain.errors import PermanentError
 from remediation.domain.hygiene import MailboxForwarding
 

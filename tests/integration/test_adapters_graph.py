@@ -5,7 +5,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from remediation.adapters.credentials import StaticTokenCredential
-from remediation.adapters.graph_directory import GraphCaller, GraphDirectory
+from remediation.adapters.graph_caller import GraphCaller
+from remediation.adapters.graph_directory import GraphDirectory
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.sandbox import Fault, SandboxTenant
 

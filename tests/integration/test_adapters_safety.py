@@ -15,7 +15,8 @@ from aiohttp import web
 
 from remediation.adapters.credentials import StaticTokenCredential
 from remediation.adapters.exchange_client import ExchangeAdminClient
-from remediation.adapters.graph_directory import GraphCaller, GraphDirectory
+from remediation.adapters.graph_caller import GraphCaller
+from remediation.adapters.graph_directory import GraphDirectory
 from remediation.adapters.mailbox import GraphExchangeMailbox
 from remediation.adapters.webhook import JsonWebhook
 from remediation.domain.errors import PermanentError, TransientError

@@ -1,0 +1,158 @@
+"""Calls to Microsoft Graph through msgraph-sdk: one client per process, bounded retries,
+errors translated into the core's TransientError / PermanentError."""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlparse
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+
+from remediation.domain.errors import PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from kiota_abstractions.request_information import RequestInformation
+    from msgraph.graph_service_client import GraphServiceClient
+
+    BuildRequest = Callable[[GraphServiceClient], RequestInformation]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_PAGES = 200
+
+
+def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
+                       max_retries: int, retry_delay: float = 1.0,
+                       ) -> tuple["GraphServiceClient", httpx.AsyncClient]:
+    """A Graph client for any endpoint (global, sovereign cloud, or the sandbox tenant).
+
+    The SDK's retry middleware handles 429/503/504 and honours Retry-After.
+    """
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+    from kiota_http.middleware.options import RetryHandlerOption
+    from msgraph.graph_request_adapter import GraphRequestAdapter
+    from msgraph.graph_service_client import GraphServiceClient
+    from msgraph_core import GraphClientFactory
+
+    host = urlparse(endpoint).hostname or ""
+    auth = AzureIdentityAuthenticationProvider(
+        credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host])
+    http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+    retry = RetryHandlerOption(delay=retry_delay, max_retries=max_retries)
+    options: dict[str, Any] = {RetryHandlerOption.get_key(): retry}
+    adapter = GraphRequestAdapter(
+        auth, client=GraphClientFactory.create_with_default_middleware(client=http,
+                                                                       options=options))
+    adapter.base_url = f"{endpoint}/v1.0"
+    return GraphServiceClient(request_adapter=adapter), http
+
+
+class GraphCaller:
+    """Runs SDK calls, retries transport failures within bounds, translates errors."""
+
+    def __init__(self, endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
+                 max_retries: int, transport_attempts: int = 3, retry_delay: float = 1.0) -> None:
+        self._endpoint = endpoint
+        self._retry_delay = retry_delay
+        self._credential = credential
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._attempts = transport_attempts
+        self._client: GraphServiceClient | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> "GraphServiceClient":
+        """Built on first use: importing msgraph is slow, and one client serves the process."""
+        if self._client is None:
+            self._client, self._http = build_graph_client(
+                self._endpoint, self._credential, timeout=self._timeout,
+                max_retries=self._max_retries, retry_delay=self._retry_delay)
+        return self._client
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def call(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]]) -> T:
+        from kiota_abstractions.api_error import APIError
+
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await action(self.client)
+            except APIError as error:
+                raise _translate(what, error) from None
+            except (httpx.TimeoutException, httpx.TransportError) as error:
+                kind = "timed out" if isinstance(error, httpx.TimeoutException) else "failed"
+                log.warning("Graph: %s %s (attempt %d of %d)", what, kind, attempt,
+                            self._attempts)
+                if attempt == self._attempts:
+                    raise TransientError(
+                        f"Graph: {what} {kind} {self._attempts} times") from None
+                await asyncio.sleep(min(self._retry_delay * 2 ** (attempt - 1), 10.0))
+        raise AssertionError("unreachable")
+
+    async def send_json(self, what: str, build: "BuildRequest") -> dict[str, Any]:
+        """Send a request built from the SDK's builders; return the JSON object answered."""
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        async def send(client: "GraphServiceClient") -> bytes | None:
+            result: bytes | None = await client.request_adapter.send_primitive_async(
+                build(client), "bytes", {"XXX": ODataError})
+            return result
+
+        raw = await self.call(what, send)
+        if not raw:
+            return {}
+        try:
+            parsed = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise TransientError(f"Graph: {what} returned a body that is not JSON") from None
+        return parsed if isinstance(parsed, dict) else {}
+
+    async def get_all(self, what: str, first: "BuildRequest") -> list[dict[str, Any]]:
+        """GET a collection: the items of every page, following ``@odata.nextLink``."""
+        items: list[dict[str, Any]] = []
+        build = first
+        for _ in range(MAX_PAGES):
+            page = await self.send_json(what, build)
+            items.extend(item for item in page.get("value") or [] if isinstance(item, dict))
+            link = page.get("@odata.nextLink")
+            if not isinstance(link, str) or not link:
+                return items
+            build = _next_page(link)
+        raise TransientError(f"Graph: {what} returned more than {MAX_PAGES} pages")
+
+
+def _next_page(link: str) -> "BuildRequest":
+    def build(_: "GraphServiceClient") -> "RequestInformation":
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        info = RequestInformation(Method.GET)
+        info.url = link
+        info.headers.try_add("Accept", "application/json")
+        return info
+
+    return build
+
+
+def _translate(what: str, error: Exception) -> Exception:
+    status = getattr(error, "response_status_code", None) or 0
+    odata = getattr(error, "error", None)
+    code = getattr(odata, "code", None) or "unknown"
+    message = getattr(odata, "message", None) or ""
+    detail = f"Graph: {what} failed with {status} {code}" + (f": {message}" if message else "")
+    if status == 429 or status >= 500:
+        return TransientError(detail)
+    if status == 404:
+        return PermanentError(f"Graph: {what}: not found ({code})")
+    if status in (401, 403):
+        return PermanentError(detail + " (check the app's Graph permissions and roles)")
+    return PermanentError(detail)
