@@ -143,6 +143,19 @@ def _next_page(link: str) -> "BuildRequest":
     return build
 
 
+class GraphRequestError(PermanentError):
+    """A permanent Graph failure; ``status`` and ``code`` (Graph's error code, e.g.
+    ``Authorization_RequestDenied``) let callers tell kinds apart without parsing text."""
+
+    def __init__(self, reason: str, status: int, code: str) -> None:
+        super().__init__(reason)
+        self.status, self.code = status, code
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+
 def _translate(what: str, error: Exception) -> Exception:
     status = getattr(error, "response_status_code", None) or 0
     odata = getattr(error, "error", None)
@@ -152,7 +165,8 @@ def _translate(what: str, error: Exception) -> Exception:
     if status == 429 or status >= 500:
         return TransientError(detail)
     if status == 404:
-        return PermanentError(f"Graph: {what}: not found ({code})")
+        return GraphRequestError(f"Graph: {what}: not found ({code})", status, code)
     if status in (401, 403):
-        return PermanentError(detail + " (check the app's Graph permissions and roles)")
-    return PermanentError(detail)
+        return GraphRequestError(detail + " (check the app's Graph permissions and roles)",
+                                 status, code)
+    return GraphRequestError(detail, status, code)
