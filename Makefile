@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict remediation
 
 test: lint $(NODE_STAMP)
+	PYTHON=$(PYTHON) bash infra/scan.sh
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -15,6 +15,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225:Flex Consumption zone redundancy is offered only in some regions, and the work is queue-backed: a zone outage delays cases, it loses none
   name: 'plan-${name}'
   location: location
   tags: tags
@@ -32,6 +33,11 @@ var hostSettings = {
 }
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_78:Flex Consumption rejects siteConfig.ftpsState (ARM error 51021 in newer regions); the code is deployed only from the blob container below, with the managed identity
+  // checkov:skip=CKV_AZURE_222:receive_alert takes HTTP pushes from outside and this design has no virtual network or private endpoint; callers need a function key, over HTTPS only
+  // checkov:skip=CKV_AZURE_17:alert pushers present no client certificate; the HTTP trigger is guarded by a function key, over HTTPS only
+  // checkov:skip=CKV_AZURE_212:numberOfWorkers sizes dedicated plans; Flex Consumption scales out per event up to maximumInstanceCount, and always-ready instances would bill around the clock
+  // checkov:skip=CKV_AZURE_213:no HTTP health endpoint (queue and timer triggers do the work), and a health-check path answering 404 would mark every instance unhealthy; Application Insights records failures
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'remediation' })
@@ -62,6 +68,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
+      http20Enabled: true
       appSettings: [for setting in items(union(appSettings, hostSettings)): {
         name: setting.key
         value: setting.value

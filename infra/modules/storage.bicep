@@ -7,6 +7,8 @@ param tags object
 var deploymentContainerName = 'app-package'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35:the Flex Consumption app has no virtual network integration, so it reaches host storage, its package and the journal over the public endpoint; Deny would cut it off. Every request is Entra-authenticated (shared keys are off)
+  // checkov:skip=CKV_AZURE_206:locally redundant on purpose (cheapest, and offered in every region); choose Standard_GRS or Standard_GZRS per deployment where the journal must survive a regional outage
   name: name
   location: location
   tags: tags

@@ -40,19 +40,3 @@ def test_the_settings_template_is_a_valid_configuration() -> None:
     settings = Settings.from_env({k: v for k, v in values.items() if "<" not in v})
     assert settings.max_delivery_count == 10
     assert settings.remediation_queue == values["REMEDIATION_QUEUE"]
-
-
-def test_the_bicep_template_sets_every_setting_the_bindings_and_the_template_use() -> None:
-    bicep = (ROOT / "infra" / "main.bicep").read_text()
-    source = (ROOT / "remediation" / "entrypoints" / "functions.py").read_text()
-    template = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
-    for setting in re.findall(r'"%([A-Z_]+)%"', source):
-        assert f"{setting}:" in bicep, setting
-    for name in template:
-        if name.startswith(("FUNCTIONS_", "AzureWebJobsStorage", "DefenderStreamConnection")):
-            continue  # set by the platform, the function module, or per tenant
-        assert f"{name}:" in bicep or f"'{name}':" in bicep, name
-    service_bus = (ROOT / "infra" / "modules" / "servicebus.bicep").read_text()
-    assert "requiresSession: true" in service_bus
-    assert "requiresDuplicateDetection: true" in service_bus
-    assert "maxDeliveryCount = 10" in bicep
