@@ -172,9 +172,9 @@ class FakeDirectory:
         self._record("revoke_sessions", user_id, self._resolve(user_id))
 
     def _resolve(self, key: str) -> DirectoryUser | None:
-        key = key.lower()
+        """By object id, UPN, mail or SMTP alias, as GraphDirectory.find_user finds them."""
         for user in self._users.values():
-            if key in (user.id, user.user_principal_name.lower(), (user.mail or "").lower()):
+            if user.owns(key):
                 return user
         return None
 
@@ -192,7 +192,6 @@ class FakeDirectory:
 @dataclass(frozen=True)
 class Unblock:
     sender: str
-    reason: str
     at: datetime
 
 
@@ -257,10 +256,10 @@ class FakeRestrictedSenders:
         self._failures.check("blocked_entries", (sender,))
         return self.listed(sender)
 
-    async def unblock(self, sender: str, reason: str) -> None:
+    async def unblock(self, sender: str) -> None:
         """Record the attempt, then (unless told to fail) remove the sender's entries."""
         self.events.append("unblock")
-        self.unblocks.append(Unblock(sender.lower(), reason, self._clock.now()))
+        self.unblocks.append(Unblock(sender.lower(), self._clock.now()))
         self._failures.check("unblock", (sender,))
         sender = sender.lower()
         removed = self._entries.pop(sender, [])

@@ -1,13 +1,27 @@
-"""The RestrictedSenders port: Get-/Remove-BlockedSenderAddress."""
+"""The RestrictedSenders port: Get-/Remove-BlockedSenderAddress (API-NOTES §3, §6).
 
+- A question about one sender has two answers: its entries, or Exchange's "couldn't be found"
+  (ManagementObjectNotFoundException), which means *not listed*.
+- The whole list is read with ``ResultSize: Unlimited`` (Get-* cmdlets stop at 1000 objects
+  otherwise) and every next link on the configured host.
+- ``Remove-BlockedSenderAddress`` gets ``SenderAddress`` only: its ``-Reason`` selects the
+  entry by its own Reason value (cmdlet reference), it is not free text; CIPP sends the
+  address alone too. Our explanation stays in the case journal.
+"""
+
+import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from remediation.adapters.exchange_client import ExchangeAdminClient, ExchangeCmdletError
 from remediation.domain.blocks import BlockedSender
+from remediation.domain.errors import PermanentError
 
-_MS_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
+log = logging.getLogger(__name__)
+
+# .NET JSON dates: /Date(1714645531895)/ or /Date(1714645531895+0000)/ (offset: +hhmm).
+_MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
@@ -16,22 +30,35 @@ class ExchangeRestrictedSenders:
         self._exchange = client
 
     async def blocked_entries(self, sender: str) -> list[BlockedSender]:
-        items = await self._exchange.invoke("Get-BlockedSenderAddress", {"SenderAddress": sender})
+        """The sender's entries on the Restricted users list; [] when it is not listed."""
+        try:
+            items = await self._exchange.invoke("Get-BlockedSenderAddress",
+                                                {"SenderAddress": sender})
+        except ExchangeCmdletError as failure:
+            if failure.error.not_found:
+                return []
+            raise
         return [_entry(item) for item in items
                 if str(item.get("SenderAddress", "")).lower() == sender.lower()]
 
     async def all_blocked(self) -> list[BlockedSender]:
-        return [_entry(item) for item in await self._exchange.invoke(
-            "Get-BlockedSenderAddress", {})]
+        items = await self._exchange.invoke("Get-BlockedSenderAddress",
+                                            {"ResultSize": "Unlimited"})
+        return [_entry(item) for item in items if item.get("SenderAddress")]
 
-    async def unblock(self, sender: str, reason: str) -> None:
+    async def unblock(self, sender: str) -> None:
+        """Remove the sender's block. "Not found" succeeds only if the sender is really no
+        longer listed; otherwise the refusal is a PermanentError (never journaled as done)."""
         try:
-            await self._exchange.invoke("Remove-BlockedSenderAddress",
-                                        {"SenderAddress": sender, "Reason": reason[:250]})
+            await self._exchange.invoke("Remove-BlockedSenderAddress", {"SenderAddress": sender})
         except ExchangeCmdletError as failure:
-            if failure.error.not_found:
-                return  # already gone: the goal of the call holds
-            raise
+            if not failure.error.not_found:
+                raise
+            if await self.blocked_entries(sender):
+                raise PermanentError(
+                    f"Exchange refused to remove the block of {sender} ('not found'), yet "
+                    "still lists it: the block was not lifted") from None
+            log.info("Exchange: %s was already off the Restricted users list", sender)
 
 
 def _entry(item: dict[str, Any]) -> BlockedSender:
@@ -40,19 +67,30 @@ def _entry(item: dict[str, Any]) -> BlockedSender:
         reason=str(item.get("Reason") or ""),
         created=parse_exchange_time(item.get("CreatedDatetime")),
         changed=parse_exchange_time(item.get("ChangedDatetime")),
-        temporary=bool(item.get("TemporaryBlock", False)),
+        temporary=item.get("TemporaryBlock") is True,
     )
 
 
 def parse_exchange_time(value: object) -> datetime | None:
-    """Exchange REST dates arrive as ISO 8601 (up to 7 fractional digits) or ``/Date(ms)/``."""
-    if not isinstance(value, str) or not value:
+    """Exchange REST dates (API-NOTES §6): ISO 8601 with up to 7 fractional digits, with or
+    without an offset (none means UTC), or ``/Date(ms)/`` with an optional ``+hhmm`` offset
+    (the milliseconds are UTC either way). None for anything else: an unknown time."""
+    if not isinstance(value, str) or not value.strip():
         return None
-    legacy = _MS_DATE.match(value)
+    text = value.strip()
+    legacy = _MS_DATE.match(text)
     if legacy:
-        return datetime.fromtimestamp(int(legacy.group(1)) / 1000, UTC)
+        millis, sign, hours, minutes = legacy.groups()
+        try:
+            moment = datetime.fromtimestamp(int(millis) / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+        if sign:
+            offset = timedelta(hours=int(hours), minutes=int(minutes))
+            return moment.astimezone(timezone(offset if sign == "+" else -offset))
+        return moment
     try:
-        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
+        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00")))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

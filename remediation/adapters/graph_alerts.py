@@ -1,7 +1,7 @@
 """Defender alerts on Graph ``/security/alerts_v2``: read, comment, update.
 
 Permission: ``SecurityAlert.ReadWrite.All`` (application; ``SecurityAlert.Read.All`` is
-enough without the alert lifecycle).
+enough without the alert lifecycle). Every permission the app needs: remediation/permissions.py.
 
 Alerts are read as raw JSON (the shapes in API-NOTES.md) through the SDK's request adapter,
 so the core parses one documented format whether an alert came from a poll, a push or a
@@ -66,7 +66,9 @@ class GraphAlerts:
             info.set_stream_content(json.dumps(body).encode(), "application/json")
             return info
 
-        await self._graph.send_json("comment on alert", request)
+        # Never retried here: a repeated POST is a second comment. A failure is transient
+        # and the queued alert update is retried as a whole.
+        await self._graph.send_json("comment on alert", request, retry=False)
 
     async def update(self, alert_id: str, changes: dict[str, str]) -> None:
         def request(client: "GraphServiceClient") -> "RequestInformation":

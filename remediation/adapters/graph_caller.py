@@ -1,7 +1,6 @@
 """Calls to Microsoft Graph through msgraph-sdk: one client per process, bounded retries,
 errors translated into the core's TransientError / PermanentError."""
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -11,6 +10,12 @@ from urllib.parse import urlparse
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
+from remediation.adapters.retrying import (
+    DEFAULT_MAX_WAIT,
+    RetryBudget,
+    parse_retry_after,
+    with_retries,
+)
 from remediation.domain.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
@@ -26,11 +31,12 @@ MAX_PAGES = 200
 
 
 def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
-                       max_retries: int, retry_delay: float = 1.0,
                        ) -> tuple["GraphServiceClient", httpx.AsyncClient]:
     """A Graph client for any endpoint (global, sovereign cloud, or the sandbox tenant).
 
-    The SDK's retry middleware handles 429/503/504 and honours Retry-After.
+    The SDK's retry middleware is switched off (``RetryHandlerOption(max_retries=0)``): it
+    would sleep for any Retry-After under 180 s (kiota_http ``RetryHandler``), longer than a
+    call may wait. ``GraphCaller`` retries within its budget instead.
     """
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
@@ -44,7 +50,7 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     auth = AzureIdentityAuthenticationProvider(
         credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host])
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-    retry = RetryHandlerOption(delay=retry_delay, max_retries=max_retries)
+    retry = RetryHandlerOption(delay=0, max_retries=0, should_retry=False)
     options: dict[str, Any] = {RetryHandlerOption.get_key(): retry}
     adapter = GraphRequestAdapter(
         auth, client=GraphClientFactory.create_with_default_middleware(client=http,
@@ -54,16 +60,17 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
 
 
 class GraphCaller:
-    """Runs SDK calls, retries transport failures within bounds, translates errors."""
+    """Runs SDK calls: retries throttling (429, honouring Retry-After within the budget), 5xx
+    and transport failures, then translates errors into TransientError / PermanentError."""
 
     def __init__(self, endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
-                 max_retries: int, transport_attempts: int = 3, retry_delay: float = 1.0) -> None:
+                 max_retries: int, retry_delay: float = 0.5,
+                 max_wait: float = DEFAULT_MAX_WAIT) -> None:
         self._endpoint = endpoint
-        self._retry_delay = retry_delay
         self._credential = credential
         self._timeout = timeout
-        self._max_retries = max_retries
-        self._attempts = transport_attempts
+        self._budget = RetryBudget(retries=max_retries, max_wait=max_wait,
+                                   base_delay=retry_delay)
         self._client: GraphServiceClient | None = None
         self._http: httpx.AsyncClient | None = None
 
@@ -72,33 +79,37 @@ class GraphCaller:
         """Built on first use: importing msgraph is slow, and one client serves the process."""
         if self._client is None:
             self._client, self._http = build_graph_client(
-                self._endpoint, self._credential, timeout=self._timeout,
-                max_retries=self._max_retries, retry_delay=self._retry_delay)
+                self._endpoint, self._credential, timeout=self._timeout)
         return self._client
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
 
-    async def call(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]]) -> T:
+    async def call(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]], *,
+                   retry: bool = True) -> T:
+        """Run ``action`` with the client. ``retry=False`` for a request that must never be
+        sent twice (an alert comment: a repeated POST is a second comment)."""
+        budget = self._budget if retry else RetryBudget(retries=0)
+        return await with_retries(budget, f"Graph: {what}", lambda: self._once(what, action))
+
+    async def _once(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]]) -> T:
+        from azure.core.exceptions import ClientAuthenticationError
         from kiota_abstractions.api_error import APIError
 
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await action(self.client)
-            except APIError as error:
-                raise _translate(what, error) from None
-            except (httpx.TimeoutException, httpx.TransportError) as error:
-                kind = "timed out" if isinstance(error, httpx.TimeoutException) else "failed"
-                log.warning("Graph: %s %s (attempt %d of %d)", what, kind, attempt,
-                            self._attempts)
-                if attempt == self._attempts:
-                    raise TransientError(
-                        f"Graph: {what} {kind} {self._attempts} times") from None
-                await asyncio.sleep(min(self._retry_delay * 2 ** (attempt - 1), 10.0))
-        raise AssertionError("unreachable")
+        try:
+            return await action(self.client)
+        except APIError as error:
+            raise _translate(what, error) from None
+        except (httpx.TimeoutException, httpx.TransportError) as error:
+            kind = "timed out" if isinstance(error, httpx.TimeoutException) else "failed"
+            raise TransientError(f"Graph: {what} {kind}") from None
+        except ClientAuthenticationError as error:
+            raise TransientError(
+                f"cannot get a token for Graph: {type(error).__name__}") from None
 
-    async def send_json(self, what: str, build: "BuildRequest") -> dict[str, Any]:
+    async def send_json(self, what: str, build: "BuildRequest", *,
+                        retry: bool = True) -> dict[str, Any]:
         """Send a request built from the SDK's builders; return the JSON object answered."""
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
@@ -107,7 +118,7 @@ class GraphCaller:
                 build(client), "bytes", {"XXX": ODataError})
             return result
 
-        raw = await self.call(what, send)
+        raw = await self.call(what, send, retry=retry)
         if not raw:
             return {}
         try:
@@ -162,8 +173,11 @@ def _translate(what: str, error: Exception) -> Exception:
     code = getattr(odata, "code", None) or "unknown"
     message = getattr(odata, "message", None) or ""
     detail = f"Graph: {what} failed with {status} {code}" + (f": {message}" if message else "")
-    if status == 429 or status >= 500:
-        return TransientError(detail)
+    if status in (408, 429) or status >= 500:
+        headers = getattr(error, "response_headers", None) or {}
+        retry_after = next((str(value) for name, value in dict(headers).items()
+                            if str(name).lower() == "retry-after"), None)
+        return TransientError(detail, retry_after=parse_retry_after(retry_after))
     if status == 404:
         return GraphRequestError(f"Graph: {what}: not found ({code})", status, code)
     if status in (401, 403):

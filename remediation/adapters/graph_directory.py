@@ -1,108 +1,119 @@
 """The Directory port on Microsoft Graph, through msgraph-sdk.
 
-Permissions (application, admin-consented):
-- ``User.Read.All`` to look users up;
-- ``User-PasswordProfile.ReadWrite.All`` to reset passwords (admins cannot be reset by an
-  app without a privileged role: Graph answers 403, which escalates);
-- ``User.RevokeSessions.All`` to revoke sign-in sessions;
-- ``GroupMember.Read.All`` for transitive group memberships; with it alone, directory roles
-  come back as bare objects (type and id, no name), so grant ``Directory.Read.All`` to read
-  role names (a role is recognised by its type either way);
-- ``Domain.Read.All`` to list the tenant's domains and which are federated.
+Every permission and directory role this needs, and why, is listed in
+remediation/permissions.py (one source of truth for infra/grant-permissions.sh and the README):
+``User.Read.All`` (look-ups), ``User-PasswordProfile.ReadWrite.All`` **and** the User
+Administrator directory role (app-only resets), ``User.RevokeSessions.All``,
+``GroupMember.Read.All`` and ``RoleManagement.Read.Directory`` (memberships and roles, see
+graph_roles.py), ``Domain.Read.All``.
+
+Look-ups (API-NOTES §7; Graph v1.0 "Get user", https://learn.microsoft.com/graph/api/user-get):
+``/users/{key}`` takes an object id or a UPN, but a UPN that starts with ``$`` must be sent as
+``/users('$x@contoso.com')`` (quotes doubled inside): the plain form is a 400. Other
+addresses: ``$filter=mail eq '...'``, then
+``$filter=proxyAddresses/any(p:p eq 'smtp:...')`` for aliases. The account found must own
+the address asked for; two accounts claiming it is an error, never a guess.
 """
 
 import asyncio
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from remediation.adapters.graph_caller import GraphCaller
-from remediation.domain.directory import DirectoryUser
+from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
+from remediation.adapters.graph_roles import GraphRoles
+from remediation.domain.directory import DirectoryUser, bare_address
 from remediation.domain.errors import PermanentError
 from remediation.domain.guardrails import Memberships, TenantDomains
 
+if TYPE_CHECKING:
+    from kiota_abstractions.request_information import RequestInformation
+    from msgraph.graph_service_client import GraphServiceClient
+
+    from remediation.adapters.graph_caller import BuildRequest
+
+# proxyAddresses, creationType and externalUserState come back only when selected.
 _USER_FIELDS = ["id", "userPrincipalName", "mail", "displayName", "accountEnabled",
-                "onPremisesSyncEnabled", "userType"]
-_GROUP = "#microsoft.graph.group"
-_ROLE = "#microsoft.graph.directoryRole"
+                "onPremisesSyncEnabled", "userType", "proxyAddresses", "creationType",
+                "externalUserState"]
+# One page is plenty: a correct filter answers at most one owner.
+_FILTER_PAGE = 5
+# Characters kept as they are inside /users('...'): the OData literal's own and the UPN's.
+_LITERAL_SAFE = "$'@!*+,;=:&"
+RESET_REFUSED = (
+    "Graph refused the password reset (403 Authorization_RequestDenied). App-only resets "
+    "need a directory role as well as the permission: grant the app the User Administrator "
+    "directory role (User-PasswordProfile.ReadWrite.All alone is not enough); "
+    "infra/grant-permissions.sh assigns it. If the app holds it already, the account itself "
+    "is an administrator that only a more privileged role may reset: secure it by hand")
 
 
 class GraphDirectory:
     def __init__(self, caller: GraphCaller, *,
                  domains_ttl: timedelta = timedelta(hours=1)) -> None:
         self._graph = caller
+        self._roles = GraphRoles(caller)
         self._domains_ttl = domains_ttl.total_seconds()
         self._domains: tuple[float, TenantDomains] | None = None
         self._domains_lock = asyncio.Lock()
 
     async def find_user(self, user: str) -> DirectoryUser:
-        """By object id or UPN; failing that, by ``mail`` (a guest's or an alias's address,
-        which ``/users/{key}`` does not accept)."""
-        try:
-            return await self._user_by_key(user)
-        except PermanentError as error:
-            if "not found" not in error.reason or "@" not in user:
-                raise
-        found = await self._user_by_mail(user)
-        if found is None:
-            raise PermanentError(f"user {user} not found in the directory")
-        return found
+        """The account that owns ``user`` (object id, UPN, mail or SMTP alias).
 
-    async def _user_by_key(self, user: str) -> DirectoryUser:
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.users.item.user_item_request_builder import (
-            UserItemRequestBuilder,
-        )
+        Raises PermanentError "... not found in the directory" when no account owns it, and
+        PermanentError "... is ambiguous ..." when two accounts claim it.
+        """
+        wanted = bare_address(user)
+        found = await self._user_by_key(wanted)
+        if found is not None and found.owns(wanted):
+            return found
+        if "@" in wanted:
+            literal = wanted.replace("'", "''")
+            for what, clause in (
+                    ("look up user by mail", f"mail eq '{literal}'"),
+                    ("look up user by alias",
+                     f"proxyAddresses/any(p:p eq 'smtp:{literal}')")):
+                owners = await self._owners(what, clause, wanted)
+                if len(owners) > 1:
+                    ids = ", ".join(owner.id for owner in owners)
+                    raise PermanentError(
+                        f"the address {user} is ambiguous: directory objects {ids} all claim "
+                        "it; nobody was changed. Find the right account by hand")
+                if owners:
+                    return owners[0]
+        raise PermanentError(f"user {user} not found in the directory")
 
-        config = RequestConfiguration(
-            query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
-                select=_USER_FIELDS))
+    async def _user_by_key(self, key: str) -> DirectoryUser | None:
+        """``/users/{key}``, or ``/users('{key}')`` for a key starting with ``$``; None on
+        404."""
         try:
-            found = await self._graph.call(
-                "look up user", lambda c: c.users.by_user_id(user).get(
-                    request_configuration=config))
-        except PermanentError as error:
-            if "not found" in error.reason:
-                raise PermanentError(f"user {user} not found in the directory") from None
+            found = await self._graph.send_json(
+                "look up user", _quoted_key_request(key) if key.startswith("$")
+                else _key_request(key))
+        except GraphRequestError as error:
+            if error.not_found:
+                return None
             raise
-        if found is None or not found.id:
-            raise PermanentError(f"user {user} not found in the directory")
-        return DirectoryUser(
-            id=found.id, user_principal_name=found.user_principal_name or user,
-            mail=found.mail, display_name=found.display_name,
-            account_enabled=found.account_enabled,
-            on_premises_sync_enabled=found.on_premises_sync_enabled, user_type=found.user_type)
+        return _user_from_json(found) if found.get("id") else None
 
-    async def _user_by_mail(self, address: str) -> DirectoryUser | None:
+    async def _owners(self, what: str, clause: str, address: str) -> list[DirectoryUser]:
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-        literal = address.replace("'", "''")
         config = RequestConfiguration(
             query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-                filter=f"mail eq '{literal}'", select=_USER_FIELDS, top=2))
+                filter=clause, select=_USER_FIELDS, top=_FILTER_PAGE))
         page = await self._graph.send_json(
-            "look up user by mail", lambda c: c.users.to_get_request_information(config))
-        matches = [item for item in page.get("value") or []
-                   if isinstance(item, dict) and item.get("id")]
-        if len(matches) > 1:
-            raise PermanentError(f"more than one user has the address {address}")
-        return _user_from_json(matches[0], address) if matches else None
+            what, lambda c: c.users.to_get_request_information(config))
+        found = [_user_from_json(item) for item in page.get("value") or []
+                 if isinstance(item, dict) and item.get("id")]
+        # Trust no filter: only an account that really owns the address counts.
+        return [user for user in found if user.owns(address)]
 
     async def memberships(self, user_id: str) -> Memberships:
-        """Transitive groups and directory roles (every page)."""
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.users.item.transitive_member_of.transitive_member_of_request_builder import (  # noqa: E501
-            TransitiveMemberOfRequestBuilder,
-        )
-
-        query = TransitiveMemberOfRequestBuilder.TransitiveMemberOfRequestBuilderGetQueryParameters(
-            top=999)
-        config = RequestConfiguration(query_parameters=query)
-        items = await self._graph.get_all(
-            "read memberships", lambda c: c.users.by_user_id(
-                user_id).transitive_member_of.to_get_request_information(config))
-        return _memberships(items)
+        """Transitive groups and every directory role held or eligible (graph_roles.py)."""
+        return await self._roles.memberships(user_id)
 
     async def tenant_domains(self) -> TenantDomains:
         """The tenant's domains, read at most once an hour (they change rarely)."""
@@ -117,36 +128,85 @@ class GraphDirectory:
             return domains
 
     async def reset_password(self, user_id: str, password: str) -> None:
+        """``PATCH /users/{id}`` with a passwordProfile that forces a change at next sign-in.
+
+        App-only, this needs ``User-PasswordProfile.ReadWrite.All`` and at least the User
+        Administrator directory role: msgraph-sdk's own description of the property
+        (msgraph/generated/models/user.py, ``password_profile``: "In app-only scenarios, the
+        calling app must be assigned a supported permission and at least the User
+        Administrator Microsoft Entra role"). Without the role Graph answers 403
+        Authorization_RequestDenied, as it does for an administrator target: raises
+        PermanentError (a GraphRequestError) saying both.
+        """
         from msgraph.generated.models.password_profile import PasswordProfile
         from msgraph.generated.models.user import User
 
         body = User(password_profile=PasswordProfile(
             password=password, force_change_password_next_sign_in=True))
-        await self._graph.call("reset password",
-                               lambda c: c.users.by_user_id(user_id).patch(body))
+        try:
+            await self._graph.call("reset password",
+                                   lambda c: c.users.by_user_id(user_id).patch(body))
+        except GraphRequestError as error:
+            if error.status == 403 and error.code == "Authorization_RequestDenied":
+                raise GraphRequestError(RESET_REFUSED, error.status, error.code) from None
+            raise
 
     async def revoke_sessions(self, user_id: str) -> None:
         await self._graph.call(
             "revoke sessions", lambda c: c.users.by_user_id(user_id).revoke_sign_in_sessions.post())
 
 
-def _user_from_json(item: dict[str, Any], fallback: str) -> DirectoryUser:
+def _key_request(key: str) -> "BuildRequest":
+    def build(client: "GraphServiceClient") -> "RequestInformation":
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.user_item_request_builder import (
+            UserItemRequestBuilder,
+        )
+
+        config = RequestConfiguration(
+            query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
+                select=_USER_FIELDS))
+        return client.users.by_user_id(key).to_get_request_information(config)
+
+    return build
+
+
+def _quoted_key_request(key: str) -> "BuildRequest":
+    """``/users('key')``: msgraph-sdk's ``by_user_id`` cannot build it, so the URL is ours."""
+    def build(client: "GraphServiceClient") -> "RequestInformation":
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        literal = quote(key.replace("'", "''"), safe=_LITERAL_SAFE)
+        info = RequestInformation(Method.GET)
+        info.url = (f"{client.request_adapter.base_url}/users('{literal}')"
+                    f"?$select={','.join(_USER_FIELDS)}")
+        info.headers.try_add("Accept", "application/json")
+        return info
+
+    return build
+
+
+def _user_from_json(item: dict[str, Any]) -> DirectoryUser:
     return DirectoryUser(
-        id=str(item["id"]), user_principal_name=item.get("userPrincipalName") or fallback,
+        id=str(item["id"]), user_principal_name=str(item.get("userPrincipalName") or ""),
         mail=item.get("mail"), display_name=item.get("displayName"),
         account_enabled=item.get("accountEnabled"),
         on_premises_sync_enabled=item.get("onPremisesSyncEnabled"),
-        user_type=item.get("userType"))
+        user_type=item.get("userType"),
+        proxy_addresses=_smtp_addresses(item.get("proxyAddresses")),
+        creation_type=item.get("creationType"),
+        external_user_state=item.get("externalUserState"))
 
 
-def _memberships(items: list[dict[str, Any]]) -> Memberships:
-    groups = frozenset(str(item["id"]) for item in items
-                       if item.get("@odata.type") == _GROUP and item.get("id"))
-    # Without Directory.Read.All a role may come back nameless: still a role, by its type.
-    roles = tuple(dict.fromkeys(
-        str(item.get("displayName") or item.get("roleTemplateId") or item.get("id") or "role")
-        for item in items if item.get("@odata.type") == _ROLE))
-    return Memberships(group_ids=groups, roles=roles)
+def _smtp_addresses(proxies: Any) -> tuple[str, ...]:
+    """SMTP proxy addresses, bare and lower case, the primary ("SMTP:") first."""
+    if not isinstance(proxies, list):
+        return ()
+    smtp = [str(p).strip() for p in proxies if str(p).strip().lower().startswith("smtp:")]
+    primary = [p for p in smtp if p.startswith("SMTP:")]
+    ordered = primary + [p for p in smtp if not p.startswith("SMTP:")]
+    return tuple(dict.fromkeys(bare_address(p) for p in ordered))
 
 
 def _tenant_domains(items: list[dict[str, Any]]) -> TenantDomains:

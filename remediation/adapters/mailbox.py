@@ -5,8 +5,9 @@ Permissions (application, admin-consented):
   is enough to read);
 - ``Mail.ReadBasic.All`` to list mail folders (their names say where a rule moves mail;
   ``MailboxSettings.*`` does not cover folders);
-- ``Exchange.ManageAsApp`` plus the Exchange Administrator (or Security Administrator) role
-  for ``Get-Mailbox`` / ``Set-Mailbox``: forwarding is not in Graph.
+- ``Exchange.ManageAsApp`` plus the Exchange Administrator role for ``Get-Mailbox`` /
+  ``Set-Mailbox``: forwarding is not in Graph.
+Every permission and role the app needs, and why: remediation/permissions.py.
 
 Rules are read as raw JSON (the shape ``domain.hygiene`` reads). Errors arrive translated
 (TransientError / PermanentError) from GraphCaller and ExchangeAdminClient.

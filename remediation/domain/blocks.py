@@ -13,9 +13,11 @@ class BlockedSender:
     temporary: bool = False
 
     def is_newer_than(self, known: datetime | None) -> bool:
-        """True when this entry is a block placed after the one we know about."""
+        """True only when this entry is known to be a block placed after ``known``. An
+        unknown time on either side is never "newer": an entry whose time cannot be read
+        must not turn a lingering block into a re-block."""
         if known is None or self.created is None:
-            return known is None
+            return False
         return self.created > known
 
 

@@ -2,6 +2,11 @@
 
 from dataclasses import dataclass
 
+# creationType values of accounts whose credentials live outside the tenant (msgraph-sdk,
+# models/user.py, ``creation_type``: Invitation = an external account; EmailVerified and
+# SelfServiceSignUp = self-service sign-up). Compared in lower case.
+EXTERNAL_CREATION_TYPES = frozenset({"invitation", "emailverified", "selfservicesignup"})
+
 
 @dataclass(frozen=True)
 class DirectoryUser:
@@ -12,8 +17,41 @@ class DirectoryUser:
     account_enabled: bool | None = True
     on_premises_sync_enabled: bool | None = None
     user_type: str | None = "Member"
+    # Every SMTP address of the account, lower case, without the "smtp:" prefix, the primary
+    # (Graph's "SMTP:") first.
+    proxy_addresses: tuple[str, ...] = ()
+    creation_type: str | None = None
+    external_user_state: str | None = None
 
     @property
     def sender_address(self) -> str:
         """The address Exchange lists in the Restricted users list."""
         return (self.mail or self.user_principal_name).lower()
+
+    def owns(self, key: str) -> bool:
+        """Is ``key`` this account's object id, UPN, mail or one of its SMTP addresses?
+        Case-insensitive; an ``smtp:`` prefix is ignored."""
+        wanted = bare_address(key)
+        return wanted in {self.id.lower(), self.user_principal_name.lower(),
+                          (self.mail or "").lower(), *self.proxy_addresses}
+
+    @property
+    def external_reason(self) -> str | None:
+        """Why this is an external account (its password is not ours to reset), or None.
+
+        ``#EXT#`` in the UPN marks an account invited from elsewhere, whatever its
+        ``userType``; so does an external ``creationType``.
+        """
+        if "#ext#" in self.user_principal_name.lower():
+            return "#EXT# in its user principal name"
+        if (self.creation_type or "").lower() in EXTERNAL_CREATION_TYPES:
+            return f"creationType {self.creation_type}"
+        return None
+
+
+def bare_address(address: str) -> str:
+    """An address as compared: trimmed, lower case, without an ``smtp:`` prefix."""
+    text = address.strip()
+    if text.lower().startswith("smtp:"):
+        text = text[5:].strip()
+    return text.lower()

@@ -14,7 +14,15 @@ class RemediationError(Exception):
 
 
 class TransientError(RemediationError):
-    """Worth retrying later: throttling, 5xx, timeouts, connection failures."""
+    """Worth retrying later: throttling, 5xx, timeouts, connection failures.
+
+    ``retry_after`` (seconds) is the delay the service asked for when it said so
+    (``Retry-After``), so the retry scheduled later is never sooner than that.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class PermanentError(RemediationError):

@@ -8,10 +8,18 @@ from remediation.domain.directory import DirectoryUser
 
 @dataclass(frozen=True)
 class Memberships:
-    """Transitive groups and directory roles of an account."""
+    """Transitive groups and every directory role an account holds or may activate.
+
+    ``roles``: one description per role and way of holding it, e.g. ``Global Administrator``,
+    ``Helpdesk Administrator, scoped to an administrative unit (id)``, ``custom role <id>``,
+    ``User Administrator, eligible (PIM), through group Tier-0 admins``
+    (``remediation.domain.roles.RoleHolding.describe``). ``pim_data``: False when the tenant
+    could not say which roles are PIM-eligible (no Entra ID P2): no eligibility is known.
+    """
 
     group_ids: frozenset[str] = frozenset()
-    roles: tuple[str, ...] = ()  # display names (or template ids when unnamed)
+    roles: tuple[str, ...] = ()
+    pim_data: bool = True
 
 
 @dataclass(frozen=True)
@@ -40,17 +48,26 @@ def judge(user: DirectoryUser, memberships: Memberships, domains: TenantDomains,
     facts: dict[str, object] = {"user_type": user.user_type, "enabled": user.account_enabled,
                                 "synced": bool(user.on_premises_sync_enabled),
                                 "roles": list(memberships.roles)}
+    if user.creation_type:
+        facts["creation_type"] = user.creation_type
+    if not memberships.pim_data:
+        facts["pim"] = "no PIM data (the tenant has no Entra ID P2)"
     protected = sorted(memberships.group_ids & protected_group_ids)
     if protected:
         return Guardrail(Verdict.ESCALATE, "member of protected group(s) "
                          f"{', '.join(protected)}: never changed automatically", facts)
     if memberships.roles:
         return Guardrail(Verdict.ESCALATE, "holds directory role(s) "
-                         f"{', '.join(memberships.roles)}: an app cannot and must not reset an "
+                         f"{'; '.join(memberships.roles)}: an app cannot and must not reset an "
                          "administrator; secure this account by hand", facts)
     if (user.user_type or "").lower() == "guest":
         return Guardrail(Verdict.ESCALATE, "guest account: its password lives in its home "
                          "tenant; remove its access or ask the home tenant to secure it", facts)
+    external = user.external_reason
+    if external is not None:
+        return Guardrail(Verdict.ESCALATE, f"external account ({external}), though a member: "
+                         "its password lives with its home organisation or identity provider; "
+                         "remove its access or ask them to secure it", facts)
     if user.account_enabled is False:
         return Guardrail(Verdict.SKIP, "account is disabled: nobody can sign in, nothing to "
                          "secure; unblock it by hand if it is re-enabled", facts)

@@ -9,8 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from remediation.sandbox.context import CALL, TENANT, cmdlet_input
-from remediation.sandbox.errors import exchange_error
-from remediation.sandbox.state import SandboxTenant, TenantError
+from remediation.sandbox.errors import exchange_error, raw_response
+from remediation.sandbox.exchange_quirks import DEFAULT_RESULT_SIZE
+from remediation.sandbox.state import NOT_FOUND_EXCEPTION, SandboxTenant, TenantError
 
 ANCHOR_MAILBOX = "APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{tenant_id}"
 _MAX_PAGE_SIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
@@ -23,6 +24,9 @@ routes = web.RouteTableDef()
 @routes.post("/adminapi/beta/{tenant_id}/InvokeCommand")
 async def invoke_command(request: web.Request) -> web.Response:
     tenant = request.app[TENANT]
+    refusal = _access_refusal(tenant)
+    if refusal is not None:
+        return refusal
     tenant_id = request.match_info["tenant_id"]
     if tenant_id.lower() != tenant.tenant_id.lower():
         return exchange_error(404, "NotFound", f"Tenant '{tenant_id}' was not found.")
@@ -41,24 +45,54 @@ async def invoke_command(request: web.Request) -> web.Response:
     try:
         return cmdlet(request, tenant, parameters)
     except TenantError as error:
-        return exchange_error(error.status, error.code, error.message, error.exception_type)
+        return exchange_error(error.status, error.code, error.message, error.exception_type,
+                              inner_key=tenant.exchange.inner_key)
+
+
+def _access_refusal(tenant: SandboxTenant) -> web.Response | None:
+    """How Exchange turns away an app that lacks its rights (API-NOTES §6)."""
+    if tenant.exchange.app_access == "no_app_role":
+        return raw_response(401, None, {"WWW-Authenticate": (
+            'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
+            f'trusted_issuers="00000001-0000-0000-c000-000000000000@{tenant.tenant_id}", '
+            'token_types="app_asserted_user_v1 service_asserted_app_v1", '
+            'error="invalid_token"')})
+    if tenant.exchange.app_access == "no_directory_role":
+        return raw_response(403, "<html><body><h2>403 - Forbidden: Access is denied."
+                                 "</h2></body></html>")
+    return None
 
 
 def get_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
                                parameters: dict[str, Any]) -> web.Response:
     sender = parameters.get("SenderAddress")
     if sender:
-        return _reply(request, tenant, tenant.read_block(str(sender)))
+        entries = tenant.read_block(str(sender))
+        if not entries and tenant.exchange.unlisted_sender == "not_found":
+            raise TenantError(
+                400, "BadRequest",
+                f"The operation couldn't be performed because object '{sender}' couldn't be "
+                "found.", NOT_FOUND_EXCEPTION)
+        return _reply(request, tenant, entries)
     entries = tenant.blocked_entries()
+    warnings: list[str] = []
+    limit = _result_size(parameters.get("ResultSize"))
+    if limit is not None and len(entries) > limit:
+        entries = entries[:limit]
+        warnings.append(f"By default, only the first {limit} items are returned. Use the "
+                        "ResultSize parameter to specify the number of items returned. To "
+                        "return all items, specify \"-ResultSize Unlimited\".")
     size = _page_size(request.headers.get("Prefer", ""), tenant.exchange_page_size)
     try:
         start = int(request.query.get("$skiptoken", "0"))
     except ValueError:
         raise TenantError(400, "BadRequest", "Invalid $skiptoken.") from None
     end = start + size
-    next_link = (str(request.url.with_query({"$skiptoken": str(end)}))
-                 if end < len(entries) else None)
-    return _reply(request, tenant, entries[start:end], next_link)
+    next_link = None
+    if end < len(entries):
+        origin = tenant.exchange.next_link_origin or str(request.url.origin())
+        next_link = f"{origin}{request.path}?$skiptoken={end}"
+    return _reply(request, tenant, entries[start:end], next_link, warnings)
 
 
 def remove_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
@@ -66,7 +100,7 @@ def remove_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
     sender = _required(parameters, "SenderAddress")
     reason = parameters.get("Reason")
     tenant.remove_block(sender, str(reason) if reason is not None else None)
-    return _reply(request, tenant, [])
+    return _no_output(request, tenant)
 
 
 def get_mailbox(request: web.Request, tenant: SandboxTenant,
@@ -85,7 +119,7 @@ def get_mailbox(request: web.Request, tenant: SandboxTenant,
 def set_mailbox(request: web.Request, tenant: SandboxTenant,
                 parameters: dict[str, Any]) -> web.Response:
     tenant.set_mailbox(_required(parameters, "Identity"), parameters)
-    return _reply(request, tenant, [])
+    return _no_output(request, tenant)
 
 
 CMDLETS: dict[str, Cmdlet] = {
@@ -97,16 +131,39 @@ CMDLETS: dict[str, Cmdlet] = {
 
 
 def _reply(request: web.Request, tenant: SandboxTenant, value: list[dict[str, Any]],
-           next_link: str | None = None) -> web.Response:
+           next_link: str | None = None, warnings: list[str] | None = None) -> web.Response:
     body: dict[str, Any] = {
         "@odata.context": f"{request.url.origin()}/adminapi/beta/{tenant.tenant_id}"
                           "/$metadata#Collection(Exchange.GenericHashTable)",
-        "adminapi.warnings": [],
+        "@adminapi.warnings": warnings or [],
         "value": value,
     }
     if next_link is not None:
-        body["@odata.nextLink"] = next_link
+        body[tenant.exchange.next_link_key] = next_link
     return web.json_response(body)
+
+
+def _no_output(request: web.Request, tenant: SandboxTenant) -> web.Response:
+    """A cmdlet that returns nothing: an empty 200, a 204, or JSON with no items."""
+    if tenant.exchange.empty_success == "empty":
+        return web.Response(status=200)
+    if tenant.exchange.empty_success == "no_content":
+        return web.Response(status=204)
+    return _reply(request, tenant, [])
+
+
+def _result_size(value: object) -> int | None:
+    """None for ``Unlimited``; the default cap when absent (Get-* cmdlets' ResultSize)."""
+    if value is None:
+        return DEFAULT_RESULT_SIZE
+    if isinstance(value, str) and value.lower() == "unlimited":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise TenantError(
+        400, "BadRequest", f"Cannot bind parameter 'ResultSize'. Cannot convert value "
+        f"\"{value}\" to type \"Microsoft.Exchange.Data.Unlimited`1[System.UInt32]\".",
+        "System.Management.Automation.ParameterBindingException")
 
 
 def _required(parameters: dict[str, Any], name: str) -> str:
@@ -119,7 +176,8 @@ def _required(parameters: dict[str, Any], name: str) -> str:
     return str(value)
 
 
-def _page_size(prefer: str, default: int) -> int:
+def _page_size(prefer: str, server_max: int) -> int:
+    """What ``Prefer: odata.maxpagesize`` asks for, never more than the server's own page."""
     match = _MAX_PAGE_SIZE.search(prefer)
-    size = int(match.group(1)) if match else default
+    size = min(int(match.group(1)), server_max) if match else server_max
     return max(size, 1)

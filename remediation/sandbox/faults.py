@@ -19,6 +19,14 @@ class Fault:
     delay: float = 0.0
     code: str = "ServiceUnavailable"
     message: str = "injected fault"
+    # Exchange only: the .NET exception type put before the message in the error's cause,
+    # and where the cause sits (``both``, ``details`` or ``innererror``).
+    exception_type: str = ""
+    cause_in: str = "both"
+    # An answer that is not JSON: this text verbatim ("" for no body at all).
+    raw_body: str | None = None
+    # A WWW-Authenticate header (a 401 from Exchange carries only that).
+    authenticate: str | None = None
 
     def exhausted(self) -> bool:
         return self.times is not None and self.times <= 0
@@ -37,11 +45,12 @@ class Fault:
             self.times -= 1
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        seconds = self.retry_after
-        text = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
-        return {"Retry-After": text}
+        headers = {"WWW-Authenticate": self.authenticate} if self.authenticate else {}
+        if self.retry_after is not None:
+            seconds = self.retry_after
+            headers["Retry-After"] = (str(int(seconds)) if float(seconds).is_integer()
+                                      else str(seconds))
+        return headers
 
     @classmethod
     def from_json(cls, data: Any) -> Fault:

@@ -1,5 +1,5 @@
-"""Microsoft Graph directory routes: users and their passwords, sessions, groups, rules,
-mail folders and domains."""
+"""Microsoft Graph directory routes: users and their passwords, sessions, groups, roles,
+rules, mail folders and domains."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ from remediation.sandbox.errors import graph_error
 from remediation.sandbox.state import ROLE_NAMES, SandboxUser, TenantError
 
 _ROLE_NAMESPACE = uuid.UUID("5d1c52a4-54a4-4d5c-9a53-1f7a4a3c9b10")
-# The only $filter shape the sandbox understands on /users: one property, eq, a literal.
+# The $filter shapes the sandbox understands on /users: one property, eq, a literal; or an
+# SMTP proxy address, as `proxyAddresses/any(p:p eq 'smtp:x@y')` (quotes doubled inside).
 _EQ_FILTER = re.compile(r"^\s*(mail|userPrincipalName)\s+eq\s+'((?:[^']|'')*)'\s*$",
                         re.IGNORECASE)
+_PROXY_FILTER = re.compile(
+    r"^\s*proxyAddresses/any\(\s*(\w+)\s*:\s*\1\s+eq\s+'((?:[^']|'')*)'\s*\)\s*$",
+    re.IGNORECASE)
 
 routes = web.RouteTableDef()
 
@@ -62,28 +66,66 @@ def _user_json(user: SandboxUser) -> dict[str, Any]:
         "accountEnabled": user.account_enabled,
         "onPremisesSyncEnabled": user.on_premises_sync_enabled,
         "userType": user.user_type,
+        "proxyAddresses": list(user.proxy_addresses),
+        "creationType": user.creation_type,
+        "externalUserState": user.external_user_state,
     }
 
 
 @routes.get("/v1.0/users")
 async def list_users(request: web.Request) -> web.Response:
-    users = request.app[TENANT].users()
+    tenant = request.app[TENANT]
+    users = tenant.users()
     clause = request.query.get("$filter")
     if clause is not None:
-        match = _EQ_FILTER.match(clause)
-        if match is None:
+        selected = _filtered(users, clause)
+        if selected is None:
             return graph_error(400, "Request_UnsupportedQuery",
                                "Unsupported or invalid query filter clause specified.")
+        if not tenant.users_filter_ignored:
+            users = selected
+    return page(request, [_user_json(u) for u in users], tenant.graph_page_size, "users")
+
+
+def _filtered(users: list[SandboxUser], clause: str) -> list[SandboxUser] | None:
+    """The users a supported ``$filter`` selects (case-insensitive), None if unsupported."""
+    match = _EQ_FILTER.match(clause)
+    if match is not None:
         field, value = match.group(1).lower(), match.group(2).replace("''", "'").lower()
-        users = [u for u in users
-                 if (u.address if field == "mail" else u.user_principal_name) == value]
-    return page(request, [_user_json(u) for u in users], request.app[TENANT].graph_page_size,
-                "users")
+        return [u for u in users
+                if (u.address if field == "mail" else u.user_principal_name) == value]
+    match = _PROXY_FILTER.match(clause)
+    if match is None:
+        return None
+    value = match.group(2).replace("''", "'").lower()
+    return [u for u in users if value in (p.lower() for p in u.proxy_addresses)]
+
+
+# Graph reads a segment starting with `$` as a system query option: a UPN that starts with `$`
+# must be sent as /users('$x@contoso.com'); the plain form is a 400 ("Get user", Microsoft
+# Graph v1.0 reference: https://learn.microsoft.com/graph/api/user-get). The sandbox refuses
+# every /users/$... path the same way (the message text is ours).
+@routes.route("*", r"/v1.0/users/{user:\$[^/]*}{tail:(/.*)?}")
+async def dollar_segment(request: web.Request) -> web.Response:
+    key = user_key(request.match_info["user"])
+    return graph_error(400, "Request_BadRequest", f"Invalid object identifier '{key}'.")
+
+
+@routes.get("/v1.0/users('{user}')")
+async def get_user_by_literal(request: web.Request) -> web.Response:
+    """``/users('key')``: an OData string literal, single quotes doubled inside."""
+    literal = user_key(request.match_info["user"])
+    if "'" in literal.replace("''", ""):
+        return graph_error(400, "BadRequest", f"Bad Request - Error in query syntax: {literal}")
+    return _user_response(request, literal.replace("''", "'"))
 
 
 @routes.get("/v1.0/users/{user}")
 async def get_user(request: web.Request) -> web.Response:
-    key = user_key(request.match_info["user"])
+    return _user_response(request, user_key(request.match_info["user"]))
+
+
+def _user_response(request: web.Request, key: str) -> web.Response:
     try:
         user = request.app[TENANT].directory_user(key)
     except KeyError:
@@ -131,7 +173,8 @@ async def transitive_member_of(request: web.Request) -> web.Response:
         return _not_found(key)
     groups: list[dict[str, Any]] = [
         {"@odata.type": "#microsoft.graph.group", "id": group_id,
-         "displayName": tenant.groups.get(group_id, group_id)}
+         "displayName": tenant.groups.get(group_id, group_id),
+         "isAssignableToRole": group_id in tenant.role_assignable_groups}
         for group_id in user.group_ids
     ]
     roles: list[dict[str, Any]] = [

@@ -12,9 +12,20 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from remediation.sandbox import alert_routes, control_routes, exchange_routes, graph_routes
+from remediation.sandbox import (
+    alert_routes,
+    control_routes,
+    exchange_routes,
+    graph_routes,
+    role_routes,
+)
 from remediation.sandbox.context import CALL, CONTROL_PREFIX, TENANT, describe
-from remediation.sandbox.errors import error_for_path, graph_error, is_exchange_path
+from remediation.sandbox.errors import (
+    error_for_path,
+    graph_error,
+    is_exchange_path,
+    raw_response,
+)
 from remediation.sandbox.state import RecordedRequest, SandboxTenant
 
 logger = logging.getLogger(__name__)
@@ -27,8 +38,8 @@ _SHUTDOWN_TIMEOUT = 0.25
 def create_app(tenant: SandboxTenant) -> web.Application:
     app = web.Application(middlewares=[record, authenticate, inject_faults])
     app[TENANT] = tenant
-    for table in (control_routes.routes, graph_routes.routes, alert_routes.routes,
-                  exchange_routes.routes):
+    for table in (control_routes.routes, graph_routes.routes, role_routes.routes,
+                  alert_routes.routes, exchange_routes.routes):
         app.add_routes(table)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
@@ -94,7 +105,10 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         await asyncio.sleep(fault.delay)
     if fault.status is None:
         return await handler(request)
-    return error_for_path(request.path, fault.status, fault.code, fault.message, fault.headers())
+    if fault.raw_body is not None:
+        return raw_response(fault.status, fault.raw_body, fault.headers())
+    return error_for_path(request.path, fault.status, fault.code, fault.message, fault.headers(),
+                          fault.exception_type, fault.cause_in, tenant.exchange.inner_key)
 
 
 async def not_found(request: web.Request) -> web.Response:

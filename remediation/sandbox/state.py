@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
+from remediation.sandbox.exchange_quirks import ExchangeQuirks, TimeFormat, exchange_time
 from remediation.sandbox.faults import Fault
 
 DEFAULT_TENANT_ID = "8f6d1c2e-5b4a-4e3f-9a1b-7c2d3e4f5a6b"
@@ -66,7 +67,12 @@ class SandboxUser:
     user_type: str = "Member"
     mail: str | None = None  # when it differs from the UPN (guests, aliases)
     group_ids: list[str] = field(default_factory=list)
+    # Active, tenant-wide, built-in roles: listed by transitiveMemberOf and roleAssignments.
     role_template_ids: list[str] = field(default_factory=list)
+    # As Graph shows them ("SMTP:" marks the primary); default: SMTP:<primary address>.
+    proxy_addresses: list[str] = field(default_factory=list)
+    creation_type: str | None = None  # "Invitation", "EmailVerified", ... (external accounts)
+    external_user_state: str | None = None
     reset_forbidden: bool = False
     unblock_limit_reached: bool = False
     forwarding_smtp_address: str | None = None
@@ -82,6 +88,8 @@ class SandboxUser:
     def __post_init__(self) -> None:
         self.user_principal_name = self.user_principal_name.lower()
         self.mail = self.mail.lower() if self.mail else None
+        if not self.proxy_addresses:
+            self.proxy_addresses = [f"SMTP:{self.address}"]
         for name in WELL_KNOWN_FOLDERS:
             if name not in self.folders.values():
                 self.folders[self._new_folder_id(name)] = name
@@ -90,6 +98,11 @@ class SandboxUser:
     def address(self) -> str:
         """The primary SMTP address: what Exchange lists and alerts name."""
         return self.mail or self.user_principal_name
+
+    def smtp_addresses(self) -> list[str]:
+        """Every SMTP address of the account, lower case, without the ``smtp:`` prefix."""
+        return [_strip_smtp(proxy).strip().lower() for proxy in self.proxy_addresses
+                if proxy.lower().startswith("smtp:")]
 
     def add_folder(self, name: str) -> str:
         """A custom top-level mail folder; returns its id."""
@@ -104,6 +117,24 @@ class SandboxUser:
         # Stable per user and name, and shaped like Exchange's base64 ids.
         raw = uuid.uuid5(_FOLDER_NAMESPACE, f"{self.id}/{name}").hex
         return f"AAMkA{raw}AAA="
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """A directory role assignment (or PIM eligibility) as Graph's unifiedRoleAssignment has
+    it: the principal is a user or a role-assignable group; built-in roles are named by their
+    template id, custom roles by a tenant-specific id; the scope is ``/`` or
+    ``/administrativeUnits/{id}``."""
+
+    principal_id: str
+    role_definition_id: str
+    directory_scope_id: str = "/"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def json(self, odata_type: str) -> dict[str, Any]:
+        return {"@odata.type": odata_type, "id": self.id, "principalId": self.principal_id,
+                "roleDefinitionId": self.role_definition_id,
+                "directoryScopeId": self.directory_scope_id}
 
 
 @dataclass
@@ -137,8 +168,8 @@ class _Block:
     def visible(self) -> bool:
         return self.listed or self.linger_left > 0
 
-    def entry(self, sender: str) -> dict[str, Any]:
-        stamp = graph_timestamp(self.created)
+    def entry(self, sender: str, style: TimeFormat) -> dict[str, Any]:
+        stamp = exchange_time(self.created, style)
         return {
             "SenderAddress": sender,
             "Reason": self.reason,
@@ -166,10 +197,24 @@ class SandboxTenant:
         self.latency = 0.0
         self.alert_page_size = 50
         self.exchange_page_size = 1000
+        self.exchange = ExchangeQuirks()
         # Graph caps pages at these sizes whatever $top asks (its defaults: 100, 10).
         self.graph_page_size = 100
         self.folder_page_size = 10
         self.groups: dict[str, str] = {}
+        self.role_assignable_groups: set[str] = set()
+        # Role assignments other than SandboxUser.role_template_ids (scoped, custom, held by
+        # groups): Graph lists them under roleAssignments only, never in transitiveMemberOf.
+        self.role_assignments: list[RoleGrant] = []
+        self.role_eligibilities: list[RoleGrant] = []  # PIM: eligible, not active
+        # Without Entra ID P2, PIM's endpoints answer 400 AadPremiumLicenseRequired.
+        self.pim_licensed = True
+        # App-only password resets need the User Administrator role on the app (API-NOTES §2);
+        # False: every reset answers 403 Authorization_RequestDenied.
+        self.app_has_user_administrator = True
+        # A fault: an endpoint (or a proxy in front of it) that ignores $filter on /users and
+        # answers the whole collection.
+        self.users_filter_ignored = False
         self.removals: list[tuple[str, str | None]] = []
         self._lock = threading.RLock()
         self._users: dict[str, SandboxUser] = {}
@@ -185,20 +230,55 @@ class SandboxTenant:
             self._users[user.id] = user
             return user
 
-    def add_group(self, group_id: str, name: str) -> None:
+    def add_group(self, group_id: str, name: str, *, role_assignable: bool = False) -> None:
+        """A group; a role-assignable one (``isAssignableToRole``) can hold directory roles,
+        which its members then hold too. Members list the group in their ``group_ids``."""
         with self._lock:
             self.groups[group_id] = name
+            if role_assignable:
+                self.role_assignable_groups.add(group_id)
+
+    def assign_role(self, principal_id: str, role_id: str, scope: str = "/") -> RoleGrant:
+        """An active assignment, listed by roleAssignments only (see role_template_ids)."""
+        with self._lock:
+            grant = RoleGrant(principal_id, role_id, scope)
+            self.role_assignments.append(grant)
+            return grant
+
+    def make_eligible(self, principal_id: str, role_id: str, scope: str = "/") -> RoleGrant:
+        """A PIM eligibility: the principal may activate the role whenever it likes."""
+        with self._lock:
+            grant = RoleGrant(principal_id, role_id, scope)
+            self.role_eligibilities.append(grant)
+            return grant
+
+    def assignments_of(self, principal_id: str | None) -> list[RoleGrant]:
+        """Active assignments (of one principal, or all): explicit ones and the users'
+        tenant-wide built-in roles."""
+        with self._lock:
+            implied = [RoleGrant(user.id, template_id, "/", f"{template_id}-{user.id}")
+                       for user in self._users.values() for template_id in user.role_template_ids]
+            grants = implied + list(self.role_assignments)
+        return [g for g in grants if principal_id is None or g.principal_id == principal_id]
+
+    def eligibilities_of(self, principal_id: str | None) -> list[RoleGrant]:
+        with self._lock:
+            if not self.pim_licensed:
+                raise TenantError(400, "AadPremiumLicenseRequired",
+                                  "The tenant needs an AAD Premium 2 license.")
+            return [g for g in self.role_eligibilities
+                    if principal_id is None or g.principal_id == principal_id]
 
     def user(self, address_or_id: str) -> SandboxUser:
-        """By id, UPN or mail address (as Exchange's -Identity accepts)."""
-        key = address_or_id.lower()
+        """By id, UPN, mail or any SMTP proxy address (as Exchange's -Identity accepts)."""
+        key = _strip_smtp(address_or_id).lower()
         with self._lock:
             try:
                 return self.directory_user(address_or_id)
             except KeyError:
                 pass
             for user in self._users.values():
-                if user.mail == key:
+                if user.mail == key or key in user.smtp_addresses():
                     return user
         raise KeyError(address_or_id)
 
@@ -235,7 +315,7 @@ class SandboxTenant:
     def reset_password(self, address_or_id: str, password: Any, force_change: bool) -> None:
         with self._lock:
             user = self._graph_user(address_or_id)
-            if user.reset_forbidden:
+            if user.reset_forbidden or not self.app_has_user_administrator:
                 raise TenantError(403, "Authorization_RequestDenied",
                                   "Insufficient privileges to complete the operation.")
             if user.on_premises_sync_enabled:
@@ -298,8 +378,8 @@ class SandboxTenant:
     def blocked_entries(self) -> list[dict[str, Any]]:
         """Every listed entry, as Get-BlockedSenderAddress without a sender; consumes no read."""
         with self._lock:
-            return [block.entry(sender) for sender, block in self._sorted_blocks()
-                    if block.visible()]
+            return [block.entry(sender, self.exchange.time_format)
+                    for sender, block in self._sorted_blocks() if block.visible()]
 
     def read_block(self, address: str) -> list[dict[str, Any]]:
         """Get-BlockedSenderAddress naming one sender: consumes one linger or re-block read."""
@@ -308,11 +388,12 @@ class SandboxTenant:
             block = self._blocks.get(sender)
             if block is None:
                 return []
+            style = self.exchange.time_format
             if block.listed:
-                return [block.entry(sender)]
+                return [block.entry(sender, style)]
             if block.linger_left > 0:
                 block.linger_left -= 1
-                return [block.entry(sender)]
+                return [block.entry(sender, style)]
             if block.reblock_left is None:
                 return []
             if block.reblock_left > 0:
@@ -321,13 +402,16 @@ class SandboxTenant:
             created = max(utc_now(), block.created + timedelta(seconds=1))
             renewed = _Block(reason=block.reason, created=created, behaviour=BlockBehaviour())
             self._blocks[sender] = renewed
-            return [renewed.entry(sender)]
+            return [renewed.entry(sender, style)]
 
     def remove_block(self, address: str, reason: str | None) -> None:
+        """Remove-BlockedSenderAddress. ``-Reason`` is not free text: it selects the entry by
+        its own Reason value (cmdlet reference), so any other text finds nothing."""
         sender = address.lower()
         with self._lock:
             block = self._blocks.get(sender)
-            if block is None or not block.visible():
+            if block is None or not block.visible() or (
+                    reason is not None and reason != block.reason):
                 raise TenantError(
                     400, "ManagementObjectNotFound",
                     f"The operation couldn't be performed because object '{address}' "

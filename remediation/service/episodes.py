@@ -25,15 +25,21 @@ def lookup_result(user: DirectoryUser) -> StepResult:
     return StepResult(f"found {user.user_principal_name}", {
         "user_id": user.id, "sender": user.sender_address, "upn": user.user_principal_name,
         "mail": user.mail, "enabled": user.account_enabled,
-        "synced": user.on_premises_sync_enabled, "user_type": user.user_type})
+        "synced": user.on_premises_sync_enabled, "user_type": user.user_type,
+        "proxy_addresses": list(user.proxy_addresses), "creation_type": user.creation_type,
+        "external_user_state": user.external_user_state})
 
 
 def user_from_lookup(data: dict[str, Any]) -> DirectoryUser:
+    """The user a journaled lookup found (older journals lack the newer fields)."""
     return DirectoryUser(id=data["user_id"], user_principal_name=data["upn"],
                          mail=data.get("mail", data.get("sender")),
                          account_enabled=data.get("enabled", True),
                          on_premises_sync_enabled=data.get("synced"),
-                         user_type=data.get("user_type", "Member"))
+                         user_type=data.get("user_type", "Member"),
+                         proxy_addresses=tuple(data.get("proxy_addresses") or ()),
+                         creation_type=data.get("creation_type"),
+                         external_user_state=data.get("external_user_state"))
 
 
 class Episodes:
@@ -101,7 +107,10 @@ class Episodes:
             known = max(filter(None, (case.last_block_seen, case.block_created)),
                         default=case.updated_at)
             return not any(entry.is_newer_than(known) for entry in entries)
-        return not any(entry.is_newer_than(case.block_created) for entry in entries)
+        # A case that found nothing to unblock knows no block time: then a block placed after
+        # it acted is the newer one.
+        known = case.block_created or case.unblocked_at or case.created_at
+        return not any(entry.is_newer_than(known) for entry in entries)
 
     async def _merge(self, case: Case, request: RemediationRequest) -> Case:
         assert request.request_id is not None

@@ -55,11 +55,18 @@ class EscalationWebhook(Protocol):
 class RestrictedSenders(Protocol):
     """Exchange Online's Restricted users list."""
 
-    async def blocked_entries(self, sender: str) -> list[BlockedSender]: ...
+    async def blocked_entries(self, sender: str) -> list[BlockedSender]:
+        """The sender's entries; [] when it is not listed (Exchange's "not found")."""
+        ...
 
-    async def all_blocked(self) -> list[BlockedSender]: ...
+    async def all_blocked(self) -> list[BlockedSender]:
+        """Every entry of the list, every page."""
+        ...
 
-    async def unblock(self, sender: str, reason: str) -> None: ...
+    async def unblock(self, sender: str) -> None:
+        """Remove the block (the address alone: the cmdlet takes no free-text reason).
+        Raises PermanentError when Exchange refused and the sender is still listed."""
+        ...
 
 
 class AlertSource(Protocol):

@@ -201,8 +201,7 @@ class Securing:
         await self._recorder.note(case, UNBLOCK, StepStatus.INFO,
                                   f"listed since {_when(block.created)} ({block.reason})",
                                   {"block_created": _iso(block.created)})
-        await self._exchange.unblock(
-            sender, f"Remediation case {case.case_id}: password reset and sessions revoked")
+        await self._exchange.unblock(sender)
         return StepResult(
             f"removed from the Restricted users list (blocked {_when(block.created)})",
             {"listed": True, "block_created": _iso(block.created),

@@ -40,7 +40,10 @@ class Verification:
 
     async def _look(self, case: Case, name: str, attempt: int) -> Step:
         entries = await self._exchange.blocked_entries(case.sender or case.user)
-        newer = [entry for entry in entries if entry.is_newer_than(case.block_created)]
+        # The block we removed, or failing its time, the unblock itself: an entry created
+        # after it is a new block; one whose time is unknown is never taken for one.
+        known = case.block_created or case.unblocked_at
+        newer = [entry for entry in entries if entry.is_newer_than(known)]
         since = format_duration(self._since(attempt))
         if newer:
             created = max((e.created for e in newer if e.created), default=None)

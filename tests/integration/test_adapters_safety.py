@@ -34,7 +34,7 @@ GUEST_UPN = "pradeep.gupta_fabrikam.com#ext#@contoso.onmicrosoft.com"
 @pytest.fixture
 async def graph(sandbox_url: str, tenant: SandboxTenant) -> AsyncIterator[GraphCaller]:
     caller = GraphCaller(sandbox_url, StaticTokenCredential(tenant.token), timeout=0.5,
-                         max_retries=1, transport_attempts=2, retry_delay=0.05)
+                         max_retries=1, retry_delay=0.05)
     yield caller
     await caller.close()
 

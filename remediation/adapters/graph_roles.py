@@ -1,0 +1,142 @@
+"""Every directory role an account holds or may activate, read from Microsoft Graph.
+
+``transitiveMemberOf`` lists only active, tenant-wide, built-in roles (as ``directoryRole``
+objects). Everything else is under role management (API-NOTES §7):
+
+- ``GET /roleManagement/directory/roleAssignments?$filter=principalId eq '{id}'``: active
+  assignments at any scope (``directoryScopeId`` ``/`` or ``/administrativeUnits/{id}``), of
+  built-in roles (``roleDefinitionId`` = template id) and custom ones;
+- ``GET /roleManagement/directory/roleEligibilityScheduleInstances?$filter=...``: PIM
+  eligibility. A tenant without Entra ID P2 answers ``400 AadPremiumLicenseRequired``: no
+  PIM data, not a failure;
+- both again for every role-assignable group (``isAssignableToRole``, returned by default on
+  groups) the account is a transitive member of: a role held through such a group names the
+  group as ``principalId``.
+
+Permission: ``RoleManagement.Read.Directory`` covers both lists (least privileged for
+roleAssignments; for the eligibility instances ``RoleEligibilitySchedule.Read.Directory`` is
+narrower, but RoleManagement.Read.Directory is listed too and is needed anyway): Graph v1.0
+reference, "List unifiedRoleAssignments" and "List roleEligibilityScheduleInstances"
+(https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments,
+https://learn.microsoft.com/graph/api/rbacapplication-list-roleeligibilityscheduleinstances).
+Groups and ``directoryRole`` objects: ``GroupMember.Read.All``. See remediation/permissions.py.
+"""
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
+from remediation.domain.guardrails import Memberships
+from remediation.domain.roles import RoleHolding
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kiota_abstractions.request_information import RequestInformation
+    from msgraph.graph_service_client import GraphServiceClient
+
+    # Builds one list request for a `$filter` clause.
+    RequestFor = Callable[[GraphServiceClient, str], RequestInformation]
+
+log = logging.getLogger(__name__)
+
+_GROUP = "#microsoft.graph.group"
+_ROLE = "#microsoft.graph.directoryRole"
+NO_P2 = "AadPremiumLicenseRequired"
+
+
+class GraphRoles:
+    def __init__(self, caller: GraphCaller) -> None:
+        self._graph = caller
+
+    async def memberships(self, user_id: str) -> Memberships:
+        """Transitive groups, and every role held actively or eligibly, directly or through
+        a role-assignable group. Raises PermanentError / TransientError as GraphCaller does
+        (e.g. 403 without RoleManagement.Read.Directory: the guardrails then escalate)."""
+        items = await self._transitive_member_of(user_id)
+        groups = {str(item["id"]): item for item in items
+                  if item.get("@odata.type") == _GROUP and item.get("id")}
+        holdings = [_directory_role(item) for item in items if item.get("@odata.type") == _ROLE]
+        # (principal id, the group it stands for); the user itself stands for nobody.
+        principals: list[tuple[str, str | None]] = [(user_id, None)] + [
+            (group_id, str(group.get("displayName") or group_id))
+            for group_id, group in groups.items() if group.get("isAssignableToRole") is True]
+        for principal, via in principals:
+            rows = await self._rows("read role assignments", principal, _assignments_request)
+            holdings += [_holding(row, eligible=False, via=via) for row in rows]
+        pim_data = True
+        for principal, via in principals:
+            try:
+                rows = await self._rows("read PIM role eligibility", principal,
+                                        _eligibility_request)
+            except GraphRequestError as error:
+                if error.code != NO_P2:
+                    raise
+                log.info("Graph: no PIM data (the tenant has no Entra ID P2); eligible roles "
+                         "cannot be seen")
+                pim_data = False
+                break
+            holdings += [_holding(row, eligible=True, via=via) for row in rows]
+        roles = tuple(dict.fromkeys(holding.describe() for holding in holdings))
+        return Memberships(group_ids=frozenset(groups), roles=roles, pim_data=pim_data)
+
+    async def _transitive_member_of(self, user_id: str) -> list[dict[str, Any]]:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.transitive_member_of.transitive_member_of_request_builder import (  # noqa: E501
+            TransitiveMemberOfRequestBuilder,
+        )
+
+        query = TransitiveMemberOfRequestBuilder.TransitiveMemberOfRequestBuilderGetQueryParameters(
+            top=999)
+        config = RequestConfiguration(query_parameters=query)
+        return await self._graph.get_all(
+            "read memberships", lambda c: c.users.by_user_id(
+                user_id).transitive_member_of.to_get_request_information(config))
+
+    async def _rows(self, what: str, principal: str,
+                    request: "RequestFor") -> list[dict[str, Any]]:
+        literal = principal.replace("'", "''")
+        clause = f"principalId eq '{literal}'"
+        return await self._graph.get_all(what, lambda c: request(c, clause))
+
+
+def _assignments_request(client: "GraphServiceClient", clause: str) -> "RequestInformation":
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.role_management.directory.role_assignments.role_assignments_request_builder import (  # noqa: E501
+        RoleAssignmentsRequestBuilder,
+    )
+
+    query = RoleAssignmentsRequestBuilder.RoleAssignmentsRequestBuilderGetQueryParameters(
+        filter=clause)
+    return client.role_management.directory.role_assignments.to_get_request_information(
+        RequestConfiguration(query_parameters=query))
+
+
+def _eligibility_request(client: "GraphServiceClient", clause: str) -> "RequestInformation":
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.role_management.directory.role_eligibility_schedule_instances.role_eligibility_schedule_instances_request_builder import (  # noqa: E501
+        RoleEligibilityScheduleInstancesRequestBuilder as Builder,
+    )
+
+    query = Builder.RoleEligibilityScheduleInstancesRequestBuilderGetQueryParameters(
+        filter=clause)
+    directory = client.role_management.directory
+    return directory.role_eligibility_schedule_instances.to_get_request_information(
+        RequestConfiguration(query_parameters=query))
+
+
+def _directory_role(item: dict[str, Any]) -> RoleHolding:
+    # Without a directory read permission a role may come back bare (type and id only):
+    # still a role, by its type.
+    template = item.get("roleTemplateId")
+    name = item.get("displayName")
+    if not template and not name:
+        return RoleHolding(str(item.get("id") or "unknown"),
+                           name=f"directory role {item.get('id') or '(no id)'}")
+    return RoleHolding(str(template or item.get("id")), name=str(name) if name else None)
+
+
+def _holding(row: dict[str, Any], *, eligible: bool, via: str | None) -> RoleHolding:
+    return RoleHolding(str(row.get("roleDefinitionId") or "unknown"),
+                       scope=str(row.get("directoryScopeId") or "/"), eligible=eligible,
+                       via_group=via)

@@ -1,0 +1,105 @@
+"""Every permission and directory role the worker needs, why, and which code uses it.
+
+The one source of truth: ``infra/grant-permissions.sh`` grants exactly these application
+permissions and assigns exactly these directory roles, and the README's "Permissions (least
+privilege)" table lists each of them (``tests/unit/test_permissions.py`` checks both). An
+adapter that starts calling something new adds it here first.
+
+Sources: API-NOTES.md §1-§3 and §7; Graph v1.0 reference pages named in the adapters'
+docstrings; msgraph-sdk ``msgraph/generated/models/user.py`` (``password_profile``) for the
+role a password reset needs.
+"""
+
+from dataclasses import dataclass
+
+MICROSOFT_GRAPH = "Microsoft Graph"
+EXCHANGE_ONLINE = "Office 365 Exchange Online"
+# The resource applications' appIds, the same in every tenant.
+RESOURCE_APP_IDS = {
+    MICROSOFT_GRAPH: "00000003-0000-0000-c000-000000000000",
+    EXCHANGE_ONLINE: "00000002-0000-0ff1-ce00-000000000000",
+}
+
+
+@dataclass(frozen=True)
+class Permission:
+    """An application permission (app role) on ``resource``, admin-consented."""
+
+    name: str
+    resource: str
+    reason: str
+    used_by: str
+
+
+@dataclass(frozen=True)
+class DirectoryRole:
+    """A Microsoft Entra built-in role assigned to the app's service principal (tenant-wide)."""
+
+    name: str
+    template_id: str
+    reason: str
+    used_by: str
+
+
+PERMISSIONS: tuple[Permission, ...] = (
+    Permission("User.Read.All", MICROSOFT_GRAPH,
+               "look accounts up by object id, UPN, mail or SMTP alias (proxyAddresses), "
+               "with creationType for the external-account guardrail",
+               "remediation/adapters/graph_directory.py: GraphDirectory.find_user"),
+    Permission("User-PasswordProfile.ReadWrite.All", MICROSOFT_GRAPH,
+               "reset the password (change forced at next sign-in); app-only it also needs "
+               "the User Administrator directory role",
+               "remediation/adapters/graph_directory.py: GraphDirectory.reset_password"),
+    Permission("User.RevokeSessions.All", MICROSOFT_GRAPH,
+               "revoke sign-in sessions and refresh tokens",
+               "remediation/adapters/graph_directory.py: GraphDirectory.revoke_sessions"),
+    Permission("GroupMember.Read.All", MICROSOFT_GRAPH,
+               "guardrails: transitive group memberships (protected groups, role-assignable "
+               "groups) and active tenant-wide roles (transitiveMemberOf)",
+               "remediation/adapters/graph_roles.py: GraphRoles.memberships"),
+    Permission("RoleManagement.Read.Directory", MICROSOFT_GRAPH,
+               "guardrails: role assignments at any scope (administrative units), custom "
+               "roles, roles held through groups, and PIM eligibility; one permission covers "
+               "roleAssignments and roleEligibilityScheduleInstances",
+               "remediation/adapters/graph_roles.py: GraphRoles.memberships"),
+    Permission("Domain.Read.All", MICROSOFT_GRAPH,
+               "the tenant's domains: which are federated (guardrail) and which are ours "
+               "(forwarding outside the organisation)",
+               "remediation/adapters/graph_directory.py: GraphDirectory.tenant_domains"),
+    Permission("SecurityAlert.ReadWrite.All", MICROSOFT_GRAPH,
+               "read Defender alerts (alerts_v2), comment on them and resolve them",
+               "remediation/adapters/graph_alerts.py: GraphAlerts"),
+    Permission("MailboxSettings.ReadWrite", MICROSOFT_GRAPH,
+               "read inbox rules and disable a suspicious one",
+               "remediation/adapters/mailbox.py: GraphExchangeMailbox.inbox_rules, "
+               "disable_rule"),
+    Permission("Mail.ReadBasic.All", MICROSOFT_GRAPH,
+               "list mail folder names (where a rule moves mail)",
+               "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names"),
+    Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
+               "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
+               "cmdlets and Get-/Set-Mailbox; also needs the Exchange Administrator role",
+               "remediation/adapters/exchange_client.py: ExchangeAdminClient (used by "
+               "exchange_restricted.py and mailbox.py)"),
+)
+
+DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
+    DirectoryRole("User Administrator", "fe930be7-5e62-47db-91af-98c3a49a38b1",
+                  "app-only password resets: User-PasswordProfile.ReadWrite.All alone is not "
+                  "enough, the app must hold at least User Administrator (msgraph-sdk "
+                  "models/user.py, password_profile); without it every reset answers 403 "
+                  "Authorization_RequestDenied",
+                  "remediation/adapters/graph_directory.py: GraphDirectory.reset_password"),
+    DirectoryRole("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de",
+                  "Exchange.ManageAsApp needs a directory role: Get-/Remove-BlockedSenderAddress "
+                  "(Security Administrator would also do for these) and Get-/Set-Mailbox "
+                  "(these need Exchange Administrator)",
+                  "remediation/adapters/exchange_restricted.py: ExchangeRestrictedSenders; "
+                  "remediation/adapters/mailbox.py: GraphExchangeMailbox.forwarding, "
+                  "clear_forwarding"),
+)
+
+
+def permissions_on(resource: str) -> tuple[str, ...]:
+    """The names of the application permissions needed on ``resource``."""
+    return tuple(p.name for p in PERMISSIONS if p.resource == resource)

@@ -1,0 +1,57 @@
+"""How the sandbox's Exchange admin REST answers where the real service answers in more than one
+way (API-NOTES §3, §6). Every switch starts at the strictest form seen in the wild; tests flip
+them to prove the product copes with each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+# Get-* cmdlets return at most this many objects unless asked for ``ResultSize: Unlimited``.
+DEFAULT_RESULT_SIZE = 1000
+
+UnlistedSender = Literal["not_found", "empty"]
+EmptySuccess = Literal["empty", "no_content", "json"]
+NextLinkKey = Literal["@odata.nextLink", "odata.nextLink"]
+TimeFormat = Literal["iso7", "ms", "ms_offset", "unreadable"]
+InnerKey = Literal["internalException", "internalexception"]
+AppAccess = Literal["granted", "no_app_role", "no_directory_role"]
+
+
+@dataclass
+class ExchangeQuirks:
+    # Get-BlockedSenderAddress naming a sender that is not listed: a not-found error
+    # (ManagementObjectNotFoundException), or an empty list.
+    unlisted_sender: UnlistedSender = "not_found"
+    # A cmdlet with no output (Remove-BlockedSenderAddress, Set-Mailbox): 200 with an empty
+    # body, 204, or a JSON body with an empty ``value``.
+    empty_success: EmptySuccess = "empty"
+    # The spelling of the next link of a paged reply.
+    next_link_key: NextLinkKey = "@odata.nextLink"
+    # Where next links point; None for the sandbox's own origin. Anything else plays a reply
+    # that sends the client (and its bearer token) to another host.
+    next_link_origin: str | None = None
+    # How CreatedDatetime / ChangedDatetime are written.
+    time_format: TimeFormat = "iso7"
+    # The casing of ``innererror.internalException`` in error bodies.
+    inner_key: InnerKey = "internalException"
+    # The app's rights: ``no_app_role`` (no Exchange.ManageAsApp) answers 401 with only a
+    # WWW-Authenticate header; ``no_directory_role`` answers 403 with a body that is not JSON.
+    app_access: AppAccess = "granted"
+
+
+def exchange_time(moment: datetime, style: TimeFormat) -> str:
+    """A timestamp the way Exchange writes it: ISO 8601 with seven fractional digits, or the
+    .NET JSON form ``/Date(ms)/`` (optionally with an offset); ``unreadable`` is a value no
+    parser understands, for tests of an unknown time."""
+    moment = moment.astimezone(UTC)
+    millis = int(moment.timestamp() * 1000)
+    if style == "ms":
+        return f"/Date({millis})/"
+    if style == "ms_offset":
+        return f"/Date({millis}+0000)/"
+    if style == "unreadable":
+        return "Tuesday, sometime"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
