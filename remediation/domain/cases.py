@@ -70,12 +70,20 @@ class Case:
     request_ids: tuple[str, ...] = ()
     force: bool = False
     user_id: str | None = None
-    sender: str | None = None
+    sender: str | None = None  # the directory's primary address
+    # The address on the Restricted users list (the block entry's, or the alert evidence's),
+    # which may be an alias of the primary one.
+    listed_address: str | None = None
     block_created: datetime | None = None
     unblocked_at: datetime | None = None
     last_block_seen: datetime | None = None
     version: int = 0
     steps: tuple[Step, ...] = ()
+
+    @property
+    def block_address(self) -> str:
+        """The address to unblock and verify: the listed one, else the primary one."""
+        return self.listed_address or self.sender or self.user
 
     def evolve(self, **changes: Any) -> "Case":
         return replace(self, **changes)
@@ -95,6 +103,7 @@ class Case:
             "source": self.source, "reason": self.reason, "requested_by": self.requested_by,
             "alert_ids": list(self.alert_ids), "request_ids": list(self.request_ids),
             "force": self.force, "user_id": self.user_id, "sender": self.sender,
+            "listed_address": self.listed_address,
             "block_created": _iso(self.block_created), "unblocked_at": _iso(self.unblocked_at),
             "last_block_seen": _iso(self.last_block_seen), "version": self.version,
         }
@@ -109,6 +118,7 @@ class Case:
             requested_by=raw.get("requested_by"), alert_ids=tuple(raw.get("alert_ids", ())),
             request_ids=tuple(raw.get("request_ids", ())), force=bool(raw.get("force", False)),
             user_id=raw.get("user_id"), sender=raw.get("sender"),
+            listed_address=raw.get("listed_address"),
             block_created=_parse(raw.get("block_created")),
             unblocked_at=_parse(raw.get("unblocked_at")),
             last_block_seen=_parse(raw.get("last_block_seen")),

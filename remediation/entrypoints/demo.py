@@ -31,7 +31,7 @@ DEMO_REQUESTS = (
 )
 
 
-DEMO_BREAKER = 10
+DEMO_BREAKER = 12
 
 
 def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:

@@ -38,6 +38,8 @@ def summary(case: Case) -> str:
                      f"{len(checks)} check(s)")
     if merged:
         parts.append(f"{merged} duplicate request(s) merged")
+    if case.listed_address and case.listed_address != case.user:
+        parts.append(f"listed as {case.listed_address}")
     if case.alert_ids and case.state is not CaseState.REJECTED:
         parts.append(f"{len(case.alert_ids)} Defender alert(s)")
     hygiene = case.done("mailbox_hygiene")

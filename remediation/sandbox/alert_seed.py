@@ -59,6 +59,8 @@ def demo_alerts() -> list[dict[str, Any]]:
         alert(RESTRICTED.upper(), [user_evidence("lee.gu@contoso.com")], severity="high"),
         alert(LIMIT.lower(), [mailbox_evidence("megan.bowen@contoso.com"), device_evidence()]),
         alert(SUSPICIOUS, [user_evidence("", None), device_evidence()]),
+        alert(RESTRICTED, [mailbox_evidence("$scanner@contoso.com")], severity="high"),
+        alert(LIMIT, [mailbox_evidence("sales@contoso.com", upn="")]),
         alert(RESTRICTED, [device_evidence()], service_source="microsoftDefenderForEndpoint"),
         alert("Email messages containing malicious URL removed after delivery",
               [mailbox_evidence("alex.wilber@contoso.com")]),

@@ -16,6 +16,8 @@ from remediation.sandbox.state import (
 BREAK_GLASS_GROUP_ID = "3f0c6a8e-2d5b-4c71-9e4a-b8d2f1a7c905"
 BREAK_GLASS_GROUP = "Break-glass accounts"
 EVIL_DOMAIN = "evil-mail.example"
+LEGACY_MAILBOX = "$scanner@contoso.com"
+ALIAS = "sales@contoso.com"
 STORM_SIZE = 8
 
 
@@ -26,6 +28,7 @@ class DemoUser:
     user: SandboxUser
     blocked: bool = True
     behaviour: BlockBehaviour = field(default_factory=BlockBehaviour)
+    block_as: str | None = None  # the address on the list, when it is not the primary one
 
 
 def demo_users() -> list[DemoUser]:
@@ -58,6 +61,13 @@ def demo_users() -> list[DemoUser]:
                              account_enabled=False)),
         # Mailbox hygiene: what an attacker plants to keep reading mail after the reset.
         DemoUser(_lynne()),
+        # A legacy service mailbox whose UPN starts with "$": Graph takes it only as
+        # /users('$scanner@contoso.com').
+        DemoUser(SandboxUser(LEGACY_MAILBOX, "Scanner (legacy service mailbox)")),
+        # Spam sent from an alias: the block (and the alert) name sales@, which Graph finds
+        # only through proxyAddresses; the unblock must name the listed alias.
+        DemoUser(SandboxUser("lidia.holloway@contoso.com", "Lidia Holloway", proxy_addresses=[
+            "SMTP:lidia.holloway@contoso.com", f"smtp:{ALIAS}"]), block_as=ALIAS),
         # A storm: more blocked accounts at once than the reset breaker lets through.
         *(DemoUser(SandboxUser(address, f"Storm {address[5:7]}"))
           for address in storm_addresses()),
@@ -109,7 +119,7 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
     for seeded in demo_users():
         user = tenant.add_user(seeded.user)
         if seeded.blocked and user.address not in held_back:
-            tenant.block(user.address, behaviour=seeded.behaviour)
+            tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour)
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)

@@ -100,7 +100,7 @@ class Episodes:
         recent = self._recorder.clock.now() - case.updated_at <= self._merge_window
         if case.state is CaseState.VERIFIED and not recent:
             return False
-        entries = await self._exchange.blocked_entries(case.sender or case.user)
+        entries = await self._exchange.blocked_entries(case.block_address)
         if case.state is CaseState.ESCALATED:
             if not entries:
                 return recent
@@ -138,7 +138,8 @@ class Episodes:
                     reason=request.reason, requested_by=request.requested_by,
                     alert_ids=request.alert_ids, request_ids=(request.request_id,),
                     force=request.force, user_id=identity.id if identity else None,
-                    sender=identity.sender_address if identity else None)
+                    sender=identity.sender_address if identity else None,
+                    listed_address=_address_named(request))
         await self._recorder.journal.add_case(case)
         detail = f"{request.source} request" + (" (forced)" if request.force else "")
         if request.user != user:
@@ -151,6 +152,12 @@ class Episodes:
                                              found.data)
         log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
         return case
+
+
+def _address_named(request: RemediationRequest) -> str | None:
+    """The address a signal named (the alert's evidence, the list entry, a person): where
+    the block may sit when it is an alias. An object id names no address."""
+    return request.user.lower() if "@" in request.user else None
 
 
 def request_data(request: RemediationRequest) -> dict[str, Any]:

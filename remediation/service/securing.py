@@ -68,7 +68,10 @@ class Securing:
             raise PermanentError(guard.detail)
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
-        case, plan = await record.run(case, PLAN, lambda: self._plan(user, verdict))
+        case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict))
+        listed = plan.data.get("listed_address")
+        if isinstance(listed, str) and listed != case.listed_address:
+            case = await record.save(case, listed_address=listed)
         if self._settings.mode == "dry-run":
             return await self._outcomes.end(case, CaseState.PLANNED, f"dry run: {plan.detail}")
         if self._needs_approval(case):
@@ -114,12 +117,12 @@ class Securing:
         detail = guard.reason or "an ordinary account: may be secured automatically"
         return StepResult(detail, {"verdict": guard.verdict.value, **guard.facts})
 
-    async def _plan(self, user: DirectoryUser, verdict: Verdict) -> StepResult:
+    async def _plan(self, case: Case, user: DirectoryUser, verdict: Verdict) -> StepResult:
         """Everything that will be done, from reads only (the dry-run and approval output)."""
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             return StepResult("revoke sign-in sessions, then hand over to a human "
                               "(the password must be reset on-premises)", {"actions": []})
-        entries = await self._exchange.blocked_entries(user.sender_address)
+        listed, entries = await self._listed(case, user)
         findings = await self._findings(user)
         act = self._settings.hygiene == "disable"
         actions = ["reset the password (change forced at next sign-in)",
@@ -127,11 +130,25 @@ class Securing:
         actions += [f"{'disable' if act else 'report'} {f.name!r}: {f.why}" if f.rule_id else
                     f"{'clear' if act else 'report'} mailbox forwarding: {f.why}"
                     for f in findings]
-        actions.append(f"remove the block (listed since {_when(_newest(entries).created)})"
+        alias = f" as {listed}" if listed != user.sender_address else ""
+        actions.append(f"remove the block (listed{alias} since {_when(_newest(entries).created)})"
                        if entries else "nothing to unblock (not on the Restricted users list)")
         return StepResult("; ".join(actions), {
-            "actions": actions, "listed": bool(entries),
+            "actions": actions, "listed": bool(entries), "listed_address": listed,
             "findings": [_finding_data(f) for f in findings]})
+
+    async def _listed(self, case: Case, user: DirectoryUser,
+                      ) -> tuple[str, list[BlockedSender]]:
+        """Which of the account's addresses the Restricted users list holds: the one a signal
+        named (an alias, perhaps), then the primary one. The lookup made sure the account owns
+        the address named."""
+        candidates = list(dict.fromkeys(
+            address for address in (case.listed_address, user.sender_address) if address))
+        for address in candidates:
+            entries = await self._exchange.blocked_entries(address)
+            if entries:
+                return address, entries
+        return candidates[0], []
 
     async def _breaker(self, case: Case) -> StepResult:
         limit = self._settings.max_resets_per_hour
@@ -185,7 +202,7 @@ class Securing:
         return [*findings, *([forwarding] if forwarding else [])]
 
     async def _unblock(self, case: Case) -> StepResult:
-        sender = case.sender or case.user
+        sender = case.block_address
         now = self._recorder.clock.now()
         entries = await self._exchange.blocked_entries(sender)
         if not entries:

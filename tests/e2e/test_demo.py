@@ -29,9 +29,11 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
         "pradeep.gupta@fabrikam.com": ("restricted-list", "escalated"),
         "miriam.graham@contoso.com": ("restricted-list", "skipped"),
         "lynne.robbins@contoso.com": ("restricted-list", "verified"),
+        "$scanner@contoso.com": ("alert", "verified"),
+        "lidia.holloway@contoso.com": ("alert", "verified"),
     }
     storm = [state for user, (_, state) in outcome.items() if user.startswith("storm")]
-    resets_before_storm = 6  # diego, adele, lee, megan, johanna, lynne
+    resets_before_storm = 8  # diego, adele, lee, megan, johanna, lynne, $scanner, lidia
     allowed = DEMO_BREAKER - resets_before_storm
     assert sorted(storm) == ["escalated"] * (STORM_SIZE - allowed) + ["verified"] * allowed
     flat = " ".join(text.split())  # the table wraps long lines
@@ -39,4 +41,5 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     assert "1 duplicate request(s) merged" in flat
     assert "mailbox: 3 planted rule(s)/forwarding disabled/cleared" in flat
     assert f"{DEMO_BREAKER} password resets" in text
-    assert text.count("resolved/truePositive/compromisedAccount") == 3
+    assert text.count("resolved/truePositive/compromisedAccount") == 5
+    assert "listed as sales@contoso.com" in flat

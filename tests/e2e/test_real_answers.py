@@ -1,0 +1,158 @@
+"""Whole cases against a sandbox that answers the way Microsoft 365 really does (API-NOTES §2,
+§3, §6, §7): the workflow's record stays true whatever Exchange and Graph say."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from remediation.domain.cases import CaseState, StepStatus
+from remediation.sandbox import Fault, SandboxTenant
+from remediation.sandbox.seed import ALIAS, LEGACY_MAILBOX
+from tests.conftest import sandbox_env
+from tests.e2e.test_scenarios import run_requests, tenant_calls
+
+ADELE = "adele.vance@contoso.com"
+ALEX = "alex.wilber@contoso.com"  # in the directory, never blocked
+LEE = "lee.gu@contoso.com"  # the block lingers for two reads after the unblock
+LIDIA = "lidia.holloway@contoso.com"  # blocked as her alias sales@contoso.com
+NOT_FOUND = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
+
+
+async def test_a_sender_exchange_does_not_know_is_not_listed_everywhere(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    assert tenant.exchange.unlisted_sender == "not_found"  # Exchange's strict answer
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ALEX)
+    await app.aclose()
+    case = cases[ALEX]
+    assert case.state is CaseState.VERIFIED, case.reason
+    plan, unblock, first_check = (case.done(name) for name in ("plan", "unblock", "verify_0"))
+    assert plan is not None and plan.data["listed"] is False
+    assert unblock is not None and unblock.data["listed"] is False
+    assert first_check is not None and first_check.data["listed"] is False
+    assert "Remove-BlockedSenderAddress" not in tenant_calls(tenant, ALEX)
+
+
+async def test_an_unblock_exchange_refused_is_never_journaled_done(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    tenant.add_fault(Fault(status=400, code="BadRequest", cmdlet="Remove-BlockedSenderAddress",
+                           exception_type=NOT_FOUND, times=None,
+                           message=f"The operation couldn't be performed because object "
+                                   f"'{ADELE}' couldn't be found."))
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ADELE)
+    await app.aclose()
+    case = cases[ADELE]
+    assert case.state is CaseState.ESCALATED
+    assert "still lists it" in (case.reason or "")
+    assert case.done("unblock") is None
+    assert any(s.name == "unblock" and s.status is StepStatus.FAILED for s in case.steps)
+    assert case.unblocked_at is None
+    assert ADELE in tenant.blocked_addresses()
+
+
+async def test_block_times_exchange_wrote_unreadably_never_read_as_a_reblock(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    tenant.exchange.time_format = "unreadable"
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", LEE)
+    await app.aclose()
+    case = cases[LEE]
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert case.block_created is None
+    lingering = case.done("verify_0")
+    assert lingering is not None and lingering.data == {"listed": True}
+
+
+@pytest.mark.parametrize("access", ["no_app_role", "no_directory_role"])
+async def test_exchange_without_its_rights_escalates_naming_them_before_any_change(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path, access: str) -> None:
+    tenant.exchange.app_access = access  # type: ignore[assignment]
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ADELE)
+    await app.aclose()
+    case = cases[ADELE]
+    assert case.state is CaseState.ESCALATED
+    assert "Exchange.ManageAsApp" in (case.reason or "")
+    assert "Exchange Administrator" in (case.reason or "")
+    assert tenant.user(ADELE).password_changes == []
+
+
+async def test_an_app_without_user_administrator_escalates_naming_the_role(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    tenant.app_has_user_administrator = False
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ADELE)
+    await app.aclose()
+    case = cases[ADELE]
+    assert case.state is CaseState.ESCALATED
+    assert "User Administrator" in (case.reason or "")
+    assert "Remove-BlockedSenderAddress" not in tenant_calls(tenant, ADELE)
+    assert ADELE in tenant.blocked_addresses()
+
+
+async def test_a_block_on_an_alias_is_lifted_by_the_listed_address(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ALIAS)
+    await app.aclose()
+    case = cases[LIDIA]  # one case for the person, keyed by the primary address
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert (case.sender, case.listed_address) == (LIDIA, ALIAS)
+    assert tenant.removals == [(ALIAS, None)]
+    assert ALIAS not in tenant.blocked_addresses()
+    assert len(tenant.user(LIDIA).password_changes) == 1
+
+
+async def test_the_primary_address_is_unblocked_when_a_person_names_another(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    # A person names Adele by object id: no address named, the primary one is listed.
+    adele_id = tenant.user(ADELE).id
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", adele_id)
+    await app.aclose()
+    case = cases[ADELE]
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert case.listed_address == ADELE
+    assert tenant.removals == [(ADELE, None)]
+
+
+async def test_a_legacy_mailbox_whose_upn_starts_with_a_dollar_is_remediated(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", LEGACY_MAILBOX)
+    await app.aclose()
+    case = cases[LEGACY_MAILBOX]
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert tenant.removals == [(LEGACY_MAILBOX, None)]
+    lookups = [r for r in tenant.requests() if r.method == "GET" and "users(" in r.path]
+    assert lookups and all(r.status == 200 for r in lookups)
+
+
+HOSTILE = {
+    "exchange answers HTML with 200": [Fault(status=200, raw_body="<html>maintenance</html>",
+                                             path=r"^/adminapi/", times=None)],
+    "exchange answers 401 with no body": [Fault(status=401, raw_body="", path=r"^/adminapi/",
+                                                authenticate='Bearer error="invalid_token"',
+                                                times=None)],
+    "graph answers 500 that is not JSON and 429 for ten minutes": [
+        Fault(status=500, raw_body="<html>gateway</html>", method="PATCH", times=None),
+        Fault(status=429, retry_after=600, method="GET", path=r"^/v1\.0/users", times=None)],
+    "exchange answers empty 503": [Fault(status=503, raw_body="", path=r"^/adminapi/",
+                                         times=None)],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("story", sorted(HOSTILE))
+def test_run_until_idle_never_ends_in_a_traceback(
+        threaded_sandbox_url: str, tenant: SandboxTenant, tmp_path: Path, story: str) -> None:
+    for fault in HOSTILE[story]:
+        tenant.add_fault(fault)
+    db = tmp_path / "state.db"
+    env = {**os.environ, **sandbox_env(threaded_sandbox_url, tenant, db),
+           "MAX_DELIVERY_COUNT": "2", "HTTP_MAX_RETRIES": "0"}
+    run = [sys.executable, "-m", "remediation"]
+    for user in (ADELE, LEE):
+        enqueued = subprocess.run([*run, "enqueue", "--user", user], env=env,
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert enqueued.returncode == 0, enqueued.stderr
+    result = subprocess.run([*run, "run", "--until-idle"], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode in (0, 1), result.stderr[-3000:]
