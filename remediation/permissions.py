@@ -62,6 +62,18 @@ PERMISSIONS: tuple[Permission, ...] = (
                "roles, roles held through groups, and PIM eligibility; one permission covers "
                "roleAssignments and roleEligibilityScheduleInstances",
                "remediation/adapters/graph_roles.py: GraphRoles.memberships"),
+    Permission("PrivilegedEligibilitySchedule.Read.AzureADGroup", MICROSOFT_GRAPH,
+               "guardrails: PIM for Groups eligibility (eligibilityScheduleInstances): an "
+               "account eligible to join or own a group that holds a directory role; the "
+               "least privileged application permission of that list (Graph v1.0 "
+               "privilegedAccessGroup, List eligibilityScheduleInstances)",
+               "remediation/adapters/graph_roles.py: GraphRoles.memberships"),
+    Permission("PrivilegedAssignmentSchedule.Read.AzureADGroup", MICROSOFT_GRAPH,
+               "guardrails: PIM for Groups assignments (assignmentScheduleInstances): an "
+               "account that is a member or owner of such a group through PIM (ownership is "
+               "not in transitiveMemberOf); the least privileged application permission of "
+               "that list (Graph v1.0 privilegedAccessGroup, List assignmentScheduleInstances)",
+               "remediation/adapters/graph_roles.py: GraphRoles.memberships"),
     Permission("Domain.Read.All", MICROSOFT_GRAPH,
                "the tenant's domains: which are federated (guardrail) and which are ours "
                "(forwarding outside the organisation)",
@@ -88,7 +100,10 @@ DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
                   "app-only password resets: User-PasswordProfile.ReadWrite.All alone is not "
                   "enough, the app must hold at least User Administrator (msgraph-sdk "
                   "models/user.py, password_profile); without it every reset answers 403 "
-                  "Authorization_RequestDenied",
+                  "Authorization_RequestDenied. It can also reset some administrators "
+                  "(Helpdesk, Password, Groups and User Administrators, ...: Microsoft Graph, "
+                  "Working with users, Who can reset passwords): the guardrails, not the role, "
+                  "keep administrators out of the robot's reach",
                   "remediation/adapters/graph_directory.py: GraphDirectory.reset_password"),
     DirectoryRole("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de",
                   "Exchange.ManageAsApp needs a directory role: Get-/Remove-BlockedSenderAddress "

@@ -22,8 +22,10 @@ Administrator directory role on the service principal (see ``remediation/permiss
 No azure-core exception leaves this module: callers see TransientError or PermanentError.
 """
 
+import asyncio
 import json
 import logging
+from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
@@ -41,24 +43,35 @@ MISSING_RIGHTS = ("grant the app Exchange.ManageAsApp (Office 365 Exchange Onlin
                   "its service principal the Exchange Administrator directory role")
 _TRANSIENT_CAUSES = ("serverbusyexception", "cmdletproxynotavailablefailure",
                      "transientexception", "backendcommunicationexception")
-# Only the cmdlet's own "no such object", never an endpoint's 404 (a wrong tenant id must
-# not read as "not listed").
+# Only the cmdlet's own "no such object", inside Exchange's structured error: never a
+# gateway page or an endpoint's 404 (a wrong tenant id must not read as "not listed").
 _NOT_FOUND_CAUSES = ("managementobjectnotfound", "couldn't be found", "could not be found")
 _PERMISSION_CAUSES = ("allowed to call", "access is denied", "accessdenied",
                       "unauthorizedaccessexception")
+# The exact text is unconfirmed (API-NOTES §3): recognise the family, not one sentence.
+_UNBLOCK_LIMIT_CAUSES = (("unblocklimit",), ("unblock", "limit"), ("unblock", "quota"),
+                         ("unblock", "maximum"), ("maximum number", "support"),
+                         ("limit", "support"))
+_PAGINATION_EXPIRED = "expired or invalid pagination request"
+_SHOWN = 500  # characters of Exchange's text kept in a reason
 
 
 class ExchangeError(Exception):
-    """A failed InvokeCommand; ``cause`` is Exchange's real text (details, inner error)."""
+    """A failed InvokeCommand. ``causes`` are every text of Exchange's structured error
+    (``details``, ``innererror`` at any depth, any key casing); ``structured`` is False for a
+    body that was not Exchange's JSON error (a gateway page, nothing at all)."""
 
-    def __init__(self, status: int, code: str, message: str, cause: str = "") -> None:
-        text = " ".join(part for part in (message, cause) if part) or "no error text"
-        super().__init__(f"{status} {code}: {text}")
-        self.status, self.code, self.message, self.cause = status, code, text, cause
+    def __init__(self, status: int, code: str, message: str, causes: tuple[str, ...] = (),
+                 structured: bool = True) -> None:
+        self.status, self.code, self.structured = status, code, structured
+        self.causes = tuple(dict.fromkeys(cause for cause in causes if cause))
+        self.text = " ".join((code, message, *self.causes)).lower()
+        shown = " ".join(part for part in (message, *self.causes) if part) or "no error text"
+        self.message = " ".join(shown.split())[:_SHOWN]
+        super().__init__(f"{status} {code}: {self.message}")
 
     def _mentions(self, needles: tuple[str, ...]) -> bool:
-        text = f"{self.code} {self.message}".lower()
-        return any(needle in text for needle in needles)
+        return any(needle in self.text for needle in needles)
 
     @property
     def transient(self) -> bool:
@@ -66,16 +79,29 @@ class ExchangeError(Exception):
 
     @property
     def not_found(self) -> bool:
-        return self._mentions(_NOT_FOUND_CAUSES)
+        """The cmdlet said its object does not exist (in its structured error)."""
+        return self.structured and any(
+            needle in cause.lower() for cause in self.causes for needle in _NOT_FOUND_CAUSES)
+
+    def not_found_about(self, subject: str) -> bool:
+        """"Not found", and the cause names ``subject``: only then is it an answer about it."""
+        wanted = subject.lower()
+        return self.not_found and any(
+            wanted in cause.lower() and any(needle in cause.lower()
+                                            for needle in _NOT_FOUND_CAUSES)
+            for cause in self.causes)
 
     @property
     def unblock_limit(self) -> bool:
-        text = self.message.lower()
-        return "unblocklimit" in text or ("limit" in text and "support" in text)
+        return any(all(part in self.text for part in parts) for parts in _UNBLOCK_LIMIT_CAUSES)
 
     @property
     def missing_rights(self) -> bool:
         return self.status in (401, 403) or self._mentions(_PERMISSION_CAUSES)
+
+    @property
+    def pagination_expired(self) -> bool:
+        return _PAGINATION_EXPIRED in self.text
 
 
 class ExchangeCmdletError(PermanentError):
@@ -105,19 +131,43 @@ class ExchangeAdminClient:
         """Run a cmdlet and return every item of every page.
 
         Raises ExchangeCmdletError (permanent; ``.error`` tells not-found, unblock limit and
-        missing rights apart), TransientError (after the retry budget; ``retry_after`` set when
-        the service asked for a delay), or PermanentError for a next link to another host.
+        missing rights apart), TransientError (after the retry budget, which holds for all
+        pages together; ``retry_after`` set when the service asked for a delay), or
+        PermanentError for a next link to another host.
         """
         body = json.dumps({"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}})
+        spent = [0.0]
+        try:
+            return await self._pages(cmdlet, body, spent)
+        except ExchangeCmdletError as failure:
+            if not failure.error.pagination_expired:
+                raise
+        # A next link Exchange no longer honours (API-NOTES §6): read the list again, once.
+        log.warning("Exchange: %s next link expired; reading the list again", cmdlet)
+        try:
+            return await self._pages(cmdlet, body, spent)
+        except ExchangeCmdletError as failure:
+            if failure.error.pagination_expired:
+                raise TransientError(f"Exchange: {cmdlet} next links expired twice while "
+                                     "paging; try again later") from None
+            raise
+
+    async def _pages(self, cmdlet: str, body: str, spent: list[float]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         url: str | None = self._url
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             if url is None:
                 return items
-            page = await self._post_with_retries(cmdlet, url, body)
+            seen.add(url)
+            page = await with_retries(self._budget, f"Exchange: {cmdlet}",
+                                      partial(self._post, cmdlet, url, body), spent)
             value = page.get("value")
             items.extend(item for item in value or [] if isinstance(item, dict))
             url = self._next_link(cmdlet, page)
+            if url is not None and url in seen:
+                raise TransientError(f"Exchange: {cmdlet} sent a next link it had sent before; "
+                                     "stopped paging")
         raise TransientError(f"Exchange: {cmdlet} returned more than {MAX_PAGES} pages")
 
     async def close(self) -> None:
@@ -132,14 +182,15 @@ class ExchangeAdminClient:
         link = next((page[key] for key in NEXT_LINK_KEYS if page.get(key)), None)
         if link is None:
             return None
-        if not isinstance(link, str) or _origin(link) != self._origin:
-            host = urlparse(link).netloc if isinstance(link, str) else "?"
+        origin = _origin(link) if isinstance(link, str) else None
+        if origin != self._origin:
+            host = _netloc(link) if isinstance(link, str) else "?"
             log.error("Exchange: %s answered with a next link to %r, not the configured "
                       "Exchange host; refused", cmdlet, host)
             raise PermanentError(
                 f"Exchange: {cmdlet} answered with a next link to another host ({host!r}, "
                 f"not {urlparse(self._origin).netloc!r}); refused, the token was not sent")
-        return link
+        return str(link)
 
     async def _post(self, cmdlet: str, url: str, body: str) -> dict[str, Any]:
         from azure.core.exceptions import (
@@ -156,10 +207,15 @@ class ExchangeAdminClient:
             "Prefer": f"odata.maxpagesize={self._page_size}",
         })
         try:
-            response = await self._client().send_request(
-                request, enforce_https=self._https,
-                connection_timeout=min(self._timeout, 10.0), read_timeout=self._timeout)
-            raw = bytes(response.content)  # read once, by send_request (stream=False)
+            # The transport's timeouts are per socket read: a dripping answer would outlive
+            # them, so the whole request has a deadline too.
+            async with asyncio.timeout(self._timeout):
+                response = await self._client().send_request(
+                    request, enforce_https=self._https,
+                    connection_timeout=min(self._timeout, 10.0), read_timeout=self._timeout)
+                raw = bytes(response.content)  # read once, by send_request (stream=False)
+        except TimeoutError:
+            raise TransientError(f"Exchange: {cmdlet} timed out") from None
         except ClientAuthenticationError as error:
             raise TransientError(
                 f"cannot get a token for Exchange: {type(error).__name__}") from None
@@ -170,7 +226,11 @@ class ExchangeAdminClient:
         except AzureError as error:
             raise TransientError(f"Exchange: {cmdlet} failed: {type(error).__name__}") from None
         status = response.status_code
-        if status >= 400:
+        if 300 <= status < 400:
+            raise PermanentError(
+                f"Exchange: {cmdlet} answered a redirect ({status}); redirects are not "
+                "followed (the token stays with the configured host): check EXCHANGE_ENDPOINT")
+        if status >= 400 or status < 200:
             raise _classify(cmdlet, _error(status, raw),
                             parse_retry_after(response.headers.get("Retry-After")))
         if not raw.strip():
@@ -206,9 +266,38 @@ class ExchangeAdminClient:
         return self._pipeline
 
 
-def _origin(url: str) -> str:
-    parsed = urlparse(url)
-    return f"{parsed.scheme.lower()}://{(parsed.netloc or '').lower()}"
+def _origin(url: str) -> str | None:
+    """scheme://host:port of a URL, lower case; None when it cannot be read. Userinfo
+    (``https://host@elsewhere``) never passes as the configured host."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError:
+        return None
+    if parsed.username is not None or parsed.password is not None or not parsed.hostname:
+        return None
+    default = {"https": 443, "http": 80}.get(parsed.scheme.lower())
+    return f"{parsed.scheme.lower()}://{parsed.hostname.lower()}:{port or default}"
+
+
+def _netloc(url: str) -> str:
+    try:
+        return urlparse(url).netloc[:100]
+    except ValueError:
+        return "(unreadable)"
+
+
+def _texts(value: object, depth: int = 0) -> list[str]:
+    """Every string inside an error object, depth first (Exchange nests its causes)."""
+    if depth > 8:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _texts(item, depth + 1)]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item, depth + 1)]
+    return []
 
 
 def _error(status: int, raw: bytes) -> ExchangeError:
@@ -216,23 +305,18 @@ def _error(status: int, raw: bytes) -> ExchangeError:
     text = raw.decode("utf-8", errors="replace").strip()
     try:
         parsed = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if not isinstance(error, dict):
-        return ExchangeError(status, "unparsed", "", " ".join(text.split())[:300])
-    causes: list[str] = []
-    for detail in error.get("details") or []:
-        if isinstance(detail, dict) and detail.get("message"):
-            causes.append(str(detail["message"]))
-    inner = error.get("innererror")
-    if isinstance(inner, dict):
-        for key, value in inner.items():
-            if key.lower() == "internalexception" and isinstance(value, dict):
-                causes.extend(str(value[k]) for k in ("message", "type") if value.get(k))
-    unique = [cause for cause in dict.fromkeys(causes) if cause]
-    return ExchangeError(status, str(error.get("code") or "unknown"),
-                         str(error.get("message") or ""), " ".join(unique)[:1000])
+        return ExchangeError(status, "unparsed", "", (text,), structured=False)
+    fields = {str(key).lower(): value for key, value in error.items()}
+    causes = [*_texts(fields.get("details")), *_texts(fields.get("innererror"))]
+    for key, value in fields.items():
+        if key not in ("code", "message", "details", "innererror"):
+            causes += _texts(value)
+    return ExchangeError(status, str(fields.get("code") or "unknown"),
+                         str(fields.get("message") or ""), tuple(causes))
 
 
 def _classify(cmdlet: str, error: ExchangeError, retry_after: float | None) -> Exception:
@@ -240,7 +324,7 @@ def _classify(cmdlet: str, error: ExchangeError, retry_after: float | None) -> E
     detail = f"Exchange: {cmdlet} failed with {error}"
     if error.transient:
         return TransientError(detail, retry_after=retry_after)
-    if error.not_found:
+    if error.not_found or error.pagination_expired:
         return ExchangeCmdletError(detail, error)
     if error.unblock_limit:
         return ExchangeCmdletError(

@@ -1,7 +1,9 @@
 """The RestrictedSenders port: Get-/Remove-BlockedSenderAddress (API-NOTES §3, §6).
 
 - A question about one sender has two answers: its entries, or Exchange's "couldn't be found"
-  (ManagementObjectNotFoundException), which means *not listed*.
+  (ManagementObjectNotFoundException) about that sender, which means *not listed*. Any other
+  failure (a gateway page, a 404 of the endpoint, "not found" about another object) is an
+  error, never "not listed": a wrong answer here would verify a case that is still blocked.
 - The whole list is read with ``ResultSize: Unlimited`` (Get-* cmdlets stop at 1000 objects
   otherwise) and every next link on the configured host.
 - ``Remove-BlockedSenderAddress`` gets ``SenderAddress`` only: its ``-Reason`` selects the
@@ -35,7 +37,7 @@ class ExchangeRestrictedSenders:
             items = await self._exchange.invoke("Get-BlockedSenderAddress",
                                                 {"SenderAddress": sender})
         except ExchangeCmdletError as failure:
-            if failure.error.not_found:
+            if failure.error.not_found_about(sender):
                 return []
             raise
         return [_entry(item) for item in items
@@ -52,7 +54,7 @@ class ExchangeRestrictedSenders:
         try:
             await self._exchange.invoke("Remove-BlockedSenderAddress", {"SenderAddress": sender})
         except ExchangeCmdletError as failure:
-            if not failure.error.not_found:
+            if not failure.error.not_found_about(sender):
                 raise
             if await self.blocked_entries(sender):
                 raise PermanentError(
@@ -87,10 +89,15 @@ def parse_exchange_time(value: object) -> datetime | None:
             return None
         if sign:
             offset = timedelta(hours=int(hours), minutes=int(minutes))
-            return moment.astimezone(timezone(offset if sign == "+" else -offset))
-        return moment
+            return _known(moment.astimezone(timezone(offset if sign == "+" else -offset)))
+        return _known(moment)
     try:
         parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00")))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return _known(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
+def _known(moment: datetime) -> datetime | None:
+    """.NET's DateTime.MaxValue (year 9999) stands for "no time": unknown, not the future."""
+    return None if moment.year >= 9999 else moment

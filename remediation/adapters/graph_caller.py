@@ -1,6 +1,14 @@
 """Calls to Microsoft Graph through msgraph-sdk: one client per process, bounded retries,
-errors translated into the core's TransientError / PermanentError."""
+errors translated into the core's TransientError / PermanentError.
 
+Only those two (and GraphRequestError, a PermanentError) leave this module, whatever Graph or
+the network answers: a redirect is an error (never followed: the token stays with the
+configured host), a body the SDK cannot read is transient, an answer that takes longer than
+the timeout as a whole (not per socket read) is transient, anything else the SDK raises is
+permanent, with a reason that names the call and the kind of failure, never the URL.
+"""
+
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -36,12 +44,16 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
 
     The SDK's retry middleware is switched off (``RetryHandlerOption(max_retries=0)``): it
     would sleep for any Retry-After under 180 s (kiota_http ``RetryHandler``), longer than a
-    call may wait. ``GraphCaller`` retries within its budget instead.
+    call may wait. ``GraphCaller`` retries within its budget instead. Redirects are not
+    followed (``RedirectHandlerOption(should_redirect=False)``; kiota would follow them,
+    and raise bare exceptions on a scheme change or an unreadable Location), and a response
+    hook turns any 3xx into ``_Redirected``: Graph never redirects an API call, so a redirect
+    means a wrong endpoint or something in between.
     """
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
     )
-    from kiota_http.middleware.options import RetryHandlerOption
+    from kiota_http.middleware.options import RedirectHandlerOption, RetryHandlerOption
     from msgraph.graph_request_adapter import GraphRequestAdapter
     from msgraph.graph_service_client import GraphServiceClient
     from msgraph_core import GraphClientFactory
@@ -49,14 +61,30 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     host = urlparse(endpoint).hostname or ""
     auth = AzureIdentityAuthenticationProvider(
         credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host])
-    http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+    http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                             event_hooks={"response": [_refuse_redirects]})
     retry = RetryHandlerOption(delay=0, max_retries=0, should_retry=False)
-    options: dict[str, Any] = {RetryHandlerOption.get_key(): retry}
+    options: dict[str, Any] = {RetryHandlerOption.get_key(): retry,
+                               RedirectHandlerOption.get_key(): RedirectHandlerOption(
+                                   should_redirect=False)}
     adapter = GraphRequestAdapter(
         auth, client=GraphClientFactory.create_with_default_middleware(client=http,
                                                                        options=options))
     adapter.base_url = f"{endpoint}/v1.0"
     return GraphServiceClient(request_adapter=adapter), http
+
+
+class _Redirected(Exception):
+    """A 3xx answer: raised by the response hook, turned into GraphRequestError in _once."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+async def _refuse_redirects(response: httpx.Response) -> None:
+    if 300 <= response.status_code < 400:
+        raise _Redirected(response.status_code)
 
 
 class GraphCaller:
@@ -67,6 +95,7 @@ class GraphCaller:
                  max_retries: int, retry_delay: float = 0.5,
                  max_wait: float = DEFAULT_MAX_WAIT) -> None:
         self._endpoint = endpoint
+        self._origin = _origin(endpoint)
         self._credential = credential
         self._timeout = timeout
         self._budget = RetryBudget(retries=max_retries, max_wait=max_wait,
@@ -87,29 +116,43 @@ class GraphCaller:
             await self._http.aclose()
 
     async def call(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]], *,
-                   retry: bool = True) -> T:
+                   retry: bool = True, spent: list[float] | None = None) -> T:
         """Run ``action`` with the client. ``retry=False`` for a request that must never be
-        sent twice (an alert comment: a repeated POST is a second comment)."""
+        sent twice (an alert comment: a repeated POST is a second comment). ``spent`` carries
+        the seconds already waited by earlier requests of the same call (the pages of one
+        listing): one budget for all of them."""
         budget = self._budget if retry else RetryBudget(retries=0)
-        return await with_retries(budget, f"Graph: {what}", lambda: self._once(what, action))
+        return await with_retries(budget, f"Graph: {what}", lambda: self._once(what, action),
+                                  spent)
 
     async def _once(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]]) -> T:
         from azure.core.exceptions import ClientAuthenticationError
         from kiota_abstractions.api_error import APIError
 
         try:
-            return await action(self.client)
+            # httpx's timeout is per socket read: an answer that drips would outlive it. The
+            # whole attempt has a deadline too.
+            async with asyncio.timeout(self._timeout):
+                return await action(self.client)
         except APIError as error:
             raise _translate(what, error) from None
-        except (httpx.TimeoutException, httpx.TransportError) as error:
-            kind = "timed out" if isinstance(error, httpx.TimeoutException) else "failed"
-            raise TransientError(f"Graph: {what} {kind}") from None
+        except (httpx.TimeoutException, TimeoutError):
+            raise TransientError(f"Graph: {what} timed out") from None
+        except httpx.TransportError as error:
+            raise TransientError(f"Graph: {what} failed ({type(error).__name__})") from None
         except ClientAuthenticationError as error:
             raise TransientError(
                 f"cannot get a token for Graph: {type(error).__name__}") from None
+        except _Redirected as redirect:
+            raise GraphRequestError(
+                f"Graph: {what}: Graph answered a redirect ({redirect.status}); redirects are "
+                "not followed (the token stays with the configured host): check "
+                "GRAPH_ENDPOINT", redirect.status, "redirect") from None
+        except Exception as error:
+            raise _unexpected(what, error) from None
 
     async def send_json(self, what: str, build: "BuildRequest", *,
-                        retry: bool = True) -> dict[str, Any]:
+                        retry: bool = True, spent: list[float] | None = None) -> dict[str, Any]:
         """Send a request built from the SDK's builders; return the JSON object answered."""
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
@@ -118,27 +161,100 @@ class GraphCaller:
                 build(client), "bytes", {"XXX": ODataError})
             return result
 
-        raw = await self.call(what, send, retry=retry)
+        raw = await self.call(what, send, retry=retry, spent=spent)
         if not raw:
             return {}
         try:
             parsed = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise TransientError(f"Graph: {what} returned a body that is not JSON") from None
         return parsed if isinstance(parsed, dict) else {}
 
     async def get_all(self, what: str, first: "BuildRequest") -> list[dict[str, Any]]:
-        """GET a collection: the items of every page, following ``@odata.nextLink``."""
+        """GET a collection: the items of every page, following ``@odata.nextLink``.
+
+        Fails closed: a page without a ``value`` list (an empty 200, say) is a TransientError,
+        never "no items" (a Global Administrator must never read as "no roles"). Next links
+        are followed only to the configured Graph origin (PermanentError otherwise, the token
+        never sent) and never twice; all pages share one retry budget.
+        """
         items: list[dict[str, Any]] = []
         build = first
+        spent = [0.0]
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            page = await self.send_json(what, build)
-            items.extend(item for item in page.get("value") or [] if isinstance(item, dict))
+            page = await self.send_json(what, build, spent=spent)
+            values = page.get("value")
+            if not isinstance(values, list):
+                raise TransientError(f"Graph: {what} answered without a value list")
+            items.extend(item for item in values if isinstance(item, dict))
             link = page.get("@odata.nextLink")
-            if not isinstance(link, str) or not link:
+            if link is None or link == "":
                 return items
+            link = self._next_link(what, link)
+            if link in seen:
+                raise TransientError(f"Graph: {what} sent a next link it had sent before; "
+                                     "stopped paging")
+            seen.add(link)
             build = _next_page(link)
         raise TransientError(f"Graph: {what} returned more than {MAX_PAGES} pages")
+
+    def _next_link(self, what: str, link: object) -> str:
+        """``link`` when it points at the configured Graph origin; PermanentError (logged)
+        when it points elsewhere or cannot be read."""
+        if not isinstance(link, str):
+            raise PermanentError(f"Graph: {what} answered a next link that is not a string; "
+                                 "refused")
+        origin = _origin(link)
+        if origin is None:
+            log.error("Graph: %s answered a next link that cannot be read; refused", what)
+            raise PermanentError(f"Graph: {what} answered a next link that cannot be read; "
+                                 "refused, the token was not sent")
+        if origin != self._origin:
+            host = _netloc(link)
+            log.error("Graph: %s answered with a next link to %r, not the configured Graph "
+                      "host; refused", what, host)
+            raise PermanentError(
+                f"Graph: {what} answered with a next link to another host ({host!r}, not "
+                f"{_netloc(self._endpoint)!r}); refused, the token was not sent")
+        return link
+
+
+def _origin(url: str) -> str | None:
+    """scheme://host:port of a URL, lower case; None when it cannot be read (no scheme or
+    host, a bad port, an unbalanced IPv6 bracket). Userinfo (``https://graph@elsewhere``)
+    never passes as the configured host."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError:
+        return None
+    scheme = parsed.scheme.lower()
+    if (scheme not in ("http", "https") or not parsed.hostname
+            or parsed.username is not None or parsed.password is not None):
+        return None
+    return f"{scheme}://{parsed.hostname.lower()}:{port or (443 if scheme == 'https' else 80)}"
+
+
+def _netloc(url: str) -> str:
+    """The host (and port) of a URL, for a message: never its path or query."""
+    try:
+        return urlparse(url).netloc.rsplit("@", 1)[-1][:100]
+    except ValueError:
+        return "(unreadable)"
+
+
+def _unexpected(what: str, error: Exception) -> Exception:
+    """Anything else the SDK raised: a body it could not read (an HTML page on 200, broken
+    JSON) is transient; the rest is permanent. The reason names the kind, never the URL."""
+    kind = type(error).__name__
+    if isinstance(error, (ValueError, RecursionError)) or (
+            "does not have a factory" in str(error)):
+        log.warning("Graph: %s: the answer could not be read (%s)", what, kind)
+        return TransientError(f"Graph: {what} answered a body that could not be read "
+                              f"({kind}); not JSON from Graph")
+    log.warning("Graph: %s failed unexpectedly (%s)", what, kind, exc_info=error)
+    return PermanentError(f"Graph: {what} failed unexpectedly ({kind}); see the worker's log")
 
 
 def _next_page(link: str) -> "BuildRequest":

@@ -12,7 +12,9 @@ Look-ups (API-NOTES §7; Graph v1.0 "Get user", https://learn.microsoft.com/grap
 ``/users('$x@contoso.com')`` (quotes doubled inside): the plain form is a 400. Other
 addresses: ``$filter=mail eq '...'``, then
 ``$filter=proxyAddresses/any(p:p eq 'smtp:...')`` for aliases. The account found must own
-the address asked for; two accounts claiming it is an error, never a guess.
+the address asked for; two accounts claiming it is an error, never a guess. All three are
+asked and their answers united by object id (one account's UPN can be another's alias): a
+look-up by address costs three GETs (one page each), by object id one.
 """
 
 import asyncio
@@ -65,23 +67,25 @@ class GraphDirectory:
         PermanentError "... is ambiguous ..." when two accounts claim it.
         """
         wanted = bare_address(user)
+        owners: dict[str, DirectoryUser] = {}
         found = await self._user_by_key(wanted)
         if found is not None and found.owns(wanted):
-            return found
+            owners[found.id] = found
         if "@" in wanted:
             literal = wanted.replace("'", "''")
             for what, clause in (
                     ("look up user by mail", f"mail eq '{literal}'"),
                     ("look up user by alias",
                      f"proxyAddresses/any(p:p eq 'smtp:{literal}')")):
-                owners = await self._owners(what, clause, wanted)
-                if len(owners) > 1:
-                    ids = ", ".join(owner.id for owner in owners)
-                    raise PermanentError(
-                        f"the address {user} is ambiguous: directory objects {ids} all claim "
-                        "it; nobody was changed. Find the right account by hand")
-                if owners:
-                    return owners[0]
+                for owner in await self._owners(what, clause, wanted):
+                    owners.setdefault(owner.id, owner)
+        if len(owners) > 1:
+            ids = ", ".join(owners)
+            raise PermanentError(
+                f"the address {user} is ambiguous: directory objects {ids} all claim it; "
+                "nobody was changed. Find the right account by hand")
+        if owners:
+            return next(iter(owners.values()))
         raise PermanentError(f"user {user} not found in the directory")
 
     async def _user_by_key(self, key: str) -> DirectoryUser | None:

@@ -11,7 +11,21 @@ objects). Everything else is under role management (API-NOTES §7):
   PIM data, not a failure;
 - both again for every role-assignable group (``isAssignableToRole``, returned by default on
   groups) the account is a transitive member of: a role held through such a group names the
-  group as ``principalId``.
+  group as ``principalId``;
+- PIM for Groups: ``GET /identityGovernance/privilegedAccess/group/eligibilityScheduleInstances
+  ?$filter=principalId eq '{id}'`` (membership or ownership the account may activate) and
+  ``.../assignmentScheduleInstances`` likewise (active through PIM; an ownership is not in
+  ``transitiveMemberOf``). Each group named there is asked about as above: an eligible member
+  or owner of a group that holds (or may activate) a role can give itself the role. Graph
+  requires the ``principalId`` (or ``groupId``) filter on both lists.
+
+Without Entra ID P2 the PIM lists answer ``AadPremiumLicenseRequired`` (400, or wrapped in
+another status or error): no PIM data, not a failure. Any other error fails closed (raises,
+and the guardrails escalate): so does a page without a ``value`` list (GraphCaller.get_all).
+
+Cost per account: 1 (transitiveMemberOf) + 2 (PIM for Groups) + 2 per principal (the account,
+each role-assignable group it is in, each group PIM for Groups names), each one page in the
+usual case.
 
 Permission: ``RoleManagement.Read.Directory`` covers both lists (least privileged for
 roleAssignments; for the eligibility instances ``RoleEligibilitySchedule.Read.Directory`` is
@@ -19,13 +33,21 @@ narrower, but RoleManagement.Read.Directory is listed too and is needed anyway):
 reference, "List unifiedRoleAssignments" and "List roleEligibilityScheduleInstances"
 (https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments,
 https://learn.microsoft.com/graph/api/rbacapplication-list-roleeligibilityscheduleinstances).
-Groups and ``directoryRole`` objects: ``GroupMember.Read.All``. See remediation/permissions.py.
+Groups and ``directoryRole`` objects: ``GroupMember.Read.All``. PIM for Groups:
+``PrivilegedEligibilitySchedule.Read.AzureADGroup`` and
+``PrivilegedAssignmentSchedule.Read.AzureADGroup``, each the least privileged application
+permission of its list (Graph v1.0 privilegedAccessGroup "List eligibilityScheduleInstances",
+https://learn.microsoft.com/graph/api/privilegedaccessgroup-list-eligibilityscheduleinstances,
+and "List assignmentScheduleInstances",
+https://learn.microsoft.com/graph/api/privilegedaccessgroup-list-assignmentscheduleinstances).
+See remediation/permissions.py.
 """
 
 import logging
 from typing import TYPE_CHECKING, Any
 
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
+from remediation.domain.errors import PermanentError
 from remediation.domain.guardrails import Memberships
 from remediation.domain.roles import RoleHolding
 
@@ -50,35 +72,74 @@ class GraphRoles:
         self._graph = caller
 
     async def memberships(self, user_id: str) -> Memberships:
-        """Transitive groups, and every role held actively or eligibly, directly or through
-        a role-assignable group. Raises PermanentError / TransientError as GraphCaller does
-        (e.g. 403 without RoleManagement.Read.Directory: the guardrails then escalate)."""
+        """Transitive groups, and every role held actively or eligibly, directly, through a
+        role-assignable group, or through a group PIM for Groups lets the account join or
+        own. Raises PermanentError / TransientError as GraphCaller does (e.g. 403 without
+        RoleManagement.Read.Directory: the guardrails then escalate)."""
         items = await self._transitive_member_of(user_id)
         groups = {str(item["id"]): item for item in items
                   if item.get("@odata.type") == _GROUP and item.get("id")}
         holdings = [_directory_role(item) for item in items if item.get("@odata.type") == _ROLE]
         # (principal id, the group it stands for); the user itself stands for nobody.
-        principals: list[tuple[str, str | None]] = [(user_id, None)] + [
-            (group_id, str(group.get("displayName") or group_id))
-            for group_id, group in groups.items() if group.get("isAssignableToRole") is True]
-        for principal, via in principals:
+        principals: dict[str, str | None] = {user_id: None}
+        principals.update({
+            group_id: str(group.get("displayName") or group_id)
+            for group_id, group in groups.items() if group.get("isAssignableToRole") is True})
+        access, groups_pim = await self._pim_for_groups(user_id)
+        for group_id, how in access:
+            known = groups.get(group_id)
+            if group_id in principals or (known and known.get("isAssignableToRole") is False):
+                continue  # asked about already, or a group that cannot hold a role
+            name = str(known.get("displayName") or group_id) if known else group_id
+            principals[group_id] = f"{name} as {how}"
+        for principal, via in principals.items():
             rows = await self._rows("read role assignments", principal, _assignments_request)
             holdings += [_holding(row, eligible=False, via=via) for row in rows]
-        pim_data = True
-        for principal, via in principals:
+        # Asked even when PIM for Groups had no data: one license answer proves nothing
+        # about another list.
+        roles_pim = True
+        for principal, via in principals.items():
             try:
                 rows = await self._rows("read PIM role eligibility", principal,
                                         _eligibility_request)
             except GraphRequestError as error:
-                if error.code != NO_P2:
+                if not _no_p2(error):
                     raise
-                log.info("Graph: no PIM data (the tenant has no Entra ID P2); eligible roles "
-                         "cannot be seen")
-                pim_data = False
+                roles_pim = False
                 break
             holdings += [_holding(row, eligible=True, via=via) for row in rows]
+        pim_data = groups_pim and roles_pim
+        if not pim_data:
+            log.info("Graph: no PIM data (the tenant has no Entra ID P2); eligible roles "
+                     "cannot be seen")
         roles = tuple(dict.fromkeys(holding.describe() for holding in holdings))
         return Memberships(group_ids=frozenset(groups), roles=roles, pim_data=pim_data)
+
+    async def _pim_for_groups(self, user_id: str) -> tuple[list[tuple[str, str]], bool]:
+        """The groups PIM for Groups lets the account join or own, eligibly or actively, as
+        (group id, how, e.g. ``eligible owner (PIM for Groups)``); and False when the tenant
+        has no PIM data (no Entra ID P2)."""
+        access: list[tuple[str, str]] = []
+        pim_data = True
+        for what, request, eligible in (
+                ("read PIM for Groups eligibility", _group_eligibility_request, True),
+                ("read PIM for Groups assignments", _group_assignment_request, False)):
+            try:
+                rows = await self._rows(what, user_id, request)
+            except GraphRequestError as error:
+                if not _no_p2(error):
+                    raise
+                pim_data = False
+                continue
+            for row in rows:
+                group_id = row.get("groupId")
+                if not isinstance(group_id, str) or not group_id:
+                    raise PermanentError(f"Graph: {what} answered an instance without a "
+                                         "groupId; cannot tell which group it grants")
+                relation = str(row.get("accessId") or "member")  # member or owner
+                access.append((group_id, f"{'eligible ' if eligible else ''}{relation} "
+                                         "(PIM for Groups)"))
+        return access, pim_data
 
     async def _transitive_member_of(self, user_id: str) -> list[dict[str, Any]]:
         from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -123,6 +184,38 @@ def _eligibility_request(client: "GraphServiceClient", clause: str) -> "RequestI
     directory = client.role_management.directory
     return directory.role_eligibility_schedule_instances.to_get_request_information(
         RequestConfiguration(query_parameters=query))
+
+
+def _group_eligibility_request(client: "GraphServiceClient",
+                               clause: str) -> "RequestInformation":
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.identity_governance.privileged_access.group.eligibility_schedule_instances.eligibility_schedule_instances_request_builder import (  # noqa: E501
+        EligibilityScheduleInstancesRequestBuilder as Builder,
+    )
+
+    query = Builder.EligibilityScheduleInstancesRequestBuilderGetQueryParameters(filter=clause)
+    group = client.identity_governance.privileged_access.group
+    return group.eligibility_schedule_instances.to_get_request_information(
+        RequestConfiguration(query_parameters=query))
+
+
+def _group_assignment_request(client: "GraphServiceClient",
+                              clause: str) -> "RequestInformation":
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.identity_governance.privileged_access.group.assignment_schedule_instances.assignment_schedule_instances_request_builder import (  # noqa: E501
+        AssignmentScheduleInstancesRequestBuilder as Builder,
+    )
+
+    query = Builder.AssignmentScheduleInstancesRequestBuilderGetQueryParameters(filter=clause)
+    group = client.identity_governance.privileged_access.group
+    return group.assignment_schedule_instances.to_get_request_information(
+        RequestConfiguration(query_parameters=query))
+
+
+def _no_p2(error: GraphRequestError) -> bool:
+    """The tenant has no Entra ID P2: Graph's code, or the same code inside the message of a
+    wrapping error (PIM's lists sometimes answer UnknownError with a JSON message)."""
+    return error.code == NO_P2 or NO_P2 in error.reason
 
 
 def _directory_role(item: dict[str, Any]) -> RoleHolding:

@@ -49,27 +49,29 @@ class RetryBudget:
         return delay if waited + delay <= self.max_wait else None
 
 
-async def with_retries(budget: RetryBudget, what: str,
-                       attempt: Callable[[], Awaitable[T]]) -> T:
+async def with_retries(budget: RetryBudget, what: str, attempt: Callable[[], Awaitable[T]],
+                       spent: list[float] | None = None) -> T:
     """Run ``attempt`` until it succeeds, retrying TransientError within ``budget``.
 
-    Raises the last TransientError (its reason says how many attempts were made; its
+    ``spent`` (a one-item list, seconds) carries the waiting already done by earlier
+    requests of the same call (the pages of one listing), so the budget holds for the whole
+    call. Raises the last TransientError (its reason says how many attempts were made; its
     ``retry_after`` keeps the delay the service asked for) or any other error at once.
     """
-    waited = 0.0
+    spent = spent if spent is not None else [0.0]
     retry = 0
     while True:
         try:
             return await attempt()
         except TransientError as error:
             retry += 1
-            delay = budget.delay(retry, error.retry_after, waited)
+            delay = budget.delay(retry, error.retry_after, spent[0])
             if delay is None:
                 raise _gave_up(error, retry, budget) from None
             log.info("%s: %s; retry %d of %d in %.1f s", what, error.reason, retry,
                      budget.retries, delay)
             await asyncio.sleep(delay)
-            waited += delay
+            spent[0] += delay
 
 
 def _gave_up(error: TransientError, attempts: int, budget: RetryBudget) -> TransientError:
@@ -82,9 +84,19 @@ def _gave_up(error: TransientError, attempts: int, budget: RetryBudget) -> Trans
     return TransientError(reason, retry_after=error.retry_after)
 
 
+# A Retry-After beyond this is taken as this: the value feeds a scheduled retry, and a
+# service asking for days means "not now", not "in 70 years".
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` in seconds, from delta-seconds or an HTTP date (RFC 9110 §10.2.3);
-    None when absent or unreadable."""
+    """``Retry-After`` in seconds (at most MAX_RETRY_AFTER), from delta-seconds or an HTTP
+    date (RFC 9110 §10.2.3); None when absent or unreadable."""
+    seconds = _retry_after(value, now)
+    return min(seconds, MAX_RETRY_AFTER) if seconds is not None else None
+
+
+def _retry_after(value: str | None, now: datetime | None) -> float | None:
     if not value:
         return None
     text = value.strip()

@@ -71,9 +71,9 @@ class Case:
     force: bool = False
     user_id: str | None = None
     sender: str | None = None  # the directory's primary address
-    # The address on the Restricted users list (the block entry's, or the alert evidence's),
-    # which may be an alias of the primary one.
-    listed_address: str | None = None
+    # The addresses of this account on the Restricted users list (an alias, perhaps): first
+    # the one a signal named, then any the plan found listed.
+    listed_addresses: tuple[str, ...] = ()
     block_created: datetime | None = None
     unblocked_at: datetime | None = None
     last_block_seen: datetime | None = None
@@ -81,9 +81,14 @@ class Case:
     steps: tuple[Step, ...] = ()
 
     @property
-    def block_address(self) -> str:
-        """The address to unblock and verify: the listed one, else the primary one."""
-        return self.listed_address or self.sender or self.user
+    def listed_address(self) -> str | None:
+        """The first listed address (the one a signal named, where it named one)."""
+        return self.listed_addresses[0] if self.listed_addresses else None
+
+    @property
+    def block_addresses(self) -> tuple[str, ...]:
+        """The addresses to unblock and verify: the listed ones, else the primary one."""
+        return self.listed_addresses or (self.sender or self.user,)
 
     def evolve(self, **changes: Any) -> "Case":
         return replace(self, **changes)
@@ -104,6 +109,7 @@ class Case:
             "alert_ids": list(self.alert_ids), "request_ids": list(self.request_ids),
             "force": self.force, "user_id": self.user_id, "sender": self.sender,
             "listed_address": self.listed_address,
+            "listed_addresses": list(self.listed_addresses),
             "block_created": _iso(self.block_created), "unblocked_at": _iso(self.unblocked_at),
             "last_block_seen": _iso(self.last_block_seen), "version": self.version,
         }
@@ -118,7 +124,8 @@ class Case:
             requested_by=raw.get("requested_by"), alert_ids=tuple(raw.get("alert_ids", ())),
             request_ids=tuple(raw.get("request_ids", ())), force=bool(raw.get("force", False)),
             user_id=raw.get("user_id"), sender=raw.get("sender"),
-            listed_address=raw.get("listed_address"),
+            listed_addresses=tuple(raw.get("listed_addresses") or (
+                [raw["listed_address"]] if raw.get("listed_address") else [])),
             block_created=_parse(raw.get("block_created")),
             unblocked_at=_parse(raw.get("unblocked_at")),
             last_block_seen=_parse(raw.get("last_block_seen")),

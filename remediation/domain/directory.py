@@ -40,12 +40,20 @@ class DirectoryUser:
         """Why this is an external account (its password is not ours to reset), or None.
 
         ``#EXT#`` in the UPN marks an account invited from elsewhere, whatever its
-        ``userType``; so does an external ``creationType``.
+        ``userType``; so does an external ``creationType``; so does any
+        ``externalUserState``: msgraph-sdk (models/user.py, ``external_user_state``): "For a
+        guest invited to the tenant using the invitation API, this property represents the
+        invited user's invitation status. For invited users, the state can be
+        PendingAcceptance or Accepted, or null for all other users". An internal account
+        converted to B2B keeps its UPN and has no creationType, but now signs in with its
+        home organisation's credentials.
         """
         if "#ext#" in self.user_principal_name.lower():
             return "#EXT# in its user principal name"
         if (self.creation_type or "").lower() in EXTERNAL_CREATION_TYPES:
             return f"creationType {self.creation_type}"
+        if self.external_user_state:
+            return f"externalUserState {self.external_user_state}"
         return None
 
 

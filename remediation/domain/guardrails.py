@@ -58,8 +58,9 @@ def judge(user: DirectoryUser, memberships: Memberships, domains: TenantDomains,
                          f"{', '.join(protected)}: never changed automatically", facts)
     if memberships.roles:
         return Guardrail(Verdict.ESCALATE, "holds directory role(s) "
-                         f"{'; '.join(memberships.roles)}: an app cannot and must not reset an "
-                         "administrator; secure this account by hand", facts)
+                         f"{'; '.join(memberships.roles)}: the robot never resets an "
+                         "administrator (Graph would let it reset some); secure this account "
+                         "by hand", facts)
     if (user.user_type or "").lower() == "guest":
         return Guardrail(Verdict.ESCALATE, "guest account: its password lives in its home "
                          "tenant; remove its access or ask the home tenant to secure it", facts)

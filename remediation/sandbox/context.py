@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -70,5 +69,7 @@ def graph_user_segment(path: str) -> str | None:
 
 
 def user_key(segment: str) -> str:
-    """A user segment as the lookup key; unquote in case the client encoded it twice over."""
-    return unquote(segment).lower()
+    """A user segment (already percent-decoded once by the server, as Graph decodes it) as
+    the lookup key. Never decoded again: ``%41`` in a UPN is three characters, and a client
+    that encodes twice must get a 404, as from Graph."""
+    return segment.lower()

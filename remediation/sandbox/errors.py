@@ -51,11 +51,11 @@ def exchange_error(status: int, code: str, message: str, exception_type: str = "
 
 
 def raw_response(status: int, body: str | None, headers: dict[str, str] | None = None,
-                 ) -> web.Response:
+                 content_type: str = "text/html") -> web.Response:
     """An answer whose body is not JSON, or absent (``None`` or ``""``)."""
     if not body:
         return web.Response(status=status, headers=headers)
-    return web.Response(status=status, text=body, content_type="text/html", headers=headers)
+    return web.Response(status=status, text=body, content_type=content_type, headers=headers)
 
 
 def error_for_path(path: str, status: int, code: str, message: str,

@@ -40,6 +40,11 @@ class ExchangeQuirks:
     # The app's rights: ``no_app_role`` (no Exchange.ManageAsApp) answers 401 with only a
     # WWW-Authenticate header; ``no_directory_role`` answers 403 with a body that is not JSON.
     app_access: AppAccess = "granted"
+    # How many next-link requests to answer "400 Expired or Invalid pagination request"
+    # (reported by a public tool replaying links; API-NOTES §6).
+    expire_next_links: int = 0
+    # Every next link points at the second page again: a server paging in a circle.
+    repeat_next_link: bool = False
 
 
 def exchange_time(moment: datetime, style: TimeFormat) -> str:

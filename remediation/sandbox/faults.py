@@ -27,6 +27,18 @@ class Fault:
     raw_body: str | None = None
     # A WWW-Authenticate header (a 401 from Exchange carries only that).
     authenticate: str | None = None
+    # A Location header: with a 3xx status, a redirect (a proxy or a wrong endpoint).
+    location: str | None = None
+    # The Content-Type of ``raw_body`` (e.g. application/json for a body that is not JSON).
+    content_type: str = "text/html"
+    # Let this many matching requests through before the fault applies (the second page...).
+    after: int = 0
+    # Answer the real handler's body one byte at a time, this many seconds apart: a server
+    # that keeps a connection alive without ever finishing its answer.
+    drip: float = 0.0
+    # Run the real handler (its write sticks), then hold the answer this many seconds: a
+    # client that gives up meanwhile never learns that its request succeeded.
+    delay_after: float = 0.0
 
     def exhausted(self) -> bool:
         return self.times is not None and self.times <= 0
@@ -40,12 +52,19 @@ class Fault:
             return False
         return self.target is None or (target or "").lower() == self.target.lower()
 
-    def consume(self) -> None:
+    def consume(self) -> bool:
+        """Spend one use; False while the fault still lets requests through (``after``)."""
+        if self.after > 0:
+            self.after -= 1
+            return False
         if self.times is not None:
             self.times -= 1
+        return True
 
     def headers(self) -> dict[str, str]:
         headers = {"WWW-Authenticate": self.authenticate} if self.authenticate else {}
+        if self.location is not None:
+            headers["Location"] = self.location
         if self.retry_after is not None:
             seconds = self.retry_after
             headers["Retry-After"] = (str(int(seconds)) if float(seconds).is_integer()

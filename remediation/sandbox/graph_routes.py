@@ -21,6 +21,17 @@ _EQ_FILTER = re.compile(r"^\s*(mail|userPrincipalName)\s+eq\s+'((?:[^']|'')*)'\s
 _PROXY_FILTER = re.compile(
     r"^\s*proxyAddresses/any\(\s*(\w+)\s*:\s*\1\s+eq\s+'((?:[^']|'')*)'\s*\)\s*$",
     re.IGNORECASE)
+# What Graph v1.0 answers for a user when nothing is selected ("Working with users in
+# Microsoft Graph", Common properties: https://learn.microsoft.com/graph/api/resources/users).
+# Every other property "Requires $select to retrieve" (msgraph-sdk models/user.py: userType,
+# accountEnabled, proxyAddresses, creationType, externalUserState, ...); with $select Graph
+# answers exactly the selected properties, plus id.
+_DEFAULT_USER_PROPERTIES = ("id", "businessPhones", "displayName", "givenName", "jobTitle",
+                            "mail", "mobilePhone", "officeLocation", "preferredLanguage",
+                            "surname", "userPrincipalName")
+_USER_PROPERTIES = {name.lower(): name for name in (
+    *_DEFAULT_USER_PROPERTIES, "accountEnabled", "onPremisesSyncEnabled", "userType",
+    "proxyAddresses", "creationType", "externalUserState")}
 
 routes = web.RouteTableDef()
 
@@ -54,15 +65,26 @@ def page(request: web.Request, items: list[dict[str, Any]], cap: int,
     if start + size < len(items):
         body["@odata.nextLink"] = str(request.url.update_query(
             {"$skiptoken": str(start + size)}))
+    forced = request.app[TENANT].graph_next_link
+    if forced is not None:
+        body["@odata.nextLink"] = forced
     return web.json_response(body)
 
 
-def _user_json(user: SandboxUser) -> dict[str, Any]:
-    return {
+def _user_json(user: SandboxUser, selected: list[str] | None) -> dict[str, Any]:
+    """The user as Graph answers it: the default properties, or the selected ones plus id."""
+    every = {
         "id": user.id,
-        "userPrincipalName": user.user_principal_name,
-        "mail": user.address,
+        "businessPhones": [],
         "displayName": user.display_name,
+        "givenName": None,
+        "jobTitle": None,
+        "mail": user.graph_mail,
+        "mobilePhone": None,
+        "officeLocation": None,
+        "preferredLanguage": None,
+        "surname": None,
+        "userPrincipalName": user.user_principal_name,
         "accountEnabled": user.account_enabled,
         "onPremisesSyncEnabled": user.on_premises_sync_enabled,
         "userType": user.user_type,
@@ -70,21 +92,47 @@ def _user_json(user: SandboxUser) -> dict[str, Any]:
         "creationType": user.creation_type,
         "externalUserState": user.external_user_state,
     }
+    names = _DEFAULT_USER_PROPERTIES if selected is None else ("id", *selected)
+    return {name: every[name] for name in dict.fromkeys(names)}
+
+
+def _selection(request: web.Request) -> list[str] | web.Response | None:
+    """``$select`` on a user: the properties named (Graph's spelling), None when absent, or
+    Graph's 400 for a property the user type does not have (names are case-insensitive)."""
+    raw = request.query.get("$select")
+    if raw is None:
+        return None
+    names: list[str] = []
+    for name in (part.strip() for part in raw.split(",")):
+        known = _USER_PROPERTIES.get(name.lower())
+        if known is None:
+            return graph_error(400, "BadRequest", f"Could not find a property named '{name}' "
+                                                  "on type 'microsoft.graph.user'.")
+        names.append(known)
+    return names
+
+
+def _selected_context(base: str, selected: list[str] | None) -> str:
+    return base if selected is None else f"{base}({','.join(selected)})"
 
 
 @routes.get("/v1.0/users")
 async def list_users(request: web.Request) -> web.Response:
     tenant = request.app[TENANT]
     users = tenant.users()
+    selected = _selection(request)
+    if isinstance(selected, web.Response):
+        return selected
     clause = request.query.get("$filter")
     if clause is not None:
-        selected = _filtered(users, clause)
-        if selected is None:
+        matching = _filtered(users, clause)
+        if matching is None:
             return graph_error(400, "Request_UnsupportedQuery",
                                "Unsupported or invalid query filter clause specified.")
         if not tenant.users_filter_ignored:
-            users = selected
-    return page(request, [_user_json(u) for u in users], tenant.graph_page_size, "users")
+            users = matching
+    return page(request, [_user_json(u, selected) for u in users], tenant.graph_page_size,
+                _selected_context("users", selected))
 
 
 def _filtered(users: list[SandboxUser], clause: str) -> list[SandboxUser] | None:
@@ -92,8 +140,9 @@ def _filtered(users: list[SandboxUser], clause: str) -> list[SandboxUser] | None
     match = _EQ_FILTER.match(clause)
     if match is not None:
         field, value = match.group(1).lower(), match.group(2).replace("''", "'").lower()
+        # mail is mail only: an account without a mailbox has none, whatever its UPN.
         return [u for u in users
-                if (u.address if field == "mail" else u.user_principal_name) == value]
+                if (u.graph_mail if field == "mail" else u.user_principal_name) == value]
     match = _PROXY_FILTER.match(clause)
     if match is None:
         return None
@@ -126,13 +175,16 @@ async def get_user(request: web.Request) -> web.Response:
 
 
 def _user_response(request: web.Request, key: str) -> web.Response:
+    selected = _selection(request)
+    if isinstance(selected, web.Response):
+        return selected
     try:
         user = request.app[TENANT].directory_user(key)
     except KeyError:
         return _not_found(key)
-    # $select is ignored: returning more properties than asked never breaks a client.
-    return web.json_response({
-        "@odata.context": f"{graph_root(request)}/$metadata#users/$entity", **_user_json(user)})
+    context = _selected_context("users", selected)
+    return web.json_response({"@odata.context": f"{graph_root(request)}/$metadata#{context}"
+                                                "/$entity", **_user_json(user, selected)})
 
 
 @routes.patch("/v1.0/users/{user}")

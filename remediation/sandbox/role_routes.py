@@ -1,10 +1,18 @@
-"""Microsoft Graph role management routes: directory role assignments and PIM eligibility.
+"""Microsoft Graph role management routes: directory role assignments, PIM eligibility, and
+PIM for Groups.
 
 ``GET /roleManagement/directory/roleAssignments`` and ``.../roleEligibilityScheduleInstances``
 (Graph v1.0 reference: "List unifiedRoleAssignments", "List roleEligibilityScheduleInstances").
-The only ``$filter`` understood is ``principalId eq '{id}'``; anything else is a 400. A tenant
-without Entra ID P2 answers the eligibility list with ``400 AadPremiumLicenseRequired`` (the
-message as public tools quote it: "The tenant needs an AAD Premium 2 license.").
+The only ``$filter`` understood is ``principalId eq '{id}'``; anything else is a 400.
+
+``GET /identityGovernance/privilegedAccess/group/eligibilityScheduleInstances`` and
+``.../assignmentScheduleInstances`` (Graph v1.0, privilegedAccessGroup "List
+eligibilityScheduleInstances" / "List assignmentScheduleInstances"): eligible and active
+memberships and ownerships of groups governed by PIM. Graph *requires* ``$filter`` on
+``principalId`` or ``groupId`` (eq); without one the sandbox answers 400.
+
+A tenant without Entra ID P2 answers every PIM list with ``400 AadPremiumLicenseRequired``
+(the message as public tools quote it).
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from remediation.sandbox.graph_routes import page, refusal
 from remediation.sandbox.state import RoleGrant, TenantError
 
 _PRINCIPAL_FILTER = re.compile(r"^\s*principalId\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+_GROUP_ACCESS_FILTER = re.compile(r"^\s*(principalId|groupId)\s+eq\s+'((?:[^']|'')*)'\s*$",
+                                  re.IGNORECASE)
+_PIM_GROUPS = "/v1.0/identityGovernance/privilegedAccess/group"
 _ASSIGNMENT = "#microsoft.graph.unifiedRoleAssignment"
 _ELIGIBILITY = "#microsoft.graph.unifiedRoleEligibilityScheduleInstance"
 
@@ -54,3 +65,32 @@ def _listing(request: web.Request, read: Callable[[str | None], list[RoleGrant]]
         return refusal(error)
     return page(request, [grant.json(odata_type) for grant in grants],
                 request.app[TENANT].graph_page_size, context)
+
+
+@routes.get(f"{_PIM_GROUPS}/eligibilityScheduleInstances")
+async def group_eligibility_instances(request: web.Request) -> web.Response:
+    return _group_access(request, eligible=True)
+
+
+@routes.get(f"{_PIM_GROUPS}/assignmentScheduleInstances")
+async def group_assignment_instances(request: web.Request) -> web.Response:
+    return _group_access(request, eligible=False)
+
+
+def _group_access(request: web.Request, *, eligible: bool) -> web.Response:
+    match = _GROUP_ACCESS_FILTER.match(request.query.get("$filter", ""))
+    if match is None:
+        return graph_error(400, "BadRequest", "The request requires a $filter on principalId "
+                                              "or groupId (eq).")
+    value = match.group(2).replace("''", "'")
+    by_principal = match.group(1).lower() == "principalid"
+    try:
+        grants = request.app[TENANT].group_access_of(
+            eligible=eligible, principal_id=value if by_principal else None,
+            group_id=None if by_principal else value)
+    except TenantError as error:
+        return refusal(error)
+    kind = "eligibility" if eligible else "assignment"
+    return page(request, [grant.json(eligible=eligible) for grant in grants],
+                request.app[TENANT].graph_page_size,
+                f"identityGovernance/privilegedAccess/group/{kind}ScheduleInstances")

@@ -100,7 +100,8 @@ class Episodes:
         recent = self._recorder.clock.now() - case.updated_at <= self._merge_window
         if case.state is CaseState.VERIFIED and not recent:
             return False
-        entries = await self._exchange.blocked_entries(case.block_address)
+        entries = [entry for address in case.block_addresses
+                   for entry in await self._exchange.blocked_entries(address)]
         if case.state is CaseState.ESCALATED:
             if not entries:
                 return recent
@@ -139,7 +140,7 @@ class Episodes:
                     alert_ids=request.alert_ids, request_ids=(request.request_id,),
                     force=request.force, user_id=identity.id if identity else None,
                     sender=identity.sender_address if identity else None,
-                    listed_address=_address_named(request))
+                    listed_addresses=_address_named(request))
         await self._recorder.journal.add_case(case)
         detail = f"{request.source} request" + (" (forced)" if request.force else "")
         if request.user != user:
@@ -154,10 +155,10 @@ class Episodes:
         return case
 
 
-def _address_named(request: RemediationRequest) -> str | None:
+def _address_named(request: RemediationRequest) -> tuple[str, ...]:
     """The address a signal named (the alert's evidence, the list entry, a person): where
     the block may sit when it is an alias. An object id names no address."""
-    return request.user.lower() if "@" in request.user else None
+    return (request.user.lower(),) if "@" in request.user else ()
 
 
 def request_data(request: RemediationRequest) -> dict[str, Any]:

@@ -69,9 +69,9 @@ class Securing:
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
         case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict))
-        listed = plan.data.get("listed_address")
-        if isinstance(listed, str) and listed != case.listed_address:
-            case = await record.save(case, listed_address=listed)
+        listed = tuple(plan.data.get("listed_addresses") or ())
+        if listed and listed != case.listed_addresses:
+            case = await record.save(case, listed_addresses=listed)
         if self._settings.mode == "dry-run":
             return await self._outcomes.end(case, CaseState.PLANNED, f"dry run: {plan.detail}")
         if self._needs_approval(case):
@@ -122,7 +122,8 @@ class Securing:
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             return StepResult("revoke sign-in sessions, then hand over to a human "
                               "(the password must be reset on-premises)", {"actions": []})
-        listed, entries = await self._listed(case, user)
+        listed = await self._listed(case, user)
+        entries = [entry for found in listed.values() for entry in found]
         findings = await self._findings(user)
         act = self._settings.hygiene == "disable"
         actions = ["reset the password (change forced at next sign-in)",
@@ -130,25 +131,29 @@ class Securing:
         actions += [f"{'disable' if act else 'report'} {f.name!r}: {f.why}" if f.rule_id else
                     f"{'clear' if act else 'report'} mailbox forwarding: {f.why}"
                     for f in findings]
-        alias = f" as {listed}" if listed != user.sender_address else ""
-        actions.append(f"remove the block (listed{alias} since {_when(_newest(entries).created)})"
-                       if entries else "nothing to unblock (not on the Restricted users list)")
+        actions += [f"remove the block of {address} (listed since "
+                    f"{_when(_newest(found).created)})" for address, found in listed.items()]
+        if not listed:
+            actions.append("nothing to unblock (not on the Restricted users list)")
         return StepResult("; ".join(actions), {
-            "actions": actions, "listed": bool(entries), "listed_address": listed,
+            "actions": actions, "listed": bool(entries), "listed_addresses": list(listed),
             "findings": [_finding_data(f) for f in findings]})
 
     async def _listed(self, case: Case, user: DirectoryUser,
-                      ) -> tuple[str, list[BlockedSender]]:
-        """Which of the account's addresses the Restricted users list holds: the one a signal
-        named (an alias, perhaps), then the primary one. The lookup made sure the account owns
-        the address named."""
-        candidates = list(dict.fromkeys(
-            address for address in (case.listed_address, user.sender_address) if address))
+                      ) -> dict[str, list[BlockedSender]]:
+        """Every address of the account on the Restricted users list, with its entries: the
+        one a signal named first (the lookup made sure the account owns it), then the primary
+        address, then each other SMTP address (an attacker may send from an alias). One
+        Exchange read per address."""
+        candidates = dict.fromkeys(
+            address.lower() for address in (*case.listed_addresses, user.sender_address,
+                                            *user.proxy_addresses) if address)
+        listed: dict[str, list[BlockedSender]] = {}
         for address in candidates:
             entries = await self._exchange.blocked_entries(address)
             if entries:
-                return address, entries
-        return candidates[0], []
+                listed[address] = entries
+        return listed
 
     async def _breaker(self, case: Case) -> StepResult:
         limit = self._settings.max_resets_per_hour
@@ -202,27 +207,42 @@ class Securing:
         return [*findings, *([forwarding] if forwarding else [])]
 
     async def _unblock(self, case: Case) -> StepResult:
-        sender = case.block_address
+        """Lift the block of each listed address; a redelivery repeats only what is left."""
         now = self._recorder.clock.now()
-        entries = await self._exchange.blocked_entries(sender)
-        if not entries:
+        removed: dict[str, BlockedSender] = {}
+        for address in case.block_addresses:
+            block = await self._unblock_one(case, address)
+            if block is not None:
+                removed[address] = block
+        if not removed:
             return StepResult("not on the Restricted users list; nothing to unblock",
                               {"listed": False, "at": now.isoformat()})
+        newest = _newest(list(removed.values()))
+        shown = "; ".join(f"{address} (blocked {_when(block.created)})"
+                          for address, block in removed.items())
+        return StepResult(
+            f"removed from the Restricted users list: {shown}",
+            {"listed": True, "block_created": _iso(newest.created),
+             "block_reason": newest.reason, "addresses": list(removed),
+             "at": now.isoformat()})
+
+    async def _unblock_one(self, case: Case, address: str) -> BlockedSender | None:
+        entries = await self._exchange.blocked_entries(address)
+        if not entries:
+            return None
         block = _newest(entries)
-        earlier = _block_seen_before(case)
+        earlier = _block_seen_before(case, address)
         if earlier is not None and block.is_newer_than(earlier):
             await self._recorder.save(case, last_block_seen=block.created)
             raise PermanentError(
-                f"blocked again at {_when(block.created)} while the unblock was in progress: "
-                "the account may still be sending spam; not unblocking again")
+                f"{address} blocked again at {_when(block.created)} while the unblock was in "
+                "progress: the account may still be sending spam; not unblocking again")
         await self._recorder.note(case, UNBLOCK, StepStatus.INFO,
-                                  f"listed since {_when(block.created)} ({block.reason})",
-                                  {"block_created": _iso(block.created)})
-        await self._exchange.unblock(sender)
-        return StepResult(
-            f"removed from the Restricted users list (blocked {_when(block.created)})",
-            {"listed": True, "block_created": _iso(block.created),
-             "block_reason": block.reason, "at": now.isoformat()})
+                                  f"{address} listed since {_when(block.created)} "
+                                  f"({block.reason})",
+                                  {"address": address, "block_created": _iso(block.created)})
+        await self._exchange.unblock(address)
+        return block
 
     async def _schedule(self, case: Case) -> StepResult:
         base = case.unblocked_at or self._recorder.clock.now()
@@ -245,11 +265,12 @@ def _newest(entries: list[BlockedSender]) -> BlockedSender:
     return max(entries, key=lambda entry: entry.created.timestamp() if entry.created else 0.0)
 
 
-def _block_seen_before(case: Case) -> datetime | None:
-    """The block an interrupted earlier attempt of the unblock step was about to remove."""
+def _block_seen_before(case: Case, address: str) -> datetime | None:
+    """The block of ``address`` an interrupted earlier attempt of the unblock step was about
+    to remove."""
     for step in reversed(case.steps):
         if step.name == UNBLOCK and step.status is StepStatus.INFO and step.data.get(
-                "block_created"):
+                "block_created") and step.data.get("address", address) == address:
             return datetime.fromisoformat(step.data["block_created"])
     return None
 

@@ -39,7 +39,8 @@ class Verification:
             return await self._outcomes.escalate(case.case_id, error.reason)
 
     async def _look(self, case: Case, name: str, attempt: int) -> Step:
-        entries = await self._exchange.blocked_entries(case.block_address)
+        entries = [entry for address in case.block_addresses
+                   for entry in await self._exchange.blocked_entries(address)]
         # The block we removed, or failing its time, the unblock itself: an entry created
         # after it is a new block; one whose time is unknown is never taken for one.
         known = case.block_created or case.unblocked_at

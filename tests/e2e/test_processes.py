@@ -84,8 +84,9 @@ def test_no_password_appears_in_logs_journal_queue_or_status(
     db = tmp_path / "state.db"
     env = {**sandbox_env(url, tenant, db), "SWEEP_RESTRICTED_USERS": "true",
            "PROTECTED_GROUP_IDS": BREAK_GLASS_GROUP_ID, "MAX_REMEDIATIONS_PER_HOUR": "12"}
-    users = ["patti.fernandez@contoso.com", "diego.siciliani@contoso.com",
-             "diego.siciliani@contoso.com", "nobody@contoso.com"]
+    # Lynne first: her mailbox hygiene must run before the storm fills the breaker.
+    users = ["lynne.robbins@contoso.com", "patti.fernandez@contoso.com",
+             "diego.siciliani@contoso.com", "diego.siciliani@contoso.com", "nobody@contoso.com"]
     outputs = [cli(env, "enqueue", "--user", user, "--requested-by", "pytest") for user in users]
     # Every path at once: manual, alert-driven and sweep-driven cases, guardrails, mailbox
     # hygiene, Defender comments, the circuit breaker, verification; debug logging on.
@@ -113,6 +114,30 @@ def test_no_password_appears_in_logs_journal_queue_or_status(
     assert states["patti.fernandez@contoso.com"] == "escalated"
     assert states["lynne.robbins@contoso.com"] == "verified"
     assert states["grace.taylor@contoso.com"] == "escalated"
+
+
+def test_a_request_dead_lettered_before_any_case_is_sent_again_by_enqueue(
+        threaded_sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    env = {**sandbox_env(threaded_sandbox_url, tenant, db), "MAX_DELIVERY_COUNT": "2",
+           "RETRY_BACKOFF": "0.1s", "HTTP_MAX_RETRIES": "0"}
+    tenant.add_fault(Fault(status=503, path=r"^/v1\.0/users/", method="GET", times=None))
+    assert cli(env, "enqueue", "--user", ADELE).returncode == 0
+    gave_up = cli(env, "run", "--until-idle")
+    assert gave_up.returncode == 0, gave_up.stderr  # no case was opened: nothing is left open
+    with sqlite3.connect(db) as connection:
+        [(first_id, reason)] = connection.execute(
+            "SELECT message_id, dead_letter_reason FROM messages WHERE state = 'dead'").fetchall()
+    assert reason == "MaxDeliveryCountExceeded"
+    assert json.loads(cli(env, "status", "--json").stdout) == []
+
+    tenant.clear_faults()
+    resent = cli(env, "enqueue", "--user", ADELE)  # a new message id: not a duplicate
+    assert resent.returncode == 0
+    assert first_id not in resent.stdout
+    assert cli(env, "run", "--until-idle").returncode == 0
+    [case] = json.loads(cli(env, "status", "--json").stdout)
+    assert (case["user"], case["state"]) == (ADELE, "verified")
 
 
 def test_enqueue_refuses_an_invalid_address(tmp_path: Path) -> None:

@@ -4,14 +4,17 @@
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from remediation.bootstrap import bootstrap
 from remediation.domain.cases import CaseState, StepStatus
 from remediation.sandbox import Fault, SandboxTenant
+from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from remediation.sandbox.seed import ALIAS, LEGACY_MAILBOX
-from tests.conftest import sandbox_env
+from tests.conftest import sandbox_env, sandbox_settings
 from tests.e2e.test_scenarios import run_requests, tenant_calls
 
 ADELE = "adele.vance@contoso.com"
@@ -95,10 +98,32 @@ async def test_a_block_on_an_alias_is_lifted_by_the_listed_address(
     await app.aclose()
     case = cases[LIDIA]  # one case for the person, keyed by the primary address
     assert case.state is CaseState.VERIFIED, case.reason
-    assert (case.sender, case.listed_address) == (LIDIA, ALIAS)
+    assert (case.sender, case.listed_addresses) == (LIDIA, (ALIAS,))
     assert tenant.removals == [(ALIAS, None)]
     assert ALIAS not in tenant.blocked_addresses()
     assert len(tenant.user(LIDIA).password_changes) == 1
+
+
+async def test_a_block_on_an_alias_is_found_when_the_signal_names_the_primary_address(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", LIDIA)
+    await app.aclose()
+    case = cases[LIDIA]
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert case.listed_addresses == (ALIAS,)  # the primary was named, the alias is listed
+    assert tenant.removals == [(ALIAS, None)]
+
+
+async def test_every_listed_address_of_the_account_is_unblocked_and_verified(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    tenant.block(LIDIA)  # the primary address too, besides the alias
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ALIAS)
+    await app.aclose()
+    case = cases[LIDIA]
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert case.listed_addresses == (ALIAS, LIDIA)
+    assert sorted(tenant.removals) == sorted([(ALIAS, None), (LIDIA, None)])
+    assert not {ALIAS, LIDIA} & set(tenant.blocked_addresses())
 
 
 async def test_the_primary_address_is_unblocked_when_a_person_names_another(
@@ -146,7 +171,7 @@ def test_run_until_idle_never_ends_in_a_traceback(
         tenant.add_fault(fault)
     db = tmp_path / "state.db"
     env = {**os.environ, **sandbox_env(threaded_sandbox_url, tenant, db),
-           "MAX_DELIVERY_COUNT": "2", "HTTP_MAX_RETRIES": "0"}
+           "MAX_DELIVERY_COUNT": "1", "HTTP_MAX_RETRIES": "0"}
     run = [sys.executable, "-m", "remediation"]
     for user in (ADELE, LEE):
         enqueued = subprocess.run([*run, "enqueue", "--user", user], env=env,
@@ -156,3 +181,23 @@ def test_run_until_idle_never_ends_in_a_traceback(
                             text=True, timeout=120, check=False)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.returncode in (0, 1), result.stderr[-3000:]
+
+
+async def test_a_comment_whose_answer_was_lost_is_not_posted_twice(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    raw = alert(RESTRICTED, [mailbox_evidence(ADELE)])
+    tenant.add_alert(raw)
+    # Graph stores the comment, but its answer comes after the client stopped waiting.
+    tenant.add_fault(Fault(delay_after=1.5, method="POST", path=r"/comments$"))
+    app = bootstrap(sandbox_settings(sandbox_url, tenant, tmp_path / "db",
+                                     http_timeout=timedelta(seconds=1), http_max_retries=0,
+                                     sweep_restricted_users=False))
+    try:
+        await app.intake.poll()
+        await app.worker(poll_interval=0.05).run(until_idle=True)
+        [case] = await app.journal.list_cases()
+    finally:
+        await app.aclose()
+    comments = [c["comment"] for c in tenant.alert(raw["id"])["comments"]]
+    assert len([c for c in comments if "resetting the password" in c]) == 1, comments
+    assert any("already on alert" in step.detail for step in case.steps)

@@ -6,6 +6,7 @@ repeated)."""
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from remediation.adapters.graph_alerts import GraphAlerts
 from remediation.adapters.graph_caller import GraphCaller
 from remediation.adapters.graph_directory import GraphDirectory
 from remediation.adapters.mailbox import GraphExchangeMailbox
-from remediation.adapters.retrying import RetryBudget
+from remediation.adapters.retrying import MAX_RETRY_AFTER, RetryBudget, parse_retry_after
 from remediation.domain.errors import PermanentError, RemediationError, TransientError
 from remediation.sandbox import Fault, SandboxTenant, SandboxUser
 
@@ -364,3 +365,159 @@ async def test_every_time_format_the_sandbox_writes_is_read(
     [entry] = await restricted.blocked_entries(ADELE)
     assert entry.created is not None
     assert abs((entry.created - datetime.now(UTC)).total_seconds()) < 60
+
+
+# -- what a hostile review found: answers that must never read as "not listed" or "done" --
+
+
+GATEWAY_PAGES = [
+    (404, "<html><body>The resource you are looking for could not be found.</body></html>"),
+    (503, "<html><body>Service Unavailable: the page couldn't be found</body></html>"),
+    (404, json.dumps({"error": {"code": "NotFound",
+                                "message": "Tenant 'x' could not be found."}})),
+    (400, json.dumps({"error": {"code": "BadRequest", "message": "Error executing cmdlet",
+                                "details": [{"message": f"|{NOT_FOUND}|The operation couldn't "
+                                             "be performed because object 'APP:SystemMailbox"
+                                             "{bb558c35}' couldn't be found."}]}})),
+]
+
+
+@pytest.mark.parametrize(("status", "body"), GATEWAY_PAGES)
+async def test_a_not_found_that_is_not_about_the_sender_is_never_not_listed(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant, status: int,
+        body: str) -> None:
+    tenant.add_fault(Fault(status=status, raw_body=body, times=None,
+                           cmdlet="Get-BlockedSenderAddress"))
+    with pytest.raises(RemediationError):
+        await restricted.blocked_entries(ADELE)
+    tenant.clear_faults()
+    tenant.add_fault(Fault(status=status, raw_body=body, times=None,
+                           cmdlet="Remove-BlockedSenderAddress"))
+    with pytest.raises(RemediationError):
+        await restricted.unblock(ADELE)
+    assert ADELE in tenant.blocked_addresses()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirect_is_never_an_empty_success(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant, status: int) -> None:
+    tenant.add_fault(Fault(status=status, raw_body="", times=None))
+    with pytest.raises(PermanentError, match="redirect"):
+        await restricted.blocked_entries(ADELE)
+    with pytest.raises(PermanentError, match="redirect"):
+        await restricted.unblock(ADELE)
+    assert ADELE in tenant.blocked_addresses()
+
+
+def busy(shape: str) -> str:
+    cause = "|Microsoft.Exchange.Data.Storage.ServerBusyException|The server is busy."
+    error: dict[str, object] = {"code": "BadRequest", "message": "Error executing cmdlet"}
+    if shape == "innererror.message":
+        error["innererror"] = {"message": cause}
+    elif shape == "nested":
+        error["innererror"] = {"internalexception": {"message": "outer",
+                                                     "innerException": {"message": cause}}}
+    elif shape == "innerError casing":
+        error["innerError"] = {"InternalException": {"Message": cause}}
+    elif shape == "details as a string":
+        error["details"] = cause
+    elif shape == "details as an object":
+        error["details"] = {"message": cause}
+    elif shape == "after 1000 characters":
+        error["details"] = [{"message": "x" * 1200 + cause}]
+    return json.dumps({"error": error})
+
+
+@pytest.mark.parametrize("shape", ["innererror.message", "nested", "innerError casing",
+                                   "details as a string", "details as an object",
+                                   "after 1000 characters"])
+async def test_a_transient_cause_is_found_in_any_shape(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant, shape: str) -> None:
+    tenant.add_fault(Fault(status=400, raw_body=busy(shape), cmdlet="Get-BlockedSenderAddress"))
+    assert len(await restricted.blocked_entries(ADELE)) == 1
+    assert len(cmdlets(tenant, "Get-BlockedSenderAddress")) == 2
+
+
+@pytest.mark.parametrize("text", [
+    "This sender has been released the maximum number of times. Contact Microsoft Support.",
+    "Unblock quota exceeded for this account.",
+    "The user has reached the limit of unblocks for this period. Please contact Microsoft "
+    "support."])
+async def test_the_unblock_limit_in_other_words_is_permanent_even_on_a_500(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant, text: str) -> None:
+    tenant.add_fault(Fault(status=500, code="InternalServerError", times=None,
+                           cmdlet="Remove-BlockedSenderAddress", message=text))
+    with pytest.raises(PermanentError, match="only Microsoft support"):
+        await restricted.unblock(ADELE)
+    assert len(cmdlets(tenant, "Remove-BlockedSenderAddress")) == 1
+
+
+async def test_the_budget_holds_for_all_pages_of_one_listing(
+        sandbox_url: str, tenant: SandboxTenant) -> None:
+    tenant.exchange_page_size = 8
+    for after in (0, 1):  # the first request of page 1, then (one let through) of page 2
+        tenant.add_fault(Fault(status=429, retry_after=0.6, after=after,
+                               cmdlet="Get-BlockedSenderAddress"))
+    exchange = ExchangeAdminClient(sandbox_url, tenant.tenant_id,
+                                   StaticTokenCredential(tenant.token), timeout=1.0,
+                                   max_retries=3, budget=RetryBudget(retries=3, max_wait=1.0))
+    try:
+        with pytest.raises(TransientError):
+            await ExchangeRestrictedSenders(exchange).all_blocked()
+    finally:
+        await exchange.close()
+    assert len(cmdlets(tenant, "Get-BlockedSenderAddress")) == 3  # page 1 twice, page 2 once
+
+
+async def test_a_dripping_answer_times_out_as_a_whole(
+        sandbox_url: str, tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(drip=0.05, cmdlet="Get-BlockedSenderAddress", times=None))
+    exchange = ExchangeAdminClient(sandbox_url, tenant.tenant_id,
+                                   StaticTokenCredential(tenant.token), timeout=0.5,
+                                   max_retries=0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match="timed out"):
+            await ExchangeRestrictedSenders(exchange).blocked_entries(ADELE)
+    finally:
+        await exchange.close()
+    assert time.monotonic() - started < 1.5
+
+
+async def test_an_expired_next_link_reads_the_list_again_once(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant) -> None:
+    tenant.exchange_page_size = 5
+    tenant.exchange.expire_next_links = 1
+    assert len(await restricted.all_blocked()) == len(tenant.blocked_addresses())
+    tenant.exchange.expire_next_links = 2
+    with pytest.raises(TransientError, match="expired"):
+        await restricted.all_blocked()
+
+
+async def test_a_next_link_in_a_circle_stops(restricted: ExchangeRestrictedSenders,
+                                            tenant: SandboxTenant) -> None:
+    tenant.exchange_page_size = 5
+    tenant.exchange.repeat_next_link = True
+    with pytest.raises(TransientError, match="sent before"):
+        await restricted.all_blocked()
+    assert len(cmdlets(tenant, "Get-BlockedSenderAddress")) == 2
+
+
+@pytest.mark.parametrize("link", ["http://[::1", "https://outlook.office365.com@evil.example/x",
+                                  "//evil.example/x", "/relative", 7])
+async def test_a_malformed_or_foreign_next_link_is_our_error(
+        client: ExchangeAdminClient, link: object) -> None:
+    with pytest.raises(PermanentError, match="another host"):
+        client._next_link("Get-BlockedSenderAddress", {"@odata.nextLink": link})
+
+
+def test_an_absurd_retry_after_is_capped() -> None:
+    assert parse_retry_after("99999999999") == MAX_RETRY_AFTER
+    assert parse_retry_after("Thu, 01 Jan 2099 00:00:00 GMT") == MAX_RETRY_AFTER
+    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after("nan") is None
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59.9999999", "/Date(253402300799999)/"])
+def test_dotnet_max_value_is_no_time(text: str) -> None:
+    assert parse_exchange_time(text) is None

@@ -5,6 +5,7 @@ the directory role an app-only password reset needs (API-NOTES §2 and §7)."""
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from remediation.adapters.credentials import StaticTokenCredential
@@ -12,7 +13,7 @@ from remediation.adapters.graph_caller import GraphCaller
 from remediation.adapters.graph_directory import GraphDirectory
 from remediation.domain.errors import PermanentError
 from remediation.domain.guardrails import Guardrail, Verdict, judge
-from remediation.sandbox import BREAK_GLASS_GROUP_ID, SandboxTenant, SandboxUser
+from remediation.sandbox import BREAK_GLASS_GROUP_ID, Fault, SandboxTenant, SandboxUser
 from remediation.sandbox.state import GLOBAL_ADMINISTRATOR, RecordedRequest
 
 HELPDESK_ADMINISTRATOR = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
@@ -30,6 +31,14 @@ async def directory(sandbox_url: str, tenant: SandboxTenant) -> AsyncIterator[Gr
                          max_retries=1, retry_delay=0.05)
     yield GraphDirectory(caller)
     await caller.close()
+
+
+@pytest.fixture
+async def raw(sandbox_url: str, tenant: SandboxTenant) -> AsyncIterator[httpx.AsyncClient]:
+    """The sandbox's Graph as any HTTP client sees it."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=5, headers={
+            "Authorization": f"Bearer {tenant.token}"}) as client:
+        yield client
 
 
 def graph_requests(tenant: SandboxTenant, prefix: str) -> list[RecordedRequest]:
@@ -59,8 +68,10 @@ async def test_a_upn_starting_with_a_dollar_is_asked_for_in_the_quoted_form(
 
     assert found.id == ops.id
     assert found.sender_address == upn
-    # The plain /users/$... form is a 400 in Graph: it must never be sent.
-    assert [(r.path, r.status) for r in graph_requests(tenant, "/v1.0/users")] == [(path, 200)]
+    # The plain /users/$... form is a 400 in Graph: it must never be sent. (Then mail and
+    # alias: nobody else may claim the address.)
+    asked = [(r.path, r.status) for r in graph_requests(tenant, "/v1.0/users")]
+    assert asked == [(path, 200), ("/v1.0/users", 200), ("/v1.0/users", 200)]
 
 
 async def test_an_alias_is_found_through_its_proxy_address(directory: GraphDirectory,
@@ -255,3 +266,209 @@ async def test_a_reset_refused_for_want_of_the_role_names_the_role(
     assert "administrator" in reason.split("User-PasswordProfile")[-1]  # or the target is one
     assert PASSWORD not in reason
     assert adele.password_changes == []
+
+
+# -- D: PIM for Groups: eligible (or active) through a group governed by PIM ------------------
+
+
+async def test_an_eligible_member_of_a_group_that_holds_a_role_escalates(
+        directory: GraphDirectory, tenant: SandboxTenant) -> None:
+    # Not a member (transitiveMemberOf does not list the group): only eligible to become one.
+    tenant.add_group(TIER0_GROUP, "Tier-0 admins", role_assignable=True)
+    tenant.assign_role(TIER0_GROUP, GLOBAL_ADMINISTRATOR)
+    adele = tenant.user(ADELE)
+    tenant.make_group_eligible(adele.id, TIER0_GROUP)
+
+    guard = await guardrail(directory, ADELE)
+
+    assert guard.verdict is Verdict.ESCALATE
+    assert "Global Administrator" in guard.reason
+    assert "eligible member (PIM for Groups)" in guard.reason
+    asked = [r.query.get("$filter") for r in graph_requests(
+        tenant, "/v1.0/identityGovernance/privilegedAccess/group/")]
+    assert asked == [f"principalId eq '{adele.id}'"] * 2
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["eligible", "active"])
+async def test_an_owner_of_a_group_with_an_eligible_role_escalates(
+        directory: GraphDirectory, tenant: SandboxTenant, active: bool) -> None:
+    # An owner may add itself as a member, and so activate the group's roles.
+    tenant.add_group(TIER0_GROUP, "Tier-0 admins", role_assignable=True)
+    tenant.make_eligible(TIER0_GROUP, HELPDESK_ADMINISTRATOR)
+    adele = tenant.user(ADELE)
+    if active:
+        tenant.assign_group_access(adele.id, TIER0_GROUP, "owner")
+    else:
+        tenant.make_group_eligible(adele.id, TIER0_GROUP, "owner")
+
+    guard = await guardrail(directory, ADELE)
+
+    assert guard.verdict is Verdict.ESCALATE
+    assert "Helpdesk Administrator, eligible (PIM)" in guard.reason
+    how = "owner (PIM for Groups)" if active else "eligible owner (PIM for Groups)"
+    assert f"through group {TIER0_GROUP} as {how}" in guard.reason
+
+
+async def test_pim_for_groups_without_p2_is_no_pim_data(directory: GraphDirectory,
+                                                         tenant: SandboxTenant) -> None:
+    tenant.pim_licensed = False
+
+    guard = await guardrail(directory, "alex.wilber@contoso.com")
+
+    assert guard.verdict is Verdict.PROCEED
+    assert guard.facts["pim"] == "no PIM data (the tenant has no Entra ID P2)"
+    answered = graph_requests(tenant, "/v1.0/identityGovernance/privilegedAccess/group/")
+    assert answered and {r.status for r in answered} == {400}
+
+
+@pytest.mark.parametrize("endpoint", ["eligibilityScheduleInstances",
+                                      "assignmentScheduleInstances"])
+async def test_any_other_pim_for_groups_error_fails_closed(
+        directory: GraphDirectory, tenant: SandboxTenant, endpoint: str) -> None:
+    tenant.add_fault(Fault(status=403, code="Authorization_RequestDenied", times=None,
+                           message="Insufficient privileges to complete the operation.",
+                           path=f"/privilegedAccess/group/{endpoint}$"))
+
+    with pytest.raises(PermanentError, match="403 Authorization_RequestDenied"):
+        await directory.memberships(tenant.user(ADELE).id)
+
+
+@pytest.mark.parametrize("permission", ["PrivilegedEligibilitySchedule.Read.AzureADGroup",
+                                        "PrivilegedAssignmentSchedule.Read.AzureADGroup"])
+async def test_without_a_pim_for_groups_permission_the_read_fails_closed(
+        directory: GraphDirectory, tenant: SandboxTenant, permission: str) -> None:
+    # An upgrade that did not re-run infra/grant-permissions.sh: 403, never "no roles".
+    tenant.denied_permissions.add(permission)
+
+    with pytest.raises(PermanentError, match="403 Authorization_RequestDenied"):
+        await directory.memberships(tenant.user(ADELE).id)
+
+
+async def test_the_sandbox_requires_a_filter_on_pim_for_groups(
+        raw: httpx.AsyncClient, tenant: SandboxTenant) -> None:
+    base = "/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"
+    tenant.add_group(TIER0_GROUP, "Tier-0 admins", role_assignable=True)
+    grant = tenant.make_group_eligible(tenant.user(ADELE).id, TIER0_GROUP)
+
+    unfiltered = await raw.get(base)
+    by_group = await raw.get(base, params={"$filter": f"groupId eq '{TIER0_GROUP}'"})
+
+    assert unfiltered.status_code == 400
+    assert by_group.status_code == 200
+    [item] = by_group.json()["value"]
+    assert item["principalId"] == grant.principal_id
+    assert (item["accessId"], item["memberType"]) == ("member", "Direct")
+
+
+# -- E: the sandbox looks users up no more leniently than Graph -------------------------------
+
+
+async def test_a_segment_is_decoded_once_as_graph_does(raw: httpx.AsyncClient,
+                                                       tenant: SandboxTenant) -> None:
+    odd = tenant.add_user(SandboxUser("$x%41@contoso.com", "Percent in the UPN"))
+
+    once = await raw.get("/v1.0/users('$x%2541@contoso.com')")
+    twice = await raw.get("/v1.0/users/adele.vance%2540contoso.com")
+
+    assert once.status_code == 200 and once.json()["id"] == odd.id
+    assert twice.status_code == 404  # "adele.vance%40contoso.com" is nobody's UPN
+
+
+@pytest.mark.parametrize("upn", ["$ops#1@contoso.com", "$a^b~c!d@contoso.com",
+                                 "$o'neil&co@contoso.com", "$x%41@contoso.com"])
+async def test_a_dollar_upn_with_odd_characters_is_found(
+        directory: GraphDirectory, tenant: SandboxTenant, upn: str) -> None:
+    user = tenant.add_user(SandboxUser(upn, "Odd mailbox"))
+
+    assert (await directory.find_user(upn)).id == user.id
+
+
+async def test_mail_eq_matches_mail_only(raw: httpx.AsyncClient, directory: GraphDirectory,
+                                         tenant: SandboxTenant) -> None:
+    # An account without a mailbox: Graph's mail is null, whatever its UPN.
+    bare = tenant.add_user(SandboxUser("kiosk@contoso.com", "Kiosk", has_mail=False))
+
+    by_mail = await raw.get("/v1.0/users", params={"$filter": "mail eq 'kiosk@contoso.com'"})
+    found = await directory.find_user("kiosk@contoso.com")
+
+    assert by_mail.json()["value"] == []
+    assert (found.id, found.mail, found.sender_address) == (bare.id, None, "kiosk@contoso.com")
+
+
+async def test_properties_that_need_select_come_only_when_selected(
+        raw: httpx.AsyncClient) -> None:
+    plain = (await raw.get(f"/v1.0/users/{ADELE}")).json()
+    chosen = (await raw.get(f"/v1.0/users/{ADELE}",
+                            params={"$select": "proxyAddresses,CreationType"})).json()
+    unknown = await raw.get(f"/v1.0/users/{ADELE}", params={"$select": "favouriteColour"})
+
+    for hidden in ("accountEnabled", "userType", "proxyAddresses", "creationType",
+                   "externalUserState", "onPremisesSyncEnabled"):
+        assert hidden not in plain, hidden
+    assert plain["userPrincipalName"] == plain["mail"] == ADELE
+    assert set(chosen) == {"@odata.context", "id", "proxyAddresses", "creationType"}
+    assert chosen["@odata.context"].endswith("#users(proxyAddresses,creationType)/$entity")
+    assert unknown.status_code == 400
+
+
+# -- F: two directory objects claiming one address, across key, mail and alias ----------------
+
+
+@pytest.mark.parametrize("first", [
+    SandboxUser("sam@contoso.com", "Sam"),  # the UPN of one ...
+    SandboxUser("sam.a@contoso.onmicrosoft.com", "Sam A", mail="sam@contoso.com"),  # its mail
+], ids=["upn", "mail"])
+async def test_an_address_one_owns_and_another_has_as_alias_is_ambiguous(
+        directory: GraphDirectory, tenant: SandboxTenant, first: SandboxUser) -> None:
+    tenant.add_user(first)
+    tenant.add_user(SandboxUser("samuel@contoso.com", "Samuel", proxy_addresses=[
+        "SMTP:samuel@contoso.com", "smtp:sam@contoso.com"]))  # ... the alias of another
+
+    with pytest.raises(PermanentError, match="ambiguous") as raised:
+        await directory.find_user("sam@contoso.com")
+
+    assert first.id in raised.value.reason
+    # The cost of a look-up by address: the key, mail and alias, one request each.
+    assert len(graph_requests(tenant, "/v1.0/users")) == 3
+
+
+# -- G: an internal account converted to B2B --------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["PendingAcceptance", "Accepted"])
+async def test_an_account_converted_to_b2b_escalates(directory: GraphDirectory,
+                                                     tenant: SandboxTenant, state: str) -> None:
+    # Invited to B2B in place: still a Member with its own UPN and no creationType, but its
+    # password now lives with its home organisation.
+    tenant.user(ADELE).external_user_state = state
+
+    guard = await guardrail(directory, ADELE)
+
+    assert guard.verdict is Verdict.ESCALATE
+    assert f"externalUserState {state}" in guard.reason
+
+
+# -- H: what a User Administrator may reset: the guardrails are the protection -----------------
+
+
+async def test_graph_lets_the_app_reset_some_administrators(directory: GraphDirectory,
+                                                            tenant: SandboxTenant) -> None:
+    # "Who can reset passwords": a User Administrator may reset a Helpdesk Administrator (so
+    # only the guardrails keep the robot off her), not a Global Administrator nor a member of
+    # a role-assignable group.
+    helpdesk = tenant.add_user(SandboxUser("hd@contoso.com", "Helpdesk",
+                                           role_template_ids=[HELPDESK_ADMINISTRATOR]))
+    admin = tenant.add_user(SandboxUser("ga@contoso.com", "Global",
+                                        role_template_ids=[GLOBAL_ADMINISTRATOR]))
+    tenant.add_group(TIER0_GROUP, "Tier-0 admins", role_assignable=True)
+    member = tenant.add_user(SandboxUser("t0@contoso.com", "Tier-0", group_ids=[TIER0_GROUP]))
+
+    await directory.reset_password(helpdesk.id, PASSWORD)
+    for refused in (admin, member):
+        with pytest.raises(PermanentError, match="403"):
+            await directory.reset_password(refused.id, PASSWORD)
+
+    assert len(helpdesk.password_changes) == 1
+    assert admin.password_changes == member.password_changes == []
+    guard = await guardrail(directory, "hd@contoso.com")
+    assert guard.verdict is Verdict.ESCALATE

@@ -120,8 +120,11 @@ def test_request_log_keeps_bodies_but_never_the_authorization_header(
 
 def test_user_lookup_by_encoded_upn_by_id_and_unknown(
         client: httpx.Client, tenant: SandboxTenant) -> None:
-    by_upn = client.get("/v1.0/users/Adele.Vance%40contoso.com")
-    by_id = client.get(f"/v1.0/users/{tenant.user('adele.vance@contoso.com').id}")
+    # accountEnabled, like most properties, comes only when selected (as from Graph).
+    selected = {"$select": "userPrincipalName,accountEnabled"}
+    by_upn = client.get("/v1.0/users/Adele.Vance%40contoso.com", params=selected)
+    by_id = client.get(f"/v1.0/users/{tenant.user('adele.vance@contoso.com').id}",
+                       params=selected)
     unknown = client.get("/v1.0/users/nobody%40contoso.com")
 
     assert by_upn.status_code == 200
