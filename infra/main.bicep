@@ -31,6 +31,10 @@ param maxRemediationsPerHour int = 20
 @description('Optional Teams or Slack incoming webhook for escalations.')
 param escalationWebhookUrl string = ''
 
+@allowed(['teams', 'slack'])
+@description('Escalation posts: teams (Adaptive Card 1.4 in a Workflows message) or slack (text).')
+param escalationWebhookFormat string = 'teams'
+
 var suffix = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = { 'azd-env-name': environmentName, workload: 'spam-block-remediation' }
 var maxDeliveryCount = 10
@@ -80,6 +84,7 @@ module functionApp 'modules/functionapp.bicep' = {
       REMEDIATION_QUEUE: serviceBus.outputs.requestsQueue
       VERIFICATION_QUEUE: serviceBus.outputs.verificationsQueue
       MAX_DELIVERY_COUNT: string(maxDeliveryCount)
+      RETRY_BACKOFF: '30s' // first delay of a scheduled retry; doubles, at most 15 minutes
       JOURNAL_TABLE_NAME: 'remediationjournal'
       ALERT_POLL_SCHEDULE: '0 */2 * * * *'
       ALERT_LOOKBACK: '1h'
@@ -90,6 +95,7 @@ module functionApp 'modules/functionapp.bicep' = {
       PROTECTED_GROUP_IDS: protectedGroupIds
       MAX_REMEDIATIONS_PER_HOUR: string(maxRemediationsPerHour)
       ESCALATION_WEBHOOK_URL: escalationWebhookUrl
+      ESCALATION_WEBHOOK_FORMAT: escalationWebhookFormat
       DEFENDER_STREAM_HUB: 'defender-stream'
       'AzureWebJobs.receive_defender_stream.Disabled': 'true'
     }

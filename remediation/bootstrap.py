@@ -9,18 +9,23 @@ service until it is first used, and each client exists once per process.
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.adapters.clock import SystemClock
-from remediation.adapters.local_queue import LocalRequestSender, LocalVerificationScheduler
+from remediation.adapters.local_queue import (
+    LocalMessageRetries,
+    LocalRequestSender,
+    LocalVerificationScheduler,
+)
 from remediation.adapters.local_worker import LocalWorker
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.config import Settings
-from remediation.service.handler import MessageHandler
+from remediation.service.handler import MessageHandler, Retrying, RetryPolicy
 from remediation.service.intake import Intake, IntakeSettings
 from remediation.service.ports import (
     AlertSource,
@@ -31,6 +36,7 @@ from remediation.service.ports import (
     FollowUps,
     Journal,
     Mailbox,
+    MessageRetries,
     RequestSender,
     RestrictedSenders,
     VerificationScheduler,
@@ -56,15 +62,19 @@ class Application:
     closers: list[Closer] = field(default_factory=list)
 
     def worker(self, *, concurrency: int | None = None, poll_interval: float = 0.5,
-               retry_backoff: float = 2.0) -> LocalWorker:
+               retry_backoff: float | None = None) -> LocalWorker:
+        """The local runtime's worker; ``retry_backoff`` (seconds) replaces RETRY_BACKOFF
+        for the retries its handler schedules (the demo's compressed time)."""
         if self.queue is None:
             raise RuntimeError("no local queue: this application sends to Service Bus")
+        handler = self.handler if retry_backoff is None else self.handler.with_backoff(
+            timedelta(seconds=retry_backoff))
         return LocalWorker(
             self.queue,
-            {self.settings.remediation_queue: self.handler.on_request,
-             self.settings.verification_queue: self.handler.on_verification},
+            {self.settings.remediation_queue: handler.on_request,
+             self.settings.verification_queue: handler.on_verification},
             concurrency=concurrency or self.settings.worker_concurrency,
-            poll_interval=poll_interval, retry_backoff=retry_backoff)
+            poll_interval=poll_interval)
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
@@ -88,22 +98,30 @@ def bootstrap(
     scheduler: VerificationScheduler | None = None,
     clock: Clock | None = None,
     service_bus_client: "QueueClient | None" = None,
+    credential: AsyncTokenCredential | None = None,
 ) -> Application:
+    """``credential``: one the caller already holds and closes (the doctor shares it)."""
     closers: list[Closer] = []
-    shared = _Shared(settings, closers)
+    shared = _Shared(settings, closers, credential)
     tenant = tenant or _tenant_ports(settings, shared, closers)
     clock = clock or SystemClock()
     queue: SqliteQueue | None = None
     follow_ups: FollowUps
     requests: RequestSender
+    retries: tuple[MessageRetries, MessageRetries]  # requests queue, verifications queue
     if settings.service_bus_namespace or service_bus_client is not None:
-        requests, follow_ups = _service_bus(settings, shared, closers, service_bus_client)
+        requests, follow_ups, retries = _service_bus(settings, shared, closers,
+                                                     service_bus_client)
     else:
         queue = SqliteQueue(shared.database(),
                             lock_duration=settings.lock_duration.total_seconds(),
-                            max_delivery_count=settings.max_delivery_count)
+                            max_delivery_count=settings.max_delivery_count,
+                            session_queues=(settings.remediation_queue,
+                                            settings.verification_queue))
         requests = LocalRequestSender(queue, settings.remediation_queue)
         follow_ups = LocalVerificationScheduler(queue, settings.verification_queue)
+        retries = (LocalMessageRetries(queue, settings.remediation_queue),
+                   LocalMessageRetries(queue, settings.verification_queue))
     journal = journal or _journal(settings, shared, closers)
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=journal,
@@ -115,8 +133,11 @@ def bootstrap(
         workflow=workflow, clock=clock,
         settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
                                 sweep=settings.sweep_restricted_users))
+    handler = MessageHandler(workflow, retrying=Retrying(
+        requests=retries[0], follow_ups=retries[1], clock=clock,
+        backoff=RetryPolicy(first=settings.retry_backoff)))
     return Application(settings=settings, journal=journal, workflow=workflow,
-                       handler=MessageHandler(workflow), intake=intake, requests=requests,
+                       handler=handler, intake=intake, requests=requests,
                        queue=queue, closers=closers)
 
 
@@ -124,10 +145,11 @@ class _Shared:
     """What several adapters share, built the first time one needs it: one credential per
     process, one SQLite database for the local queue and journal."""
 
-    def __init__(self, settings: Settings, closers: list[Closer]) -> None:
+    def __init__(self, settings: Settings, closers: list[Closer],
+                 credential: AsyncTokenCredential | None = None) -> None:
         self._settings = settings
         self._closers = closers
-        self._credential: AsyncTokenCredential | None = None
+        self._credential: AsyncTokenCredential | None = credential
         self._database: SqliteDatabase | None = None
 
     def credential(self) -> AsyncTokenCredential:
@@ -155,7 +177,8 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         verify_delays=settings.verify_delays, mode=settings.mode,
         hygiene=settings.mailbox_hygiene, protected_group_ids=settings.protected_group_ids,
         max_resets_per_hour=settings.max_remediations_per_hour,
-        tenant_domains=settings.tenant_domains, case_link=settings.case_link_template)
+        tenant_domains=settings.tenant_domains, case_link=settings.case_link_template,
+        webhook_format=settings.escalation_webhook_format)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:
@@ -193,9 +216,11 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],
-                 client: "QueueClient | None") -> tuple[RequestSender, FollowUps]:
+                 client: "QueueClient | None",
+                 ) -> tuple[RequestSender, FollowUps, tuple[MessageRetries, MessageRetries]]:
     from remediation.adapters.service_bus import (
         ServiceBusFollowUps,
+        ServiceBusMessageRetries,
         ServiceBusQueues,
         ServiceBusRequestSender,
     )
@@ -204,7 +229,9 @@ def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],
                               client=client)
     closers.append(queues.close)
     return (ServiceBusRequestSender(queues, settings.remediation_queue),
-            ServiceBusFollowUps(queues, settings.verification_queue))
+            ServiceBusFollowUps(queues, settings.verification_queue),
+            (ServiceBusMessageRetries(queues, settings.remediation_queue),
+             ServiceBusMessageRetries(queues, settings.verification_queue)))
 
 
 def _journal(settings: Settings, shared: _Shared, closers: list[Closer]) -> Journal:

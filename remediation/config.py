@@ -1,21 +1,39 @@
 """Settings from environment variables (the same names as the Azure app settings)."""
 
+import ipaddress
 import os
+import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from remediation.domain.alerts import DEFAULT_ALERT_TITLES
-from remediation.domain.durations import parse_delays, parse_duration
-from remediation.service.settings import HYGIENE_MODES, MODES
+from remediation.domain.durations import format_duration, parse_delays, parse_duration
+from remediation.service.settings import HYGIENE_MODES, MODES, WEBHOOK_FORMATS
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Tenant and group object ids: GUIDs written the way Azure shows them (no braces, no urn:).
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CASE_LINK_FIELDS = ("case_id", "user")
+# The longest each duration may be. Verification and the alert look-back stay within Service
+# Bus's longest duplicate-detection window (7 days); the local lock within Service Bus's
+# longest lock (5 minutes, ServiceBusQueueData.LockDuration); one HTTP call within half the
+# Functions timeout (10 minutes, host.json); the back-off within its own cap (15 minutes).
+LONGEST = {
+    "VERIFY_DELAYS": timedelta(days=7),
+    "ALERT_LOOKBACK": timedelta(days=7),
+    "ALERT_POLL_INTERVAL": timedelta(days=1),
+    "LOCK_DURATION": timedelta(minutes=5),
+    "HTTP_TIMEOUT": timedelta(minutes=5),
+    "RETRY_BACKOFF": timedelta(minutes=15),
+}
 
 
 class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names it."""
+    """A setting is missing or malformed; the message names it first (``NAME: problem``)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,7 @@ class Settings:
     service_bus_namespace: str | None = None
     worker_concurrency: int = 8
     max_delivery_count: int = 10
+    retry_backoff: timedelta = timedelta(seconds=30)
     lock_duration: timedelta = timedelta(minutes=5)
     http_timeout: timedelta = timedelta(seconds=30)
     http_max_retries: int = 3
@@ -47,6 +66,7 @@ class Settings:
     protected_group_ids: frozenset[str] = frozenset()
     max_remediations_per_hour: int = 20
     escalation_webhook_url: str | None = field(default=None, repr=False)
+    escalation_webhook_format: str = "teams"
     tenant_domains: frozenset[str] = frozenset()
     case_link_template: str = "remediation status --user {user}"
 
@@ -65,12 +85,12 @@ class Settings:
 
         try:
             settings = cls(
-                tenant_id=text("AZURE_TENANT_ID", ""),
+                tenant_id=text("AZURE_TENANT_ID", "").lower(),
                 graph_endpoint=text("GRAPH_ENDPOINT", defaults.graph_endpoint).rstrip("/"),
                 exchange_endpoint=text("EXCHANGE_ENDPOINT", defaults.exchange_endpoint).rstrip("/"),
                 sandbox_token=env.get("SANDBOX_TOKEN") or None,
                 mode=text("REMEDIATION_MODE", defaults.mode),
-                verify_delays=parse_delays(text("VERIFY_DELAYS", "1h,4h,24h")),
+                verify_delays=_delays(text("VERIFY_DELAYS", "1h,4h,24h")),
                 remediation_db=Path(text("REMEDIATION_DB", str(defaults.remediation_db))),
                 remediation_queue=text("REMEDIATION_QUEUE", defaults.remediation_queue),
                 verification_queue=text("VERIFICATION_QUEUE", defaults.verification_queue),
@@ -78,21 +98,25 @@ class Settings:
                     "ServiceBusConnection__fullyQualifiedNamespace") or None,
                 worker_concurrency=_int(env, "WORKER_CONCURRENCY", 8, 1, 256),
                 max_delivery_count=_int(env, "MAX_DELIVERY_COUNT", 10, 1, 2000),
-                lock_duration=parse_duration(text("LOCK_DURATION", "5m")),
-                http_timeout=parse_duration(text("HTTP_TIMEOUT", "30s")),
+                retry_backoff=_duration("RETRY_BACKOFF", text("RETRY_BACKOFF", "30s")),
+                lock_duration=_duration("LOCK_DURATION", text("LOCK_DURATION", "5m")),
+                http_timeout=_duration("HTTP_TIMEOUT", text("HTTP_TIMEOUT", "30s")),
                 http_max_retries=_int(env, "HTTP_MAX_RETRIES", 3, 0, 10),
                 alert_titles=_titles(env.get("ALERT_TITLES", "")),
-                alert_lookback=parse_duration(text("ALERT_LOOKBACK", "1h")),
-                alert_poll_interval=parse_duration(text("ALERT_POLL_INTERVAL", "2m")),
+                alert_lookback=_duration("ALERT_LOOKBACK", text("ALERT_LOOKBACK", "1h")),
+                alert_poll_interval=_duration("ALERT_POLL_INTERVAL",
+                                              text("ALERT_POLL_INTERVAL", "2m")),
                 sweep_restricted_users=_bool(env, "SWEEP_RESTRICTED_USERS", True),
                 journal_table_endpoint=_table_endpoint(env),
                 journal_table_connection_string=env.get("JOURNAL_TABLE_CONNECTION_STRING")
                 or None,
                 journal_table_name=text("JOURNAL_TABLE_NAME", defaults.journal_table_name),
                 mailbox_hygiene=text("MAILBOX_HYGIENE", defaults.mailbox_hygiene),
-                protected_group_ids=_set(env.get("PROTECTED_GROUP_IDS", "")),
+                protected_group_ids=_group_ids(env.get("PROTECTED_GROUP_IDS", "")),
                 max_remediations_per_hour=_int(env, "MAX_REMEDIATIONS_PER_HOUR", 20, 0, 100000),
                 escalation_webhook_url=env.get("ESCALATION_WEBHOOK_URL", "").strip() or None,
+                escalation_webhook_format=text("ESCALATION_WEBHOOK_FORMAT",
+                                               defaults.escalation_webhook_format).lower(),
                 tenant_domains=_set(env.get("TENANT_DOMAINS", "")),
                 case_link_template=text("CASE_LINK_TEMPLATE", defaults.case_link_template),
             )
@@ -101,14 +125,36 @@ class Settings:
         settings.validate()
         return settings
 
+    def require_tenant(self) -> "Settings":
+        """For what talks to the tenant (run, doctor, the Functions app): its id is set."""
+        if not self.tenant_id:
+            raise ConfigError("AZURE_TENANT_ID: not set (the tenant id, a GUID)")
+        return self
+
     def validate(self) -> None:
+        if self.tenant_id and not GUID.fullmatch(self.tenant_id):
+            raise ConfigError(f"AZURE_TENANT_ID: {self.tenant_id!r} is not a tenant id (a GUID)")
+        for group_id in sorted(self.protected_group_ids):
+            if not GUID.fullmatch(group_id):
+                # A typo must never quietly protect nobody.
+                raise ConfigError(f"PROTECTED_GROUP_IDS: {group_id!r} is not a group object id "
+                                  "(a GUID)")
+        _check_case_link(self.case_link_template)
+        if self.alert_lookback <= self.alert_poll_interval:
+            raise ConfigError(
+                f"ALERT_LOOKBACK: {format_duration(self.alert_lookback)} must be longer than "
+                f"ALERT_POLL_INTERVAL ({format_duration(self.alert_poll_interval)}), or polls "
+                "miss alerts")
+        _check_database(self.remediation_db)
         if self.mode not in MODES:
             raise ConfigError(f"REMEDIATION_MODE must be one of {', '.join(MODES)}")
         if self.mailbox_hygiene not in HYGIENE_MODES:
             raise ConfigError(f"MAILBOX_HYGIENE must be one of {', '.join(HYGIENE_MODES)}")
-        if self.escalation_webhook_url and not self.escalation_webhook_url.startswith(
-                ("https://", "http://127.0.0.1", "http://localhost")):
-            raise ConfigError("ESCALATION_WEBHOOK_URL must be an https URL")
+        if self.escalation_webhook_url:
+            _check_webhook(self.escalation_webhook_url)
+        if self.escalation_webhook_format not in WEBHOOK_FORMATS:
+            raise ConfigError(f"ESCALATION_WEBHOOK_FORMAT: {self.escalation_webhook_format!r} "
+                              f"must be {' or '.join(WEBHOOK_FORMATS)}")
         for name, url in (("GRAPH_ENDPOINT", self.graph_endpoint),
                           ("EXCHANGE_ENDPOINT", self.exchange_endpoint)):
             parsed = urlparse(url)
@@ -136,6 +182,95 @@ def _table_endpoint(env: Mapping[str, str]) -> str | None:
 
 def _set(raw: str) -> frozenset[str]:
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def _group_ids(raw: str) -> frozenset[str]:
+    ids = _set(raw)
+    if raw.strip() and not ids:
+        raise ConfigError(f"PROTECTED_GROUP_IDS: {raw!r} names no group (leave it empty to "
+                          "protect no group)")
+    return ids
+
+
+def _duration(name: str, raw: str) -> timedelta:
+    """A positive duration no longer than ``LONGEST[name]``."""
+    try:
+        value = parse_duration(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a duration (a number with s, m, h or d, "
+                          "e.g. 1h)") from None
+    if not timedelta(0) < value <= LONGEST[name]:
+        raise ConfigError(f"{name}: {raw!r} must be more than 0s and at most "
+                          f"{_longest(LONGEST[name])}")
+    return value
+
+
+def _longest(bound: timedelta) -> str:
+    return f"{bound.days}d" if bound.days and not bound.seconds else format_duration(bound)
+
+
+def _delays(raw: str) -> tuple[timedelta, ...]:
+    for part in raw.split(","):
+        if part.strip():
+            _duration("VERIFY_DELAYS", part.strip())
+    try:
+        return parse_delays(raw)  # at least one, increasing
+    except ValueError as error:
+        raise ConfigError(f"VERIFY_DELAYS: {error}") from None
+
+
+def _check_case_link(template: str) -> None:
+    """Only ``{case_id}`` and ``{user}``, written plainly: a field like ``{user.__class__}``
+    would reach into objects, and an unknown one fails only when an escalation is sent."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion
+                  in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ConfigError(f"CASE_LINK_TEMPLATE: not a format string ({error})") from None
+    for name, spec, conversion in fields:
+        written = "{" + name + (f"!{conversion}" if conversion else "") + (
+            f":{spec}" if spec else "") + "}"
+        if name not in CASE_LINK_FIELDS:
+            raise ConfigError(f"CASE_LINK_TEMPLATE: unknown field {written}: only "
+                              f"{{{CASE_LINK_FIELDS[0]}}} and {{{CASE_LINK_FIELDS[1]}}}")
+        if spec or conversion:
+            raise ConfigError(f"CASE_LINK_TEMPLATE: {written}: write the field plainly, as "
+                              f"{{{name}}}")
+
+
+def _check_webhook(url: str) -> None:
+    """https, or http to a loopback host, by the host the URL really names (never a prefix
+    test: ``http://localhost.evil.com`` and ``http://127.0.0.1@evil.com`` go elsewhere). The
+    URL itself is never shown: its path or query carries the webhook's key."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port
+    except ValueError as error:
+        raise ConfigError(f"ESCALATION_WEBHOOK_URL: not a URL ({error})") from None
+    scheme = parts.scheme.lower()
+    if not host or not (scheme == "https" or (scheme == "http" and is_loopback(host))):
+        raise ConfigError("ESCALATION_WEBHOOK_URL: must be an https URL (plain http only to a "
+                          f"loopback address); got {scheme} to host {host!r}")
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1), nothing that merely starts
+    like one."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_database(path: Path) -> None:
+    if str(path) == ":memory:":
+        raise ConfigError(f"REMEDIATION_DB: {str(path)!r} is not a file: the queue and journal "
+                          "must outlive the process")
+    if path.is_dir():
+        raise ConfigError(f"REMEDIATION_DB: {str(path)!r} is a directory, not a database file")
 
 
 def _titles(raw: str) -> tuple[str, ...]:

@@ -42,7 +42,8 @@ def sandbox_settings(url: str, tenant: SandboxTenant, db: Path, **changes: objec
         tenant_id=tenant.tenant_id, graph_endpoint=url, exchange_endpoint=url,
         sandbox_token=tenant.token, remediation_db=db,
         verify_delays=(timedelta(seconds=0.5), timedelta(seconds=1), timedelta(seconds=1.5)),
-        lock_duration=timedelta(seconds=10), http_timeout=timedelta(seconds=2))
+        lock_duration=timedelta(seconds=10), http_timeout=timedelta(seconds=2),
+        retry_backoff=timedelta(seconds=0.05))
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 
@@ -52,4 +53,5 @@ def sandbox_env(url: str, tenant: SandboxTenant, db: Path) -> dict[str, str]:
         "AZURE_TENANT_ID": tenant.tenant_id, "GRAPH_ENDPOINT": url, "EXCHANGE_ENDPOINT": url,
         "SANDBOX_TOKEN": tenant.token, "REMEDIATION_DB": str(db),
         "VERIFY_DELAYS": "1s,2s,3s", "HTTP_TIMEOUT": "20s", "SWEEP_RESTRICTED_USERS": "false",
+        "RETRY_BACKOFF": "0.5s",
     }

@@ -24,6 +24,7 @@ from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
 from remediation.domain.requests import RemediationRequest
 from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
+from remediation.service.ports import WebhookDelivery
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -510,6 +511,10 @@ class FakeAlertUpdater:
     def updates_of(self, alert_id: str) -> list[dict[str, str]]:
         return [u.changes for u in self.updates if u.alert_id == alert_id]
 
+    async def comment_texts(self, alert_id: str) -> list[str]:
+        self.attempts.append(("comment_texts", alert_id))
+        return self.comments_on(alert_id)
+
     async def comment(self, alert_id: str, text: str) -> None:
         self.attempts.append(("comment", alert_id))
         self._failures.check("comment", (alert_id,))
@@ -682,12 +687,13 @@ class FakeWebhook:
     def __init__(self) -> None:
         self.payloads: list[dict[str, Any]] = []
         self.attempts = 0
+        self.outcome = WebhookDelivery.DELIVERED  # what each accepted post answers
         self._failure: tuple[RemediationError, int | None] | None = None
 
     def fail(self, error: RemediationError, *, times: int | None = 1) -> None:
         self._failure = (error, times)
 
-    async def post(self, payload: dict[str, Any]) -> None:
+    async def post(self, payload: dict[str, Any]) -> WebhookDelivery:
         self.attempts += 1
         if self._failure is not None:
             error, remaining = self._failure
@@ -695,3 +701,4 @@ class FakeWebhook:
                 self._failure = (error, None if remaining is None else remaining - 1)
                 raise error
         self.payloads.append(json.loads(json.dumps(payload)))
+        return self.outcome

@@ -20,7 +20,9 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
 var queueProperties = {
   requiresSession: true
   requiresDuplicateDetection: true
-  duplicateDetectionHistoryTimeWindow: 'P1D' // longer than ALERT_LOOKBACK
+  // Longer than ALERT_LOOKBACK; the local twin uses the same window
+  // (queue_limits.DUPLICATE_DETECTION_WINDOW, compared by tests/infra).
+  duplicateDetectionHistoryTimeWindow: 'P1D'
   maxDeliveryCount: maxDeliveryCount // the same number as the MAX_DELIVERY_COUNT setting
   lockDuration: 'PT5M'
   deadLetteringOnMessageExpiration: true

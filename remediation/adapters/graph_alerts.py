@@ -70,6 +70,13 @@ class GraphAlerts:
         # and the queued alert update is retried as a whole.
         await self._graph.send_json("comment on alert", request, retry=False)
 
+    async def comment_texts(self, alert_id: str) -> list[str]:
+        """The alert's ``comments[].comment`` texts; [] when the alert is gone."""
+        alert = await self.get_alert(alert_id)
+        found = (alert or {}).get("comments")
+        return [str(item.get("comment") or "") for item in found or []
+                if isinstance(item, dict)]
+
     async def update(self, alert_id: str, changes: dict[str, str]) -> None:
         def request(client: "GraphServiceClient") -> "RequestInformation":
             from kiota_abstractions.method import Method

@@ -1,8 +1,10 @@
 """The local runtime's worker loop: several users at once, one message per user at a time.
 
 It gives the handler what the Functions host gives it in Azure: a locked message with a
-delivery count, lock renewal while it works, completion on return, abandonment (and
-dead-lettering after the last delivery) on an exception.
+delivery count, its session id and application properties, lock renewal while it works,
+completion on return, abandonment (and dead-lettering after the last delivery) on an
+exception. Like Service Bus, an abandoned message is offered again at once: back-off is the
+handler's (a scheduled copy), the same code in Azure and here.
 """
 
 import asyncio
@@ -18,20 +20,17 @@ from remediation.service.handler import Delivery
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Delivery], Awaitable[Case]]
+Handler = Callable[[Delivery], Awaitable[Case | None]]
 
 
 class LocalWorker:
     def __init__(self, queue: SqliteQueue, handlers: dict[str, Handler], *,
-                 concurrency: int = 8, poll_interval: float = 0.5,
-                 retry_backoff: float = 2.0, max_retry_backoff: float = 60.0) -> None:
+                 concurrency: int = 8, poll_interval: float = 0.5) -> None:
         self._queue = queue
         self._handlers = handlers
         self._queues = tuple(handlers)
         self._concurrency = concurrency
         self._poll_interval = poll_interval
-        self._retry_backoff = retry_backoff
-        self._max_retry_backoff = max_retry_backoff
         self.processed = 0
 
     async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
@@ -56,18 +55,17 @@ class LocalWorker:
     async def _process(self, message: ReceivedMessage) -> None:
         delivery = Delivery(body=message.body, message_id=message.message_id,
                             delivery_count=message.delivery_count,
-                            max_delivery_count=self._queue.max_delivery_count)
+                            max_delivery_count=self._queue.max_delivery_count,
+                            session_id=message.session_id, properties=message.properties)
         renewal = asyncio.create_task(self._keep_locked(message))
         try:
             await self._handlers[message.queue](delivery)
         except Exception as error:
             reason = error.reason if isinstance(error, RemediationError) else (
                 f"unexpected {type(error).__name__}")
-            backoff = min(self._retry_backoff * 2 ** (message.delivery_count - 1),
-                          self._max_retry_backoff)
-            dead = await self._queue.abandon(message, reason, retry_after=backoff)
+            dead = await self._queue.abandon(message, reason)
             log.warning("message %s on %s %s (delivery %d): %s", message.message_id,
-                        message.queue, "dead-lettered" if dead else "will be retried",
+                        message.queue, "dead-lettered" if dead else "offered again",
                         message.delivery_count, reason)
         else:
             await self._queue.complete(message)

@@ -3,11 +3,15 @@
 - Requests go to a **session-enabled** queue with ``session_id`` = the user's normalised
   address (one user's messages are never processed by two instances at once) and
   ``message_id`` = the request id (alert, block entry or manual request), which duplicate
-  detection uses.
+  detection uses. Either one longer than Service Bus takes (128 characters) travels as a
+  stable digest (``queue_limits``), exactly as on the local twin.
 - Verification checks are scheduled with ``schedule_messages``; the sequence number is
   journaled so a superseded check can be cancelled. Alert updates share that queue.
 - ``application_properties`` carry ``kind``, ``source`` and ``case_id`` for operators reading
   the queue; bodies are JSON with a schema version.
+- Delayed retries (``ServiceBusMessageRetries``) are copies of a delivered message scheduled
+  with ``schedule_messages`` under a **new** message id: duplicate detection would drop a
+  copy that reused the original's.
 
 Roles: "Azure Service Bus Data Sender" (this code) and "Azure Service Bus Data Receiver"
 (the Functions triggers) on the namespace, for the app's managed identity.
@@ -15,11 +19,14 @@ Roles: "Azure Service Bus Data Sender" (this code) and "Azure Service Bus Data R
 
 import asyncio
 import logging
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from azure.core.credentials_async import AsyncTokenCredential
 
+from remediation.adapters.queue_limits import check_message, fitted_id, session_id_for
 from remediation.domain.errors import TransientError
 from remediation.domain.requests import SCHEMA_VERSION, RemediationRequest
 from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
@@ -77,14 +84,26 @@ class ServiceBusQueues:
         return self._client
 
 
-def _message(body: str, *, message_id: str, session_id: str,
+def _message(body: str, *, message_id: str, user: str,
              properties: dict[str, str | int]) -> Any:
+    application_properties: dict[str, str | int] = {"schema": SCHEMA_VERSION}
+    application_properties.update(properties)
+    return _service_bus_message(body.encode(), message_id=fitted_id(message_id),
+                                session_id=session_id_for(user),
+                                properties=application_properties)
+
+
+def _service_bus_message(body: bytes, *, message_id: str, session_id: str | None,
+                         properties: Mapping[str, Any]) -> Any:
     from azure.servicebus import ServiceBusMessage
 
-    application_properties: dict[str | bytes, Any] = {"schema": SCHEMA_VERSION}
-    application_properties.update(properties)
+    check_message(body, message_id=message_id, session_id=session_id, properties=properties)
+    kind = properties.get("kind")
+    application_properties: dict[str | bytes, Any] = {
+        key: value for key, value in properties.items()}
     return ServiceBusMessage(body, message_id=message_id, session_id=session_id,
-                             content_type="application/json", subject=str(properties["kind"]),
+                             content_type="application/json",
+                             subject=str(kind) if kind is not None else None,
                              application_properties=application_properties)
 
 
@@ -105,15 +124,15 @@ class ServiceBusRequestSender:
     async def send(self, request: RemediationRequest) -> str:
         assert request.request_id is not None
         sender = await self._queues.sender(self._name)
-        await _guarded("sending a request", sender.send_messages(_message(
-            request.to_json(), message_id=request.request_id, session_id=request.user,
-            properties={"kind": "remediate", "source": request.source})))
-        return request.request_id
+        message = _message(request.to_json(), message_id=request.request_id, user=request.user,
+                           properties={"kind": "remediate", "source": request.source})
+        await _guarded("sending a request", sender.send_messages(message))
+        return str(message.message_id)
 
     async def send_approval(self, approval: Approval) -> None:
         sender = await self._queues.sender(self._name)
         await _guarded("sending an approval", sender.send_messages(_message(
-            approval.to_json(), message_id=approval.message_id, session_id=approval.user,
+            approval.to_json(), message_id=approval.message_id, user=approval.user,
             properties={"kind": "approve", "case_id": approval.case_id})))
 
 
@@ -127,7 +146,7 @@ class ServiceBusFollowUps:
     async def schedule(self, check: VerificationCheck, at: datetime) -> int:
         sender = await self._queues.sender(self._name)
         numbers = await _guarded("scheduling a verification", sender.schedule_messages(
-            _message(check.to_json(), message_id=check.message_id, session_id=check.user,
+            _message(check.to_json(), message_id=check.message_id, user=check.user,
                      properties={"kind": "verify", "case_id": check.case_id,
                                  "attempt": check.attempt}), at))
         return int(numbers[0])
@@ -140,5 +159,23 @@ class ServiceBusFollowUps:
     async def notify(self, update: AlertUpdate) -> None:
         sender = await self._queues.sender(self._name)
         await _guarded("queuing an alert update", sender.send_messages(_message(
-            update.to_json(), message_id=update.message_id, session_id=update.user,
+            update.to_json(), message_id=update.message_id, user=update.user,
             properties={"kind": "alerts", "case_id": update.case_id})))
+
+
+class ServiceBusMessageRetries:
+    """One queue's delayed retries: a copy of a delivered message, scheduled for ``at`` with
+    ``schedule_messages`` under a new message id (API-NOTES §9)."""
+
+    def __init__(self, queues: ServiceBusQueues, queue_name: str) -> None:
+        self._queues = queues
+        self._name = queue_name
+
+    async def schedule_copy(self, body: bytes, *, session_id: str | None,
+                            properties: Mapping[str, str | int | float | bool],
+                            at: datetime) -> str:
+        message_id = uuid.uuid4().hex
+        sender = await self._queues.sender(self._name)
+        await _guarded("scheduling a retry", sender.schedule_messages(_service_bus_message(
+            body, message_id=message_id, session_id=session_id, properties=properties), at))
+        return message_id

@@ -5,6 +5,7 @@ up front (BEGIN IMMEDIATE) and wait for it instead of failing mid-transaction.
 """
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -96,7 +97,7 @@ class SqliteDatabase:
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_owner_only(self.path)
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                          check_same_thread=False)
             connection.row_factory = sqlite3.Row
@@ -109,6 +110,27 @@ class SqliteDatabase:
                 self._connections.append(connection)
             self._local.connection = connection
         return connection
+
+
+def _create_owner_only(path: Path) -> None:
+    """The journal says who was reset and what their mailbox held: a directory we create is
+    0700 and a file we create 0600, whatever the umask; SQLite gives its ``-wal`` and ``-shm``
+    files the database file's mode. Existing ones are left as they are."""
+    try:
+        path.parent.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # missing parents: they get the default mode, as mkdir -p
+        path.parent.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.parent.chmod(0o700)
+    else:
+        path.parent.chmod(0o700)  # mkdir's mode passes through the umask
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
 
 
 def _enable_wal(connection: sqlite3.Connection, attempts: int = 100) -> None:

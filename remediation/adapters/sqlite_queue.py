@@ -4,16 +4,25 @@ Scheduled delivery, a lock while a message is processed (renewable; it expires i
 worker dies), a delivery count, dead-lettering after a maximum with the reason, duplicate
 detection on ``message_id``, and sessions: at most one locked message per session id at a
 time, which is how one user's messages are never processed concurrently.
+
+Like Service Bus, and unlike a friendlier queue: an abandoned message is offered again at
+once (a delayed retry is a scheduled copy the handler sends); ids longer than 128
+characters, bodies over 256 KB and, on a session queue, messages without a session id are
+refused (``queue_limits``); and a message id is a duplicate for the whole window
+(``DUPLICATE_DETECTION_WINDOW``, as in infra/) whatever became of the message, dead-lettered
+included: a request is re-sent under a new message id (``remediation enqueue`` makes one).
 """
 
 import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from remediation.adapters.queue_limits import DUPLICATE_DETECTION_WINDOW, check_message
 from remediation.adapters.sqlite_db import SqliteDatabase
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -49,19 +58,28 @@ class SqliteQueue:
         *,
         lock_duration: float = 60.0,
         max_delivery_count: int = 10,
-        duplicate_window: float = 600.0,
+        duplicate_window: float = DUPLICATE_DETECTION_WINDOW.total_seconds(),
+        session_queues: Iterable[str] = (),
     ) -> None:
         self._db = database
         self.lock_duration = lock_duration
         self.max_delivery_count = max_delivery_count
         self.duplicate_window = duplicate_window
+        self.session_queues = frozenset(session_queues)
 
     async def send(self, queue: str, body: str | bytes, *, message_id: str | None = None,
                    session_id: str | None = None, scheduled_at: datetime | None = None,
                    properties: dict[str, Any] | None = None) -> int:
-        """Enqueue (or schedule) a message; a duplicate ``message_id`` returns the original."""
+        """Enqueue (or schedule) a message; a duplicate ``message_id`` returns the original.
+
+        Raises ValueError for what Service Bus refuses (see the module's docstring).
+        """
         payload = body.encode() if isinstance(body, str) else body
         message_id = message_id or uuid.uuid4().hex
+        check_message(payload, message_id=message_id, session_id=session_id,
+                      properties=properties)
+        if queue in self.session_queues and not session_id:
+            raise ValueError(f"queue {queue!r} is session-enabled: a message needs a session id")
         now = time.time()
         visible_at = scheduled_at.timestamp() if scheduled_at else now
 
@@ -128,9 +146,8 @@ class SqliteQueue:
             "UPDATE messages SET locked_until = ? WHERE sequence_number = ? AND lock_token = ?",
             (until, message.sequence_number, message.lock_token)))
 
-    async def abandon(self, message: ReceivedMessage, reason: str, *,
-                      retry_after: float = 0.0) -> bool:
-        """Release the lock for redelivery; dead-letter instead after the last delivery.
+    async def abandon(self, message: ReceivedMessage, reason: str) -> bool:
+        """Release the lock for redelivery at once; dead-letter instead after the last delivery.
 
         Returns True when the message was dead-lettered.
         """
@@ -142,9 +159,9 @@ class SqliteQueue:
                              reason, now)
                 return True
             connection.execute(
-                "UPDATE messages SET locked_until = NULL, lock_token = NULL, visible_at = ?"
+                "UPDATE messages SET locked_until = NULL, lock_token = NULL"
                 " WHERE sequence_number = ? AND lock_token = ?",
-                (now + retry_after, message.sequence_number, message.lock_token))
+                (message.sequence_number, message.lock_token))
             return False
 
         return await self._db.write(release)

@@ -2,7 +2,13 @@
 
 The URL is a secret: Teams and Slack webhook URLs carry their key. It appears in no log line,
 exception or repr; messages call it "the escalation webhook". aiohttp's own exceptions name
-the URL, so they are never chained or formatted into ours.
+the URL, so they are never chained or formatted into ours, and an error body that echoes it
+is scrubbed before an excerpt of it becomes a reason.
+
+What an answer proves (API-NOTES §8): 200 or 204 is ``delivered`` (Slack answers ``200 ok``);
+202 is only ``accepted``: a Teams Workflows trigger answers 202 before its flow runs, and a
+card the flow cannot show fails there, unseen. Slack's errors are plain-text bodies
+(``invalid_payload``, ``no_text``...): a refusal's reason quotes a short excerpt.
 """
 
 import asyncio
@@ -15,11 +21,15 @@ from urllib.parse import urlparse
 
 import aiohttp
 
+from remediation.domain.display import shown
 from remediation.domain.errors import PermanentError, TransientError
+from remediation.service.ports import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
 NAME = "the escalation webhook"
+BODY_LIMIT = 65_536  # read at most this much of an answer
+EXCERPT_LIMIT = 120  # of an error body, in a reason
 
 
 class JsonWebhook:
@@ -43,25 +53,26 @@ class JsonWebhook:
             await self._session.close()
             self._session = None
 
-    async def post(self, payload: dict[str, Any]) -> None:
+    async def post(self, payload: dict[str, Any]) -> WebhookDelivery:
         for attempt in range(1, self._attempts + 1):
             wait = await self._attempt(payload, last=attempt == self._attempts)
-            if wait is None:
-                return
+            if isinstance(wait, WebhookDelivery):
+                return wait
             log.warning("%s: attempt %d of %d failed; retrying in %.1f s", NAME, attempt,
                         self._attempts, wait)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
-    async def _attempt(self, payload: dict[str, Any], *, last: bool) -> float | None:
-        """Send once: None when delivered, else how long to wait before the next attempt;
+    async def _attempt(self, payload: dict[str, Any], *,
+                       last: bool) -> WebhookDelivery | float:
+        """Send once: what the answer proves, else how long to wait before the next attempt;
         raise when there is no next attempt."""
         try:
             async with self._client().post(self._url, json=payload,
                                            allow_redirects=False) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-                body = (await response.text(errors="replace"))[:200]
+                body = _decoded(await response.content.read(BODY_LIMIT), response.charset)
         except TimeoutError:
             # The payload may have arrived: leave a repeat to the queue, not a tight loop.
             raise TransientError(f"{NAME} did not answer within "
@@ -71,11 +82,14 @@ class JsonWebhook:
                 raise TransientError(f"{NAME} could not be reached "
                                      f"({type(error).__name__})") from None
             return self._backoff(None)
+        if status == 202:
+            return WebhookDelivery.ACCEPTED
         if 200 <= status < 300:
-            return None
+            return WebhookDelivery.DELIVERED
         if status in (408, 429) or status >= 500:
             return self._retry_or_raise(status, retry_after, last)
-        raise PermanentError(f"{NAME} refused the payload: {status} {self._scrub(body)}".strip())
+        raise PermanentError(f"{NAME} refused the payload: {status} {self._excerpt(body)}"
+                             .strip())
 
     def _retry_or_raise(self, status: int, retry_after: str | None, last: bool) -> float:
         wait = self._backoff(retry_after)
@@ -88,13 +102,35 @@ class JsonWebhook:
         seconds = _retry_after_seconds(retry_after)
         return seconds if seconds is not None else self._retry_delay
 
+    def _excerpt(self, body: str) -> str:
+        """The start of an error body, on one line, without the URL or any piece of it."""
+        # Scrub before and after ``shown``: an escape sequence could split the URL, and
+        # collapsed white space could bring a URL cut off at BODY_LIMIT into the excerpt.
+        return shown(self._scrub(shown(self._scrub(body), BODY_LIMIT)), EXCERPT_LIMIT)
+
     def _scrub(self, text: str) -> str:
-        return text.replace(self._url, NAME).replace("\n", " ").strip()
+        parsed = urlparse(self._url)
+        secrets = [self._url, parsed.path + (f"?{parsed.query}" if parsed.query else ""),
+                   parsed.query]
+        for secret in sorted((s for s in secrets if len(s) > 1), key=len, reverse=True):
+            text = text.replace(secret, NAME)
+        for secret in secrets:  # a secret cut off where the body was cut
+            for end in range(len(secret) - 1, 3, -1):
+                if text.endswith(secret[:end]):
+                    return text[:-end] + NAME
+        return text
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
+
+
+def _decoded(raw: bytes, charset: str | None) -> str:
+    try:
+        return raw.decode(charset or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", "replace")
 
 
 def _check_url(url: str) -> None:

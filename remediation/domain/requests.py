@@ -108,12 +108,15 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> RemediationRequest:
 
 
 def decode_json(body: bytes | str, limit: int = MAX_BODY_BYTES) -> Any:
-    """Strict UTF-8 JSON within ``limit`` bytes, or InvalidRequest saying what is wrong."""
+    """Strict UTF-8 JSON within ``limit`` bytes, or InvalidRequest saying what is wrong.
+
+    A leading byte-order mark is allowed: tools people send messages with add one, and the
+    Service Bus extension passes it through (API-NOTES §9)."""
     try:
         raw = body.encode() if isinstance(body, str) else body
         if len(raw) > limit:
             raise InvalidRequest(f"body is {len(raw)} bytes; the limit is {limit}")
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeError:
         raise InvalidRequest("body is not valid JSON (not UTF-8)") from None
     try:

@@ -29,10 +29,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
+        # The configuration first, before anything happens (the demo and the sandbox bring
+        # their own settings).
+        if not getattr(args, "own_settings", False):
+            args.settings = Settings.from_env()
         result: int = args.command(args)
         return result
-    except (ConfigError, InvalidRequest) as error:
-        print(f"remediation: {getattr(error, 'reason', error)}", file=sys.stderr)
+    except ConfigError as error:
+        print(f"remediation: configuration error: {error}", file=sys.stderr)
+        return 2
+    except InvalidRequest as error:
+        print(f"remediation: {error.reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -46,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run everything against the built-in sandbox tenant")
-    demo.set_defaults(command=_demo)
+    demo.set_defaults(command=_demo, own_settings=True)
 
     run = commands.add_parser("run", help="process the local queue against the configured tenant")
     run.add_argument("--until-idle", action="store_true",
@@ -73,9 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=_status)
 
+    doctor = commands.add_parser(
+        "doctor", help="preflight: settings, the token's permissions and roles, and one "
+                       "harmless read per capability (exit 0 only when all is in place)")
+    doctor.set_defaults(command=_doctor)
+
     sandbox = commands.add_parser("sandbox", help="serve the sandbox tenant alone")
     sandbox.add_argument("--port", type=int, default=8080)
-    sandbox.set_defaults(command=_sandbox)
+    sandbox.set_defaults(command=_sandbox, own_settings=True)
     return parser
 
 
@@ -86,7 +98,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    settings: Settings = args.settings.require_tenant()
     return asyncio.run(_run_worker(settings, until_idle=args.until_idle))
 
 
@@ -128,7 +140,7 @@ async def _poll_until(app: "Application", stop: asyncio.Event) -> None:
 
 
 def _enqueue(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    settings: Settings = args.settings
     request = parse_request({
         "user": args.user, "reason": args.reason, "alert_ids": args.alert_ids,
         "requested_by": args.requested_by or f"{getpass.getuser()}@{socket.gethostname()}",
@@ -153,7 +165,7 @@ async def _send(settings: Settings, request: "RemediationRequest") -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    return asyncio.run(_send_approval(Settings.from_env(), args.case_id,
+    return asyncio.run(_send_approval(args.settings, args.case_id,
                                       args.by or f"{getpass.getuser()}@{socket.gethostname()}"))
 
 
@@ -177,7 +189,7 @@ async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> 
 
 
 def _status(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    settings: Settings = args.settings
     return asyncio.run(_show(settings, user=args.user, as_json=args.json))
 
 
@@ -202,6 +214,13 @@ async def _show(settings: Settings, *, user: str | None, as_json: bool) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    settings: Settings = args.settings.require_tenant()
+    from remediation.entrypoints.doctor import run_doctor
+
+    return asyncio.run(run_doctor(settings, sys.stdout))
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from remediation.sandbox import demo_tenant
     from remediation.sandbox.server import serve_forever
@@ -213,6 +232,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     print(f"sandbox tenant serving on {url}; point the worker at it with:\n"
           f"  export AZURE_TENANT_ID={tenant.tenant_id} GRAPH_ENDPOINT={url} "
           f"EXCHANGE_ENDPOINT={url}\n  and SANDBOX_TOKEN set to the same value as here "
-          "(default: see README)", file=sys.stderr)
+          "(default: see README), or, for `remediation doctor` to read the permissions from "
+          f"the token, to what {url}/_sandbox/token answers", file=sys.stderr)
     asyncio.run(serve_forever(tenant, "127.0.0.1", args.port))
     return 0

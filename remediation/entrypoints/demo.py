@@ -40,7 +40,8 @@ def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:
                     verify_delays=DEMO_DELAYS, remediation_db=db,
                     lock_duration=timedelta(seconds=30), http_timeout=timedelta(seconds=5),
                     protected_group_ids=frozenset({BREAK_GLASS_GROUP_ID}),
-                    max_remediations_per_hour=DEMO_BREAKER)
+                    max_remediations_per_hour=DEMO_BREAKER,
+                    retry_backoff=timedelta(seconds=0.5))
 
 
 async def run_demo(out: TextIO) -> int:
@@ -79,7 +80,8 @@ async def _play(app: Application, tenant: SandboxTenant, base_url: str,
             user=user, reason=f"demo: {story}", requested_by="make demo",
             request_id=uuid.uuid4().hex))
     assert app.queue is not None
-    await app.queue.send(app.settings.remediation_queue, '{"user": "not-an-address"}')
+    await app.queue.send(app.settings.remediation_queue, '{"user": "not-an-address"}',
+                         session_id="not-an-address")  # a session queue refuses none
     print(f"     {'not-an-address':<32} invalid input", file=out)
     await _drain_requests(app)
     print("\n2. Alert poll and Restricted users sweep:", file=out)

@@ -2,8 +2,9 @@
 case, map the outcome to the trigger's result. Nothing else happens here.
 
 Settlement of Service Bus messages follows the handler's contract: a normal return
-completes the message, an exception abandons it for redelivery (dead-lettered by the broker
-after the queue's max delivery count, with the case escalated on the last delivery first).
+completes the message (a transient failure has scheduled a delayed copy by then), an
+exception abandons it, which Service Bus redelivers at once (dead-lettered by the broker after
+the queue's max delivery count, with the case escalated on the last attempt first).
 
 Importing this module must stay cheap (cold start): the composition root, and with it the
 Graph, Exchange, Service Bus and Table SDKs, load on the first invocation.
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from remediation.config import Settings
+from remediation.config import ConfigError, Settings
 from remediation.service.handler import Delivery
 from remediation.service.push import handle_alert_push, handle_stream_events
 
@@ -42,10 +43,22 @@ async def application() -> "Application":
             from remediation.bootstrap import bootstrap
             from remediation.logsafety import RedactingFilter
 
+            settings = checked_settings()
             for handler in logging.getLogger().handlers:
                 handler.addFilter(RedactingFilter())
-            _application = bootstrap(Settings.from_env())
+            _application = bootstrap(settings)
         return _application
+
+
+def checked_settings() -> Settings:
+    """The app settings, checked: a bad or missing one fails the invocation with one log line
+    naming it (the host's traceback follows it, never stands alone). Until the settings are
+    good, every invocation reads them again, so fixing the app setting is enough."""
+    try:
+        return Settings.from_env().require_tenant()
+    except ConfigError as error:
+        log.error("configuration error: %s", error)
+        raise
 
 
 def use_application(app: "Application | None") -> None:
@@ -55,9 +68,12 @@ def use_application(app: "Application | None") -> None:
 
 
 def delivery(message: func.ServiceBusMessage, max_delivery_count: int) -> Delivery:
+    """The handler's view of a trigger's message. The body goes as it came: the parsers
+    read UTF-8 with or without a byte-order mark (extension 5.x passes one through)."""
     return Delivery(body=message.get_body(), message_id=message.message_id or "",
                     delivery_count=message.delivery_count or 1,
-                    max_delivery_count=max_delivery_count)
+                    max_delivery_count=max_delivery_count, session_id=message.session_id,
+                    properties=dict(message.application_properties or {}))
 
 
 @blueprint.function_name("poll_alerts")

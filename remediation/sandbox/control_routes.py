@@ -25,6 +25,13 @@ async def list_blocked(request: web.Request) -> web.Response:
     return web.json_response(request.app[TENANT].blocked_addresses())
 
 
+@routes.get(f"{CONTROL_PREFIX}token")
+async def issue_token(request: web.Request) -> web.Response:
+    """An app token as Microsoft issues one (a JWT with ``roles`` and ``wids``), for
+    ``SANDBOX_TOKEN`` when ``remediation doctor`` should read the permissions from it."""
+    return web.Response(text=request.app[TENANT].access_token())
+
+
 @routes.post(f"{CONTROL_PREFIX}faults")
 async def add_fault(request: web.Request) -> web.Response:
     try:

@@ -11,7 +11,12 @@ from aiohttp import web
 from remediation.sandbox.context import CALL, TENANT, cmdlet_input
 from remediation.sandbox.errors import exchange_error, raw_response
 from remediation.sandbox.exchange_quirks import DEFAULT_RESULT_SIZE
-from remediation.sandbox.state import NOT_FOUND_EXCEPTION, SandboxTenant, TenantError
+from remediation.sandbox.state import (
+    NOT_FOUND_EXCEPTION,
+    SandboxTenant,
+    SandboxUser,
+    TenantError,
+)
 
 ANCHOR_MAILBOX = "APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{tenant_id}"
 _MAX_PAGE_SIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
@@ -52,15 +57,20 @@ async def invoke_command(request: web.Request) -> web.Response:
 def _access_refusal(tenant: SandboxTenant) -> web.Response | None:
     """How Exchange turns away an app that lacks its rights (API-NOTES §6)."""
     if tenant.exchange.app_access == "no_app_role":
-        return raw_response(401, None, {"WWW-Authenticate": (
-            'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
-            f'trusted_issuers="00000001-0000-0000-c000-000000000000@{tenant.tenant_id}", '
-            'token_types="app_asserted_user_v1 service_asserted_app_v1", '
-            'error="invalid_token"')})
+        return unauthorized(tenant)
     if tenant.exchange.app_access == "no_directory_role":
         return raw_response(403, "<html><body><h2>403 - Forbidden: Access is denied."
                                  "</h2></body></html>")
     return None
+
+
+def unauthorized(tenant: SandboxTenant) -> web.Response:
+    """No Exchange.ManageAsApp (nor a directory role): 401 with only WWW-Authenticate."""
+    return raw_response(401, None, {"WWW-Authenticate": (
+        'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
+        f'trusted_issuers="00000001-0000-0000-c000-000000000000@{tenant.tenant_id}", '
+        'token_types="app_asserted_user_v1 service_asserted_app_v1", '
+        'error="invalid_token"')})
 
 
 def get_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
@@ -83,11 +93,14 @@ def get_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
                         "ResultSize parameter to specify the number of items returned. To "
                         "return all items, specify \"-ResultSize Unlimited\".")
     size = _page_size(request.headers.get("Prefer", ""), tenant.exchange_page_size)
+    if "$skiptoken" in request.query and tenant.exchange.expire_next_links > 0:
+        tenant.exchange.expire_next_links -= 1
+        raise TenantError(400, "BadRequest", "Expired or Invalid pagination request.")
     try:
         start = int(request.query.get("$skiptoken", "0"))
     except ValueError:
         raise TenantError(400, "BadRequest", "Invalid $skiptoken.") from None
-    end = start + size
+    end = size if tenant.exchange.repeat_next_link else start + size
     next_link = None
     if end < len(entries):
         origin = tenant.exchange.next_link_origin or str(request.url.origin())
@@ -105,15 +118,31 @@ def remove_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
 
 def get_mailbox(request: web.Request, tenant: SandboxTenant,
                 parameters: dict[str, Any]) -> web.Response:
+    """One mailbox by ``Identity``; without the parameter, every mailbox up to
+    ``ResultSize``. An ``Identity`` that is empty or null is refused: Exchange would read it
+    as "all objects" (API-NOTES §6)."""
+    if "Identity" not in parameters:
+        users = [user for user in tenant.users() if user.user_type != "Guest"]
+        limit = _result_size(parameters.get("ResultSize"))
+        warnings = [] if limit is None or len(users) <= limit else [
+            f"By default, only the first {limit} items are returned. Use the ResultSize "
+            "parameter to specify the number of items returned. To return all items, "
+            "specify \"-ResultSize Unlimited\"."]
+        return _reply(request, tenant, [_mailbox_row(user) for user in users[:limit]],
+                      warnings=warnings)
     user = tenant.mailbox(_required(parameters, "Identity"))
+    return _reply(request, tenant, [_mailbox_row(user)])
+
+
+def _mailbox_row(user: SandboxUser) -> dict[str, Any]:
     smtp = user.forwarding_smtp_address
-    return _reply(request, tenant, [{
+    return {
         "PrimarySmtpAddress": user.address,
         "UserPrincipalName": user.user_principal_name,
         "ForwardingSmtpAddress": f"smtp:{smtp}" if smtp else None,
         "ForwardingAddress": user.forwarding_address,
         "DeliverToMailboxAndForward": user.deliver_to_mailbox_and_forward,
-    }])
+    }
 
 
 def set_mailbox(request: web.Request, tenant: SandboxTenant,

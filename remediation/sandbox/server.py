@@ -19,6 +19,7 @@ from remediation.sandbox import (
     graph_routes,
     role_routes,
 )
+from remediation.sandbox.app_rights import BEARER, Bearer, required_permission, verify
 from remediation.sandbox.context import CALL, CONTROL_PREFIX, TENANT, describe
 from remediation.sandbox.errors import (
     error_for_path,
@@ -36,7 +37,7 @@ _SHUTDOWN_TIMEOUT = 0.25
 
 
 def create_app(tenant: SandboxTenant) -> web.Application:
-    app = web.Application(middlewares=[record, authenticate, inject_faults])
+    app = web.Application(middlewares=[record, authenticate, authorize, inject_faults])
     app[TENANT] = tenant
     for table in (control_routes.routes, graph_routes.routes, role_routes.routes,
                   alert_routes.routes, exchange_routes.routes):
@@ -83,11 +84,32 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(CONTROL_PREFIX):
         return await handler(request)
-    expected = f"Bearer {request.app[TENANT].token}"
+    tenant = request.app[TENANT]
     given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if hmac.compare_digest(given.encode(), f"Bearer {tenant.token}".encode()):
+        request[BEARER] = Bearer(roles=None)  # the static token: the tenant's current rights
+        return await handler(request)
+    scheme, _, token = given.partition(" ")
+    issued = verify(tenant.token, token, tenant.tenant_id) if scheme == "Bearer" else None
+    if issued is None:
         return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+    request[BEARER] = issued
     return await handler(request)
+
+
+@web.middleware
+async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The application permission each endpoint needs (sandbox/app_rights.py)."""
+    if request.path.startswith(CONTROL_PREFIX):
+        return await handler(request)
+    tenant = request.app[TENANT]
+    permission = required_permission(request.method, request.path)
+    if permission is None or tenant.allows(permission, request[BEARER]):
+        return await handler(request)
+    if is_exchange_path(request.path):
+        return exchange_routes.unauthorized(tenant)
+    return graph_error(403, "Authorization_RequestDenied",
+                       "Insufficient privileges to complete the operation.")
 
 
 @web.middleware
@@ -104,11 +126,31 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     if fault.delay:
         await asyncio.sleep(fault.delay)
     if fault.status is None:
-        return await handler(request)
+        # Shielded: a client that stops waiting must not undo a write the service made.
+        answer = await asyncio.shield(handler(request))
+        if fault.delay_after:
+            await asyncio.sleep(fault.delay_after)
+        if fault.drip and isinstance(answer, web.Response) and answer.body is not None:
+            return await _drip(request, answer, fault.drip)
+        return answer
     if fault.raw_body is not None:
-        return raw_response(fault.status, fault.raw_body, fault.headers())
+        return raw_response(fault.status, fault.raw_body, fault.headers(), fault.content_type)
     return error_for_path(request.path, fault.status, fault.code, fault.message, fault.headers(),
                           fault.exception_type, fault.cause_in, tenant.exchange.inner_key)
+
+
+async def _drip(request: web.Request, answer: web.Response,
+                interval: float) -> web.StreamResponse:
+    """Send ``answer`` one byte at a time: each read is quick, the whole answer is not."""
+    body = answer.body if isinstance(answer.body, bytes) else b""
+    stream = web.StreamResponse(status=answer.status, headers={
+        "Content-Type": answer.content_type or "application/json"})
+    await stream.prepare(request)
+    for index in range(len(body)):
+        await stream.write(body[index:index + 1])
+        await asyncio.sleep(interval)
+    await stream.write_eof()
+    return stream
 
 
 async def not_found(request: web.Request) -> web.Response:

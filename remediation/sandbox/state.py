@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from remediation.domain.roles import EXCHANGE_ADMINISTRATOR, USER_ADMINISTRATOR
+from remediation.permissions import PERMISSIONS
+from remediation.sandbox import app_rights
 from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
 from remediation.sandbox.exchange_quirks import ExchangeQuirks, TimeFormat, exchange_time
 from remediation.sandbox.faults import Fault
@@ -26,8 +29,11 @@ COMPLEXITY_REFUSAL = (
     "The specified password does not comply with password complexity requirements. "
     "Please provide a different password."
 )
-# Not a secret: the one bearer token every sandbox request must carry.
+# Not a secret: the one bearer token every sandbox request must carry (or a token the tenant
+# issued with it: SandboxTenant.access_token).
 SANDBOX_BEARER = "sandbox-token"
+# The object id of the app's service principal in the sandbox tenant (the tokens' ``oid``).
+SANDBOX_APP_ID = "5a1f0b7e-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 # Directory role template ids are the same in every tenant.
 ROLE_NAMES = {
@@ -38,6 +44,22 @@ ROLE_NAMES = {
     "729827e3-9c14-49f7-bb1b-9608f156bbb8": "Helpdesk Administrator",
     "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
 }
+# The roles whose holders a User Administrator may reset, tenant-wide: "Who can reset
+# passwords", Working with users in Microsoft Graph
+# (https://learn.microsoft.com/graph/api/resources/users#who-can-reset-passwords). Holders of
+# any other role (custom roles included), and members or owners of role-assignable groups,
+# need a Privileged Authentication or Global Administrator: Graph answers 403.
+USER_ADMINISTRATOR_RESETS = frozenset({
+    "88d8e3e3-8f55-4a1e-953a-9b9898b8876b",  # Directory Readers
+    "fdd7a751-b60b-444a-984c-02652fe8fa1c",  # Groups Administrator
+    "95e79109-95c0-4d8e-aee3-d01accf2d47b",  # Guest Inviter
+    "729827e3-9c14-49f7-bb1b-9608f156bbb8",  # Helpdesk Administrator
+    "790c1fb9-7f7d-4f88-86a1-ef1f95c05c1b",  # Message Center Reader
+    "966707d0-3269-4727-9be2-8c3a10f19b9d",  # Password Administrator
+    "4a5d8f65-41da-4de4-8968-e035b65339cf",  # Reports Reader
+    "fe930be7-5e62-47db-91af-98c3a49a38b1",  # User Administrator
+    "75934031-6c7e-415a-99d7-48dbd49e875e",  # Usage Summary Reports Reader
+})
 NOT_FOUND_EXCEPTION = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
 # The top-level folders every mailbox has (Graph lists them under /mailFolders).
 WELL_KNOWN_FOLDERS = ("Inbox", "Archive", "RSS Feeds", "Conversation History", "Deleted Items",
@@ -66,6 +88,9 @@ class SandboxUser:
     on_premises_sync_enabled: bool | None = None
     user_type: str = "Member"
     mail: str | None = None  # when it differs from the UPN (guests, aliases)
+    # False: an account without a mailbox (no Exchange licence). Graph answers ``mail`` null
+    # and ``$filter=mail eq ...`` never finds it (the UPN is not its mail).
+    has_mail: bool = True
     group_ids: list[str] = field(default_factory=list)
     # Active, tenant-wide, built-in roles: listed by transitiveMemberOf and roleAssignments.
     role_template_ids: list[str] = field(default_factory=list)
@@ -88,7 +113,7 @@ class SandboxUser:
     def __post_init__(self) -> None:
         self.user_principal_name = self.user_principal_name.lower()
         self.mail = self.mail.lower() if self.mail else None
-        if not self.proxy_addresses:
+        if not self.proxy_addresses and self.has_mail:
             self.proxy_addresses = [f"SMTP:{self.address}"]
         for name in WELL_KNOWN_FOLDERS:
             if name not in self.folders.values():
@@ -98,6 +123,11 @@ class SandboxUser:
     def address(self) -> str:
         """The primary SMTP address: what Exchange lists and alerts name."""
         return self.mail or self.user_principal_name
+
+    @property
+    def graph_mail(self) -> str | None:
+        """Graph's ``mail``: the primary SMTP address, null without a mailbox."""
+        return self.address if self.has_mail else None
 
     def smtp_addresses(self) -> list[str]:
         """Every SMTP address of the account, lower case, without the ``smtp:`` prefix."""
@@ -135,6 +165,34 @@ class RoleGrant:
         return {"@odata.type": odata_type, "id": self.id, "principalId": self.principal_id,
                 "roleDefinitionId": self.role_definition_id,
                 "directoryScopeId": self.directory_scope_id}
+
+
+@dataclass(frozen=True)
+class GroupGrant:
+    """PIM for Groups: a principal's membership or ownership (``access``: ``member`` or
+    ``owner``) of a group governed by PIM, eligible or active, as Graph's
+    privilegedAccessGroupEligibilityScheduleInstance / ...AssignmentScheduleInstance has it
+    (Graph v1.0, "List eligibilityScheduleInstances" of privilegedAccessGroup). A member or
+    owner of a role-assignable group may hold, or give itself, the group's roles."""
+
+    principal_id: str
+    group_id: str
+    access: str = "member"
+    schedule_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    start: str = field(default_factory=lambda: graph_timestamp(utc_now()))
+
+    def json(self, *, eligible: bool) -> dict[str, Any]:
+        kind = "Eligibility" if eligible else "Assignment"
+        item: dict[str, Any] = {
+            "@odata.type": f"#microsoft.graph.privilegedAccessGroup{kind}ScheduleInstance",
+            "id": f"{self.group_id}_{self.access}_{self.schedule_id}",
+            "startDateTime": self.start, "endDateTime": None, "accessId": self.access,
+            "principalId": self.principal_id, "groupId": self.group_id, "memberType": "Direct",
+            f"{kind[0].lower()}{kind[1:]}ScheduleId": f"{self.group_id}_{self.access}_"
+                                                      f"{self.schedule_id}"}
+        if not eligible:
+            item["assignmentType"] = "Assigned"
+        return item
 
 
 @dataclass
@@ -207,14 +265,25 @@ class SandboxTenant:
         # groups): Graph lists them under roleAssignments only, never in transitiveMemberOf.
         self.role_assignments: list[RoleGrant] = []
         self.role_eligibilities: list[RoleGrant] = []  # PIM: eligible, not active
+        # PIM for Groups: eligible and active memberships / ownerships of groups.
+        self.group_eligibilities: list[GroupGrant] = []
+        self.group_assignments: list[GroupGrant] = []
         # Without Entra ID P2, PIM's endpoints answer 400 AadPremiumLicenseRequired.
         self.pim_licensed = True
         # App-only password resets need the User Administrator role on the app (API-NOTES §2);
         # False: every reset answers 403 Authorization_RequestDenied.
         self.app_has_user_administrator = True
+        # Application permissions taken away from the app (names from remediation/
+        # permissions.py): the endpoints needing one answer 403 Authorization_RequestDenied
+        # (Exchange: 401), and tokens issued from then on leave it out of ``roles``.
+        self.denied_permissions: set[str] = set()
+        self.app_object_id = SANDBOX_APP_ID
         # A fault: an endpoint (or a proxy in front of it) that ignores $filter on /users and
         # answers the whole collection.
         self.users_filter_ignored = False
+        # A fault: every Graph collection page carries this ``@odata.nextLink`` (another host,
+        # a malformed URL, or one link over and over).
+        self.graph_next_link: str | None = None
         self.removals: list[tuple[str, str | None]] = []
         self._lock = threading.RLock()
         self._users: dict[str, SandboxUser] = {}
@@ -261,11 +330,40 @@ class SandboxTenant:
             grants = implied + list(self.role_assignments)
         return [g for g in grants if principal_id is None or g.principal_id == principal_id]
 
+    def make_group_eligible(self, principal_id: str, group_id: str,
+                            access: str = "member") -> GroupGrant:
+        """PIM for Groups: the principal may activate membership (or ownership) at will."""
+        with self._lock:
+            grant = GroupGrant(principal_id, group_id, access)
+            self.group_eligibilities.append(grant)
+            return grant
+
+    def assign_group_access(self, principal_id: str, group_id: str,
+                            access: str = "member") -> GroupGrant:
+        """PIM for Groups: an active membership (the user is then a member, listed by
+        transitiveMemberOf) or ownership (not listed there)."""
+        with self._lock:
+            grant = GroupGrant(principal_id, group_id, access)
+            self.group_assignments.append(grant)
+            user = self._users.get(principal_id)
+            if access == "member" and user is not None and group_id not in user.group_ids:
+                user.group_ids.append(group_id)
+            return grant
+
+    def group_access_of(self, *, eligible: bool, principal_id: str | None = None,
+                        group_id: str | None = None) -> list[GroupGrant]:
+        """PIM for Groups instances of one principal or one group (Graph requires one)."""
+        with self._lock:
+            if not self.pim_licensed:
+                raise _no_p2()
+            grants = self.group_eligibilities if eligible else self.group_assignments
+            return [g for g in grants if (principal_id is None or g.principal_id == principal_id)
+                    and (group_id is None or g.group_id == group_id)]
+
     def eligibilities_of(self, principal_id: str | None) -> list[RoleGrant]:
         with self._lock:
             if not self.pim_licensed:
-                raise TenantError(400, "AadPremiumLicenseRequired",
-                                  "The tenant needs an AAD Premium 2 license.")
+                raise _no_p2()
             return [g for g in self.role_eligibilities
                     if principal_id is None or g.principal_id == principal_id]
 
@@ -315,7 +413,8 @@ class SandboxTenant:
     def reset_password(self, address_or_id: str, password: Any, force_change: bool) -> None:
         with self._lock:
             user = self._graph_user(address_or_id)
-            if user.reset_forbidden or not self.app_has_user_administrator:
+            if (user.reset_forbidden or not self.app_has_user_administrator
+                    or self._beyond_user_administrator(user)):
                 raise TenantError(403, "Authorization_RequestDenied",
                                   "Insufficient privileges to complete the operation.")
             if user.on_premises_sync_enabled:
@@ -327,6 +426,17 @@ class SandboxTenant:
                 raise TenantError(400, "Request_BadRequest", COMPLEXITY_REFUSAL)
             user.password_changes.append(
                 {"password": password, "forceChangePasswordNextSignIn": force_change})
+
+    def _beyond_user_administrator(self, user: SandboxUser) -> bool:
+        """Graph refuses the app (a User Administrator) this account's reset: it holds a role
+        the User Administrator may not reset, or is a member or owner of a role-assignable
+        group (USER_ADMINISTRATOR_RESETS)."""
+        roles = set(user.role_template_ids) | {
+            grant.role_definition_id for grant in self.role_assignments
+            if grant.principal_id == user.id}
+        groups = set(user.group_ids) | {grant.group_id for grant in self.group_assignments
+                                        if grant.principal_id == user.id}
+        return bool(roles - USER_ADMINISTRATOR_RESETS or groups & self.role_assignable_groups)
 
     def revoke_sessions(self, address_or_id: str) -> None:
         with self._lock:
@@ -500,6 +610,39 @@ class SandboxTenant:
             })
             return copy.deepcopy(comments)
 
+    # --- the app's own rights -------------------------------------------------------------
+
+    def app_permissions(self) -> list[str]:
+        """The application permissions the app holds now: all it needs, less the denied ones
+        (and Exchange.ManageAsApp when Exchange plays an app without it)."""
+        with self._lock:
+            denied = set(self.denied_permissions)
+            if self.exchange.app_access == "no_app_role":
+                denied.add(app_rights.EXCHANGE_PERMISSION)
+            return [p.name for p in PERMISSIONS if p.name not in denied]
+
+    def app_directory_roles(self) -> list[str]:
+        """The template ids of the app's directory roles (API-NOTES §2, §6)."""
+        with self._lock:
+            roles = [USER_ADMINISTRATOR] if self.app_has_user_administrator else []
+            if self.exchange.app_access == "granted":
+                roles.append(EXCHANGE_ADMINISTRATOR)
+            return roles
+
+    def access_token(self) -> str:
+        """An app-only access token as Microsoft issues one (a JWT listing the app's
+        permissions in ``roles`` and its directory roles in ``wids``), signed with the
+        tenant's token so the sandbox accepts it. Not a secret: a sandbox token."""
+        claims = app_rights.app_claims(
+            tenant_id=self.tenant_id, object_id=self.app_object_id,
+            roles=self.app_permissions(), wids=self.app_directory_roles())
+        return app_rights.issue(self.token, claims)
+
+    def allows(self, permission: str, bearer: app_rights.Bearer) -> bool:
+        """The app holds ``permission`` now, and the token presented carries it."""
+        return permission in self.app_permissions() and (
+            bearer.roles is None or permission in bearer.roles)
+
     # --- faults and the request log --------------------------------------------------------
 
     def add_fault(self, fault: Fault) -> None:
@@ -516,8 +659,7 @@ class SandboxTenant:
         with self._lock:
             for fault in self._faults:
                 if not fault.exhausted() and fault.matches(method, path, cmdlet, target):
-                    fault.consume()
-                    return fault
+                    return fault if fault.consume() else None
         return None
 
     def record(self, request: RecordedRequest) -> None:
@@ -528,6 +670,13 @@ class SandboxTenant:
         # Requests are recorded when answered; sort to give arrival order.
         with self._lock:
             return sorted(self._requests, key=lambda request: request.at)
+
+
+def _no_p2() -> TenantError:
+    # As a tenant without Entra ID P2 answers PIM's lists (quoted by public tools).
+    return TenantError(400, "AadPremiumLicenseRequired",
+                       "The tenant needs to have Microsoft Entra ID P2 or Microsoft Entra ID "
+                       "Governance license.")
 
 
 def _complex_enough(password: str) -> bool:

@@ -1,42 +1,157 @@
 """From a delivered queue message to a settled one.
 
 The contract with the queue (Service Bus in Azure, SQLite locally): return normally to
-complete the message; raise to abandon it for redelivery. A message that cannot succeed
-(invalid, or failed permanently) completes after its case is journaled, so it never loops;
-on the last delivery a transient failure escalates the case before the broker dead-letters it.
+complete the message; raise to abandon it, and the broker offers it again *at once* (Functions
+retry policies do not cover Service Bus triggers, API-NOTES §9). A retry later is therefore
+ours: on a transient failure the handler schedules a copy of the message at now + back-off
+(``RETRY_BACKOFF`` doubling per attempt, at most 15 minutes, never sooner than the service
+asked), under a new message id, with the attempts so far and the original message id as
+application properties (``delivery_attempts``, ``retry_of``); it journals "retry N at ..."
+on the case and completes the original. MAX_DELIVERY_COUNT counts attempts across copies
+(the attempts a copy carries plus the broker's delivery count of that copy). On the last
+attempt the case is escalated with the reason and the message is abandoned, for the broker
+to dead-letter; a copy offered again past its last attempt is abandoned at once and touches
+nothing.
+
+A message that cannot succeed (invalid, or failed permanently) completes after its case is
+journaled, so it never loops. Scheduling the copy and completing the original are two steps,
+not one transaction: either may happen without the other, and the workflow is idempotent for
+exactly that (a copy and a redelivered original resume from the same journal).
+
+Time: the work of one delivery gets ``DELIVERY_TIME_BUDGET``, then scheduling the retry or
+giving up gets ``SETTLEMENT_TIME_BUDGET``; together they stay inside host.json's
+``functionTimeout`` and the lock's renewal (tests/functions/test_host_config.py does the
+arithmetic). Work that outlives its budget is cancelled, as if the worker had died at that
+point, and fails transient ("delivery time budget exhausted"): the retry resumes from the
+journal like any other.
 """
 
+import asyncio
 import json
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from remediation.domain.cases import Case
+from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, TransientError
 from remediation.domain.requests import describe, parse_request
 from remediation.service.messages import AlertUpdate, Approval, approval_in, parse_follow_up
+from remediation.service.ports import Clock, MessageRetries
 from remediation.service.workflow import RemediationWorkflow
 
 log = logging.getLogger(__name__)
 
+ATTEMPTS = "delivery_attempts"  # property of a copy: attempts made before it was sent
+RETRY_OF = "retry_of"  # application property of a copy: the original's message id
+MAX_RETRY_BACKOFF = timedelta(minutes=15)
+MAX_RETRY_AFTER = timedelta(days=1)  # a longer Retry-After is taken as a day
+DELIVERY_TIME_BUDGET = timedelta(minutes=8)
+SETTLEMENT_TIME_BUDGET = timedelta(minutes=1)
+
 
 @dataclass(frozen=True)
 class Delivery:
+    """One delivery of a message: its body, ids, the broker's delivery count of this message,
+    and its application properties (a retry copy carries ``delivery_attempts``, ``retry_of``)."""
+
     body: bytes
     message_id: str
     delivery_count: int
     max_delivery_count: int
+    session_id: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def earlier_attempts(self) -> int:
+        """Attempts made before this copy was scheduled (0 for an original message)."""
+        value = self.properties.get(ATTEMPTS)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return 0
+        return value
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number across every copy (1-based)."""
+        return self.earlier_attempts + max(self.delivery_count, 1)
 
     @property
     def is_last(self) -> bool:
-        return self.delivery_count >= self.max_delivery_count
+        return self.attempt >= self.max_delivery_count
+
+    @property
+    def first_message_id(self) -> str:
+        """The original message's id: a hand-written request's request id, kept by copies."""
+        original = self.properties.get(RETRY_OF)
+        if isinstance(original, str) and 0 < len(original) <= 128:
+            return original
+        return self.message_id
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The back-off before a retry: ``first`` (RETRY_BACKOFF), doubling each attempt, at most
+    ``cap``, never less than the delay the service asked for."""
+
+    first: timedelta = timedelta(seconds=30)
+    cap: timedelta = MAX_RETRY_BACKOFF
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> timedelta:
+        """The wait after failed attempt number ``attempt`` (1-based)."""
+        cap = max(self.first, self.cap).total_seconds()
+        backoff = min(self.first.total_seconds() * 2.0 ** min(max(attempt - 1, 0), 64), cap)
+        asked = min(retry_after or 0.0, MAX_RETRY_AFTER.total_seconds())
+        return timedelta(seconds=max(backoff, asked))
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """Where and when retries go: each queue's ``schedule_copy``, the clock, the back-off."""
+
+    requests: MessageRetries
+    follow_ups: MessageRetries
+    clock: Clock
+    backoff: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class _OnFailure:
+    """What a failed attempt of one kind of message means."""
+
+    what: str  # "remediation", "verification", ...: the start of a give-up reason
+    retries: Callable[["Retrying"], MessageRetries]
+    journal: Callable[[str, dict[str, Any]], Awaitable[Case | None]]
+    give_up: Callable[[str], Awaitable[Case | None]]
+    complete_on_give_up: bool = False
 
 
 class MessageHandler:
-    def __init__(self, workflow: RemediationWorkflow) -> None:
+    def __init__(self, workflow: RemediationWorkflow, *, retrying: Retrying | None = None,
+                 time_budget: timedelta = DELIVERY_TIME_BUDGET,
+                 settlement_budget: timedelta = SETTLEMENT_TIME_BUDGET) -> None:
+        """Without ``retrying`` (tests of the workflow alone), a transient failure abandons
+        the message, as an exception always does."""
         self._workflow = workflow
+        self._retrying = retrying
+        self._time_budget = time_budget
+        self._settlement_budget = settlement_budget
 
-    async def on_request(self, delivery: Delivery) -> Case:
-        """The requests queue: remediation requests, and approvals of waiting cases."""
+    def with_backoff(self, first: timedelta) -> "MessageHandler":
+        """The same handler with another first back-off (the demo's compressed time)."""
+        retrying = self._retrying
+        if retrying is not None:
+            retrying = replace(retrying, backoff=replace(retrying.backoff, first=first))
+        return MessageHandler(self._workflow, retrying=retrying, time_budget=self._time_budget,
+                              settlement_budget=self._settlement_budget)
+
+    async def on_request(self, delivery: Delivery) -> Case | None:
+        """The requests queue: remediation requests, and approvals of waiting cases.
+
+        Returns the case (None when a retry was scheduled before any case existed)."""
         try:
             approval = approval_in(delivery.body)
             if approval is None:
@@ -46,26 +161,31 @@ class MessageHandler:
         if approval is not None:
             return await self._approve(delivery, approval)
         if request.request_id is None:
-            request = replace(request, request_id=delivery.message_id)
-        assert request.request_id is not None
+            request = replace(request, request_id=delivery.first_message_id)
+        request_id = request.request_id
+        assert request_id is not None
         try:
-            return await self._workflow.remediate(request)
+            return await self._attempt(delivery, lambda: self._workflow.remediate(request))
         except Exception as error:
-            await self._give_up_if_last(delivery, request.request_id, request.user, error)
-            raise
+            return await self._after_failure(delivery, error, _OnFailure(
+                "remediation", lambda retrying: retrying.requests,
+                lambda detail, data: self._workflow.journal_retry(
+                    detail, data, request_id=request_id),
+                lambda reason: self._workflow.give_up(request_id, request.user, reason)))
 
-    async def _approve(self, delivery: Delivery, approval: Approval) -> Case:
+    async def _approve(self, delivery: Delivery, approval: Approval) -> Case | None:
         try:
-            return await self._workflow.approve(approval)
+            return await self._attempt(delivery, lambda: self._workflow.approve(approval))
         except InvalidRequest as error:
             return await self._workflow.reject(approval.user, error.reason)
         except Exception as error:
-            if delivery.is_last:
-                await self._workflow.escalate(
-                    approval.case_id, _give_up_reason(delivery, error, "approved remediation"))
-            raise
+            return await self._after_failure(delivery, error, _OnFailure(
+                "approved remediation", lambda retrying: retrying.requests,
+                lambda detail, data: self._workflow.journal_retry(
+                    detail, data, case_id=approval.case_id),
+                lambda reason: self._workflow.escalate(approval.case_id, reason)))
 
-    async def on_verification(self, delivery: Delivery) -> Case:
+    async def on_verification(self, delivery: Delivery) -> Case | None:
         """The verifications queue: verification checks and Defender alert updates."""
         try:
             message = parse_follow_up(delivery.body)
@@ -73,41 +193,128 @@ class MessageHandler:
             return await self._workflow.reject(_claimed_user(delivery.body), error.reason)
         try:
             if isinstance(message, AlertUpdate):
-                return await self._workflow.update_alerts(message)
-            return await self._workflow.verify(message)
+                alerts = message
+                return await self._attempt(delivery,
+                                           lambda: self._workflow.update_alerts(alerts))
+            check = message
+            return await self._attempt(delivery, lambda: self._workflow.verify(check))
         except InvalidRequest as error:
             return await self._workflow.reject(message.user, error.reason)
         except Exception as error:
-            if not delivery.is_last:
-                raise
+            case_id = message.case_id
+            journal = _journal_on(self._workflow, case_id)
             if isinstance(message, AlertUpdate):
                 # Alerts are the report, not the remediation: give up on them quietly.
-                await self._workflow.alert_update_gave_up(
-                    message, _give_up_reason(delivery, error, "alert update"))
-                return await self._workflow.case(message.case_id)
-            await self._workflow.escalate(
-                message.case_id, _give_up_reason(delivery, error, "verification"))
-            raise
+                update = message
+                return await self._after_failure(delivery, error, _OnFailure(
+                    "alert update", lambda retrying: retrying.follow_ups, journal,
+                    lambda reason: self._alert_update_gave_up(update, reason),
+                    complete_on_give_up=True))
+            return await self._after_failure(delivery, error, _OnFailure(
+                "verification", lambda retrying: retrying.follow_ups, journal,
+                lambda reason: self._workflow.escalate(case_id, reason)))
 
-    async def _give_up_if_last(self, delivery: Delivery, request_id: str, user: str,
-                               error: Exception) -> None:
+    async def _alert_update_gave_up(self, update: AlertUpdate, reason: str) -> Case:
+        await self._workflow.alert_update_gave_up(update, reason)
+        return await self._workflow.case(update.case_id)
+
+    async def _attempt(self, delivery: Delivery,
+                       work: Callable[[], Awaitable[Case]]) -> Case:
+        """Run ``work`` within the delivery's time budget, unless no attempt is left."""
+        if delivery.attempt > delivery.max_delivery_count:
+            raise TransientError(f"no attempt left (attempt {delivery.attempt} of "
+                                 f"{delivery.max_delivery_count}): given up already")
+        budget = asyncio.timeout(self._time_budget.total_seconds())
+        try:
+            async with budget:
+                return await work()
+        except TimeoutError:
+            if not budget.expired():
+                raise
+            raise TransientError("delivery time budget exhausted "
+                                 f"({format_duration(self._time_budget)})") from None
+
+    async def _after_failure(self, delivery: Delivery, error: Exception,
+                             on: _OnFailure) -> Case | None:
+        """Settle a failed attempt: on the last one give up (then raise, for the dead-letter
+        queue); after a transient failure schedule a retry (then return: the original
+        completes); else raise (the broker offers the message again at once)."""
         if not isinstance(error, TransientError):
-            log.exception("unexpected error on request %s", request_id)
-        if delivery.is_last:
-            await self._workflow.give_up(request_id, user,
-                                         _give_up_reason(delivery, error, "remediation"))
+            log.error("unexpected %s on message %s (attempt %d)", type(error).__name__,
+                      delivery.message_id, delivery.attempt, exc_info=error)
+        budget = asyncio.timeout(self._settlement_budget.total_seconds())
+        try:
+            async with budget:
+                if delivery.is_last:
+                    settled = await on.give_up(_give_up_reason(delivery, error, on.what))
+                    if on.complete_on_give_up:
+                        return settled
+                elif isinstance(error, TransientError) and self._retrying is not None:
+                    retry = await self._schedule_retry(delivery, error, on, self._retrying)
+                    if retry is not None:
+                        return await self._journal_retry(delivery, error, on, retry)
+        except TimeoutError:
+            if not budget.expired():
+                raise
+            raise TransientError(f"{on.what}: settling a failed attempt took longer than "
+                                 f"{format_duration(self._settlement_budget)}") from error
+        raise error
+
+    async def _schedule_retry(self, delivery: Delivery, error: TransientError,
+                              on: _OnFailure, retrying: Retrying) -> "_Retry | None":
+        """Schedule the copy; None when it could not be (the message is abandoned instead,
+        and offered again at once)."""
+        at = retrying.clock.now() + retrying.backoff.delay(delivery.attempt, error.retry_after)
+        properties: dict[str, str | int | float | bool] = {
+            key: value for key, value in delivery.properties.items()
+            if isinstance(key, str) and isinstance(value, str | int | float | bool)}
+        properties.update({ATTEMPTS: delivery.attempt, RETRY_OF: delivery.first_message_id})
+        try:
+            message_id = await on.retries(retrying).schedule_copy(
+                delivery.body, session_id=delivery.session_id, properties=properties, at=at)
+        except Exception:
+            log.warning("could not schedule a retry of message %s", delivery.message_id,
+                        exc_info=True)
+            return None
+        log.warning("%s failed (message %s, attempt %d of %d): %s; retry at %s as message %s",
+                    on.what, delivery.message_id, delivery.attempt,
+                    delivery.max_delivery_count, error.reason, at.isoformat(), message_id)
+        return _Retry(at, message_id)
+
+    async def _journal_retry(self, delivery: Delivery, error: TransientError, on: _OnFailure,
+                             retry: "_Retry") -> Case | None:
+        """Note the scheduled retry on the case, when there is one yet."""
+        detail = f"retry {delivery.attempt} at {retry.at:%Y-%m-%d %H:%M:%S} UTC: {error.reason}"
+        data = {"attempt": delivery.attempt + 1, "of": delivery.max_delivery_count,
+                "at": retry.at.isoformat(), "message_id": retry.message_id}
+        try:
+            return await on.journal(detail, data)
+        except Exception:  # the copy is scheduled: completing the original is still right
+            log.warning("could not journal %r", detail, exc_info=True)
+            return None
+
+
+@dataclass(frozen=True)
+class _Retry:
+    at: datetime
+    message_id: str
+
+
+def _journal_on(workflow: RemediationWorkflow,
+                case_id: str) -> Callable[[str, dict[str, Any]], Awaitable[Case | None]]:
+    return lambda detail, data: workflow.journal_retry(detail, data, case_id=case_id)
 
 
 def _give_up_reason(delivery: Delivery, error: Exception, what: str) -> str:
     cause = error.reason if isinstance(error, TransientError) else (
         f"unexpected {type(error).__name__}")
-    return f"{what} gave up after {delivery.delivery_count} deliveries: {cause}"
+    return f"{what} gave up after {delivery.attempt} deliveries: {cause}"
 
 
 def _claimed_user(body: bytes) -> str:
     """Best-effort, printable 'who was this about' for a rejected message's journal entry."""
     try:
-        fields = json.loads(body.decode("utf-8", errors="replace"))
+        fields = json.loads(body.decode("utf-8-sig", errors="replace"))
     except (ValueError, RecursionError):
         return "(not JSON)"
     user = fields.get("user") if isinstance(fields, dict) else None

@@ -3,6 +3,12 @@
 Every signal for one block episode must land in one case. Intake makes that cheap (each
 alert id and each block entry enqueues at most once, by a request id derived from it and
 looked up in the journal); the workflow's merge makes it certain.
+
+One bad item never stops a poll, a sweep or a batch of pushed ids: each is handled on its
+own. One the queue refuses outright (too large for Service Bus, say) is journaled as a
+``rejected`` case with the reason, so it is never lost and never tried again; any other
+failure (the queue busy, the journal unavailable) is reported in the IntakeReport's errors,
+and the next poll's overlapping window tries it again.
 """
 
 import hashlib
@@ -21,8 +27,8 @@ from remediation.domain.alerts import (
 )
 from remediation.domain.blocks import BlockedSender, known_blocks
 from remediation.domain.cases import Case, CaseState
-from remediation.domain.errors import InvalidRequest, RemediationError
-from remediation.domain.requests import RemediationRequest, normalise_user
+from remediation.domain.errors import InvalidRequest, RemediationError, TransientError
+from remediation.domain.requests import RemediationRequest, describe, normalise_user
 from remediation.service.ports import (
     AlertSource,
     Clock,
@@ -95,7 +101,10 @@ class Intake:
             report.errors.append(f"alerts: {error.reason}")
             raw_alerts = []
         for raw in raw_alerts:
-            await self._consider(raw, report)
+            try:
+                await self._consider(raw, report)
+            except Exception as error:
+                report.errors.append(f"alert {_label(raw.get('id'))}: {_why(error)}")
         if self._settings.sweep:
             try:
                 await self._sweep(report)
@@ -105,14 +114,28 @@ class Intake:
         return report
 
     async def accept_hints(self, alert_ids: Iterable[str]) -> IntakeReport:
-        """Alert ids pushed to us (HTTP, Event Hub): confirmed against Graph before use."""
+        """Alert ids pushed to us (HTTP, Event Hub): confirmed against Graph before use.
+
+        Every id is tried. If Graph or the queue failed for some, the first such failure
+        (a transient one first) is raised afterwards, so the pusher is asked to try again;
+        the ids queued meanwhile are duplicates by then and dropped.
+        """
         report = IntakeReport()
+        failures: list[RemediationError] = []
         for alert_id in dict.fromkeys(alert_ids):
-            raw = await self._alerts.get_alert(alert_id)
-            if raw is None:
-                report.not_confirmed.append(alert_id)
-                continue
-            await self._consider(raw, report, hinted=alert_id)
+            try:
+                raw = await self._alerts.get_alert(alert_id)
+                if raw is None:
+                    report.not_confirmed.append(alert_id)
+                    continue
+                await self._consider(raw, report, hinted=alert_id)
+            except Exception as error:
+                report.errors.append(f"alert {_label(alert_id)}: {_why(error)}")
+                if isinstance(error, RemediationError):
+                    failures.append(error)
+        if failures:
+            log.warning("pushed alerts: %s", "; ".join(report.errors))
+            raise next((f for f in failures if isinstance(f, TransientError)), failures[0])
         return report
 
     async def _consider(self, raw: dict[str, Any], report: IntakeReport,
@@ -142,36 +165,67 @@ class Intake:
             await self._reject(alert, error.reason)
             report.rejected.append(alert.id)
             return
-        await self._requests.send(request)
+        try:
+            await self._requests.send(request)
+        except ValueError as error:  # refused for good (Service Bus limits): never retried
+            await self._reject(alert, f"the requests queue refused it: {error}", request.user)
+            report.rejected.append(alert.id)
+            return
         report.enqueued.append(request.request_id or "")
         report.senders.add(request.user)
 
-    async def _reject(self, alert: Alert, reason: str) -> None:
+    async def _reject(self, alert: Alert, reason: str, user: str = "(no sender)") -> None:
         await self._workflow.reject(
-            "(no sender)", f"{reason} ({alert.title}); read its evidence by hand",
+            user, f"{reason} ({alert.title}); read its evidence by hand",
             source="alert", request_id=alert_request_id(alert.id), alert_ids=(alert.id,))
 
     async def _sweep(self, report: IntakeReport) -> None:
         for entry in await self._exchange.all_blocked():
-            if entry.sender_address in report.senders:
-                continue  # an alert of this same poll already asked for it
-            request_id = block_request_id(entry)
-            if await self._journal.case_with_request(request_id) is not None:
-                continue
-            latest = await self._journal.latest_case(entry.sender_address)
-            if latest is not None and _owns(latest, entry):
-                continue
             try:
-                user = normalise_user(entry.sender_address)
-            except InvalidRequest as error:
-                report.errors.append(f"Restricted users list entry: {error.reason}")
-                continue
-            created = f"{entry.created:%Y-%m-%d %H:%M} UTC" if entry.created else "unknown"
+                await self._sweep_entry(entry, report)
+            except Exception as error:
+                report.errors.append(
+                    f"Restricted users list entry {_label(entry.sender_address)}: "
+                    f"{_why(error)}")
+
+    async def _sweep_entry(self, entry: BlockedSender, report: IntakeReport) -> None:
+        if entry.sender_address in report.senders:
+            return  # an alert of this same poll already asked for it
+        request_id = block_request_id(entry)
+        if await self._journal.case_with_request(request_id) is not None:
+            return
+        latest = await self._journal.latest_case(entry.sender_address)
+        if latest is not None and _owns(latest, entry):
+            return
+        try:
+            user = normalise_user(entry.sender_address)
+        except InvalidRequest as error:
+            report.errors.append(f"Restricted users list entry: {error.reason}")
+            return
+        created = f"{entry.created:%Y-%m-%d %H:%M} UTC" if entry.created else "unknown"
+        try:
             await self._requests.send(RemediationRequest(
                 user=user, source="restricted-list", request_id=request_id,
                 reason=f"on the Restricted users list since {created} ({entry.reason})"[:1000]))
-            report.swept.append(user)
-            report.senders.add(user)
+        except ValueError as error:  # refused for good (Service Bus limits): never retried
+            await self._workflow.reject(user, f"the requests queue refused it: {error}",
+                                        source="restricted-list", request_id=request_id)
+            report.rejected.append(user)
+            return
+        report.swept.append(user)
+        report.senders.add(user)
+
+
+def _label(value: object) -> str:
+    """An alert id or address from outside, printable in a report line."""
+    return describe(value, limit=80).strip("'\"")
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, RemediationError):
+        return error.reason
+    log.error("intake: unexpected %s", type(error).__name__, exc_info=error)
+    return f"unexpected {type(error).__name__}"
 
 
 def _owns(case: Case, entry: BlockedSender) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediation.domain.cases import Case, Step, StepStatus
-from remediation.domain.errors import InvalidRequest, RemediationError
+from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
 from remediation.service.ports import Clock, Journal
 
 LOOKUP, GUARDRAILS, PLAN, BREAKER = "lookup_user", "guardrails", "plan", "circuit_breaker"
@@ -38,7 +38,9 @@ class CaseRecorder:
         try:
             result = await action()
         except RemediationError as error:
-            await self.note(case, name, StepStatus.FAILED, error.reason)
+            # Refused (permanent) or no clear answer: escalation notices tell the two apart.
+            await self.note(case, name, StepStatus.FAILED, error.reason,
+                            {"permanent": isinstance(error, PermanentError)})
             raise
         case = await self.note(await self.require(case.case_id), name, StepStatus.DONE,
                                result.detail, result.data)

@@ -1,6 +1,6 @@
 """Telling people: comments and status on the Defender alerts of a case, and the escalation
-webhook (Teams / Slack). Each runs from its own queue message, so a failure here is retried
-on its own and never holds up securing the account.
+webhook (Teams / Slack, see ``escalations``). Each runs from its own queue message, so a
+failure here is retried on its own and never holds up securing the account.
 """
 
 import logging
@@ -8,14 +8,19 @@ from functools import partial
 from typing import Any
 
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError, TransientError
+from remediation.service.escalations import ACCOUNT_LIMIT, REASON_LIMIT, escalation_payload
 from remediation.service.journaling import HYGIENE, CaseRecorder, StepResult
 from remediation.service.messages import AlertUpdate
-from remediation.service.ports import AlertUpdater, EscalationWebhook
+from remediation.service.ports import AlertUpdater, EscalationWebhook, WebhookDelivery
+from remediation.service.progress import progress
 from remediation.service.settings import WorkflowSettings
 
 log = logging.getLogger(__name__)
+
+MAILBOX_LIMIT = 1000
 
 ALERT_CHANGES: dict[str, dict[str, str]] = {
     "start": {"status": "inProgress"},
@@ -51,8 +56,12 @@ class Notifications:
         if self._alerts is not None and self._settings.mode != "dry-run":
             text = alert_comment(case, update.phase, self._settings)
             for alert_id in case.alert_ids:
-                case = await self._step(case, f"alert_comment:{update.phase}:{alert_id}",
-                                        partial(self._comment, alert_id, text))
+                name = f"alert_comment:{update.phase}:{alert_id}"
+                # An earlier attempt that started but never heard back may have posted it.
+                unsure = any(step.name == name and step.status is StepStatus.STARTED
+                             for step in case.steps)
+                case = await self._step(case, name,
+                                        partial(self._comment, alert_id, text, unsure))
                 case = await self._step(case, f"alert_status:{update.phase}:{alert_id}",
                                         partial(self._update, alert_id,
                                                 ALERT_CHANGES[update.phase]))
@@ -72,8 +81,13 @@ class Notifications:
             case = await self._recorder.require(case.case_id)
         return case
 
-    async def _comment(self, alert_id: str, text: str) -> StepResult:
+    async def _comment(self, alert_id: str, text: str, unsure: bool) -> StepResult:
+        """Post the comment once: a POST that timed out may have been stored, and Graph
+        keeps every comment sent, so a retry first looks for it."""
         assert self._alerts is not None
+        if unsure and text in await self._alerts.comment_texts(alert_id):
+            return StepResult(f"comment already on alert {alert_id} (an earlier attempt "
+                              "posted it)")
         await self._alerts.comment(alert_id, text)
         return StepResult(f"commented on alert {alert_id}")
 
@@ -84,24 +98,19 @@ class Notifications:
             f"{key}={value}" for key, value in changes.items()))
 
     async def _post(self, case: Case) -> StepResult:
+        """Post the escalation notice and journal what the answer proves (API-NOTES §8)."""
         assert self._webhook is not None
-        await self._webhook.post(escalation_payload(case, self._settings))
-        return StepResult("escalation posted to the webhook")
-
-
-def escalation_payload(case: Case, settings: WorkflowSettings) -> dict[str, Any]:
-    """A MessageCard that a Teams incoming webhook shows; Slack shows its ``text``."""
-    link = settings.case_link.format(user=case.user, case_id=case.case_id)
-    title = f"Remediation case {case.case_id} needs a human"
-    text = f"{case.user}: {case.reason or 'escalated'}. Journal: {link}"
-    return {"@type": "MessageCard", "@context": "https://schema.org/extensions",
-            "summary": title, "title": title, "themeColor": "D83B01", "text": text,
-            "case_id": case.case_id, "user": case.user, "reason": case.reason,
-            "state": case.state.value, "link": link}
+        outcome = await self._webhook.post(escalation_payload(case, self._settings))
+        data = {"outcome": outcome.value, "format": self._settings.webhook_format}
+        if outcome is WebhookDelivery.ACCEPTED:
+            shows = ("Teams shows the card only if the flow runs"
+                     if self._settings.webhook_format == "teams" else "not yet shown")
+            return StepResult(f"escalation accepted by the webhook (202): {shows}", data)
+        return StepResult("escalation delivered to the webhook", data)
 
 
 def alert_comment(case: Case, phase: str, settings: WorkflowSettings) -> str:
-    prefix = f"Automated remediation, case {case.case_id} ({case.user}):"
+    prefix = f"Automated remediation, case {case.case_id} ({shown(case.user, ACCOUNT_LIMIT)}):"
     mailbox = _mailbox_note(case)
     if phase == "start":
         delays = ", ".join(f"+{format_duration(d)}" for d in settings.verify_delays)
@@ -114,11 +123,15 @@ def alert_comment(case: Case, phase: str, settings: WorkflowSettings) -> str:
                 "sender is no longer on the Restricted users list. Resolved as a true "
                 "positive (compromised account). Ask the user to choose a new password "
                 f"after verifying their identity.{mailbox}")
-    return f"{prefix} needs a human. {case.reason or 'escalated'}{mailbox}"
+    reason = shown(case.reason or "escalated", REASON_LIMIT).rstrip(".")
+    done, not_done = progress(case)
+    did = f" Done: {'; '.join(done) if done else 'nothing'}."
+    did_not = f" Not done: {'; '.join(not_done)}." if not_done else ""
+    return f"{prefix} needs a human. {reason}.{did}{did_not}{mailbox}"
 
 
 def _mailbox_note(case: Case) -> str:
     hygiene = case.done(HYGIENE)
     if hygiene is None or not hygiene.data.get("findings"):
         return ""
-    return f" Mailbox: {hygiene.detail}."
+    return f" Mailbox: {shown(hygiene.detail, MAILBOX_LIMIT)}."

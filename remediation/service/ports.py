@@ -1,6 +1,8 @@
 """The outside world as the workflow sees it. Adapters implement these; tests fake them."""
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from remediation.domain.blocks import BlockedSender
@@ -48,8 +50,19 @@ class Mailbox(Protocol):
     async def clear_forwarding(self, address: str) -> None: ...
 
 
+class WebhookDelivery(StrEnum):
+    """What a webhook's answer proves (API-NOTES §8): ``delivered`` (200/204: the receiver
+    took it, Slack answers ``200 ok``) or only ``accepted`` (202: a Teams Workflows trigger
+    answers before its flow runs, so the card may still never be shown)."""
+
+    DELIVERED = "delivered"
+    ACCEPTED = "accepted"
+
+
 class EscalationWebhook(Protocol):
-    async def post(self, payload: dict[str, Any]) -> None: ...
+    async def post(self, payload: dict[str, Any]) -> WebhookDelivery:
+        """POST ``payload`` as JSON; TransientError to try later, PermanentError if refused."""
+        ...
 
 
 class RestrictedSenders(Protocol):
@@ -82,6 +95,10 @@ class AlertSource(Protocol):
 class AlertUpdater(Protocol):
     async def comment(self, alert_id: str, text: str) -> None: ...
 
+    async def comment_texts(self, alert_id: str) -> list[str]:
+        """The text of every comment on the alert (to never post one twice)."""
+        ...
+
     async def update(self, alert_id: str, changes: dict[str, str]) -> None:
         """PATCH ``status`` / ``classification`` / ``determination``."""
         ...
@@ -109,6 +126,18 @@ class VerificationScheduler(Protocol):
         ...
 
     async def cancel(self, sequence_number: int) -> None: ...
+
+
+class MessageRetries(Protocol):
+    """One queue's delayed retries (Service Bus ``schedule_messages``): Service Bus offers an
+    abandoned message again at once, so a retry later is a copy of the delivered message,
+    scheduled for ``at`` under a new message id (a reused one is dropped as a duplicate)."""
+
+    async def schedule_copy(self, body: bytes, *, session_id: str | None,
+                            properties: Mapping[str, str | int | float | bool],
+                            at: datetime) -> str:
+        """Schedule the copy; return its message id."""
+        ...
 
 
 class Journal(Protocol):

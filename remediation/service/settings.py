@@ -5,6 +5,7 @@ from datetime import timedelta
 
 MODES = ("enforce", "approve", "dry-run")
 HYGIENE_MODES = ("disable", "report")
+WEBHOOK_FORMATS = ("teams", "slack")  # API-NOTES §8
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class WorkflowSettings:
     max_resets_per_hour: int = 20
     tenant_domains: frozenset[str] = frozenset()  # empty: ask the directory
     case_link: str = "remediation status --user {user}"
+    webhook_format: str = "teams"
 
     @property
     def merge_window(self) -> timedelta:

@@ -6,6 +6,7 @@ recording through the same case journal.
 """
 
 import logging
+from typing import Any
 
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import InvalidRequest, PermanentError
@@ -33,6 +34,8 @@ from remediation.service.verification import Verification
 __all__ = ["RemediationWorkflow", "StepResult", "WorkflowSettings", "new_case_id"]
 
 log = logging.getLogger(__name__)
+
+RETRY = "retry"  # the journal step of a scheduled retry
 
 
 class RemediationWorkflow:
@@ -124,6 +127,18 @@ class RemediationWorkflow:
             log.error("giving up on request %s for %s: %s", request_id, user, reason)
             return case
         return await self.escalate(case.case_id, reason)
+
+    async def journal_retry(self, detail: str, data: dict[str, Any], *,
+                            case_id: str | None = None,
+                            request_id: str | None = None) -> Case | None:
+        """Note a scheduled retry on the case it concerns (named by id, or by a request it
+        recorded); None when there is no case yet (a lookup failed before one was opened)."""
+        journal = self._recorder.journal
+        case = (await journal.get_case(case_id) if case_id is not None else
+                await journal.case_with_request(request_id) if request_id is not None else None)
+        if case is None:
+            return None
+        return await self._recorder.note(case, RETRY, StepStatus.INFO, detail, data)
 
     async def case(self, case_id: str) -> Case:
         return await self._recorder.require(case_id)

@@ -224,11 +224,16 @@ async def test_escalations_reach_the_webhook(
     cases = await remediate(app, GRACE, ADELE)
     await app.aclose()
 
-    [post] = received
-    assert post["case_id"] == cases[GRACE].case_id
-    assert post["user"] == GRACE
-    assert "protected group" in post["reason"]
-    assert post["text"].startswith(GRACE)
-    assert GRACE in post["link"]
+    [post] = received  # a Teams Workflows message with one Adaptive Card (API-NOTES §8)
+    [attachment] = post["attachments"]
+    card = attachment["content"]
+    assert (post["type"], card["type"], card["version"]) == ("message", "AdaptiveCard", "1.4")
+    facts = {fact["title"]: fact["value"] for item in card["body"]
+             if item["type"] == "FactSet" for fact in item["facts"]}
+    assert facts["Case"] == cases[GRACE].case_id
+    assert facts["Account"] == GRACE
+    assert "protected group" in facts["Reason"]
+    assert facts["Journal"] == f"remediation status --user {GRACE}"
+    assert cases[GRACE].done("webhook:escalated") is not None
     assert cases[ADELE].state is CaseState.VERIFIED  # the webhook never held anything up
     assert "secret-key" not in caplog.text

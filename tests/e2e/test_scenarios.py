@@ -1,10 +1,17 @@
 """Whole cases, from a queued request to a final state, with the real clients over HTTP."""
 
+import asyncio
+import re
+import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from remediation.bootstrap import Application, bootstrap
 from remediation.domain.cases import Case, CaseState
+from remediation.domain.errors import TransientError
 from remediation.domain.requests import RemediationRequest
 from remediation.sandbox import Fault, SandboxTenant, SandboxUser
 from tests.conftest import sandbox_settings
@@ -17,7 +24,7 @@ async def run_requests(url: str, tenant: SandboxTenant, db: Path, *users: str,
     app = bootstrap(sandbox_settings(url, tenant, db, **settings))
     for user in users:
         await app.requests.send(RemediationRequest(user=user, request_id=uuid.uuid4().hex))
-    await app.worker(poll_interval=0.05, retry_backoff=0.05).run(until_idle=True)
+    await app.worker(poll_interval=0.05).run(until_idle=True)
     cases = {case.user: case for case in await app.journal.list_cases()}
     return app, cases
 
@@ -155,3 +162,63 @@ async def test_many_users_are_processed_concurrently(
     resets = sorted(r.at for r in tenant.requests() if r.method == "PATCH")
     # Three users, each reset after a 0.2 s lookup: in parallel they land close together.
     assert resets[-1] - resets[0] < 0.3
+
+
+async def test_an_outage_longer_than_every_immediate_redelivery_is_ridden_out(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Service Bus redelivers an abandoned message at once: without back-off of our own, an
+    outage would burn MAX_DELIVERY_COUNT deliveries in an instant. Scheduled retries wait."""
+    users = (ADELE, "diego.siciliani@contoso.com", "johanna.lorenz@contoso.com",
+             "lynne.robbins@contoso.com")
+    app = bootstrap(sandbox_settings(sandbox_url, tenant, tmp_path / "db", http_max_retries=0,
+                                     retry_backoff=timedelta(seconds=0.2)))
+    outage = 2.5
+    try:
+        # Exchange goes first, once each case is open (so the journal has a case to show the
+        # retries on), then Graph too; Exchange comes back half-way through, Graph at the end.
+        exchange_down = Fault(status=503, path=r"^/adminapi/", times=None)
+        tenant.add_fault(exchange_down)
+        for user in users:
+            await app.requests.send(RemediationRequest(user=user, request_id=uuid.uuid4().hex))
+        worker = asyncio.create_task(app.worker(poll_interval=0.05).run(until_idle=True))
+        for _ in range(500):  # until every case is open and has failed once (10 s at most)
+            cases = await app.journal.list_cases()
+            if len(cases) == len(users) and all(
+                    any(s.name == "retry" for s in case.steps) for case in cases):
+                break
+            await asyncio.sleep(0.02)
+        tenant.add_fault(Fault(status=503, path=r"^/v1\.0/", times=None))
+        started = time.monotonic()
+        # What MAX_DELIVERY_COUNT immediate redeliveries of one request last in this outage.
+        for _ in range(app.settings.max_delivery_count):
+            with pytest.raises(TransientError):
+                await app.workflow.remediate(RemediationRequest(
+                    user="alex.wilber@contoso.com", request_id="immediate"))
+        immediate = time.monotonic() - started
+        await asyncio.sleep(outage / 2 - immediate)
+        exchange_down.times = 0  # exhausted: Exchange answers again
+        await asyncio.sleep(outage / 2)
+        tenant.clear_faults()
+        async with asyncio.timeout(30):
+            await worker
+
+        assert immediate < outage / 2
+        final = {case.user: case for case in await app.journal.list_cases()}
+        assert set(final) == set(users)
+        reasons = set()
+        for user, case in final.items():
+            assert case.state is CaseState.VERIFIED, (user, case.reason)
+            retries = [s.detail for s in case.steps if s.name == "retry"]
+            assert len(retries) >= 3, user  # the outage outlasted three scheduled retries
+            assert len(retries) < app.settings.max_delivery_count
+            for number, retry in enumerate(retries, start=1):
+                found = re.fullmatch(rf"retry {number} at \S+ \S+ UTC: (\w+)\W.* 503 .*", retry)
+                assert found, retry
+                reasons.add(found[1])
+            assert len(tenant.user(user).password_changes) == 1
+            assert user not in tenant.blocked_addresses()
+        assert reasons == {"Exchange", "Graph"}
+        assert app.queue is not None
+        assert await app.queue.dead_letters() == []
+    finally:
+        await app.aclose()

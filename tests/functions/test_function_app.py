@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ import function_app
 from remediation.bootstrap import Application, bootstrap
 from remediation.domain.cases import CaseState
 from remediation.domain.errors import TransientError
+from remediation.domain.requests import RemediationRequest
 from remediation.entrypoints import functions
-from remediation.sandbox import Fault, SandboxTenant
+from remediation.sandbox import Fault, SandboxTenant, SandboxUser
 from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from tests.conftest import sandbox_settings
 from tests.service_bus_fake import RecordingServiceBusClient, body_of, properties_of
@@ -132,17 +133,18 @@ async def app(sandbox_url: str, tenant: SandboxTenant, tmp_path: Path,
 
 
 def sb_message(body: bytes | str, *, message_id: str = "m-1", delivery_count: int = 1,
-               session_id: str | None = ADELE) -> func.ServiceBusMessage:
+               session_id: str | None = ADELE,
+               properties: dict[str, Any] | None = None) -> func.ServiceBusMessage:
     raw = body.encode() if isinstance(body, str) else body
     return ServiceBusMessage(body=raw, message_id=message_id, session_id=session_id,
-                                  delivery_count=delivery_count, application_properties={},
-                                  user_properties={})
+                             delivery_count=delivery_count,
+                             application_properties=properties or {}, user_properties={})
 
 
 def redeliver(recorded: Any) -> func.ServiceBusMessage:
     """What the host hands the trigger for a message our adapter sent."""
     return sb_message(b"".join(recorded.body), message_id=recorded.message_id,
-                      session_id=recorded.session_id)
+                      session_id=recorded.session_id, properties=properties_of(recorded))
 
 
 async def test_remediate_schedules_each_verification_on_the_session(
@@ -174,23 +176,85 @@ async def test_remediate_schedules_each_verification_on_the_session(
         c.sequence_number for c in checks[1:]]
 
 
-async def test_a_transient_failure_raises_and_the_last_delivery_escalates_first(
-        app: Application, tenant: SandboxTenant) -> None:
+async def test_a_transient_failure_schedules_a_copy_with_a_new_message_id(
+        app: Application, tenant: SandboxTenant, bus: RecordingServiceBusClient) -> None:
     tenant.add_fault(Fault(status=503, path=r"/revokeSignInSessions$", times=None))
     body = json.dumps({"user": ADELE})
+    before = datetime.now(UTC)
 
-    with pytest.raises(TransientError):
-        await functions.remediate(sb_message(body, delivery_count=1))
+    await functions.remediate(sb_message(body))  # completes: no exception for the host
+
+    [copy] = bus.senders[REQUESTS].scheduled
+    assert copy.message.message_id not in ("m-1", None)
+    assert copy.message.session_id == ADELE
+    assert b"".join(copy.message.body) == body.encode()
+    assert properties_of(copy.message) == {"delivery_attempts": 1, "retry_of": "m-1"}
+    assert before + app.settings.retry_backoff <= copy.at <= (
+        datetime.now(UTC) + app.settings.retry_backoff)
     [case] = await app.journal.list_cases()
     assert case.state is CaseState.IN_PROGRESS
+    [note] = [s for s in case.steps if s.name == "retry"]
+    assert note.detail.startswith(f"retry 1 at {copy.at:%Y-%m-%d %H:%M:%S} UTC: Graph")
 
-    with pytest.raises(TransientError):  # the host abandons; the broker dead-letters it
-        await functions.remediate(sb_message(body, delivery_count=MAX_DELIVERIES))
+    await functions.remediate(redeliver(copy.message))  # attempt 2: another copy, new id
+
+    second = bus.senders[REQUESTS].scheduled[1]
+    assert len({"m-1", copy.message.message_id, second.message.message_id}) == 3
+    assert properties_of(second.message) == {"delivery_attempts": 2, "retry_of": "m-1"}
+    assert second.at - copy.at >= app.settings.retry_backoff  # doubled
+
+    with pytest.raises(TransientError):  # the last attempt: the broker dead-letters it
+        await functions.remediate(redeliver(second.message))
     [case] = await app.journal.list_cases()
     assert case.state is CaseState.ESCALATED
     assert case.reason is not None
     assert case.reason.startswith(f"remediation gave up after {MAX_DELIVERIES} deliveries")
+    assert case.request_ids == ("m-1",)
     assert len(tenant.user(ADELE).password_changes) == 1
+    assert len(bus.senders[REQUESTS].scheduled) == 2
+
+
+async def test_bodies_with_a_byte_order_mark_are_read_by_both_functions(
+        app: Application, tenant: SandboxTenant, bus: RecordingServiceBusClient) -> None:
+    bom = b"\xef\xbb\xbf"
+    await functions.remediate(sb_message(bom + json.dumps({"user": ADELE}).encode()))
+
+    [case] = await app.journal.list_cases()
+    assert case.user == ADELE
+    assert case.state is CaseState.AWAITING_VERIFICATION
+    check = bus.senders[VERIFICATIONS].scheduled[0].message
+    await functions.verify(sb_message(bom + b"".join(check.body),
+                                      message_id=check.message_id))
+    [case] = await app.journal.list_cases()
+    assert case.state is CaseState.VERIFIED
+
+
+async def test_session_and_message_ids_fit_service_bus(
+        app: Application, tenant: SandboxTenant, bus: RecordingServiceBusClient) -> None:
+    long_user = "a" * 64 + "@" + "b" * 60 + "." + "c" * 50 + ".contoso.com"
+    assert 128 < len(long_user) <= 254
+    tenant.add_user(SandboxUser(long_user, "Long Address"))
+    tenant.block(long_user)
+    long_id = "r" * 200  # a request id a person may choose (up to 200 characters)
+
+    await app.requests.send(RemediationRequest(user=long_user, request_id=long_id))
+    await app.requests.send(RemediationRequest(user=long_user, request_id=long_id))
+    await app.requests.send(RemediationRequest(user=ADELE, request_id="short"))
+    first, again, short = bus.senders[REQUESTS].sent
+    await functions.remediate(redeliver(first))
+
+    assert len(first.session_id) <= 128 and len(first.message_id) <= 128
+    assert first.session_id.startswith("sha256:")
+    assert body_of(first)["request_id"] == long_id  # the body keeps the real request id
+    # One user, one session on both queues; one request id, one message id.
+    assert first.session_id == again.session_id
+    assert first.message_id == again.message_id
+    checks = bus.senders[VERIFICATIONS].scheduled
+    assert len(checks) == 3
+    assert {c.message.session_id for c in checks} == {first.session_id}
+    assert (short.session_id, short.message_id) == (ADELE, "short")
+    [case] = await app.journal.list_cases()
+    assert (case.user, case.state) == (long_user, CaseState.AWAITING_VERIFICATION)
 
 
 async def test_permanent_failures_and_invalid_messages_complete(

@@ -5,9 +5,16 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+from remediation.adapters.retrying import DEFAULT_MAX_WAIT
+from remediation.bootstrap import bootstrap
 from remediation.config import Settings
+from remediation.domain.requests import RemediationRequest
+from remediation.sandbox import SandboxTenant
+from remediation.service.handler import DELIVERY_TIME_BUDGET, SETTLEMENT_TIME_BUDGET
+from tests.conftest import sandbox_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+LYNNE = "lynne.robbins@contoso.com"  # the demo's mailbox with planted rules and forwarding
 
 
 def duration(text: str) -> timedelta:
@@ -40,3 +47,34 @@ def test_the_settings_template_is_a_valid_configuration() -> None:
     settings = Settings.from_env({k: v for k, v in values.items() if "<" not in v})
     assert settings.max_delivery_count == 10
     assert settings.remediation_queue == values["REMEDIATION_QUEUE"]
+
+
+async def test_no_delivery_outlives_the_function_timeout_or_the_lock(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """The time-budget arithmetic, from host.json and the settings' defaults."""
+    host = json.loads((ROOT / "host.json").read_text())
+    function_timeout = duration(host["functionTimeout"])
+    lock_renewal = duration(host["extensions"]["serviceBus"]["maxAutoLockRenewalDuration"])
+    defaults = Settings()
+    # One Graph or Exchange call: every attempt may take the whole HTTP_TIMEOUT, and the
+    # waits between attempts are bounded by the retry budget (retrying.DEFAULT_MAX_WAIT).
+    per_call = defaults.http_timeout * (defaults.http_max_retries + 1) + timedelta(
+        seconds=DEFAULT_MAX_WAIT)
+    assert per_call == timedelta(seconds=150)
+    # The calls of one remediation (securing.py): count them on a mailbox with planted
+    # rules and forwarding, the longest ordinary case.
+    app = bootstrap(sandbox_settings(sandbox_url, tenant, tmp_path / "db"))
+    try:
+        await app.workflow.remediate(RemediationRequest(user=LYNNE, request_id="budget"))
+    finally:
+        await app.aclose()
+    calls = len(tenant.requests())
+    assert calls >= 15
+    # Bounded calls alone do not bound a delivery: hence the deadline the handler enforces.
+    assert per_call * calls > function_timeout
+    assert per_call < DELIVERY_TIME_BUDGET  # a call that succeeds at all fits in a delivery
+    bound = DELIVERY_TIME_BUDGET + SETTLEMENT_TIME_BUDGET  # work, then retry or give up
+    assert bound < function_timeout
+    assert bound < lock_renewal
+    # The SQLite twin renews its lock all the while; the broker's own lock is renewed too.
+    assert defaults.lock_duration <= lock_renewal

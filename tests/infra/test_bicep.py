@@ -15,6 +15,7 @@ import azure.functions as func
 import pytest
 from lark.exceptions import UnexpectedInput
 
+from remediation.adapters.queue_limits import DUPLICATE_DETECTION_WINDOW
 from remediation.config import Settings
 from remediation.domain.durations import parse_duration
 from remediation.entrypoints import functions
@@ -182,6 +183,12 @@ def test_each_queue_has_sessions_duplicate_detection_and_the_apps_delivery_count
         "maxAutoLockRenewalDuration"].split(":"))
     assert timedelta(hours=hours, minutes=minutes, seconds=seconds) > lock
     assert iso_duration(queue["defaultMessageTimeToLive"]) > window
+
+
+@pytest.mark.parametrize("name", [Settings().remediation_queue, Settings().verification_queue])
+def test_the_local_queue_detects_duplicates_over_the_same_window(name: str) -> None:
+    window = iso_duration(queues()[name]["duplicateDetectionHistoryTimeWindow"])
+    assert window == DUPLICATE_DETECTION_WINDOW  # the constant SqliteQueue uses
 
 
 def test_the_namespace_has_sessions_and_duplicate_detection_and_no_keys() -> None:

@@ -9,6 +9,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -19,10 +20,15 @@ from remediation.adapters.graph_caller import GraphCaller
 from remediation.adapters.graph_directory import GraphDirectory
 from remediation.adapters.mailbox import GraphExchangeMailbox
 from remediation.adapters.webhook import JsonWebhook
+from remediation.domain.cases import Case, CaseState
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.domain.hygiene import suspicious_forwarding, suspicious_rules
+from remediation.domain.requests import RemediationRequest
 from remediation.sandbox import BREAK_GLASS_GROUP_ID, Fault, SandboxTenant, SandboxUser
 from remediation.sandbox.state import GLOBAL_ADMINISTRATOR
+from remediation.service.ports import WebhookDelivery
+from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
+from tests.fakes import FakeAlertNotifier, FakeTenant
 
 GRACE = "grace.taylor@contoso.com"
 PATTI = "patti.fernandez@contoso.com"
@@ -123,9 +129,10 @@ async def test_a_guest_is_found_by_mail_and_by_its_ext_upn(directory: GraphDirec
     assert by_mail.user_type == "Guest"
     assert by_mail.sender_address == GUEST_MAIL
     assert by_mail.user_principal_name == GUEST_UPN
-    # Graph's /users/{key} takes an id or UPN only: the mail address needs the filter.
+    # Graph's /users/{key} takes an id or UPN only: the mail address needs the filter. Each
+    # look-up asks key, mail and alias (nobody else may claim the address).
     assert [r.status for r in tenant.requests() if r.path.startswith("/v1.0/users")] == [
-        404, 200, 200]
+        404, 200, 200, 200, 200, 200]
 
 
 async def test_guardrail_facts_of_the_seeded_accounts(directory: GraphDirectory) -> None:
@@ -280,7 +287,7 @@ def assert_secret_kept(error: BaseException, caplog: pytest.LogCaptureFixture) -
 async def test_the_payload_arrives_as_json(webhook: JsonWebhook, receiver: Receiver) -> None:
     payload = {"case": "20240501-abcd1234", "user": "rob@contoso.com", "reason": "admin",
                "steps": [{"name": "reset", "ok": False}]}
-    await webhook.post(payload)
+    assert await webhook.post(payload) is WebhookDelivery.DELIVERED
     assert receiver.bodies == [payload]
     assert receiver.content_types == ["application/json"]
 
@@ -358,3 +365,129 @@ def test_only_https_or_loopback_urls_are_accepted() -> None:
         JsonWebhook(f"http://hooks.example.com{SECRET_PATH}")
     assert SECRET_PATH not in str(caught.value)
     JsonWebhook(f"https://hooks.example.com{SECRET_PATH}")
+
+
+# -- escalations people see (API-NOTES §8) -----------------------------------------------------
+
+ROB, ROB_ID = "rob@contoso.com", "3f2a1b4c-0000-4000-8000-00000000abcd"
+
+
+def text(body: str, code: int = 200) -> Answer:
+    async def answer(_: web.Request) -> web.StreamResponse:
+        return web.Response(status=code, text=body)
+
+    return answer
+
+
+async def escalate_through(hook: JsonWebhook, **settings: Any) -> Case:
+    """A case secured as far as the reset, refused at the session revocation, escalated, and
+    its escalation notice delivered through ``hook``."""
+    tenant = FakeTenant()
+    tenant.directory.add_user(ROB, user_id=ROB_ID)
+    tenant.exchange.block(ROB, created=tenant.clock.now() - timedelta(minutes=30))
+    tenant.directory.fail(ROB, PermanentError("403 Forbidden <revoke>"), on="revoke_sessions")
+    notifier = FakeAlertNotifier()
+    workflow = RemediationWorkflow(
+        directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
+        scheduler=tenant.scheduler, clock=tenant.clock, notifier=notifier, webhook=hook,
+        settings=WorkflowSettings(verify_delays=(timedelta(hours=1),), **settings))
+    case = await workflow.remediate(RemediationRequest(user=ROB, request_id="req-1"))
+    assert case.state is CaseState.ESCALATED
+    [update] = notifier.updates
+    return await workflow.update_alerts(update)
+
+
+def webhook_step(case: Case) -> str:
+    step = case.done("webhook:escalated")
+    assert step is not None, [(s.name, s.status.value, s.detail) for s in case.steps]
+    return step.detail
+
+
+async def test_teams_gets_an_adaptive_card_1_4_and_a_202_is_journaled_as_accepted(
+        webhook: JsonWebhook, receiver: Receiver) -> None:
+    receiver.answers = [text("", 202)]
+
+    case = await escalate_through(webhook, case_link="https://soc.example/case/{case_id}")
+
+    [post] = receiver.bodies
+    assert isinstance(post, dict) and post["type"] == "message"
+    [attachment] = post["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert attachment["contentUrl"] is None
+    card = attachment["content"]
+    assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
+    assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
+    [facts] = [item["facts"] for item in card["body"] if item["type"] == "FactSet"]
+    assert {fact["title"]: fact["value"] for fact in facts} == {
+        "Case": case.case_id, "Account": ROB, "Reason": "403 Forbidden <revoke>"}
+    lists = {item["id"]: [block["text"] for block in item["items"]]
+             for item in card["body"] if item["type"] == "Container"}
+    assert lists == {
+        "done": ["✔ password reset (change forced at next sign-in)"],
+        "not_done": ["✘ sign-in sessions not revoked", "✘ inbox rules and forwarding not checked",
+                     "✘ block not removed from the Restricted users list"]}
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open the case",
+                                "url": f"https://soc.example/case/{case.case_id}"}]
+    assert webhook_step(case) == ("escalation accepted by the webhook (202): Teams shows the "
+                                  "card only if the flow runs")
+
+
+async def test_slack_gets_text_and_200_ok_is_journaled_as_delivered(
+        webhook: JsonWebhook, receiver: Receiver) -> None:
+    receiver.answers = [text("ok")]
+
+    case = await escalate_through(webhook, webhook_format="slack")
+
+    [post] = receiver.bodies
+    assert post == {"text": (
+        f"*Remediation case {case.case_id} needs a human*\n"
+        f"Account: {ROB}\n"
+        "Reason: 403 Forbidden &lt;revoke&gt;\n"
+        "Done: password reset (change forced at next sign-in)\n"
+        "Not done: sign-in sessions not revoked; inbox rules and forwarding not checked; "
+        "block not removed from the Restricted users list\n"
+        f"Case: `remediation status --user {ROB}`")}
+    assert webhook_step(case) == "escalation delivered to the webhook"
+
+
+async def test_a_slack_error_in_plain_text_is_permanent_with_a_short_escaped_excerpt(
+        webhook: JsonWebhook, receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    receiver.answers = [text(f"invalid_payload\x1b[31m\r\nfor {receiver.url} and {SECRET_PATH} "
+                             + "x" * 500, 400)]
+
+    with pytest.raises(PermanentError) as caught:
+        await webhook.post({"text": "hello"})
+
+    reason = caught.value.reason
+    assert reason.startswith("the escalation webhook refused the payload: 400 invalid_payload "
+                             "for the escalation webhook and the escalation webhook xxx")
+    assert "\x1b" not in reason and "\n" not in reason and len(reason) < 250
+    assert len(receiver.bodies) == 1
+    assert_secret_kept(caught.value, caplog)
+
+
+async def test_a_refused_escalation_is_journaled_and_never_blocks_the_case(
+        webhook: JsonWebhook, receiver: Receiver) -> None:
+    receiver.answers = [text("no_text", 400)]
+
+    case = await escalate_through(webhook, webhook_format="slack")
+
+    assert case.state is CaseState.ESCALATED
+    assert case.done("webhook:escalated") is None
+    [failed] = [s for s in case.steps if s.name == "webhook:escalated" and s.status.value ==
+                "failed"]
+    assert failed.detail == "the escalation webhook refused the payload: 400 no_text"
+
+
+async def test_no_piece_of_the_url_survives_a_long_error_body(
+        webhook: JsonWebhook, receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    # Whitespace collapses in the excerpt: a URL cut where the body is cut must not come
+    # forward as a fragment no scrubbing recognises.
+    for size in (65_536 - 40, 65_536 - 25, 65_536 - 60):
+        receiver.answers = [text("error:" + " " * size + receiver.url, 400)]
+        with pytest.raises(PermanentError) as caught:
+            await webhook.post({"text": "hello"})
+        assert "0f3c1d2e" not in caught.value.reason, caught.value.reason
+        assert "webhookb2" not in caught.value.reason, caught.value.reason
+        assert_secret_kept(caught.value, caplog)

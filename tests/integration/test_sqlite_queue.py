@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from remediation.adapters.local_queue import LocalRequestSender, LocalVerificationScheduler
+from remediation.adapters.queue_limits import (
+    DUPLICATE_DETECTION_WINDOW,
+    MAX_MESSAGE_BYTES,
+    session_id_for,
+)
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_queue import (
     MAX_DELIVERY_COUNT_EXCEEDED,
@@ -18,6 +24,8 @@ from remediation.adapters.sqlite_queue import (
     ReceivedMessage,
     SqliteQueue,
 )
+from remediation.domain.requests import RemediationRequest, parse_request
+from remediation.service.messages import VerificationCheck
 
 LOCK = 0.2
 Q = "remediation-requests"
@@ -137,14 +145,14 @@ async def test_abandon_redelivers(queue: SqliteQueue) -> None:
     assert second.delivery_count == 2
 
 
-async def test_abandon_with_retry_after_delays_the_redelivery(queue: SqliteQueue) -> None:
-    await queue.send(Q, "retry me later")
-    await queue.abandon(await receive(queue), "429", retry_after=0.3)
+async def test_an_abandoned_message_is_offered_again_at_once(queue: SqliteQueue) -> None:
+    """Like Service Bus: no hidden back-off (delayed retries are the handler's copies)."""
+    await queue.send(Q, "retry me", message_id="m-1")
+    await queue.abandon(await receive(queue), "429")
 
-    assert await queue.receive((Q,)) is None
-    assert (await queue.counts(Q)).scheduled == 1
-    await asyncio.sleep(0.35)
-    assert (await receive(queue)).delivery_count == 2
+    assert (await queue.counts(Q)).scheduled == 0
+    again = await receive(queue)
+    assert (again.message_id, again.delivery_count) == ("m-1", 2)
 
 
 async def test_abandon_on_the_last_delivery_dead_letters(queue: SqliteQueue) -> None:
@@ -208,6 +216,75 @@ async def test_a_duplicate_message_id_returns_the_original(queue: SqliteQueue) -
     assert await queue.send(Q, "third", message_id="alert-42") == original
     assert await queue.receive((Q,)) is None
     assert (await queue.counts(Q)).completed == 1
+
+
+async def test_the_duplicate_window_is_the_one_service_bus_has(database: SqliteDatabase) -> None:
+    assert SqliteQueue(database).duplicate_window == DUPLICATE_DETECTION_WINDOW.total_seconds()
+
+
+async def test_a_dead_lettered_id_is_held_for_the_window_and_a_new_id_resends(
+        database: SqliteDatabase) -> None:
+    """Service Bus keys duplicate detection on the message id within the window whatever
+    became of the message; a person re-sends with a new id (``remediation enqueue`` always
+    makes one), and the old id is accepted again once the window has passed."""
+    queue = SqliteQueue(database, lock_duration=LOCK, max_delivery_count=1,
+                        duplicate_window=0.3)
+    first = await queue.send(Q, "doomed", message_id="req-1", session_id="rob@contoso.com")
+    await queue.abandon(await receive(queue), "Graph returned 503")
+    assert [d["message_id"] for d in await queue.dead_letters(Q)] == ["req-1"]
+
+    assert await queue.send(Q, "again", message_id="req-1", session_id="rob@contoso.com") == first
+    assert await queue.receive((Q,)) is None
+    resent = await queue.send(Q, "again", message_id="req-2", session_id="rob@contoso.com")
+    assert (await receive(queue)).sequence_number == resent
+    await asyncio.sleep(0.35)
+    assert await queue.send(Q, "later", message_id="req-1",
+                            session_id="rob@contoso.com") not in (first, resent)
+
+
+async def test_ids_longer_than_service_bus_takes_are_refused(queue: SqliteQueue) -> None:
+    with pytest.raises(ValueError, match="message_id"):
+        await queue.send(Q, "x", message_id="m" * 129)
+    with pytest.raises(ValueError, match="session_id"):
+        await queue.send(Q, "x", session_id="s" * 129)
+    await queue.send(Q, "x", message_id="m" * 128, session_id="s" * 128)
+    assert (await queue.counts(Q)).ready == 1
+
+
+async def test_a_session_queue_refuses_a_message_without_a_session(
+        database: SqliteDatabase) -> None:
+    queue = SqliteQueue(database, session_queues=(Q,))
+
+    with pytest.raises(ValueError, match="session"):
+        await queue.send(Q, '{"user": "rob@contoso.com"}')
+    await queue.send(V, "not a session queue")
+    await queue.send(Q, '{"user": "rob@contoso.com"}', session_id="rob@contoso.com")
+    assert (await queue.counts()).ready == 2
+
+
+async def test_a_body_over_the_standard_tier_limit_is_refused(queue: SqliteQueue) -> None:
+    with pytest.raises(ValueError, match="256 KB"):
+        await queue.send(Q, b"x" * (MAX_MESSAGE_BYTES + 1))
+    assert (await queue.counts(Q)).ready == 0
+
+
+async def test_long_addresses_map_to_one_digest_session_on_both_queues(
+        database: SqliteDatabase) -> None:
+    queue = SqliteQueue(database, session_queues=(Q, V))
+    long_user = "a" * 64 + "@" + "b" * 60 + "." + "c" * 50 + ".contoso.com"
+    requests, follow_ups = LocalRequestSender(queue, Q), LocalVerificationScheduler(queue, V)
+
+    await requests.send(RemediationRequest(user=long_user, request_id="x" * 200))
+    await follow_ups.schedule(VerificationCheck("20240501-abcd", long_user, 0), soon(0))
+    request = await receive(queue, Q)
+    await queue.complete(request)  # (the twin locks a session across both queues)
+    check = await receive(queue, V)
+
+    assert request.session_id == check.session_id == session_id_for(long_user)
+    assert request.session_id is not None and len(request.session_id) <= 128
+    assert len(request.message_id) <= 128
+    assert parse_request(request.body).request_id == "x" * 200
+    assert session_id_for("rob@contoso.com") == "rob@contoso.com"
 
 
 async def test_a_message_id_can_be_reused_after_the_window(database: SqliteDatabase) -> None:

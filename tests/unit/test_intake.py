@@ -477,6 +477,109 @@ async def test_a_hint_for_a_known_alert_or_one_without_a_sender(h: Harness) -> N
     assert report.not_confirmed == []
 
 
+# -- one bad item never stops a poll, a sweep or a batch ------------------------------------
+
+
+class RefusingSender(FakeRequestSender):
+    """The requests queue refusing chosen users' messages (too big, Service Bus busy)."""
+
+    def __init__(self, refuse: dict[str, Exception]) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    async def send(self, request: RemediationRequest) -> str:
+        error = self.refuse.get(request.user)
+        if error is not None:
+            raise error
+        return await super().send(request)
+
+
+async def test_an_alert_the_queue_refuses_is_journaled_and_the_others_still_queue() -> None:
+    h = make_harness(sweep=False)
+    h.sender = RefusingSender({
+        LEE: ValueError("message body is 300000 bytes; a Standard tier queue takes 256 KB"),
+        MEGAN: TransientError("Service Bus: sending a request failed (ServiceBusError)")})
+    for alert_id, user in (("fa-1", LEE), ("fa-2", MEGAN), ("fa-3", ROB)):
+        h.alert(alert_id, user)
+
+    report = await h.intake.poll()
+
+    assert sent(h) == [("alert", ROB, alert_request_id("fa-3"))]
+    assert report.rejected == ["fa-1"]
+    assert report.errors == [
+        "alert fa-2: Service Bus: sending a request failed (ServiceBusError)"]
+    [case] = await h.cases()  # the refused one, for a human; the busy one comes back
+    assert (case.state, case.user, case.alert_ids) == (CaseState.REJECTED, LEE, ("fa-1",))
+    assert case.request_ids == (alert_request_id("fa-1"),)
+    assert case.reason is not None and "256 KB" in case.reason
+
+    again = await h.intake.poll()  # the refused one is known now; the busy one is tried again
+    assert again.already_known == 1
+    assert again.errors == report.errors
+
+
+async def test_a_journal_failure_on_one_alert_is_reported_and_the_rest_continue() -> None:
+    h = make_harness(sweep=False)
+    h.alert("fa-1", LEE)
+    h.alert("fa-2", ROB)
+    lookup = h.tenant.journal.case_with_request
+
+    async def flaky(request_id: str) -> Case | None:
+        if request_id == alert_request_id("fa-1"):
+            raise RuntimeError("table storage hiccup")
+        return await lookup(request_id)
+
+    h.tenant.journal.case_with_request = flaky  # type: ignore[method-assign]
+
+    report = await h.intake.poll()
+
+    assert sent(h) == [("alert", ROB, alert_request_id("fa-2"))]
+    assert report.errors == ["alert fa-1: unexpected RuntimeError"]
+
+
+async def test_a_sweep_entry_the_queue_refuses_never_stops_the_sweep() -> None:
+    h = make_harness()
+    h.sender = RefusingSender({LEE: ValueError("session_id is 300 characters"),
+                               MEGAN: TransientError("Service Bus busy")})
+    for user in (LEE, MEGAN, ROB):
+        h.tenant.exchange.block(user)
+
+    report = await h.intake.poll()
+
+    assert report.swept == [ROB]
+    assert report.rejected == [LEE]
+    assert report.errors == [f"Restricted users list entry {MEGAN}: Service Bus busy"]
+    [case] = await h.cases()
+    assert (case.state, case.user, case.source) == (CaseState.REJECTED, LEE, "restricted-list")
+    assert case.request_ids == (block_request_id(h.tenant.exchange.listed(LEE)[0]),)
+    assert "session_id" in (case.reason or "")
+
+
+async def test_a_pushed_id_that_fails_does_not_stop_the_others() -> None:
+    h = make_harness()
+    h.sender = RefusingSender({LEE: ValueError("message too large")})
+    h.alert("fa-1", LEE)
+    h.alert("fa-2", ROB)
+    h.alert("fa-3", MEGAN)
+    lookup = h.source.get_alert
+
+    async def flaky(alert_id: str) -> dict[str, Any] | None:
+        if alert_id == "fa-3":
+            raise TransientError("Graph returned 503")
+        return await lookup(alert_id)
+
+    h.source.get_alert = flaky  # type: ignore[method-assign]
+
+    # Graph could not confirm fa-3: the pusher is asked to retry (the others are queued by
+    # then and deduplicated when it does).
+    with pytest.raises(TransientError, match="503"):
+        await h.intake.accept_hints(["fa-1", "fa-3", "fa-2"])
+
+    assert sent(h) == [("alert", ROB, alert_request_id("fa-2"))]
+    [case] = await h.cases()
+    assert (case.state, case.user) == (CaseState.REJECTED, LEE)
+
+
 # -- the HTTP push door ---------------------------------------------------------------------
 
 

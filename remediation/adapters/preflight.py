@@ -1,0 +1,203 @@
+"""The preflight's reads (``remediation/service/doctor.py``), through the adapters the worker
+uses, so doctor exercises the same clients, endpoints, headers and credential.
+
+Every read is harmless and asks for one item: Graph ``$top=1``; Exchange cmdlets with
+``ResultSize: 1`` and no ``Identity`` (an empty ``Identity`` would mean "all objects");
+Service Bus by peeking (never receiving) each queue's dead-letter sub-queue, which has no
+sessions, so no session is locked (Azure/azure-sdk-for-net#21271: an ordinary receiver reads
+the dead-letter queue of a session-enabled entity); the journal by listing one case.
+
+Tokens are turned into claims here and dropped: no token leaves this module.
+"""
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
+
+from azure.core.credentials_async import AsyncTokenCredential
+
+from remediation.adapters.exchange_client import ExchangeAdminClient, ExchangeCmdletError
+from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
+from remediation.adapters.sqlite_queue import SqliteQueue
+from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.tokens import TokenClaims, read_claims
+from remediation.logsafety import redact
+from remediation.permissions import EXCHANGE_ONLINE, MICROSOFT_GRAPH
+from remediation.service.doctor import Refused, TokenUnavailable, Unreachable
+from remediation.service.ports import Journal
+
+if TYPE_CHECKING:
+    from kiota_abstractions.request_information import RequestInformation
+    from msgraph.graph_service_client import GraphServiceClient
+
+QueueProbe = Callable[[], Awaitable[str]]
+
+
+def scopes(graph_endpoint: str, exchange_endpoint: str) -> dict[str, str]:
+    """The scope of each resource's token, as the Graph and Exchange clients ask for it."""
+    exchange = urlparse(exchange_endpoint)
+    return {MICROSOFT_GRAPH: f"{graph_endpoint.rstrip('/')}/.default",
+            EXCHANGE_ONLINE: f"{exchange.scheme.lower()}://{exchange.netloc.lower()}/.default"}
+
+
+class TenantPreflight:
+    def __init__(self, *, credential: AsyncTokenCredential, scopes: dict[str, str],
+                 graph: GraphCaller, exchange: ExchangeAdminClient, queues: QueueProbe,
+                 journal: Journal) -> None:
+        self._credential = credential
+        self._scopes = scopes
+        self._graph = graph
+        self._exchange = exchange
+        self._reads: dict[str, Callable[[], Awaitable[str]]] = {
+            "alerts": lambda: self._graph_count("security/alerts_v2?$top=1", "alerts"),
+            "users": lambda: self._graph_count("users?$top=1&$select=id", "users"),
+            "role_assignments": lambda: self._graph_count(
+                "roleManagement/directory/roleAssignments?$top=1", "role assignments"),
+            "restricted_users": lambda: self._cmdlet("Get-BlockedSenderAddress", "entries"),
+            "mailbox": lambda: self._cmdlet("Get-Mailbox", "mailboxes"),
+            "queues": queues,
+            "journal": lambda: _journal(journal),
+        }
+
+    async def claims(self, resource: str) -> TokenClaims | None:
+        try:
+            token = await self._credential.get_token(self._scopes[resource])
+        except Exception as error:  # any credential's failure is the finding, not a crash
+            raise TokenUnavailable(_first_line(error)) from None
+        return read_claims(token.token)
+
+    async def read(self, capability: str) -> str:
+        return await self._reads[capability]()
+
+    async def _graph_count(self, path: str, noun: str) -> str:
+        try:
+            page = await self._graph.send_json(f"doctor: GET {path}", _get(path))
+        except GraphRequestError as error:
+            raise Refused(error.status, error.code) from None
+        except TransientError as error:
+            raise Unreachable(error.reason) from None
+        except PermanentError as error:
+            raise Refused(0, "", error.reason) from None
+        return _answered(page.get("value"), noun)
+
+    async def _cmdlet(self, cmdlet: str, noun: str) -> str:
+        try:
+            items = await self._exchange.invoke(cmdlet, {"ResultSize": 1})
+        except ExchangeCmdletError as error:
+            raise Refused(error.error.status, error.error.code) from None
+        except TransientError as error:
+            raise Unreachable(error.reason) from None
+        except PermanentError as error:
+            raise Refused(0, "", error.reason) from None
+        return _answered(items, noun)
+
+
+def local_queue_probe(queue: SqliteQueue, names: tuple[str, ...], path: str) -> QueueProbe:
+    async def probe() -> str:
+        try:
+            counts = [(name, await queue.counts(name)) for name in names]
+        except sqlite3.Error as error:
+            raise Unreachable(f"{type(error).__name__}: {error}") from None
+        return f"local SQLite queue in {path}: " + "; ".join(
+            f"{name} {c.ready} ready, {c.scheduled} scheduled, {c.dead_lettered} dead-lettered"
+            for name, c in counts)
+
+    return probe
+
+
+class DeadLetterPeeker(Protocol):
+    """The part of ``azure.servicebus.aio.ServiceBusClient`` the probe uses."""
+
+    def get_queue_receiver(self, queue_name: str, **kwargs: Any) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+def service_bus_probe(namespace: str, credential: AsyncTokenCredential,
+                      names: tuple[str, ...], *, timeout: float,
+                      client: DeadLetterPeeker | None = None) -> QueueProbe:
+    """Peek one message of each queue's dead-letter sub-queue: reachable, the identity may
+    receive (the Functions triggers' role), the queues exist; nothing is locked or taken."""
+
+    async def probe() -> str:
+        from azure.servicebus import ServiceBusSubQueue
+        from azure.servicebus.exceptions import (
+            MessagingEntityNotFoundError,
+            ServiceBusAuthenticationError,
+            ServiceBusAuthorizationError,
+            ServiceBusError,
+        )
+
+        peeker = client or _service_bus_client(namespace, credential)
+        name = names[0]
+        found: list[str] = []
+        try:
+            for name in names:
+                receiver = peeker.get_queue_receiver(
+                    name, sub_queue=ServiceBusSubQueue.DEAD_LETTER)
+                async with receiver:
+                    peeked = await asyncio.wait_for(
+                        receiver.peek_messages(max_message_count=1), timeout)
+                found.append(f"{name} reachable" + (
+                    ", messages in its dead-letter queue" if peeked else ""))
+        except ServiceBusAuthorizationError:
+            raise Refused(403, "Unauthorized", f"queue {name}") from None
+        except ServiceBusAuthenticationError:
+            raise Refused(401, "Unauthenticated", f"queue {name}") from None
+        except MessagingEntityNotFoundError:
+            raise Refused(404, "MessagingEntityNotFound", f"queue {name}") from None
+        except (ServiceBusError, TimeoutError, OSError) as error:
+            raise Unreachable(f"queue {name}: {type(error).__name__}") from None
+        finally:
+            if client is None:
+                await peeker.close()
+        return f"Service Bus {namespace}: " + "; ".join(found)
+
+    return probe
+
+
+def _service_bus_client(namespace: str, credential: AsyncTokenCredential) -> DeadLetterPeeker:
+    from azure.servicebus.aio import ServiceBusClient
+
+    peeker: DeadLetterPeeker = ServiceBusClient(namespace, credential, retry_total=0)
+    return peeker
+
+
+async def _journal(journal: Journal) -> str:
+    from azure.core.exceptions import AzureError, HttpResponseError
+
+    try:
+        cases = await journal.list_cases(limit=1)
+    except HttpResponseError as error:
+        raise Refused(error.status_code or 0, str(getattr(error, "error_code", "") or "")
+                      ) from None
+    except TransientError as error:
+        raise Unreachable(error.reason) from None
+    except (AzureError, sqlite3.Error, OSError) as error:
+        raise Unreachable(f"{type(error).__name__}: {_first_line(error)}") from None
+    return "readable (" + ("no cases yet" if not cases else "the newest case listed") + ")"
+
+
+def _get(path: str) -> Callable[["GraphServiceClient"], "RequestInformation"]:
+    def build(client: "GraphServiceClient") -> "RequestInformation":
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        info = RequestInformation(Method.GET)
+        info.url = f"{client.request_adapter.base_url}/{path}"
+        info.headers.try_add("Accept", "application/json")
+        return info
+
+    return build
+
+
+def _answered(items: Any, what: str) -> str:
+    count = len(items) if isinstance(items, list) else 0
+    return f"answered ({what} on the first page: {count})"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return redact(f"{type(error).__name__}: {text[0] if text else 'no message'}")[:300]

@@ -1,0 +1,120 @@
+"""What the sandbox's app may do, decided the way Microsoft 365 decides it.
+
+- Each Graph endpoint needs one application permission (the one ``remediation/permissions.py``
+  lists for the code that calls it); Exchange admin REST needs ``Exchange.ManageAsApp``.
+  Without it Graph answers ``403 Authorization_RequestDenied`` and Exchange ``401``.
+- The tenant issues access tokens shaped like Microsoft's (a JWT whose ``roles`` claim lists
+  the app's permissions and ``wids`` its directory roles), signed with the tenant's shared
+  secret, so the sandbox refuses a token whose claims were edited. A token carries the rights
+  the app had when it was issued, as a real one does; a right taken away later is refused
+  anyway, and a right granted later needs a new token.
+- The static token (``SANDBOX_TOKEN``, not a JWT) stays accepted: its rights are the tenant's
+  current ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from remediation.permissions import EXCHANGE_ONLINE, permissions_on
+
+EXCHANGE_PERMISSION = permissions_on(EXCHANGE_ONLINE)[0]  # Exchange.ManageAsApp
+TOKEN_LIFETIME = 3600
+
+# (method or None for any, path pattern, permission): the first match decides.
+_GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
+    (None, re.compile(r"^/v1\.0/security/alerts_v2(/|$)"), "SecurityAlert.ReadWrite.All"),
+    (None, re.compile(r"^/v1\.0/roleManagement/directory/"), "RoleManagement.Read.Directory"),
+    (None, re.compile(r"^/v1\.0/identityGovernance/privilegedAccess/group/eligibilitySchedule"),
+     "PrivilegedEligibilitySchedule.Read.AzureADGroup"),
+    (None, re.compile(r"^/v1\.0/identityGovernance/privilegedAccess/group/assignmentSchedule"),
+     "PrivilegedAssignmentSchedule.Read.AzureADGroup"),
+    (None, re.compile(r"^/v1\.0/domains(/|$)"), "Domain.Read.All"),
+    ("POST", re.compile(r"^/v1\.0/users/[^/]+/revokeSignInSessions$"),
+     "User.RevokeSessions.All"),
+    (None, re.compile(r"^/v1\.0/users/[^/]+/transitiveMemberOf(/|$)"), "GroupMember.Read.All"),
+    (None, re.compile(r"^/v1\.0/users/[^/]+/mailFolders/[^/]+/messageRules(/|$)"),
+     "MailboxSettings.ReadWrite"),
+    (None, re.compile(r"^/v1\.0/users/[^/]+/mailFolders(/|$)"), "Mail.ReadBasic.All"),
+    ("PATCH", re.compile(r"^/v1\.0/users/[^/]+$"), "User-PasswordProfile.ReadWrite.All"),
+    ("GET", re.compile(r"^/v1\.0/users(/|\(|$)"), "User.Read.All"),
+)
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """The token a request presented: ``roles`` from its claims, None for the static token."""
+
+    roles: frozenset[str] | None
+
+
+BEARER = web.RequestKey("bearer", Bearer)
+
+
+def required_permission(method: str, path: str) -> str | None:
+    """The application permission a request needs (None: the sandbox checks nothing)."""
+    if path.startswith("/adminapi/"):
+        return EXCHANGE_PERMISSION
+    for rule_method, pattern, permission in _GRAPH_RULES:
+        if (rule_method is None or rule_method == method) and pattern.search(path):
+            return permission
+    return None
+
+
+def rule_permissions() -> frozenset[str]:
+    """Every permission the rules name (tests compare them with remediation/permissions.py)."""
+    return frozenset(permission for _, _, permission in _GRAPH_RULES) | {EXCHANGE_PERMISSION}
+
+
+def issue(secret: str, claims: dict[str, Any]) -> str:
+    """A JWT with ``claims``, HMAC-signed with ``secret`` (HS256)."""
+    signing_input = f"{_part({'typ': 'JWT', 'alg': 'HS256'})}.{_part(claims)}"
+    return f"{signing_input}.{_b64(_sign(secret, signing_input))}"
+
+
+def verify(secret: str, token: str, tenant_id: str) -> Bearer | None:
+    """The rights of a token this tenant issued and that is still valid, else None."""
+    signing_input, _, signature = token.rpartition(".")
+    if not signing_input or not hmac.compare_digest(
+            _b64(_sign(secret, signing_input)).encode(), signature.encode()):
+        return None
+    # Signed with the tenant's secret: the payload is one the tenant wrote.
+    payload = json.loads(base64.urlsafe_b64decode(_padded(signing_input.partition(".")[2])))
+    if payload.get("tid") != tenant_id or payload.get("exp", 0) < time.time():
+        return None
+    return Bearer(roles=frozenset(payload.get("roles") or ()))
+
+
+def app_claims(*, tenant_id: str, object_id: str, roles: list[str], wids: list[str],
+               ) -> dict[str, Any]:
+    """The claims of an app-only v1.0 access token (client credentials)."""
+    now = int(time.time())
+    return {"aud": "https://graph.microsoft.com", "iss": f"https://sts.windows.net/{tenant_id}/",
+            "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME, "appid": object_id,
+            "idtyp": "app", "oid": object_id, "sub": object_id, "tid": tenant_id,
+            "roles": roles, "wids": wids, "ver": "1.0"}
+
+
+def _sign(secret: str, signing_input: str) -> bytes:
+    return hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+
+
+def _part(value: dict[str, Any]) -> str:
+    return _b64(json.dumps(value, separators=(",", ":")).encode())
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _padded(part: str) -> str:
+    return part + "=" * (-len(part) % 4)

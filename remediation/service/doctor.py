@@ -1,0 +1,309 @@
+"""The preflight behind ``remediation doctor``: is everything the worker needs in place?
+
+It asks a ``Preflight`` port for the claims of the app's tokens and for one harmless read per
+capability, and turns each answer into a finding: the check, its result and the exact fix.
+What the app needs comes from ``remediation/permissions.py``, the one list; the settings were
+checked before this runs (a bad one never gets this far).
+
+Tokens: a JWT's ``roles`` claim lists the application permissions granted on its resource,
+``wids`` the app's tenant-wide directory roles (remediation/domain/tokens.py). A token that is
+not a JWT says nothing, and a JWT need not carry ``wids``: then the reads decide, and the
+table says what could not be read.
+"""
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from remediation.domain.roles import BUILT_IN_ROLES, role_name
+from remediation.domain.tokens import TokenClaims
+from remediation.permissions import (
+    DIRECTORY_ROLES,
+    EXCHANGE_ONLINE,
+    MICROSOFT_GRAPH,
+    PERMISSIONS,
+    permissions_on,
+)
+
+GRANT_SCRIPT = "bash infra/grant-permissions.sh"
+UNKNOWN_PRINCIPAL = "<principal id of the app's managed identity>"
+CREDENTIAL_FIX = (
+    "in Azure, set AZURE_CLIENT_ID to the client id of the app's user-assigned managed "
+    "identity; elsewhere, set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or "
+    "AZURE_CLIENT_CERTIFICATE_PATH) of an app registration holding the same permissions")
+ROLES_BY_HAND = ("check in the Entra admin center (Roles and administrators) that the app "
+                 "holds: " + ", ".join(role.name for role in DIRECTORY_ROLES))
+LEAST_PRIVILEGE = ("least privilege: remove what is not needed (Entra admin center, "
+                   "Enterprise applications, the app, Permissions / Roles)")
+
+
+class Status(Enum):
+    OK = "ok"
+    FAIL = "FAIL"
+    INFO = "info"  # worth knowing; never stops the switch-over
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: Status
+    result: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: tuple[Finding, ...]
+
+    @property
+    def ready(self) -> bool:
+        """Everything needed is in place: no check failed."""
+        return all(finding.status is not Status.FAIL for finding in self.findings)
+
+
+class TokenUnavailable(Exception):
+    """The credential gave no token; ``reason`` says why (never the token)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Refused(Exception):
+    """A read the service answered with an error status (401, 403, 404, ...)."""
+
+    def __init__(self, status: int, code: str = "", detail: str = "") -> None:
+        super().__init__(f"{status} {code}".strip())
+        self.status, self.code, self.detail = status, code, detail
+
+
+class Unreachable(Exception):
+    """A read that got no answer: connection refused, timeout, DNS, throttled for too long."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Preflight(Protocol):
+    async def claims(self, resource: str) -> TokenClaims | None:
+        """The claims of the app's token for ``resource`` (None: not a JWT); raises
+        TokenUnavailable."""
+
+    async def read(self, capability: str) -> str:
+        """One harmless read of ``capability`` (a key of CAPABILITIES); what it saw, in a few
+        words. Raises Refused or Unreachable."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the deployment's settings point, for the fixes that name a setting."""
+
+    tenant_id: str
+    graph_endpoint: str
+    exchange_endpoint: str
+    mode: str
+    service_bus_namespace: str | None
+    remediation_db: str
+    table_journal: bool
+
+
+@dataclass(frozen=True)
+class Capability:
+    key: str
+    check: str
+    service: str  # "Graph", "Exchange", "queues" or "journal"
+    needs: tuple[str, ...] = ()  # the Graph permissions it needs (remediation/permissions.py)
+
+
+GRAPH, EXCHANGE, QUEUES, JOURNAL = "Graph", "Exchange", "queues", "journal"
+CAPABILITIES: tuple[Capability, ...] = (
+    Capability("alerts", "read Defender alerts", GRAPH, ("SecurityAlert.ReadWrite.All",)),
+    Capability("users", "read a user", GRAPH, ("User.Read.All",)),
+    Capability("role_assignments", "read role assignments", GRAPH,
+               ("RoleManagement.Read.Directory",)),
+    Capability("restricted_users", "read the Restricted users list", EXCHANGE),
+    Capability("mailbox", "read a mailbox", EXCHANGE),
+    Capability("queues", "queues", QUEUES),
+    Capability("journal", "journal", JOURNAL),
+)
+RESOURCES = (MICROSOFT_GRAPH, EXCHANGE_ONLINE)
+
+
+async def examine(preflight: Preflight, target: Target) -> Report:
+    """Every check, in the order an operator fixes things: settings, identity, reads."""
+    findings = [Finding("configuration", Status.OK, "every setting is valid "
+                        f"(tenant {target.tenant_id}, REMEDIATION_MODE={target.mode})")]
+    claims: dict[str, TokenClaims | None] = {}
+    for resource in RESOURCES:
+        try:
+            claims[resource] = await preflight.claims(resource)
+        except TokenUnavailable as error:
+            findings.append(Finding(f"token for {resource}", Status.FAIL,
+                                    f"no token: {error.reason}", CREDENTIAL_FIX))
+    grant = _grant(claims.values())
+    for resource, token in claims.items():
+        findings.extend(_token_findings(resource, token, target, grant))
+    findings.extend(_role_findings(claims.values(), grant))
+    reads = await asyncio.gather(*(_read(preflight, capability, target, grant)
+                                   for capability in CAPABILITIES))
+    findings.extend(reads)
+    if target.mode == "dry-run":
+        findings.append(Finding(
+            "mode", Status.INFO, "dry-run: reads and plans, changes nothing in the tenant",
+            "once every check passes, set REMEDIATION_MODE to approve or enforce"))
+    return Report(tuple(findings))
+
+
+def _grant(tokens: Iterable[TokenClaims | None]) -> str:
+    principal = next((t.object_id for t in tokens if t is not None and t.object_id), None)
+    return f"{GRANT_SCRIPT} {principal or UNKNOWN_PRINCIPAL}"
+
+
+def _token_findings(resource: str, token: TokenClaims | None, target: Target,
+                    grant: str) -> list[Finding]:
+    check = f"token for {resource}"
+    if token is None:
+        return [Finding(check, Status.INFO, "not a JWT: its permissions and roles cannot be "
+                        "read from it; the reads below decide")]
+    if token.delegated:
+        return [Finding(check, Status.FAIL, "a user's token (delegated scopes), not the "
+                        "app's: it does not show the app's permissions",
+                        f"run doctor with the app's own identity: {CREDENTIAL_FIX}")]
+    findings = []
+    if token.tenant_id and token.tenant_id != target.tenant_id:
+        findings.append(Finding(
+            check, Status.FAIL, f"issued by tenant {token.tenant_id}, not AZURE_TENANT_ID "
+            f"({target.tenant_id})", f"set AZURE_TENANT_ID to {token.tenant_id}, or use the "
+            f"identity of tenant {target.tenant_id}"))
+    else:
+        holder = f" of service principal {token.object_id}" if token.object_id else ""
+        findings.append(Finding(check, Status.OK, f"an app token{holder}"))
+    needed = permissions_on(resource)
+    for name in needed:
+        if name in token.roles:
+            findings.append(Finding(f"permission {name}", Status.OK, "in the token's roles"))
+        else:
+            findings.append(Finding(f"permission {name}", Status.FAIL,
+                                    "not in the token's roles", f"grant {name} ({resource}): "
+                                    f"{grant}"))
+    # Each resource issues its own token; one that lists every resource's permissions (the
+    # sandbox's) is not asking for more than the app needs.
+    extra = sorted(token.roles - {permission.name for permission in PERMISSIONS})
+    if extra:
+        findings.append(Finding(f"more than needed on {resource}", Status.INFO,
+                                ", ".join(extra), LEAST_PRIVILEGE))
+    return findings
+
+
+def _role_findings(tokens: Iterable[TokenClaims | None], grant: str) -> list[Finding]:
+    apps = [token for token in tokens if token is not None and not token.delegated]
+    if not apps:
+        return [Finding("directory roles", Status.INFO,
+                        "cannot be read without an app JWT", ROLES_BY_HAND)]
+    listed = [token.wids for token in apps if token.wids is not None]
+    if not listed:
+        return [Finding("directory roles", Status.INFO,
+                        "the token does not list them (no wids claim)", ROLES_BY_HAND)]
+    held = frozenset().union(*listed)
+    findings = []
+    for role in DIRECTORY_ROLES:
+        if role.template_id in held:
+            findings.append(Finding(f"role {role.name}", Status.OK, "in the token's wids"))
+        else:
+            findings.append(Finding(
+                f"role {role.name}", Status.FAIL, "not in the token's wids",
+                f"assign the {role.name} role ({role.template_id}) to the app's service "
+                f"principal: {grant}"))
+    # Only built-in roles by name: app tokens also carry ids that are no role a person holds.
+    extra = sorted(role_name(wid) for wid in held - {r.template_id for r in DIRECTORY_ROLES}
+                   if wid in BUILT_IN_ROLES)
+    if extra:
+        findings.append(Finding("more than needed: directory roles", Status.INFO,
+                                ", ".join(extra), LEAST_PRIVILEGE))
+    return findings
+
+
+async def _read(preflight: Preflight, capability: Capability, target: Target,
+                grant: str) -> Finding:
+    try:
+        seen = await preflight.read(capability.key)
+    except Refused as error:
+        result, fix = _refusal(capability, error, target, grant)
+        return Finding(capability.check, Status.FAIL, result, fix)
+    except Unreachable as error:
+        return Finding(capability.check, Status.FAIL, f"no answer: {error.reason}",
+                       _unreachable_fix(capability, target))
+    except Exception as error:  # a read must never end the table with a traceback
+        return Finding(capability.check, Status.FAIL,
+                       f"failed: {type(error).__name__}: {error}",
+                       _unreachable_fix(capability, target))
+    return Finding(capability.check, Status.OK, seen)
+
+
+def _refusal(capability: Capability, error: Refused, target: Target,
+             grant: str) -> tuple[str, str]:
+    answer = f"{error.status} {error.code}".strip()
+    result = f"{capability.service} answered {answer}" + (
+        f": {error.detail}" if error.detail else "")
+    if capability.service == GRAPH:
+        if error.status == 403:
+            return result, f"grant {' and '.join(capability.needs)} ({MICROSOFT_GRAPH}): {grant}"
+        if error.status == 401:
+            return result, (f"Graph refused the token: check AZURE_TENANT_ID "
+                            f"({target.tenant_id}) and the identity: {CREDENTIAL_FIX}")
+        return result, f"check GRAPH_ENDPOINT ({target.graph_endpoint})"
+    if capability.service == EXCHANGE:
+        if error.status == 401:
+            return result, ("Exchange answered 401: grant `Exchange.ManageAsApp` and assign the "
+                            f"Exchange Administrator role: {grant}")
+        if error.status == 403:
+            return result, ("Exchange answered 403: assign the Exchange Administrator role to "
+                            f"the app's service principal: {grant}")
+        return result, (f"check AZURE_TENANT_ID ({target.tenant_id}) and EXCHANGE_ENDPOINT "
+                        f"({target.exchange_endpoint})")
+    if capability.service == QUEUES and target.service_bus_namespace:
+        if error.status in (401, 403):
+            return result, ("assign the app's identity Azure Service Bus Data Receiver and "
+                            f"Data Sender on {target.service_bus_namespace} (infra/main.bicep "
+                            "does)")
+        return result, ("create the queues on the namespace (infra/main.bicep does), or check "
+                        "REMEDIATION_QUEUE and VERIFICATION_QUEUE")
+    if capability.service == JOURNAL and target.table_journal:
+        if error.status in (401, 403):
+            return result, ("assign the app's identity Storage Table Data Contributor on the "
+                            "journal's storage account (infra/main.bicep does)")
+        return result, "check JOURNAL_TABLE_ENDPOINT (or AzureWebJobsStorage__accountName)"
+    return result, _unreachable_fix(capability, target)
+
+
+def _unreachable_fix(capability: Capability, target: Target) -> str:
+    if capability.service == GRAPH:
+        return (f"check GRAPH_ENDPOINT ({target.graph_endpoint}) and that this machine reaches "
+                "it (outbound HTTPS)")
+    if capability.service == EXCHANGE:
+        return (f"check EXCHANGE_ENDPOINT ({target.exchange_endpoint}) and that this machine "
+                "reaches it (outbound HTTPS)")
+    if capability.service == QUEUES and target.service_bus_namespace:
+        return (f"check ServiceBusConnection__fullyQualifiedNamespace "
+                f"({target.service_bus_namespace}) and that this machine reaches it (AMQP, "
+                "port 5671)")
+    if capability.service == JOURNAL and target.table_journal:
+        return ("check JOURNAL_TABLE_ENDPOINT (or AzureWebJobsStorage__accountName) and that "
+                "this machine reaches it")
+    return (f"check REMEDIATION_DB ({target.remediation_db}): the file and its directory must "
+            "be readable and writable by this user")
+
+
+def _check_needs() -> None:
+    """Every permission a capability names is one remediation/permissions.py lists."""
+    known = {permission.name for permission in PERMISSIONS}
+    for capability in CAPABILITIES:
+        missing = set(capability.needs) - known
+        if missing:
+            raise ValueError(f"{capability.key} needs unknown permissions: {sorted(missing)}")
+
+
+_check_needs()

@@ -1,0 +1,117 @@
+"""What the robot did to an account and what it did not, read from the case's journal.
+
+Escalation notices (the Teams card, the Slack text, the Defender comment) carry both lists so
+the person taking over knows where to start. Only the steps that change the account count:
+the password reset, the session revocation, the mailbox hygiene and the unblock, in that
+order. A step is *done* when the journal says so; a step that was refused (a permanent
+failure) or never started is *not done*; a step that started and got no clear answer (a
+timeout, a 5xx, a crash) may have happened, and is said to be *not confirmed*.
+"""
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from remediation.domain.cases import Case, StepStatus
+from remediation.domain.display import shown
+from remediation.service.journaling import HYGIENE, PLAN, RESET, REVOKE, UNBLOCK
+
+NAME_LIMIT, NAMES_SHOWN = 60, 3
+UNCONFIRMED = "not confirmed (no clear answer)"
+
+
+class Progress(NamedTuple):
+    done: tuple[str, ...]
+    not_done: tuple[str, ...]
+
+
+def progress(case: Case) -> Progress:
+    """The account-changing steps of ``case``: what was done and what was not, in order."""
+    done: list[str] = []
+    not_done: list[str] = []
+    simple = ((RESET, "password reset (change forced at next sign-in)", "password not reset",
+               f"password reset {UNCONFIRMED}"),
+              (REVOKE, "sign-in sessions revoked", "sign-in sessions not revoked",
+               f"session revocation {UNCONFIRMED}"))
+    for name, did, did_not, unsure in simple:
+        if case.done(name) is not None:
+            done.append(did)
+        else:
+            not_done.append(unsure if _unsure(case, name) else did_not)
+    _hygiene(case, done, not_done)
+    _unblock(case, done, not_done)
+    return Progress(tuple(done), tuple(not_done))
+
+
+def _hygiene(case: Case, done: list[str], not_done: list[str]) -> None:
+    step = case.done(HYGIENE)
+    if step is None:
+        if _started(case, HYGIENE):  # it stops at the first refusal: some may be done
+            not_done.append("inbox rule and forwarding changes not finished "
+                            "(some may have been made)")
+            return
+        plan = case.done(PLAN)
+        findings = _findings(plan.data) if plan is not None else []
+        if not findings:
+            not_done.append("inbox rules and forwarding not checked")
+        not_done.extend(_described(findings, "{n} suspicious {rules} not disabled",
+                                   "suspicious mailbox forwarding not cleared"))
+        return
+    if "mode" not in step.data:
+        not_done.append("inbox rules and forwarding not checked (no mailbox access configured)")
+        return
+    findings = _findings(step.data)
+    if not findings:
+        done.append("inbox rules and forwarding checked: nothing suspicious")
+    elif step.data["mode"] == "report":
+        not_done.extend(_described(
+            findings, "{n} suspicious {rules} left enabled (MAILBOX_HYGIENE=report)",
+            "suspicious mailbox forwarding left in place (MAILBOX_HYGIENE=report)"))
+    else:
+        done.extend(_described(findings, "{n} {rules} disabled", "mailbox forwarding cleared"))
+
+
+def _unblock(case: Case, done: list[str], not_done: list[str]) -> None:
+    step = case.done(UNBLOCK)
+    if step is not None:
+        done.append("block removed from the Restricted users list" if step.data.get(
+            "listed", True) else "nothing to unblock: not on the Restricted users list")
+    elif _unsure(case, UNBLOCK):
+        not_done.append(f"block removal {UNCONFIRMED}")
+    else:
+        plan = case.done(PLAN)
+        if plan is None or plan.data.get("listed", True):
+            not_done.append("block not removed from the Restricted users list")
+
+
+def _started(case: Case, name: str) -> bool:
+    return any(step.name == name and step.status is StepStatus.STARTED for step in case.steps)
+
+
+def _unsure(case: Case, name: str) -> bool:
+    """Started and not refused: the step's last record is not a permanent failure."""
+    records = [step for step in case.steps if step.name == name
+               and step.status in (StepStatus.STARTED, StepStatus.FAILED)]
+    if not records:
+        return False
+    last = records[-1]
+    return not (last.status is StepStatus.FAILED and last.data.get("permanent"))
+
+
+def _findings(data: dict[str, Any]) -> list[dict[str, Any]]:
+    findings = data.get("findings")
+    return [f for f in findings if isinstance(f, dict)] if isinstance(findings, list) else []
+
+
+def _described(findings: Sequence[dict[str, Any]], rules: str, forwarding: str) -> list[str]:
+    """``rules`` (``{n}`` and ``{rules}`` filled in, then the names) and ``forwarding``, for
+    what was found."""
+    names = [shown(str(f.get("name") or ""), NAME_LIMIT) for f in findings if f.get("rule_id")]
+    lines = []
+    if names:
+        listed = ", ".join(f"“{name}”" for name in names[:NAMES_SHOWN])
+        more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+        plural = "inbox rules" if len(names) != 1 else "inbox rule"
+        lines.append(rules.format(n=len(names), rules=plural) + f": {listed}{more}")
+    if any(not f.get("rule_id") for f in findings):
+        lines.append(forwarding)
+    return lines

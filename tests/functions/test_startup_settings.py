@@ -1,0 +1,79 @@
+"""The first invocation of any trigger checks the app settings: a bad or missing one fails
+that invocation with one clear line in the log, naming the setting (not a traceback alone)."""
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+
+import azure.functions as func
+import pytest
+from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.timer import TimerRequest
+
+from remediation.config import ConfigError
+from remediation.entrypoints import functions
+
+TENANT = "8f6d1c2e-5b4a-4e3f-9a1b-7c2d3e4f5a6b"
+
+
+def sb_message() -> func.ServiceBusMessage:
+    return ServiceBusMessage(body=b'{"user": "rob@contoso.com"}', message_id="m-1",
+                             session_id="rob@contoso.com", delivery_count=1,
+                             application_properties={}, user_properties={})
+
+
+TRIGGERS: dict[str, Callable[[], Awaitable[object]]] = {
+    "remediate": lambda: functions.remediate(sb_message()),
+    "verify": lambda: functions.verify(sb_message()),
+    "poll_alerts": lambda: functions.poll_alerts(TimerRequest(past_due=False)),
+    "receive_alert": lambda: functions.receive_alert(func.HttpRequest(
+        "POST", "/api/alerts", body=b'"alert-1"', headers={"Content-Type": "application/json"})),
+}
+
+
+@pytest.fixture(autouse=True)
+def no_application(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("PROTECTED_GROUP_IDS", "AZURE_TENANT_ID", "SANDBOX_TOKEN", "HTTP_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    functions.use_application(None)
+    yield
+    functions.use_application(None)
+
+
+def error_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("trigger", sorted(TRIGGERS))
+async def test_a_bad_setting_fails_the_first_invocation_with_one_line(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, trigger: str) -> None:
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("PROTECTED_GROUP_IDS", "exec-team")
+
+    with pytest.raises(ConfigError):
+        await TRIGGERS[trigger]()
+
+    [record] = error_lines(caplog)
+    assert record.getMessage() == ("configuration error: PROTECTED_GROUP_IDS: 'exec-team' is "
+                                   "not a group object id (a GUID)")
+    assert record.exc_info is None  # the line itself says it all
+
+
+async def test_the_tenant_id_is_required(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ConfigError):
+        await TRIGGERS["remediate"]()
+
+    [record] = error_lines(caplog)
+    assert record.getMessage() == ("configuration error: AZURE_TENANT_ID: not set (the tenant "
+                                   "id, a GUID)")
+
+
+async def test_each_invocation_reads_the_settings_until_they_are_good(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("HTTP_TIMEOUT", "0s")
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            await TRIGGERS["verify"]()
+
+    assert [r.getMessage() for r in error_lines(caplog)] == [
+        "configuration error: HTTP_TIMEOUT: '0s' must be more than 0s and at most 5m"] * 2

@@ -1,0 +1,239 @@
+"""`remediation doctor` against the sandbox tenant: it passes when everything is in place,
+and when a sandbox switch takes a capability away it names what is missing and the fix."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from remediation.permissions import DIRECTORY_ROLES, PERMISSIONS
+from remediation.sandbox import SandboxTenant
+from tests.cli_helpers import clean_environment, run_cli  # noqa: F401 (a fixture)
+from tests.conftest import sandbox_env
+
+GRANT = "bash infra/grant-permissions.sh"
+
+
+@pytest.fixture
+def env(clean_environment: None,  # noqa: F811 (the fixture imported above)
+        threaded_sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> dict[str, str]:
+    """The sandbox's settings; each test mints the token once the tenant is as it wants."""
+    return {**sandbox_env(threaded_sandbox_url, tenant, tmp_path / "state.db"),
+            "HTTP_MAX_RETRIES": "0"}
+
+
+def doctor(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+           env: dict[str, str], token: str) -> tuple[int, str]:
+    status, out, err = run_cli(monkeypatch, capsys, {**env, "SANDBOX_TOKEN": token}, "doctor")
+    assert "Traceback" not in out + err
+    assert token not in out + err, "doctor printed the token"
+    assert not re.search(r"eyJ[\w-]+\.", out + err), "doctor printed a JWT"
+    return status, out
+
+
+def row(out: str, check: str) -> str:
+    """The table's line for ``check`` (its status, check, result and fix)."""
+    [line] = [line for line in out.splitlines() if re.search(rf"^\S+\s+{re.escape(check)}\s",
+                                                            line)]
+    return line
+
+
+def test_doctor_passes_against_the_sandbox(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str],
+                                           env: dict[str, str], tenant: SandboxTenant) -> None:
+    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+
+    assert status == 0, out
+    assert re.search(r"^\s*check\s+result\s+fix\s*$", out, re.MULTILINE), out
+    checks = ["configuration", "token for Microsoft Graph", "token for Office 365 Exchange Online",
+              *(f"permission {p.name}" for p in PERMISSIONS),
+              *(f"role {r.name}" for r in DIRECTORY_ROLES),
+              "read Defender alerts", "read a user", "read role assignments",
+              "read the Restricted users list", "read a mailbox", "queues", "journal"]
+    for check in checks:
+        assert row(out, check).startswith("ok "), row(out, check)
+    assert "FAIL" not in out
+    assert "everything needed is in place" in out
+
+
+def test_each_read_is_harmless_and_asks_for_one_item(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    doctor(monkeypatch, capsys, env, tenant.access_token())
+
+    reads = {(r.method, r.path, r.cmdlet): r for r in tenant.requests()}
+    assert reads[("GET", "/v1.0/security/alerts_v2", None)].query["$top"] == "1"
+    assert reads[("GET", "/v1.0/users", None)].query["$top"] == "1"
+    assert reads[("GET", "/v1.0/roleManagement/directory/roleAssignments", None)
+                 ].query["$top"] == "1"
+    invoke = f"/adminapi/beta/{tenant.tenant_id}/InvokeCommand"
+    blocked = reads[("POST", invoke, "Get-BlockedSenderAddress")].body["CmdletInput"]
+    assert blocked["Parameters"] == {"ResultSize": 1}
+    mailbox = reads[("POST", invoke, "Get-Mailbox")].body["CmdletInput"]
+    assert mailbox["Parameters"] == {"ResultSize": 1}  # never an empty Identity: "all"
+    assert {r.cmdlet for r in tenant.requests() if r.method == "POST"} <= {
+        "Get-BlockedSenderAddress", "Get-Mailbox"}
+    assert all(r.method in ("GET", "POST") for r in tenant.requests())
+
+
+def test_a_missing_graph_permission_is_named_with_its_fix(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    tenant.denied_permissions.add("RoleManagement.Read.Directory")
+
+    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+
+    assert status == 1
+    fix = f"grant RoleManagement.Read.Directory (Microsoft Graph): {GRANT} {tenant.app_object_id}"
+    permission = row(out, "permission RoleManagement.Read.Directory")
+    assert permission.startswith("FAIL ")
+    assert "not in the token's roles" in permission and fix in permission
+    read = row(out, "read role assignments")
+    assert read.startswith("FAIL ")
+    assert "Graph answered 403 Authorization_RequestDenied" in read and fix in read
+    assert row(out, "read Defender alerts").startswith("ok ")
+    assert "not everything needed is in place" in out
+
+
+def test_without_a_jwt_the_reads_decide(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str],
+                                        env: dict[str, str], tenant: SandboxTenant) -> None:
+    tenant.denied_permissions.add("SecurityAlert.ReadWrite.All")
+
+    status, out = doctor(monkeypatch, capsys, env, tenant.token)
+
+    assert status == 1
+    assert "not a JWT" in row(out, "token for Microsoft Graph")
+    assert row(out, "token for Microsoft Graph").startswith("info ")
+    read = row(out, "read Defender alerts")
+    assert read.startswith("FAIL ")
+    assert "grant SecurityAlert.ReadWrite.All (Microsoft Graph)" in read
+
+
+def test_an_opaque_token_with_every_right_passes(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    status, out = doctor(monkeypatch, capsys, env, tenant.token)
+
+    assert status == 0, out
+
+
+def test_exchange_without_its_app_role_names_the_permission_and_the_role(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    tenant.exchange.app_access = "no_app_role"
+
+    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+
+    assert status == 1
+    fix = ("Exchange answered 401: grant `Exchange.ManageAsApp` and assign the Exchange "
+           "Administrator role")
+    for check in ("read the Restricted users list", "read a mailbox"):
+        assert row(out, check).startswith("FAIL ") and fix in row(out, check)
+    assert row(out, "permission Exchange.ManageAsApp").startswith("FAIL ")
+    assert row(out, "role Exchange Administrator").startswith("FAIL ")
+
+
+def test_exchange_without_its_directory_role_names_the_role(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    tenant.exchange.app_access = "no_directory_role"
+
+    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+
+    assert status == 1
+    assert row(out, "permission Exchange.ManageAsApp").startswith("ok ")
+    read = row(out, "read the Restricted users list")
+    assert "Exchange answered 403: assign the Exchange Administrator role" in read
+    assert f"{GRANT} {tenant.app_object_id}" in read
+
+
+def test_a_missing_user_administrator_role_is_named(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    tenant.app_has_user_administrator = False
+
+    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+
+    assert status == 1
+    line = row(out, "role User Administrator")
+    assert line.startswith("FAIL ")
+    assert "assign the User Administrator role (fe930be7-5e62-47db-91af-98c3a49a38b1)" in line
+
+
+def test_a_bad_setting_stops_doctor_before_any_call(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    status, out, err = run_cli(monkeypatch, capsys,
+                               {**env, "PROTECTED_GROUP_IDS": "exec-team"}, "doctor")
+
+    assert (status, out) == (2, "")
+    assert err == ("remediation: configuration error: PROTECTED_GROUP_IDS: 'exec-team' is not "
+                   "a group object id (a GUID)\n")
+    assert tenant.requests() == []
+
+
+def test_an_unreachable_tenant_is_a_failure_with_the_setting_to_check(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens
+    status, out = doctor(monkeypatch, capsys, {**env, "GRAPH_ENDPOINT": closed,
+                                               "EXCHANGE_ENDPOINT": closed},
+                         tenant.access_token())
+
+    assert status == 1
+    assert "check GRAPH_ENDPOINT" in row(out, "read a user")
+    assert "check EXCHANGE_ENDPOINT" in row(out, "read a mailbox")
+    assert row(out, "journal").startswith("ok ")
+
+
+def test_a_token_of_another_tenant_and_a_wrong_tenant_id_are_named(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    wrong = "11111111-2222-3333-4444-555555555555"
+
+    status, out = doctor(monkeypatch, capsys, {**env, "AZURE_TENANT_ID": wrong},
+                         tenant.access_token())
+
+    assert status == 1
+    token = row(out, "token for Microsoft Graph")
+    assert token.startswith("FAIL ") and f"issued by tenant {tenant.tenant_id}" in token
+    assert f"check AZURE_TENANT_ID ({wrong})" in row(out, "read a mailbox")
+
+
+# -- the sandbox's tokens ---------------------------------------------------------------------
+
+
+async def test_the_sandbox_issues_tokens_it_accepts_and_refuses_edited_ones(
+        sandbox_url: str, tenant: SandboxTenant) -> None:
+    import base64
+    import json
+
+    import httpx
+
+    async with httpx.AsyncClient(base_url=sandbox_url) as client:
+        issued = (await client.get("/_sandbox/token")).text
+        header, payload, signature = issued.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims["roles"].append("Directory.ReadWrite.All")
+        edited = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+
+        accepted = await client.get("/v1.0/users", headers={"Authorization": f"Bearer {issued}"})
+        refused = await client.get("/v1.0/users", headers={
+            "Authorization": f"Bearer {header}.{edited}.{signature}"})
+
+    assert accepted.status_code == 200
+    assert refused.status_code == 401
+
+
+async def test_a_right_taken_away_after_the_token_was_issued_is_refused(
+        sandbox_url: str, tenant: SandboxTenant) -> None:
+    import httpx
+
+    token = tenant.access_token()
+    tenant.denied_permissions.add("User.Read.All")
+    async with httpx.AsyncClient(base_url=sandbox_url) as client:
+        answer = await client.get("/v1.0/users", headers={"Authorization": f"Bearer {token}"})
+
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "Authorization_RequestDenied"

@@ -1,0 +1,195 @@
+"""Every command checks the configuration first: a bad setting is one line naming it, exit
+status 2, no traceback (DESIGN.md, "Command line"). Each bad setting below is read back from
+the command line's own output."""
+
+from pathlib import Path
+
+import pytest
+
+from remediation.config import Settings
+from tests import cli_helpers
+from tests.cli_helpers import clean_environment  # noqa: F401 (a fixture)
+
+TENANT = "8f6d1c2e-5b4a-4e3f-9a1b-7c2d3e4f5a6b"
+GROUP = "3c9f2a61-8d4b-4c1e-9f0a-6b7d2e5c8a14"
+WEBHOOK_KEY = "sig=Zm9vYmFyYmF6cXV4"  # the secret part of a webhook URL
+# (settings, the one line the command prints)
+BAD_SETTINGS = [
+    ({"AZURE_TENANT_ID": "contoso.onmicrosoft.com"},
+     "AZURE_TENANT_ID: 'contoso.onmicrosoft.com' is not a tenant id (a GUID)"),
+    ({"AZURE_TENANT_ID": f"{{{TENANT}}}"},
+     f"AZURE_TENANT_ID: '{{{TENANT}}}' is not a tenant id (a GUID)"),
+    ({"PROTECTED_GROUP_IDS": "exec-team"},
+     "PROTECTED_GROUP_IDS: 'exec-team' is not a group object id (a GUID)"),
+    ({"PROTECTED_GROUP_IDS": f"{GROUP};{TENANT}"},
+     f"PROTECTED_GROUP_IDS: '{GROUP};{TENANT}' is not a group object id (a GUID)"),
+    ({"PROTECTED_GROUP_IDS": f"{GROUP},Executives"},
+     "PROTECTED_GROUP_IDS: 'executives' is not a group object id (a GUID)"),
+    ({"PROTECTED_GROUP_IDS": " , ,"},
+     "PROTECTED_GROUP_IDS: ' , ,' names no group (leave it empty to protect no group)"),
+    ({"CASE_LINK_TEMPLATE": "https://soc.example/cases/{case}"},
+     "CASE_LINK_TEMPLATE: unknown field {case}: only {case_id} and {user}"),
+    ({"CASE_LINK_TEMPLATE": "https://soc.example/{user.__class__}"},
+     "CASE_LINK_TEMPLATE: unknown field {user.__class__}: only {case_id} and {user}"),
+    ({"CASE_LINK_TEMPLATE": "https://soc.example/{0}"},
+     "CASE_LINK_TEMPLATE: unknown field {0}: only {case_id} and {user}"),
+    ({"CASE_LINK_TEMPLATE": "https://soc.example/{}"},
+     "CASE_LINK_TEMPLATE: unknown field {}: only {case_id} and {user}"),
+    ({"CASE_LINK_TEMPLATE": "https://soc.example/{user!r}"},
+     "CASE_LINK_TEMPLATE: {user!r}: write the field plainly, as {user}"),
+    ({"CASE_LINK_TEMPLATE": "https://soc.example/{case_id:>{user}}"},
+     "CASE_LINK_TEMPLATE: {case_id:>{user}}: write the field plainly, as {case_id}"),
+    ({"CASE_LINK_TEMPLATE": "https://soc.example/{user"},
+     "CASE_LINK_TEMPLATE: not a format string (expected '}' before end of string)"),
+    ({"CASE_LINK_TEMPLATE": "https://soc.example/}{user}"},
+     "CASE_LINK_TEMPLATE: not a format string (Single '}' encountered in format string)"),
+    ({"VERIFY_DELAYS": "0s,1h"}, "VERIFY_DELAYS: '0s' must be more than 0s and at most 7d"),
+    ({"VERIFY_DELAYS": "1h,30d"}, "VERIFY_DELAYS: '30d' must be more than 0s and at most 7d"),
+    ({"VERIFY_DELAYS": "4h,1h"}, "VERIFY_DELAYS: delays must increase: '4h,1h'"),
+    ({"VERIFY_DELAYS": " , "},
+     "VERIFY_DELAYS: at least one delay is needed, e.g. 1h,4h,24h"),
+    ({"VERIFY_DELAYS": "soon"},
+     "VERIFY_DELAYS: 'soon' is not a duration (a number with s, m, h or d, e.g. 1h)"),
+    ({"ALERT_LOOKBACK": "0m"}, "ALERT_LOOKBACK: '0m' must be more than 0s and at most 7d"),
+    ({"ALERT_LOOKBACK": "-1h"},
+     "ALERT_LOOKBACK: '-1h' is not a duration (a number with s, m, h or d, e.g. 1h)"),
+    ({"ALERT_LOOKBACK": "8d"}, "ALERT_LOOKBACK: '8d' must be more than 0s and at most 7d"),
+    ({"ALERT_POLL_INTERVAL": "0s"},
+     "ALERT_POLL_INTERVAL: '0s' must be more than 0s and at most 1d"),
+    ({"ALERT_LOOKBACK": "2m", "ALERT_POLL_INTERVAL": "5m"},
+     "ALERT_LOOKBACK: 2m must be longer than ALERT_POLL_INTERVAL (5m), or polls miss alerts"),
+    ({"LOCK_DURATION": "0s"}, "LOCK_DURATION: '0s' must be more than 0s and at most 5m"),
+    ({"LOCK_DURATION": "1h"}, "LOCK_DURATION: '1h' must be more than 0s and at most 5m"),
+    ({"HTTP_TIMEOUT": "0s"}, "HTTP_TIMEOUT: '0s' must be more than 0s and at most 5m"),
+    ({"HTTP_TIMEOUT": "1h"}, "HTTP_TIMEOUT: '1h' must be more than 0s and at most 5m"),
+    ({"HTTP_TIMEOUT": "fast"},
+     "HTTP_TIMEOUT: 'fast' is not a duration (a number with s, m, h or d, e.g. 1h)"),
+    ({"ESCALATION_WEBHOOK_URL": f"http://localhost.evil.com/hook?{WEBHOOK_KEY}"},
+     "ESCALATION_WEBHOOK_URL: must be an https URL (plain http only to a loopback address); "
+     "got http to host 'localhost.evil.com'"),
+    ({"ESCALATION_WEBHOOK_URL": f"http://127.0.0.1@evil.com/hook?{WEBHOOK_KEY}"},
+     "ESCALATION_WEBHOOK_URL: must be an https URL (plain http only to a loopback address); "
+     "got http to host 'evil.com'"),
+    ({"ESCALATION_WEBHOOK_URL": f"http://hooks.example.com/x?{WEBHOOK_KEY}"},
+     "ESCALATION_WEBHOOK_URL: must be an https URL (plain http only to a loopback address); "
+     "got http to host 'hooks.example.com'"),
+    ({"ESCALATION_WEBHOOK_URL": f"ftp://hooks.example.com/x?{WEBHOOK_KEY}"},
+     "ESCALATION_WEBHOOK_URL: must be an https URL (plain http only to a loopback address); "
+     "got ftp to host 'hooks.example.com'"),
+    ({"ESCALATION_WEBHOOK_URL": f"https:///x?{WEBHOOK_KEY}"},
+     "ESCALATION_WEBHOOK_URL: must be an https URL (plain http only to a loopback address); "
+     "got https to host ''"),
+    ({"ESCALATION_WEBHOOK_URL": f"https://hooks.example.com:port/x?{WEBHOOK_KEY}"},
+     "ESCALATION_WEBHOOK_URL: not a URL (Port could not be cast to integer value as 'port')"),
+    ({"REMEDIATION_DB": ":memory:"},
+     "REMEDIATION_DB: ':memory:' is not a file: the queue and journal must outlive the process"),
+]
+
+COMMANDS = [["run"], ["run", "--until-idle"], ["enqueue", "--user", "rob@contoso.com"],
+            ["approve", "20250101-abcdef12"], ["status"], ["status", "--json"], ["doctor"]]
+
+
+@pytest.fixture(autouse=True)
+def environment(clean_environment: None,  # noqa: F811 (the fixture imported above)
+                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("REMEDIATION_DB", str(tmp_path / "state.db"))
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+            settings: dict[str, str], *args: str) -> tuple[int, str]:
+    status, out, err = cli_helpers.run_cli(monkeypatch, capsys, settings, *args)
+    assert out == ""
+    return status, err
+
+
+@pytest.mark.parametrize(("settings", "line"), BAD_SETTINGS)
+def test_a_bad_setting_is_one_line_naming_it_and_exit_status_2(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        settings: dict[str, str], line: str) -> None:
+    status, err = run_cli(monkeypatch, capsys, settings, "status")
+
+    assert status == 2
+    assert err == f"remediation: configuration error: {line}\n"
+    assert WEBHOOK_KEY not in err
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_checks_the_configuration_first(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        command: list[str]) -> None:
+    status, err = run_cli(monkeypatch, capsys, {"PROTECTED_GROUP_IDS": "exec-team"}, *command)
+
+    assert status == 2
+    assert err == ("remediation: configuration error: PROTECTED_GROUP_IDS: 'exec-team' is not "
+                   "a group object id (a GUID)\n")
+    assert not (tmp_path / "state.db").exists(), "nothing may happen before the check"
+
+
+def test_a_directory_is_not_a_database_file(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    status, err = run_cli(monkeypatch, capsys, {"REMEDIATION_DB": str(tmp_path)}, "status")
+
+    assert status == 2
+    assert err == (f"remediation: configuration error: REMEDIATION_DB: '{tmp_path}' is a "
+                   "directory, not a database file\n")
+
+
+@pytest.mark.parametrize("command", [["run", "--until-idle"], ["doctor"]], ids=" ".join)
+def test_commands_that_talk_to_the_tenant_need_its_id(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        command: list[str]) -> None:
+    status, err = run_cli(monkeypatch, capsys, {}, *command)
+
+    assert status == 2
+    assert err == ("remediation: configuration error: AZURE_TENANT_ID: not set (the tenant "
+                   "id, a GUID)\n")
+
+
+def test_the_sandbox_token_never_appears_in_an_error(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = run_cli(monkeypatch, capsys, {
+        "SANDBOX_TOKEN": "a-very-secret-token", "GRAPH_ENDPOINT": "https://graph.microsoft.com"},
+        "status")
+
+    assert status == 2
+    assert err.startswith("remediation: configuration error: SANDBOX_TOKEN")
+    assert "a-very-secret-token" not in err
+
+
+def test_the_demo_uses_its_own_settings(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import remediation.entrypoints.demo as demo
+
+    monkeypatch.setattr(demo, "main", lambda out: 0)
+
+    status, err = run_cli(monkeypatch, capsys, {"PROTECTED_GROUP_IDS": "exec-team"}, "demo")
+
+    assert (status, err) == (0, "")
+
+
+def test_good_settings_pass_as_written() -> None:
+    settings = Settings.from_env({
+        "AZURE_TENANT_ID": TENANT.upper(),
+        "PROTECTED_GROUP_IDS": f" {GROUP.upper()} , {TENANT},",
+        "CASE_LINK_TEMPLATE": "https://soc.example/cases/{case_id}?user={user}&x={{literal}}",
+        "VERIFY_DELAYS": "30s,1h,7d", "ALERT_LOOKBACK": "7d", "ALERT_POLL_INTERVAL": "1d",
+        "LOCK_DURATION": "5m", "HTTP_TIMEOUT": "5m", "REMEDIATION_DB": "state/queue.db",
+    })
+
+    assert settings.tenant_id == TENANT
+    assert settings.protected_group_ids == frozenset({GROUP, TENANT})
+
+
+@pytest.mark.parametrize("url", [
+    "https://hooks.example.com/workflows/x?sig=1", "http://127.0.0.1:8080/hook",
+    "http://localhost/hook", "http://[::1]:9000/hook", "http://127.8.9.10/hook",
+    "HTTPS://Hooks.Example.com/x"])
+def test_webhook_urls_that_pass(url: str) -> None:
+    assert Settings.from_env({"ESCALATION_WEBHOOK_URL": url}).escalation_webhook_url == url
+
+
+def test_an_empty_protected_group_setting_protects_no_group() -> None:
+    assert Settings.from_env({"PROTECTED_GROUP_IDS": ""}).protected_group_ids == frozenset()
+    assert Settings.from_env({"PROTECTED_GROUP_IDS": "  "}).protected_group_ids == frozenset()
+

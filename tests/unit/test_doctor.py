@@ -1,0 +1,344 @@
+"""The preflight's judgement (service/doctor.py) with a fake of its port, the claims of a token
+(domain/tokens.py), and what the sandbox demands of each endpoint (sandbox/app_rights.py)."""
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from remediation.adapters.preflight import service_bus_probe
+from remediation.domain.roles import GLOBAL_ADMINISTRATOR, USER_ADMINISTRATOR
+from remediation.domain.tokens import TokenClaims, read_claims
+from remediation.permissions import (
+    DIRECTORY_ROLES,
+    EXCHANGE_ONLINE,
+    MICROSOFT_GRAPH,
+    PERMISSIONS,
+    permissions_on,
+)
+from remediation.sandbox.app_rights import required_permission, rule_permissions
+from remediation.service.doctor import (
+    CAPABILITIES,
+    Finding,
+    Refused,
+    Status,
+    Target,
+    TokenUnavailable,
+    Unreachable,
+    examine,
+)
+
+TENANT = "8f6d1c2e-5b4a-4e3f-9a1b-7c2d3e4f5a6b"
+APP = "5a1f0b7e-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
+TARGET = Target(tenant_id=TENANT, graph_endpoint="https://graph.microsoft.com",
+                exchange_endpoint="https://outlook.office365.com", mode="enforce",
+                service_bus_namespace=None, remediation_db=".remediation/state.db",
+                table_journal=False)
+
+
+def app_token(resource: str, *, roles: list[str] | None = None,
+              wids: frozenset[str] | None = frozenset(r.template_id for r in DIRECTORY_ROLES),
+              tenant: str = TENANT, delegated: bool = False) -> TokenClaims:
+    return TokenClaims(roles=frozenset(permissions_on(resource) if roles is None else roles),
+                       wids=wids, delegated=delegated, tenant_id=tenant, object_id=APP)
+
+
+@dataclass
+class FakePreflight:
+    tokens: dict[str, TokenClaims | Exception | None] = field(default_factory=lambda: {
+        MICROSOFT_GRAPH: app_token(MICROSOFT_GRAPH),
+        EXCHANGE_ONLINE: app_token(EXCHANGE_ONLINE)})
+    failures: dict[str, Exception] = field(default_factory=dict)
+
+    async def claims(self, resource: str) -> TokenClaims | None:
+        token = self.tokens[resource]
+        if isinstance(token, Exception):
+            raise token
+        return token
+
+    async def read(self, capability: str) -> str:
+        if capability in self.failures:
+            raise self.failures[capability]
+        return "answered"
+
+
+async def findings(preflight: FakePreflight, target: Target = TARGET) -> dict[str, Finding]:
+    report = await examine(preflight, target)
+    by_check = {finding.check: finding for finding in report.findings}
+    assert len(by_check) == len(report.findings), "a check appears twice"
+    return by_check
+
+
+def failed(by_check: dict[str, Finding]) -> set[str]:
+    return {check for check, finding in by_check.items() if finding.status is Status.FAIL}
+
+
+async def test_everything_in_place_passes() -> None:
+    report = await examine(FakePreflight(), TARGET)
+
+    assert report.ready
+    checks = {finding.check for finding in report.findings}
+    assert {f"permission {p.name}" for p in PERMISSIONS} <= checks
+    assert {f"role {r.name}" for r in DIRECTORY_ROLES} <= checks
+    assert {c.check for c in CAPABILITIES} <= checks
+
+
+async def test_a_delegated_token_is_not_the_apps() -> None:
+    preflight = FakePreflight()
+    preflight.tokens[MICROSOFT_GRAPH] = app_token(MICROSOFT_GRAPH, roles=[], delegated=True)
+
+    by_check = await findings(preflight)
+
+    assert failed(by_check) == {"token for Microsoft Graph"}
+    assert "a user's token" in by_check["token for Microsoft Graph"].result
+    assert "permission User.Read.All" not in by_check  # a user's roles say nothing of the app's
+
+
+async def test_a_token_of_another_tenant_names_both_tenants() -> None:
+    other = "11111111-2222-3333-4444-555555555555"
+    preflight = FakePreflight()
+    preflight.tokens[EXCHANGE_ONLINE] = app_token(EXCHANGE_ONLINE, tenant=other)
+
+    finding = (await findings(preflight))["token for Office 365 Exchange Online"]
+
+    assert finding.status is Status.FAIL
+    assert other in finding.result and TENANT in finding.result
+    assert f"set AZURE_TENANT_ID to {other}" in finding.fix
+
+
+async def test_without_wids_the_roles_are_not_judged() -> None:
+    preflight = FakePreflight(tokens={MICROSOFT_GRAPH: app_token(MICROSOFT_GRAPH, wids=None),
+                                      EXCHANGE_ONLINE: app_token(EXCHANGE_ONLINE, wids=None)})
+
+    by_check = await findings(preflight)
+
+    assert not failed(by_check)
+    assert by_check["directory roles"].status is Status.INFO
+    assert "no wids claim" in by_check["directory roles"].result
+    assert "User Administrator, Exchange Administrator" in by_check["directory roles"].fix
+
+
+async def test_roles_from_either_token_count() -> None:
+    preflight = FakePreflight(tokens={
+        MICROSOFT_GRAPH: app_token(MICROSOFT_GRAPH, wids=frozenset({USER_ADMINISTRATOR})),
+        EXCHANGE_ONLINE: app_token(EXCHANGE_ONLINE, wids=None)})
+
+    by_check = await findings(preflight)
+
+    assert failed(by_check) == {"role Exchange Administrator"}
+
+
+async def test_more_than_needed_is_worth_knowing_but_not_a_failure() -> None:
+    preflight = FakePreflight()
+    preflight.tokens[MICROSOFT_GRAPH] = app_token(
+        MICROSOFT_GRAPH, roles=[*permissions_on(MICROSOFT_GRAPH), "Directory.ReadWrite.All"],
+        wids=frozenset({r.template_id for r in DIRECTORY_ROLES} | {
+            GLOBAL_ADMINISTRATOR, "0997a1d0-0d1d-4acb-b408-d5ca73121e90"}))
+
+    by_check = await findings(preflight)
+
+    assert not failed(by_check)
+    assert by_check["more than needed on Microsoft Graph"].result == "Directory.ReadWrite.All"
+    # Only roles a person could hold are named; other ids in wids are not roles to remove.
+    assert by_check["more than needed: directory roles"].result == "Global Administrator"
+
+
+async def test_no_token_is_a_failure_with_the_credential_fix() -> None:
+    preflight = FakePreflight()
+    preflight.tokens[MICROSOFT_GRAPH] = TokenUnavailable(
+        "CredentialUnavailableError: DefaultAzureCredential failed to retrieve a token")
+
+    by_check = await findings(preflight)
+
+    finding = by_check["token for Microsoft Graph"]
+    assert finding.status is Status.FAIL
+    assert "AZURE_CLIENT_ID" in finding.fix
+    # The Exchange token still names the app: the fixes use its object id.
+    assert f"grant-permissions.sh {APP}" not in finding.fix
+
+
+async def test_without_any_jwt_the_fix_names_a_placeholder() -> None:
+    preflight = FakePreflight(tokens={MICROSOFT_GRAPH: None, EXCHANGE_ONLINE: None},
+                              failures={"users": Refused(403, "Authorization_RequestDenied")})
+
+    by_check = await findings(preflight)
+
+    assert by_check["read a user"].fix == (
+        "grant User.Read.All (Microsoft Graph): bash infra/grant-permissions.sh <principal id "
+        "of the app's managed identity>")
+
+
+@pytest.mark.parametrize(("capability", "error", "fix"), [
+    ("users", Refused(401, "InvalidAuthenticationToken"), "Graph refused the token"),
+    ("users", Refused(404, "UnknownError"), "check GRAPH_ENDPOINT (https://graph.microsoft.com)"),
+    ("users", Unreachable("Graph: read timed out"), "check GRAPH_ENDPOINT"),
+    ("mailbox", Refused(404, "NotFound"),
+     f"check AZURE_TENANT_ID ({TENANT}) and EXCHANGE_ENDPOINT"),
+    ("mailbox", Unreachable("Exchange: Get-Mailbox timed out"), "check EXCHANGE_ENDPOINT"),
+    ("queues", Unreachable("OperationalError: unable to open database file"),
+     "check REMEDIATION_DB (.remediation/state.db)"),
+    ("journal", RuntimeError("a bug"), "check REMEDIATION_DB"),
+])
+async def test_each_failed_read_names_what_to_check(capability: str, error: Exception,
+                                                     fix: str) -> None:
+    check = next(c.check for c in CAPABILITIES if c.key == capability)
+
+    finding = (await findings(FakePreflight(failures={capability: error})))[check]
+
+    assert finding.status is Status.FAIL
+    assert fix in finding.fix
+
+
+async def test_azure_queues_and_journal_name_their_azure_roles() -> None:
+    target = Target(**{**TARGET.__dict__, "service_bus_namespace": "sb.servicebus.windows.net",
+                       "table_journal": True})
+    preflight = FakePreflight(failures={"queues": Refused(403, "Unauthorized"),
+                                        "journal": Refused(403, "AuthorizationFailure")})
+
+    by_check = await findings(preflight, target)
+
+    assert "Azure Service Bus Data Receiver" in by_check["queues"].fix
+    assert "Storage Table Data Contributor" in by_check["journal"].fix
+
+
+async def test_dry_run_says_what_to_switch_once_all_passes() -> None:
+    target = Target(**{**TARGET.__dict__, "mode": "dry-run"})
+
+    finding = (await findings(FakePreflight(), target))["mode"]
+
+    assert finding.status is Status.INFO
+    assert "REMEDIATION_MODE" in finding.fix
+
+
+# -- the claims of a token ---------------------------------------------------------------------
+
+
+def jwt(payload: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header or {'typ': 'JWT', 'alg': 'RS256'})}.{part(payload)}.c2lnbmF0dXJl"
+
+
+def test_an_app_token_gives_its_roles_wids_tenant_and_object_id() -> None:
+    claims = read_claims(jwt({"roles": ["User.Read.All", 7], "wids": [USER_ADMINISTRATOR.upper()],
+                              "tid": TENANT, "oid": APP, "idtyp": "app"}))
+
+    assert claims == TokenClaims(roles=frozenset({"User.Read.All"}),
+                                 wids=frozenset({USER_ADMINISTRATOR}), delegated=False,
+                                 tenant_id=TENANT, object_id=APP)
+
+
+def test_claims_that_are_absent_are_not_assumed() -> None:
+    claims = read_claims(jwt({"scp": "User.Read", "tid": TENANT}))
+
+    assert claims is not None
+    assert (claims.roles, claims.wids, claims.delegated) == (frozenset(), None, True)
+
+
+@pytest.mark.parametrize("token", [
+    "sandbox-token", "a.b", "a.b.c.d.e", "not base64!.x.y", jwt({"roles": []})[:-20] + "..",
+    f"{jwt({})}.extra", "eyJhbGciOiJub25lIn0.WyJhIl0.",  # a payload that is a list
+])
+def test_what_is_not_a_jwt_gives_no_claims(token: str) -> None:
+    assert read_claims(token) is None
+
+
+# -- what the sandbox demands ----------------------------------------------------------------
+
+
+def test_the_sandbox_demands_only_listed_permissions_and_every_one_somewhere() -> None:
+    assert rule_permissions() == {permission.name for permission in PERMISSIONS}
+
+
+@pytest.mark.parametrize(("method", "path", "permission"), [
+    ("GET", "/v1.0/users", "User.Read.All"),
+    ("GET", "/v1.0/users('$x@contoso.com')", "User.Read.All"),
+    ("GET", "/v1.0/users/rob@contoso.com", "User.Read.All"),
+    ("PATCH", "/v1.0/users/rob@contoso.com", "User-PasswordProfile.ReadWrite.All"),
+    ("POST", "/v1.0/users/x/revokeSignInSessions", "User.RevokeSessions.All"),
+    ("GET", "/v1.0/users/x/transitiveMemberOf", "GroupMember.Read.All"),
+    ("GET", "/v1.0/roleManagement/directory/roleEligibilityScheduleInstances",
+     "RoleManagement.Read.Directory"),
+    ("GET", "/v1.0/domains", "Domain.Read.All"),
+    ("POST", "/v1.0/security/alerts_v2/a1/comments", "SecurityAlert.ReadWrite.All"),
+    ("PATCH", "/v1.0/users/x/mailFolders/inbox/messageRules/r1", "MailboxSettings.ReadWrite"),
+    ("GET", "/v1.0/users/x/mailFolders", "Mail.ReadBasic.All"),
+    ("POST", "/adminapi/beta/t/InvokeCommand", "Exchange.ManageAsApp"),
+])
+def test_each_endpoint_needs_the_permission_its_adapter_lists(method: str, path: str,
+                                                              permission: str) -> None:
+    assert required_permission(method, path) == permission
+
+
+# -- Service Bus: peeking the dead-letter queues ----------------------------------------------
+
+
+class FakeReceiver:
+    def __init__(self, error: Exception | None, messages: list[object]) -> None:
+        self.error, self.messages = error, messages
+
+    async def __aenter__(self) -> "FakeReceiver":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def peek_messages(self, max_message_count: int) -> list[object]:
+        if self.error is not None:
+            raise self.error
+        return self.messages[:max_message_count]
+
+
+@dataclass
+class FakeServiceBus:
+    error: Exception | None = None
+    messages: list[object] = field(default_factory=list)
+    opened: list[tuple[str, Any]] = field(default_factory=list)
+
+    def get_queue_receiver(self, queue_name: str, **kwargs: Any) -> FakeReceiver:
+        self.opened.append((queue_name, kwargs.get("sub_queue")))
+        return FakeReceiver(self.error, self.messages)
+
+    async def close(self) -> None:
+        return None
+
+
+async def peek(bus: FakeServiceBus) -> str:
+    probe = service_bus_probe("sb.servicebus.windows.net", credential=None,  # type: ignore[arg-type]
+                              names=("requests", "verifications"), timeout=5, client=bus)
+    return await probe()
+
+
+async def test_the_queues_are_peeked_on_their_dead_letter_queues() -> None:
+    from azure.servicebus import ServiceBusSubQueue
+
+    bus = FakeServiceBus(messages=["a dead letter"])
+
+    seen = await peek(bus)
+
+    assert bus.opened == [("requests", ServiceBusSubQueue.DEAD_LETTER),
+                          ("verifications", ServiceBusSubQueue.DEAD_LETTER)]
+    assert "requests reachable, messages in its dead-letter queue" in seen
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    ("ServiceBusAuthorizationError", 403), ("ServiceBusAuthenticationError", 401),
+    ("MessagingEntityNotFoundError", 404)])
+async def test_service_bus_refusals_keep_their_kind(error: str, status: int) -> None:
+    from azure.servicebus import exceptions
+
+    with pytest.raises(Refused) as refused:
+        await peek(FakeServiceBus(error=getattr(exceptions, error)(message="no")))
+
+    assert refused.value.status == status
+    assert refused.value.detail == "queue requests"
+
+
+async def test_an_unreachable_namespace_is_unreachable() -> None:
+    from azure.servicebus.exceptions import ServiceBusConnectionError
+
+    with pytest.raises(Unreachable):
+        await peek(FakeServiceBus(error=ServiceBusConnectionError(message="down")))
