@@ -89,9 +89,7 @@ def get_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
     limit = _result_size(parameters.get("ResultSize"))
     if limit is not None and len(entries) > limit:
         entries = entries[:limit]
-        warnings.append(f"By default, only the first {limit} items are returned. Use the "
-                        "ResultSize parameter to specify the number of items returned. To "
-                        "return all items, specify \"-ResultSize Unlimited\".")
+        warnings += _truncation_warning(parameters, limit)
     size = _page_size(request.headers.get("Prefer", ""), tenant.exchange_page_size)
     if "$skiptoken" in request.query and tenant.exchange.expire_next_links > 0:
         tenant.exchange.expire_next_links -= 1
@@ -124,10 +122,8 @@ def get_mailbox(request: web.Request, tenant: SandboxTenant,
     if "Identity" not in parameters:
         users = [user for user in tenant.users() if user.user_type != "Guest"]
         limit = _result_size(parameters.get("ResultSize"))
-        warnings = [] if limit is None or len(users) <= limit else [
-            f"By default, only the first {limit} items are returned. Use the ResultSize "
-            "parameter to specify the number of items returned. To return all items, "
-            "specify \"-ResultSize Unlimited\"."]
+        warnings = [] if limit is None or len(users) <= limit else _truncation_warning(
+            parameters, limit)
         return _reply(request, tenant, [_mailbox_row(user) for user in users[:limit]],
                       warnings=warnings)
     user = tenant.mailbox(_required(parameters, "Identity"))
@@ -179,6 +175,15 @@ def _no_output(request: web.Request, tenant: SandboxTenant) -> web.Response:
     if tenant.exchange.empty_success == "no_content":
         return web.Response(status=204)
     return _reply(request, tenant, [])
+
+
+def _truncation_warning(parameters: dict[str, Any], limit: int) -> list[str]:
+    """Exchange warns only when its default ResultSize cut the answer short."""
+    if "ResultSize" in parameters:
+        return []
+    return [f"By default, only the first {limit} items are returned. Use the ResultSize "
+            "parameter to specify the number of items returned. To return all items, specify "
+            "\"-ResultSize Unlimited\"."]
 
 
 def _result_size(value: object) -> int | None:
