@@ -84,6 +84,7 @@ module functionApp 'modules/functionapp.bicep' = {
       REMEDIATION_QUEUE: serviceBus.outputs.requestsQueue
       VERIFICATION_QUEUE: serviceBus.outputs.verificationsQueue
       MAX_DELIVERY_COUNT: string(maxDeliveryCount)
+      QUEUE_MAX_DELIVERY_COUNT: string(maxDeliveryCount) // the queues' own: MAX_DELIVERY_COUNT may not exceed it
       RETRY_BACKOFF: '30s' // first delay of a scheduled retry; doubles, at most 15 minutes
       JOURNAL_TABLE_NAME: 'remediationjournal'
       ALERT_POLL_SCHEDULE: '0 */2 * * * *'

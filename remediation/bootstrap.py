@@ -74,7 +74,7 @@ class Application:
             {self.settings.remediation_queue: handler.on_request,
              self.settings.verification_queue: handler.on_verification},
             concurrency=concurrency or self.settings.worker_concurrency,
-            poll_interval=poll_interval)
+            poll_interval=poll_interval, max_attempts=self.settings.max_delivery_count)
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
@@ -115,7 +115,7 @@ def bootstrap(
     else:
         queue = SqliteQueue(shared.database(),
                             lock_duration=settings.lock_duration.total_seconds(),
-                            max_delivery_count=settings.max_delivery_count,
+                            max_delivery_count=settings.broker_max_delivery_count,
                             session_queues=(settings.remediation_queue,
                                             settings.verification_queue))
         requests = LocalRequestSender(queue, settings.remediation_queue)
@@ -126,7 +126,8 @@ def bootstrap(
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=journal,
         scheduler=scheduler or follow_ups, clock=clock, settings=workflow_settings(settings),
-        alerts=tenant.alert_updater, notifier=follow_ups, mailbox=tenant.mailbox,
+        alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
+        mailbox=tenant.mailbox,
         webhook=_webhook(settings, closers))
     intake = Intake(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
@@ -147,16 +148,21 @@ class _Shared:
 
     def __init__(self, settings: Settings, closers: list[Closer],
                  credential: AsyncTokenCredential | None = None) -> None:
+        from remediation.adapters.credentials import TokenGuard
+
         self._settings = settings
         self._closers = closers
-        self._credential: AsyncTokenCredential | None = credential
+        # Guarded: whatever a credential raises instead of a token is one clear, transient
+        # reason in every adapter ("cannot get a token for Graph: ...").
+        self._credential: AsyncTokenCredential | None = (
+            None if credential is None else TokenGuard(credential))
         self._database: SqliteDatabase | None = None
 
     def credential(self) -> AsyncTokenCredential:
         if self._credential is None:
-            from remediation.adapters.credentials import build_credential
+            from remediation.adapters.credentials import TokenGuard, build_credential
 
-            self._credential = build_credential(self._settings)
+            self._credential = TokenGuard(build_credential(self._settings))
             self._closers.insert(0, self._credential.close)
         return self._credential
 
@@ -178,7 +184,7 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         hygiene=settings.mailbox_hygiene, protected_group_ids=settings.protected_group_ids,
         max_resets_per_hour=settings.max_remediations_per_hour,
         tenant_domains=settings.tenant_domains, case_link=settings.case_link_template,
-        webhook_format=settings.escalation_webhook_format)
+        webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:
@@ -188,7 +194,8 @@ def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | N
     from remediation.logsafety import remember_secret
 
     remember_secret(settings.escalation_webhook_url)  # its path carries the webhook's key
-    webhook = JsonWebhook(settings.escalation_webhook_url)
+    webhook = JsonWebhook(settings.escalation_webhook_url,
+                          format=settings.escalation_webhook_format)
     closers.append(webhook.close)
     return webhook
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse, urlsplit
 
 from remediation.domain.alerts import DEFAULT_ALERT_TITLES
@@ -18,6 +19,7 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Tenant and group object ids: GUIDs written the way Azure shows them (no braces, no urn:).
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CASE_LINK_FIELDS = ("case_id", "user")
+_D = TypeVar("_D", int, None)
 # The longest each duration may be. Verification and the alert look-back stay within Service
 # Bus's longest duplicate-detection window (7 days); the local lock within Service Bus's
 # longest lock (5 minutes, ServiceBusQueueData.LockDuration); one HTTP call within half the
@@ -51,6 +53,9 @@ class Settings:
     service_bus_namespace: str | None = None
     worker_concurrency: int = 8
     max_delivery_count: int = 10
+    # The queues' own maxDeliveryCount, when known (infra sets it with the queues); None:
+    # the same number as max_delivery_count (the local twin's queue is built with it).
+    queue_max_delivery_count: int | None = None
     retry_backoff: timedelta = timedelta(seconds=30)
     lock_duration: timedelta = timedelta(minutes=5)
     http_timeout: timedelta = timedelta(seconds=30)
@@ -98,6 +103,7 @@ class Settings:
                     "ServiceBusConnection__fullyQualifiedNamespace") or None,
                 worker_concurrency=_int(env, "WORKER_CONCURRENCY", 8, 1, 256),
                 max_delivery_count=_int(env, "MAX_DELIVERY_COUNT", 10, 1, 2000),
+                queue_max_delivery_count=_int(env, "QUEUE_MAX_DELIVERY_COUNT", None, 1, 2000),
                 retry_backoff=_duration("RETRY_BACKOFF", text("RETRY_BACKOFF", "30s")),
                 lock_duration=_duration("LOCK_DURATION", text("LOCK_DURATION", "5m")),
                 http_timeout=_duration("HTTP_TIMEOUT", text("HTTP_TIMEOUT", "30s")),
@@ -125,6 +131,18 @@ class Settings:
         settings.validate()
         return settings
 
+    @property
+    def broker_max_delivery_count(self) -> int:
+        """The deliveries after which the broker dead-letters a message."""
+        return self.queue_max_delivery_count or self.max_delivery_count
+
+    @property
+    def uses_local_database(self) -> bool:
+        """The SQLite file holds the queue (no Service Bus namespace) or the journal (no
+        table): REMEDIATION_DB must then be a file this user can create and write."""
+        return not self.service_bus_namespace or not (
+            self.journal_table_endpoint or self.journal_table_connection_string)
+
     def require_tenant(self) -> "Settings":
         """For what talks to the tenant (run, doctor, the Functions app): its id is set."""
         if not self.tenant_id:
@@ -145,11 +163,16 @@ class Settings:
                 f"ALERT_LOOKBACK: {format_duration(self.alert_lookback)} must be longer than "
                 f"ALERT_POLL_INTERVAL ({format_duration(self.alert_poll_interval)}), or polls "
                 "miss alerts")
-        _check_database(self.remediation_db)
+        if self.max_delivery_count > self.broker_max_delivery_count:
+            raise ConfigError(
+                f"MAX_DELIVERY_COUNT: {self.max_delivery_count} is more than the queues' "
+                f"maxDeliveryCount (QUEUE_MAX_DELIVERY_COUNT, {self.broker_max_delivery_count})"
+                ": Service Bus would dead-letter a message before its case is escalated")
+        _check_database(self.remediation_db, usable=self.uses_local_database)
         if self.mode not in MODES:
-            raise ConfigError(f"REMEDIATION_MODE must be one of {', '.join(MODES)}")
+            raise ConfigError(f"REMEDIATION_MODE: must be one of {', '.join(MODES)}")
         if self.mailbox_hygiene not in HYGIENE_MODES:
-            raise ConfigError(f"MAILBOX_HYGIENE must be one of {', '.join(HYGIENE_MODES)}")
+            raise ConfigError(f"MAILBOX_HYGIENE: must be one of {', '.join(HYGIENE_MODES)}")
         if self.escalation_webhook_url:
             _check_webhook(self.escalation_webhook_url)
         if self.escalation_webhook_format not in WEBHOOK_FORMATS:
@@ -159,9 +182,9 @@ class Settings:
                           ("EXCHANGE_ENDPOINT", self.exchange_endpoint)):
             parsed = urlparse(url)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+                raise ConfigError(f"{name}: must be an http(s) URL, got {url!r}")
             if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
-                raise ConfigError(f"{name} must use https (plain http only for loopback)")
+                raise ConfigError(f"{name}: must use https (plain http only for loopback)")
         if self.sandbox_token and not self.uses_loopback_endpoints:
             raise ConfigError("SANDBOX_TOKEN is honoured only when GRAPH_ENDPOINT and "
                               "EXCHANGE_ENDPOINT are loopback addresses; unset it")
@@ -265,12 +288,40 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _check_database(path: Path) -> None:
+def _check_database(path: Path, *, usable: bool) -> None:
+    """A file, not ``:memory:`` or a directory; when it is used (``usable``), in a directory
+    that exists or can be created, and that this user may write (SQLite writes its ``-wal``
+    and ``-shm`` files next to the database). Nothing is created here."""
     if str(path) == ":memory:":
         raise ConfigError(f"REMEDIATION_DB: {str(path)!r} is not a file: the queue and journal "
                           "must outlive the process")
-    if path.is_dir():
+    if _is_dir(path):
         raise ConfigError(f"REMEDIATION_DB: {str(path)!r} is a directory, not a database file")
+    if not usable:
+        return
+    ancestor = path.parent
+    while not _exists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent  # the directories up to here would be created
+    if not _is_dir(ancestor):
+        raise ConfigError(f"REMEDIATION_DB: {str(path)!r} cannot be created: {str(ancestor)!r} "
+                          "is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"REMEDIATION_DB: {str(path)!r} cannot be written: this user may not "
+                          f"write in {str(ancestor)!r}")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # not searchable: as good as absent for this user
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _titles(raw: str) -> tuple[str, ...]:
@@ -283,14 +334,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if not raw:
         return default
     if raw not in ("true", "false", "1", "0", "yes", "no"):
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+        raise ConfigError(f"{name}: must be true or false, got {raw!r}")
     return raw in ("true", "1", "yes")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: _D, low: int, high: int) -> int | _D:
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    # ASCII digits only: str.isdigit() also accepts "²" (which int() refuses) and "٣" (which
+    # int() reads as 3).
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise ConfigError(f"{name}: must be a whole number from {low} to {high}, got {raw!r}")
     return int(raw)

@@ -1,14 +1,21 @@
 """Logging that cannot leak credentials, whatever a library puts in a message.
 
-Two defences: every password this process generates (and any secret given to
-``remember_secret``) is remembered for a while, in memory only, and masked wherever it
-appears; and patterns mask bearer tokens, JWTs, keys in
+Two defences: every password this process generates is remembered for an hour, and any
+secret given to ``remember_secret`` (the webhook URL) for the life of the process, in memory
+only, and masked wherever it appears; and patterns mask bearer tokens, JWTs, keys in
 connection strings, ``password`` fields, and short runs shaped like a generated password.
+
+The same ``redact`` runs on everything the journal stores and everything commented or posted
+(``redacted_data`` for step data), not only on log lines: a service's error text may quote
+what we sent it.
 """
 
 import logging
 import re
 import sys
+import threading
+from typing import Any
+from urllib.parse import urlsplit
 
 from remediation.domain.passwords import recent_secrets
 
@@ -31,9 +38,27 @@ _CLASSES = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"),
 _ORDINARY = re.compile(r"@|://|^\w+=\w*(;\w+=\w*)+$")
 
 
+# Secrets given by configuration, masked for as long as the process lives (never forgotten,
+# unlike generated passwords, whose reset takes seconds).
+_KEPT: set[str] = set()
+_KEPT_LOCK = threading.Lock()
+_MIN_PART = 12  # a shorter path would mask ordinary text
+
+
 def remember_secret(value: str) -> None:
-    """Mask ``value`` in every log line from now on (e.g. a webhook URL with its key)."""
-    recent_secrets.add(value)
+    """Mask ``value`` wherever ``redact`` runs, from now on and for the life of the process
+    (e.g. a webhook URL with its key). For a URL, its path and query are masked on their own
+    too: an error may quote the request line without the host."""
+    parts = {value}
+    try:
+        url = urlsplit(value)
+    except ValueError:
+        url = None
+    if url is not None and url.scheme and url.netloc:
+        tail = url.path + (f"?{url.query}" if url.query else "")
+        parts.update(part for part in (tail, url.path, url.query) if len(part) >= _MIN_PART)
+    with _KEPT_LOCK:
+        _KEPT.update(part for part in parts if part)
 
 
 def _password_like(match: re.Match[str]) -> str:
@@ -44,12 +69,28 @@ def _password_like(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    for secret in sorted(recent_secrets.current(), key=len, reverse=True):
+    """``text`` with every known secret and everything shaped like one masked."""
+    with _KEPT_LOCK:
+        kept = list(_KEPT)
+    for secret in sorted((*recent_secrets.current(), *kept), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "<redacted>")
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return _CANDIDATE.sub(_password_like, text)
+
+
+def redacted_data(value: Any) -> Any:
+    """JSON-like ``value`` with ``redact`` applied to every string in it (keys are ours)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redacted_data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted_data(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(redacted_data(item) for item in value)
+    return value
 
 
 class RedactingFilter(logging.Filter):

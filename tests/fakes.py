@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -324,6 +325,8 @@ class FakeJournal:
         self._steps: dict[str, list[str]] = {}
         self._order: list[str] = []
         self.reset_places: dict[str, datetime] = {}
+        self.episodes: dict[str, str] = {}  # user object id -> case id
+        self.step_claims: dict[tuple[str, str], tuple[str, datetime]] = {}
 
     async def add_case(self, case: Case) -> None:
         if case.case_id in self._cases:
@@ -356,8 +359,41 @@ class FakeJournal:
         cases = [c for c in self._all() if c.user == user and c.state is not CaseState.REJECTED]
         return cases[-1] if cases else None
 
-    async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]:
-        return [c for c in self._all() if user is None or c.user == user][:limit]
+    async def current_episode(self, user_id: str) -> str | None:
+        return self.episodes.get(user_id)
+
+    async def claim_episode(self, user_id: str, case_id: str, replaces: str | None) -> str:
+        """The journals' compare and set: only over the case the claimer saw there."""
+        current = self.episodes.get(user_id)
+        if current is not None and current not in (replaces, case_id):
+            return current
+        self.episodes[user_id] = case_id
+        return case_id
+
+    async def claim_step(self, case_id: str, step: str, holder: str, now: datetime,
+                         lease: timedelta) -> bool:
+        held = self.step_claims.get((case_id, step))
+        if held is not None and held[0] != holder and held[1] > now:
+            return False
+        self.step_claims[(case_id, step)] = (holder, now + lease)
+        return True
+
+    async def release_step(self, case_id: str, step: str, holder: str) -> None:
+        held = self.step_claims.get((case_id, step))
+        if held is not None and held[0] == holder:
+            del self.step_claims[(case_id, step)]
+
+    async def list_cases(self, user: str | None = None, *,
+                         states: Collection[CaseState] | None = None,
+                         since: datetime | None = None,
+                         limit: int | None = None) -> list[Case]:
+        """Newest first; of two created at once, the one stored last first (as SQLite)."""
+        matching = [c for c in reversed(self._all()) if _matches(c, user, states, since)]
+        return matching if limit is None else matching[:max(0, limit)]
+
+    async def count_cases(self, user: str | None = None, *,
+                          since: datetime | None = None) -> dict[CaseState, int]:
+        return dict(Counter(c.state for c in self._all() if _matches(c, user, None, since)))
 
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,
                             window: timedelta) -> bool:
@@ -386,6 +422,12 @@ class FakeJournal:
         return Case.from_dict(json.loads(self._cases[case_id]), steps)
 
 
+def _matches(case: Case, user: str | None, states: Collection[CaseState] | None,
+             since: datetime | None) -> bool:
+    return ((user is None or case.user == user) and (states is None or case.state in states)
+            and (since is None or case.created_at >= since))
+
+
 @dataclass
 class FakeTenant:
     """All the fakes wired to one clock and one event log, as a test usually wants them."""
@@ -411,16 +453,22 @@ class FakeTenant:
 class FakeAlertSource:
     """Graph ``alerts_v2`` as raw JSON dicts (the shapes in API-NOTES.md §1).
 
-    ``recent_alerts`` returns, like the adapter's ``lastUpdateDateTime ge`` filter, the alerts
-    updated at or after ``since`` (an alert without a parseable timestamp is always returned).
-    ``fail`` makes the next calls of one operation raise; every call is counted.
+    ``recent_alerts`` yields, like the adapter's ``lastUpdateDateTime ge`` filter, the alerts
+    updated at or after ``since`` (an alert without a parseable timestamp is always returned),
+    in pages of ``page_size``. ``fail`` makes the next calls of one operation raise (for
+    ``recent_alerts``: when the page after ``after_pages`` pages is read); every call is
+    counted.
     """
 
-    def __init__(self, alerts: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, alerts: list[dict[str, Any]] | None = None,
+                 page_size: int = 100) -> None:
         self.alerts: dict[str, dict[str, Any]] = {}
         self.since: list[datetime] = []
         self.lookups: list[str] = []
+        self.page_size = page_size
+        self.pages_read = 0
         self._failures: dict[str, tuple[RemediationError, int | None]] = {}
+        self._fail_after_pages = 0
         for alert in alerts or []:
             self.add(alert)
 
@@ -428,9 +476,12 @@ class FakeAlertSource:
         self.alerts[str(alert.get("id"))] = alert
         return alert
 
-    def fail(self, error: RemediationError, *, on: str, times: int | None = None) -> None:
+    def fail(self, error: RemediationError, *, on: str, times: int | None = None,
+             after_pages: int = 0) -> None:
         assert on in ("recent_alerts", "get_alert"), on
+        assert after_pages == 0 or on == "recent_alerts", on
         self._failures[on] = (error, times)
+        self._fail_after_pages = after_pages
 
     @property
     def recent_calls(self) -> int:
@@ -440,11 +491,14 @@ class FakeAlertSource:
     def get_calls(self) -> int:
         return len(self.lookups)
 
-    async def recent_alerts(self, since: datetime) -> list[dict[str, Any]]:
+    async def recent_alerts(self, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
         self.since.append(since)
-        self._check("recent_alerts")
-        return [copy.deepcopy(alert) for alert in self.alerts.values()
-                if _updated_since(alert, since)]
+        found = [alert for alert in self.alerts.values() if _updated_since(alert, since)]
+        for number, start in enumerate(range(0, max(len(found), 1), self.page_size)):
+            if number >= self._fail_after_pages:
+                self._check("recent_alerts")
+            self.pages_read += 1
+            yield [copy.deepcopy(alert) for alert in found[start:start + self.page_size]]
 
     async def get_alert(self, alert_id: str) -> dict[str, Any] | None:
         self.lookups.append(alert_id)

@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 from azure.core.credentials_async import AsyncTokenCredential
 
+from remediation.adapters.credentials import token_failure
 from remediation.adapters.retrying import RetryBudget, parse_retry_after, with_retries
 from remediation.domain.errors import PermanentError, TransientError
 
@@ -217,8 +218,7 @@ class ExchangeAdminClient:
         except TimeoutError:
             raise TransientError(f"Exchange: {cmdlet} timed out") from None
         except ClientAuthenticationError as error:
-            raise TransientError(
-                f"cannot get a token for Exchange: {type(error).__name__}") from None
+            raise token_failure("Exchange", error) from None
         except (ServiceRequestError, ServiceResponseError) as error:
             kind = "timed out" if "timeout" in type(error).__name__.lower() or (
                 "timeout" in str(error).lower()) else "failed to connect"

@@ -10,25 +10,32 @@ Graph answers 400 "Empty Payload" (msgraph-sdk-python #1168).
 """
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from remediation.adapters.graph_caller import GraphCaller
-from remediation.domain.alerts import OFFICE_365_SOURCE
+from remediation.domain.alerts import OFFICE_365_SOURCE, is_alert_id
 from remediation.domain.errors import PermanentError
+from remediation.domain.requests import describe
 
 if TYPE_CHECKING:
     from kiota_abstractions.request_information import RequestInformation
     from msgraph.graph_service_client import GraphServiceClient
 
-PAGE_SIZE = 100
+# Graph pages alerts_v2 at its own size whatever $top asks; fewer, larger pages make a poll
+# through a flood of unrelated alerts cheaper.
+PAGE_SIZE = 1000
 
 
 class GraphAlerts:
     def __init__(self, caller: GraphCaller) -> None:
         self._graph = caller
 
-    async def recent_alerts(self, since: datetime) -> list[dict[str, Any]]:
+    def recent_alerts(self, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
+        """Office 365 alerts updated since ``since``, one page at a time as Graph answers
+        them (GraphCaller.pages): tens of thousands of unrelated alerts in the window are
+        never held in memory, and a failure on a late page keeps what earlier pages held."""
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.security.alerts_v2.alerts_v2_request_builder import (
             Alerts_v2RequestBuilder,
@@ -40,10 +47,14 @@ class GraphAlerts:
             filter=f"serviceSource eq '{OFFICE_365_SOURCE}' and lastUpdateDateTime ge {stamp}",
             top=PAGE_SIZE)
         config = RequestConfiguration(query_parameters=query)
-        return await self._graph.get_all(
+        return self._graph.pages(
             "list alerts", lambda c: c.security.alerts_v2.to_get_request_information(config))
 
     async def get_alert(self, alert_id: str) -> dict[str, Any] | None:
+        """The alert, or None when Graph has none by that id (an id that is not a plain
+        alert id never names one, and is never put into a URL)."""
+        if not is_alert_id(alert_id):
+            return None
         try:
             return await self._graph.send_json(
                 "read alert", lambda c: c.security.alerts_v2.by_alert_id(
@@ -54,6 +65,7 @@ class GraphAlerts:
             raise
 
     async def comment(self, alert_id: str, text: str) -> None:
+        _plain(alert_id)
         body = {"@odata.type": "microsoft.graph.security.alertComment", "comment": text}
 
         def request(client: "GraphServiceClient") -> "RequestInformation":
@@ -78,6 +90,8 @@ class GraphAlerts:
                 if isinstance(item, dict)]
 
     async def update(self, alert_id: str, changes: dict[str, str]) -> None:
+        _plain(alert_id)
+
         def request(client: "GraphServiceClient") -> "RequestInformation":
             from kiota_abstractions.method import Method
             from kiota_abstractions.request_information import RequestInformation
@@ -90,3 +104,10 @@ class GraphAlerts:
             return info
 
         await self._graph.send_json("update alert", request)
+
+
+def _plain(alert_id: str) -> None:
+    """An alert id goes into a URL path: ``..`` would resolve to ``/security``, ``a/b`` reach
+    a path of its own. Every door refuses such ids; this is the last one."""
+    if not is_alert_id(alert_id):
+        raise PermanentError(f"not an alert id: {describe(alert_id)}; nothing was sent")

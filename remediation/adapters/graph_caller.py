@@ -11,13 +11,14 @@ permanent, with a reason that names the call and the kind of failure, never the 
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
+from remediation.adapters.credentials import token_failure
 from remediation.adapters.retrying import (
     DEFAULT_MAX_WAIT,
     RetryBudget,
@@ -35,7 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# get_all keeps every item in memory: meant for small collections (roles, groups, rules).
 MAX_PAGES = 200
+# pages hands each page on as it arrives: this bound only stops a server that pages forever.
+MAX_STREAMED_PAGES = 100_000
 
 
 def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
@@ -141,8 +145,7 @@ class GraphCaller:
         except httpx.TransportError as error:
             raise TransientError(f"Graph: {what} failed ({type(error).__name__})") from None
         except ClientAuthenticationError as error:
-            raise TransientError(
-                f"cannot get a token for Graph: {type(error).__name__}") from None
+            raise token_failure("Graph", error) from None
         except _Redirected as redirect:
             raise GraphRequestError(
                 f"Graph: {what}: Graph answered a redirect ({redirect.status}); redirects are "
@@ -171,33 +174,53 @@ class GraphCaller:
         return parsed if isinstance(parsed, dict) else {}
 
     async def get_all(self, what: str, first: "BuildRequest") -> list[dict[str, Any]]:
-        """GET a collection: the items of every page, following ``@odata.nextLink``.
+        """GET a small collection: the items of every page (at most MAX_PAGES), in memory.
 
-        Fails closed: a page without a ``value`` list (an empty 200, say) is a TransientError,
-        never "no items" (a Global Administrator must never read as "no roles"). Next links
-        are followed only to the configured Graph origin (PermanentError otherwise, the token
-        never sent) and never twice; all pages share one retry budget.
+        Fails closed like ``pages``: a Global Administrator must never read as "no roles".
+        A collection that may be large (alerts) is read with ``pages`` instead.
         """
         items: list[dict[str, Any]] = []
+        async for page in self.pages(what, first, max_pages=MAX_PAGES):
+            items.extend(page)
+        return items
+
+    async def pages(self, what: str, first: "BuildRequest", *,
+                    max_pages: int = MAX_STREAMED_PAGES,
+                    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """GET a collection one page at a time, following ``@odata.nextLink``: each page's
+        items (JSON objects) are yielded as they arrive, so a failure on page N costs
+        nothing of what the caller did with pages 1..N-1.
+
+        Fails closed: a page without a ``value`` list (an empty 200, say) is a TransientError,
+        never "no items". Next links are followed only to the configured Graph origin
+        (PermanentError otherwise, the token never sent) and never twice; all pages share one
+        retry budget. ``max_pages`` only stops a server that never stops paging: the pages
+        read before it are yielded, then TransientError says so.
+        """
         build = first
         spent = [0.0]
         seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        for _ in range(max_pages):
             page = await self.send_json(what, build, spent=spent)
             values = page.get("value")
             if not isinstance(values, list):
                 raise TransientError(f"Graph: {what} answered without a value list")
-            items.extend(item for item in values if isinstance(item, dict))
+            items = [item for item in values if isinstance(item, dict)]
+            if len(items) != len(values):
+                log.warning("Graph: %s: %d item(s) of a page were not JSON objects; skipped",
+                            what, len(values) - len(items))
+            yield items
             link = page.get("@odata.nextLink")
             if link is None or link == "":
-                return items
+                return
             link = self._next_link(what, link)
             if link in seen:
                 raise TransientError(f"Graph: {what} sent a next link it had sent before; "
                                      "stopped paging")
             seen.add(link)
             build = _next_page(link)
-        raise TransientError(f"Graph: {what} returned more than {MAX_PAGES} pages")
+        raise TransientError(f"Graph: {what} returned more than {max_pages} pages; "
+                             "stopped paging")
 
     def _next_link(self, what: str, link: object) -> str:
         """``link`` when it points at the configured Graph origin; PermanentError (logged)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from remediation.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
 from remediation.domain.cases import Case
 from remediation.domain.errors import RemediationError
+from remediation.logsafety import redact
 from remediation.service.handler import Delivery
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,12 @@ Handler = Callable[[Delivery], Awaitable[Case | None]]
 
 class LocalWorker:
     def __init__(self, queue: SqliteQueue, handlers: dict[str, Handler], *,
-                 concurrency: int = 8, poll_interval: float = 0.5) -> None:
+                 concurrency: int = 8, poll_interval: float = 0.5,
+                 max_attempts: int | None = None) -> None:
+        """``max_attempts``: MAX_DELIVERY_COUNT, the attempts across copies (default: the
+        queue's own maximum, after which it dead-letters a message)."""
         self._queue = queue
+        self._max_attempts = max_attempts or queue.max_delivery_count
         self._handlers = handlers
         self._queues = tuple(handlers)
         self._concurrency = concurrency
@@ -55,15 +60,16 @@ class LocalWorker:
     async def _process(self, message: ReceivedMessage) -> None:
         delivery = Delivery(body=message.body, message_id=message.message_id,
                             delivery_count=message.delivery_count,
-                            max_delivery_count=self._queue.max_delivery_count,
-                            session_id=message.session_id, properties=message.properties)
+                            max_delivery_count=self._max_attempts,
+                            session_id=message.session_id, properties=message.properties,
+                            broker_max_delivery_count=self._queue.max_delivery_count)
         renewal = asyncio.create_task(self._keep_locked(message))
         try:
             await self._handlers[message.queue](delivery)
         except Exception as error:
             reason = error.reason if isinstance(error, RemediationError) else (
                 f"unexpected {type(error).__name__}")
-            dead = await self._queue.abandon(message, reason)
+            dead = await self._queue.abandon(message, redact(reason))  # kept in the file
             log.warning("message %s on %s %s (delivery %d): %s", message.message_id,
                         message.queue, "dead-lettered" if dead else "offered again",
                         message.delivery_count, reason)

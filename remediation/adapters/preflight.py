@@ -5,14 +5,23 @@ Every read is harmless and asks for one item: Graph ``$top=1``; Exchange cmdlets
 ``ResultSize: 1`` and no ``Identity`` (an empty ``Identity`` would mean "all objects");
 Service Bus by peeking (never receiving) each queue's dead-letter sub-queue, which has no
 sessions, so no session is locked (Azure/azure-sdk-for-net#21271: an ordinary receiver reads
-the dead-letter queue of a session-enabled entity); the journal by listing one case.
+the dead-letter queue of a session-enabled entity); the journal by listing one case. The
+right to send (Service Bus Data Sender: retries and verification checks are scheduled
+messages) is exercised by scheduling a message a year ahead on each queue and cancelling it
+at once; its body is one the worker would only reject, should the cancel ever be lost.
+The app's directory roles, when its token has no ``wids``: its role assignments,
+``$filter=principalId eq '<oid>'``.
 
 Tokens are turned into claims here and dropped: no token leaves this module.
 """
 
 import asyncio
+import json
+import re
 import sqlite3
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
@@ -33,6 +42,16 @@ if TYPE_CHECKING:
     from msgraph.graph_service_client import GraphServiceClient
 
 QueueProbe = Callable[[], Awaitable[str]]
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+SCHEDULE_AHEAD = timedelta(days=365)
+PROBE_SESSION = "remediation-doctor"
+
+
+def probe_body() -> bytes:
+    """What a doctor's scheduled message carries: no ``user``, so were its cancel ever lost,
+    the worker would journal it as rejected and do nothing."""
+    return json.dumps({"doctor": "a probe of remediation doctor, cancelled when scheduled"}
+                      ).encode()
 
 
 def scopes(graph_endpoint: str, exchange_endpoint: str) -> dict[str, str]:
@@ -45,7 +64,7 @@ def scopes(graph_endpoint: str, exchange_endpoint: str) -> dict[str, str]:
 class TenantPreflight:
     def __init__(self, *, credential: AsyncTokenCredential, scopes: dict[str, str],
                  graph: GraphCaller, exchange: ExchangeAdminClient, queues: QueueProbe,
-                 journal: Journal) -> None:
+                 journal: Journal, schedule: QueueProbe) -> None:
         self._credential = credential
         self._scopes = scopes
         self._graph = graph
@@ -58,6 +77,7 @@ class TenantPreflight:
             "restricted_users": lambda: self._cmdlet("Get-BlockedSenderAddress", "entries"),
             "mailbox": lambda: self._cmdlet("Get-Mailbox", "mailboxes"),
             "queues": queues,
+            "schedule": schedule,
             "journal": lambda: _journal(journal),
         }
 
@@ -70,6 +90,25 @@ class TenantPreflight:
 
     async def read(self, capability: str) -> str:
         return await self._reads[capability]()
+
+    async def role_assignments(self, principal_id: str) -> frozenset[str]:
+        if not _GUID.fullmatch(principal_id):
+            raise Refused(0, "", f"{principal_id[:40]!r} is not an object id")
+        path = ("roleManagement/directory/roleAssignments"
+                f"?$filter=principalId%20eq%20'{principal_id}'")
+        try:
+            page = await self._graph.send_json(f"doctor: GET {path}", _get(path))
+        except GraphRequestError as error:
+            raise Refused(error.status, error.code) from None
+        except TransientError as error:
+            raise Unreachable(error.reason) from None
+        except PermanentError as error:
+            raise Refused(0, "", error.reason) from None
+        items = page.get("value")
+        return frozenset(
+            str(item["roleDefinitionId"]).lower() for item in
+            (items if isinstance(items, list) else []) if isinstance(item, dict)
+            and item.get("roleDefinitionId") and item.get("directoryScopeId", "/") == "/")
 
     async def _graph_count(self, path: str, noun: str) -> str:
         try:
@@ -107,10 +146,30 @@ def local_queue_probe(queue: SqliteQueue, names: tuple[str, ...], path: str) -> 
     return probe
 
 
+def local_schedule_probe(queue: SqliteQueue, names: tuple[str, ...]) -> QueueProbe:
+    """Schedule a message a year ahead on each local queue, and cancel it."""
+
+    async def probe() -> str:
+        at = datetime.now(UTC) + SCHEDULE_AHEAD
+        try:
+            for name in names:
+                number = await queue.send(name, probe_body(), message_id=_probe_id(),
+                                          session_id=PROBE_SESSION, scheduled_at=at,
+                                          properties={"kind": "doctor"})
+                await queue.cancel_scheduled(number)
+        except sqlite3.Error as error:
+            raise Unreachable(f"{type(error).__name__}: {error}") from None
+        return "scheduled a message on " + " and ".join(names) + ", then cancelled it"
+
+    return probe
+
+
 class DeadLetterPeeker(Protocol):
-    """The part of ``azure.servicebus.aio.ServiceBusClient`` the probe uses."""
+    """The part of ``azure.servicebus.aio.ServiceBusClient`` the probes use."""
 
     def get_queue_receiver(self, queue_name: str, **kwargs: Any) -> Any: ...
+
+    def get_queue_sender(self, queue_name: str, **kwargs: Any) -> Any: ...
 
     async def close(self) -> None: ...
 
@@ -156,6 +215,56 @@ def service_bus_probe(namespace: str, credential: AsyncTokenCredential,
         return f"Service Bus {namespace}: " + "; ".join(found)
 
     return probe
+
+
+def service_bus_schedule_probe(namespace: str, credential: AsyncTokenCredential,
+                               names: tuple[str, ...], *, timeout: float,
+                               client: DeadLetterPeeker | None = None) -> QueueProbe:
+    """Schedule a message a year ahead on each queue and cancel it: the identity may send
+    (Azure Service Bus Data Sender), as retries and verification checks need."""
+
+    async def probe() -> str:
+        from azure.servicebus import ServiceBusMessage
+        from azure.servicebus.exceptions import (
+            MessagingEntityNotFoundError,
+            ServiceBusAuthenticationError,
+            ServiceBusAuthorizationError,
+            ServiceBusError,
+        )
+
+        sender_client = client or _service_bus_client(namespace, credential)
+        name, step = names[0], "schedule"
+        try:
+            for name in names:
+                step = "schedule"
+                sender = sender_client.get_queue_sender(name)
+                async with sender:
+                    message = ServiceBusMessage(probe_body(), message_id=_probe_id(),
+                                                session_id=PROBE_SESSION,
+                                                application_properties={"kind": "doctor"})
+                    numbers = await asyncio.wait_for(sender.schedule_messages(
+                        message, datetime.now(UTC) + SCHEDULE_AHEAD), timeout)
+                    step = f"cancel scheduled message {numbers[0]}"
+                    await asyncio.wait_for(sender.cancel_scheduled_messages(numbers[0]),
+                                           timeout)
+        except ServiceBusAuthorizationError:
+            raise Refused(403, "Unauthorized", f"queue {name}: {step}") from None
+        except ServiceBusAuthenticationError:
+            raise Refused(401, "Unauthenticated", f"queue {name}: {step}") from None
+        except MessagingEntityNotFoundError:
+            raise Refused(404, "MessagingEntityNotFound", f"queue {name}") from None
+        except (ServiceBusError, TimeoutError, OSError) as error:
+            raise Unreachable(f"queue {name}: {step}: {type(error).__name__}") from None
+        finally:
+            if client is None:
+                await sender_client.close()
+        return "scheduled a message on " + " and ".join(names) + ", then cancelled it"
+
+    return probe
+
+
+def _probe_id() -> str:
+    return f"doctor-{uuid.uuid4().hex}"
 
 
 def _service_bus_client(namespace: str, credential: AsyncTokenCredential) -> DeadLetterPeeker:

@@ -6,7 +6,8 @@ before the SDK sees them, and the SQLite twin refuses whatever Azure would (API-
   id of up to 200) travels as a stable digest, so one user is still one session and one
   request still one message id; the body keeps the real value.
 - A session-enabled queue refuses a message without a session id.
-- Standard tier: 256 KB per message, headers and properties included.
+- Standard tier: 256 KB per message, headers and properties included: counted in UTF-8
+  bytes (body, application property names and values, the ids), never in characters.
 - Duplicate detection keys on the message id within a window, whatever became of the
   message (completed, dead-lettered): the same window here as in infra/modules/servicebus.bicep.
 """
@@ -47,8 +48,17 @@ def check_message(body: bytes, *, message_id: str, session_id: str | None,
         if value is not None and len(value) > MAX_ID_LENGTH:
             raise ValueError(f"{name} is {len(value)} characters; Service Bus takes at most "
                              f"{MAX_ID_LENGTH}")
-    size = len(body) + sum(len(str(key)) + len(str(value))
-                           for key, value in (properties or {}).items())
+    size = len(body) + sum(_utf8(key) + _utf8(value) for key, value in
+                           (properties or {}).items()) + _utf8(message_id) + _utf8(session_id)
     if size > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(f"message is {size} bytes; a Standard tier queue takes at most "
                               f"256 KB ({MAX_MESSAGE_BYTES} bytes) per message")
+
+
+def _utf8(value: Any) -> int:
+    """The bytes ``value`` takes on the wire (bytes as they are, anything else as UTF-8)."""
+    if value is None:
+        return 0
+    if isinstance(value, bytes):
+        return len(value)
+    return len(str(value).encode("utf-8", "surrogatepass"))

@@ -108,10 +108,15 @@ def _service_bus_message(body: bytes, *, message_id: str, session_id: str | None
 
 
 async def _guarded(what: str, action: Any) -> Any:
+    from azure.core.exceptions import ClientAuthenticationError
     from azure.servicebus.exceptions import ServiceBusError
+
+    from remediation.adapters.credentials import token_failure
 
     try:
         return await action
+    except ClientAuthenticationError as error:  # the credential gave no token
+        raise token_failure("Service Bus", error) from None
     except ServiceBusError as error:
         raise TransientError(f"Service Bus: {what} failed ({type(error).__name__})") from None
 

@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS cases (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cases_by_user ON cases (user, created_at);
+-- Newest first (status): julianday() reads the stored ISO times with their UTC offsets.
+CREATE INDEX IF NOT EXISTS cases_newest ON cases (julianday(created_at));
+CREATE INDEX IF NOT EXISTS cases_by_state ON cases (state, julianday(created_at));
 CREATE TABLE IF NOT EXISTS case_requests (
     request_id TEXT PRIMARY KEY,
     case_id TEXT NOT NULL
@@ -55,6 +58,21 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, state, visible_at);
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (queue, message_id);
+-- The current block episode of each directory object (the user's object id): a new case
+-- takes it over only from the case a worker saw there (compare and set, under BEGIN
+-- IMMEDIATE), so two requests naming one person can never both open a case.
+CREATE TABLE IF NOT EXISTS episodes (
+    user_id TEXT PRIMARY KEY,
+    case_id TEXT NOT NULL
+);
+-- Steps that must never run twice at once (the password reset): one holder per lease.
+CREATE TABLE IF NOT EXISTS step_claims (
+    case_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    until INTEGER NOT NULL,  -- microseconds since the epoch, UTC
+    PRIMARY KEY (case_id, step)
+);
 CREATE TABLE IF NOT EXISTS reset_places (
     case_id TEXT PRIMARY KEY,
     reserved_at INTEGER NOT NULL  -- microseconds since the epoch, UTC
@@ -63,8 +81,11 @@ CREATE TABLE IF NOT EXISTS reset_places (
 
 
 class SqliteDatabase:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        """``read_only``: open an existing file for reading only (``status``): nothing is
+        created, not even the file (a missing one raises ``sqlite3.OperationalError``)."""
         self.path = Path(path)
+        self.read_only = read_only
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -97,14 +118,20 @@ class SqliteDatabase:
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            _create_owner_only(self.path)
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                         check_same_thread=False)
+            if self.read_only:
+                connection = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro",
+                                             uri=True, timeout=30, isolation_level=None,
+                                             check_same_thread=False)
+            else:
+                _create_owner_only(self.path)
+                connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                             check_same_thread=False)
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA busy_timeout=30000")
-            _enable_wal(connection)
+            if not self.read_only:
+                _enable_wal(connection)
             with self._guard:
-                if not self._ready:
+                if not self._ready and not self.read_only:
                     connection.executescript(_SCHEMA)
                     self._ready = True
                 self._connections.append(connection)

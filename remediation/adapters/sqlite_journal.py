@@ -2,10 +2,12 @@
 
 import json
 import sqlite3
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from remediation.adapters.sqlite_db import SqliteDatabase
-from remediation.domain.cases import Case, Step
+from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate
 
 
@@ -30,11 +32,13 @@ class SqliteJournal:
         stored = case.evolve(version=case.version + 1)
 
         def update(connection: sqlite3.Connection) -> None:
+            # ``user`` too: a case opened under the name a request gave (an object id, an
+            # alias) takes the account's primary address once the lookup found it.
             cursor = connection.execute(
-                "UPDATE cases SET state = ?, updated_at = ?, version = ?, doc = ?"
+                "UPDATE cases SET user = ?, state = ?, updated_at = ?, version = ?, doc = ?"
                 " WHERE case_id = ? AND version = ?",
-                (stored.state.value, stored.updated_at.isoformat(), stored.version,
-                 json.dumps(stored.to_dict()), case.case_id, case.version))
+                (stored.user, stored.state.value, stored.updated_at.isoformat(),
+                 stored.version, json.dumps(stored.to_dict()), case.case_id, case.version))
             if cursor.rowcount != 1:
                 raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
             _record_requests(connection, stored)
@@ -71,18 +75,85 @@ class SqliteJournal:
 
         return await self._db.read(select)
 
-    async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]:
+    async def list_cases(self, user: str | None = None, *,
+                         states: Collection[CaseState] | None = None,
+                         since: datetime | None = None,
+                         limit: int | None = None) -> list[Case]:
+        """Newest first, through the ``cases_newest`` index (``cases_by_state`` or
+        ``cases_by_user`` when those narrow it), ``limit`` rows read at most."""
+        if (limit is not None and limit <= 0) or (states is not None and not states):
+            return []
+        where, parameters = _filters(user, states, since)
+        order = " ORDER BY julianday(created_at) DESC, rowid DESC"
+        sql = f"SELECT doc FROM cases{where}{order}"  # noqa: S608 (every value a parameter)
+        if limit is not None:
+            sql += " LIMIT ?"
+            parameters.append(limit)
+
         def select(connection: sqlite3.Connection) -> list[Case]:
-            if user is None:
-                rows = connection.execute(
-                    "SELECT doc FROM cases ORDER BY created_at, rowid LIMIT ?", (limit,))
-            else:
-                rows = connection.execute(
-                    "SELECT doc FROM cases WHERE user = ? ORDER BY created_at, rowid LIMIT ?",
-                    (user, limit))
-            return [_load(connection, row["doc"]) for row in rows.fetchall()]
+            rows = connection.execute(sql, parameters).fetchall()
+            return [_load(connection, row["doc"]) for row in rows]
 
         return await self._db.read(select)
+
+    async def count_cases(self, user: str | None = None, *,
+                          since: datetime | None = None) -> dict[CaseState, int]:
+        where, parameters = _filters(user, None, since)
+
+        def count(connection: sqlite3.Connection) -> dict[CaseState, int]:
+            rows = connection.execute(
+                f"SELECT state, COUNT(*) AS n FROM cases{where} GROUP BY state",  # noqa: S608
+                parameters).fetchall()
+            return {CaseState(row["state"]): row["n"] for row in rows}
+
+        return await self._db.read(count)
+
+    async def current_episode(self, user_id: str) -> str | None:
+        def select(connection: sqlite3.Connection) -> str | None:
+            row = connection.execute("SELECT case_id FROM episodes WHERE user_id = ?",
+                                     (user_id,)).fetchone()
+            return None if row is None else str(row["case_id"])
+
+        return await self._db.read(select)
+
+    async def claim_episode(self, user_id: str, case_id: str, replaces: str | None) -> str:
+        """Compare and set in one write transaction (BEGIN IMMEDIATE): atomic across every
+        process sharing the file."""
+        def claim(connection: sqlite3.Connection) -> str:
+            row = connection.execute("SELECT case_id FROM episodes WHERE user_id = ?",
+                                     (user_id,)).fetchone()
+            if row is not None and row["case_id"] not in (replaces, case_id):
+                return str(row["case_id"])  # another worker took the episode first
+            connection.execute(
+                "INSERT INTO episodes (user_id, case_id) VALUES (?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET case_id = excluded.case_id",
+                (user_id, case_id))
+            return case_id
+
+        return await self._db.write(claim)
+
+    async def claim_step(self, case_id: str, step: str, holder: str, now: datetime,
+                         lease: timedelta) -> bool:
+        at, until = _micros(now), _micros(now + lease)
+
+        def claim(connection: sqlite3.Connection) -> bool:
+            row = connection.execute(
+                "SELECT holder, until FROM step_claims WHERE case_id = ? AND step = ?",
+                (case_id, step)).fetchone()
+            if row is not None and row["holder"] != holder and row["until"] > at:
+                return False
+            connection.execute(
+                "INSERT INTO step_claims (case_id, step, holder, until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (case_id, step) DO UPDATE SET holder = excluded.holder,"
+                " until = excluded.until", (case_id, step, holder, until))
+            return True
+
+        return await self._db.write(claim)
+
+    async def release_step(self, case_id: str, step: str, holder: str) -> None:
+        await self._db.write(lambda connection: connection.execute(
+            "DELETE FROM step_claims WHERE case_id = ? AND step = ? AND holder = ?",
+            (case_id, step, holder)))
 
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,
                             window: timedelta) -> bool:
@@ -103,6 +174,28 @@ class SqliteJournal:
             return True
 
         return await self._db.write(reserve)
+
+
+def _filters(user: str | None, states: Collection[CaseState] | None,
+             since: datetime | None) -> tuple[str, list[Any]]:
+    """A WHERE clause (with its parameters) for list_cases and count_cases."""
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    if user is not None:
+        clauses.append("user = ?")
+        parameters.append(user)
+    if states is not None:
+        chosen = sorted({CaseState(state).value for state in states})
+        clauses.append(f"state IN ({', '.join('?' * len(chosen))})")
+        parameters += chosen
+    if since is not None:
+        clauses.append("julianday(created_at) >= julianday(?)")
+        parameters.append(_utc(since).isoformat())
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), parameters
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _micros(value: datetime) -> int:

@@ -7,9 +7,17 @@ Layout (PartitionKey / RowKey):
 - ``case:{case id}`` / ``step-{ns}-{random}``: one row per step, sorting by time of writing,
   inserted (never upserted) so two writers cannot overwrite each other's step;
 - ``user:{user}`` / ``{created, newest first}-{insertion, newest first}-{case id}``: an index
-  row per case, for ``latest_case`` and ``list_cases(user)``;
-- ``cases`` / ``{created}-{insertion}-{case id}``: every case oldest first, for ``list_cases()``;
+  row per case, for ``latest_case`` and ``list_cases(user)`` (moved, same row key, when a
+  case opened under another name takes the account's primary address);
+- ``cases`` / ``{created}-{insertion}-{case id}``: every case oldest first (for people browsing
+  the table: ``list_cases()`` scans the case rows instead, which carry the state and the time
+  the service filters on, and keeps the newest in a bounded heap);
 - ``request:{request id}`` / ``case``: the case a request was first recorded in;
+- ``episode:{user object id}`` / ``case``: the case holding the account's current block
+  episode, inserted (fails if it exists) or replaced under its ETag, so two workers opening a
+  case for one person cannot both win;
+- ``case:{case id}`` / ``claim-{step}``: who holds a step that must never run twice at once
+  (the password reset) and until when;
 - ``breaker`` / ``resets``: the reset circuit breaker, the recent ``[time, case id]`` pairs
   as JSON, replaced under its ETag so concurrent workers cannot both take the last place.
 
@@ -19,12 +27,14 @@ only ``get_case`` finds, and the redelivered request opens a new one.
 """
 
 import asyncio
+import heapq
 import json
 import random
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +42,7 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
+    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -42,6 +53,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
+from remediation.adapters.credentials import token_failure
 from remediation.config import ConfigError
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
@@ -63,6 +75,7 @@ _INVERT = 10**20 - 1
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 3, "connection_timeout": 10,
                                    "read_timeout": 30}
 _BREAKER_KEY = ("breaker", "resets")
+_CLAIM_ATTEMPTS = 5  # each lost round means another writer changed the row: read it again
 # A lost race means another worker took a place, so ``limit`` + 1 losses cannot happen in one
 # window: the bound is never reached in practice, and it keeps the loop finite.
 _BREAKER_MAX_ATTEMPTS = 100
@@ -104,11 +117,14 @@ class TableJournal:
         with _translated(f"updating case {case.case_id}"):
             try:
                 current = await client.get_entity(_case_key(case.case_id), _CASE_ROW,
-                                                  select=["version"])
+                                                  select=["version", "user"])
             except ResourceNotFoundError:
                 raise ConcurrentUpdate(f"case {case.case_id} does not exist") from None
             if current.get("version") != case.version:
                 raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+            renamed = current.get("user") not in (None, stored.user)
+            if renamed:  # opened under another name (an object id, an alias): index it anew
+                moved = await _copy_user_index(client, stored, str(current["user"]))
             try:
                 await client.update_entity(
                     _case_entity(stored), mode=UpdateMode.REPLACE,
@@ -116,6 +132,10 @@ class TableJournal:
             except (ResourceModifiedError, ResourceNotFoundError):
                 raise ConcurrentUpdate(
                     f"case {case.case_id} changed since it was read") from None
+            if renamed:
+                for row in moved:
+                    with suppress(ResourceNotFoundError):
+                        await client.delete_entity(row["PartitionKey"], row["RowKey"])
         await self._record_requests(stored)
         return stored
 
@@ -147,16 +167,93 @@ class TableJournal:
                     "PartitionKey eq @pk", parameters={"pk": _user_key(user)},
                     select=["case_id"], results_per_page=10):
                 case = await self.get_case(row["case_id"])
-                if case is not None and case.state is not CaseState.REJECTED:
+                # An index row left under a name the case no longer has is not this user's.
+                if (case is not None and case.user == user
+                        and case.state is not CaseState.REJECTED):
                     return case
         return None
 
-    async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]:
-        if limit <= 0:
+    async def current_episode(self, user_id: str) -> str | None:
+        client = await self._table()
+        with _translated("reading a user's current episode"):
+            row = await _get(client, _episode_key(user_id), _CASE_ROW)
+        return None if row is None else str(row["case_id"])
+
+    async def claim_episode(self, user_id: str, case_id: str, replaces: str | None) -> str:
+        """Insert the episode row (fails if it exists) or replace it under its ETag: a lost
+        race reads the row again and names the winner."""
+        client = await self._table()
+        key = _episode_key(user_id)
+        entity = {"PartitionKey": key, "RowKey": _CASE_ROW, "case_id": case_id}
+        for _ in range(_CLAIM_ATTEMPTS):
+            with _translated("claiming a user's block episode"):
+                row = await _get(client, key, _CASE_ROW)
+                if row is not None and row["case_id"] not in (replaces, case_id):
+                    return str(row["case_id"])  # another worker took the episode first
+                if row is not None and row["case_id"] == case_id:
+                    return case_id
+                if await _create_or_replace(client, entity, row):
+                    return case_id
+        raise TransientError(f"the block episode of {user_id} kept changing under concurrent "
+                             "writers; try again later")
+
+    async def claim_step(self, case_id: str, step: str, holder: str, now: datetime,
+                         lease: timedelta) -> bool:
+        client = await self._table()
+        key, row_key = _case_key(case_id), _claim_row(step)
+        entity = {"PartitionKey": key, "RowKey": row_key, "holder": holder,
+                  "until": _utc(now + lease)}
+        for _ in range(_CLAIM_ATTEMPTS):
+            with _translated(f"claiming step {step} of case {case_id}"):
+                row = await _get(client, key, row_key)
+                if (row is not None and row["holder"] != holder
+                        and _utc(row["until"]) > _utc(now)):
+                    return False
+                if await _create_or_replace(client, entity, row):
+                    return True
+        return False  # other writers kept taking it
+
+    async def release_step(self, case_id: str, step: str, holder: str) -> None:
+        client = await self._table()
+        key, row_key = _case_key(case_id), _claim_row(step)
+        with _translated(f"releasing step {step} of case {case_id}"):
+            row = await _get(client, key, row_key)
+            if row is None or row["holder"] != holder:
+                return
+            with suppress(ResourceModifiedError, ResourceNotFoundError):
+                await client.delete_entity(key, row_key, etag=row.metadata["etag"],
+                                           match_condition=MatchConditions.IfNotModified)
+
+    async def list_cases(self, user: str | None = None, *,
+                         states: Collection[CaseState] | None = None,
+                         since: datetime | None = None,
+                         limit: int | None = None) -> list[Case]:
+        """Table Storage sorts by key only, never newest first: everyone's cases come from a
+        scan of the case rows (the service filters by state and time; only keys and times
+        come back), kept in a heap of ``limit`` entries; one user's from their index
+        partition, which is newest first already. Of two cases created in the same
+        microsecond, the scan puts the greater case id first."""
+        if (limit is not None and limit <= 0) or (states is not None and not states):
             return []
-        case_ids = await (self._all_case_ids(limit) if user is None
-                          else self._user_case_ids(user, limit))
-        return await self._load_many(case_ids)
+        if user is not None:
+            return await self._user_cases(user, states, since, limit)
+        newest = await self._scan_newest(states, since, limit)
+        return await self._load_many([_case_id_of(key) for _, key in newest])
+
+    async def count_cases(self, user: str | None = None, *,
+                          since: datetime | None = None) -> dict[CaseState, int]:
+        counts: Counter[CaseState] = Counter()
+        if user is not None:
+            for case in await self._user_cases(user, None, since, None):
+                counts[case.state] += 1
+            return dict(counts)
+        client = await self._table()
+        query, parameters = _case_rows_filter(None, since)
+        with _translated("counting cases"):
+            async for row in client.query_entities(query, parameters=parameters,
+                                                   select=["state"], results_per_page=1000):
+                counts[CaseState(row["state"])] += 1
+        return dict(counts)
 
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,
                             window: timedelta) -> bool:
@@ -178,24 +275,60 @@ class TableJournal:
         raise TransientError("the reset breaker row kept changing under concurrent writers; "
                              "try again later")
 
-    async def _all_case_ids(self, limit: int) -> list[str]:
+    async def _scan_newest(self, states: Collection[CaseState] | None,
+                           since: datetime | None,
+                           limit: int | None) -> list[tuple[datetime, str]]:
+        """(created, partition key) of the newest ``limit`` matching cases, newest first;
+        memory holds ``limit`` of them at most (all when ``limit`` is None)."""
         client = await self._table()
-        case_ids: list[str] = []
+        query, parameters = _case_rows_filter(states, since)
+        kept: list[tuple[datetime, str]] = []  # a min-heap: the oldest kept one on top
         with _translated("listing cases"):
             async for row in client.query_entities(
-                    "PartitionKey eq @pk", parameters={"pk": _ALL_CASES}, select=["case_id"],
-                    results_per_page=min(limit, 1000)):
-                case_ids.append(row["case_id"])
-                if len(case_ids) >= limit:
-                    break
-        return case_ids
+                    query, parameters=parameters, select=["PartitionKey", "created_at"],
+                    results_per_page=1000):
+                entry = (_utc(row["created_at"]), str(row["PartitionKey"]))
+                if limit is None:
+                    kept.append(entry)
+                elif len(kept) < limit:
+                    heapq.heappush(kept, entry)
+                elif entry > kept[0]:
+                    heapq.heapreplace(kept, entry)
+        return sorted(kept, reverse=True)
 
-    async def _user_case_ids(self, user: str, limit: int) -> list[str]:
+    async def _user_cases(self, user: str, states: Collection[CaseState] | None,
+                          since: datetime | None, limit: int | None) -> list[Case]:
+        """From the user's index partition (newest first), loaded a page at a time until
+        ``limit`` match or the cases get older than ``since``."""
         client = await self._table()
+        wanted = None if states is None else frozenset(states)
+        cutoff = None if since is None else _micros(since)
+        found: list[Case] = []
+        page: list[str] = []
+
+        async def load_page() -> bool:
+            """Keep the matching cases of ``page``; True once ``limit`` are found."""
+            for case in await self._load_many(page):
+                # An index row left under a name the case no longer has is not this user's.
+                if case.user == user and (wanted is None or case.state in wanted):
+                    found.append(case)
+                if limit is not None and len(found) >= limit:
+                    return True
+            page.clear()
+            return False
+
         with _translated("listing a user's cases"):
-            newest_first = [row["case_id"] async for row in client.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": _user_key(user)}, select=["case_id"])]
-        return newest_first[::-1][:limit]
+            async for row in client.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": _user_key(user)},
+                    select=["RowKey", "case_id"], results_per_page=100):
+                if cutoff is not None and _INVERT - int(str(row["RowKey"])[:20]) < cutoff:
+                    break
+                page.append(str(row["case_id"]))
+                if len(page) >= _LOAD_CONCURRENCY and await load_page():
+                    return found
+            if page:
+                await load_page()
+        return found
 
     async def _load_many(self, case_ids: Sequence[str]) -> list[Case]:
         gate = asyncio.Semaphore(_LOAD_CONCURRENCY)
@@ -252,9 +385,12 @@ def build_table_journal(*, endpoint: str | None, connection_string: str | None,
 
 @contextmanager
 def _translated(action: str) -> Iterator[None]:
-    """Turn the SDK's transport, throttling and 5xx errors into TransientError."""
+    """Turn the SDK's transport, throttling and 5xx errors, and a credential that gives no
+    token, into TransientError."""
     try:
         yield
+    except ClientAuthenticationError as error:
+        raise token_failure("Table Storage", error) from error
     except (ServiceRequestError, ServiceResponseError) as error:
         raise TransientError(f"Table Storage could not be reached while {action} "
                              f"({type(error).__name__})") from error
@@ -304,6 +440,48 @@ async def _store_breaker(client: TableClient, row: TableEntity | None,
     return True
 
 
+async def _get(client: TableClient, partition: str, row: str) -> TableEntity | None:
+    try:
+        return await client.get_entity(partition, row)
+    except ResourceNotFoundError:
+        return None
+
+
+async def _create_or_replace(client: TableClient, entity: Entity,
+                             row: TableEntity | None) -> bool:
+    """Create ``entity`` (when ``row`` was absent) or replace ``row`` if unchanged since read;
+    False when another writer got there first."""
+    try:
+        if row is None:
+            await client.create_entity(entity)
+        else:
+            await client.update_entity(entity, mode=UpdateMode.REPLACE,
+                                       etag=row.metadata["etag"],
+                                       match_condition=MatchConditions.IfNotModified)
+    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        return False
+    except HttpResponseError as error:
+        if error.status_code in (409, 412):
+            return False
+        raise
+    return True
+
+
+async def _copy_user_index(client: TableClient, case: Case, old_user: str) -> list[Entity]:
+    """Index ``case`` under its new ``user`` with the row keys it had under ``old_user``
+    (so a repeated copy writes the same rows); return the old rows, to delete once the case
+    row says the new name."""
+    old = [dict(row) async for row in client.query_entities(
+        "PartitionKey eq @pk and case_id eq @id",
+        parameters={"pk": _user_key(old_user), "id": case.case_id},
+        select=["PartitionKey", "RowKey", "case_id"])]
+    rows = [{**row, "PartitionKey": _user_key(case.user)} for row in old] or [
+        _index_entities(case)[0]]
+    for row in rows:
+        await _insert(client, row)
+    return old
+
+
 async def _insert(client: TableClient, row: Entity) -> None:
     """Create a row that may already exist with the same content (index rows)."""
     with suppress(ResourceExistsError):
@@ -333,6 +511,38 @@ def _index_entities(case: Case) -> list[Entity]:
         {"PartitionKey": _ALL_CASES, "case_id": case.case_id,
          "RowKey": f"{created:020d}-{inserted:020d}-{suffix}"},
     ]
+
+
+def _case_rows_filter(states: Collection[CaseState] | None,
+                      since: datetime | None) -> tuple[str, dict[str, Any]]:
+    """The case rows (not steps, not index rows) in ``states`` created at or after
+    ``since``, as an OData filter with its parameters."""
+    clauses = ["PartitionKey ge @first", "PartitionKey lt @after", "RowKey eq @row"]
+    parameters: dict[str, Any] = {"first": "case:", "after": "case;", "row": _CASE_ROW}
+    if states is not None:
+        names = sorted({CaseState(state).value for state in states})
+        parameters.update({f"s{n}": name for n, name in enumerate(names)})
+        # Spaces around the parentheses: the SDK finds parameters between spaces.
+        clauses.append("( " + " or ".join(f"state eq @s{n}" for n in range(len(names))) + " )")
+    if since is not None:
+        clauses.append("created_at ge @since")
+        parameters["since"] = _utc(since)
+    return " and ".join(clauses), parameters
+
+
+def _case_id_of(partition_key: str) -> str:
+    """The case id a ``case:`` partition key was made from (``_escape`` undone)."""
+    escaped = partition_key.removeprefix("case:")
+    raw = bytearray()
+    position = 0
+    while position < len(escaped):
+        if escaped[position] == "~":
+            raw.append(int(escaped[position + 1:position + 3], 16))
+            position += 3
+        else:
+            raw += escaped[position].encode()
+            position += 1
+    return raw.decode()
 
 
 def _case_from_rows(rows: list[TableEntity]) -> Case | None:
@@ -386,6 +596,16 @@ def _user_key(user: str) -> str:
 
 def _request_key(request_id: str) -> str:
     return f"request:{_escape(request_id)}"
+
+
+def _episode_key(user_id: str) -> str:
+    return f"episode:{_escape(user_id)}"
+
+
+def _claim_row(step: str) -> str:
+    """A claim row sits in its case's partition; ``get_case`` reads only ``case`` and
+    ``step-`` rows."""
+    return f"claim-{_escape(step)}"
 
 
 def _escape(value: str) -> str:

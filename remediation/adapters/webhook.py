@@ -5,15 +5,25 @@ exception or repr; messages call it "the escalation webhook". aiohttp's own exce
 the URL, so they are never chained or formatted into ours, and an error body that echoes it
 is scrubbed before an excerpt of it becomes a reason.
 
-What an answer proves (API-NOTES §8): 200 or 204 is ``delivered`` (Slack answers ``200 ok``);
-202 is only ``accepted``: a Teams Workflows trigger answers 202 before its flow runs, and a
-card the flow cannot show fails there, unseen. Slack's errors are plain-text bodies
-(``invalid_payload``, ``no_text``...): a refusal's reason quotes a short excerpt.
+What an answer proves (API-NOTES §8), by ``ESCALATION_WEBHOOK_FORMAT``:
+
+- ``slack``: only ``200`` with the body ``ok`` is ``delivered``; any other 2xx answer (a 200
+  with another body, a 202, a 204) is not: PermanentError "answered 200 with an unexpected
+  body: <excerpt>", journaled on the case as the step's failure.
+- ``teams`` (and a ticket system behind the same format): 202 is only ``accepted``: a Teams
+  Workflows trigger answers 202 before its flow runs, and a card the flow cannot show fails
+  there, unseen. Another 2xx is ``delivered``, unless its plain-text body says an error: a
+  retired Office 365 connector answers 200 with "Microsoft Teams endpoint returned HTTP error
+  429" (TransientError for a 429 or 5xx inside, else PermanentError).
+
+Errors are plain-text bodies (Slack's ``invalid_payload``, ``no_text``...): a reason quotes a
+short, escaped excerpt.
 """
 
 import asyncio
 import ipaddress
 import logging
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -30,15 +40,22 @@ log = logging.getLogger(__name__)
 NAME = "the escalation webhook"
 BODY_LIMIT = 65_536  # read at most this much of an answer
 EXCERPT_LIMIT = 120  # of an error body, in a reason
+SLACK_OK = "ok"
+# A plain-text 200 that reports a failure (a legacy Teams connector: "Microsoft Teams
+# endpoint returned HTTP error 429"): the word "error", and the status it names if any.
+_ERROR_BODY = re.compile(r"\berror\b(?:\D{0,20}\b([1-5][0-9][0-9])\b)?", re.IGNORECASE)
 
 
 class JsonWebhook:
     """POSTs each payload as JSON; retries 429/5xx and connection failures in-process."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0, attempts: int = 3,
-                 retry_delay: float = 1.0, max_retry_after: float = 30.0) -> None:
+    def __init__(self, url: str, *, format: str = "teams", timeout: float = 10.0,
+                 attempts: int = 3, retry_delay: float = 1.0,
+                 max_retry_after: float = 30.0) -> None:
+        """``format``: ESCALATION_WEBHOOK_FORMAT, which decides what an answer proves."""
         _check_url(url)
         self._url = url
+        self._format = format
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = attempts
         self._retry_delay = retry_delay
@@ -82,14 +99,33 @@ class JsonWebhook:
                 raise TransientError(f"{NAME} could not be reached "
                                      f"({type(error).__name__})") from None
             return self._backoff(None)
-        if status == 202:
-            return WebhookDelivery.ACCEPTED
         if 200 <= status < 300:
-            return WebhookDelivery.DELIVERED
+            return self._success(status, body)
         if status in (408, 429) or status >= 500:
             return self._retry_or_raise(status, retry_after, last)
         raise PermanentError(f"{NAME} refused the payload: {status} {self._excerpt(body)}"
                              .strip())
+
+    def _success(self, status: int, body: str) -> WebhookDelivery:
+        """What a 2xx answer proves, for this format (see the module's docstring)."""
+        if self._format == "slack":
+            if status == 200 and body.strip() == SLACK_OK:
+                return WebhookDelivery.DELIVERED
+            raise PermanentError(self._unexpected(status, body))
+        if status == 202:
+            return WebhookDelivery.ACCEPTED
+        text = body.strip()
+        said = None if text.startswith(("{", "[")) else _ERROR_BODY.search(text)
+        if said is None:
+            return WebhookDelivery.DELIVERED
+        inner = int(said.group(1)) if said.group(1) else None
+        if inner is not None and (inner in (408, 429) or inner >= 500):
+            raise TransientError(self._unexpected(status, body))
+        raise PermanentError(self._unexpected(status, body))
+
+    def _unexpected(self, status: int, body: str) -> str:
+        return (f"{NAME} answered {status} with an unexpected body: "
+                f"{self._excerpt(body) or '(empty)'}")
 
     def _retry_or_raise(self, status: int, retry_after: str | None, last: bool) -> float:
         wait = self._backoff(retry_after)

@@ -77,6 +77,7 @@ class Case:
     block_created: datetime | None = None
     unblocked_at: datetime | None = None
     last_block_seen: datetime | None = None
+    ended_at: datetime | None = None  # when it reached its final state
     version: int = 0
     steps: tuple[Step, ...] = ()
 
@@ -89,6 +90,17 @@ class Case:
     def block_addresses(self) -> tuple[str, ...]:
         """The addresses to unblock and verify: the listed ones, else the primary one."""
         return self.listed_addresses or (self.sender or self.user,)
+
+    @property
+    def acted_at(self) -> datetime | None:
+        """When the case acted on its evidence: its unblock, else its end (None while it has
+        done neither). Evidence created after this is new: this case's work never answered it.
+        """
+        if self.unblocked_at is not None:
+            return self.unblocked_at
+        if self.state.is_final:
+            return self.ended_at or self.updated_at
+        return None
 
     def evolve(self, **changes: Any) -> "Case":
         return replace(self, **changes)
@@ -111,7 +123,8 @@ class Case:
             "listed_address": self.listed_address,
             "listed_addresses": list(self.listed_addresses),
             "block_created": _iso(self.block_created), "unblocked_at": _iso(self.unblocked_at),
-            "last_block_seen": _iso(self.last_block_seen), "version": self.version,
+            "last_block_seen": _iso(self.last_block_seen), "ended_at": _iso(self.ended_at),
+            "version": self.version,
         }
 
     @classmethod
@@ -129,6 +142,7 @@ class Case:
             block_created=_parse(raw.get("block_created")),
             unblocked_at=_parse(raw.get("unblocked_at")),
             last_block_seen=_parse(raw.get("last_block_seen")),
+            ended_at=_parse(raw.get("ended_at")),
             version=int(raw.get("version", 0)), steps=steps,
         )
 

@@ -4,7 +4,8 @@ import re
 from datetime import timedelta
 from itertools import pairwise
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+# ASCII digits only: ``\d`` would also take "٣" (and float() reads it as 3).
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

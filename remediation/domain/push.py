@@ -2,6 +2,8 @@
 
 Accepted shapes: ``"id"``, ``["id", ...]``, ``{"alertId": "id"}``, ``{"alertIds": [...]}``,
 an alerts_v2-shaped object ``{"id": ..., ...}``, a list of those, or ``{"value": [...]}``.
+At most MAX_PUSHED_ENTRIES entries (counted before de-duplication, which is linear) naming
+at most MAX_PUSHED_ALERTS distinct plain alert ids (remediation.domain.alerts.ALERT_ID).
 """
 
 from typing import Any
@@ -10,15 +12,21 @@ from remediation.domain.alerts import is_alert_id
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import describe
 
+# Distinct alert ids one body may name (each is read from Graph).
 MAX_PUSHED_ALERTS = 100
+# Entries one body may hold, duplicates included: counted before anything is de-duplicated.
+MAX_PUSHED_ENTRIES = 1000
 
 
 def pushed_alert_ids(body: Any) -> list[str]:
-    ids: list[str] = []
-    for item in _items(body):
-        alert_id = _id_of(item)
-        if alert_id not in ids:
-            ids.append(alert_id)
+    """The distinct alert ids of a pushed body, in order; InvalidRequest with the reason when
+    the body holds more than MAX_PUSHED_ENTRIES entries, any entry that is not a plain alert
+    id, or more than MAX_PUSHED_ALERTS distinct ids."""
+    items = _items(body)
+    if len(items) > MAX_PUSHED_ENTRIES:
+        raise InvalidRequest(f"more than {MAX_PUSHED_ENTRIES} entries in one body "
+                             "(repeated ids count)")
+    ids = list(dict.fromkeys(_id_of(item) for item in items))
     if not ids:
         raise InvalidRequest("no alert id in the body")
     if len(ids) > MAX_PUSHED_ALERTS:
@@ -47,7 +55,7 @@ def _items(body: Any) -> list[Any]:
 def _id_of(item: Any) -> str:
     if isinstance(item, dict):
         item = item.get("alertId", item.get("id"))
-    if not is_alert_id(item):
+    if not is_alert_id(item):  # the rule: remediation.domain.alerts.ALERT_ID
         raise InvalidRequest(f"not an alert id: {describe(item)}")
     assert isinstance(item, str)
     return item

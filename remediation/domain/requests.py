@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from remediation.domain.errors import InvalidRequest
@@ -23,10 +24,15 @@ _EMAIL = re.compile(
 _OBJECT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# ISO 8601 with a UTC offset, as Graph writes createdDateTime (up to 7 fractional digits).
+_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,7})?(?:Z|[+-]\d{2}:\d{2})$")
+# Before this, a time is a placeholder (DateTime.MinValue, 1970), never an alert's creation.
+EARLIEST_EVIDENCE = datetime(2000, 1, 1, tzinfo=UTC)
 
 _TEXT_LIMITS = {"reason": 1000, "requested_by": 256}
 _FIELDS = frozenset({"schema", "user", "reason", "requested_by", "alert_ids", "force", "source",
-                     "request_id"})
+                     "request_id", "evidence_at"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class RemediationRequest:
     force: bool = False
     source: str = "manual"
     request_id: str | None = None
+    # When the evidence was created (an alert's createdDateTime): work a case did before it
+    # cannot answer it. None when unknown (a person asking, the sweep).
+    evidence_at: datetime | None = None
 
     def to_json(self) -> str:
         """The queue body: a schema version plus every field that is set."""
@@ -54,6 +63,8 @@ class RemediationRequest:
             body["force"] = True
         if self.request_id is not None:
             body["request_id"] = self.request_id
+        if self.evidence_at is not None:
+            body["evidence_at"] = self.evidence_at.astimezone(UTC).isoformat()
         return json.dumps(body, separators=(",", ":"))
 
 
@@ -89,6 +100,10 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> RemediationRequest:
     force = fields.get("force", False)
     if not isinstance(force, bool):
         raise InvalidRequest("'force' must be true or false")
+    if force and source != "manual":
+        # Alerts and the sweep never force; a message claiming both is not to be believed.
+        raise InvalidRequest("'force' is accepted only on manual requests (source 'manual'), "
+                             f"not on a request with source {describe(source)}")
     request_id = fields.get("request_id")
     if request_id is not None and not (
             isinstance(request_id, str) and _TOKEN.fullmatch(request_id)):
@@ -101,6 +116,7 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> RemediationRequest:
         force=force,
         source=source,
         request_id=request_id,
+        evidence_at=_evidence_at(fields.get("evidence_at")),
     )
     if len(request.to_json().encode()) > MAX_BODY_BYTES:
         raise InvalidRequest(f"the request would exceed {MAX_BODY_BYTES} bytes on the queue")
@@ -136,13 +152,42 @@ def _optional_text(fields: Mapping[str, Any], name: str) -> str | None:
     value = fields.get(name)
     if value is None:
         return None
+    return checked_text(value, name, _TEXT_LIMITS[name])
+
+
+def checked_text(value: object, name: str, limit: int) -> str | None:
+    """Free text from outside (a reason, who asks or approves): a string of at most
+    ``limit`` characters without control characters, stripped; None when blank. Anything
+    else raises InvalidRequest naming the field ``name``."""
     if not isinstance(value, str):
         raise InvalidRequest(f"'{name}' must be a string")
-    if len(value) > _TEXT_LIMITS[name]:
-        raise InvalidRequest(f"'{name}' is longer than {_TEXT_LIMITS[name]} characters")
+    if len(value) > limit:
+        raise InvalidRequest(f"'{name}' is longer than {limit} characters")
     if _CONTROL.search(value):
         raise InvalidRequest(f"'{name}' contains control characters")
     return value.strip() or None
+
+
+def parse_evidence_time(value: object) -> datetime | None:
+    """An ISO 8601 time with a UTC offset (Graph's createdDateTime), in UTC; None when it is
+    missing, unreadable or a placeholder (before 2000, as DateTime.MinValue)."""
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        return None
+    try:
+        moment = datetime.fromisoformat(value).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return moment if moment >= EARLIEST_EVIDENCE else None
+
+
+def _evidence_at(value: object) -> datetime | None:
+    if value is None:
+        return None
+    moment = parse_evidence_time(value)
+    if moment is None:
+        raise InvalidRequest("'evidence_at' must be an ISO 8601 time with a UTC offset, after "
+                             f"2000 (an alert's createdDateTime), got {describe(value)}")
+    return moment
 
 
 def _alert_ids(value: object) -> tuple[str, ...]:

@@ -7,34 +7,71 @@ sometimes twice, so the caller reads each hinted alert from Graph and matches it
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from remediation.domain.alerts import is_alert_id
+from remediation.domain.alerts import ALERT_ID_RULE, is_alert_id
 from remediation.domain.errors import InvalidRequest
-from remediation.domain.requests import decode_json
+from remediation.domain.requests import decode_json, describe
 
 ALERT_INFO = "AdvancedHunting-AlertInfo"
 ALERT_EVIDENCE = "AdvancedHunting-AlertEvidence"
 OFFICE_365_DISPLAY_NAME = "Microsoft Defender for Office 365"
 _SENDER_ENTITIES = {"user", "mailbox"}
 MAX_EVENT_BYTES = 1024 * 1024
+# Hinted records one batch may make us look at, repeats included (counted before
+# de-duplication), and distinct alert ids one batch may make us read from Graph.
+MAX_BATCH_HINTS = 200_000
+MAX_BATCH_ALERTS = 500
 
 
 def alert_hints(events: Iterable[bytes | str | Mapping[str, Any]],
                 titles: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Alert ids hinted by a batch of Event Hub events, and a reason per unreadable event."""
+    """Alert ids hinted by a batch of Event Hub events (each once, in order), and a reason
+    per unreadable event and per limit reached.
+
+    At most MAX_BATCH_HINTS hinted records are looked at (repeats included: what a batch
+    repeats costs no more than linear time), then at most MAX_BATCH_ALERTS distinct ids are
+    kept. A hint whose AlertId is not a plain alert id is refused and counted. What a limit
+    leaves out is reported: the alert poll still finds those alerts.
+    """
     wanted = {title.strip().casefold() for title in titles}
-    hints: list[str] = []
+    hints: dict[str, None] = {}
     problems: list[str] = []
+    hinted = refused = 0
+    first_refused: object = None
     for index, event in enumerate(events):
+        if hinted > MAX_BATCH_HINTS:
+            break
         try:
             records = _records(event)
         except InvalidRequest as error:
             problems.append(f"event {index}: {error.reason}")
             continue
         for record in records:
-            alert_id = _hint(record, wanted)
-            if alert_id is not None and alert_id not in hints:
-                hints.append(alert_id)
-    return hints, problems
+            if not _is_hint(record, wanted):
+                continue
+            hinted += 1
+            if hinted > MAX_BATCH_HINTS:
+                problems.append(
+                    f"batch: more than {MAX_BATCH_HINTS} hinted records; the rest of event "
+                    f"{index} and the events after it were not read (the alert poll finds "
+                    "their alerts)")
+                break
+            alert_id = record["properties"].get("AlertId")
+            if is_alert_id(alert_id):
+                assert isinstance(alert_id, str)
+                hints[alert_id] = None
+            else:
+                refused += 1
+                first_refused = alert_id if refused == 1 else first_refused
+    if refused:
+        problems.append(f"batch: {refused} hinted record(s) refused: not an alert id: "
+                        f"{describe(first_refused)} (an alert id is {ALERT_ID_RULE})")
+    found = list(hints)
+    if len(found) > MAX_BATCH_ALERTS:
+        problems.append(f"batch: {len(found)} alert ids hinted; only the first "
+                        f"{MAX_BATCH_ALERTS} are read from Graph (the alert poll finds the "
+                        "others)")
+        found = found[:MAX_BATCH_ALERTS]
+    return found, problems
 
 
 def _records(event: bytes | str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -54,21 +91,19 @@ def _records(event: bytes | str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [record for record in records if isinstance(record, Mapping)]
 
 
-def _hint(record: Mapping[str, Any], wanted: set[str]) -> str | None:
+def _is_hint(record: Mapping[str, Any], wanted: set[str]) -> bool:
+    """An Office 365 AlertInfo with a wanted title, or Office 365 AlertEvidence about a user
+    or a mailbox (whatever its AlertId holds: the caller checks that)."""
     category = record.get("category")
     if category not in (ALERT_INFO, ALERT_EVIDENCE):
-        return None
+        return False
     properties = record.get("properties")
     if not isinstance(properties, Mapping):
-        return None
-    alert_id = properties.get("AlertId")
-    if not is_alert_id(alert_id):
-        return None
-    assert isinstance(alert_id, str)
+        return False
     if properties.get("ServiceSource") != OFFICE_365_DISPLAY_NAME:
-        return None
+        return False
     if category == ALERT_INFO:
         title = properties.get("Title")
-        return alert_id if isinstance(title, str) and title.strip().casefold() in wanted else None
+        return isinstance(title, str) and title.strip().casefold() in wanted
     entity = properties.get("EntityType")
-    return alert_id if isinstance(entity, str) and entity.lower() in _SENDER_ENTITIES else None
+    return isinstance(entity, str) and entity.lower() in _SENDER_ENTITIES

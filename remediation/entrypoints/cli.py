@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
@@ -19,8 +20,12 @@ from remediation.domain.requests import parse_request
 from remediation.logsafety import configure_logging
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from remediation.bootstrap import Application
+    from remediation.domain.cases import CaseState
     from remediation.domain.requests import RemediationRequest
+    from remediation.service.status import StatusQuery
 
 log = logging.getLogger("remediation.cli")
 
@@ -41,8 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidRequest as error:
         print(f"remediation: {error.reason}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as error:  # the local database, a file, the network
+        print(f"remediation: {_failure(error, getattr(args, 'settings', None))}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _failure(error: OSError | sqlite3.Error, settings: Settings | None) -> str:
+    """One line for a failure of the system under a command (no traceback)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, OSError) and error.filename is not None:
+        text = f"cannot use {error.filename}: {error.strerror or type(error).__name__}"
+    if isinstance(error, sqlite3.Error) and settings is not None:
+        return f"the local database {settings.remediation_db} (REMEDIATION_DB): {text}"
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,9 +94,22 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--by", help="who approves (default: your login@host)")
     approve.set_defaults(command=_approve)
 
-    status = commands.add_parser("status", help="show cases and their steps")
+    status = commands.add_parser(
+        "status", help="show cases, newest first (open and escalated ones first in the table)")
     status.add_argument("--user", help="only this account, with every step")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--state", action="append", default=[], dest="states",
+                        metavar="STATE", help="only cases in this state (repeatable or a comma "
+                        "list; 'open' is every state not final)")
+    status.add_argument("--since", metavar="DURATION|TIME",
+                        help="only cases created in the last DURATION (30m, 1d) or since an "
+                             "ISO 8601 time (2026-01-05T09:00Z)")
+    status.add_argument("--limit", type=_positive, metavar="N",
+                        help="at most N cases (table default: 50; JSON default: all)")
+    status.add_argument("--json", action="store_true",
+                        help="machine-readable: a list of cases, newest first")
+    status.add_argument("--with-total", action="store_true",
+                        help="with --json: an object {total, shown, counts, cases} instead of "
+                             "the bare list")
     status.set_defaults(command=_status)
 
     doctor = commands.add_parser(
@@ -110,7 +142,9 @@ async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
         if until_idle:
             await app.intake.poll()
             await app.worker().run(until_idle=True)
-            open_cases = [c for c in await app.journal.list_cases() if not c.state.is_final]
+            from remediation.service.status import OPEN_STATES
+
+            open_cases = await app.journal.list_cases(states=OPEN_STATES)  # every one
             for case in open_cases:
                 log.warning("case %s for %s is still %s", case.case_id, case.user,
                             case.state.value)
@@ -172,8 +206,9 @@ def _approve(args: argparse.Namespace) -> int:
 async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> int:
     from remediation.bootstrap import bootstrap
     from remediation.domain.cases import CaseState
-    from remediation.service.messages import Approval
+    from remediation.service.messages import Approval, approver
 
+    approved_by = approver(approved_by)  # refused with the reason (exit 2), never cut short
     app = bootstrap(settings)
     try:
         case = await app.journal.get_case(case_id)
@@ -181,7 +216,7 @@ async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> 
             raise InvalidRequest(f"no case {case_id!r} in the journal")
         if case.state is not CaseState.AWAITING_APPROVAL:
             raise InvalidRequest(f"case {case_id} is {case.state.value}, not awaiting approval")
-        await app.requests.send_approval(Approval(case_id, case.user, approved_by[:256]))
+        await app.requests.send_approval(Approval(case_id, case.user, approved_by))
     finally:
         await app.aclose()
     print(f"approval of case {case_id} ({case.user}) queued")
@@ -189,29 +224,102 @@ async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> 
 
 
 def _status(args: argparse.Namespace) -> int:
+    from remediation.domain.requests import normalise_user
+    from remediation.service.status import StatusQuery
+
     settings: Settings = args.settings
-    return asyncio.run(_show(settings, user=args.user, as_json=args.json))
+    if args.with_total and not args.json:
+        raise InvalidRequest("--with-total goes with --json")
+    query = StatusQuery(user=normalise_user(args.user) if args.user else None,
+                        states=_states(args.states), since=_since(args.since),
+                        limit=args.limit)
+    return asyncio.run(_show(settings, query, as_json=args.json, with_total=args.with_total))
 
 
-async def _show(settings: Settings, *, user: str | None, as_json: bool) -> int:
+async def _show(settings: Settings, query: "StatusQuery", *, as_json: bool,
+                with_total: bool) -> int:
     from remediation.adapters.sqlite_db import SqliteDatabase
     from remediation.adapters.sqlite_journal import SqliteJournal
-    from remediation.domain.requests import normalise_user
-    from remediation.entrypoints.report import case_details, cases_as_json, cases_as_table
+    from remediation.entrypoints.report import (
+        cases_as_json,
+        status_as_json,
+        status_details,
+        status_table,
+    )
+    from remediation.service.status import cases_for_people, newest_cases
 
-    database = SqliteDatabase(settings.remediation_db)
+    path = settings.remediation_db
+    if not path.is_file():  # a mistyped path must not quietly show an empty, new journal
+        raise InvalidRequest(f"no such journal: {path} (REMEDIATION_DB): nothing has been "
+                             "queued or run with it here; check the path")
+    database = SqliteDatabase(path, read_only=True)  # status reads; it never writes
     try:
-        cases = await SqliteJournal(database).list_cases(
-            normalise_user(user) if user else None)
+        journal = SqliteJournal(database)
+        view = await (newest_cases if as_json else cases_for_people)(journal, query)
     finally:
         database.close()
     if as_json:
-        print(cases_as_json(cases))
-    elif user:
-        print("\n\n".join(case_details(case) for case in cases) or f"no cases for {user}")
+        print(status_as_json(view) if with_total else cases_as_json(view.cases))
+        if view.not_shown and not with_total:  # tools read stdout; a person may read this
+            print(f"remediation: {view.not_shown} more case(s) not shown (--limit)",
+                  file=sys.stderr)
+    elif query.user:
+        print(status_details(view, query.user))
     else:
-        print(cases_as_table(cases) if cases else "no cases")
+        print(status_table(view))
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return number
+
+
+def _states(given: list[str]) -> "frozenset[CaseState] | None":
+    """``--state`` values (repeated or comma lists) as states; ``open`` is every open one."""
+    from remediation.domain.cases import CaseState
+    from remediation.service.status import OPEN_STATES
+
+    names = [name.strip().lower() for value in given for name in value.split(",")
+             if name.strip()]
+    if not names:
+        return None
+    states: set[CaseState] = set()
+    for name in names:
+        if name == "open":
+            states |= OPEN_STATES
+        elif name in {state.value for state in CaseState}:
+            states.add(CaseState(name))
+        else:
+            known = ", ".join(["open", *(state.value for state in CaseState)])
+            raise InvalidRequest(f"--state: no state {name[:40]!r} (one of: {known})")
+    return frozenset(states)
+
+
+def _since(text: str | None) -> "datetime | None":
+    """``--since``: a duration back from now (``30m``, ``1d``) or an ISO 8601 time (UTC
+    when it names no offset)."""
+    from datetime import UTC, datetime
+
+    from remediation.domain.durations import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidRequest(f"--since: {text[:40]!r} is neither a duration (30m, 1d) nor "
+                             "an ISO 8601 time (2026-01-05T09:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -232,7 +340,9 @@ def _sandbox(args: argparse.Namespace) -> int:
     print(f"sandbox tenant serving on {url}; point the worker at it with:\n"
           f"  export AZURE_TENANT_ID={tenant.tenant_id} GRAPH_ENDPOINT={url} "
           f"EXCHANGE_ENDPOINT={url}\n  and SANDBOX_TOKEN set to the same value as here "
-          "(default: see README), or, for `remediation doctor` to read the permissions from "
-          f"the token, to what {url}/_sandbox/token answers", file=sys.stderr)
+          "(default: see README), or, for `remediation doctor`, to the app's token, a JWT "
+          "carrying its roles and wids (valid for an hour; a fresh one: "
+          f"curl -s {url}/_sandbox/token):\n"
+          f"  export SANDBOX_TOKEN={tenant.access_token()}", file=sys.stderr)
     asyncio.run(serve_forever(tenant, "127.0.0.1", args.port))
     return 0

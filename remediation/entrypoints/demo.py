@@ -95,7 +95,7 @@ async def _play(app: Application, tenant: SandboxTenant, base_url: str,
     print(f"     {report.summary()}", file=out)
     print("\n4. Worker runs until every case is final...\n", file=out)
     await app.worker(poll_interval=0.2, retry_backoff=0.5).run(until_idle=True)
-    return await app.journal.list_cases()
+    return (await app.journal.list_cases())[::-1]  # the story's order: oldest first
 
 
 async def _drain_requests(app: Application) -> None:

@@ -2,8 +2,9 @@
 
 Wires the preflight's reads to the same adapters the worker uses (one credential for all of
 them), runs ``service.doctor.examine`` and prints a table of check / result / fix. Exit
-status 0 only when everything needed is in place, 1 otherwise (a bad setting never gets here:
-the command line stops with status 2 first). No token or secret is ever printed: tokens
+status 0 only when everything needed is in place, 1 otherwise: a line that says ``FAIL`` or
+``UNVERIFIED`` (needed, and not seen) (a bad setting never gets here: the command line stops
+with status 2 first). No token or secret is ever printed: tokens
 become claims inside the adapter, and every cell is passed through the log redaction too.
 """
 
@@ -12,7 +13,7 @@ from typing import TextIO
 
 from remediation.config import Settings
 from remediation.logsafety import redact
-from remediation.service.doctor import Report, Target, examine
+from remediation.service.doctor import Report, Status, Target, examine
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _WIDEST = 64  # columns wider than this push the next one rather than pad every row
@@ -32,8 +33,10 @@ async def diagnose(settings: Settings) -> Report:
         QueueProbe,
         TenantPreflight,
         local_queue_probe,
+        local_schedule_probe,
         scopes,
         service_bus_probe,
+        service_bus_schedule_probe,
     )
     from remediation.bootstrap import bootstrap
 
@@ -46,15 +49,19 @@ async def diagnose(settings: Settings) -> Report:
     app = bootstrap(settings, credential=credential)  # the journal and queues, as configured
     names = (settings.remediation_queue, settings.verification_queue)
     queues: QueueProbe
+    schedule: QueueProbe
     if settings.service_bus_namespace:
         queues = service_bus_probe(settings.service_bus_namespace, credential, names,
                                    timeout=timeout)
+        schedule = service_bus_schedule_probe(settings.service_bus_namespace, credential,
+                                              names, timeout=timeout)
     else:
         assert app.queue is not None
         queues = local_queue_probe(app.queue, names, str(settings.remediation_db))
+        schedule = local_schedule_probe(app.queue, names)
     preflight = TenantPreflight(
         credential=credential, scopes=scopes(settings.graph_endpoint, settings.exchange_endpoint),
-        graph=graph, exchange=exchange, queues=queues, journal=app.journal)
+        graph=graph, exchange=exchange, queues=queues, journal=app.journal, schedule=schedule)
     try:
         return await examine(preflight, target(settings))
     finally:
@@ -86,11 +93,11 @@ def render(report: Report, settings: Settings) -> str:
     for row in [header, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
         lines.append("  ".join([*cells, row[3]]).rstrip())
-    failed = sum(1 for finding in report.findings if finding.status.value == "FAIL")
+    failed, unverified = report.count(Status.FAIL), report.count(Status.UNVERIFIED)
     lines.append("")
     lines.append("everything needed is in place" if report.ready else
-                 f"not everything needed is in place: {failed} check(s) failed; apply each "
-                 "fix, then run doctor again")
+                 f"not everything needed is in place: {failed} check(s) failed, "
+                 f"{unverified} could not be verified; apply each fix, then run doctor again")
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,12 @@ the queue's max delivery count, with the case escalated on the last attempt firs
 
 Importing this module must stay cheap (cold start): the composition root, and with it the
 Graph, Exchange, Service Bus and Table SDKs, load on the first invocation.
+
+The settings are checked twice. When function_app.py is imported (the host indexing the
+app), ``check_settings_at_start``: a bad setting fails indexing, so no trigger listens and
+messages wait in their queues until the setting is fixed, rather than each being received,
+abandoned and redelivered until Service Bus dead-letters it. Then on the first invocation,
+``checked_settings``, as a second line of defence.
 """
 
 import asyncio
@@ -50,6 +56,20 @@ async def application() -> "Application":
         return _application
 
 
+def check_settings_at_start() -> Settings:
+    """The app settings' format, checked when function_app.py is imported: a bad one is
+    logged in one line naming it, then raised, so the host fails to index the app and
+    starts no listener. Cheap and offline (no SDK, no network). AZURE_TENANT_ID is required
+    only once the app listens on Service Bus (the namespace is set): tools and tests import
+    the app with no Azure settings at all."""
+    try:
+        settings = Settings.from_env()
+        return settings.require_tenant() if settings.service_bus_namespace else settings
+    except ConfigError as error:
+        log.error("configuration error: %s", error)
+        raise
+
+
 def checked_settings() -> Settings:
     """The app settings, checked: a bad or missing one fails the invocation with one log line
     naming it (the host's traceback follows it, never stands alone). Until the settings are
@@ -67,13 +87,14 @@ def use_application(app: "Application | None") -> None:
     _application = app
 
 
-def delivery(message: func.ServiceBusMessage, max_delivery_count: int) -> Delivery:
+def delivery(message: func.ServiceBusMessage, settings: Settings) -> Delivery:
     """The handler's view of a trigger's message. The body goes as it came: the parsers
     read UTF-8 with or without a byte-order mark (extension 5.x passes one through)."""
     return Delivery(body=message.get_body(), message_id=message.message_id or "",
                     delivery_count=message.delivery_count or 1,
-                    max_delivery_count=max_delivery_count, session_id=message.session_id,
-                    properties=dict(message.application_properties or {}))
+                    max_delivery_count=settings.max_delivery_count, session_id=message.session_id,
+                    properties=dict(message.application_properties or {}),
+                    broker_max_delivery_count=settings.broker_max_delivery_count)
 
 
 @blueprint.function_name("poll_alerts")
@@ -116,7 +137,7 @@ async def receive_defender_stream(events: list[func.EventHubEvent]) -> None:
                                      queue_name="%REMEDIATION_QUEUE%", is_sessions_enabled=True)
 async def remediate(message: func.ServiceBusMessage) -> None:
     app = await application()
-    await app.handler.on_request(delivery(message, app.settings.max_delivery_count))
+    await app.handler.on_request(delivery(message, app.settings))
 
 
 @blueprint.function_name("verify")
@@ -124,4 +145,4 @@ async def remediate(message: func.ServiceBusMessage) -> None:
                                      queue_name="%VERIFICATION_QUEUE%", is_sessions_enabled=True)
 async def verify(message: func.ServiceBusMessage) -> None:
     app = await application()
-    await app.handler.on_verification(delivery(message, app.settings.max_delivery_count))
+    await app.handler.on_verification(delivery(message, app.settings))

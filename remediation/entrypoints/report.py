@@ -1,4 +1,10 @@
-"""How cases are shown to people (tables) and to tools (JSON)."""
+"""How cases are shown to people (tables) and to tools (JSON).
+
+The journal keeps text from outside as it came (rule names, Exchange and Graph messages,
+approvers, addresses); every cell and line a person reads passes through ``shown`` first, so
+none of it can clear the screen, retitle the terminal or forge a line. JSON stays exact:
+``json.dumps`` escapes every control character.
+"""
 
 import json
 import shutil
@@ -6,6 +12,11 @@ import textwrap
 from typing import Any
 
 from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.display import shown
+from remediation.service.status import StatusView
+
+# Generous: a cell or line is cut only when it is absurd, never in ordinary use.
+CELL_LIMIT, TEXT_LIMIT = 256, 4000
 
 _SHORT = {
     "lookup_user": "found", "reset_password": "password reset", "revoke_sessions":
@@ -15,6 +26,13 @@ _SHORT = {
 
 def cases_as_json(cases: list[Case]) -> str:
     return json.dumps([_case_json(case) for case in cases], indent=2)
+
+
+def status_as_json(view: StatusView) -> str:
+    """``status --json --with-total``: the cases and how many matched, by state."""
+    return json.dumps({"total": view.total, "shown": len(view.cases),
+                       "counts": {state.value: n for state, n in sorted(view.counts.items())},
+                       "cases": [_case_json(case) for case in view.cases]}, indent=2)
 
 
 def _case_json(case: Case) -> dict[str, Any]:
@@ -49,13 +67,14 @@ def summary(case: Case) -> str:
                      f"{verb}")
     if case.state is not CaseState.VERIFIED and case.state.is_final and case.reason:
         parts.append(f"reason: {case.reason}")
-    return "; ".join(parts) or "-"
+    return shown("; ".join(parts), TEXT_LIMIT) or "-"
 
 
 def cases_as_table(cases: list[Case], width: int | None = None) -> str:
     width = width or max(100, shutil.get_terminal_size((140, 24)).columns)
     rows = [("CASE", "USER", "STATE", "SOURCE", "WHAT HAPPENED")]
-    rows += [(c.case_id, c.user, c.state.value, c.source, summary(c)) for c in cases]
+    rows += [(_cell(c.case_id), _cell(c.user), c.state.value, _cell(c.source), summary(c))
+             for c in cases]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for row in rows:
@@ -67,11 +86,50 @@ def cases_as_table(cases: list[Case], width: int | None = None) -> str:
 
 
 def case_details(case: Case) -> str:
-    lines = [f"case {case.case_id}  {case.user}  {case.state.value}"
-             + (f"  ({case.reason})" if case.reason else "")]
+    lines = [f"case {_cell(case.case_id)}  {_cell(case.user)}  {case.state.value}"
+             + (f"  ({shown(case.reason, TEXT_LIMIT)})" if case.reason else "")]
     if case.alert_ids:
-        lines.append(f"  alerts: {', '.join(case.alert_ids)}")
+        lines.append(f"  alerts: {shown(', '.join(case.alert_ids), TEXT_LIMIT)}")
     for step in case.steps:
-        lines.append(f"  {step.at:%Y-%m-%d %H:%M:%S}  {step.name:<22} {step.status.value:<8}"
-                     f" {step.detail}")
+        lines.append(f"  {step.at:%Y-%m-%d %H:%M:%S}  {_cell(step.name):<22} "
+                     f"{step.status.value:<8} {shown(step.detail, TEXT_LIMIT)}")
     return "\n".join(lines)
+
+
+def status_table(view: StatusView, width: int | None = None) -> str:
+    """The cases (open and escalated first), under a line that counts them and over one
+    that says how many were left out."""
+    if not view.total and not view.attention:
+        return "no cases"
+    lines = [_headline(view)]
+    if view.cases:
+        lines.append(cases_as_table(view.cases, width))
+    lines += _left_out(view)
+    return "\n".join(lines)
+
+
+def status_details(view: StatusView, user: str) -> str:
+    """``status --user``: every step of each case, the same counts around them."""
+    if not view.cases and not view.total:
+        return f"no cases for {_cell(user)}"
+    return "\n\n".join([_headline(view), *(case_details(case) for case in view.cases),
+                         *_left_out(view)])
+
+
+def _headline(view: StatusView) -> str:
+    line = (f"{view.open} open, {view.escalated} escalated; "
+            f"{view.total} case{'' if view.total == 1 else 's'}")
+    if view.not_shown:
+        line += f", {len(view.cases)} shown: open and escalated first, then the newest"
+    return line
+
+
+def _left_out(view: StatusView) -> list[str]:
+    if not view.not_shown:
+        return []
+    return [f"{view.not_shown} more not shown: narrow with --state or --since, or raise "
+            "--limit (--json lists every one)"]
+
+
+def _cell(text: str) -> str:
+    return shown(text, CELL_LIMIT) or "-"

@@ -7,9 +7,11 @@ change the tenant from theirs.
 from __future__ import annotations
 
 import copy
+import json
 import string
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -289,6 +291,10 @@ class SandboxTenant:
         self._users: dict[str, SandboxUser] = {}
         self._blocks: dict[str, _Block] = {}
         self._alerts: dict[str, dict[str, Any]] = {}
+        # The last alert listing (filter, version of the alerts, matching alerts in order):
+        # the pages of one listing reuse it.
+        self._alert_version = 0
+        self._alert_listing: tuple[str | None, int, list[dict[str, Any]]] | None = None
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
 
@@ -322,11 +328,15 @@ class SandboxTenant:
             return grant
 
     def assignments_of(self, principal_id: str | None) -> list[RoleGrant]:
-        """Active assignments (of one principal, or all): explicit ones and the users'
-        tenant-wide built-in roles."""
+        """Active assignments (of one principal, or all): explicit ones, the users'
+        tenant-wide built-in roles, and the app's own directory roles (its service principal
+        holds them: what doctor reads when a token has no ``wids``)."""
         with self._lock:
             implied = [RoleGrant(user.id, template_id, "/", f"{template_id}-{user.id}")
                        for user in self._users.values() for template_id in user.role_template_ids]
+            implied += [RoleGrant(self.app_object_id, template_id, "/",
+                                  f"{template_id}-{self.app_object_id}")
+                        for template_id in self.app_directory_roles()]
             grants = implied + list(self.role_assignments)
         return [g for g in grants if principal_id is None or g.principal_id == principal_id]
 
@@ -578,6 +588,7 @@ class SandboxTenant:
             raise ValueError("an alert needs an id")
         with self._lock:
             self._alerts[str(alert["id"])] = copy.deepcopy(alert)
+            self._alert_version += 1
 
     def alert(self, alert_id: str) -> dict[str, Any]:
         with self._lock:
@@ -589,9 +600,26 @@ class SandboxTenant:
             alerts = copy.deepcopy(list(self._alerts.values()))
         return sorted(alerts, key=_created_key)
 
+    def alert_page(self, query: str | None, matches: Callable[[dict[str, Any]], bool] | None,
+                   skip: int, top: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of the alerts ``matches`` (the predicate of the filter ``query``) accepts,
+        oldest createdDateTime first, and how many it accepts. The matching list is kept
+        until an alert changes and only the page is copied, so paging through tens of
+        thousands of alerts costs each page its own size. ``matches`` only reads."""
+        with self._lock:
+            cached = self._alert_listing
+            if cached is None or cached[:2] != (query, self._alert_version):
+                found = [alert for alert in self._alerts.values()
+                         if matches is None or matches(alert)]
+                found.sort(key=_created_key)
+                cached = self._alert_listing = (query, self._alert_version, found)
+            found = cached[2]
+            return json.loads(json.dumps(found[skip:skip + top])), len(found)
+
     def update_alert(self, alert_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             alert = self._alerts[alert_id]
+            self._alert_version += 1
             alert.update(changes)
             now = graph_timestamp(utc_now())
             alert["lastUpdateDateTime"] = now
@@ -602,6 +630,7 @@ class SandboxTenant:
     def add_comment(self, alert_id: str, comment: str) -> list[dict[str, Any]]:
         with self._lock:
             alert = self._alerts[alert_id]
+            self._alert_version += 1
             comments = alert.setdefault("comments", [])
             comments.append({
                 "comment": comment,

@@ -6,13 +6,16 @@ What the app needs comes from ``remediation/permissions.py``, the one list; the 
 checked before this runs (a bad one never gets this far).
 
 Tokens: a JWT's ``roles`` claim lists the application permissions granted on its resource,
-``wids`` the app's tenant-wide directory roles (remediation/domain/tokens.py). A token that is
-not a JWT says nothing, and a JWT need not carry ``wids``: then the reads decide, and the
-table says what could not be read.
+``wids`` the app's tenant-wide directory roles (remediation/domain/tokens.py). A JWT need not
+carry ``wids``: then the app's role assignments are read (``principalId eq`` its ``oid``,
+with RoleManagement.Read.Directory, which the app needs anyway). A token that is not a JWT
+says nothing: a permission a harmless read uses is judged by that read, and every other one,
+and the directory roles, are ``UNVERIFIED``, which fails like ``FAIL``: what is needed and
+not seen is never taken as in place.
 """
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -35,6 +38,7 @@ CREDENTIAL_FIX = (
     "AZURE_CLIENT_CERTIFICATE_PATH) of an app registration holding the same permissions")
 ROLES_BY_HAND = ("check in the Entra admin center (Roles and administrators) that the app "
                  "holds: " + ", ".join(role.name for role in DIRECTORY_ROLES))
+APP_IDENTITY = "run doctor with the app's own identity: its token carries its roles"
 LEAST_PRIVILEGE = ("least privilege: remove what is not needed (Entra admin center, "
                    "Enterprise applications, the app, Permissions / Roles)")
 
@@ -42,7 +46,11 @@ LEAST_PRIVILEGE = ("least privilege: remove what is not needed (Entra admin cent
 class Status(Enum):
     OK = "ok"
     FAIL = "FAIL"
+    UNVERIFIED = "UNVERIFIED"  # needed, and could not be seen: stops the switch-over too
     INFO = "info"  # worth knowing; never stops the switch-over
+
+
+BLOCKING = (Status.FAIL, Status.UNVERIFIED)
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,11 @@ class Report:
 
     @property
     def ready(self) -> bool:
-        """Everything needed is in place: no check failed."""
-        return all(finding.status is not Status.FAIL for finding in self.findings)
+        """Everything needed is in place: no check failed, none is unverified."""
+        return all(finding.status not in BLOCKING for finding in self.findings)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for finding in self.findings if finding.status is status)
 
 
 class TokenUnavailable(Exception):
@@ -96,6 +107,10 @@ class Preflight(Protocol):
         """One harmless read of ``capability`` (a key of CAPABILITIES); what it saw, in a few
         words. Raises Refused or Unreachable."""
 
+    async def role_assignments(self, principal_id: str) -> frozenset[str]:
+        """The role definition ids assigned to ``principal_id`` tenant-wide (a built-in
+        role's is its template id). Raises Refused or Unreachable."""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -115,7 +130,9 @@ class Capability:
     key: str
     check: str
     service: str  # "Graph", "Exchange", "queues" or "journal"
-    needs: tuple[str, ...] = ()  # the Graph permissions it needs (remediation/permissions.py)
+    # The application permissions it needs (remediation/permissions.py): when it passes,
+    # they are granted, whatever the token shows.
+    needs: tuple[str, ...] = ()
 
 
 GRAPH, EXCHANGE, QUEUES, JOURNAL = "Graph", "Exchange", "queues", "journal"
@@ -124,9 +141,13 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("users", "read a user", GRAPH, ("User.Read.All",)),
     Capability("role_assignments", "read role assignments", GRAPH,
                ("RoleManagement.Read.Directory",)),
-    Capability("restricted_users", "read the Restricted users list", EXCHANGE),
-    Capability("mailbox", "read a mailbox", EXCHANGE),
+    Capability("restricted_users", "read the Restricted users list", EXCHANGE,
+               ("Exchange.ManageAsApp",)),
+    Capability("mailbox", "read a mailbox", EXCHANGE, ("Exchange.ManageAsApp",)),
     Capability("queues", "queues", QUEUES),
+    # Retries and verification checks are scheduled messages (Service Bus Data Sender): one
+    # is scheduled far ahead and cancelled at once.
+    Capability("schedule", "schedule a message", QUEUES),
     Capability("journal", "journal", JOURNAL),
 )
 RESOURCES = (MICROSOFT_GRAPH, EXCHANGE_ONLINE)
@@ -144,11 +165,14 @@ async def examine(preflight: Preflight, target: Target) -> Report:
             findings.append(Finding(f"token for {resource}", Status.FAIL,
                                     f"no token: {error.reason}", CREDENTIAL_FIX))
     grant = _grant(claims.values())
-    for resource, token in claims.items():
-        findings.extend(_token_findings(resource, token, target, grant))
-    findings.extend(_role_findings(claims.values(), grant))
     reads = await asyncio.gather(*(_read(preflight, capability, target, grant)
                                    for capability in CAPABILITIES))
+    by_capability = dict(zip(CAPABILITIES, reads, strict=True))
+    for resource, token in claims.items():
+        findings.extend(_token_findings(resource, token, target, grant))
+        if token is None:
+            findings.extend(_permissions_seen_by_reads(resource, by_capability))
+    findings.extend(await _role_findings(preflight, claims.values(), grant))
     findings.extend(reads)
     if target.mode == "dry-run":
         findings.append(Finding(
@@ -167,7 +191,8 @@ def _token_findings(resource: str, token: TokenClaims | None, target: Target,
     check = f"token for {resource}"
     if token is None:
         return [Finding(check, Status.INFO, "not a JWT: its permissions and roles cannot be "
-                        "read from it; the reads below decide")]
+                        "read from it; a permission a read below uses is judged by that "
+                        "read, any other is unverified")]
     if token.delegated:
         return [Finding(check, Status.FAIL, "a user's token (delegated scopes), not the "
                         "app's: it does not show the app's permissions",
@@ -198,23 +223,67 @@ def _token_findings(resource: str, token: TokenClaims | None, target: Target,
     return findings
 
 
-def _role_findings(tokens: Iterable[TokenClaims | None], grant: str) -> list[Finding]:
+def _permissions_seen_by_reads(resource: str,
+                               reads: Mapping[Capability, Finding]) -> list[Finding]:
+    """The permissions on ``resource`` when its token is not a JWT: those a passing read
+    uses are granted; the others (the writes above all: reset, revoke, inbox rules) cannot be
+    seen without doing what they allow."""
+    findings = []
+    for name in permissions_on(resource):
+        check = f"permission {name}"
+        users = [reads[capability] for capability in CAPABILITIES if name in capability.needs]
+        failed = [read for read in users if read.status is not Status.OK]
+        if not users:
+            findings.append(Finding(check, Status.UNVERIFIED, "not seen: the token is not a "
+                                    "JWT, and no harmless read uses this permission",
+                                    APP_IDENTITY))
+        elif failed:
+            findings.append(Finding(check, Status.UNVERIFIED, f"not seen: the read "
+                                    f"'{failed[0].check}' did not pass",
+                                    f"apply that read's fix; or {APP_IDENTITY}"))
+        else:
+            findings.append(Finding(check, Status.OK, "the read '" + "', '".join(
+                read.check for read in users) + "' passed"))
+    return findings
+
+
+async def _role_findings(preflight: Preflight, tokens: Iterable[TokenClaims | None],
+                         grant: str) -> list[Finding]:
+    """The directory roles: from the tokens' ``wids``, else from the app's role assignments
+    (by the ``oid`` of its token), else unverified."""
     apps = [token for token in tokens if token is not None and not token.delegated]
-    if not apps:
-        return [Finding("directory roles", Status.INFO,
-                        "cannot be read without an app JWT", ROLES_BY_HAND)]
     listed = [token.wids for token in apps if token.wids is not None]
-    if not listed:
-        return [Finding("directory roles", Status.INFO,
-                        "the token does not list them (no wids claim)", ROLES_BY_HAND)]
-    held = frozenset().union(*listed)
+    principal = next((token.object_id for token in apps if token.object_id), None)
+    if listed:
+        held: frozenset[str] = frozenset().union(*listed)
+        seen, unseen = "in the token's wids", "not in the token's wids"
+    elif principal is None:
+        why = ("the token is not a JWT" if not apps else
+               "the token lists no wids and names no service principal (oid)")
+        return [Finding(f"role {role.name}", Status.UNVERIFIED, f"not seen: {why}",
+                        f"{APP_IDENTITY}; or {ROLES_BY_HAND}") for role in DIRECTORY_ROLES]
+    else:
+        try:
+            held = frozenset(role_id.lower() for role_id in
+                             await preflight.role_assignments(principal))
+        except (Refused, Unreachable) as error:
+            answer = (f"{error.status} {error.code}".strip() if isinstance(error, Refused)
+                      else error.reason)
+            return [Finding(
+                f"role {role.name}", Status.UNVERIFIED, "not seen: the token lists no wids, "
+                f"and the app's role assignments could not be read ({answer})",
+                f"grant RoleManagement.Read.Directory ({MICROSOFT_GRAPH}): {grant}; or "
+                f"{ROLES_BY_HAND}") for role in DIRECTORY_ROLES]
+        seen = "assigned to the app's service principal (roleAssignments)"
+        unseen = ("not assigned to the app's service principal tenant-wide (roleAssignments; "
+                  "the token lists no wids)")
     findings = []
     for role in DIRECTORY_ROLES:
         if role.template_id in held:
-            findings.append(Finding(f"role {role.name}", Status.OK, "in the token's wids"))
+            findings.append(Finding(f"role {role.name}", Status.OK, seen))
         else:
             findings.append(Finding(
-                f"role {role.name}", Status.FAIL, "not in the token's wids",
+                f"role {role.name}", Status.FAIL, unseen,
                 f"assign the {role.name} role ({role.template_id}) to the app's service "
                 f"principal: {grant}"))
     # Only built-in roles by name: app tokens also carry ids that are no role a person holds.
@@ -266,9 +335,9 @@ def _refusal(capability: Capability, error: Refused, target: Target,
                         f"({target.exchange_endpoint})")
     if capability.service == QUEUES and target.service_bus_namespace:
         if error.status in (401, 403):
-            return result, ("assign the app's identity Azure Service Bus Data Receiver and "
-                            f"Data Sender on {target.service_bus_namespace} (infra/main.bicep "
-                            "does)")
+            role = "Data Sender" if capability.key == "schedule" else "Data Receiver"
+            return result, (f"assign the app's identity Azure Service Bus {role} on "
+                            f"{target.service_bus_namespace} (infra/main.bicep does)")
         return result, ("create the queues on the namespace (infra/main.bicep does), or check "
                         "REMEDIATION_QUEUE and VERIFICATION_QUEUE")
     if capability.service == JOURNAL and target.table_journal:

@@ -1,14 +1,25 @@
-"""Which case a request belongs to: its own (redelivered), an open or recent one (merged),
-or a new one. One case per user and block episode, however many signals point at it."""
+"""Which case a request belongs to: its own (redelivered), the one holding the person's
+current block episode (merged), or a new one (the person's next episode).
+
+One case per directory object and block episode, however many signals point at it and
+however they name the person: the journal holds, per object id, the case of the current
+episode, and a new case takes it over only from the case its worker saw there (an atomic
+claim), so of two requests racing for one person one opens the case and the other merges.
+A new alert created after a case acted (its unblock, or its end) is new evidence: it never
+joins a finished case, and it is never answered by work done before it existed.
+"""
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
+from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
-from remediation.domain.errors import PermanentError
+from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.requests import RemediationRequest
 from remediation.service.journaling import LOOKUP, CaseRecorder, StepResult
 from remediation.service.outcomes import Outcomes
@@ -51,26 +62,29 @@ class Episodes:
         self._exchange = exchange
         self._merge_window = merge_window
 
-    async def case_for(
-            self, request: RemediationRequest) -> tuple[Case, bool, PermanentError | None]:
-        """The case for this request, whether to run it, and a failed directory lookup."""
+    async def case_for(self, request: RemediationRequest) -> tuple[Case, bool]:
+        """The case for this request and whether to run it.
+
+        A request the journal knows resumes its case. One naming the holder of a person's
+        current episode directly (its address or object id) and settled without asking the
+        tenant (a signal about a block still being worked on) merges at once. Any other is
+        journaled ``received`` before the tenant is asked anything, so a request that never
+        gets further is still on record; then the lookup names the directory object, and the
+        episode claim in the journal decides, atomically, whether it opens the person's next
+        episode or joins (or is turned away by) the current one.
+        """
         assert request.request_id is not None
         known = await self._recorder.journal.case_with_request(request.request_id)
         if known is not None:
-            return known, True, None
-        # Cases are keyed by the account's sender address, however a request names it
-        # (object id, UPN, alias), so one person never gets two cases and two resets.
-        identity: DirectoryUser | None = None
-        unknown: PermanentError | None = None
-        try:
-            identity = await self._directory.find_user(request.user)
-        except PermanentError as error:
-            unknown = error
-        user = identity.sender_address if identity is not None else request.user
-        latest = await self._recorder.journal.latest_case(user)
-        if latest is not None and not request.force and await self._same_episode(latest):
-            return await self._merge(latest, request), False, None
-        return await self._open(request, user, identity), True, unknown
+            return await self._resume(known, request)
+        holder = None if request.force else await self._holder_named(request.user)
+        if holder is not None:
+            placement = await self._placement(holder, request, ask_tenant=False)
+            if placement is _Placement.MERGE:
+                return await self._merge(holder, request), False
+            if placement is _Placement.ESCALATE:
+                return await self._escalate_with(holder, request), False
+        return await self._place(await self._receive(request), request)
 
     async def reject(self, user: str, reason: str, source: str = "unknown",
                      request_id: str | None = None, alert_ids: tuple[str, ...] = ()) -> Case:
@@ -79,29 +93,162 @@ class Episodes:
         case = Case(case_id=new_case_id(now), user=user, state=CaseState.REJECTED,
                     created_at=now, updated_at=now, source=source, reason=reason,
                     alert_ids=alert_ids, request_ids=(request_id,) if request_id else ())
-        await self._recorder.journal.add_case(case)
-        await self._recorder.journal.add_step(case.case_id,
-                                              Step("rejected", StepStatus.INFO, now, reason))
+        case = await self._recorder.add_case(case)
+        await self._recorder.add_step(case.case_id, Step("rejected", StepStatus.INFO, now, reason))
         log.warning("rejected request for %s: %s", user, reason)
         return case
 
-    async def _same_episode(self, case: Case) -> bool:
-        """Does a new request belong to ``case`` (merge) rather than to a new block episode?
+    async def given_up(self, request: RemediationRequest, reason: str) -> Case:
+        """Journal a request that failed before its case was (the journal failing, a merge
+        that never went through) and escalate it: never dropped with only a log line."""
+        case = await self._receive(request)
+        return await self._outcomes.escalate(case.case_id, reason)
 
-        Open cases absorb everything. An escalated case keeps absorbing requests about any
-        block it was handed for as long as that block stays listed: the robot never lifts a
-        block a human now owns (``force`` starts over). A verified case absorbs requests for
-        a while unless a newer block shows a new episode.
+    async def _resume(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
+        if case.state is CaseState.RECEIVED and case.user_id is None:
+            return await self._place(case, request)  # stopped before it found its episode
+        merged_into = _merged_into(case)
+        if merged_into is not None:
+            return await self._recorder.require(merged_into), False
+        return case, True
+
+    async def _holder_named(self, name: str) -> Case | None:
+        """The case holding the current episode of the person ``name`` names exactly (the
+        primary address a case took, or the object id): journal reads only."""
+        journal = self._recorder.journal
+        if "@" not in name:
+            holder_id = await journal.current_episode(name)
+            return None if holder_id is None else await journal.get_case(holder_id)
+        latest = await journal.latest_case(name)
+        if latest is None or latest.user_id is None:
+            return None
+        holder_id = await journal.current_episode(latest.user_id)
+        return latest if holder_id == latest.case_id else None
+
+    async def _receive(self, request: RemediationRequest) -> Case:
+        """Journal the request as a new case under the name it gave; nothing asked yet."""
+        assert request.request_id is not None
+        now = self._recorder.clock.now()
+        case = Case(case_id=new_case_id(now), user=request.user, state=CaseState.RECEIVED,
+                    created_at=now, updated_at=now, source=request.source,
+                    reason=request.reason, requested_by=request.requested_by,
+                    alert_ids=request.alert_ids, request_ids=(request.request_id,),
+                    force=request.force, listed_addresses=_address_named(request))
+        case = await self._recorder.add_case(case)
+        detail = f"{request.source} request" + (" (forced)" if request.force else "")
+        return await self._recorder.note(case, "received", StepStatus.INFO, detail,
+                                         request_data(request))
+
+    async def _place(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
+        """Look the person up, then open their next episode with ``case`` or settle it into
+        the current one; the claim in the journal makes one of two racing requests win."""
+        try:
+            case, found = await self._recorder.run(
+                case, LOOKUP, lambda: self._lookup(request.user))
+        except PermanentError as error:  # nobody to act on: a human must look
+            return await self._outcomes.escalate(case.case_id, error.reason), False
+        user = user_from_lookup(found.data)
+        journal = self._recorder.journal
+        for _ in range(_CLAIM_ROUNDS):
+            holder_id = await journal.current_episode(user.id)
+            if holder_id == case.case_id:
+                break  # claimed by an earlier attempt of this request
+            holder = await (journal.get_case(holder_id) if holder_id is not None
+                            else self._legacy_holder(user, case))
+            placement = (_Placement.NEW if holder is None or request.force
+                         else await self._placement(holder, request, ask_tenant=True))
+            if holder is not None and placement is _Placement.MERGE:
+                return await self._settle(case, await self._merge(holder, request)), False
+            if holder is not None and placement is _Placement.ESCALATE:
+                return await self._settle(case, await self._escalate_with(holder, request)), False
+            if holder is not None and placement is _Placement.HANDED_OVER:
+                case = await self._adopt(case, user)
+                return await self._outcomes.escalate(
+                    case.case_id, _handed_over(holder, request)), False
+            if await journal.claim_episode(user.id, case.case_id, holder_id) == case.case_id:
+                break
+            # Another request for this person claimed the episode first: place it again.
+        else:
+            raise TransientError(f"the block episode of {user.id} kept changing under "
+                                 "concurrent requests; trying again later")
+        case = await self._adopt(case, user)
+        log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
+        return case, True
+
+    async def _lookup(self, name: str) -> StepResult:
+        return lookup_result(await self._directory.find_user(name))
+
+    async def _legacy_holder(self, user: DirectoryUser, case: Case) -> Case | None:
+        """The account's latest case journaled before episodes were claimed, if any (cases
+        of requests still looking for their episode are passed over)."""
+        placed = [state for state in CaseState if state is not CaseState.REJECTED]
+        for other in await self._recorder.journal.list_cases(
+                user.sender_address, states=placed, limit=_LEGACY_LOOK_BACK):
+            if other.case_id != case.case_id and other.user_id is not None:
+                return other if other.user_id == user.id else None
+        return None
+
+    async def _adopt(self, case: Case, user: DirectoryUser) -> Case:
+        """The case takes the account it won: its object id and primary address."""
+        if case.user_id == user.id and case.user == user.sender_address:
+            return case
+        return await self._saved(case.case_id, lambda current: {
+            "user": user.sender_address, "user_id": user.id, "sender": user.sender_address})
+
+    async def _settle(self, case: Case, holder: Case) -> Case:
+        """End the request's own case, its request now recorded on ``holder``."""
+        case = await self._recorder.note(case, MERGED_INTO, StepStatus.INFO,
+                                         f"merged into case {holder.case_id}",
+                                         {"case_id": holder.case_id})
+        await self._outcomes.end(case, CaseState.SKIPPED, f"merged into case {holder.case_id}")
+        return holder
+
+    async def _placement(self, holder: Case, request: RemediationRequest, *,
+                         ask_tenant: bool) -> "_Placement | None":
+        """Where a request about ``holder``'s person goes; None when that needs the
+        tenant's answer and ``ask_tenant`` is False.
+
+        A signal about the block a case is still working on merges. A new alert created
+        after the case acted (its unblock, or its end) is new evidence: it never joins a
+        finished case, and a case that lifted a block and waits for its checks goes to a
+        human with it (the earlier work did not answer it). A finished case absorbs what
+        carries no new evidence as before: an escalated one for as long as the block it
+        was handed stays listed, a verified one for a while unless a newer block shows a
+        new episode.
         """
-        if case.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
-            return False
-        if not case.state.is_final:
-            return True
-        recent = self._recorder.clock.now() - case.updated_at <= self._merge_window
+        settled = _settled_placement(holder, request)
+        if settled is not None or not ask_tenant:
+            return settled
+        if _is_new_evidence(holder, request):
+            if holder.state is CaseState.ESCALATED and await self._human_owns_block(holder):
+                return _Placement.HANDED_OVER
+            return _Placement.NEW
+        return _Placement.MERGE if await self._same_episode(holder) else _Placement.NEW
+
+    async def _human_owns_block(self, case: Case) -> bool:
+        """Is the block an escalated case was handed for still listed (and no newer one)?"""
+        entries = await self._entries(case)
+        known = max(filter(None, (case.last_block_seen, case.block_created)),
+                    default=case.updated_at)
+        return bool(entries) and not any(entry.is_newer_than(known) for entry in entries)
+
+    async def _entries(self, case: Case) -> list[BlockedSender]:
+        return [entry for address in case.block_addresses
+                for entry in await self._exchange.blocked_entries(address)]
+
+    async def _same_episode(self, case: Case) -> bool:
+        """Does a request with no new evidence belong to the finished ``case``?
+
+        An escalated case keeps absorbing requests about any block it was handed for as long
+        as that block stays listed: the robot never lifts a block a human now owns (``force``
+        starts over). A verified case absorbs requests for a while unless a newer block
+        shows a new episode.
+        """
+        recent = self._recorder.clock.now() - (case.ended_at or case.updated_at) <= (
+            self._merge_window)
         if case.state is CaseState.VERIFIED and not recent:
             return False
-        entries = [entry for address in case.block_addresses
-                   for entry in await self._exchange.blocked_entries(address)]
+        entries = await self._entries(case)
         if case.state is CaseState.ESCALATED:
             if not entries:
                 return recent
@@ -113,46 +260,130 @@ class Episodes:
         known = case.block_created or case.unblocked_at or case.created_at
         return not any(entry.is_newer_than(known) for entry in entries)
 
-    async def _merge(self, case: Case, request: RemediationRequest) -> Case:
-        assert request.request_id is not None
-        new_alerts = tuple(a for a in request.alert_ids if a not in case.alert_ids)
-        case = await self._recorder.save(case, alert_ids=case.alert_ids + new_alerts,
-                                         request_ids=(*case.request_ids, request.request_id))
-        detail = f"duplicate {request.source} request merged; no second reset or unblock"
-        if request.requested_by:
-            detail += f" (requested by {request.requested_by})"
-        case = await self._recorder.note(case, "merged", StepStatus.INFO, detail,
-                                         request_data(request))
-        log.info("request %s merged into case %s", request.request_id, case.case_id)
-        if new_alerts:
+    async def _merge(self, case: Case, request: RemediationRequest, *,
+                     why: str | None = None) -> Case:
+        """Record the request (and its alerts) on ``case``: no second reset or unblock."""
+        request_id = request.request_id
+        assert request_id is not None
+        decided = _settled_placement(case, request)
+
+        def merged(current: Case) -> dict[str, Any]:
+            if _settled_placement(current, request) != decided:  # it acted or ended meanwhile
+                raise TransientError(f"case {case.case_id} moved on while this request was "
+                                     "being placed; trying again")
+            return {"alert_ids": current.alert_ids + _new_alerts(current, request),
+                    "request_ids": (*current.request_ids, request_id)}
+
+        if request_id not in case.request_ids:
+            case = await self._saved(case.case_id, merged)
+            detail = (f"{request.source} request merged; {why}" if why else
+                      f"duplicate {request.source} request merged; no second reset or unblock")
+            if request.requested_by:
+                detail += f" (requested by {request.requested_by})"
+            case = await self._recorder.note(case, "merged", StepStatus.INFO, detail,
+                                             request_data(request))
+            log.info("request %s merged into case %s", request_id, case.case_id)
+        if request.alert_ids:  # queued once per count of alerts (journaled)
             phase = {CaseState.VERIFIED: "verified", CaseState.ESCALATED: "escalated"}.get(
                 case.state, "start")
             await self._outcomes.follow_up(case, phase)
         return await self._recorder.require(case.case_id)
 
-    async def _open(self, request: RemediationRequest, user: str,
-                    identity: DirectoryUser | None) -> Case:
-        assert request.request_id is not None
-        now = self._recorder.clock.now()
-        case = Case(case_id=new_case_id(now), user=user, state=CaseState.RECEIVED,
-                    created_at=now, updated_at=now, source=request.source,
-                    reason=request.reason, requested_by=request.requested_by,
-                    alert_ids=request.alert_ids, request_ids=(request.request_id,),
-                    force=request.force, user_id=identity.id if identity else None,
-                    sender=identity.sender_address if identity else None,
-                    listed_addresses=_address_named(request))
-        await self._recorder.journal.add_case(case)
-        detail = f"{request.source} request" + (" (forced)" if request.force else "")
-        if request.user != user:
-            detail += f" for {request.user}"
-        case = await self._recorder.note(case, "received", StepStatus.INFO, detail,
-                                         request_data(request))
-        if identity is not None:
-            found = lookup_result(identity)
-            case = await self._recorder.note(case, LOOKUP, StepStatus.DONE, found.detail,
-                                             found.data)
-        log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
-        return case
+    async def _escalate_with(self, case: Case, request: RemediationRequest) -> Case:
+        """New evidence after an open case lifted its block: the case goes to a human with
+        it first (so no check can verify it in between), then records it."""
+        escalated = await self._outcomes.escalate_if_open(
+            case.case_id, _new_evidence_reason(case, request))
+        if escalated is None:  # it ended meanwhile: the request is placed again, later
+            raise TransientError(f"case {case.case_id} ended while this request was being "
+                                 "placed; trying again")
+        return await self._merge(escalated, request,
+                                 why="new evidence: the case went to a human with it")
+
+    async def _saved(self, case_id: str,
+                     changes: Callable[[Case], dict[str, Any]]) -> Case:
+        """Save ``changes`` (worked out from the case as stored) over a concurrent writer:
+        a merge and the worker running the case may both be saving it."""
+        for attempt in range(_SAVE_ATTEMPTS):
+            current = await self._recorder.require(case_id)
+            try:
+                return await self._recorder.save(current, **changes(current))
+            except ConcurrentUpdate:
+                if attempt == _SAVE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+
+class _Placement(Enum):
+    MERGE = "merge"  # the same block: recorded on the case, nothing done twice
+    NEW = "new"  # the person's next episode: secured again
+    ESCALATE = "escalate"  # new evidence after an open case lifted its block: to a human
+    HANDED_OVER = "handed_over"  # new evidence while a human owns the block: to a human
+
+
+MERGED_INTO = "merged_into"  # the step of a request's case that another case took in
+_CLAIM_ROUNDS = 5
+_LEGACY_LOOK_BACK = 5
+_SAVE_ATTEMPTS = 5
+
+
+def _settled_placement(case: Case, request: RemediationRequest) -> _Placement | None:
+    """Where a request goes when the journal alone can tell (None: the tenant must be asked
+    whether a finished case's block is the one this request is about)."""
+    if case.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
+        return _Placement.NEW
+    fresh = _is_new_evidence(case, request)
+    if not case.state.is_final:
+        return _Placement.ESCALATE if fresh else _Placement.MERGE
+    if not fresh and _new_alerts(case, request):
+        return _Placement.MERGE  # alerts created before the case acted: its own
+    return None
+
+
+def _new_alerts(case: Case, request: RemediationRequest) -> tuple[str, ...]:
+    return tuple(alert for alert in request.alert_ids if alert not in case.alert_ids)
+
+
+def _is_new_evidence(case: Case, request: RemediationRequest) -> bool:
+    """Does the request bring alerts created after ``case`` acted (or at a time nobody can
+    tell: then the earlier work cannot be said to have answered them)?"""
+    acted = case.acted_at
+    if acted is None or not _new_alerts(case, request):
+        return False
+    return request.evidence_at is None or request.evidence_at > acted
+
+
+def _evidence(case: Case, request: RemediationRequest) -> str:
+    alerts = _new_alerts(case, request)
+    return (f"Defender alert{'s' if len(alerts) > 1 else ''} {', '.join(alerts)} created at "
+            f"{_when(request.evidence_at)}")
+
+
+def _new_evidence_reason(case: Case, request: RemediationRequest) -> str:
+    return (f"new evidence after the unblock: {_evidence(case, request)}, after the block "
+            f"was lifted at {_when(case.acted_at)}; the account may still be compromised (a "
+            "consented app, a mailbox rule, the new password): a human must look before "
+            "anything more is done")
+
+
+def _handed_over(case: Case, request: RemediationRequest) -> str:
+    return (f"new evidence: {_evidence(case, request)}, after case {case.case_id} was "
+            "escalated; the block it was handed for is still listed and a human owns it: "
+            "nothing was changed")
+
+
+def _merged_into(case: Case) -> str | None:
+    """The case that took in this request's case (a lost race, a duplicate), if one did."""
+    if case.state is not CaseState.SKIPPED:
+        return None
+    for step in reversed(case.steps):
+        if step.name == MERGED_INTO and isinstance(step.data.get("case_id"), str):
+            return str(step.data["case_id"])
+    return None
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "an unknown time"
 
 
 def _address_named(request: RemediationRequest) -> tuple[str, ...]:
@@ -164,4 +395,5 @@ def _address_named(request: RemediationRequest) -> tuple[str, ...]:
 def request_data(request: RemediationRequest) -> dict[str, Any]:
     return {"request_id": request.request_id, "source": request.source,
             "requested_by": request.requested_by, "reason": request.reason,
-            "alert_ids": list(request.alert_ids), "force": request.force}
+            "alert_ids": list(request.alert_ids), "force": request.force,
+            "evidence_at": request.evidence_at.isoformat() if request.evidence_at else None}

@@ -11,7 +11,11 @@ on the case and completes the original. MAX_DELIVERY_COUNT counts attempts acros
 (the attempts a copy carries plus the broker's delivery count of that copy). On the last
 attempt the case is escalated with the reason and the message is abandoned, for the broker
 to dead-letter; a copy offered again past its last attempt is abandoned at once and touches
-nothing.
+nothing: it gives up no second time, and its exception (the abandon's description, so the
+dead-letter's) carries the reason the case was escalated with. A delivery is the last also
+when the broker says so (its delivery count reaches the queue's own maxDeliveryCount, when
+known): whatever MAX_DELIVERY_COUNT says, no message is dead-lettered without its case
+being escalated first.
 
 A message that cannot succeed (invalid, or failed permanently) completes after its case is
 journaled, so it never loops. Scheduling the copy and completing the original are two steps,
@@ -63,13 +67,15 @@ class Delivery:
     max_delivery_count: int
     session_id: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
+    # The queue's own maxDeliveryCount (the broker dead-letters after it), when known.
+    broker_max_delivery_count: int | None = None
 
     @property
     def earlier_attempts(self) -> int:
         """Attempts made before this copy was scheduled (0 for an original message)."""
         value = self.properties.get(ATTEMPTS)
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
+        if isinstance(value, str):  # ASCII digits only: "²".isdigit(), and int("٣") == 3
+            value = int(value) if value.isascii() and value.isdigit() else None
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return 0
         return value
@@ -81,7 +87,15 @@ class Delivery:
 
     @property
     def is_last(self) -> bool:
-        return self.attempt >= self.max_delivery_count
+        """The last attempt by our count, or the broker's last delivery of this message."""
+        return self.attempt >= self.max_delivery_count or (
+            self.broker_max_delivery_count is not None
+            and self.delivery_count >= self.broker_max_delivery_count)
+
+    @property
+    def past_last(self) -> bool:
+        """Given up on already, at an earlier delivery: no attempt is left."""
+        return self.attempt > self.max_delivery_count
 
     @property
     def first_message_id(self) -> str:
@@ -127,6 +141,8 @@ class _OnFailure:
     journal: Callable[[str, dict[str, Any]], Awaitable[Case | None]]
     give_up: Callable[[str], Awaitable[Case | None]]
     complete_on_give_up: bool = False
+    # Why the case was escalated, read when a delivery comes past its last attempt.
+    escalation_reason: Callable[[], Awaitable[str | None]] | None = None
 
 
 class MessageHandler:
@@ -171,7 +187,10 @@ class MessageHandler:
                 "remediation", lambda retrying: retrying.requests,
                 lambda detail, data: self._workflow.journal_retry(
                     detail, data, request_id=request_id),
-                lambda reason: self._workflow.give_up(request_id, request.user, reason)))
+                lambda reason: self._workflow.give_up(request_id, request.user, reason,
+                                                      request),
+                escalation_reason=lambda: self._workflow.escalation_reason(
+                    request_id=request_id)))
 
     async def _approve(self, delivery: Delivery, approval: Approval) -> Case | None:
         try:
@@ -183,7 +202,9 @@ class MessageHandler:
                 "approved remediation", lambda retrying: retrying.requests,
                 lambda detail, data: self._workflow.journal_retry(
                     detail, data, case_id=approval.case_id),
-                lambda reason: self._workflow.escalate(approval.case_id, reason)))
+                lambda reason: self._workflow.escalate(approval.case_id, reason),
+                escalation_reason=lambda: self._workflow.escalation_reason(
+                    case_id=approval.case_id)))
 
     async def on_verification(self, delivery: Delivery) -> Case | None:
         """The verifications queue: verification checks and Defender alert updates."""
@@ -212,7 +233,8 @@ class MessageHandler:
                     complete_on_give_up=True))
             return await self._after_failure(delivery, error, _OnFailure(
                 "verification", lambda retrying: retrying.follow_ups, journal,
-                lambda reason: self._workflow.escalate(case_id, reason)))
+                lambda reason: self._workflow.escalate(case_id, reason),
+                escalation_reason=lambda: self._workflow.escalation_reason(case_id=case_id)))
 
     async def _alert_update_gave_up(self, update: AlertUpdate, reason: str) -> Case:
         await self._workflow.alert_update_gave_up(update, reason)
@@ -221,8 +243,8 @@ class MessageHandler:
     async def _attempt(self, delivery: Delivery,
                        work: Callable[[], Awaitable[Case]]) -> Case:
         """Run ``work`` within the delivery's time budget, unless no attempt is left."""
-        if delivery.attempt > delivery.max_delivery_count:
-            raise TransientError(f"no attempt left (attempt {delivery.attempt} of "
+        if delivery.past_last:
+            raise _NoAttemptLeft(f"no attempt left (attempt {delivery.attempt} of "
                                  f"{delivery.max_delivery_count}): given up already")
         budget = asyncio.timeout(self._time_budget.total_seconds())
         try:
@@ -238,7 +260,10 @@ class MessageHandler:
                              on: _OnFailure) -> Case | None:
         """Settle a failed attempt: on the last one give up (then raise, for the dead-letter
         queue); after a transient failure schedule a retry (then return: the original
-        completes); else raise (the broker offers the message again at once)."""
+        completes); else raise (the broker offers the message again at once). Past the
+        last attempt, raise at once: the case was escalated already."""
+        if isinstance(error, _NoAttemptLeft):
+            raise await self._given_up_already(error, on) from None
         if not isinstance(error, TransientError):
             log.error("unexpected %s on message %s (attempt %d)", type(error).__name__,
                       delivery.message_id, delivery.attempt, exc_info=error)
@@ -259,6 +284,21 @@ class MessageHandler:
             raise TransientError(f"{on.what}: settling a failed attempt took longer than "
                                  f"{format_duration(self._settlement_budget)}") from error
         raise error
+
+    async def _given_up_already(self, error: "_NoAttemptLeft",
+                                on: _OnFailure) -> TransientError:
+        """The error to abandon a delivery past its last attempt with: it names the reason
+        the case was escalated with, so the dead-letter's description keeps the real cause
+        rather than "no attempt left"."""
+        reason: str | None = None
+        if on.escalation_reason is not None:
+            try:
+                async with asyncio.timeout(self._settlement_budget.total_seconds()):
+                    reason = await on.escalation_reason()
+            except Exception:  # a journal that cannot be read must not hide the abandon
+                log.warning("could not read why the case was escalated", exc_info=True)
+        log.info("%s: %s", on.what, error.reason)
+        return TransientError(f"{error.reason}: {reason}" if reason else error.reason)
 
     async def _schedule_retry(self, delivery: Delivery, error: TransientError,
                               on: _OnFailure, retrying: Retrying) -> "_Retry | None":
@@ -292,6 +332,10 @@ class MessageHandler:
         except Exception:  # the copy is scheduled: completing the original is still right
             log.warning("could not journal %r", detail, exc_info=True)
             return None
+
+
+class _NoAttemptLeft(TransientError):
+    """A delivery past its last attempt: nothing is tried, and nobody gives up again."""
 
 
 @dataclass(frozen=True)

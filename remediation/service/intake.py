@@ -4,6 +4,12 @@ Every signal for one block episode must land in one case. Intake makes that chea
 alert id and each block entry enqueues at most once, by a request id derived from it and
 looked up in the journal); the workflow's merge makes it certain.
 
+The poll reads alerts page by page as Graph answers: a flood of unrelated alerts costs time,
+never memory, and a page that fails keeps the work done on the pages before it (the next
+poll's overlapping window reads the rest). An alert whose evidence names several accounts
+and marks none of them alone as the compromised one is escalated for a person to choose:
+its case touches nobody.
+
 One bad item never stops a poll, a sweep or a batch of pushed ids: each is handled on its
 own. One the queue refuses outright (too large for Service Bus, say) is journaled as a
 ``rejected`` case with the reason, so it is never lost and never tried again; any other
@@ -26,9 +32,11 @@ from remediation.domain.alerts import (
     request_for_alert,
 )
 from remediation.domain.blocks import BlockedSender, known_blocks
-from remediation.domain.cases import Case, CaseState
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import InvalidRequest, RemediationError, TransientError
 from remediation.domain.requests import RemediationRequest, describe, normalise_user
+from remediation.service.claims import CONFIRMED
+from remediation.service.journaling import CaseRecorder
 from remediation.service.ports import (
     AlertSource,
     Clock,
@@ -36,9 +44,14 @@ from remediation.service.ports import (
     RequestSender,
     RestrictedSenders,
 )
-from remediation.service.workflow import RemediationWorkflow
+from remediation.service.workflow import RemediationWorkflow, new_case_id
 
 log = logging.getLogger(__name__)
+
+# The user of a case opened for an alert whose evidence names several accounts: an address
+# in the reserved .invalid domain (RFC 2606), so no request, lookup or merge ever reaches it.
+AMBIGUOUS_SENDER = "nobody@ambiguous-evidence.invalid"
+MAX_CANDIDATES_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -53,10 +66,12 @@ class IntakeReport:
     """What one poll (or one push) did; every number is something an operator can check."""
 
     alerts_seen: int = 0
+    pages: int = 0
     matched: int = 0
     enqueued: list[str] = field(default_factory=list)
     already_known: int = 0
     rejected: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)  # alerts a person must decide on
     not_confirmed: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -65,7 +80,8 @@ class IntakeReport:
     def summary(self) -> str:
         return (f"{self.alerts_seen} alert(s) read, {self.matched} outbound-spam, "
                 f"{len(self.enqueued)} queued, {self.already_known} already known, "
-                f"{len(self.rejected)} rejected, {len(self.swept)} from the Restricted users "
+                f"{len(self.rejected)} rejected, {len(self.escalated)} escalated (evidence "
+                f"naming several accounts), {len(self.swept)} from the Restricted users "
                 f"list" + (f", errors: {'; '.join(self.errors)}" if self.errors else ""))
 
 
@@ -94,17 +110,21 @@ class Intake:
         the next poll picks up whatever this one missed.
         """
         report = IntakeReport()
+        since = self._clock.now() - self._settings.lookback
         try:
-            raw_alerts = await self._alerts.recent_alerts(
-                self._clock.now() - self._settings.lookback)
-        except RemediationError as error:
-            report.errors.append(f"alerts: {error.reason}")
-            raw_alerts = []
-        for raw in raw_alerts:
-            try:
-                await self._consider(raw, report)
-            except Exception as error:
-                report.errors.append(f"alert {_label(raw.get('id'))}: {_why(error)}")
+            # Page by page as Graph answers: a flood of unrelated alerts costs time, never
+            # memory, and a page that fails keeps what the pages before it found.
+            async for page in self._alerts.recent_alerts(since):
+                report.pages += 1
+                for raw in page:
+                    try:
+                        await self._consider(raw, report)
+                    except Exception as error:
+                        report.errors.append(f"alert {_label(raw.get('id'))}: {_why(error)}")
+        except Exception as error:
+            kept = (f" (after {report.pages} page(s): what they held was handled; the next "
+                    "poll's overlapping window reads the rest)" if report.pages else "")
+            report.errors.append(f"alerts: {_why(error)}{kept}")
         if self._settings.sweep:
             try:
                 await self._sweep(report)
@@ -159,6 +179,10 @@ class Intake:
             if hinted is not None:
                 report.not_confirmed.append(hinted)
             return
+        if alert.ambiguous:
+            await self._hold_for_a_person(alert)
+            report.escalated.append(alert.id)
+            return
         try:
             request = request_for_alert(alert)
         except InvalidRequest as error:
@@ -173,6 +197,34 @@ class Intake:
             return
         report.enqueued.append(request.request_id or "")
         report.senders.add(request.user)
+
+    async def _hold_for_a_person(self, alert: Alert) -> None:
+        """Evidence naming several accounts, none marked alone as the compromised one: an
+        escalated case that touches nobody, its reason naming the candidates (escaped), its
+        alert commented on and the escalation posted as for any other."""
+        shown = ", ".join(describe(name) for name in alert.candidates[:MAX_CANDIDATES_SHOWN])
+        more = len(alert.candidates) - MAX_CANDIDATES_SHOWN
+        reason = (f"Defender alert {alert.id} ({' '.join(alert.title.split())}) names "
+                  f"{len(alert.candidates)} different accounts and marks none of them alone "
+                  f"as the compromised one: {shown}" + (f" and {more} more" if more > 0 else "")
+                  + "; nobody was touched. Choose the account and secure it by hand "
+                  "(remediation enqueue --user ADDRESS)")[:1000]
+        now = self._clock.now()
+        recorder = CaseRecorder(self._journal, self._clock)
+        case = await recorder.add_case(Case(
+            case_id=new_case_id(now), user=AMBIGUOUS_SENDER, state=CaseState.RECEIVED,
+            created_at=now, updated_at=now, source="alert", reason=reason,
+            alert_ids=(alert.id,), request_ids=(alert.request_id,)))
+        await recorder.add_step(case.case_id, Step(
+            "received", StepStatus.INFO, now,
+            f"alert {alert.id}: its evidence names {len(alert.candidates)} accounts",
+            {"alert_id": alert.id, "candidates": list(alert.candidates)}))
+        # Intake read the alert from Graph: the escalation may comment on it.
+        await recorder.add_step(case.case_id, Step(
+            CONFIRMED, StepStatus.INFO, now,
+            f"alert {alert.id}: found by the alert poll or a push, which read it from Graph",
+            {"alert_id": alert.id, "read_back": False}))
+        await self._workflow.escalate(case.case_id, reason)
 
     async def _reject(self, alert: Alert, reason: str, user: str = "(no sender)") -> None:
         await self._workflow.reject(

@@ -2,19 +2,31 @@
 
 A redelivered message finds each step already journaled ``done`` and skips it, which is what
 makes the whole workflow safe to repeat.
+
+Everything journaled passes ``redact`` first (reasons, step details, the strings in step
+data): a Graph or Exchange error may quote a token, a password field or the webhook URL, and
+what the journal holds is what comments, cards and ``status`` show. Text from outside is
+otherwise stored as it came; whatever shows it escapes it (``domain.display``).
 """
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from remediation.domain.cases import Case, Step, StepStatus
-from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
+from remediation.domain.errors import (
+    ConcurrentUpdate,
+    InvalidRequest,
+    PermanentError,
+    RemediationError,
+)
+from remediation.logsafety import redact, redacted_data
 from remediation.service.ports import Clock, Journal
 
 LOOKUP, GUARDRAILS, PLAN, BREAKER = "lookup_user", "guardrails", "plan", "circuit_breaker"
 RESET, REVOKE, HYGIENE = "reset_password", "revoke_sessions", "mailbox_hygiene"
 UNBLOCK, SCHEDULE = "unblock", "schedule_verification"
+_SAVE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -48,17 +60,67 @@ class CaseRecorder:
 
     async def note(self, case: Case, name: str, status: StepStatus, detail: str = "",
                    data: dict[str, Any] | None = None) -> Case:
-        step = Step(name, status, self.clock.now(), detail, data or {})
-        await self.journal.add_step(case.case_id, step)
+        step = await self.add_step(case.case_id,
+                                   Step(name, status, self.clock.now(), detail, data or {}))
         return case.evolve(steps=(*case.steps, step))
 
     async def save(self, case: Case, **changes: Any) -> Case:
-        stored = await self.journal.update_case(
-            case.evolve(updated_at=self.clock.now(), **changes))
-        return stored.evolve(steps=case.steps)
+        """Store ``changes`` on ``case``. Another writer that changed other fields and left
+        the state as it was (a request merged into the case meanwhile) is read and built
+        on; one that changed the state (an escalation) or the same fields wins, and
+        ConcurrentUpdate says so."""
+        for attempt in range(_SAVE_ATTEMPTS):
+            try:
+                stored = await self.journal.update_case(
+                    redacted_case(case.evolve(updated_at=self.clock.now(), **changes)))
+            except ConcurrentUpdate:
+                current = await self.journal.get_case(case.case_id)
+                if (current is None or attempt == _SAVE_ATTEMPTS - 1
+                        or _changed(case, current) & {"state", *changes}):
+                    raise
+                case = current.evolve(steps=case.steps)
+                continue
+            return stored.evolve(steps=case.steps)
+        raise AssertionError("unreachable")
+
+    async def add_case(self, case: Case) -> Case:
+        """Journal a new case (its reason and steps redacted); returns what was stored."""
+        case = redacted_case(case).evolve(steps=tuple(redacted_step(s) for s in case.steps))
+        await self.journal.add_case(case)
+        return case
+
+    async def add_step(self, case_id: str, step: Step) -> Step:
+        """Journal ``step`` redacted; returns what was stored."""
+        step = redacted_step(step)
+        await self.journal.add_step(case_id, step)
+        return step
 
     async def require(self, case_id: str) -> Case:
         case = await self.journal.get_case(case_id)
         if case is None:
             raise InvalidRequest(f"no case {case_id!r} in the journal")
         return case
+
+
+def _changed(before: Case, after: Case) -> set[str]:
+    """The fields another writer changed (its version and time aside)."""
+    return {name for name in _CASE_FIELDS
+            if getattr(before, name) != getattr(after, name)}
+
+
+_CASE_FIELDS = tuple(f.name for f in fields(Case)
+                     if f.name not in ("version", "updated_at", "steps"))
+
+
+def redacted_step(step: Step) -> Step:
+    """``step`` with secrets masked in its detail and in every string of its data."""
+    data: dict[str, Any] = redacted_data(step.data)
+    return replace(step, detail=redact(step.detail), data=data)
+
+
+def redacted_case(case: Case) -> Case:
+    """``case`` with secrets masked in the free text it carries (the reason, the requester).
+    Addresses and ids are left alone: they are keys."""
+    return case.evolve(reason=None if case.reason is None else redact(case.reason),
+                       requested_by=None if case.requested_by is None
+                       else redact(case.requested_by))

@@ -5,7 +5,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from remediation.domain.errors import InvalidRequest
-from remediation.domain.requests import SCHEMA_VERSION, decode_json, normalise_user
+from remediation.domain.requests import (
+    SCHEMA_VERSION,
+    checked_text,
+    decode_json,
+    describe,
+    normalise_user,
+)
 
 
 @dataclass(frozen=True)
@@ -89,16 +95,30 @@ class Approval:
                           separators=(",", ":"))
 
 
+APPROVER_LIMIT = 256
+
+
 def parse_approval(fields: dict[str, Any]) -> Approval:
-    case_id, by = fields.get("case_id"), fields.get("approved_by", "unknown")
-    unknown = sorted(set(fields) - {"schema", "kind", "case_id", "user", "approved_by"})
+    """An approval message: the case, the user it names (which must be the case's: the
+    workflow checks), and who approves, validated like any other text from outside."""
+    case_id = fields.get("case_id")
+    unknown = sorted(str(name) for name in set(fields) - {
+        "schema", "kind", "case_id", "user", "approved_by"})
     if unknown:
-        raise InvalidRequest(f"unknown field(s) in an approval: {', '.join(unknown)}")
+        raise InvalidRequest("unknown field(s) in an approval: "
+                             + ", ".join(describe(name) for name in unknown))
     if not isinstance(case_id, str) or not 0 < len(case_id) <= 64:
         raise InvalidRequest("an approval needs a 'case_id'")
-    if not isinstance(by, str) or not 0 < len(by) <= 256:
-        raise InvalidRequest("'approved_by' must be a name of up to 256 characters")
-    return Approval(case_id=case_id, user=normalise_user(fields.get("user")), approved_by=by)
+    return Approval(case_id=case_id, user=normalise_user(fields.get("user")),
+                    approved_by=approver(fields.get("approved_by", "unknown")))
+
+
+def approver(value: object) -> str:
+    """Who approves: a name of up to 256 characters without control characters."""
+    name = checked_text(value, "approved_by", APPROVER_LIMIT)
+    if name is None:
+        raise InvalidRequest("'approved_by' is blank: name who approves")
+    return name
 
 
 def approval_in(body: bytes) -> Approval | None:

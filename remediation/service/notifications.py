@@ -11,6 +11,8 @@ from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError, TransientError
+from remediation.logsafety import redact, redacted_data
+from remediation.service.claims import AlertClaims
 from remediation.service.escalations import ACCOUNT_LIMIT, REASON_LIMIT, escalation_payload
 from remediation.service.journaling import HYGIENE, CaseRecorder, StepResult
 from remediation.service.messages import AlertUpdate
@@ -32,11 +34,13 @@ ALERT_CHANGES: dict[str, dict[str, str]] = {
 
 class Notifications:
     def __init__(self, recorder: CaseRecorder, alerts: AlertUpdater | None,
-                 webhook: EscalationWebhook | None, settings: WorkflowSettings) -> None:
+                 webhook: EscalationWebhook | None, settings: WorkflowSettings,
+                 claims: AlertClaims | None = None) -> None:
         self._recorder = recorder
         self._alerts = alerts
         self._webhook = webhook
         self._settings = settings
+        self._claims = claims
 
     async def deliver(self, update: AlertUpdate) -> Case:
         """Comment on and update each alert of the case, and post escalations to the webhook.
@@ -54,7 +58,11 @@ class Notifications:
             # Queued just before the case was saved final; try again once it is.
             raise TransientError(f"case {case.case_id} is not {expected.value} yet")
         if self._alerts is not None and self._settings.mode != "dry-run":
-            text = alert_comment(case, update.phase, self._settings)
+            if self._claims is not None:  # an id no request could confirm is read back now
+                case = await self._claims.settle(case, case.alert_ids)
+            # The journal holds redacted text already; redacting again also covers cases
+            # journaled before a secret was known (the webhook URL) or by an older version.
+            text = redact(alert_comment(case, update.phase, self._settings))
             for alert_id in case.alert_ids:
                 name = f"alert_comment:{update.phase}:{alert_id}"
                 # An earlier attempt that started but never heard back may have posted it.
@@ -70,7 +78,7 @@ class Notifications:
         return case
 
     async def gave_up(self, update: AlertUpdate, reason: str) -> None:
-        await self._recorder.journal.add_step(update.case_id, Step(
+        await self._recorder.add_step(update.case_id, Step(
             f"alerts:{update.phase}", StepStatus.FAILED, self._recorder.clock.now(), reason))
 
     async def _step(self, case: Case, name: str, action: Any) -> Case:
@@ -100,7 +108,8 @@ class Notifications:
     async def _post(self, case: Case) -> StepResult:
         """Post the escalation notice and journal what the answer proves (API-NOTES §8)."""
         assert self._webhook is not None
-        outcome = await self._webhook.post(escalation_payload(case, self._settings))
+        outcome = await self._webhook.post(
+            redacted_data(escalation_payload(case, self._settings)))
         data = {"outcome": outcome.value, "format": self._settings.webhook_format}
         if outcome is WebhookDelivery.ACCEPTED:
             shows = ("Teams shows the card only if the flow runs"

@@ -29,26 +29,38 @@ class Outcomes:
 
     async def escalate(self, case_id: str, reason: str) -> Case:
         """End a case for a human to take over, and cancel checks it no longer needs."""
+        return (await self._escalate(case_id, reason))[0]
+
+    async def escalate_if_open(self, case_id: str, reason: str) -> Case | None:
+        """``escalate``, or None when the case had ended already (a check verified it
+        meanwhile, say): then the caller's reason for escalating it may no longer hold."""
+        case, escalated = await self._escalate(case_id, reason)
+        return case if escalated else None
+
+    async def _escalate(self, case_id: str, reason: str) -> tuple[Case, bool]:
         case = await self._recorder.require(case_id)
         if case.state.is_final:
-            return case
+            return case, False
         case = await self.follow_up(case, "escalated")
-        case = await self._recorder.save(case, state=CaseState.ESCALATED, reason=reason)
+        case = await self._recorder.save(case, state=CaseState.ESCALATED, reason=reason,
+                                         ended_at=self._recorder.clock.now())
         case = await self._recorder.note(case, "escalated", StepStatus.INFO, reason)
         await self.cancel_pending_checks(case, after_attempt=-1)
         log.warning("case %s for %s escalated: %s", case.case_id, case.user, reason)
-        return await self._recorder.require(case_id)
+        return await self._recorder.require(case_id), True
 
     async def verified(self, case_id: str, attempt: int) -> Case:
         case = await self.follow_up(await self._recorder.require(case_id), "verified")
-        case = await self._recorder.save(case, state=CaseState.VERIFIED, reason=None)
+        case = await self._recorder.save(case, state=CaseState.VERIFIED, reason=None,
+                                         ended_at=self._recorder.clock.now())
         await self.cancel_pending_checks(case, after_attempt=attempt)
         log.info("case %s for %s verified", case.case_id, case.user)
         return await self._recorder.require(case_id)
 
     async def end(self, case: Case, state: CaseState, reason: str) -> Case:
         """``skipped`` or ``planned``: nothing was (or will be) changed."""
-        case = await self._recorder.save(case, state=state, reason=reason)
+        case = await self._recorder.save(case, state=state, reason=reason,
+                                         ended_at=self._recorder.clock.now())
         await self._recorder.note(case, state.value, StepStatus.INFO, reason)
         log.info("case %s for %s %s: %s", case.case_id, case.user, state.value, reason)
         return await self._recorder.require(case.case_id)

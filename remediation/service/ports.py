@@ -1,12 +1,12 @@
 """The outside world as the workflow sees it. Adapters implement these; tests fake them."""
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from remediation.domain.blocks import BlockedSender
-from remediation.domain.cases import Case, Step
+from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
@@ -85,8 +85,10 @@ class RestrictedSenders(Protocol):
 class AlertSource(Protocol):
     """Defender alerts (Graph alerts_v2), as the JSON objects Graph returns."""
 
-    async def recent_alerts(self, since: datetime) -> list[dict[str, Any]]:
-        """Office 365 alerts updated since ``since``, every page."""
+    def recent_alerts(self, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
+        """Office 365 alerts updated since ``since``, one page at a time as they arrive (an
+        async iterator of pages). It raises TransientError / PermanentError when a page
+        cannot be read; the pages yielded before that stay good."""
         ...
 
     async def get_alert(self, alert_id: str) -> dict[str, Any] | None: ...
@@ -159,7 +161,42 @@ class Journal(Protocol):
 
     async def latest_case(self, user: str) -> Case | None: ...
 
-    async def list_cases(self, user: str | None = None, limit: int = 500) -> list[Case]: ...
+    async def current_episode(self, user_id: str) -> str | None:
+        """The case holding the current block episode of the directory object ``user_id``."""
+        ...
+
+    async def claim_episode(self, user_id: str, case_id: str, replaces: str | None) -> str:
+        """Atomically make ``case_id`` the current episode of the directory object ``user_id``
+        if the episode is still ``replaces`` (None: the object has none yet) or is ``case_id``
+        already: of the workers claiming over one ``replaces``, exactly one wins. Return the
+        case that holds the episode afterwards (``case_id`` when this claim won)."""
+        ...
+
+    async def claim_step(self, case_id: str, step: str, holder: str, now: datetime,
+                         lease: timedelta) -> bool:
+        """Take ``step`` of the case for ``holder`` until ``now + lease``, unless another
+        holder's lease on it is still running: the first writer wins, across every worker."""
+        ...
+
+    async def release_step(self, case_id: str, step: str, holder: str) -> None:
+        """Give ``step`` up if ``holder`` still has it (its attempt ended cleanly)."""
+        ...
+
+    async def list_cases(self, user: str | None = None, *,
+                         states: Collection[CaseState] | None = None,
+                         since: datetime | None = None,
+                         limit: int | None = None) -> list[Case]:
+        """The cases of ``user`` (everyone's when None) in one of ``states`` (any when None)
+        created at or after ``since``: newest first by ``created_at`` (two created in the
+        same millisecond in an order of the journal's choosing), at most ``limit`` (all when
+        None). Memory stays bounded by ``limit``, however many cases the journal holds."""
+        ...
+
+    async def count_cases(self, user: str | None = None, *,
+                          since: datetime | None = None) -> dict[CaseState, int]:
+        """How many cases of ``user`` created at or after ``since`` are in each state (states
+        with none are left out)."""
+        ...
 
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,
                             window: timedelta) -> bool:

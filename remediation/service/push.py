@@ -70,4 +70,5 @@ async def handle_stream_events(events: Iterable[bytes | str], intake: Intake,
 
 def _report_body(report: IntakeReport) -> dict[str, Any]:
     return {"queued": len(report.enqueued), "already_known": report.already_known,
-            "rejected": report.rejected, "not_confirmed": report.not_confirmed}
+            "rejected": report.rejected, "escalated": report.escalated,
+            "not_confirmed": report.not_confirmed}

@@ -1,11 +1,15 @@
 """Securing an account and lifting its block, step by step, with the safety rails.
 
 Order: look the user up → guardrails (accounts never to touch) → plan (reads only) →
-dry-run / approval gates → circuit breaker → reset password → revoke sessions → mailbox
-hygiene → unblock (only after all of that succeeded) → schedule the verification checks.
+dry-run / approval gates (once approved: the guardrails again, on a fresh lookup) → circuit
+breaker (a forced manual reset passes it but is counted) → reset password → revoke sessions →
+mailbox hygiene → unblock (only after all of that succeeded) → schedule the verification
+checks.
 """
 
 import logging
+import secrets
+import sys
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
@@ -13,7 +17,7 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
-from remediation.domain.errors import PermanentError
+from remediation.domain.errors import PermanentError, RemediationError, TransientError
 from remediation.domain.guardrails import Verdict, judge
 from remediation.domain.hygiene import Finding, suspicious_forwarding, suspicious_rules
 from remediation.domain.passwords import generate_password
@@ -39,6 +43,11 @@ from remediation.service.settings import WorkflowSettings
 log = logging.getLogger(__name__)
 
 BREAKER_WINDOW = timedelta(hours=1)
+# How long a worker holds the reset step: longer than one delivery may work (the handler's
+# DELIVERY_TIME_BUDGET), so only a worker that died loses it to another.
+RESET_LEASE = timedelta(minutes=10)
+FORCED_LIMIT = sys.maxsize  # a forced reset always gets its place in the count
+GUARDRAILS_ON_APPROVAL = "guardrails_on_approval"
 
 
 class Securing:
@@ -76,12 +85,21 @@ class Securing:
             return await self._outcomes.end(case, CaseState.PLANNED, f"dry run: {plan.detail}")
         if self._needs_approval(case):
             return await self._await_approval(case, plan.detail)
+        if _approved(case):  # the account may have changed while its case waited
+            case, guard = await record.run(case, GUARDRAILS_ON_APPROVAL,
+                                           lambda: self._guardrails_again(user))
+            user = user_from_lookup(guard.data["lookup"])
+            verdict = Verdict(guard.data["verdict"])
+            if verdict is Verdict.ESCALATE:
+                raise PermanentError(guard.detail)
+            if verdict is Verdict.SKIP:
+                return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
         case = await self._outcomes.follow_up(case, "start")
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             await record.run(case, REVOKE, lambda: self._revoke(user.id))
             raise PermanentError(guard.detail)
         case, _ = await record.run(case, BREAKER, lambda: self._breaker(case))
-        case, _ = await record.run(case, RESET, lambda: self._reset(user.id))
+        case = await self._reset_once(case, user.id)
         case, _ = await record.run(case, REVOKE, lambda: self._revoke(user.id))
         case, _ = await record.run(case, HYGIENE, lambda: self._hygiene(user))
         case, unblocked = await record.run(case, UNBLOCK, lambda: self._unblock(case))
@@ -95,7 +113,7 @@ class Securing:
 
     def _needs_approval(self, case: Case) -> bool:
         return (self._settings.mode == "approve" and case.source != "manual"
-                and not any(step.name == "approved" for step in case.steps))
+                and not _approved(case))
 
     async def _await_approval(self, case: Case, plan: str) -> Case:
         case = await self._recorder.save(case, state=CaseState.AWAITING_APPROVAL,
@@ -109,6 +127,14 @@ class Securing:
 
     async def _lookup(self, case: Case) -> StepResult:
         return lookup_result(await self._directory.find_user(case.user))
+
+    async def _guardrails_again(self, user: DirectoryUser) -> StepResult:
+        """The guardrails on a fresh lookup and fresh memberships: an account made an admin
+        or put in a protected group while its case waited is escalated, not reset."""
+        fresh = await self._directory.find_user(user.id)
+        judged = await self._guardrails(fresh)
+        return StepResult(f"checked again on approval: {judged.detail}",
+                          {**judged.data, "lookup": lookup_result(fresh).data})
 
     async def _guardrails(self, user: DirectoryUser) -> StepResult:
         memberships = await self._directory.memberships(user.id)
@@ -157,8 +183,12 @@ class Securing:
 
     async def _breaker(self, case: Case) -> StepResult:
         limit = self._settings.max_resets_per_hour
-        if case.force:
-            return StepResult("circuit breaker bypassed: forced manual request",
+        if case.force and case.source == "manual":
+            # Past the limit, but it takes a place: the resets after it see it in the count.
+            await self._recorder.journal.reserve_reset(
+                case.case_id, self._recorder.clock.now(), FORCED_LIMIT, BREAKER_WINDOW)
+            return StepResult("circuit breaker bypassed: forced manual request; the reset "
+                              f"counts toward the limit of {limit} per hour all the same",
                               {"bypassed": True})
         if not await self._recorder.journal.reserve_reset(
                 case.case_id, self._recorder.clock.now(), limit, BREAKER_WINDOW):
@@ -167,6 +197,30 @@ class Securing:
                 "(MAX_REMEDIATIONS_PER_HOUR); nothing was changed. A storm like this is a mass "
                 "compromise or a bug: a human must lead")
         return StepResult(f"within the limit of {limit} resets per hour")
+
+    async def _reset_once(self, case: Case, user_id: str) -> Case:
+        """The reset step, claimed in the journal first: of two workers on one case (a
+        redelivery while the first attempt still runs), one resets and the other tries again
+        later. An attempt that ends, however it ends, gives the claim up; a worker that died
+        holds it until its lease runs out."""
+        if case.done(RESET) is not None:
+            return case
+        journal, holder = self._recorder.journal, secrets.token_hex(8)
+        if not await journal.claim_step(case.case_id, RESET, holder,
+                                        self._recorder.clock.now(), RESET_LEASE):
+            raise TransientError("another worker is resetting this password right now; "
+                                 "trying again later (never twice)")
+        case = await self._recorder.require(case.case_id)  # what that other worker journaled
+        try:
+            case, _ = await self._recorder.run(case, RESET, lambda: self._reset(user_id))
+        except BaseException:  # this attempt is over: a retry may reset (never two at once)
+            try:
+                await journal.release_step(case.case_id, RESET, holder)
+            except RemediationError as error:  # the lease runs out on its own
+                log.warning("case %s: could not release the reset claim: %s", case.case_id,
+                            error.reason)
+            raise
+        return case
 
     async def _reset(self, user_id: str) -> StepResult:
         await self._directory.reset_password(user_id, generate_password())
@@ -255,6 +309,10 @@ class Securing:
                            "sequence_number": sequence_number})
         delays = ", ".join(format_duration(d) for d in self._settings.verify_delays)
         return StepResult(f"verification scheduled at +{delays}", {"checks": checks})
+
+
+def _approved(case: Case) -> bool:
+    return any(step.name == "approved" for step in case.steps)
 
 
 def _finding_data(finding: Finding) -> dict[str, object]:

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
+from remediation.domain.alerts import DEFAULT_ALERT_TITLES
+
 MODES = ("enforce", "approve", "dry-run")
 HYGIENE_MODES = ("disable", "report")
 WEBHOOK_FORMATS = ("teams", "slack")  # API-NOTES §8
@@ -18,6 +20,8 @@ class WorkflowSettings:
     tenant_domains: frozenset[str] = frozenset()  # empty: ask the directory
     case_link: str = "remediation status --user {user}"
     webhook_format: str = "teams"
+    # What an alert a request names must be to be commented on (as the poll decides).
+    alert_titles: tuple[str, ...] = DEFAULT_ALERT_TITLES
 
     @property
     def merge_window(self) -> timedelta:

@@ -9,15 +9,17 @@ import logging
 from typing import Any
 
 from remediation.domain.cases import Case, CaseState, StepStatus
-from remediation.domain.errors import InvalidRequest, PermanentError
+from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
 from remediation.domain.requests import RemediationRequest
+from remediation.service.claims import AlertClaims
 from remediation.service.episodes import Episodes, new_case_id
 from remediation.service.journaling import LOOKUP, CaseRecorder, StepResult
-from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
+from remediation.service.messages import AlertUpdate, Approval, VerificationCheck, approver
 from remediation.service.notifications import Notifications
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import (
     AlertNotifier,
+    AlertSource,
     AlertUpdater,
     Clock,
     Directory,
@@ -36,6 +38,7 @@ __all__ = ["RemediationWorkflow", "StepResult", "WorkflowSettings", "new_case_id
 log = logging.getLogger(__name__)
 
 RETRY = "retry"  # the journal step of a scheduled retry
+APPROVAL_REFUSED = "approval_refused"
 
 
 class RemediationWorkflow:
@@ -52,6 +55,7 @@ class RemediationWorkflow:
         notifier: AlertNotifier | None = None,
         mailbox: Mailbox | None = None,
         webhook: EscalationWebhook | None = None,
+        alert_source: AlertSource | None = None,
     ) -> None:
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
@@ -64,7 +68,8 @@ class RemediationWorkflow:
                                   scheduler, settings)
         self._verification = Verification(recorder, self._outcomes, exchange,
                                           settings.verify_delays)
-        self._notifications = Notifications(recorder, alerts, webhook, settings)
+        self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
+        self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)
 
     async def remediate(self, request: RemediationRequest) -> Case:
         """Handle one request: open (or resume, or merge into) a case and run its steps.
@@ -74,13 +79,15 @@ class RemediationWorkflow:
         """
         if request.request_id is None:
             raise InvalidRequest("a request needs a request_id before the workflow runs")
-        case, should_run, unknown = await self._episodes.case_for(request)
+        if request.force and request.source != "manual":  # parse_request refuses it too
+            return await self.reject(
+                request.user, f"'force' is accepted only on manual requests (source "
+                f"'manual'), not on a request with source {request.source!r}",
+                request.source, request.request_id)
+        case, should_run = await self._episodes.case_for(request)
+        case = await self._settle_claims(case, request)
         if not should_run or case.state.is_final or case.state is CaseState.AWAITING_APPROVAL:
             return case
-        if unknown is not None:  # the directory already said no: journal it, don't ask twice
-            case = await self._recorder.note(case, LOOKUP, StepStatus.STARTED)
-            await self._recorder.note(case, LOOKUP, StepStatus.FAILED, unknown.reason)
-            return await self.escalate(case.case_id, unknown.reason)
         return await self._secure(case)
 
     async def approve(self, approval: Approval) -> Case:
@@ -89,10 +96,28 @@ class RemediationWorkflow:
         if case.state is not CaseState.AWAITING_APPROVAL:
             log.info("approval of case %s ignored: it is %s", case.case_id, case.state.value)
             return case
+        refusal = _approval_refusal(case, approval)
+        if refusal is not None:  # the handler journals it as a rejected request too
+            await self._recorder.note(case, APPROVAL_REFUSED, StepStatus.INFO, refusal)
+            raise InvalidRequest(refusal)
         case = await self._recorder.note(case, "approved", StepStatus.INFO,
-                                         f"approved by {approval.approved_by}")
+                                         f"approved by {approval.approved_by}",
+                                         {"approved_by": approval.approved_by})
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
         return await self._secure(case)
+
+    async def _settle_claims(self, case: Case, request: RemediationRequest) -> Case:
+        """Confirm or ignore the alert ids the request named, before anything is said on
+        them; what cannot be read now is read by the alert update, before it comments."""
+        if not request.alert_ids or case.state is CaseState.REJECTED:
+            return case
+        try:
+            return await self._claims.settle(case, request.alert_ids,
+                                             found_by_intake=request.source == "alert")
+        except RemediationError as error:
+            log.warning("case %s: alert ids not confirmed yet (%s); the alert update will",
+                        case.case_id, error.reason)
+            return await self._recorder.require(case.case_id)
 
     async def _secure(self, case: Case) -> Case:
         try:
@@ -120,9 +145,13 @@ class RemediationWorkflow:
         """Journal an invalid request as a ``rejected`` case so it is never lost silently."""
         return await self._episodes.reject(user, reason, source, request_id, alert_ids)
 
-    async def give_up(self, request_id: str, user: str, reason: str) -> Case | None:
-        """Escalate the case of a message that is about to be dead-lettered."""
+    async def give_up(self, request_id: str, user: str, reason: str,
+                      request: RemediationRequest | None = None) -> Case | None:
+        """Escalate the case of a message that is about to be dead-lettered; a request that
+        failed before its case was journaled (the journal itself failing) gets one now."""
         case = await self._recorder.journal.case_with_request(request_id)
+        if case is None and request is not None:
+            return await self._episodes.given_up(request, reason)
         if case is None or case.state.is_final:
             log.error("giving up on request %s for %s: %s", request_id, user, reason)
             return case
@@ -142,3 +171,36 @@ class RemediationWorkflow:
 
     async def case(self, case_id: str) -> Case:
         return await self._recorder.require(case_id)
+
+    async def escalation_reason(self, *, case_id: str | None = None,
+                                request_id: str | None = None) -> str | None:
+        """Why the case (named by id, or by a request it recorded) was escalated; None when
+        there is no such case or it is not escalated. Reads only."""
+        journal = self._recorder.journal
+        case = (await journal.get_case(case_id) if case_id is not None else
+                await journal.case_with_request(request_id) if request_id is not None else None)
+        if case is None or case.state is not CaseState.ESCALATED:
+            return None
+        return case.reason
+
+
+def _approval_refusal(case: Case, approval: Approval) -> str | None:
+    """Why ``approval`` cannot let ``case`` proceed, or None: it must name the case's user
+    (its address, object id or any address its lookup found) and a plain approver's name."""
+    try:
+        approver(approval.approved_by)
+    except InvalidRequest as error:
+        return f"approval of case {case.case_id} refused: {error.reason}"
+    if approval.user.lower() not in _names_of(case):
+        return (f"approval of case {case.case_id} refused: it names {approval.user}, but the "
+                f"case is about {case.user}; nothing was done")
+    return None
+
+
+def _names_of(case: Case) -> set[str]:
+    names = {case.user, case.user_id, case.sender, *case.listed_addresses}
+    found = case.done(LOOKUP)
+    if found is not None:
+        names.update((found.data.get("user_id"), found.data.get("upn"),
+                      found.data.get("mail"), *(found.data.get("proxy_addresses") or ())))
+    return {name.lower() for name in names if isinstance(name, str) and name}

@@ -116,7 +116,7 @@ def test_no_password_appears_in_logs_journal_queue_or_status(
     assert states["grace.taylor@contoso.com"] == "escalated"
 
 
-def test_a_request_dead_lettered_before_any_case_is_sent_again_by_enqueue(
+def test_a_request_whose_lookup_never_succeeded_is_escalated_and_sent_again_by_enqueue(
         threaded_sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     env = {**sandbox_env(threaded_sandbox_url, tenant, db), "MAX_DELIVERY_COUNT": "2",
@@ -124,20 +124,24 @@ def test_a_request_dead_lettered_before_any_case_is_sent_again_by_enqueue(
     tenant.add_fault(Fault(status=503, path=r"^/v1\.0/users/", method="GET", times=None))
     assert cli(env, "enqueue", "--user", ADELE).returncode == 0
     gave_up = cli(env, "run", "--until-idle")
-    assert gave_up.returncode == 0, gave_up.stderr  # no case was opened: nothing is left open
+    assert gave_up.returncode == 0, gave_up.stderr  # its case is final: escalated
     with sqlite3.connect(db) as connection:
         [(first_id, reason)] = connection.execute(
             "SELECT message_id, dead_letter_reason FROM messages WHERE state = 'dead'").fetchall()
     assert reason == "MaxDeliveryCountExceeded"
-    assert json.loads(cli(env, "status", "--json").stdout) == []
+    # Journaled before its first lookup, so on record with its reason, not only in a log.
+    [escalated] = json.loads(cli(env, "status", "--json").stdout)
+    assert (escalated["user"], escalated["state"]) == (ADELE, "escalated")
+    assert escalated["reason"].startswith("remediation gave up after 2 deliveries: Graph: ")
 
     tenant.clear_faults()
     resent = cli(env, "enqueue", "--user", ADELE)  # a new message id: not a duplicate
     assert resent.returncode == 0
     assert first_id not in resent.stdout
     assert cli(env, "run", "--until-idle").returncode == 0
-    [case] = json.loads(cli(env, "status", "--json").stdout)
-    assert (case["user"], case["state"]) == (ADELE, "verified")
+    cases = json.loads(cli(env, "status", "--json").stdout)
+    assert [(case["user"], case["state"]) for case in cases] == [
+        (ADELE, "verified"), (ADELE, "escalated")]
 
 
 def test_enqueue_refuses_an_invalid_address(tmp_path: Path) -> None:
@@ -149,6 +153,10 @@ def test_enqueue_refuses_an_invalid_address(tmp_path: Path) -> None:
 
 def test_status_of_an_empty_journal(tmp_path: Path) -> None:
     env = {"REMEDIATION_DB": str(tmp_path / "db")}
+    missing = cli(env, "status")  # a mistyped path: said so, and no empty journal made
+    assert missing.returncode == 2 and "remediation: no such journal: " in missing.stderr
+    assert not (tmp_path / "db").exists()
+    assert cli(env, "enqueue", "--user", ADELE).returncode == 0  # a journal, with no case
     assert cli(env, "status").stdout.strip() == "no cases"
     assert json.loads(cli(env, "status", "--json").stdout) == []
 

@@ -204,6 +204,10 @@ async def test_an_outage_longer_than_every_immediate_redelivery_is_ridden_out(
 
         assert immediate < outage / 2
         final = {case.user: case for case in await app.journal.list_cases()}
+        # The probe's request is on record (journaled before its first lookup), never retried.
+        probe = final.pop("alex.wilber@contoso.com")
+        assert probe.state is CaseState.RECEIVED
+        assert probe.request_ids == ("immediate",)
         assert set(final) == set(users)
         reasons = set()
         for user, case in final.items():

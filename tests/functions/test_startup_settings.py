@@ -1,8 +1,15 @@
-"""The first invocation of any trigger checks the app settings: a bad or missing one fails
-that invocation with one clear line in the log, naming the setting (not a traceback alone)."""
+"""The app settings are checked when function_app is imported (the host indexing the app):
+a bad one is one log line naming it, and the import fails, so no trigger listens and no
+message is burnt. The first invocation of any trigger checks them again: a bad or missing one
+fails that invocation with one clear line in the log, naming the setting (not a traceback
+alone)."""
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -77,3 +84,57 @@ async def test_each_invocation_reads_the_settings_until_they_are_good(
 
     assert [r.getMessage() for r in error_lines(caplog)] == [
         "configuration error: HTTP_TIMEOUT: '0s' must be more than 0s and at most 5m"] * 2
+
+
+# -- at import: the host indexes nothing while a setting is bad --------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def import_app(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``import function_app`` in a fresh interpreter with only ``settings`` set."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8", **settings}
+    return subprocess.run([sys.executable, "-c", "import function_app"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, encoding="utf-8", timeout=120,
+                          check=False)
+
+
+def test_the_app_imports_with_no_settings_at_all() -> None:
+    result = import_app({})  # tools, tests and bench/cold_start.py import it so
+
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_the_app_imports_with_azure_settings() -> None:
+    namespace = "sb.servicebus.windows.net"
+    result = import_app({"AZURE_TENANT_ID": TENANT,
+                         "ServiceBusConnection__fullyQualifiedNamespace": namespace,
+                         "AzureWebJobsStorage__accountName": "st", "MAX_DELIVERY_COUNT": "10",
+                         "QUEUE_MAX_DELIVERY_COUNT": "10"})
+
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(("settings", "problem"), [
+    ({"PROTECTED_GROUP_IDS": "exec-team"},
+     "PROTECTED_GROUP_IDS: 'exec-team' is not a group object id (a GUID)"),
+    ({"MAX_DELIVERY_COUNT": "\u00b2"},
+     "MAX_DELIVERY_COUNT: must be a whole number from 1 to 2000, got '\u00b2'"),
+    ({"MAX_DELIVERY_COUNT": "20", "QUEUE_MAX_DELIVERY_COUNT": "10"},
+     "MAX_DELIVERY_COUNT: 20 is more than the queues' maxDeliveryCount "
+     "(QUEUE_MAX_DELIVERY_COUNT, 10): Service Bus would dead-letter a message before its case "
+     "is escalated"),
+    ({"RETRY_BACKOFF": "16m"}, "RETRY_BACKOFF: '16m' must be more than 0s and at most 15m"),
+    # Listening on Service Bus without a tenant would fail every message.
+    ({"ServiceBusConnection__fullyQualifiedNamespace": "sb.servicebus.windows.net"},
+     "AZURE_TENANT_ID: not set (the tenant id, a GUID)"),
+])
+def test_a_bad_setting_fails_the_import_with_one_line_naming_it(
+        settings: dict[str, str], problem: str) -> None:
+    result = import_app(settings)
+
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("configuration error:")] == [
+        f"configuration error: {problem}"]
+    assert lines[-1] == f"remediation.config.ConfigError: {problem}"  # indexing fails

@@ -19,7 +19,7 @@ import re
 import string
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -35,8 +35,10 @@ from remediation.domain.alerts import (
     is_outbound_spam,
     parse_alert,
     request_for_alert,
+    sender_evidence,
 )
 from remediation.domain.cases import Case, CaseState
+from remediation.domain.display import shown
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import (
     MAX_ALERT_IDS,
@@ -58,6 +60,7 @@ from remediation.service.messages import (
     ALERT_PHASES,
     AlertUpdate,
     VerificationCheck,
+    parse_approval,
     parse_follow_up,
 )
 from remediation.service.push import (
@@ -102,7 +105,7 @@ ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
 DELAYS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
 TITLES = DEFAULT_ALERT_TITLES
 FIELDS = ("schema", "user", "reason", "requested_by", "alert_ids", "force", "source",
-          "request_id")
+          "request_id", "evidence_at")
 MAILBOX = "#microsoft.graph.security.mailboxEvidence"
 USER = "#microsoft.graph.security.userEvidence"
 
@@ -124,6 +127,9 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     max_leaves=12)
 
 tokens = st.text(TOKEN_CHARS, min_size=1, max_size=40)
+# Plain alert ids (remediation.domain.alerts.ALERT_ID), and tokens that are not: the doors
+# that put an id into a Graph URL take only the former.
+plain_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}", fullmatch=True)
 not_token_chars = st.one_of(st.sampled_from(" !\"#$%&'()*,;<>?[\\]^`{|}~\t\n\x00\x7f"),
                             st.characters(codec="utf-8", min_codepoint=0x80))
 bad_tokens = st.one_of(
@@ -171,6 +177,24 @@ def too_long(limit: int) -> st.SearchStrategy[str]:
 
 # -- strategies: requests -------------------------------------------------------------------
 
+
+def _graph_time(moment: datetime, digits: int, offset: str) -> str:
+    """As Graph writes createdDateTime: 0 to 7 fractional digits, Z or an offset."""
+    fraction = f"{moment.microsecond:06d}7"[:digits]
+    return f"{moment:%Y-%m-%dT%H:%M:%S}" + (f".{fraction}" if digits else "") + offset
+
+
+evidence_times = st.builds(
+    _graph_time, st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(9990, 1, 1)),
+    st.integers(0, 7), st.sampled_from(["Z", "+00:00", "+02:00", "-05:30", "+14:00"]))
+wrong_evidence_times = st.one_of(
+    non(str, type(None)),
+    st.sampled_from(["", "yesterday", "2024-05-01", "2024-05-01T09:00:00",
+                     "2024-05-01 09:00:00Z", "0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z",
+                     "2024-13-01T09:00:00Z", "2024-05-01T09:00:00.12345678Z",
+                     "2024-05-01T09:00:00Z\n"]),
+    any_text.filter(lambda text: not re.match(r"\d{4}-", text)))
+
 VALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "schema": st.just(1),
     "source": st.sampled_from(SOURCES),
@@ -179,6 +203,7 @@ VALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "alert_ids": st.none() | tokens | st.lists(tokens, max_size=10),
     "force": st.booleans(),
     "request_id": st.none() | st.text(TOKEN_CHARS, min_size=1, max_size=200),
+    "evidence_at": st.none() | evidence_times,
 }
 
 # One wrong value per field, each wrong by construction (never accidentally valid).
@@ -200,6 +225,7 @@ WRONG_VALUES: dict[str, st.SearchStrategy[Any]] = {
             lambda n: [f"alert-{i}" for i in range(n)])),
     "force": non(bool),
     "request_id": non(str, type(None)) | bad_tokens,
+    "evidence_at": wrong_evidence_times,
 }
 
 
@@ -209,6 +235,8 @@ def valid_request_fields(draw: st.DrawFn) -> dict[str, Any]:
     for name, values in VALID_VALUES.items():
         if draw(st.booleans()):
             fields[name] = draw(values)
+    if fields.get("force") is True and fields.get("source", "manual") != "manual":
+        del fields["force"]  # only a manual request may force (a mutation below tries it)
     return dict(draw(st.permutations(list(fields.items()))))
 
 
@@ -216,7 +244,11 @@ def valid_request_fields(draw: st.DrawFn) -> dict[str, Any]:
 def mutated_requests(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     """A valid request with exactly one thing wrong, and the words its refusal must use."""
     fields = draw(valid_request_fields())
-    mutation = draw(st.sampled_from([*WRONG_VALUES, "extra field", "no user"]))
+    mutation = draw(st.sampled_from([*WRONG_VALUES, "extra field", "no user",
+                                     "forced elsewhere"]))
+    if mutation == "forced elsewhere":
+        fields.update(force=True, source=draw(st.sampled_from(["alert", "restricted-list"])))
+        return fields, "'force' is accepted only on manual requests"
     if mutation == "extra field":
         fields[draw(any_text.filter(lambda k: k not in FIELDS))] = draw(json_values)
         return fields, "unknown field"
@@ -259,7 +291,7 @@ def deep_bodies(draw: st.DrawFn) -> bytes:
     opener, leaf, closer = draw(st.sampled_from([("[", "", "]"), ('{"a":', "1", "}")]))
     nested = opener * depth + leaf + closer * depth
     where = draw(st.sampled_from(["top", "schema", "user", "reason", "requested_by", "force",
-                                  "source", "request_id", "x"]))
+                                  "source", "request_id", "evidence_at", "x"]))
     if where == "top":
         return nested.encode()
     return f'{{"user":"{ROB}","{where}":{nested}}}'.encode()
@@ -396,7 +428,7 @@ def raw_alerts(draw: st.DrawFn, alert_id: st.SearchStrategy[Any] | None = None
 
 # -- strategies: pushes and the Defender stream ---------------------------------------------
 
-pushed_ids = st.one_of(tokens, tokens, tokens, bad_tokens, json_values)
+pushed_ids = st.one_of(plain_ids, plain_ids, tokens, bad_tokens, json_values)
 push_shapes = st.one_of(
     pushed_ids,
     st.lists(pushed_ids | st.fixed_dictionaries({"id": pushed_ids}), max_size=5),
@@ -428,7 +460,7 @@ content_types = st.one_of(
 @st.composite
 def well_formed_pushes(draw: st.DrawFn) -> tuple[bytes, list[str]]:
     """Every documented push shape, with good ids; and the ids in order, once each."""
-    ids = draw(st.lists(tokens, min_size=1, max_size=8))
+    ids = draw(st.lists(plain_ids, min_size=1, max_size=8))
     shape = draw(st.sampled_from(["id", "list", "alertId", "alertIds", "alert", "alerts",
                                   "value"]))
     body: Any = {
@@ -450,6 +482,7 @@ SPOILERS: dict[str, st.SearchStrategy[Any]] = {
                                  ALERT_INFO.lower()]) | json_values,
     "properties": non(dict),
     "AlertId": st.one_of(st.just(""), st.text(TOKEN_CHARS, min_size=201, max_size=210),
+                         tokens, st.sampled_from([".", "..", "../users", "fa/../x"]),
                          non(str)),
     "ServiceSource": st.sampled_from([OFFICE_365_SOURCE, "Microsoft Defender for Endpoint",
                                       OFFICE_365_DISPLAY_NAME.lower()]) | json_values,
@@ -464,7 +497,7 @@ def stream_records(draw: st.DrawFn) -> Any:
     kind = draw(st.sampled_from(["info", "evidence", "junk"]))
     if kind == "junk":
         return draw(json_values)
-    properties: dict[str, Any] = {"AlertId": draw(tokens),
+    properties: dict[str, Any] = {"AlertId": draw(plain_ids),
                                   "ServiceSource": OFFICE_365_DISPLAY_NAME}
     if kind == "info":
         properties["Title"] = draw(titles)
@@ -540,7 +573,7 @@ class World:
         assert self.sender.sent == []
 
 
-def make_world(alerts: list[dict[str, Any]] | None = None) -> World:
+def make_world(alerts: list[dict[str, Any]] | None = None, mode: str = "enforce") -> World:
     """Rob exists and is blocked, so any step that did run would show in the fakes."""
     tenant = FakeTenant()
     tenant.directory.add_user(ROB, user_id=ROB_ID)
@@ -550,7 +583,8 @@ def make_world(alerts: list[dict[str, Any]] | None = None) -> World:
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
         scheduler=tenant.scheduler, clock=tenant.clock,
-        settings=WorkflowSettings(verify_delays=DELAYS), alerts=updater, notifier=notifier)
+        settings=WorkflowSettings(verify_delays=DELAYS, mode=mode), alerts=updater,
+        notifier=notifier)
     intake = Intake(alerts=source, exchange=tenant.exchange, journal=tenant.journal,
                     requests=sender, workflow=workflow, clock=tenant.clock,
                     settings=IntakeSettings(titles=TITLES, lookback=timedelta(hours=2)))
@@ -607,6 +641,7 @@ def assert_accepted_request(request: RemediationRequest) -> None:
     assert all(TOKEN.fullmatch(alert_id) for alert_id in request.alert_ids)
     assert request.source in SOURCES
     assert isinstance(request.force, bool)
+    assert not request.force or request.source == "manual"
     assert request.request_id is None or TOKEN.fullmatch(request.request_id)
 
 
@@ -667,7 +702,7 @@ def test_a_request_with_one_thing_wrong_is_refused_naming_what_is_wrong(
                  "alert_ids": ["a", "b", "a"]}, form="bytes")
 @example(fields={"user": ROB, "reason": "\U0001f4e7" * 1000, "requested_by": "\U0001f600" * 256,
                  "alert_ids": [f"{i}" + "x" * 39 for i in range(10)], "request_id": "r" * 200,
-                 "source": "restricted-list", "force": True}, form="str")
+                 "source": "manual", "force": True}, form="str")
 def test_a_valid_request_is_normalised_and_round_trips_through_the_queue(
         fields: dict[str, Any], form: str) -> None:
     request = parse_request(as_body(fields, form))
@@ -774,6 +809,74 @@ def test_the_verifier_rejects_bad_or_orphan_follow_ups_and_touches_nothing(body:
     run(scenario())
 
 
+# == approvals on the requests queue: parse_approval and MessageHandler.on_request ==========
+
+approvers = st.one_of(st.text(clean_chars, max_size=256), with_control(256), too_long(256),
+                      st.sampled_from(PADDING), non(str))
+approval_users = st.one_of(st.just(ROB), st.just(" Rob@Contoso.COM "), st.just(ROB_ID),
+                           normalised_users)
+
+
+def _plain_name(value: object) -> bool:
+    return (isinstance(value, str) and len(value) <= 256 and bool(value.strip())
+            and not any(c in value for c in CONTROL_CHARS))
+
+
+@examples(500)
+@given(approved_by=approvers)
+@example(approved_by="lead\x1b[2J\x1b[Hremediation: case approved")
+@example(approved_by="lead\u2028forged line")
+def test_parse_approval_accepts_only_a_plain_approver_name_and_says_why_not(
+        approved_by: Any) -> None:
+    fields = {"schema": 1, "kind": "approve", "case_id": "c1", "user": ROB,
+              "approved_by": approved_by}
+
+    reason = refusal(parse_approval, fields)
+
+    if _plain_name(approved_by):
+        assert reason is None
+        approval = parse_approval(fields)
+        assert approval.approved_by == approved_by.strip()
+        assert parse_approval(json.loads(approval.to_json())) == approval
+    else:
+        assert reason is not None
+        assert "'approved_by'" in reason
+
+
+@examples(200)
+@given(user=approval_users, approved_by=st.one_of(st.just("security lead"), approvers))
+def test_an_approval_lets_a_waiting_case_run_only_for_its_user_and_a_plain_approver(
+        user: str, approved_by: Any) -> None:
+    async def scenario() -> None:
+        world = make_world(mode="approve")
+        waiting = await world.workflow.remediate(RemediationRequest(
+            user=ROB, source="alert", request_id="alert-req"))
+        assert waiting.state is CaseState.AWAITING_APPROVAL
+        body = dumped({"schema": 1, "kind": "approve", "case_id": waiting.case_id,
+                       "user": user, "approved_by": approved_by})
+
+        answer = await world.handler.on_request(delivery(body))
+
+        stored = await world.tenant.journal.get_case(waiting.case_id)
+        assert stored is not None
+        ours = user.strip().lower() in (ROB, ROB_ID)
+        if ours and _plain_name(approved_by):
+            event("approved")
+            assert stored.state is CaseState.AWAITING_VERIFICATION
+            assert len(world.tenant.directory.passwords) == 1
+            return
+        event("refused")
+        assert answer is not None
+        assert answer.state is CaseState.REJECTED
+        assert_reason(answer.reason or "")
+        assert stored.state is CaseState.AWAITING_APPROVAL
+        assert world.tenant.directory.passwords == []
+        for case in await world.tenant.journal.list_cases():
+            assert all(step.detail.isprintable() for step in case.steps)
+
+    run(scenario())
+
+
 # == alerts_v2: parse_alert, find_sender, request_for_alert =================================
 
 
@@ -802,24 +905,52 @@ def _candidates(evidence: object) -> set[str]:
 @examples(500)
 @given(evidence=st.one_of(evidence_lists, json_values))
 def test_find_sender_only_ever_names_an_address_the_evidence_holds(evidence: Any) -> None:
-    sender = find_sender(evidence)
-    event("sender found" if sender else "no sender")
+    found = sender_evidence(evidence)
+    event("sender found" if found.sender else "several accounts" if found.candidates
+          else "no sender")
 
-    candidates = _candidates(evidence)
-    assert (sender is None) == (not candidates)
-    if sender is not None:
-        assert sender in candidates
-        assert normalise_user(sender) == sender
+    names = _candidates(evidence)
+    assert find_sender(evidence) == found.sender
+    # Nobody, one sender, or (for a person to choose) at least two distinct candidates.
+    assert (found.sender is None and not found.candidates) == (not names)
+    assert found.sender is None or not found.candidates
+    assert len(found.candidates) != 1
+    assert len(set(found.candidates)) == len(found.candidates)
+    for name in (found.sender, *found.candidates):
+        if name is not None:
+            assert name in names
+            assert normalise_user(name) == name
 
 
 @examples(300)
-@given(evidence=evidence_lists, address=typed_users)
-def test_a_mailbox_primary_address_beats_every_other_field(evidence: list[Any],
-                                                           address: str) -> None:
+@given(first=evidence_lists, second=evidence_lists)
+def test_evidence_naming_several_accounts_never_picks_one_unmarked(
+        first: list[Any], second: list[Any]) -> None:
+    rob = mailbox_evidence(ROB)  # unmarked; nothing in the lists shares a name with...
+    eve = {**mailbox_evidence("eve@other.example"), "roles": []}  # ...or with Eve
+    unrelated = [item for item in first + second
+                 if not (_candidates([item]) & {ROB, "eve@other.example"})]
+
+    found = sender_evidence([rob, *unrelated, eve])
+
+    assert found.sender is None or found.sender not in (ROB, "eve@other.example")
+    if found.sender is None:
+        assert {ROB, "eve@other.example"} <= set(found.candidates)
+
+
+@examples(300)
+@given(others=st.lists(st.tuples(st.sampled_from(["mailbox", "user"]), maybe_users,
+                                 maybe_users), max_size=5),
+       address=typed_users)
+def test_a_mailbox_primary_address_beats_every_other_field(
+        others: list[tuple[str, Any, Any]], address: str) -> None:
     first = mailbox_evidence(address, upn="someone.else@contoso.com",
                              account_upn="a.third@contoso.com", object_id=ROB_ID)
+    # More evidence about the same account (its object id ties each item to the first).
+    same = [mailbox_evidence(primary, upn=upn, object_id=ROB_ID) if kind == "mailbox"
+            else user_evidence(upn, ROB_ID) for kind, primary, upn in others]
 
-    assert find_sender([first, *evidence]) == address.strip().lower()
+    assert find_sender([first, *same]) == address.strip().lower()
 
 
 @examples(300)
@@ -853,6 +984,7 @@ def test_parse_alert_and_request_for_alert_survive_any_alert(raw: dict[str, Any]
         return
     assert alert.id == alert_id
     assert alert.sender == find_sender(raw.get("evidence"))
+    assert alert.candidates == sender_evidence(raw.get("evidence")).candidates
     for name, value in (("title", alert.title), ("status", alert.status),
                         ("serviceSource", alert.service_source)):
         assert value == (raw.get(name) if isinstance(raw.get(name), str) else "")
@@ -866,6 +998,7 @@ def test_parse_alert_and_request_for_alert_survive_any_alert(raw: dict[str, Any]
     if refused is not None:
         assert alert.sender is None
         assert refused.strip()
+        assert ("accounts and marks none" in refused) == alert.ambiguous
         return
     assert request.user == alert.sender
     assert request.source == "alert"
@@ -876,6 +1009,64 @@ def test_parse_alert_and_request_for_alert_survive_any_alert(raw: dict[str, Any]
     # must accept unchanged. Other ids: see the regression tests below.
     if is_outbound_spam(alert, TITLES) and TOKEN.fullmatch(alert.id):
         assert_round_trip(request)
+
+
+# == the alert poll: titles and evidence from Graph reaching intake =========================
+
+HOSTILE_TEXT = ["\x1b[2J\x1b[H", "\x1b]8;;http://evil.example\x07link\x1b]8;;\x07",
+                "\r\nremediation: case verified", "\u202egnp.exe", "[click](http://evil)",
+                "\x00", "\u2028", "\x85"]
+hostile_titles = st.one_of(
+    titles,
+    st.builds(lambda title, junk, where: junk + title if where else title + junk,
+              st.sampled_from(TITLES), st.sampled_from(HOSTILE_TEXT), st.booleans()),
+    st.text(st.characters(codec="utf-8"), max_size=300))
+
+
+@examples(300)
+@given(alerts=st.lists(raw_alerts(alert_id=plain_ids), min_size=1, max_size=8,
+                       unique_by=lambda raw: raw["id"]),
+       retitled=st.lists(hostile_titles, min_size=8, max_size=8),
+       page_size=st.integers(1, 3))
+def test_whatever_titles_and_evidence_the_poll_reads_each_alert_is_handled_once(
+        alerts: list[dict[str, Any]], retitled: list[str], page_size: int) -> None:
+    for raw, title in zip(alerts, retitled, strict=False):
+        if isinstance(raw.get("title"), str) and raw["title"] not in TITLES:
+            raw["title"] = title
+
+    async def scenario() -> None:
+        world = make_world(alerts)
+        world.alerts.page_size = page_size
+        report = await world.intake.poll()
+
+        assert report.errors == []
+        assert report.alerts_seen == len(alerts)
+        assert report.pages == -(-len(alerts) // page_size)
+        by_id = {raw["id"]: raw for raw in alerts}
+        from_alerts = [r for r in world.sender.sent if r.source == "alert"]
+        ours = [a for a in map(parse_alert, alerts)
+                if is_outbound_spam(a, TITLES) and a.status != "resolved"]
+        event(f"{len(ours)} outbound spam of {len(alerts)}")
+        assert report.matched == len([a for a in map(parse_alert, alerts)
+                                      if is_outbound_spam(a, TITLES)])
+        # Each alert acted on exactly once: queued, rejected or escalated.
+        assert sorted([*(r.alert_ids[0] for r in from_alerts), *report.rejected,
+                       *report.escalated]) == sorted(a.id for a in ours)
+        for request in from_alerts:
+            assert_round_trip(request)
+            assert request.user == find_sender(by_id[request.alert_ids[0]]["evidence"])
+        for case in await world.tenant.journal.list_cases():
+            assert case.state in (CaseState.REJECTED, CaseState.ESCALATED)
+            assert case.reason
+            # Stored as it came; made fit to show wherever a person reads it.
+            assert shown(case.reason, 1000).isprintable()
+            assert "\x1b" not in shown(case.reason, 1000)
+        # A poll reads and queues; it changes nothing in the tenant.
+        assert world.tenant.directory.passwords == []
+        assert world.tenant.exchange.unblocks == []
+        assert world.updater.attempts == []
+
+    run(scenario())
 
 
 # == the HTTP push door: handle_alert_push ==================================================
@@ -919,7 +1110,7 @@ def test_a_bad_push_gets_a_4xx_with_a_reason_and_reads_nothing_but_valid_ids(
             assert len(set(lookups)) == len(lookups)
             assert all(TOKEN.fullmatch(alert_id) for alert_id in lookups)
             assert response.body == {"queued": 0, "already_known": 0, "rejected": [],
-                                     "not_confirmed": lookups}
+                                     "escalated": [], "not_confirmed": lookups}
             world.assert_tenant_untouched(lookups=lookups)
             return
         world.assert_tenant_untouched()
@@ -948,7 +1139,7 @@ def test_every_documented_push_shape_reads_exactly_its_ids(push: tuple[bytes, li
 
 
 @examples(300)
-@given(alerts=st.lists(raw_alerts(alert_id=tokens), min_size=1, max_size=5,
+@given(alerts=st.lists(raw_alerts(alert_id=plain_ids), min_size=1, max_size=5,
                        unique_by=lambda raw: raw["id"]),
        shape=st.sampled_from(["alertIds", "list", "value"]))
 def test_whatever_graph_says_about_a_pushed_alert_intake_queues_only_requests_the_worker_accepts(
@@ -966,21 +1157,30 @@ def test_whatever_graph_says_about_a_pushed_alert_intake_queues_only_requests_th
         report = response.body
         # Every pushed id is accounted for, once.
         assert (report["queued"] + report["already_known"] + len(report["rejected"])
-                + len(report["not_confirmed"])) == len(ids)
+                + len(report["escalated"]) + len(report["not_confirmed"])) == len(ids)
         assert report["queued"] == len(world.sender.sent)
-        event(f"{len(world.sender.sent)} queued, {len(report['rejected'])} rejected")
+        event(f"{len(world.sender.sent)} queued, {len(report['rejected'])} rejected, "
+              f"{len(report['escalated'])} escalated")
         by_id = {raw["id"]: raw for raw in alerts}
         for request in world.sender.sent:
             assert_round_trip(request)
             [alert_id] = request.alert_ids
             assert request.user == find_sender(by_id[alert_id]["evidence"])
             assert is_outbound_spam(parse_alert(by_id[alert_id]), TITLES)
-        rejected = await world.tenant.journal.list_cases()
-        assert sorted(alert_id for case in rejected for alert_id in case.alert_ids) == sorted(
-            report["rejected"])
-        for case in rejected:
-            assert case.state is CaseState.REJECTED
+        cases = await world.tenant.journal.list_cases()
+        for state, reported in ((CaseState.REJECTED, report["rejected"]),
+                                (CaseState.ESCALATED, report["escalated"])):
+            assert sorted(alert_id for case in cases if case.state is state
+                          for alert_id in case.alert_ids) == sorted(reported)
+        assert {case.state for case in cases} <= {CaseState.REJECTED, CaseState.ESCALATED}
+        for case in cases:
             assert case.reason
+        # Evidence naming several accounts: a person chooses; nobody is touched.
+        for alert_id in report["escalated"]:
+            candidates = parse_alert(by_id[alert_id]).candidates
+            assert len(candidates) >= 2
+            [case] = [c for c in cases if c.alert_ids == (alert_id,)]
+            assert all(repr(name) in (case.reason or "") for name in candidates[:10])
         # Reading alerts and queueing requests is all a push may do.
         assert world.tenant.events == []
         assert world.updater.attempts == []
@@ -999,35 +1199,49 @@ def _readable(event: bytes | str) -> bool:
     return isinstance(body, dict) and isinstance(body.get("records"), list)
 
 
-def _hint(record: object) -> str | None:
+NOT_A_HINT = object()
+PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
+
+
+def _hint(record: object) -> object:
     """The documented rule: an Office 365 AlertInfo with a wanted title, or AlertEvidence
-    about a user or mailbox, hints its AlertId (a string of 1-200 characters)."""
+    about a user or mailbox, hints its AlertId (whatever it holds); NOT_A_HINT otherwise."""
     if not isinstance(record, Mapping):
-        return None
+        return NOT_A_HINT
     properties = record.get("properties")
     if not isinstance(properties, Mapping):
-        return None
+        return NOT_A_HINT
     alert_id, title, entity = (properties.get(key) for key in ("AlertId", "Title",
                                                               "EntityType"))
-    if not (isinstance(alert_id, str) and 0 < len(alert_id) <= 200
-            and properties.get("ServiceSource") == OFFICE_365_DISPLAY_NAME):
-        return None
+    if properties.get("ServiceSource") != OFFICE_365_DISPLAY_NAME:
+        return NOT_A_HINT
     wanted = {t.casefold() for t in TITLES}
     if record.get("category") == ALERT_INFO:
         return alert_id if isinstance(title, str) and title.strip().casefold() in wanted \
-            else None
+            else NOT_A_HINT
     if record.get("category") == ALERT_EVIDENCE:
         return alert_id if isinstance(entity, str) and entity.lower() in ("user", "mailbox") \
-            else None
-    return None
+            else NOT_A_HINT
+    return NOT_A_HINT
+
+
+def _hinted(events: list[bytes | str]) -> list[object]:
+    hinted: list[object] = []
+    for raw in events:
+        if _readable(raw):
+            hinted += (h for h in map(_hint, json.loads(raw)["records"]) if h is not NOT_A_HINT)
+    return hinted
 
 
 def _expected_hints(events: list[bytes | str]) -> list[str]:
-    hints: list[str] = []
-    for raw in events:
-        if _readable(raw):
-            hints += filter(None, map(_hint, json.loads(raw)["records"]))
-    return list(dict.fromkeys(hints))
+    """The hinted ids that are plain alert ids (1-200 ASCII letters, digits, - and _,
+    starting with a letter or digit), each once."""
+    return list(dict.fromkeys(h for h in _hinted(events)
+                              if isinstance(h, str) and PLAIN_ID.fullmatch(h)))
+
+
+def _refused_hints(events: list[bytes | str]) -> int:
+    return sum(not (isinstance(h, str) and PLAIN_ID.fullmatch(h)) for h in _hinted(events))
 
 
 @examples(500)
@@ -1039,8 +1253,12 @@ def test_stream_hints_follow_the_documented_rule_and_every_unreadable_event_is_r
 
     assert hints == _expected_hints(events)
     unreadable = [index for index, event in enumerate(events) if not _readable(event)]
+    refused = _refused_hints(events)
     assert [problem.split(":")[0] for problem in problems] == [
-        f"event {index}" for index in unreadable]
+        f"event {index}" for index in unreadable] + (["batch"] if refused else [])
+    if refused:  # one line for every refused id, naming how many and the first
+        assert problems[-1].startswith(f"batch: {refused} hinted record(s) refused: not an "
+                                       "alert id: ")
     for problem in problems:
         assert_reason(problem)
 
@@ -1055,7 +1273,8 @@ def test_a_stream_batch_reads_only_its_hints_and_queues_nothing_unconfirmed(
 
         hints = _expected_hints(events)
         assert report.not_confirmed == hints
-        assert len(report.errors) == sum(not _readable(event) for event in events)
+        assert len(report.errors) == sum(not _readable(event) for event in events) + (
+            1 if _refused_hints(events) else 0)
         assert report.enqueued == []
         world.assert_tenant_untouched(lookups=hints)
         assert await world.tenant.journal.list_cases() == []

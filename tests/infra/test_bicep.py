@@ -173,8 +173,15 @@ def test_each_queue_has_sessions_duplicate_detection_and_the_apps_delivery_count
     window = iso_duration(queue["duplicateDetectionHistoryTimeWindow"])
     assert DUPLICATE_WINDOW_MIN <= window <= DUPLICATE_WINDOW_MAX
     assert window > parse_duration(settings["ALERT_LOOKBACK"])  # overlapping polls dedupe
-    # The code counts attempts against MAX_DELIVERY_COUNT; the broker's limit is the same.
+    # The code counts attempts against MAX_DELIVERY_COUNT; the broker's limit is the same, and
+    # the app knows it (QUEUE_MAX_DELIVERY_COUNT): a message is never dead-lettered before its
+    # case is escalated.
     assert queue["maxDeliveryCount"] == int(settings["MAX_DELIVERY_COUNT"])
+    assert queue["maxDeliveryCount"] == int(settings["QUEUE_MAX_DELIVERY_COUNT"])
+    parsed = Settings.from_env({name: value for name, value in settings.items()
+                                if name in ("MAX_DELIVERY_COUNT", "QUEUE_MAX_DELIVERY_COUNT")})
+    assert parsed.max_delivery_count == parsed.broker_max_delivery_count == queue[
+        "maxDeliveryCount"]
     lock = iso_duration(queue["lockDuration"])
     assert timedelta(0) < lock <= LOCK_DURATION_MAX
     assert lock == Settings().lock_duration  # the local queue behaves the same

@@ -491,3 +491,79 @@ async def test_no_piece_of_the_url_survives_a_long_error_body(
         assert "0f3c1d2e" not in caught.value.reason, caught.value.reason
         assert "webhookb2" not in caught.value.reason, caught.value.reason
         assert_secret_kept(caught.value, caplog)
+
+
+# -- what a 2xx proves, by format (API-NOTES §8) ------------------------------------------------
+
+
+@pytest.fixture
+async def slack(receiver: Receiver) -> AsyncIterator[JsonWebhook]:
+    hook = JsonWebhook(receiver.url, format="slack", timeout=0.3, retry_delay=0.01)
+    yield hook
+    await hook.close()
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (text("invalid_payload"),
+     "the escalation webhook answered 200 with an unexpected body: invalid_payload"),
+    (text("no_text\x1b[31m\r\n<!channel>"),
+     "the escalation webhook answered 200 with an unexpected body: no_text <!channel>"),
+    (text("1"), "the escalation webhook answered 200 with an unexpected body: 1"),
+    (text("", 202), "the escalation webhook answered 202 with an unexpected body: (empty)"),
+    (text("", 204), "the escalation webhook answered 204 with an unexpected body: (empty)"),
+])
+async def test_for_slack_only_200_ok_is_delivered(slack: JsonWebhook, receiver: Receiver,
+                                                  answer: Answer, reason: str) -> None:
+    receiver.answers = [text("ok"), answer]
+    assert await slack.post({"text": "hello"}) is WebhookDelivery.DELIVERED
+
+    with pytest.raises(PermanentError) as caught:
+        await slack.post({"text": "hello"})
+
+    assert caught.value.reason == reason
+    assert len(receiver.bodies) == 2  # not sent again: the same payload gets the same answer
+
+
+async def test_a_slack_200_with_another_body_is_journaled_as_not_delivered(
+        slack: JsonWebhook, receiver: Receiver) -> None:
+    receiver.answers = [text("invalid_payload")]
+
+    case = await escalate_through(slack, webhook_format="slack")
+
+    assert case.done("webhook:escalated") is None
+    [failed] = [s for s in case.steps if s.name == "webhook:escalated"
+                and s.status.value == "failed"]
+    assert failed.detail == ("the escalation webhook answered 200 with an unexpected body: "
+                             "invalid_payload")
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("Microsoft Teams endpoint returned HTTP error 429", TransientError),
+    ("Microsoft Teams endpoint returned HTTP error 503", TransientError),
+    ("Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP "
+     "error 413", PermanentError),
+    ("Error: the connector has been disabled", PermanentError),
+])
+async def test_a_teams_200_whose_body_says_an_error_is_not_delivered(
+        webhook: JsonWebhook, receiver: Receiver, body: str,
+        error: type[Exception]) -> None:
+    receiver.answers = [text(body)]
+
+    with pytest.raises(error) as caught:
+        await webhook.post({"type": "message"})
+
+    assert isinstance(caught.value, PermanentError | TransientError)
+    assert caught.value.reason.startswith(
+        "the escalation webhook answered 200 with an unexpected body: ")
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [
+    (text("", 202), WebhookDelivery.ACCEPTED), (text("1"), WebhookDelivery.DELIVERED),
+    (text(""), WebhookDelivery.DELIVERED), (text("", 204), WebhookDelivery.DELIVERED),
+    (text('{"id": 7, "error": null}', 201), WebhookDelivery.DELIVERED)])
+async def test_teams_keeps_202_accepted_and_a_plain_200_delivered(
+        webhook: JsonWebhook, receiver: Receiver, answer: Answer,
+        outcome: WebhookDelivery) -> None:
+    receiver.answers = [answer]
+
+    assert await webhook.post({"type": "message"}) is outcome

@@ -3,15 +3,21 @@
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from remediation.adapters.credentials import StaticTokenCredential
+from remediation.adapters.graph_alerts import GraphAlerts
+from remediation.adapters.graph_caller import GraphCaller
 from remediation.bootstrap import Application, bootstrap
+from remediation.domain.alerts import alert_request_id
 from remediation.domain.cases import CaseState
+from remediation.domain.errors import PermanentError
 from remediation.domain.requests import RemediationRequest
-from remediation.sandbox import SandboxTenant, SandboxUser
+from remediation.sandbox import Fault, SandboxTenant, SandboxUser
 from remediation.sandbox.alert_seed import (
     LIMIT,
     RESTRICTED,
@@ -221,3 +227,125 @@ async def test_the_project_never_filters_on_title_nor_posts_comment_arrays(
         assert isinstance(comment.body, dict)
         assert comment.body["@odata.type"] == "microsoft.graph.security.alertComment"
         json.dumps(comment.body)
+
+
+# -- a poll that cannot be blinded ------------------------------------------------------------
+
+OTHER_OFFICE_ALERT = "Email messages containing malicious URL removed after delivery"
+
+
+def flood(tenant: SandboxTenant, count: int, spam_at: dict[int, str]) -> dict[str, str]:
+    """``count`` unrelated Office 365 alerts, oldest first, with an outbound-spam alert for
+    ``spam_at[i]`` just before the i-th; the spam alerts' ids by address."""
+    start = datetime.now(UTC) - timedelta(minutes=50)
+    spam: dict[str, str] = {}
+    for index in range(count):
+        created = start + timedelta(milliseconds=50 * index)
+        if index in spam_at:
+            raw = alert(RESTRICTED, [mailbox_evidence(spam_at[index])],
+                        created=created - timedelta(milliseconds=1))
+            tenant.add_alert(raw)
+            spam[spam_at[index]] = raw["id"]
+        tenant.add_alert(alert(OTHER_OFFICE_ALERT,
+                               [mailbox_evidence(f"someone{index}@contoso.com")],
+                               created=created, alert_id=f"fa{index:030x}"))
+    return spam
+
+
+def alert_pages(tenant: SandboxTenant) -> list[Any]:
+    return [r for r in tenant.requests() if r.path == "/v1.0/security/alerts_v2"]
+
+
+async def test_thirty_thousand_unrelated_alerts_never_hide_an_outbound_spam_alert(
+        app: Application, tenant: SandboxTenant) -> None:
+    tenant.alert_page_size = 1000
+    spam = flood(tenant, 30_000, {27_500: ADELE})
+
+    report = await app.intake.poll()
+
+    assert report.errors == []
+    assert report.alerts_seen == 30_001
+    assert report.enqueued == [alert_request_id(spam[ADELE])]
+    assert [r.status for r in alert_pages(tenant)] == [200] * 31
+    await app.worker(poll_interval=0.05, retry_backoff=0.05).run(until_idle=True)
+    [case] = await app.journal.list_cases()
+    assert (case.user, case.alert_ids) == (ADELE, (spam[ADELE],))
+
+
+async def test_a_graph_failure_on_a_late_page_keeps_what_earlier_pages_found(
+        app: Application, tenant: SandboxTenant) -> None:
+    tenant.alert_page_size = 1000
+    spam = flood(tenant, 6_000, {1_500: ADELE, 5_500: LEE})
+    # Pages 1-3 answer; from the fourth on Graph fails, retries included.
+    tenant.add_fault(Fault(status=503, path=r"^/v1\.0/security/alerts_v2$", after=3,
+                           times=None))
+
+    first = await app.intake.poll()
+
+    assert first.enqueued == [alert_request_id(spam[ADELE])]
+    assert first.alerts_seen == 3_000
+    [error] = first.errors
+    assert error.startswith("alerts: ") and "503" in error
+    assert "after 3 page(s)" in error
+
+    tenant.clear_faults()
+    second = await app.intake.poll()  # the overlapping window reads the rest
+
+    assert second.errors == []
+    assert second.alerts_seen == 6_002
+    assert set(second.enqueued) == {alert_request_id(spam[ADELE]),
+                                    alert_request_id(spam[LEE])}
+
+
+async def test_an_id_that_is_not_a_plain_alert_id_never_reaches_a_graph_url(
+        sandbox_url: str, tenant: SandboxTenant) -> None:
+    # ".." would be resolved to GET /v1.0/security, "a/b" reach a path of its own.
+    graph = GraphCaller(sandbox_url, StaticTokenCredential(tenant.token), timeout=2.0,
+                        max_retries=0)
+    alerts = GraphAlerts(graph)
+    try:
+        for bad in ("..", "../../users", "fa/comments", "fa 1", "fa%2F..", "."):
+            assert await alerts.get_alert(bad) is None
+            with pytest.raises(PermanentError, match="not an alert id"):
+                await alerts.comment(bad, "text")
+            with pytest.raises(PermanentError, match="not an alert id"):
+                await alerts.update(bad, {"status": "resolved"})
+    finally:
+        await graph.close()
+    assert tenant.requests() == []
+
+
+# -- evidence naming several accounts ---------------------------------------------------------
+
+
+async def test_an_alert_naming_two_accounts_is_escalated_in_defender_and_touches_nobody(
+        app: Application, tenant: SandboxTenant) -> None:
+    raw = alert(RESTRICTED, [mailbox_evidence(ADELE), mailbox_evidence(LEE),
+                             user_evidence("", None)])
+    tenant.add_alert(raw)
+
+    await poll_and_drain(app)
+
+    [case] = await app.journal.list_cases()
+    assert case.state is CaseState.ESCALATED
+    assert f"{ADELE!r}, {LEE!r}" in (case.reason or "")
+    assert tenant.user(ADELE).password_changes == tenant.user(LEE).password_changes == []
+    assert [r for r in tenant.requests() if r.cmdlet == "Remove-BlockedSenderAddress"] == []
+    final = tenant.alert(raw["id"])
+    assert final["status"] == "inProgress"
+    [comment] = final["comments"]
+    assert ADELE in comment["comment"] and LEE in comment["comment"]
+
+
+async def test_the_one_account_marked_compromised_is_remediated(
+        app: Application, tenant: SandboxTenant) -> None:
+    raw = alert(RESTRICTED, [mailbox_evidence(LEE), mailbox_evidence(ADELE),
+                             user_evidence(ADELE)])  # the user evidence says "compromised"
+    tenant.add_alert(raw)
+
+    await poll_and_drain(app)
+
+    [case] = await app.journal.list_cases()
+    assert (case.user, case.state) == (ADELE, CaseState.VERIFIED)
+    assert len(tenant.user(ADELE).password_changes) == 1
+    assert tenant.user(LEE).password_changes == []

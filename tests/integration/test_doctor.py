@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from remediation.permissions import DIRECTORY_ROLES, PERMISSIONS
-from remediation.sandbox import SandboxTenant
+from remediation.sandbox import SandboxTenant, app_rights
 from tests.cli_helpers import clean_environment, run_cli  # noqa: F401 (a fixture)
 from tests.conftest import sandbox_env
 
@@ -49,7 +49,8 @@ def test_doctor_passes_against_the_sandbox(monkeypatch: pytest.MonkeyPatch,
               *(f"permission {p.name}" for p in PERMISSIONS),
               *(f"role {r.name}" for r in DIRECTORY_ROLES),
               "read Defender alerts", "read a user", "read role assignments",
-              "read the Restricted users list", "read a mailbox", "queues", "journal"]
+              "read the Restricted users list", "read a mailbox", "queues", "schedule a message",
+              "journal"]
     for check in checks:
         assert row(out, check).startswith("ok "), row(out, check)
     assert "FAIL" not in out
@@ -110,12 +111,90 @@ def test_without_a_jwt_the_reads_decide(monkeypatch: pytest.MonkeyPatch,
     assert "grant SecurityAlert.ReadWrite.All (Microsoft Graph)" in read
 
 
-def test_an_opaque_token_with_every_right_passes(
+APP_IDENTITY = "run doctor with the app's own identity: its token carries its roles"
+
+
+@pytest.mark.parametrize("taken", ["nothing", "User Administrator", "write permissions"])
+def test_an_opaque_token_never_passes_what_it_cannot_show(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        env: dict[str, str], tenant: SandboxTenant) -> None:
+        env: dict[str, str], tenant: SandboxTenant, taken: str) -> None:
+    """The static token says nothing of the app's rights, and the harmless reads exercise
+    neither the writes (reset, revoke, inbox rules) nor the directory roles: whether they are
+    in place or not, doctor cannot say they are, so it cannot pass."""
+    if taken == "User Administrator":
+        tenant.app_has_user_administrator = False
+    elif taken == "write permissions":
+        tenant.denied_permissions.update({"User.RevokeSessions.All", "MailboxSettings.ReadWrite",
+                                          "User-PasswordProfile.ReadWrite.All"})
+
     status, out = doctor(monkeypatch, capsys, env, tenant.token)
 
+    assert status == 1, out
+    for name in ("User.RevokeSessions.All", "User-PasswordProfile.ReadWrite.All",
+                 "MailboxSettings.ReadWrite"):
+        line = row(out, f"permission {name}")
+        assert line.startswith("UNVERIFIED ") and line.endswith(APP_IDENTITY), line
+    assert row(out, "permission User.Read.All").startswith("ok ")  # a read used it
+    for role in DIRECTORY_ROLES:
+        assert row(out, f"role {role.name}").startswith("UNVERIFIED ")
+        assert APP_IDENTITY in row(out, f"role {role.name}")
+    assert "could not be verified" in out
+
+
+def app_token_without_wids(tenant: SandboxTenant) -> str:
+    claims = app_rights.app_claims(tenant_id=tenant.tenant_id, object_id=tenant.app_object_id,
+                                   roles=tenant.app_permissions(), wids=[])
+    del claims["wids"]  # "not said", not "none"
+    return app_rights.issue(tenant.token, claims)
+
+
+def test_without_wids_the_roles_are_read_from_the_apps_role_assignments(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    status, out = doctor(monkeypatch, capsys, env, app_token_without_wids(tenant))
+
     assert status == 0, out
+    for role in DIRECTORY_ROLES:
+        assert row(out, f"role {role.name}").startswith("ok ")
+    [read] = [r for r in tenant.requests() if r.query.get("$filter")]
+    assert read.path == "/v1.0/roleManagement/directory/roleAssignments"
+    assert read.query["$filter"] == f"principalId eq '{tenant.app_object_id}'"
+
+
+def test_without_wids_a_missing_user_administrator_role_is_named(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    tenant.app_has_user_administrator = False
+
+    status, out = doctor(monkeypatch, capsys, env, app_token_without_wids(tenant))
+
+    assert status == 1
+    line = row(out, "role User Administrator")
+    assert line.startswith("FAIL ")
+    assert "assign the User Administrator role (fe930be7-5e62-47db-91af-98c3a49a38b1)" in line
+    assert row(out, "role Exchange Administrator").startswith("ok ")
+
+
+def test_the_sandbox_prints_the_apps_token_for_doctor(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        clean_environment: None) -> None:  # noqa: F811 (the fixture imported above)
+    import remediation.sandbox.server as server
+    from remediation.domain.tokens import read_claims
+
+    async def no_serving(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(server, "serve_forever", no_serving)
+
+    status, _, err = run_cli(monkeypatch, capsys, {}, "sandbox", "--port", "8080")
+
+    assert status == 0
+    [line] = [line for line in err.splitlines() if "export SANDBOX_TOKEN=" in line]
+    claims = read_claims(line.split("export SANDBOX_TOKEN=", 1)[1])
+    assert claims is not None
+    assert claims.roles == {permission.name for permission in PERMISSIONS}
+    assert claims.wids == {role.template_id for role in DIRECTORY_ROLES}
+    assert "curl -s http://127.0.0.1:8080/_sandbox/token" in err
 
 
 def test_exchange_without_its_app_role_names_the_permission_and_the_role(

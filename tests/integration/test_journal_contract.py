@@ -88,7 +88,7 @@ async def test_every_case_field_round_trips(journal: Journal) -> None:
     assert await journal.get_case("missing") is None
 
 
-async def test_list_cases_in_creation_order(journal: Journal) -> None:
+async def test_list_cases_newest_first(journal: Journal) -> None:
     await journal.add_case(make_case("late", at=T0 + timedelta(hours=2)))
     await journal.add_case(make_case("early", at=T0))
     await journal.add_case(make_case("adele", "adele@contoso.com", at=T0 + timedelta(hours=1)))
@@ -96,13 +96,77 @@ async def test_list_cases_in_creation_order(journal: Journal) -> None:
                                      at=T0 + timedelta(hours=3)))
     await journal.add_step("late", Step("received", StepStatus.INFO, T0))
 
-    assert await ids(journal.list_cases(ROB)) == ["early", "late", "bad"]
-    assert await ids(journal.list_cases(ROB, limit=2)) == ["early", "late"]
-    assert await ids(journal.list_cases()) == ["early", "adele", "late", "bad"]
-    assert await ids(journal.list_cases(limit=2)) == ["early", "adele"]
+    assert await ids(journal.list_cases(ROB)) == ["bad", "late", "early"]
+    assert await ids(journal.list_cases(ROB, limit=2)) == ["bad", "late"]
+    assert await ids(journal.list_cases()) == ["bad", "late", "adele", "early"]
+    assert await ids(journal.list_cases(limit=2)) == ["bad", "late"]
+    assert await journal.list_cases(limit=0) == []
     assert await journal.list_cases("nobody@contoso.com") == []
     listed = {case.case_id: case for case in await journal.list_cases()}
     assert [step.name for step in listed["late"].steps] == ["received"]
+
+
+async def test_list_cases_newest_first_across_utc_offsets(journal: Journal) -> None:
+    # 10:30 in Paris (+02:00) is 08:30 UTC: older than 09:00 UTC, though its text sorts later.
+    paris = timezone(timedelta(hours=2))
+    await journal.add_case(make_case("utc", at=T0))
+    await journal.add_case(make_case("paris", at=datetime(2024, 5, 1, 10, 30, tzinfo=paris)))
+
+    assert await ids(journal.list_cases()) == ["utc", "paris"]
+    assert await ids(journal.list_cases(since=T0 - timedelta(minutes=15))) == ["utc"]
+
+
+async def test_list_cases_narrowed_by_state_time_and_user(journal: Journal) -> None:
+    states = [CaseState.SKIPPED, CaseState.ESCALATED, CaseState.AWAITING_APPROVAL,
+              CaseState.SKIPPED, CaseState.VERIFIED, CaseState.ESCALATED]
+    for n, state in enumerate(states):
+        await journal.add_case(make_case(f"c{n}", ROB if n % 2 else "adele@contoso.com",
+                                         state=state, at=T0 + timedelta(minutes=n)))
+    # A state changed after the case was stored counts as it is now.
+    await journal.update_case((await stored(journal, "c3")).evolve(state=CaseState.ESCALATED))
+    escalated = {CaseState.ESCALATED}
+    waiting = {CaseState.ESCALATED, CaseState.AWAITING_APPROVAL}
+
+    assert await ids(journal.list_cases(states=escalated)) == ["c5", "c3", "c1"]
+    assert await ids(journal.list_cases(states=waiting, limit=2)) == ["c5", "c3"]
+    assert await ids(journal.list_cases(states=waiting, since=T0 + timedelta(minutes=2))) == [
+        "c5", "c3", "c2"]
+    assert await ids(journal.list_cases(ROB, states=escalated)) == ["c5", "c3", "c1"]
+    assert await ids(journal.list_cases("adele@contoso.com", states=escalated)) == []
+    assert await ids(journal.list_cases(ROB, since=T0 + timedelta(minutes=3))) == ["c5", "c3"]
+    assert await ids(journal.list_cases(since=T0 + timedelta(minutes=4))) == ["c5", "c4"]
+    assert await journal.list_cases(states=()) == []
+    assert await journal.list_cases(since=T0 + timedelta(days=1)) == []
+
+    assert await journal.count_cases() == {
+        CaseState.SKIPPED: 1, CaseState.ESCALATED: 3, CaseState.AWAITING_APPROVAL: 1,
+        CaseState.VERIFIED: 1}
+    assert await journal.count_cases(ROB) == {CaseState.ESCALATED: 3}
+    assert await journal.count_cases(since=T0 + timedelta(minutes=4)) == {
+        CaseState.VERIFIED: 1, CaseState.ESCALATED: 1}
+    assert await journal.count_cases("nobody@contoso.com") == {}
+
+
+async def test_list_cases_reads_past_many_cases_in_pages(journal: Journal) -> None:
+    # More than the old fixed cap (500): the newest are found, and the listing is whole.
+    gate = asyncio.Semaphore(16)
+
+    async def add(n: int) -> None:
+        async with gate:
+            await journal.add_case(make_case(
+                f"c{n:04d}", f"u{n % 7}@contoso.com",
+                state=CaseState.ESCALATED if n == 3 else CaseState.SKIPPED,
+                at=T0 + timedelta(seconds=n)))
+
+    await asyncio.gather(*(add(n) for n in range(600)))
+
+    assert await ids(journal.list_cases(limit=3)) == ["c0599", "c0598", "c0597"]
+    assert await ids(journal.list_cases(states={CaseState.ESCALATED})) == ["c0003"]
+    everything = await ids(journal.list_cases())
+    assert everything == [f"c{n:04d}" for n in reversed(range(600))]
+    assert await journal.count_cases() == {CaseState.SKIPPED: 599, CaseState.ESCALATED: 1}
+    assert await ids(journal.list_cases("u3@contoso.com", states={CaseState.ESCALATED})) == [
+        "c0003"]
 
 
 async def test_steps_are_kept_in_the_order_they_were_added(journal: Journal) -> None:
@@ -253,6 +317,7 @@ async def test_addresses_with_characters_table_keys_forbid(journal: Journal) -> 
         assert (await stored_latest(journal, user)).user == user
         assert await ids(journal.list_cases(user)) == [f"case/{n}#?"]
         assert (await found(journal, f"manual/{user}")).case_id == f"case/{n}#?"
+    assert await ids(journal.list_cases()) == [f"case/{n}#?" for n in reversed(range(6))]
     assert await journal.latest_case("o'brien@contoso.com") is None
 
 
@@ -327,6 +392,103 @@ async def _one_place_per_case(first: Journal, second: Journal) -> None:
     assert await second.reserve_reset("c2", T0 + timedelta(minutes=2), 2, HOUR)
     assert not await first.reserve_reset("c3", T0 + timedelta(minutes=3), 2, HOUR)
     assert await first.reserve_reset("c1", T0 + timedelta(minutes=4), 2, HOUR)
+
+
+# One person, one case: the episode claim and the step claims.
+
+ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
+LEASE = timedelta(minutes=10)
+
+
+async def test_of_concurrent_claims_of_one_episode_exactly_one_wins(
+        open_journal: OpenJournal) -> None:
+    writers = [open_journal(), open_journal()]
+
+    holders = await asyncio.gather(*(writers[n % 2].claim_episode(ROB_ID, f"case-{n}", None)
+                                     for n in range(10)))
+
+    assert len(set(holders)) == 1, holders
+    [winner] = set(holders)
+    for writer in writers:
+        assert await writer.current_episode(ROB_ID) == winner
+    # Passing the episode on: of the claims over the winner, one wins too.
+    after = await asyncio.gather(*(writers[n % 2].claim_episode(ROB_ID, f"next-{n}", winner)
+                                   for n in range(10)))
+    assert len(set(after)) == 1 and after[0].startswith("next-"), after
+
+
+async def test_the_episode_rules(open_journal: OpenJournal) -> None:
+    await _episode_rules(open_journal(), open_journal())
+
+
+async def test_of_concurrent_claims_of_one_step_exactly_one_wins(
+        open_journal: OpenJournal) -> None:
+    writers = [open_journal(), open_journal()]
+
+    won = await asyncio.gather(*(writers[n % 2].claim_step("c1", "reset_password", f"h{n}",
+                                                           T0, LEASE) for n in range(10)))
+
+    assert won.count(True) == 1, won
+    assert await writers[0].claim_step("c2", "reset_password", "h0", T0, LEASE)  # per case
+
+
+async def test_the_step_claim_rules(open_journal: OpenJournal) -> None:
+    await _step_claim_rules(open_journal(), open_journal())
+
+
+async def test_the_fake_journal_keeps_the_claim_rules() -> None:
+    from tests.fakes import FakeJournal
+
+    fake = FakeJournal()
+    await _episode_rules(fake, fake)
+    fake = FakeJournal()
+    await _step_claim_rules(fake, fake)
+
+
+async def test_a_case_takes_the_primary_address_once_it_is_known(journal: Journal) -> None:
+    # Opened under the object id a request named, before the lookup; renamed after it.
+    await journal.add_case(make_case("c1", ROB_ID, request_ids=("manual:1",)))
+    await journal.add_case(make_case("other", "adele@contoso.com", at=T0 + timedelta(hours=1)))
+
+    renamed = await journal.update_case((await stored(journal, "c1")).evolve(user=ROB))
+    await journal.update_case(renamed.evolve(state=CaseState.IN_PROGRESS))
+
+    assert (await stored_latest(journal, ROB)).case_id == "c1"
+    assert await journal.latest_case(ROB_ID) is None
+    assert await ids(journal.list_cases(ROB)) == ["c1"]
+    assert await ids(journal.list_cases(ROB_ID)) == []
+    assert (await found(journal, "manual:1")).user == ROB
+    assert await ids(journal.list_cases()) == ["other", "c1"]
+
+
+async def _episode_rules(first: Journal, second: Journal) -> None:
+    adele_id = "0d9e8f7a-0000-4000-8000-00000000adee"
+    assert await first.current_episode(ROB_ID) is None
+    assert await first.claim_episode(ROB_ID, "c1", None) == "c1"
+    assert await second.claim_episode(ROB_ID, "c1", None) == "c1"  # again: still it
+    assert await second.claim_episode(ROB_ID, "c2", None) == "c1"  # c1 holds it: lost
+    assert await second.claim_episode(ROB_ID, "c2", "c1") == "c2"  # over the holder seen
+    assert await first.claim_episode(ROB_ID, "c3", "c1") == "c2"  # a stale view loses
+    assert await first.current_episode(ROB_ID) == "c2"
+    assert await second.claim_episode(adele_id, "a1", "c2") == "a1"  # one per person
+    assert await first.current_episode(adele_id) == "a1"
+    assert await first.current_episode(ROB_ID) == "c2"
+
+
+async def _step_claim_rules(first: Journal, second: Journal) -> None:
+    reset = "reset_password"
+    assert await first.claim_step("c1", reset, "h1", T0, LEASE)
+    assert not await second.claim_step("c1", reset, "h2", T0 + timedelta(minutes=1), LEASE)
+    assert await first.claim_step("c1", reset, "h1", T0 + timedelta(minutes=2), LEASE)  # renew
+    assert await second.claim_step("c1", "revoke_sessions", "h2", T0, LEASE)  # another step
+    await second.release_step("c1", reset, "h2")  # not its holder: nothing happens
+    assert not await second.claim_step("c1", reset, "h2", T0 + timedelta(minutes=3), LEASE)
+    await first.release_step("c1", reset, "h1")
+    assert await second.claim_step("c1", reset, "h2", T0 + timedelta(minutes=4), LEASE)
+    # A holder that never came back: its lease runs out, then another may take the step.
+    later = T0 + timedelta(minutes=4) + LEASE
+    assert not await first.claim_step("c1", reset, "h3", later - timedelta(seconds=1), LEASE)
+    assert await first.claim_step("c1", reset, "h3", later, LEASE)
 
 
 # Table Storage only: what SQLite cannot run into.

@@ -80,7 +80,8 @@ async def test_a_pushed_alert_already_handled_is_not_queued_twice(
 
     again = await handle_alert_push(body, JSON, app.intake)
 
-    assert again.body == {"queued": 0, "already_known": 1, "rejected": [], "not_confirmed": []}
+    assert again.body == {"queued": 0, "already_known": 1, "rejected": [], "escalated": [],
+                          "not_confirmed": []}
 
 
 @pytest.mark.parametrize(("body", "content_type", "status", "message"), [

@@ -14,7 +14,7 @@ from remediation.domain.requests import RemediationRequest
 from remediation.service.handler import Delivery, MessageHandler
 from remediation.service.messages import AlertUpdate, VerificationCheck
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
-from tests.fakes import FakeAlertNotifier, FakeAlertUpdater, FakeTenant
+from tests.fakes import START, FakeAlertNotifier, FakeAlertUpdater, FakeTenant
 
 ROB = "rob@contoso.com"
 ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
@@ -23,6 +23,7 @@ MAX_DELIVERIES = 5
 IN_PROGRESS = {"status": "inProgress"}
 RESOLVED = {"status": "resolved", "classification": "truePositive",
             "determination": "compromisedAccount"}
+BEFORE_UNBLOCK = START - timedelta(minutes=20)  # an alert about the block the fixture placed
 
 
 @dataclass
@@ -237,7 +238,8 @@ async def test_a_merged_alert_is_commented_once_and_the_first_is_left_alone(
     case = await h.remediate("alert-req-1", ("fa-1",))
     await h.process_queued()
 
-    merged = await h.remediate("alert-req-2", ("fa-2", "fa-1"))
+    # Another alert about the same block: created before the block was lifted.
+    merged = await h.remediate("alert-req-2", ("fa-2", "fa-1"), evidence_at=BEFORE_UNBLOCK)
 
     assert merged.case_id == case.case_id
     assert h.notifier.updates == [AlertUpdate(case.case_id, ROB, "start", 2)]
@@ -265,13 +267,15 @@ async def test_a_request_with_only_known_alerts_queues_nothing(h: Harness) -> No
     assert h.notifier.updates == []
 
 
-async def test_an_alert_merged_after_verification_is_resolved_right_away(h: Harness) -> None:
+async def test_a_late_alert_about_the_block_a_case_lifted_is_resolved_right_away(
+        h: Harness) -> None:
     await h.remediate("alert-req-1", ("fa-1",))
     await h.verify_first()
     await h.process_queued()
     h.tenant.clock.advance(hours=1)
 
-    await h.remediate("alert-req-2", ("fa-2",))
+    # Created before the unblock (Defender was slow to say so): the case's work answered it.
+    await h.remediate("alert-req-2", ("fa-2",), evidence_at=BEFORE_UNBLOCK)
 
     assert h.notifier.phases() == [("verified", 2)]
     await h.process_queued()
@@ -279,10 +283,56 @@ async def test_an_alert_merged_after_verification_is_resolved_right_away(h: Harn
     assert h.alerts.updates_of("fa-1") == [IN_PROGRESS, RESOLVED]  # nothing new for fa-1
 
 
+@pytest.mark.parametrize("created", ["after the case ended", "at an unknown time"])
+async def test_an_alert_after_a_verified_case_is_new_evidence_never_resolved_by_it(
+        h: Harness, created: str) -> None:
+    """Reproduced: merged into the verified case, and resolved "done. Password reset..."
+    although nothing was done for it."""
+    first = await h.remediate("alert-req-1", ("fa-1",))
+    await h.verify_first()
+    await h.process_queued()
+    h.tenant.clock.advance(minutes=30)
+    evidence_at = h.tenant.clock.now() if created == "after the case ended" else None
+
+    second = await h.remediate("alert-req-2", ("fa-2",), evidence_at=evidence_at)
+
+    assert second.case_id != first.case_id
+    assert second.state is CaseState.AWAITING_VERIFICATION  # secured again
+    assert h.tenant.directory.count("reset_password") == 2
+    assert (await h.case(first.case_id)).alert_ids == ("fa-1",)
+    assert h.notifier.updates == [AlertUpdate(second.case_id, ROB, "start", 1)]
+    await h.process_queued()
+    assert h.alerts.updates_of("fa-2") == [IN_PROGRESS]
+    assert not [text for text in h.alerts.comments_on("fa-2") if first.case_id in text]
+
+
+async def test_an_alert_created_after_the_unblock_escalates_the_case_awaiting_checks(
+        h: Harness) -> None:
+    case = await h.remediate("alert-req-1", ("fa-1",))
+    await h.process_queued()
+    h.tenant.clock.advance(minutes=10)
+
+    escalated = await h.remediate("alert-req-2", ("fa-2",), evidence_at=h.tenant.clock.now())
+
+    assert escalated.case_id == case.case_id
+    assert escalated.state is CaseState.ESCALATED
+    assert escalated.reason is not None
+    assert escalated.reason.startswith("new evidence after the unblock: Defender alert fa-2 "
+                                       "created at 2024-05-01 09:10:00 UTC, after the block "
+                                       "was lifted at 2024-05-01 09:00:00 UTC")
+    assert h.tenant.directory.count("reset_password") == 1
+    # No "start" for what nothing answers: the escalation, then the alert it took in.
+    assert h.notifier.phases() == [("escalated", 1), ("escalated", 2)]
+    await h.process_queued()
+    for alert_id in ("fa-1", "fa-2"):
+        assert RESOLVED not in h.alerts.updates_of(alert_id)
+        assert "needs a human" in h.alerts.comments_on(alert_id)[-1]
+
+
 async def test_an_alert_merged_into_a_manual_case_gets_the_start_update(h: Harness) -> None:
     case = await h.remediate("manual-1", alert_ids=())
 
-    await h.remediate("alert-req-1", ("fa-1",))
+    await h.remediate("alert-req-1", ("fa-1",), evidence_at=BEFORE_UNBLOCK)
 
     assert h.notifier.updates == [AlertUpdate(case.case_id, ROB, "start", 1)]
 

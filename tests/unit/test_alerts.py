@@ -9,14 +9,16 @@ import pytest
 from remediation.domain.alerts import (
     DEFAULT_ALERT_TITLES,
     Alert,
+    SenderEvidence,
     alert_request_id,
     find_sender,
     is_outbound_spam,
     parse_alert,
     request_for_alert,
+    sender_evidence,
 )
 from remediation.domain.errors import InvalidRequest
-from tests.fakes import alert_json, mailbox_evidence, user_evidence
+from tests.fakes import START, alert_json, mailbox_evidence, user_evidence
 
 ROB = "rob@contoso.com"
 ROB_UPN = "rob.smith@contoso.onmicrosoft.com"
@@ -43,12 +45,17 @@ def alert(title: str = DEFAULT_ALERT_TITLES[0], source: str = "microsoftDefender
 
 
 @pytest.mark.parametrize(("evidence", "expected"), [
-    # Every field filled: the mailbox's primary address wins, wherever the mailbox is listed.
+    # Every field of one account filled (the object id ties the two items together): the
+    # mailbox's primary address wins, wherever the mailbox is listed.
     ([user_evidence("user-upn@contoso.com", ROB_ID),
-      mailbox_evidence(ROB, upn="mailbox-upn@contoso.com")], ROB),
+      mailbox_evidence(ROB, upn="mailbox-upn@contoso.com", object_id=ROB_ID)], ROB),
     # Without a primary address: the mailbox UPN, before the user evidence.
     ([user_evidence("user-upn@contoso.com", ROB_ID),
-      mailbox_evidence(None, upn="mailbox-upn@contoso.com")], "mailbox-upn@contoso.com"),
+      mailbox_evidence(None, upn="mailbox-upn@contoso.com", object_id=ROB_ID)],
+     "mailbox-upn@contoso.com"),
+    # One item's fields are one account, however different they look.
+    ([mailbox_evidence(ROB, upn=ROB_UPN, account_upn="a.third@contoso.com",
+                       object_id=ROB_ID)], ROB),
     # Without a mailbox: the user evidence's UPN, before any object id.
     ([user_evidence(ROB_UPN, ROB_ID)], ROB_UPN),
     # Only an object id left.
@@ -100,6 +107,77 @@ def test_evidence_of_the_wrong_shape_names_nobody(evidence: object) -> None:
 
 def test_an_address_outside_the_evidence_list_is_not_picked_up() -> None:
     evidence = [DEVICE, mailbox_evidence(None), user_evidence(None)]
+    assert find_sender(evidence) is None
+
+
+# -- evidence naming several accounts -------------------------------------------------------
+
+EVE = "eve@contoso.com"
+EVE_ID = "7c1d2e3f-0000-4000-8000-00000000e7e0"
+
+
+def unmarked(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "roles": []}
+
+
+def marked(item: dict[str, Any], role: str = "compromised") -> dict[str, Any]:
+    return {**item, "roles": ["contextual", role]}
+
+
+@pytest.mark.parametrize(("evidence", "candidates"), [
+    ([mailbox_evidence(ROB), mailbox_evidence(EVE)], (ROB, EVE)),
+    ([mailbox_evidence(EVE), DEVICE, mailbox_evidence("  Rob@Contoso.com ")], (EVE, ROB)),
+    ([unmarked(user_evidence(ROB_UPN)), mailbox_evidence(EVE)], (ROB_UPN, EVE)),
+    # Both marked: the marks decide nothing.
+    ([marked(mailbox_evidence(ROB)), marked(user_evidence(EVE))], (ROB, EVE)),
+    # An address and an object id in different items: one person or two, only the directory
+    # could tell. Nobody is guessed.
+    ([mailbox_evidence(ROB), unmarked(user_evidence(None, EVE_ID))], (ROB, EVE_ID)),
+    ([mailbox_evidence(ROB), mailbox_evidence(None, upn=EVE),
+      unmarked(user_evidence("", ROB_ID))], (ROB, EVE, ROB_ID)),
+])
+def test_evidence_naming_several_accounts_names_no_sender_but_the_candidates(
+        evidence: list[dict[str, Any]], candidates: tuple[str, ...]) -> None:
+    assert sender_evidence(evidence) == SenderEvidence(None, candidates)
+    assert find_sender(evidence) is None
+
+    alert_ = parse_alert(alert_json("fa-two", evidence))
+
+    assert (alert_.sender, alert_.candidates, alert_.ambiguous) == (None, candidates, True)
+    with pytest.raises(InvalidRequest, match=f"names {len(candidates)} accounts and marks "
+                                             "none of them alone as compromised"):
+        request_for_alert(alert_)
+
+
+@pytest.mark.parametrize(("evidence", "sender"), [
+    # Exactly one account marked as the compromised (or, as the stream says, impacted) one.
+    ([mailbox_evidence(ROB), user_evidence(EVE)], EVE),                  # user evidence marked
+    ([marked(mailbox_evidence(EVE)), mailbox_evidence(ROB)], EVE),
+    ([mailbox_evidence(ROB), marked(mailbox_evidence(EVE), "Impacted")], EVE),
+    ([mailbox_evidence(ROB), marked(mailbox_evidence(EVE), " COMPROMISED ")], EVE),
+    ([mailbox_evidence(EVE), user_evidence(None, ROB_ID)], ROB_ID),
+    # One account named several ways is one account, whatever the marks say.
+    ([mailbox_evidence(ROB), mailbox_evidence("ROB@contoso.com ")], ROB),
+    ([mailbox_evidence(ROB), unmarked(user_evidence("Rob@Contoso.com", ROB_ID))], ROB),
+    ([mailbox_evidence(ROB, object_id=ROB_ID), unmarked(user_evidence(ROB_UPN, ROB_ID))], ROB),
+    # Joined through a third item: the mailbox's UPN is the user evidence's.
+    ([unmarked(user_evidence(None, ROB_ID)), mailbox_evidence(ROB, upn=ROB_UPN),
+      unmarked(user_evidence(ROB_UPN, ROB_ID))], ROB),
+    # Roles on evidence that names nobody, or on evidence of other kinds, mark nobody.
+    ([mailbox_evidence(ROB), user_evidence("", None), marked(DEVICE)], ROB),
+    # Other people in unrelated evidence are no candidates.
+    ([mailbox_evidence(ROB), PROCESS, MESSAGE, FILE], ROB),
+])
+def test_one_account_or_exactly_one_marked_account_is_the_sender(
+        evidence: list[dict[str, Any]], sender: str) -> None:
+    assert sender_evidence(evidence) == SenderEvidence(sender)
+    assert parse_alert(alert_json("fa-one", evidence)).candidates == ()
+
+
+@pytest.mark.parametrize("roles", [None, "compromised", {"compromised": True}, [None, 7],
+                                   ["compromisedAccount"], ["attacker"], ["suspicious"]])
+def test_roles_that_do_not_say_compromised_or_impacted_mark_nobody(roles: object) -> None:
+    evidence = [mailbox_evidence(ROB), {**mailbox_evidence(EVE), "roles": roles}]
     assert find_sender(evidence) is None
 
 
@@ -170,7 +248,7 @@ def test_parse_alert_reads_the_fields_the_intake_needs() -> None:
 
     assert parsed == Alert(id="fa-7", title="Suspicious email sending patterns detected",
                            status="inProgress", service_source="microsoftDefenderForOffice365",
-                           sender=ROB)
+                           sender=ROB, created=START)
 
 
 def test_parse_alert_tolerates_missing_and_null_fields() -> None:
@@ -215,6 +293,16 @@ def test_the_request_for_an_alert_names_the_sender_the_alert_and_its_request_id(
     assert request.reason == "Defender alert: Email sending limit exceeded"
     assert request.force is False
     assert request.requested_by is None
+    assert request.evidence_at == START  # the alert's createdDateTime
+
+
+@pytest.mark.parametrize("created", [None, "", "yesterday", "0001-01-01T00:00:00Z", 17,
+                                     "2024-05-01T09:00:00"])
+def test_an_alert_creation_time_that_cannot_be_read_is_unknown(created: object) -> None:
+    raw = {**alert_json("fa-11", [mailbox_evidence(ROB)]), "createdDateTime": created}
+
+    assert parse_alert(raw).created is None
+    assert request_for_alert(parse_alert(raw)).evidence_at is None
 
 
 def test_the_request_reason_is_capped_at_the_queue_limit() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from remediation.config import Settings
+from remediation.adapters.sqlite_db import SqliteDatabase
+from remediation.config import ConfigError, Settings
 from tests import cli_helpers
 from tests.cli_helpers import clean_environment  # noqa: F401 (a fixture)
 
@@ -193,3 +194,126 @@ def test_an_empty_protected_group_setting_protects_no_group() -> None:
     assert Settings.from_env({"PROTECTED_GROUP_IDS": ""}).protected_group_ids == frozenset()
     assert Settings.from_env({"PROTECTED_GROUP_IDS": "  "}).protected_group_ids == frozenset()
 
+
+
+# -- whole numbers: ASCII digits only ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["MAX_DELIVERY_COUNT", "WORKER_CONCURRENCY", "HTTP_MAX_RETRIES",
+                                  "MAX_REMEDIATIONS_PER_HOUR", "QUEUE_MAX_DELIVERY_COUNT"])
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "\u2460", "\uff13"])
+def test_a_number_in_other_digits_is_refused_naming_the_setting(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str,
+        value: str) -> None:
+    # "²".isdigit() is True and int("²") raises; int("٣") is 3: neither may pass as a number.
+    status, err = run_cli(monkeypatch, capsys, {name: value}, "status")
+
+    assert status == 2
+    assert err.startswith(f"remediation: configuration error: {name}: must be a whole number")
+    assert err.count("\n") == 1
+
+
+def test_a_duration_in_other_digits_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^RETRY_BACKOFF: '\u0663s' is not a duration"):
+        Settings.from_env({"RETRY_BACKOFF": "\u0663s"})
+
+
+# -- MAX_DELIVERY_COUNT and the queues' own maxDeliveryCount -----------------------------------
+
+
+def test_max_delivery_count_may_not_exceed_the_queues() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"MAX_DELIVERY_COUNT": "20", "QUEUE_MAX_DELIVERY_COUNT": "10"})
+
+    assert str(refused.value) == (
+        "MAX_DELIVERY_COUNT: 20 is more than the queues' maxDeliveryCount "
+        "(QUEUE_MAX_DELIVERY_COUNT, 10): Service Bus would dead-letter a message before its "
+        "case is escalated")
+    fewer = Settings.from_env({"MAX_DELIVERY_COUNT": "5", "QUEUE_MAX_DELIVERY_COUNT": "10"})
+    assert (fewer.max_delivery_count, fewer.broker_max_delivery_count) == (5, 10)
+    same = Settings.from_env({"MAX_DELIVERY_COUNT": "7"})
+    assert (same.max_delivery_count, same.broker_max_delivery_count) == (7, 7)
+
+
+# -- REMEDIATION_DB: a place this user can create and write ------------------------------------
+
+
+def unusable_databases(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """(REMEDIATION_DB, the start of the one line) by case."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    return {
+        "under a file": (str(a_file / "state.db"),
+                         f"remediation: configuration error: REMEDIATION_DB: "
+                         f"'{a_file / 'state.db'}' cannot be created: '{a_file}' is not a "
+                         "directory"),
+        "under a file, deeper": (str(a_file / "x" / "state.db"),
+                                 "remediation: configuration error: REMEDIATION_DB: "),
+        "where nothing can be created": ("/proc/nope/state.db", "remediation: "),
+    }
+
+
+@pytest.mark.parametrize("case", ["under a file", "under a file, deeper",
+                                  "where nothing can be created"])
+@pytest.mark.parametrize("command", [["status"], ["enqueue", "--user", "rob@contoso.com"]],
+                         ids=" ".join)
+def test_an_unusable_database_path_is_one_line_and_exit_status_2(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        case: str, command: list[str]) -> None:
+    db, start = unusable_databases(tmp_path)[case]
+
+    status, out, err = cli_helpers.run_cli(
+        monkeypatch, capsys, {"REMEDIATION_DB": db, "AZURE_TENANT_ID": TENANT}, *command)
+
+    assert (status, out) == (2, "")
+    assert err.startswith(start), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_the_database_directory_is_checked_only_when_the_file_is_used(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    azure = {"ServiceBusConnection__fullyQualifiedNamespace": "sb.servicebus.windows.net",
+             "AzureWebJobsStorage__accountName": "st", "REMEDIATION_DB": str(a_file / "s.db")}
+
+    assert not Settings.from_env(azure).uses_local_database  # Service Bus and Table Storage
+    with pytest.raises(ConfigError, match=r"^REMEDIATION_DB: .* is not a directory"):
+        Settings.from_env({**azure, "AzureWebJobsStorage__accountName": ""})
+    # Missing directories are fine: the first command creates them.
+    assert Settings.from_env({"REMEDIATION_DB": str(tmp_path / "a" / "b" / "s.db")})
+
+
+def test_status_on_a_mistyped_path_says_no_such_journal_and_creates_nothing(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    db = tmp_path / "typo" / "state.db"
+
+    status, err = run_cli(monkeypatch, capsys, {"REMEDIATION_DB": str(db)}, "status")
+
+    assert status == 2
+    assert err == (f"remediation: no such journal: {db} (REMEDIATION_DB): nothing has been "
+                   "queued or run with it here; check the path\n")
+    assert not db.parent.exists()
+
+
+def test_status_opens_an_existing_journal_read_only(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    status, _, _ = cli_helpers.run_cli(monkeypatch, capsys, {"REMEDIATION_DB": str(db)},
+                                       "enqueue", "--user", "rob@contoso.com")
+    assert status == 0
+    opened: list[bool] = []
+    real = SqliteDatabase.__init__
+
+    def spy(self: SqliteDatabase, path: Path | str, *, read_only: bool = False) -> None:
+        opened.append(read_only)
+        real(self, path, read_only=read_only)
+
+    monkeypatch.setattr(SqliteDatabase, "__init__", spy)
+
+    status, out, err = cli_helpers.run_cli(monkeypatch, capsys, {"REMEDIATION_DB": str(db)},
+                                           "status")
+
+    assert (status, out, err) == (0, "no cases\n", "")
+    assert opened == [True]

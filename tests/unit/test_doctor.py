@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from remediation.adapters.preflight import service_bus_probe
+from remediation.adapters.preflight import service_bus_probe, service_bus_schedule_probe
 from remediation.domain.roles import GLOBAL_ADMINISTRATOR, USER_ADMINISTRATOR
 from remediation.domain.tokens import TokenClaims, read_claims
 from remediation.permissions import (
@@ -51,6 +51,9 @@ class FakePreflight:
         MICROSOFT_GRAPH: app_token(MICROSOFT_GRAPH),
         EXCHANGE_ONLINE: app_token(EXCHANGE_ONLINE)})
     failures: dict[str, Exception] = field(default_factory=dict)
+    # The app's tenant-wide role assignments (read when no token lists wids).
+    assignments: frozenset[str] | Exception = frozenset(r.template_id for r in DIRECTORY_ROLES)
+    principals: list[str] = field(default_factory=list)
 
     async def claims(self, resource: str) -> TokenClaims | None:
         token = self.tokens[resource]
@@ -63,6 +66,12 @@ class FakePreflight:
             raise self.failures[capability]
         return "answered"
 
+    async def role_assignments(self, principal_id: str) -> frozenset[str]:
+        self.principals.append(principal_id)
+        if isinstance(self.assignments, Exception):
+            raise self.assignments
+        return self.assignments
+
 
 async def findings(preflight: FakePreflight, target: Target = TARGET) -> dict[str, Finding]:
     report = await examine(preflight, target)
@@ -73,6 +82,11 @@ async def findings(preflight: FakePreflight, target: Target = TARGET) -> dict[st
 
 def failed(by_check: dict[str, Finding]) -> set[str]:
     return {check for check, finding in by_check.items() if finding.status is Status.FAIL}
+
+
+def unverified(by_check: dict[str, Finding]) -> set[str]:
+    return {check for check, finding in by_check.items()
+            if finding.status is Status.UNVERIFIED}
 
 
 async def test_everything_in_place_passes() -> None:
@@ -108,16 +122,84 @@ async def test_a_token_of_another_tenant_names_both_tenants() -> None:
     assert f"set AZURE_TENANT_ID to {other}" in finding.fix
 
 
-async def test_without_wids_the_roles_are_not_judged() -> None:
-    preflight = FakePreflight(tokens={MICROSOFT_GRAPH: app_token(MICROSOFT_GRAPH, wids=None),
-                                      EXCHANGE_ONLINE: app_token(EXCHANGE_ONLINE, wids=None)})
+def without_wids() -> dict[str, TokenClaims | Exception | None]:
+    return {MICROSOFT_GRAPH: app_token(MICROSOFT_GRAPH, wids=None),
+            EXCHANGE_ONLINE: app_token(EXCHANGE_ONLINE, wids=None)}
+
+
+async def test_without_wids_the_roles_are_read_from_the_apps_role_assignments() -> None:
+    preflight = FakePreflight(tokens=without_wids())
+
+    report = await examine(preflight, TARGET)
+
+    assert report.ready
+    assert preflight.principals == [APP]  # the token's oid
+    by_check = {finding.check: finding for finding in report.findings}
+    for role in DIRECTORY_ROLES:
+        assert by_check[f"role {role.name}"].status is Status.OK
+        assert "(roleAssignments)" in by_check[f"role {role.name}"].result
+
+
+async def test_without_wids_a_role_missing_from_the_assignments_fails() -> None:
+    preflight = FakePreflight(tokens=without_wids(),
+                              assignments=frozenset({"29232cdf-9323-42fd-ade2-1d097af3e4de"}))
 
     by_check = await findings(preflight)
 
+    assert failed(by_check) == {"role User Administrator"}
+    assert (f"assign the User Administrator role ({USER_ADMINISTRATOR}) to the app's service "
+            f"principal: bash infra/grant-permissions.sh {APP}") == by_check[
+        "role User Administrator"].fix
+
+
+async def test_without_wids_and_unreadable_assignments_the_roles_are_unverified() -> None:
+    preflight = FakePreflight(tokens=without_wids(),
+                              assignments=Refused(403, "Authorization_RequestDenied"))
+
+    report = await examine(preflight, TARGET)
+
+    assert not report.ready  # needed and not seen: never taken as in place
+    by_check = {finding.check: finding for finding in report.findings}
+    assert unverified(by_check) == {f"role {role.name}" for role in DIRECTORY_ROLES}
+    finding = by_check["role User Administrator"]
+    assert "403 Authorization_RequestDenied" in finding.result
+    assert "grant RoleManagement.Read.Directory" in finding.fix
+
+
+async def test_an_opaque_token_never_passes_what_no_read_shows() -> None:
+    preflight = FakePreflight(tokens={MICROSOFT_GRAPH: None, EXCHANGE_ONLINE: None})
+
+    report = await examine(preflight, TARGET)
+
+    assert not report.ready
+    by_check = {finding.check: finding for finding in report.findings}
     assert not failed(by_check)
-    assert by_check["directory roles"].status is Status.INFO
-    assert "no wids claim" in by_check["directory roles"].result
-    assert "User Administrator, Exchange Administrator" in by_check["directory roles"].fix
+    shown_by_reads = {"User.Read.All", "RoleManagement.Read.Directory",
+                      "SecurityAlert.ReadWrite.All", "Exchange.ManageAsApp"}
+    for permission in PERMISSIONS:
+        finding = by_check[f"permission {permission.name}"]
+        if permission.name in shown_by_reads:
+            assert finding.status is Status.OK, finding
+        else:  # reset, revoke, inbox rules...: no harmless read exercises them
+            assert finding.status is Status.UNVERIFIED, finding
+            assert finding.fix == ("run doctor with the app's own identity: its token carries "
+                                   "its roles")
+    for role in DIRECTORY_ROLES:
+        finding = by_check[f"role {role.name}"]
+        assert finding.status is Status.UNVERIFIED
+        assert finding.fix.startswith("run doctor with the app's own identity: its token "
+                                      "carries its roles")
+    assert preflight.principals == []
+
+
+async def test_an_opaque_token_permission_whose_read_fails_is_unverified() -> None:
+    preflight = FakePreflight(tokens={MICROSOFT_GRAPH: None, EXCHANGE_ONLINE: None},
+                              failures={"users": Unreachable("Graph: read timed out")})
+
+    finding = (await findings(preflight))["permission User.Read.All"]
+
+    assert finding.status is Status.UNVERIFIED
+    assert "'read a user' did not pass" in finding.result
 
 
 async def test_roles_from_either_token_count() -> None:
@@ -342,3 +424,86 @@ async def test_an_unreachable_namespace_is_unreachable() -> None:
 
     with pytest.raises(Unreachable):
         await peek(FakeServiceBus(error=ServiceBusConnectionError(message="down")))
+
+
+# -- Service Bus: the right to send, by scheduling and cancelling --------------------------------
+
+
+@dataclass
+class FakeSender:
+    error: Exception | None = None
+    cancel_error: Exception | None = None
+    scheduled: list[tuple[Any, Any]] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
+
+    async def __aenter__(self) -> "FakeSender":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def schedule_messages(self, message: Any, at: Any) -> list[int]:
+        if self.error is not None:
+            raise self.error
+        self.scheduled.append((message, at))
+        return [41 + len(self.scheduled)]
+
+    async def cancel_scheduled_messages(self, number: int) -> None:
+        if self.cancel_error is not None:
+            raise self.cancel_error
+        self.cancelled.append(number)
+
+
+@dataclass
+class FakeSenders(FakeServiceBus):
+    sender: FakeSender = field(default_factory=FakeSender)
+    queues: list[str] = field(default_factory=list)
+
+    def get_queue_sender(self, queue_name: str, **kwargs: Any) -> FakeSender:
+        self.queues.append(queue_name)
+        return self.sender
+
+
+async def schedule(bus: FakeSenders) -> str:
+    probe = service_bus_schedule_probe("sb.servicebus.windows.net",
+                                       credential=None,  # type: ignore[arg-type]
+                                       names=("requests", "verifications"), timeout=5,
+                                       client=bus)
+    return await probe()
+
+
+async def test_sending_is_checked_by_scheduling_far_ahead_and_cancelling() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    bus = FakeSenders()
+
+    seen = await schedule(bus)
+
+    assert bus.queues == ["requests", "verifications"]
+    assert bus.sender.cancelled == [42, 43]
+    for message, at in bus.sender.scheduled:
+        assert at > datetime.now(UTC) + timedelta(days=300)
+        assert message.session_id  # the queues are session-enabled
+        assert b"user" not in b"".join(message.body)  # the worker would only reject it
+    assert seen == "scheduled a message on requests and verifications, then cancelled it"
+
+
+@pytest.mark.parametrize(("step", "detail"), [("error", "queue requests: schedule"),
+                                              ("cancel_error",
+                                               "queue requests: cancel scheduled message 42")])
+async def test_no_right_to_send_is_a_refusal_naming_the_data_sender_role(
+        step: str, detail: str) -> None:
+    from azure.servicebus.exceptions import ServiceBusAuthorizationError
+
+    sender = FakeSender(**{step: ServiceBusAuthorizationError(message="no")})
+
+    with pytest.raises(Refused) as refused:
+        await schedule(FakeSenders(sender=sender))
+
+    assert (refused.value.status, refused.value.detail) == (403, detail)
+    target = Target(**{**TARGET.__dict__, "service_bus_namespace": "sb.servicebus.windows.net"})
+    by_check = await findings(FakePreflight(failures={"schedule": refused.value}), target)
+    assert by_check["schedule a message"].status is Status.FAIL
+    assert by_check["schedule a message"].fix == (
+        "assign the app's identity Azure Service Bus Data Sender on sb.servicebus.windows.net "
+        "(infra/main.bicep does)")

@@ -13,6 +13,7 @@ from remediation.domain.alerts import DEFAULT_ALERT_TITLES, alert_request_id
 from remediation.domain.cases import Case, CaseState
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.domain.requests import RemediationRequest, parse_request
+from remediation.domain.streaming import MAX_BATCH_ALERTS
 from remediation.service.intake import Intake, IntakeSettings, block_request_id
 from remediation.service.push import MAX_PUSH_BYTES, handle_alert_push, handle_stream_events
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
@@ -207,6 +208,80 @@ async def test_an_alert_with_no_usable_sender_is_journaled_once_as_rejected(
     assert h.tenant.events == []  # nobody's password was touched
 
 
+# -- evidence naming several accounts --------------------------------------------------------
+
+ODD = "o'brien+`x`@contoso.com"  # quotes and backticks are valid in an address
+
+
+async def test_an_alert_naming_several_accounts_is_escalated_and_touches_nobody(
+        h: Harness) -> None:
+    h.tenant.directory.add_user(ODD)
+    h.source.add(alert_json("fa-two", [mailbox_evidence(LEE), mailbox_evidence(ODD.upper()),
+                                       {**user_evidence(None, ROB_ID), "roles": []}],
+                            title=f" {SUSPICIOUS}\n", updated=h.tenant.clock.now()))
+
+    first = await h.intake.poll()
+    second = await h.intake.poll()
+
+    assert h.sender.sent == []
+    assert (first.escalated, first.enqueued, first.rejected) == (["fa-two"], [], [])
+    assert (second.escalated, second.already_known) == ([], 1)
+    [case] = await h.cases()
+    assert case.state is CaseState.ESCALATED
+    assert (case.source, case.alert_ids, case.request_ids) == (
+        "alert", ("fa-two",), (alert_request_id("fa-two"),))
+    assert case.user == "nobody@ambiguous-evidence.invalid"
+    assert case.user_id is None
+    assert case.reason == (
+        f"Defender alert fa-two ({SUSPICIOUS}) names 3 different accounts and marks none of "
+        f"them alone as the compromised one: {LEE!r}, {ODD.lower()!r}, {ROB_ID!r}; nobody "
+        "was touched. Choose the account and secure it by hand (remediation enqueue --user "
+        "ADDRESS)")
+    assert '"o\'brien+`x`@contoso.com"' in case.reason  # each candidate quoted, escaped
+    [received] = [step for step in case.steps if step.name == "received"]
+    assert received.data["candidates"] == [LEE, ODD.lower(), ROB_ID]
+    assert h.tenant.events == []  # nobody's password, session or block was touched
+    assert h.tenant.directory.calls == []
+    assert "1 escalated" in first.summary()
+
+
+async def test_the_one_account_marked_compromised_is_the_sender(h: Harness) -> None:
+    h.source.add(alert_json("fa-marked", [mailbox_evidence(LEE), user_evidence(ROB),
+                                          {**mailbox_evidence(MEGAN), "roles": ["attacked"]}],
+                            updated=h.tenant.clock.now()))
+
+    report = await h.intake.poll()
+
+    assert sent(h) == [("alert", ROB, alert_request_id("fa-marked"))]
+    assert report.escalated == []
+
+
+async def test_one_person_named_several_ways_is_one_sender(h: Harness) -> None:
+    h.source.add(alert_json("fa-rob", [
+        mailbox_evidence(ROB, upn=ROB_UPN), {**user_evidence(ROB_UPN, ROB_ID), "roles": []},
+        {**user_evidence(None, ROB_ID), "roles": []}, mailbox_evidence(ROB.upper())],
+        updated=h.tenant.clock.now()))
+
+    await h.intake.poll()
+
+    assert sent(h) == [("alert", ROB, alert_request_id("fa-rob"))]
+
+
+async def test_an_escalated_ambiguous_alert_leaves_each_candidate_to_its_own_requests(
+        h: Harness) -> None:
+    h.source.add(alert_json("fa-two", [mailbox_evidence(LEE), mailbox_evidence(ROB)],
+                            updated=h.tenant.clock.now()))
+    await h.intake.poll()
+    h.tenant.exchange.block(ROB)
+
+    report = await h.intake.poll()  # the sweep still finds Rob's block
+    [case] = await h.deliver()
+
+    assert report.swept == [ROB]
+    assert case.user == ROB and case.state is CaseState.AWAITING_VERIFICATION
+    assert h.tenant.directory.count("reset_password") == 1
+
+
 async def test_the_poll_reads_back_over_the_look_back_window(h: Harness) -> None:
     now = h.tenant.clock.now()
     h.alert("fa-recent", ROB, updated=now - timedelta(minutes=30))
@@ -233,6 +308,49 @@ async def test_a_failing_alert_source_is_reported_and_the_sweep_still_runs(
     assert sent(h) == [("restricted-list", LEE, block_request_id(h.tenant.exchange.listed(LEE)[0]))]
     assert report.swept == [LEE]
     assert "errors: alerts: Graph returned 503" in report.summary()
+
+
+async def test_a_failure_on_a_late_page_keeps_what_the_earlier_pages_found(
+        h: Harness) -> None:
+    h.source.page_size = 2
+    for index in range(6):  # pages: [fa-0 fa-1] [fa-2 fa-3] [fa-4 fa-5]
+        h.alert(f"fa-{index}", ROB if index == 1 else LEE if index == 5 else MEGAN,
+                title=RESTRICTED if index in (1, 5) else MALICIOUS_URL)
+    h.source.fail(TransientError("Graph: list alerts failed with 503"), on="recent_alerts",
+                  times=1, after_pages=2)
+
+    report = await h.intake.poll()
+
+    assert sent(h) == [("alert", ROB, alert_request_id("fa-1"))]
+    assert (report.pages, report.alerts_seen, report.matched) == (2, 4, 1)
+    assert report.errors == [
+        "alerts: Graph: list alerts failed with 503 (after 2 page(s): what they held was "
+        "handled; the next poll's overlapping window reads the rest)"]
+
+    again = await h.intake.poll()  # the look-back window overlaps: the rest is read now
+
+    assert again.errors == []
+    assert (again.pages, again.alerts_seen) == (3, 6)
+    assert [r.request_id for r in h.sender.sent[1:]] == [alert_request_id("fa-1"),
+                                                          alert_request_id("fa-5")]
+
+
+async def test_an_unexpected_failure_of_the_alert_source_never_ends_the_poll(
+        h: Harness) -> None:
+    h.alert("fa-1", ROB)
+
+    async def broken(since: Any) -> Any:
+        yield [alert_json("fa-2", [mailbox_evidence(LEE)])]
+        raise RuntimeError("a bug")
+
+    h.source.recent_alerts = broken  # type: ignore[method-assign]
+    h.tenant.exchange.block(MEGAN)
+
+    report = await h.intake.poll()
+
+    assert [r.user for r in h.sender.sent] == [LEE, MEGAN]
+    assert report.errors == ["alerts: unexpected RuntimeError (after 1 page(s): what they held "
+                             "was handled; the next poll's overlapping window reads the rest)"]
 
 
 async def test_a_failing_sweep_is_reported_after_the_alerts_are_queued(h: Harness) -> None:
@@ -600,13 +718,14 @@ async def test_a_push_in_the_wrong_content_type_is_refused(
 async def test_a_json_push_is_accepted_with_counts(h: Harness, content_type: str) -> None:
     h.alert("fa-1", ROB)
     h.alert("fa-nobody", None)
-    body = json.dumps({"alertIds": ["fa-1", "fa-nobody", "fa-missing"]}).encode()
+    h.source.add(alert_json("fa-two", [mailbox_evidence(LEE), mailbox_evidence(MEGAN)]))
+    body = json.dumps({"alertIds": ["fa-1", "fa-nobody", "fa-missing", "fa-two"]}).encode()
 
     response = await handle_alert_push(body, content_type, h.intake)
 
     assert response.status == 202
     assert response.body == {"queued": 1, "already_known": 0, "rejected": ["fa-nobody"],
-                             "not_confirmed": ["fa-missing"]}
+                             "escalated": ["fa-two"], "not_confirmed": ["fa-missing"]}
     assert sent(h) == [("alert", ROB, alert_request_id("fa-1"))]
 
 
@@ -748,6 +867,26 @@ async def test_a_stream_batch_without_hints_reads_nothing_from_graph(h: Harness)
     assert h.source.get_calls == 0
     assert h.sender.sent == []
     assert report.errors == ["event 1: event has no 'records' list"]
+
+
+async def test_a_stream_batch_of_100000_repeated_ids_reads_each_kept_id_once(
+        h: Harness) -> None:
+    # 100,000 hinted records naming 50,000 ids twice: linear de-duplication, then the
+    # per-batch limit on Graph reads. (bench/alert_flood.py prints how long it takes.)
+    ids = [f"fa{n:030x}" for n in range(50_000)]
+    batch: list[bytes | str] = [
+        json.dumps({"records": [alert_info(alert_id) for alert_id in ids[start:start + 2000]]})
+        for start in range(0, len(ids), 2000)] * 2
+    h.alert(ids[7], ROB)
+
+    report = await handle_stream_events(batch, h.intake, DEFAULT_ALERT_TITLES)
+
+    assert h.source.lookups == ids[:MAX_BATCH_ALERTS]
+    assert sent(h) == [("alert", ROB, alert_request_id(ids[7]))]
+    assert report.not_confirmed == ids[:7] + ids[8:MAX_BATCH_ALERTS]
+    assert report.errors == [f"batch: 50000 alert ids hinted; only the first "
+                             f"{MAX_BATCH_ALERTS} are read from Graph (the alert poll finds "
+                             "the others)"]
 
 
 async def test_a_stream_batch_while_graph_is_unavailable_raises_for_a_retry(

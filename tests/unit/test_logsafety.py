@@ -27,7 +27,13 @@ from hypothesis import strategies as st
 from remediation.domain import passwords
 from remediation.domain.errors import PermanentError
 from remediation.domain.passwords import MIN_LENGTH, generate_password, recent_secrets
-from remediation.logsafety import RedactingFilter, configure_logging, redact
+from remediation.logsafety import (
+    RedactingFilter,
+    configure_logging,
+    redact,
+    redacted_data,
+    remember_secret,
+)
 
 REPEATABLE = settings(max_examples=500, deadline=None, derandomize=True, database=None)
 ROB = "rob@contoso.com"
@@ -508,3 +514,36 @@ def test_configure_logging_installs_the_filter_on_a_real_handler(
     assert "PermanentError: Graph rejected the password <redacted>" in output
     assert "not shown" not in output
     assert re.search(r"^\d\d:\d\d:\d\d WARNING ", output, re.MULTILINE)
+
+
+# -- remembered secrets: generated passwords for an hour, the webhook URL for good ------------
+
+
+def test_the_webhook_url_stays_masked_after_generated_passwords_are_forgotten() -> None:
+    url = ("https://prod-42.westeurope.logic.azure.com:443/workflows/7c1e0f2a9b3d4e5f/triggers/"
+           "manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun"
+           "&sv=1.0&sig=q1W2e3R4t5Y6u7I8o9P0aSdFgHjKlZxC")
+    remember_secret(url)
+    password = generate_password()
+    path = url.split(".com:443", 1)[1]
+    lines = [f"POST {url} answered 404", f"error: {path}", f"callback {url.split('?')[0]}"]
+    a_month_later = passwords.time.monotonic() + 3600 * 24 * 30
+
+    with mock.patch.object(passwords.time, "monotonic", return_value=a_month_later):
+        assert password not in recent_secrets.current()  # a password is kept for an hour
+        for line in lines:
+            out = redact(line)
+            assert "q1W2e3R4t5Y6u7I8o9P0" not in out and "7c1e0f2a9b3d4e5f" not in out, out
+    assert redact("ordinary text about /workflows") == "ordinary text about /workflows"
+
+
+def test_redacted_data_masks_every_string_and_keeps_the_shape() -> None:
+    jwt = _b64url_json({"alg": "RS256"}) + "." + _b64url_json({"aud": "graph"}) + ".c2lnbmF0dXJl"
+    data = {"reason": f"Authorization: Bearer {jwt}", "n": 3, "ok": True, "none": None,
+            "findings": [{"name": f"token {jwt}", "rule_id": "AQAAAJ5dZqA="}],
+            "pair": ("password: hunter2-Hunter2", 1.5)}
+
+    assert redacted_data(data) == {
+        "reason": "Authorization: Bearer <redacted>", "n": 3, "ok": True, "none": None,
+        "findings": [{"name": "token <redacted-jwt>", "rule_id": "AQAAAJ5dZqA="}],
+        "pair": ("password: <redacted>", 1.5)}

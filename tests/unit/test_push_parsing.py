@@ -7,10 +7,16 @@ from typing import Any
 
 import pytest
 
-from remediation.domain.alerts import DEFAULT_ALERT_TITLES
+from remediation.domain.alerts import ALERT_ID_RULE, DEFAULT_ALERT_TITLES
 from remediation.domain.errors import InvalidRequest
-from remediation.domain.push import MAX_PUSHED_ALERTS, pushed_alert_ids
-from remediation.domain.streaming import MAX_EVENT_BYTES, alert_hints
+from remediation.domain.push import MAX_PUSHED_ALERTS, MAX_PUSHED_ENTRIES, pushed_alert_ids
+from remediation.domain.requests import describe
+from remediation.domain.streaming import (
+    MAX_BATCH_ALERTS,
+    MAX_BATCH_HINTS,
+    MAX_EVENT_BYTES,
+    alert_hints,
+)
 from tests.fakes import alert_json, mailbox_evidence
 
 GRAPH_ID = "da637551227677560813_-961444813"
@@ -85,6 +91,43 @@ def test_refusals_say_what_is_wrong(body: Any, message: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
         pushed_alert_ids(body)
     assert raised.value.reason.startswith(message)
+
+
+REAL_IDS = [
+    GRAPH_ID, OFFICE_ID,
+    "dab674980f-e329-47da-a1d4-0bc24d08f522_1",   # Defender for Endpoint, as Graph lists it
+    "da637578995287051192_756343937",
+    "fa" + "0123456789abcdef" * 2,                 # the sandbox's Office 365 ids
+    "ar1234567890abcdef_-123",
+    "9a6e3c1f-5b7d-4e28-b0c4-3f8d2a1e6b97",      # GUID-like
+    "ED-3", "x" * 200,
+]
+
+
+def test_real_alert_ids_are_accepted() -> None:
+    assert pushed_alert_ids({"alertIds": REAL_IDS}) == REAL_IDS
+
+
+@pytest.mark.parametrize("alert_id", [
+    ".", "..", "../users", "fa/../x", "fa/1", "fa\\1", "%2e%2e", "fa%2F1", "fa?x=1", "fa#1",
+    "fa.1", "fa:1", "fa@x", "fa+1", "fa=1", "-fa", "_fa", " fa", "fa ", "fa\t1", "\u00a0fa",
+    "\uff46\uff41\uff11", "fa\u200b1", "x" * 201,
+])
+def test_an_id_that_is_not_a_plain_alert_id_is_refused(alert_id: str) -> None:
+    for body in (alert_id, [OFFICE_ID, alert_id], {"alertIds": [alert_id]},
+                 {"value": [{"id": alert_id}]}):
+        with pytest.raises(InvalidRequest) as raised:
+            pushed_alert_ids(body)
+        assert raised.value.reason == f"not an alert id: {describe(alert_id)}"
+
+
+def test_entries_are_counted_before_they_are_de_duplicated() -> None:
+    assert pushed_alert_ids([OFFICE_ID] * MAX_PUSHED_ENTRIES) == [OFFICE_ID]
+
+    with pytest.raises(InvalidRequest) as raised:
+        pushed_alert_ids({"alertIds": [OFFICE_ID] * (MAX_PUSHED_ENTRIES + 1)})
+    assert raised.value.reason == (f"more than {MAX_PUSHED_ENTRIES} entries in one body "
+                                   "(repeated ids count)")
 
 
 @pytest.mark.parametrize("body", ["fa-1\n", ["fa-1\n"], {"alertId": "fa-1\n"}])
@@ -175,11 +218,22 @@ def test_other_evidence_records_are_no_hint(record_: dict[str, Any]) -> None:
     assert hints(event(record_)) == ([], [])
 
 
-@pytest.mark.parametrize("alert_id", [None, "", 7, "x" * 201])
-def test_a_record_without_a_usable_alert_id_is_no_hint(alert_id: object) -> None:
+@pytest.mark.parametrize("alert_id", [None, "", 7, "x" * 201, ".", "..", "../users",
+                                      "fa/../x", "fa%2F..", "fa 1", " fa-1", "fa-1\n",
+                                      "fa-1.2", "-fa", "_fa", "fa:1", "fa\\1",
+                                      "\uff46\uff41\uff11"])
+def test_a_record_without_a_plain_alert_id_is_refused_with_a_reason(alert_id: object) -> None:
     broken = info("placeholder")
     broken["properties"]["AlertId"] = alert_id
-    assert hints(event(broken, info("fa-ok"))) == (["fa-ok"], [])
+    found, problems = hints(event(broken, info("fa-ok"), broken))
+    assert found == ["fa-ok"]
+    assert problems == [f"batch: 2 hinted record(s) refused: not an alert id: "
+                        f"{describe(alert_id)} (an alert id is {ALERT_ID_RULE})"]
+
+
+def test_a_record_that_is_no_hint_is_not_refused_for_its_id() -> None:
+    other = info("..", "Email messages containing malicious URL removed after delivery")
+    assert hints(event(other, evidence("../x", "File"))) == ([], [])
 
 
 def test_records_of_other_hunting_tables_are_ignored() -> None:
@@ -261,3 +315,37 @@ def test_configured_titles_decide_what_an_alert_info_hints() -> None:
     batch = [event(info("fa-1", "Custom outbound spam policy"), info("fa-2"))]
 
     assert alert_hints(batch, (" custom OUTBOUND spam policy",)) == (["fa-1"], [])
+
+
+# -- limits: counted before de-duplication, de-duplicated in linear time ----------------------
+
+
+def test_a_batch_of_many_repeated_ids_keeps_each_once_in_order_up_to_the_limit() -> None:
+    # 200,000 hinted records naming 100,000 ids twice each: as a list scan per record this
+    # takes minutes; bench/alert_flood.py prints the time it takes.
+    distinct = MAX_BATCH_HINTS // 2
+    ids = [f"fa{n:030x}" for n in range(distinct)]
+    batch = [event(*(info(alert_id) for alert_id in ids[start:start + 1_600]))
+             for start in range(0, distinct, 1_600)] * 2
+    assert max(map(len, batch)) < MAX_EVENT_BYTES
+
+    found, problems = alert_hints(batch, DEFAULT_ALERT_TITLES)
+
+    assert found == ids[:MAX_BATCH_ALERTS]
+    assert problems == [f"batch: {distinct} alert ids hinted; only the first "
+                        f"{MAX_BATCH_ALERTS} are read from Graph (the alert poll finds the "
+                        "others)"]
+
+
+def test_hinted_records_past_the_limit_are_not_read_and_that_is_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("remediation.domain.streaming.MAX_BATCH_HINTS", 5)
+    batch = [event(info("fa-1"), info("fa-1"), evidence("fa-2")),
+             event(info("fa-3"), device_event(), info("fa-1"), info("fa-4"), info("fa-5")),
+             event(info("fa-6")), b"not json"]
+
+    found, problems = hints(*batch)
+
+    assert found == ["fa-1", "fa-2", "fa-3"]
+    assert problems == ["batch: more than 5 hinted records; the rest of event 1 and the "
+                        "events after it were not read (the alert poll finds their alerts)"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import string
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -56,11 +56,11 @@ def test_every_field_is_read() -> None:
     request = parse_request(json.dumps({
         "schema": 1, "user": "rob@contoso.com", "reason": "  phished on Monday ",
         "requested_by": "soc@contoso.com", "alert_ids": ["da1", "da2", "da1"], "force": True,
-        "source": "alert", "request_id": "alert:da1"}))
+        "source": "manual", "request_id": "ticket:4711"}))
 
     assert request == RemediationRequest(
         user="rob@contoso.com", reason="phished on Monday", requested_by="soc@contoso.com",
-        alert_ids=("da1", "da2"), force=True, source="alert", request_id="alert:da1")
+        alert_ids=("da1", "da2"), force=True, source="manual", request_id="ticket:4711")
 
 
 def test_a_single_alert_id_may_be_a_string() -> None:
@@ -79,7 +79,9 @@ def test_a_body_of_exactly_the_limit_is_accepted() -> None:
     RemediationRequest(user="rob@contoso.com"),
     RemediationRequest(user=OBJECT_ID, reason="SOC ticket 4711: phished",
                        requested_by="alice@contoso.com", alert_ids=("da1", "da2"), force=True,
-                       source="alert", request_id="alert:da1"),
+                       source="manual", request_id="ticket:4711"),
+    RemediationRequest(user="rob@contoso.com", alert_ids=("da1",), source="alert",
+                       request_id="alert:da1"),
     RemediationRequest(user="adele@contoso.com", source="restricted-list",
                        request_id="sweep:2024-05-01T09:00"),
 ])
@@ -109,6 +111,11 @@ def test_to_json_round_trips(request_: RemediationRequest) -> None:
     ({"user": "rob@contoso.com", "User": "x", "zz": 1}, "unknown field(s): 'User', 'zz'"),
     ({"user": "rob@contoso.com", "force": "true"}, "'force' must be true or false"),
     ({"user": "rob@contoso.com", "force": 1}, "'force' must be true or false"),
+    ({"user": "rob@contoso.com", "force": True, "source": "alert"},
+     "'force' is accepted only on manual requests (source 'manual'), not on a request with "
+     "source 'alert'"),
+    ({"user": "rob@contoso.com", "force": True, "source": "restricted-list"},
+     "'force' is accepted only on manual requests"),
     ({"user": "rob@contoso.com", "alert_ids": 7}, "'alert_ids' must be a list of strings"),
     ({"user": "rob@contoso.com", "alert_ids": {"id": "da1"}},
      "'alert_ids' must be a list of strings"),
@@ -247,6 +254,26 @@ def test_generated_passwords_are_long_and_use_all_four_classes() -> None:
         assert any(c in SYMBOLS for c in password), password
         assert not set(password) & set("\"'\\ \t\n"), password
     assert {len(p) for p in samples} == {24, MIN_LENGTH}
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    ("2024-05-01T09:00:00Z", datetime(2024, 5, 1, 9, 0, tzinfo=UTC)),
+    ("2024-05-01T09:00:00.1234567Z", datetime(2024, 5, 1, 9, 0, 0, 123456, tzinfo=UTC)),
+    ("2024-05-01T11:00:00+02:00", datetime(2024, 5, 1, 9, 0, tzinfo=UTC)),
+])
+def test_the_evidence_time_is_read_as_graph_writes_it(written: str, meant: datetime) -> None:
+    request = parse_request({"user": "rob@contoso.com", "evidence_at": written})
+
+    assert request.evidence_at == meant
+    assert parse_request(request.to_json()) == request
+
+
+@pytest.mark.parametrize("written", [
+    "", "yesterday", "2024-05-01", "2024-05-01T09:00:00", "2024-05-01T09:00:00Z ",
+    "0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "2024-02-30T09:00:00Z", 1714554000, True])
+def test_an_evidence_time_that_is_not_one_is_refused(written: object) -> None:
+    with pytest.raises(InvalidRequest, match="'evidence_at' must be an ISO 8601 time"):
+        parse_request({"user": "rob@contoso.com", "evidence_at": written})
 
 
 def test_generate_password_honours_the_requested_length() -> None:

@@ -195,18 +195,23 @@ async def test_a_copy_past_its_last_attempt_touches_nothing(h: Harness) -> None:
     assert h.requests.copies == []
 
 
-async def test_a_retry_before_any_case_exists_is_scheduled_all_the_same(h: Harness) -> None:
+async def test_a_retry_of_a_failed_first_lookup_is_journaled_on_its_received_case(
+        h: Harness) -> None:
+    # The case is journaled before the first call to the tenant: the retry is on record.
     h.tenant.directory.fail(ROB, TransientError("Graph returned 429", retry_after=90),
                             on="find_user", times=1)
     body = RemediationRequest(user=ROB, request_id="req-1").to_json()
 
-    assert await h.handler.on_request(delivery(body)) is None
+    received = await h.handler.on_request(delivery(body))
 
     [copy] = h.requests.copies
     assert copy.at == h.tenant.clock.now() + timedelta(seconds=90)  # Retry-After wins
-    assert await h.tenant.journal.list_cases() == []
+    assert received is not None and received.state is CaseState.RECEIVED
+    assert [n.split(" at ")[0] for n in retry_notes(received)] == ["retry 1"]
     case = await h.handler.on_request(h.redeliver(copy))
     assert case is not None and case.state is CaseState.AWAITING_VERIFICATION
+    assert case.case_id == received.case_id
+    assert [c.case_id for c in await h.tenant.journal.list_cases()] == [case.case_id]
 
 
 async def test_without_a_retry_port_a_transient_failure_abandons() -> None:

@@ -85,7 +85,7 @@ async def test_steps_run_in_order_and_checks_are_scheduled_from_the_unblock_time
     h = make_harness(FakeTenant(directory_latency=timedelta(minutes=2)))
     start = h.tenant.clock.now()
 
-    case = await h.remediate(alert_ids=("alert-1",))
+    case = await h.remediate(alert_ids=("alert-1",), source="alert")
 
     # The plan reads the block first; the unblock step reads it again just before removing.
     assert h.tenant.events == ["find_user", "blocked_entries", "reset_password",
@@ -303,12 +303,24 @@ async def test_a_re_block_escalates_at_once_and_is_never_unblocked(h: Harness) -
     assert "re-blocked" in checked.reason
     later = [s.sequence_number for s in h.tenant.scheduler.scheduled if s.check.attempt > 0]
     assert sorted(h.tenant.scheduler.cancelled) == later
-    # A new alert for the same block joins the escalated case instead of unblocking again.
-    merged = await h.remediate("req-2", source="alert", alert_ids=("alert-9",))
-    assert merged.case_id == case.case_id
+    # A new alert while a human owns the block: new evidence, never merged into the finished
+    # case, and nothing is done for it either (no second unblock).
+    handed = await h.remediate("req-2", source="alert", alert_ids=("alert-9",),
+                               evidence_at=h.tenant.clock.now())
+    assert handed.case_id != case.case_id
+    assert handed.state is CaseState.ESCALATED
+    assert handed.reason is not None
+    assert f"after case {case.case_id} was escalated" in handed.reason
+    assert "a human owns it: nothing was changed" in handed.reason
+    assert (await h.case(case.case_id)).alert_ids == ()
     assert len(h.tenant.exchange.unblocks) == 1
     assert h.tenant.directory.count("reset_password") == 1
     assert len(h.tenant.exchange.listed(ROB)) == 1
+    # One created before the case ended is about what it was handed: it joins it.
+    merged = await h.remediate("req-3", source="alert", alert_ids=("alert-8",),
+                               evidence_at=h.block.created)
+    assert merged.case_id == case.case_id
+    assert merged.alert_ids == ("alert-8",)
 
 
 async def test_an_escalated_re_block_is_never_lifted_even_days_later(h: Harness) -> None:
@@ -359,7 +371,8 @@ async def test_a_duplicate_check_delivery_is_ignored(h: Harness) -> None:
 async def test_a_duplicate_request_while_open_is_merged(h: Harness) -> None:
     first = await h.remediate("req-1", source="alert", alert_ids=("alert-1",))
 
-    second = await h.remediate("req-2", source="alert", alert_ids=("alert-2", "alert-1"))
+    second = await h.remediate("req-2", source="alert", alert_ids=("alert-2", "alert-1"),
+                               evidence_at=h.block.created)  # about the same block
 
     assert second.case_id == first.case_id
     assert second.state is CaseState.AWAITING_VERIFICATION

@@ -1,0 +1,142 @@
+"""Alert ids a request names are claims: read back from Graph before the case says anything
+on them.
+
+Intake reads every alert it queues from Graph and matches it (an Office 365 outbound-spam
+title, a sender in the evidence), so the alert id of a request with source ``alert`` is
+confirmed as it comes. Any other request (a person at the command line, a hand-written queue
+message, a sweep) may name any id at all: each is read back and must be an outbound-spam
+alert, as the poll decides, about this case's account (the sender its evidence names is one
+of the account's addresses or its object id, or the directory resolves it to the same
+account). The others are journaled ``alert_ignored`` with the reason and leave the case's
+alert ids, so no comment or status change ever reaches them.
+
+Each id is settled once per case (``alert_confirmed`` or ``alert_ignored``); the alert
+update settles whatever a request could not (Graph was down then), before it comments.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from remediation.domain.alerts import names_account, parse_alert, why_not_outbound_spam
+from remediation.domain.cases import Case, StepStatus
+from remediation.domain.directory import DirectoryUser
+from remediation.domain.errors import (
+    ConcurrentUpdate,
+    InvalidRequest,
+    PermanentError,
+    TransientError,
+)
+from remediation.domain.requests import describe
+from remediation.service.episodes import user_from_lookup
+from remediation.service.journaling import LOOKUP, CaseRecorder
+from remediation.service.ports import AlertSource, Directory
+
+log = logging.getLogger(__name__)
+
+CONFIRMED, IGNORED = "alert_confirmed", "alert_ignored"
+
+
+def settled_alerts(case: Case) -> dict[str, bool]:
+    """Alert id -> confirmed (True) or ignored (False), as the case's journal says."""
+    settled: dict[str, bool] = {}
+    for step in case.steps:
+        alert_id = step.data.get("alert_id")
+        if step.name in (CONFIRMED, IGNORED) and isinstance(alert_id, str):
+            settled.setdefault(alert_id, step.name == CONFIRMED)
+    return settled
+
+
+class AlertClaims:
+    def __init__(self, recorder: CaseRecorder, source: AlertSource | None,
+                 directory: Directory, titles: tuple[str, ...]) -> None:
+        self._recorder = recorder
+        self._source = source
+        self._directory = directory
+        self._titles = titles
+
+    async def settle(self, case: Case, alert_ids: Iterable[str], *,
+                     found_by_intake: bool = False) -> Case:
+        """Confirm or ignore each of ``alert_ids`` that the case holds and has not settled;
+        ``found_by_intake``: they came from the poll or a push, which read them already.
+        Returns the case without the ignored ids. Raises TransientError (Graph or the
+        directory cannot answer now) with whatever was settled so far journaled."""
+        settled = settled_alerts(case)
+        pending = [alert_id for alert_id in dict.fromkeys(alert_ids)
+                   if alert_id in case.alert_ids and alert_id not in settled]
+        if pending and found_by_intake:
+            for alert_id in pending:
+                case = await self._recorder.note(
+                    case, CONFIRMED, StepStatus.INFO,
+                    f"alert {alert_id}: found by the alert poll or a push, which read it "
+                    "from Graph", {"alert_id": alert_id, "read_back": False})
+                settled[alert_id] = True
+        elif pending:
+            account = await self._account(case)
+            for alert_id in pending:
+                why = await self._why_not(alert_id, account)
+                if why is None:
+                    case = await self._recorder.note(
+                        case, CONFIRMED, StepStatus.INFO,
+                        f"alert {alert_id}: read back from Graph, an outbound-spam alert "
+                        "about this account", {"alert_id": alert_id, "read_back": True})
+                    settled[alert_id] = True
+                else:
+                    case = await self._recorder.note(
+                        case, IGNORED, StepStatus.INFO,
+                        f"alert {alert_id} ignored, never commented on or resolved: {why}",
+                        {"alert_id": alert_id, "reason": why})
+                    settled[alert_id] = False
+                    log.warning("case %s: alert %s ignored: %s", case.case_id, alert_id, why)
+        kept = tuple(alert_id for alert_id in case.alert_ids if settled.get(alert_id, True))
+        if kept != case.alert_ids:
+            try:
+                case = await self._recorder.save(case, alert_ids=kept)
+            except ConcurrentUpdate:  # the ignored ones are journaled: the retry drops them
+                raise TransientError(f"case {case.case_id} changed while its alert ids were "
+                                     "checked") from None
+        return case
+
+    async def _account(self, case: Case) -> DirectoryUser | str:
+        """The case's account (as its lookup found it), or why there is none."""
+        found = case.done(LOOKUP)
+        if found is not None:
+            return user_from_lookup(found.data)
+        try:
+            return await self._directory.find_user(case.user_id or case.user)
+        except PermanentError as error:
+            return f"the case's account is not in the directory ({error.reason})"
+
+    async def _why_not(self, alert_id: str, account: DirectoryUser | str) -> str | None:
+        """Why alert ``alert_id`` is not one this case may speak on, or None."""
+        if self._source is None:
+            return "no alert source to read it back from"
+        try:
+            raw = await self._source.get_alert(alert_id)
+        except PermanentError as error:
+            return f"could not be read back from Graph ({error.reason})"
+        if raw is None:
+            return "not found in Defender (Graph alerts_v2)"
+        try:
+            alert = parse_alert(raw)
+        except InvalidRequest as error:
+            return f"Graph's answer is unusable: {error.reason}"
+        if alert.id != alert_id:
+            return f"Graph answered with another alert ({describe(alert.id)})"
+        why = why_not_outbound_spam(alert, self._titles)
+        if why is not None:
+            return why
+        if alert.status == "resolved":
+            return "already resolved in Defender: left as it is"
+        if isinstance(account, str):
+            return account
+        if alert.sender is None:
+            return "its evidence names no sender"
+        if names_account(alert, account):
+            return None
+        try:
+            named = await self._directory.find_user(alert.sender)
+        except PermanentError:
+            named = None
+        if named is not None and named.id == account.id:
+            return None
+        return f"it names {alert.sender}, not this account ({account.sender_address})"

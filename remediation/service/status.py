@@ -1,0 +1,82 @@
+"""What ``remediation status`` selects: newest first, and for people the cases that need
+watching (open) or a human (escalated) on top, so no flood of other cases can hide them.
+
+Tools get every matching case, newest first, unless they ask for fewer; people get a page
+(``TABLE_LIMIT`` rows unless they say otherwise) with the counts that tell them what the page
+left out.
+"""
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from remediation.domain.cases import Case, CaseState
+from remediation.service.ports import Journal
+
+OPEN_STATES = frozenset(state for state in CaseState if not state.is_final)
+ON_TOP = OPEN_STATES | {CaseState.ESCALATED}
+TABLE_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    """``user``: one account (normalised); ``states``: any of these (all when None);
+    ``since``: created at or after; ``limit``: at most this many cases (all when None)."""
+
+    user: str | None = None
+    states: frozenset[CaseState] | None = None
+    since: datetime | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class StatusView:
+    cases: list[Case]
+    # Every case matching the query but its limit, by state (states with none left out).
+    counts: dict[CaseState, int] = field(default_factory=dict)
+    # Open and escalated cases of the user and time asked for, whatever ``states`` chose.
+    attention: dict[CaseState, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def not_shown(self) -> int:
+        return max(0, self.total - len(self.cases))
+
+    @property
+    def open(self) -> int:
+        return sum(n for state, n in self.attention.items() if state in OPEN_STATES)
+
+    @property
+    def escalated(self) -> int:
+        return self.attention.get(CaseState.ESCALATED, 0)
+
+
+async def newest_cases(journal: Journal, query: StatusQuery) -> StatusView:
+    """For tools: the matching cases newest first (all unless ``query.limit``), and counts."""
+    cases = await journal.list_cases(query.user, states=query.states, since=query.since,
+                                     limit=query.limit)
+    counts = await journal.count_cases(query.user, since=query.since)
+    return StatusView(cases, _chosen(counts, query.states), _chosen(counts, ON_TOP))
+
+
+async def cases_for_people(journal: Journal, query: StatusQuery) -> StatusView:
+    """For people: open and escalated cases first, then the others, newest first within
+    each, ``query.limit`` in all (``TABLE_LIMIT`` when None)."""
+    limit = TABLE_LIMIT if query.limit is None else query.limit
+    wanted = frozenset(CaseState) if query.states is None else query.states
+    first = await journal.list_cases(query.user, states=wanted & ON_TOP, since=query.since,
+                                     limit=limit)
+    rest: list[Case] = []
+    if len(first) < limit:
+        rest = await journal.list_cases(query.user, states=wanted - ON_TOP,
+                                        since=query.since, limit=limit - len(first))
+    counts = await journal.count_cases(query.user, since=query.since)
+    return StatusView([*first, *rest], _chosen(counts, query.states), _chosen(counts, ON_TOP))
+
+
+def _chosen(counts: dict[CaseState, int],
+            states: Collection[CaseState] | None) -> dict[CaseState, int]:
+    return {state: n for state, n in counts.items() if states is None or state in states}

@@ -1,0 +1,65 @@
+"""A credential that gives no token: one clear, transient reason, whatever it raised."""
+
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import CredentialUnavailableError
+
+from remediation.adapters.credentials import TokenGuard, token_failure
+
+
+class Refusing:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.closed = False
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        raise self.error
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (CredentialUnavailableError("ManagedIdentityCredential authentication unavailable.\n"
+                                "No identity has been assigned to this resource."),
+     "cannot get a token for Graph: ManagedIdentityCredential authentication unavailable. "
+     "(CredentialUnavailableError)"),
+    (ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the "
+                               "included credentials.\nAttempted credentials:\n\t..."),
+     "cannot get a token for Graph: DefaultAzureCredential failed to retrieve a token from "
+     "the included credentials. (ClientAuthenticationError)"),
+    (OSError("Network is unreachable"), "cannot get a token for Graph: OSError: Network is "
+     "unreachable"),
+    (ValueError("bad\x1b[2J tenant\tid\u2028and more"),
+     "cannot get a token for Graph: ValueError: bad [2J tenant id"),
+    (RuntimeError(), "cannot get a token for Graph: RuntimeError"),
+])
+async def test_any_failure_to_get_a_token_becomes_one_clear_reason(
+        error: Exception, reason: str) -> None:
+    guard = TokenGuard(Refusing(error))  # type: ignore[arg-type]
+
+    with pytest.raises(ClientAuthenticationError) as raised:
+        await guard.get_token("https://graph.microsoft.com/.default")
+
+    assert token_failure("Graph", raised.value).reason == reason
+
+
+async def test_a_long_reason_is_cut_and_cancellation_is_not_swallowed() -> None:
+    long = TokenGuard(Refusing(OSError("x" * 500)))  # type: ignore[arg-type]
+    with pytest.raises(ClientAuthenticationError) as raised:
+        await long.get_token("scope")
+    assert len(token_failure("Exchange", raised.value).reason) < 260
+
+    import asyncio
+
+    cancelled = TokenGuard(Refusing(asyncio.CancelledError()))  # type: ignore[arg-type]
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled.get_token("scope")
+
+
+async def test_the_guard_closes_what_it_wraps() -> None:
+    inner = Refusing(OSError())
+    await TokenGuard(inner).close()  # type: ignore[arg-type]
+    assert inner.closed
