@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from remediation.bootstrap import Application
     from remediation.domain.cases import CaseState
     from remediation.domain.requests import RemediationRequest
-    from remediation.service.status import StatusQuery
+    from remediation.service.status import StatusQuery, StatusView
 
 log = logging.getLogger("remediation.cli")
 
@@ -240,14 +240,18 @@ async def _show(settings: Settings, query: "StatusQuery", *, as_json: bool,
                 with_total: bool) -> int:
     from remediation.adapters.sqlite_db import SqliteDatabase
     from remediation.adapters.sqlite_journal import SqliteJournal
-    from remediation.entrypoints.report import (
-        cases_as_json,
-        status_as_json,
-        status_details,
-        status_table,
-    )
     from remediation.service.status import cases_for_people, newest_cases
 
+    if settings.journal_table_endpoint or settings.journal_table_connection_string:
+        # The deployment's journal is Table Storage: read that one, not a local file.
+        from remediation.bootstrap import bootstrap
+
+        app = bootstrap(settings)
+        try:
+            view = await (newest_cases if as_json else cases_for_people)(app.journal, query)
+        finally:
+            await app.aclose()
+        return _print_status(view, query, as_json=as_json, with_total=with_total)
     path = settings.remediation_db
     if not path.is_file():  # a mistyped path must not quietly show an empty, new journal
         raise InvalidRequest(f"no such journal: {path} (REMEDIATION_DB): nothing has been "
@@ -258,6 +262,18 @@ async def _show(settings: Settings, query: "StatusQuery", *, as_json: bool,
         view = await (newest_cases if as_json else cases_for_people)(journal, query)
     finally:
         database.close()
+    return _print_status(view, query, as_json=as_json, with_total=with_total)
+
+
+def _print_status(view: "StatusView", query: "StatusQuery", *, as_json: bool,
+                  with_total: bool) -> int:
+    from remediation.entrypoints.report import (
+        cases_as_json,
+        status_as_json,
+        status_details,
+        status_table,
+    )
+
     if as_json:
         print(status_as_json(view) if with_total else cases_as_json(view.cases))
         if view.not_shown and not with_total:  # tools read stdout; a person may read this
