@@ -193,8 +193,9 @@ class Securing:
         if not await self._recorder.journal.reserve_reset(
                 case.case_id, self._recorder.clock.now(), limit, BREAKER_WINDOW):
             raise PermanentError(
-                f"circuit breaker open: {limit} password resets in the last hour already "
-                "(MAX_REMEDIATIONS_PER_HOUR); nothing was changed. A storm like this is a mass "
+                f"circuit breaker open: the limit of {limit} password resets an hour is "
+                "reached (MAX_REMEDIATIONS_PER_HOUR, forced resets included); nothing was "
+                "changed. A storm like this is a mass "
                 "compromise or a bug: a human must lead")
         return StepResult(f"within the limit of {limit} resets per hour")
 

@@ -40,6 +40,6 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     assert flat.count("circuit breaker open") == STORM_SIZE - allowed
     assert "1 duplicate request(s) merged" in flat
     assert "mailbox: 3 planted rule(s)/forwarding disabled/cleared" in flat
-    assert f"{DEMO_BREAKER} password resets" in text
+    assert f"limit of {DEMO_BREAKER} password resets" in flat
     assert text.count("resolved/truePositive/compromisedAccount") == 5
     assert "listed as sales@contoso.com" in flat
