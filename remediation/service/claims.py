@@ -54,23 +54,15 @@ class AlertClaims:
         self._directory = directory
         self._titles = titles
 
-    async def settle(self, case: Case, alert_ids: Iterable[str], *,
-                     found_by_intake: bool = False) -> Case:
-        """Confirm or ignore each of ``alert_ids`` that the case holds and has not settled;
-        ``found_by_intake``: they came from the poll or a push, which read them already.
-        Returns the case without the ignored ids. Raises TransientError (Graph or the
-        directory cannot answer now) with whatever was settled so far journaled."""
+    async def settle(self, case: Case, alert_ids: Iterable[str]) -> Case:
+        """Read back each of ``alert_ids`` that the case holds and has not settled, whatever
+        the request said of its source (a queue message can claim any), and confirm or
+        ignore it. Returns the case without the ignored ids. Raises TransientError (Graph or
+        the directory cannot answer now) with whatever was settled so far journaled."""
         settled = settled_alerts(case)
         pending = [alert_id for alert_id in dict.fromkeys(alert_ids)
                    if alert_id in case.alert_ids and alert_id not in settled]
-        if pending and found_by_intake:
-            for alert_id in pending:
-                case = await self._recorder.note(
-                    case, CONFIRMED, StepStatus.INFO,
-                    f"alert {alert_id}: found by the alert poll or a push, which read it "
-                    "from Graph", {"alert_id": alert_id, "read_back": False})
-                settled[alert_id] = True
-        elif pending:
+        if pending:
             account = await self._account(case)
             for alert_id in pending:
                 why = await self._why_not(alert_id, account)

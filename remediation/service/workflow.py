@@ -112,8 +112,9 @@ class RemediationWorkflow:
         if not request.alert_ids or case.state is CaseState.REJECTED:
             return case
         try:
-            return await self._claims.settle(case, request.alert_ids,
-                                             found_by_intake=request.source == "alert")
+            # Every id is read back, whatever the request says of its source: a queue message
+            # can claim source "alert" as easily as a person can name an alert id.
+            return await self._claims.settle(case, request.alert_ids)
         except RemediationError as error:
             log.warning("case %s: alert ids not confirmed yet (%s); the alert update will",
                         case.case_id, error.reason)

@@ -56,8 +56,11 @@ def ignored(case: Case) -> dict[str, str]:
 # -- alert ids in a request are read back ---------------------------------------------------
 
 
+@pytest.mark.parametrize("claimed", [{}, {"source": "alert"}])
 async def test_alert_ids_a_queue_message_names_are_read_back_and_only_ours_are_touched(
-        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path,
+        claimed: dict[str, str]) -> None:
+    # Whatever source the message claims: a queue message can say "alert" as easily.
     ours = alert(RESTRICTED, [mailbox_evidence(ADELE)])
     alias = alert(SUSPICIOUS, [mailbox_evidence(LIDIA_ALIAS)])  # another person's alias
     # Endpoint ransomware on Adele's laptop: about her, but not outbound spam.
@@ -72,7 +75,7 @@ async def test_alert_ids_a_queue_message_names_are_read_back_and_only_ours_are_t
     named = [ransomware["id"], ours["id"], phish["id"], lynne["id"], alias["id"],
              "da000000000000000000_0"]
 
-    await send_raw(app, {"user": ADELE, "alert_ids": named}, ADELE)
+    await send_raw(app, {"user": ADELE, "alert_ids": named, **claimed}, ADELE)
     [case] = await run(app)
     await app.aclose()
 
@@ -113,7 +116,7 @@ async def test_an_alert_naming_an_alias_of_the_user_is_confirmed(
     assert all(tenant.alert(a["id"])["status"] == "resolved" for a in (by_alias, by_object_id))
 
 
-async def test_polled_alerts_are_not_read_back_a_second_time(
+async def test_polled_alerts_are_read_back_once_before_any_comment(
         sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
     raw = alert(RESTRICTED, [mailbox_evidence(ADELE)])
     tenant.add_alert(raw)
@@ -127,7 +130,7 @@ async def test_polled_alerts_are_not_read_back_a_second_time(
     assert tenant.alert(raw["id"])["status"] == "resolved"
     reads = [r for r in tenant.requests()
              if r.method == "GET" and r.path == f"/v1.0/security/alerts_v2/{raw['id']}"]
-    assert reads == []  # the poll read it; the lifecycle reads the comments only when unsure
+    assert len(reads) == 1  # the claim is checked once; comments are read only when unsure
 
 
 # -- approvals ------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ from remediation.domain.requests import RemediationRequest
 from remediation.service.handler import Delivery, MessageHandler
 from remediation.service.messages import AlertUpdate, VerificationCheck
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
-from tests.fakes import START, FakeAlertNotifier, FakeAlertUpdater, FakeTenant
+from tests.fakes import (
+    START,
+    FakeAlertNotifier,
+    FakeAlertSource,
+    FakeAlertUpdater,
+    FakeTenant,
+)
 
 ROB = "rob@contoso.com"
 ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
@@ -70,7 +76,8 @@ def h() -> Harness:
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
         scheduler=tenant.scheduler, clock=tenant.clock,
-        settings=WorkflowSettings(verify_delays=DELAYS), alerts=alerts, notifier=notifier)
+        settings=WorkflowSettings(verify_delays=DELAYS), alerts=alerts, notifier=notifier,
+        alert_source=FakeAlertSource(stand_in_sender=ROB))
     return Harness(tenant, alerts, notifier, workflow)
 
 
@@ -134,7 +141,8 @@ async def test_without_an_alert_updater_an_update_changes_nothing(h: Harness) ->
     workflow = RemediationWorkflow(
         directory=h.tenant.directory, exchange=h.tenant.exchange, journal=h.tenant.journal,
         scheduler=h.tenant.scheduler, clock=h.tenant.clock,
-        settings=WorkflowSettings(verify_delays=DELAYS), notifier=h.notifier)
+        settings=WorkflowSettings(verify_delays=DELAYS), notifier=h.notifier,
+        alert_source=FakeAlertSource(stand_in_sender=ROB))
     case = await workflow.remediate(RemediationRequest(
         user=ROB, request_id="alert-req-1", source="alert", alert_ids=("fa-1",)))
 

@@ -156,12 +156,15 @@ async def test_a_manual_requests_alert_ids_are_read_back_and_only_ours_kept(h: H
     assert stored.alert_ids == ("ours", "alias", "by-id")
 
 
-async def test_intakes_alert_ids_are_not_read_again(h: Harness) -> None:
-    case = await h.remediate("alert-req", source="alert", alert_ids=("ours",))
+async def test_a_request_claiming_to_come_from_the_poll_has_its_ids_read_back_too(
+        h: Harness) -> None:
+    # A queue message can claim source "alert" as easily as a person can name an alert id.
+    case = await h.remediate("alert-req", source="alert", alert_ids=("ours", "endpoint"))
     await h.deliver_updates()
 
-    assert h.source.lookups == []
+    assert h.source.lookups == ["ours", "endpoint"]
     assert confirmed(case) == ["ours"]
+    assert set(ignored(case)) == {"endpoint"}
     assert h.touched() == {"ours"}
 
 
@@ -174,7 +177,7 @@ async def test_an_id_merged_in_by_a_later_manual_request_is_checked_before_any_c
 
     assert merged.alert_ids == ("ours",)
     assert set(ignored(merged)) == {"endpoint"}
-    assert h.source.lookups == ["endpoint"]  # "ours" is settled already
+    assert h.source.lookups == ["ours", "endpoint"]  # "ours" once, when it arrived
     assert "endpoint" not in h.touched()
 
 

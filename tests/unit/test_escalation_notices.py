@@ -20,7 +20,14 @@ from remediation.service.escalations import escalation_payload
 from remediation.service.ports import WebhookDelivery
 from remediation.service.progress import progress
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
-from tests.fakes import FakeAlertNotifier, FakeAlertUpdater, FakeMailbox, FakeTenant, FakeWebhook
+from tests.fakes import (
+    FakeAlertNotifier,
+    FakeAlertSource,
+    FakeAlertUpdater,
+    FakeMailbox,
+    FakeTenant,
+    FakeWebhook,
+)
 
 ROB = "rob@contoso.com"
 ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
@@ -47,7 +54,7 @@ class Harness:
             journal=self.tenant.journal, scheduler=self.tenant.scheduler,
             clock=self.tenant.clock, settings=WorkflowSettings(verify_delays=DELAYS, **settings),
             alerts=self.alerts, notifier=self.notifier, mailbox=self.mailbox,
-            webhook=self.webhook)
+            webhook=self.webhook, alert_source=FakeAlertSource(stand_in_sender=ROB))
 
     async def escalate(self, **settings: Any) -> Case:
         workflow = self.workflow(**settings)

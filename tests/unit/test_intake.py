@@ -73,11 +73,12 @@ def make_harness(*, sweep: bool = True) -> Harness:
     tenant.directory.add_user(ROB, user_id=ROB_ID)
     tenant.directory.add_user(LEE)
     tenant.directory.add_user(MEGAN)
+    source = FakeAlertSource()  # what intake polls is what the workflow reads back
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
         scheduler=tenant.scheduler, clock=tenant.clock,
-        settings=WorkflowSettings(verify_delays=DELAYS))
-    return Harness(tenant, workflow, sweep=sweep)
+        settings=WorkflowSettings(verify_delays=DELAYS), alert_source=source)
+    return Harness(tenant, workflow, sweep=sweep, source=source)
 
 
 @pytest.fixture
@@ -525,11 +526,12 @@ async def test_an_alert_naming_the_user_otherwise_and_the_sweep_make_one_case(
     tenant = FakeTenant()
     tenant.directory.add_user(ROB_UPN, mail=ROB, user_id=ROB_ID)
     tenant.exchange.block(ROB, created=tenant.clock.now() - timedelta(minutes=30))
+    source = FakeAlertSource()
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
         scheduler=tenant.scheduler, clock=tenant.clock,
-        settings=WorkflowSettings(verify_delays=DELAYS))
-    h = Harness(tenant, workflow)
+        settings=WorkflowSettings(verify_delays=DELAYS), alert_source=source)
+    h = Harness(tenant, workflow, source=source)
     h.source.add(alert_json("fa-1", evidence))
 
     await h.intake.poll()

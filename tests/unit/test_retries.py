@@ -25,7 +25,7 @@ from remediation.service.handler import (
 )
 from remediation.service.messages import AlertUpdate, VerificationCheck, parse_follow_up
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
-from tests.fakes import FakeAlertNotifier, FakeAlertUpdater, FakeTenant
+from tests.fakes import FakeAlertNotifier, FakeAlertSource, FakeAlertUpdater, FakeTenant
 
 ROB = "rob@contoso.com"
 DELAYS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
@@ -85,7 +85,8 @@ def make(budget: timedelta | None = None) -> Harness:
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
         scheduler=tenant.scheduler, clock=tenant.clock,
-        settings=WorkflowSettings(verify_delays=DELAYS), alerts=alerts, notifier=notifier)
+        settings=WorkflowSettings(verify_delays=DELAYS), alerts=alerts, notifier=notifier,
+        alert_source=FakeAlertSource(stand_in_sender=ROB))
     requests, follow_ups = FakeRetries(), FakeRetries()
     retrying = Retrying(requests=requests, follow_ups=follow_ups, clock=tenant.clock,
                         backoff=RetryPolicy(first=BACKOFF))

@@ -16,7 +16,7 @@ from remediation.domain.requests import RemediationRequest
 from remediation.service.handler import Delivery, MessageHandler
 from remediation.service.messages import Approval, VerificationCheck
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
-from tests.fakes import FakeTenant
+from tests.fakes import FakeAlertSource, FakeTenant
 
 ROB = "rob@contoso.com"
 ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
@@ -59,7 +59,8 @@ def make_harness(tenant: FakeTenant) -> Harness:
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
         scheduler=tenant.scheduler, clock=tenant.clock,
-        settings=WorkflowSettings(verify_delays=DELAYS))
+        settings=WorkflowSettings(verify_delays=DELAYS),
+        alert_source=FakeAlertSource(stand_in_sender=ROB))
     return Harness(tenant, workflow, MessageHandler(workflow), block)
 
 
