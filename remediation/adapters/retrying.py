@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from remediation.domain.errors import TransientError
+from remediation.domain.errors import MAX_RETRY_AFTER, TransientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,9 +84,6 @@ def _gave_up(error: TransientError, attempts: int, budget: RetryBudget) -> Trans
     return TransientError(reason, retry_after=error.retry_after)
 
 
-# A Retry-After beyond this is taken as this: the value feeds a scheduled retry, and a
-# service asking for days means "not now", not "in 70 years".
-MAX_RETRY_AFTER = 24 * 3600.0
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -424,20 +424,7 @@ async def _store_breaker(client: TableClient, row: TableEntity | None,
     doc = _parts(json.dumps([[at.isoformat(), case_id] for at, case_id in places]),
                  "the reset breaker")
     entity = {"PartitionKey": _BREAKER_KEY[0], "RowKey": _BREAKER_KEY[1], **doc}
-    try:
-        if row is None:
-            await client.create_entity(entity)
-        else:
-            await client.update_entity(entity, mode=UpdateMode.REPLACE,
-                                       etag=row.metadata["etag"],
-                                       match_condition=MatchConditions.IfNotModified)
-    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-        return False
-    except HttpResponseError as error:
-        if error.status_code in (409, 412):
-            return False
-        raise
-    return True
+    return await _create_or_replace(client, entity, row)
 
 
 async def _get(client: TableClient, partition: str, row: str) -> TableEntity | None:

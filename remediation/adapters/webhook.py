@@ -24,13 +24,12 @@ import asyncio
 import ipaddress
 import logging
 import re
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
 
+from remediation.adapters.retrying import parse_retry_after
 from remediation.domain.display import shown
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.service.ports import WebhookDelivery
@@ -135,7 +134,7 @@ class JsonWebhook:
         return wait
 
     def _backoff(self, retry_after: str | None) -> float:
-        seconds = _retry_after_seconds(retry_after)
+        seconds = parse_retry_after(retry_after)
         return seconds if seconds is not None else self._retry_delay
 
     def _excerpt(self, body: str) -> str:
@@ -185,20 +184,3 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -13,6 +13,11 @@ class RemediationError(Exception):
         self.reason = reason
 
 
+# A Retry-After beyond this is taken as this (seconds): the value feeds a scheduled retry,
+# and a service asking for days means "not now", not "in 70 years".
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
 class TransientError(RemediationError):
     """Worth retrying later: throttling, 5xx, timeouts, connection failures.
 

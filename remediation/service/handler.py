@@ -40,7 +40,7 @@ from typing import Any
 
 from remediation.domain.cases import Case
 from remediation.domain.durations import format_duration
-from remediation.domain.errors import InvalidRequest, TransientError
+from remediation.domain.errors import MAX_RETRY_AFTER, InvalidRequest, TransientError
 from remediation.domain.requests import describe, parse_request
 from remediation.service.messages import AlertUpdate, Approval, approval_in, parse_follow_up
 from remediation.service.ports import Clock, MessageRetries
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 ATTEMPTS = "delivery_attempts"  # property of a copy: attempts made before it was sent
 RETRY_OF = "retry_of"  # application property of a copy: the original's message id
 MAX_RETRY_BACKOFF = timedelta(minutes=15)
-MAX_RETRY_AFTER = timedelta(days=1)  # a longer Retry-After is taken as a day
 DELIVERY_TIME_BUDGET = timedelta(minutes=8)
 SETTLEMENT_TIME_BUDGET = timedelta(minutes=1)
 
@@ -118,7 +117,7 @@ class RetryPolicy:
         """The wait after failed attempt number ``attempt`` (1-based)."""
         cap = max(self.first, self.cap).total_seconds()
         backoff = min(self.first.total_seconds() * 2.0 ** min(max(attempt - 1, 0), 64), cap)
-        asked = min(retry_after or 0.0, MAX_RETRY_AFTER.total_seconds())
+        asked = min(retry_after or 0.0, MAX_RETRY_AFTER)
         return timedelta(seconds=max(backoff, asked))
 
 
