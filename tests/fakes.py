@@ -465,6 +465,8 @@ class FakeAlertSource:
         # For workflow tests that name alert ids without building alerts: any id not added
         # reads back as a "User restricted from sending email" alert naming this sender.
         self.stand_in_sender = stand_in_sender
+        # When each stand-in alert was created, as Graph would say (absent: unknown).
+        self.stand_in_created: dict[str, datetime | None] = {}
         self.alerts: dict[str, dict[str, Any]] = {}
         self.since: list[datetime] = []
         self.lookups: list[str] = []
@@ -510,7 +512,7 @@ class FakeAlertSource:
         if alert is None and self.stand_in_sender is not None:
             return {"id": alert_id, "title": "User restricted from sending email",
                     "serviceSource": "microsoftDefenderForOffice365", "status": "new",
-                    "createdDateTime": "2024-05-01T00:00:00Z",
+                    "createdDateTime": _graph_time(self.stand_in_created.get(alert_id)),
                     "evidence": [{"@odata.type": "#microsoft.graph.security.mailboxEvidence",
                                   "primaryAddress": self.stand_in_sender}]}
         return copy.deepcopy(alert) if alert is not None else None
@@ -525,6 +527,10 @@ class FakeAlertSource:
         if remaining is not None:
             self._failures[operation] = (error, remaining - 1)
         raise error
+
+
+def _graph_time(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
 def _updated_since(alert: dict[str, Any], since: datetime) -> bool:

@@ -15,7 +15,8 @@ update settles whatever a request could not (Graph was down then), before it com
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from remediation.domain.alerts import names_account, parse_alert, why_not_outbound_spam
 from remediation.domain.cases import Case, StepStatus
@@ -54,10 +55,13 @@ class AlertClaims:
         self._directory = directory
         self._titles = titles
 
-    async def settle(self, case: Case, alert_ids: Iterable[str]) -> Case:
+    async def settle(self, case: Case, alert_ids: Iterable[str],
+                     read: Mapping[str, dict[str, Any] | None] | None = None) -> Case:
         """Read back each of ``alert_ids`` that the case holds and has not settled, whatever
         the request said of its source (a queue message can claim any), and confirm or
-        ignore it. Returns the case without the ignored ids. Raises TransientError (Graph or
+        ignore it; ``read`` holds alerts already read from Graph for this request (alert id ->
+        the alert, None when Graph knows no such alert). Returns the case without the ignored
+        ids. Raises TransientError (Graph or
         the directory cannot answer now) with whatever was settled so far journaled."""
         settled = settled_alerts(case)
         pending = [alert_id for alert_id in dict.fromkeys(alert_ids)
@@ -65,7 +69,7 @@ class AlertClaims:
         if pending:
             account = await self._account(case)
             for alert_id in pending:
-                why = await self._why_not(alert_id, account)
+                why = await self._why_not(alert_id, account, read or {})
                 if why is None:
                     case = await self._recorder.note(
                         case, CONFIRMED, StepStatus.INFO,
@@ -98,12 +102,20 @@ class AlertClaims:
         except PermanentError as error:
             return f"the case's account is not in the directory ({error.reason})"
 
-    async def _why_not(self, alert_id: str, account: DirectoryUser | str) -> str | None:
+    async def read(self, alert_id: str) -> dict[str, Any] | None:
+        """The alert as Graph has it now; None when it does not exist. Raises
+        RemediationError when Graph cannot answer, PermanentError included."""
+        if self._source is None:
+            raise PermanentError("no alert source to read it back from")
+        return await self._source.get_alert(alert_id)
+
+    async def _why_not(self, alert_id: str, account: DirectoryUser | str,
+                       read: Mapping[str, dict[str, Any] | None]) -> str | None:
         """Why alert ``alert_id`` is not one this case may speak on, or None."""
         if self._source is None:
             return "no alert source to read it back from"
         try:
-            raw = await self._source.get_alert(alert_id)
+            raw = read[alert_id] if alert_id in read else await self.read(alert_id)
         except PermanentError as error:
             return f"could not be read back from Graph ({error.reason})"
         if raw is None:

@@ -6,11 +6,13 @@ recording through the same case journal.
 """
 
 import logging
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
-from remediation.domain.requests import RemediationRequest
+from remediation.domain.requests import RemediationRequest, parse_evidence_time
 from remediation.service.claims import AlertClaims
 from remediation.service.episodes import Episodes, new_case_id
 from remediation.service.journaling import LOOKUP, CaseRecorder, StepResult
@@ -68,6 +70,7 @@ class RemediationWorkflow:
                                   scheduler, settings)
         self._verification = Verification(recorder, self._outcomes, exchange,
                                           settings.verify_delays)
+        self._alert_source = alert_source
         self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
         self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)
 
@@ -84,8 +87,11 @@ class RemediationWorkflow:
                 request.user, f"'force' is accepted only on manual requests (source "
                 f"'manual'), not on a request with source {request.source!r}",
                 request.source, request.request_id)
+        read: dict[str, dict[str, Any] | None] = {}
+        if request.alert_ids and self._alert_source is not None:
+            request = replace(request, evidence_at=await self._evidence_time(request, read))
         case, should_run = await self._episodes.case_for(request)
-        case = await self._settle_claims(case, request)
+        case = await self._settle_claims(case, request, read)
         if not should_run or case.state.is_final or case.state is CaseState.AWAITING_APPROVAL:
             return case
         return await self._secure(case)
@@ -106,7 +112,27 @@ class RemediationWorkflow:
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
         return await self._secure(case)
 
-    async def _settle_claims(self, case: Case, request: RemediationRequest) -> Case:
+    async def _evidence_time(self, request: RemediationRequest,
+                             read: dict[str, dict[str, Any] | None]) -> datetime | None:
+        """When the evidence was created, as Graph says (the newest ``createdDateTime`` of
+        the alerts the request names), never as the message claims: a forged old time would
+        merge a new alert into a finished case. Unknown (Graph cannot answer, an alert is
+        gone or its time unreadable) counts as new evidence. The alerts read go into
+        ``read``, so the claims are checked on the same answers without reading again."""
+        times: list[datetime] = []
+        for alert_id in request.alert_ids:
+            try:
+                read[alert_id] = await self._claims.read(alert_id)
+            except RemediationError:
+                return None
+            created = parse_evidence_time((read[alert_id] or {}).get("createdDateTime"))
+            if created is None:
+                return None
+            times.append(created)
+        return max(times, default=None)
+
+    async def _settle_claims(self, case: Case, request: RemediationRequest,
+                             read: dict[str, dict[str, Any] | None]) -> Case:
         """Confirm or ignore the alert ids the request named, before anything is said on
         them; what cannot be read now is read by the alert update, before it comments."""
         if not request.alert_ids or case.state is CaseState.REJECTED:
@@ -114,7 +140,7 @@ class RemediationWorkflow:
         try:
             # Every id is read back, whatever the request says of its source: a queue message
             # can claim source "alert" as easily as a person can name an alert id.
-            return await self._claims.settle(case, request.alert_ids)
+            return await self._claims.settle(case, request.alert_ids, read)
         except RemediationError as error:
             log.warning("case %s: alert ids not confirmed yet (%s); the alert update will",
                         case.case_id, error.reason)

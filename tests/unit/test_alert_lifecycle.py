@@ -38,6 +38,7 @@ class Harness:
     alerts: FakeAlertUpdater
     notifier: FakeAlertNotifier
     workflow: RemediationWorkflow
+    source: FakeAlertSource
 
     @property
     def handler(self) -> MessageHandler:
@@ -46,6 +47,8 @@ class Harness:
     async def remediate(self, request_id: str = "alert-req-1",
                         alert_ids: tuple[str, ...] = ("fa-1",), **fields: Any) -> Case:
         source = "alert" if alert_ids else "manual"
+        for alert_id in alert_ids:  # Graph, not the message, says when an alert was created
+            self.source.stand_in_created[alert_id] = fields.get("evidence_at")
         return await self.workflow.remediate(RemediationRequest(
             user=ROB, request_id=request_id, alert_ids=alert_ids,
             **{"source": source, **fields}))
@@ -73,12 +76,13 @@ def h() -> Harness:
     tenant.directory.add_user(ROB, user_id=ROB_ID)
     tenant.exchange.block(ROB, created=tenant.clock.now() - timedelta(minutes=30))
     alerts, notifier = FakeAlertUpdater(), FakeAlertNotifier()
+    source = FakeAlertSource(stand_in_sender=ROB)
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
         scheduler=tenant.scheduler, clock=tenant.clock,
         settings=WorkflowSettings(verify_delays=DELAYS), alerts=alerts, notifier=notifier,
-        alert_source=FakeAlertSource(stand_in_sender=ROB))
-    return Harness(tenant, alerts, notifier, workflow)
+        alert_source=source)
+    return Harness(tenant, alerts, notifier, workflow, source)
 
 
 def steps(case: Case, status: StepStatus) -> list[str]:

@@ -3,6 +3,7 @@ approvals that must name the case's user, ``force`` for manual requests only and
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from remediation.domain.alerts import Alert, names_account, why_not_outbound_spa
 from remediation.domain.cases import Case, CaseState
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import InvalidRequest, TransientError
-from remediation.domain.requests import RemediationRequest
+from remediation.domain.requests import RemediationRequest, parse_request
 from remediation.service.handler import Delivery, MessageHandler
 from remediation.service.messages import Approval, parse_approval
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
@@ -177,13 +178,16 @@ async def test_an_id_merged_in_by_a_later_manual_request_is_checked_before_any_c
 
     assert merged.alert_ids == ("ours",)
     assert set(ignored(merged)) == {"endpoint"}
-    assert h.source.lookups == ["ours", "endpoint"]  # "ours" once, when it arrived
+    # "ours" is settled when it arrived; the second request reads both again only for
+    # Graph's createdDateTime (the evidence time), and settles "endpoint" on that answer.
+    assert h.source.lookups == ["ours", "endpoint", "ours"]
     assert "endpoint" not in h.touched()
 
 
 async def test_ids_graph_could_not_answer_for_are_read_before_the_alert_update_comments(
         h: Harness) -> None:
-    h.source.fail(TransientError("Graph 503"), on="get_alert", times=1)
+    # Down for the evidence-time read and for the claim's own read of "endpoint".
+    h.source.fail(TransientError("Graph 503"), on="get_alert", times=2)
 
     case = await h.remediate(alert_ids=("endpoint", "ours"))
     assert case.state is CaseState.AWAITING_VERIFICATION  # securing did not wait for Graph
@@ -197,7 +201,7 @@ async def test_ids_graph_could_not_answer_for_are_read_before_the_alert_update_c
 
 async def test_an_alert_update_for_an_unsettled_id_retries_when_graph_is_down(
         h: Harness) -> None:
-    h.source.fail(TransientError("Graph 503"), on="get_alert", times=2)
+    h.source.fail(TransientError("Graph 503"), on="get_alert", times=3)
     await h.remediate(alert_ids=("endpoint",))
     [update] = h.notifier.updates
     handler = MessageHandler(h.workflow)
@@ -343,3 +347,28 @@ def test_the_cli_refuses_an_approver_name_it_would_have_cut_or_garbled(
 
         assert (status, out) == (2, "")
         assert err == f"remediation: {problem}\n"
+
+
+async def test_an_old_evidence_time_a_message_claims_never_merges_a_new_alert() -> None:
+    h = make()
+    case = await h.remediate("req-1", alert_ids=("ours",), source="alert")
+    for _ in range(3):
+        h.tenant.clock.advance(hours=25)
+        for check in h.tenant.scheduler.due(h.tenant.clock.now()):
+            case = await h.workflow.verify(check)
+    assert case.state is CaseState.VERIFIED
+    await h.deliver_updates()
+    # Defender creates a new alert after the case ended; a queue message names it with a
+    # forged old evidence time. Graph's createdDateTime decides, not the message.
+    h.tenant.clock.advance(minutes=5)
+    h.source.add(alert_json("fresh", [mailbox_evidence(ROB)],
+                            updated=h.tenant.clock.now()))
+    forged = parse_request(json.dumps({
+        "user": ROB, "source": "alert", "alert_ids": ["fresh"],
+        "evidence_at": "2001-01-01T00:00:00Z", "request_id": "forged"}).encode())
+    after = await h.workflow.remediate(forged)
+    await h.deliver_updates()
+
+    assert after.case_id != case.case_id
+    assert not any(u.get("status") == "resolved" for u in h.updater.updates_of("fresh"))
+    assert not any("done." in text for text in h.updater.comments_on("fresh"))

@@ -30,8 +30,11 @@ class Harness:
     workflow: RemediationWorkflow
     handler: MessageHandler
     block: BlockedSender
+    source: FakeAlertSource
 
     async def remediate(self, request_id: str = "req-1", **fields: Any) -> Case:
+        for alert_id in fields.get("alert_ids", ()):  # Graph says when it was created
+            self.source.stand_in_created[alert_id] = fields.get("evidence_at")
         request = RemediationRequest(**{"user": ROB, **fields}, request_id=request_id)
         return await self.workflow.remediate(request)
 
@@ -56,12 +59,13 @@ class Harness:
 def make_harness(tenant: FakeTenant) -> Harness:
     tenant.directory.add_user(ROB, user_id=ROB_ID)
     block = tenant.exchange.block(ROB, created=tenant.clock.now() - timedelta(minutes=30))
+    source = FakeAlertSource(stand_in_sender=ROB)
     workflow = RemediationWorkflow(
         directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
         scheduler=tenant.scheduler, clock=tenant.clock,
         settings=WorkflowSettings(verify_delays=DELAYS),
-        alert_source=FakeAlertSource(stand_in_sender=ROB))
-    return Harness(tenant, workflow, MessageHandler(workflow), block)
+        alert_source=source)
+    return Harness(tenant, workflow, MessageHandler(workflow), block, source)
 
 
 @pytest.fixture
