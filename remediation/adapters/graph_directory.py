@@ -26,7 +26,7 @@ from urllib.parse import quote
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
 from remediation.adapters.graph_roles import GraphRoles
 from remediation.domain.directory import DirectoryUser, bare_address
-from remediation.domain.errors import PermanentError
+from remediation.domain.errors import PermanentError, TransientError
 from remediation.domain.guardrails import Memberships, TenantDomains
 
 if TYPE_CHECKING:
@@ -49,6 +49,14 @@ RESET_REFUSED = (
     "directory role (User-PasswordProfile.ReadWrite.All alone is not enough); "
     "infra/grant-permissions.sh assigns it. If the app holds it already, the account itself "
     "is an administrator that only a more privileged role may reset: secure it by hand")
+
+
+def _reset_failed(status: int, code: str) -> str:
+    """A failed reset, by status and code only: Graph's message may quote the request, that
+    is the new password (escaped, so no exact-match masking would catch it)."""
+    answer = f"{status} {code}" if status else "no usable answer (timeout, throttling or 5xx)"
+    return (f"Graph: reset password failed with {answer}; Graph's own message is not kept, "
+            "as it may quote the password sent")
 
 
 class GraphDirectory:
@@ -153,7 +161,11 @@ class GraphDirectory:
         except GraphRequestError as error:
             if error.status == 403 and error.code == "Authorization_RequestDenied":
                 raise GraphRequestError(RESET_REFUSED, error.status, error.code) from None
-            raise
+            raise GraphRequestError(_reset_failed(error.status, error.code), error.status,
+                                    error.code) from None
+        except TransientError as error:
+            raise TransientError(_reset_failed(0, "transient"),
+                                 retry_after=error.retry_after) from None
 
     async def revoke_sessions(self, user_id: str) -> None:
         await self._graph.call(

@@ -11,7 +11,7 @@ import pytest
 from remediation.adapters.credentials import StaticTokenCredential
 from remediation.adapters.graph_caller import GraphCaller
 from remediation.adapters.graph_directory import GraphDirectory
-from remediation.domain.errors import PermanentError
+from remediation.domain.errors import PermanentError, RemediationError
 from remediation.domain.guardrails import Guardrail, Verdict, judge
 from remediation.sandbox import BREAK_GLASS_GROUP_ID, Fault, SandboxTenant, SandboxUser
 from remediation.sandbox.state import GLOBAL_ADMINISTRATOR, RecordedRequest
@@ -472,3 +472,18 @@ async def test_graph_lets_the_app_reset_some_administrators(directory: GraphDire
     assert admin.password_changes == member.password_changes == []
     guard = await guardrail(directory, "hd@contoso.com")
     assert guard.verdict is Verdict.ESCALATE
+
+
+QUOTED = "Invalid value 'kQ7\\u0026mZ2\\u003cvX9!pL4#wR8%tY' for property passwordProfile"
+
+
+@pytest.mark.parametrize("status", [400, 503])
+async def test_a_failed_reset_never_carries_graphs_message_which_may_quote_the_password(
+        directory: GraphDirectory, tenant: SandboxTenant, status: int) -> None:
+    tenant.add_fault(Fault(status=status, method="PATCH", path=r"^/v1\.0/users/", times=None,
+                           code="Request_BadRequest" if status == 400 else "UnknownError",
+                           message=QUOTED))
+    with pytest.raises(RemediationError) as raised:
+        await directory.reset_password(tenant.user(ADELE).id, "Aa1!" * 6)
+    assert "kQ7" not in raised.value.reason and "passwordProfile" not in raised.value.reason
+    assert "reset password failed" in raised.value.reason
