@@ -161,6 +161,8 @@ class GraphDirectory:
         except GraphRequestError as error:
             if error.status == 403 and error.code == "Authorization_RequestDenied":
                 raise GraphRequestError(RESET_REFUSED, error.status, error.code) from None
+            if 300 <= error.status < 400:
+                raise  # our own words (a redirect is refused), nothing of Graph's
             raise GraphRequestError(_reset_failed(error.status, error.code), error.status,
                                     error.code) from None
         except TransientError as error:
