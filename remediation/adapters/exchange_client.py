@@ -47,8 +47,14 @@ _TRANSIENT_CAUSES = ("serverbusyexception", "cmdletproxynotavailablefailure",
 # Only the cmdlet's own "no such object", inside Exchange's structured error: never a
 # gateway page or an endpoint's 404 (a wrong tenant id must not read as "not listed").
 _NOT_FOUND_CAUSES = ("managementobjectnotfound", "couldn't be found", "could not be found")
+# Exchange's own words for an app without the rights, on any status and anywhere in the body:
+# "User is not allowed to call <Cmdlet>" (office-docs-powershell#7970, a 401 with a body) and
+# "The role assigned to application <id> isn't supported in this scenario" (Microsoft365DSC
+# #4530, maester#718). They decide before the status does: a 5xx saying so is no outage.
+_RIGHTS_WORDS = ("not allowed to call", "isn't supported in this scenario",
+                 "is not supported in this scenario")
 _PERMISSION_CAUSES = ("allowed to call", "access is denied", "accessdenied",
-                      "unauthorizedaccessexception")
+                      "unauthorizedaccessexception", *_RIGHTS_WORDS)
 # The exact text is unconfirmed (API-NOTES §3): recognise the family, not one sentence.
 _UNBLOCK_LIMIT_CAUSES = (("unblocklimit",), ("unblock", "limit"), ("unblock", "quota"),
                          ("unblock", "maximum"), ("maximum number", "support"),
@@ -99,6 +105,11 @@ class ExchangeError(Exception):
     @property
     def missing_rights(self) -> bool:
         return self.status in (401, 403) or self._mentions(_PERMISSION_CAUSES)
+
+    @property
+    def says_missing_rights(self) -> bool:
+        """Exchange said so in its own words (whatever the status)."""
+        return self._mentions(_RIGHTS_WORDS)
 
     @property
     def pagination_expired(self) -> bool:
@@ -322,6 +333,8 @@ def _error(status: int, raw: bytes) -> ExchangeError:
 def _classify(cmdlet: str, error: ExchangeError, retry_after: float | None) -> Exception:
     """The cause decides: transient families even on 400, permanent causes even on 5xx."""
     detail = f"Exchange: {cmdlet} failed with {error}"
+    if error.says_missing_rights:
+        return _missing_rights(cmdlet, error)
     if error.transient:
         return TransientError(detail, retry_after=retry_after)
     if error.not_found or error.pagination_expired:
@@ -331,9 +344,13 @@ def _classify(cmdlet: str, error: ExchangeError, retry_after: float | None) -> E
             "Exchange: unblock limit reached for this account; only Microsoft support can "
             f"remove the block ({error.message})", error)
     if error.missing_rights:
-        return ExchangeCmdletError(
-            f"Exchange answered {error.status} to {cmdlet}: {MISSING_RIGHTS} "
-            f"({error.message})", error)
+        return _missing_rights(cmdlet, error)
     if error.status in (408, 429) or error.status >= 500:
         return TransientError(detail, retry_after=retry_after)
     return ExchangeCmdletError(detail, error)
+
+
+def _missing_rights(cmdlet: str, error: ExchangeError) -> ExchangeCmdletError:
+    return ExchangeCmdletError(
+        f"Exchange answered {error.status} to {cmdlet}: {MISSING_RIGHTS} ({error.message})",
+        error)

@@ -4,8 +4,10 @@
   (ManagementObjectNotFoundException) about that sender, which means *not listed*. Any other
   failure (a gateway page, a 404 of the endpoint, "not found" about another object) is an
   error, never "not listed": a wrong answer here would verify a case that is still blocked.
-- The whole list is read with ``ResultSize: Unlimited`` (Get-* cmdlets stop at 1000 objects
-  otherwise) and every next link on the configured host.
+- The whole list is read with no parameters and every next link on the configured host: the
+  cmdlet's reference (office-docs-powershell ``Get-BlockedSenderAddress.md``) lists
+  ``-SenderAddress`` and nothing else, so a ``ResultSize`` is a parameter-binding error in a
+  real tenant (CIPP calls it with no parameters too).
 - ``Remove-BlockedSenderAddress`` gets ``SenderAddress`` only: its ``-Reason`` selects the
   entry by its own Reason value (cmdlet reference), it is not free text; CIPP sends the
   address alone too. Our explanation stays in the case journal.
@@ -44,8 +46,7 @@ class ExchangeRestrictedSenders:
                 if str(item.get("SenderAddress", "")).lower() == sender.lower()]
 
     async def all_blocked(self) -> list[BlockedSender]:
-        items = await self._exchange.invoke("Get-BlockedSenderAddress",
-                                            {"ResultSize": "Unlimited"})
+        items = await self._exchange.invoke("Get-BlockedSenderAddress", {})
         return [_entry(item) for item in items if item.get("SenderAddress")]
 
     async def unblock(self, sender: str) -> None:

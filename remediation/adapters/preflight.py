@@ -1,8 +1,11 @@
 """The preflight's reads (``remediation/service/doctor.py``), through the adapters the worker
 uses, so doctor exercises the same clients, endpoints, headers and credential.
 
-Every read is harmless and asks for one item: Graph ``$top=1``; Exchange cmdlets with
-``ResultSize: 1`` and no ``Identity`` (an empty ``Identity`` would mean "all objects");
+Every read is harmless and asks for one item, with parameters each cmdlet has (its
+office-docs-powershell reference): Graph ``$top=1``; ``Get-Mailbox`` with ``ResultSize: 1`` and
+no ``Identity`` (an empty ``Identity`` would mean "all objects"); ``Get-BlockedSenderAddress``,
+which has ``-SenderAddress`` and nothing else, for one address no tenant holds (Exchange's
+"couldn't be found" about it, or nothing, proves the right to read the list);
 Service Bus by peeking (never receiving) each queue's dead-letter sub-queue, which has no
 sessions, so no session is locked (Azure/azure-sdk-for-net#21271: an ordinary receiver reads
 the dead-letter queue of a session-enabled entity); the journal by listing one case. The
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
 QueueProbe = Callable[[], Awaitable[str]]
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SCHEDULE_AHEAD = timedelta(days=365)
+# A sender no tenant has (RFC 2606 reserves .invalid): asking whether it is listed reads
+# nothing of anyone's.
+PROBE_SENDER = "remediation-doctor@probe.invalid"
 PROBE_SESSION = "remediation-doctor"
 
 
@@ -61,6 +67,10 @@ def scopes(graph_endpoint: str, exchange_endpoint: str) -> dict[str, str]:
             EXCHANGE_ONLINE: f"{exchange.scheme.lower()}://{exchange.netloc.lower()}/.default"}
 
 
+class _NotFound(Exception):
+    """Exchange's "couldn't be found" about the probe's address: the read was allowed."""
+
+
 class TenantPreflight:
     def __init__(self, *, credential: AsyncTokenCredential, scopes: dict[str, str],
                  graph: GraphCaller, exchange: ExchangeAdminClient, queues: QueueProbe,
@@ -74,8 +84,8 @@ class TenantPreflight:
             "users": lambda: self._graph_count("users?$top=1&$select=id", "users"),
             "role_assignments": lambda: self._graph_count(
                 "roleManagement/directory/roleAssignments?$top=1", "role assignments"),
-            "restricted_users": lambda: self._cmdlet("Get-BlockedSenderAddress", "entries"),
-            "mailbox": lambda: self._cmdlet("Get-Mailbox", "mailboxes"),
+            "restricted_users": self._restricted_users,
+            "mailbox": lambda: self._cmdlet("Get-Mailbox", {"ResultSize": 1}, "mailboxes"),
             "queues": queues,
             "schedule": schedule,
             "journal": lambda: _journal(journal),
@@ -121,11 +131,26 @@ class TenantPreflight:
             raise Refused(0, "", error.reason) from None
         return _answered(page.get("value"), noun)
 
-    async def _cmdlet(self, cmdlet: str, noun: str) -> str:
+    async def _restricted_users(self) -> str:
         try:
-            items = await self._exchange.invoke(cmdlet, {"ResultSize": 1})
+            items = await self._cmdlet("Get-BlockedSenderAddress",
+                                       {"SenderAddress": PROBE_SENDER}, "entries")
+        except _NotFound:
+            return f"readable ({PROBE_SENDER} is not listed)"
+        return items
+
+    async def _cmdlet(self, cmdlet: str, parameters: dict[str, Any], noun: str) -> str:
+        try:
+            items = await self._exchange.invoke(cmdlet, parameters)
         except ExchangeCmdletError as error:
-            raise Refused(error.error.status, error.error.code) from None
+            if error.error.not_found_about(PROBE_SENDER):
+                raise _NotFound from None
+            exchange = error.error
+            # An endpoint's own 404 (a wrong tenant id) is not a cmdlet's answer.
+            ran = exchange.structured and exchange.status != 404
+            raise Refused(exchange.status, exchange.code, exchange.message,
+                          missing_rights=exchange.missing_rights,
+                          cmdlet=cmdlet if ran else "") from None
         except TransientError as error:
             raise Unreachable(error.reason) from None
         except PermanentError as error:

@@ -17,7 +17,9 @@ EmptySuccess = Literal["empty", "no_content", "json"]
 NextLinkKey = Literal["@odata.nextLink", "odata.nextLink"]
 TimeFormat = Literal["iso7", "ms", "ms_offset", "unreadable"]
 InnerKey = Literal["internalException", "internalexception"]
-AppAccess = Literal["granted", "no_app_role", "no_directory_role"]
+AppAccess = Literal["granted", "no_app_role", "no_directory_role", "role_not_supported",
+                    "not_allowed_to_call"]
+CauseIn = Literal["both", "details", "innererror", "message"]
 
 
 @dataclass
@@ -39,7 +41,13 @@ class ExchangeQuirks:
     inner_key: InnerKey = "internalException"
     # The app's rights: ``no_app_role`` (no Exchange.ManageAsApp) answers 401 with only a
     # WWW-Authenticate header; ``no_directory_role`` answers 403 with a body that is not JSON.
+    # Exchange's own words for a role it does not take, "The role assigned to application {id}
+    # isn't supported in this scenario..." (Microsoft365DSC#4530, maester#718), answer
+    # ``app_access_status`` with the text where ``app_access_cause_in`` says; "User is not
+    # allowed to call {Cmdlet}" answers 401 with a JSON body (office-docs-powershell#7970).
     app_access: AppAccess = "granted"
+    app_access_status: int = 400
+    app_access_cause_in: CauseIn = "both"
     # How many next-link requests to answer "400 Expired or Invalid pagination request"
     # (reported by a public tool replaying links; API-NOTES §6).
     expire_next_links: int = 0

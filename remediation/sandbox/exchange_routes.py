@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from remediation.sandbox.cmdlets import BINDING_EXCEPTION, binding_message, spec_of
 from remediation.sandbox.context import CALL, TENANT, cmdlet_input
 from remediation.sandbox.errors import exchange_error, raw_response
 from remediation.sandbox.exchange_quirks import DEFAULT_RESULT_SIZE
@@ -29,7 +30,8 @@ routes = web.RouteTableDef()
 @routes.post("/adminapi/beta/{tenant_id}/InvokeCommand")
 async def invoke_command(request: web.Request) -> web.Response:
     tenant = request.app[TENANT]
-    refusal = _access_refusal(tenant)
+    name, parameters = cmdlet_input(request[CALL].body)
+    refusal = _access_refusal(tenant, name or "")
     if refusal is not None:
         return refusal
     tenant_id = request.match_info["tenant_id"]
@@ -38,15 +40,22 @@ async def invoke_command(request: web.Request) -> web.Response:
     expected_anchor = ANCHOR_MAILBOX.format(tenant_id=tenant.tenant_id)
     if request.headers.get("X-AnchorMailbox", "").lower() != expected_anchor.lower():
         return exchange_error(400, "BadRequest", f"X-AnchorMailbox must be '{expected_anchor}'.")
-    name, parameters = cmdlet_input(request[CALL].body)
     if name is None:
         return exchange_error(400, "BadRequest", "The body needs CmdletInput.CmdletName.")
-    cmdlet = CMDLETS.get(name.lower())
-    if cmdlet is None:
+    spec = spec_of(name)
+    if spec is None:
         return exchange_error(
             400, "BadRequest",
             f"The term '{name}' is not recognized as a cmdlet, function, script file, or "
             "executable program.", "System.Management.Automation.CommandNotFoundException")
+    unknown = spec.unknown(parameters)
+    if unknown:
+        return exchange_error(400, "BadRequest", binding_message(unknown[0]), BINDING_EXCEPTION,
+                              inner_key=tenant.exchange.inner_key)
+    cmdlet = CMDLETS.get(spec.name.lower())
+    if cmdlet is None:
+        return exchange_error(501, "NotImplemented",
+                              f"The sandbox does not model {spec.name} yet.")
     try:
         return cmdlet(request, tenant, parameters)
     except TenantError as error:
@@ -54,13 +63,29 @@ async def invoke_command(request: web.Request) -> web.Response:
                               inner_key=tenant.exchange.inner_key)
 
 
-def _access_refusal(tenant: SandboxTenant) -> web.Response | None:
-    """How Exchange turns away an app that lacks its rights (API-NOTES §6)."""
-    if tenant.exchange.app_access == "no_app_role":
+def _access_refusal(tenant: SandboxTenant, cmdlet: str) -> web.Response | None:
+    """How Exchange turns away an app that lacks its rights (exchange_quirks.ExchangeQuirks)."""
+    quirks = tenant.exchange
+    if quirks.app_access == "no_app_role":
         return unauthorized(tenant)
-    if tenant.exchange.app_access == "no_directory_role":
+    if quirks.app_access == "no_directory_role":
         return raw_response(403, "<html><body><h2>403 - Forbidden: Access is denied."
                                  "</h2></body></html>")
+    if quirks.app_access == "not_allowed_to_call":
+        text = f"User is not allowed to call {cmdlet}"
+        return web.json_response({"error": {"code": "Unauthorized", "message": text,
+                                            "innererror": {"message": text, "type": (
+                                                "Microsoft.Exchange.Admin.OData.Core."
+                                                "ODataServiceException")}}}, status=401)
+    if quirks.app_access == "role_not_supported":
+        text = (f"The role assigned to application {tenant.app_object_id} isn't supported in "
+                "this scenario. Please check online documentation for assigning correct "
+                "Directory Roles to Azure AD Application for EXO App-Only Authentication.")
+        if quirks.app_access_cause_in == "message":
+            return web.json_response({"error": {"code": "BadRequest", "message": text}},
+                                     status=quirks.app_access_status)
+        return exchange_error(quirks.app_access_status, "BadRequest", text,
+                              inner_key=quirks.inner_key, cause_in=quirks.app_access_cause_in)
     return None
 
 
@@ -84,12 +109,9 @@ def get_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
                 f"The operation couldn't be performed because object '{sender}' couldn't be "
                 "found.", NOT_FOUND_EXCEPTION)
         return _reply(request, tenant, entries)
+    # The whole list: the cmdlet has no ResultSize (its reference lists -SenderAddress only)
+    # and pages with next links.
     entries = tenant.blocked_entries()
-    warnings: list[str] = []
-    limit = _result_size(parameters.get("ResultSize"))
-    if limit is not None and len(entries) > limit:
-        entries = entries[:limit]
-        warnings += _truncation_warning(parameters, limit)
     size = _page_size(request.headers.get("Prefer", ""), tenant.exchange_page_size)
     if "$skiptoken" in request.query and tenant.exchange.expire_next_links > 0:
         tenant.exchange.expire_next_links -= 1
@@ -103,7 +125,7 @@ def get_blocked_sender_address(request: web.Request, tenant: SandboxTenant,
     if end < len(entries):
         origin = tenant.exchange.next_link_origin or str(request.url.origin())
         next_link = f"{origin}{request.path}?$skiptoken={end}"
-    return _reply(request, tenant, entries[start:end], next_link, warnings)
+    return _reply(request, tenant, entries[start:end], next_link)
 
 
 def remove_blocked_sender_address(request: web.Request, tenant: SandboxTenant,

@@ -85,9 +85,13 @@ class TokenUnavailable(Exception):
 class Refused(Exception):
     """A read the service answered with an error status (401, 403, 404, ...)."""
 
-    def __init__(self, status: int, code: str = "", detail: str = "") -> None:
+    def __init__(self, status: int, code: str = "", detail: str = "", *,
+                 missing_rights: bool = False, cmdlet: str = "") -> None:
         super().__init__(f"{status} {code}".strip())
         self.status, self.code, self.detail = status, code, detail
+        # The service said, in its own words, that the app lacks a right (on any status).
+        self.missing_rights = missing_rights
+        self.cmdlet = cmdlet  # the Exchange cmdlet refused, when there was one
 
 
 class Unreachable(Exception):
@@ -328,11 +332,13 @@ def _refusal(capability: Capability, error: Refused, target: Target,
         if error.status == 401:
             return result, ("Exchange answered 401: grant `Exchange.ManageAsApp` and assign the "
                             f"Exchange Administrator role: {grant}")
-        if error.status == 403:
-            return result, ("Exchange answered 403: assign the Exchange Administrator role to "
-                            f"the app's service principal: {grant}")
-        return result, (f"check AZURE_TENANT_ID ({target.tenant_id}) and EXCHANGE_ENDPOINT "
-                        f"({target.exchange_endpoint})")
+        if error.status == 403 or error.missing_rights:
+            return result, (f"Exchange answered {error.status}: assign the Exchange "
+                            f"Administrator role to the app's service principal: {grant}")
+        if error.status == 404 and not error.cmdlet:
+            return result, (f"check AZURE_TENANT_ID ({target.tenant_id}) and "
+                            f"EXCHANGE_ENDPOINT ({target.exchange_endpoint})")
+        return result, _cmdlet_fix(error)
     if capability.service == QUEUES and target.service_bus_namespace:
         if error.status in (401, 403):
             role = "Data Sender" if capability.key == "schedule" else "Data Receiver"
@@ -346,6 +352,15 @@ def _refusal(capability: Capability, error: Refused, target: Target,
                             "journal's storage account (infra/main.bicep does)")
         return result, "check JOURNAL_TABLE_ENDPOINT (or AzureWebJobsStorage__accountName)"
     return result, _unreachable_fix(capability, target)
+
+
+def _cmdlet_fix(error: Refused) -> str:
+    """Exchange ran the request and refused the cmdlet itself: its own words say why."""
+    cmdlet = error.cmdlet or "the cmdlet"
+    if "parameterbinding" in error.detail.lower() or "matches parameter name" in error.detail:
+        return (f"Exchange refused a parameter of {cmdlet} (this build sends one the cmdlet "
+                "does not have): a bug, report it with this line")
+    return f"Exchange refused {cmdlet}; the cause is in its answer"
 
 
 def _unreachable_fix(capability: Capability, target: Target) -> str:

@@ -67,10 +67,12 @@ async def test_block_times_exchange_wrote_unreadably_never_read_as_a_reblock(
     assert lingering is not None and lingering.data == {"listed": True}
 
 
-@pytest.mark.parametrize("access", ["no_app_role", "no_directory_role"])
+@pytest.mark.parametrize("access", ["no_app_role", "no_directory_role", "role_not_supported",
+                                    "not_allowed_to_call"])
 async def test_exchange_without_its_rights_escalates_naming_them_before_any_change(
         sandbox_url: str, tenant: SandboxTenant, tmp_path: Path, access: str) -> None:
     tenant.exchange.app_access = access  # type: ignore[assignment]
+    tenant.exchange.app_access_status = 500  # Exchange's own words decide, not the status
     app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", ADELE)
     await app.aclose()
     case = cases[ADELE]

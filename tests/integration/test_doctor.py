@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from remediation.permissions import DIRECTORY_ROLES, PERMISSIONS
-from remediation.sandbox import SandboxTenant, app_rights
+from remediation.sandbox import Fault, SandboxTenant, app_rights
 from tests.cli_helpers import clean_environment, run_cli  # noqa: F401 (a fixture)
 from tests.conftest import sandbox_env
 
@@ -69,7 +69,8 @@ def test_each_read_is_harmless_and_asks_for_one_item(
                  ].query["$top"] == "1"
     invoke = f"/adminapi/beta/{tenant.tenant_id}/InvokeCommand"
     blocked = reads[("POST", invoke, "Get-BlockedSenderAddress")].body["CmdletInput"]
-    assert blocked["Parameters"] == {"ResultSize": 1}
+    # The cmdlet has -SenderAddress and nothing else: one address no tenant holds.
+    assert blocked["Parameters"] == {"SenderAddress": "remediation-doctor@probe.invalid"}
     mailbox = reads[("POST", invoke, "Get-Mailbox")].body["CmdletInput"]
     assert mailbox["Parameters"] == {"ResultSize": 1}  # never an empty Identity: "all"
     assert {r.cmdlet for r in tenant.requests() if r.method == "POST"} <= {
@@ -264,6 +265,40 @@ def test_an_unreachable_tenant_is_a_failure_with_the_setting_to_check(
     assert "check GRAPH_ENDPOINT" in row(out, "read a user")
     assert "check EXCHANGE_ENDPOINT" in row(out, "read a mailbox")
     assert row(out, "journal").startswith("ok ")
+
+
+def test_a_cmdlet_exchange_refuses_is_named_with_its_cause_not_the_tenant_id(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(status=400, cmdlet="Get-BlockedSenderAddress", code="BadRequest",
+                           message="A parameter cannot be found that matches parameter name "
+                                   "'ResultSize'.",
+                           exception_type="System.Management.Automation."
+                                          "ParameterBindingException", times=None))
+
+    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+
+    assert status == 1
+    line = row(out, "read the Restricted users list")
+    assert line.startswith("FAIL ")
+    assert "Get-BlockedSenderAddress" in line and "'ResultSize'" in line
+    assert "AZURE_TENANT_ID" not in line
+    assert "parameter" in line.split("'ResultSize'")[-1]  # the fix says what is wrong
+
+
+@pytest.mark.parametrize("access", ["role_not_supported", "not_allowed_to_call"])
+def test_exchanges_own_words_for_missing_rights_name_the_role(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant, access: str) -> None:
+    tenant.exchange.app_access = access  # type: ignore[assignment]
+    tenant.exchange.app_access_status = 500
+
+    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+
+    assert status == 1
+    line = row(out, "read the Restricted users list")
+    assert line.startswith("FAIL ") and "Exchange Administrator" in line, line
+    assert "AZURE_TENANT_ID" not in line
 
 
 def test_a_token_of_another_tenant_and_a_wrong_tenant_id_are_named(

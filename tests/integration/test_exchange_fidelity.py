@@ -106,6 +106,34 @@ async def test_401_and_403_without_json_name_what_is_missing(
     assert len(cmdlets(tenant, "Get-BlockedSenderAddress")) == 1  # never retried
 
 
+@pytest.mark.parametrize(("status", "cause_in"), [
+    (400, "both"), (400, "message"), (403, "details"), (500, "innererror"), (503, "both")])
+async def test_exchanges_own_words_for_a_role_it_does_not_take_are_missing_rights(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant, status: int,
+        cause_in: str) -> None:
+    """"The role assigned to application … isn't supported in this scenario", wherever it
+    sits and on any status (a 5xx included): permanent, with the fix, never retried."""
+    tenant.exchange.app_access = "role_not_supported"
+    tenant.exchange.app_access_status = status
+    tenant.exchange.app_access_cause_in = cause_in  # type: ignore[assignment]
+    with pytest.raises(PermanentError) as raised:
+        await restricted.blocked_entries(ADELE)
+    assert "Exchange.ManageAsApp" in raised.value.reason
+    assert "Exchange Administrator" in raised.value.reason
+    assert "isn't supported in this scenario" in raised.value.reason
+    assert len(cmdlets(tenant, "Get-BlockedSenderAddress")) == 1  # never retried
+
+
+async def test_user_is_not_allowed_to_call_is_missing_rights(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant) -> None:
+    tenant.exchange.app_access = "not_allowed_to_call"
+    with pytest.raises(PermanentError) as raised:
+        await restricted.unblock(ADELE)
+    assert "not allowed to call Remove-BlockedSenderAddress" in raised.value.reason
+    assert "Exchange Administrator" in raised.value.reason
+    assert ADELE in tenant.blocked_addresses()
+
+
 @pytest.mark.parametrize("empty_success", ["empty", "no_content", "json"])
 async def test_an_empty_success_is_success(restricted: ExchangeRestrictedSenders,
                                            tenant: SandboxTenant, empty_success: str) -> None:
@@ -215,13 +243,17 @@ def add_blocked(tenant: SandboxTenant, count: int) -> None:
         tenant.block(address)
 
 
-async def test_the_whole_list_past_the_default_result_size(
+async def test_the_whole_list_is_read_with_no_parameter_the_cmdlet_lacks(
         restricted: ExchangeRestrictedSenders, tenant: SandboxTenant) -> None:
+    """Get-BlockedSenderAddress has -SenderAddress only: a ResultSize is a binding error in a
+    real tenant (and in the sandbox), so the sweep asks with no parameters and pages."""
     add_blocked(tenant, 1000)
     entries = await restricted.all_blocked()
     assert len(entries) == len(tenant.blocked_addresses()) > 1000
-    [first, *_] = [r for r in tenant.requests() if r.cmdlet == "Get-BlockedSenderAddress"]
-    assert first.body["CmdletInput"]["Parameters"] == {"ResultSize": "Unlimited"}
+    sent = [r for r in tenant.requests() if r.cmdlet == "Get-BlockedSenderAddress"]
+    assert len(sent) > 1  # paged
+    assert all(r.body["CmdletInput"]["Parameters"] == {} for r in sent)
+    assert all(r.status == 200 for r in sent)
 
 
 async def test_next_links_in_either_spelling_are_followed(
