@@ -21,9 +21,17 @@ SETTING_NAMES = (
 )
 
 
+# The credential's own settings: a test's identity is the one it sets, never the machine's.
+CREDENTIAL_NAMES = (
+    "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME", "AZURE_PASSWORD",
+    "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT",
+)
+
+
 @pytest.fixture
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in SETTING_NAMES:
+    for name in (*SETTING_NAMES, *CREDENTIAL_NAMES):
         monkeypatch.delenv(name, raising=False)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

@@ -1,5 +1,10 @@
-"""Shared fixtures: a sandbox tenant served over real HTTP, and settings pointing at it."""
+"""Shared fixtures: a sandbox tenant served over real HTTP, and settings pointing at it.
 
+Tokens: unit-level and adapter tests may use the sandbox's static token; the end-to-end and
+Functions tests (``managed_identity``) get theirs the way the app does in Azure, from the
+sandbox's managed identity endpoint through azure-identity's DefaultAzureCredential."""
+
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -9,6 +14,7 @@ import pytest
 
 from remediation.config import Settings
 from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
+from remediation.sandbox.identity_routes import IDENTITY_PATH
 
 pytest_plugins = ["tests.azurite"]
 
@@ -37,10 +43,42 @@ def threaded_sandbox_url(tenant: SandboxTenant) -> Iterator[str]:
     server.stop_thread()
 
 
+# Whatever would let DefaultAzureCredential use another identity than the sandbox's.
+OTHER_CREDENTIALS = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME",
+                     "AZURE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT",
+                     "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT")
+
+
+def identity_env(url: str, tenant: SandboxTenant) -> dict[str, str]:
+    """What App Service gives a Functions app with a user-assigned identity, pointing at the
+    sandbox's managed identity endpoint (AZURE_CLIENT_ID as the Bicep sets it)."""
+    return {"IDENTITY_ENDPOINT": f"{url}{IDENTITY_PATH}",
+            "IDENTITY_HEADER": tenant.identity_header,
+            "AZURE_CLIENT_ID": tenant.managed_identity_client_id}
+
+
+@pytest.fixture
+def managed_identity(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                     tenant: SandboxTenant) -> None:
+    """Tokens from the sandbox's managed identity endpoint, for the sandbox the test serves."""
+    names = set(request.fixturenames)
+    if not names & {"sandbox_url", "threaded_sandbox_url"}:
+        return
+    fixture = "sandbox_url" if "sandbox_url" in names else "threaded_sandbox_url"
+    url = request.getfixturevalue(fixture)
+    for name in OTHER_CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in identity_env(url, tenant).items():
+        monkeypatch.setenv(name, value)
+
+
 def sandbox_settings(url: str, tenant: SandboxTenant, db: Path, **changes: object) -> Settings:
+    """Settings for the sandbox at ``url``: tokens from its managed identity endpoint when the
+    environment points there (``managed_identity``), else its static token."""
+    from_identity = os.environ.get("IDENTITY_ENDPOINT", "").startswith(url)
     settings = Settings(
         tenant_id=tenant.tenant_id, graph_endpoint=url, exchange_endpoint=url,
-        sandbox_token=tenant.token, remediation_db=db,
+        sandbox_token=None if from_identity else tenant.token, remediation_db=db,
         verify_delays=(timedelta(seconds=0.5), timedelta(seconds=1), timedelta(seconds=1.5)),
         lock_duration=timedelta(seconds=10), http_timeout=timedelta(seconds=2),
         retry_backoff=timedelta(seconds=0.05))
@@ -48,10 +86,11 @@ def sandbox_settings(url: str, tenant: SandboxTenant, db: Path, **changes: objec
 
 
 def sandbox_env(url: str, tenant: SandboxTenant, db: Path) -> dict[str, str]:
-    """Environment variables for a worker subprocess talking to the sandbox."""
+    """Environment variables for a worker talking to the sandbox: its tokens come from the
+    sandbox's managed identity endpoint, as in Azure."""
     return {
         "AZURE_TENANT_ID": tenant.tenant_id, "GRAPH_ENDPOINT": url, "EXCHANGE_ENDPOINT": url,
-        "SANDBOX_TOKEN": tenant.token, "REMEDIATION_DB": str(db),
+        **identity_env(url, tenant), "REMEDIATION_DB": str(db),
         "VERIFY_DELAYS": "1s,2s,3s", "HTTP_TIMEOUT": "20s", "SWEEP_RESTRICTED_USERS": "false",
         "RETRY_BACKOFF": "0.5s",
     }

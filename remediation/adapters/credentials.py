@@ -18,7 +18,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from remediation.config import ConfigError, Settings
-from remediation.domain.errors import TransientError
+from remediation.domain.errors import PermanentError, RemediationError, TransientError
 
 
 class StaticTokenCredential:
@@ -81,9 +81,18 @@ class _TokenFailure(ClientAuthenticationError):
     """Another kind of error a credential raised; its message names that kind."""
 
 
-def token_failure(service: str, error: ClientAuthenticationError) -> TransientError:
-    """The TransientError of a credential that gave no token for ``service``."""
+_SETTING = {"Graph": "GRAPH_ENDPOINT", "Exchange": "EXCHANGE_ENDPOINT"}
+
+
+def token_failure(service: str, error: ClientAuthenticationError) -> RemediationError:
+    """The error of a credential that gave no token for ``service``: transient, except
+    Entra's ``AADSTS500011`` (the resource is no name of any service principal in the tenant):
+    asking again cannot help, so it is permanent, naming the setting the scope comes from."""
     why = _first_line(error)
+    if "AADSTS500011" in str(error):
+        setting = _SETTING.get(service, "the endpoint")
+        return PermanentError(f"cannot get a token for {service}: Entra does not know the "
+                              f"resource asked for (AADSTS500011): check {setting}")
     if why.startswith("Operation returned an invalid status"):  # azure-core's default text
         why = ""
     kind = type(error).__name__

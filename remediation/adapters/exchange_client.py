@@ -33,6 +33,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.adapters.credentials import token_failure
 from remediation.adapters.retrying import RetryBudget, parse_retry_after, with_retries
+from remediation.adapters.token_scopes import exchange_scope
 from remediation.domain.errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class ExchangeAdminClient:
                  budget: RetryBudget | None = None) -> None:
         self._url = f"{endpoint.rstrip('/')}/adminapi/beta/{tenant_id}/InvokeCommand"
         self._origin = _origin(endpoint)
-        self._scope = f"{self._origin}/.default"
+        self._scope = exchange_scope(endpoint)
         self._tenant_id = tenant_id
         self._credential = credential
         self._timeout = timeout

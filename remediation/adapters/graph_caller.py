@@ -25,6 +25,7 @@ from remediation.adapters.retrying import (
     parse_retry_after,
     with_retries,
 )
+from remediation.adapters.token_scopes import graph_scope
 from remediation.domain.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
 
     host = urlparse(endpoint).hostname or ""
     auth = AzureIdentityAuthenticationProvider(
-        credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host])
+        credential, scopes=[graph_scope(endpoint)], allowed_hosts=[host])
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                              event_hooks={"response": [_refuse_redirects]})
     retry = RetryHandlerOption(delay=0, max_retries=0, should_retry=False)

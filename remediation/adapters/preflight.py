@@ -26,13 +26,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlparse
 
 from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.adapters.exchange_client import ExchangeAdminClient, ExchangeCmdletError
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
 from remediation.adapters.sqlite_queue import SqliteQueue
+from remediation.adapters.token_scopes import exchange_scope, graph_scope
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.domain.tokens import TokenClaims, read_claims
 from remediation.logsafety import redact
@@ -61,10 +61,10 @@ def probe_body() -> bytes:
 
 
 def scopes(graph_endpoint: str, exchange_endpoint: str) -> dict[str, str]:
-    """The scope of each resource's token, as the Graph and Exchange clients ask for it."""
-    exchange = urlparse(exchange_endpoint)
-    return {MICROSOFT_GRAPH: f"{graph_endpoint.rstrip('/')}/.default",
-            EXCHANGE_ONLINE: f"{exchange.scheme.lower()}://{exchange.netloc.lower()}/.default"}
+    """The scope of each resource's token: the very ones the Graph and Exchange clients ask
+    for (``token_scopes``)."""
+    return {MICROSOFT_GRAPH: graph_scope(graph_endpoint),
+            EXCHANGE_ONLINE: exchange_scope(exchange_endpoint)}
 
 
 class _NotFound(Exception):

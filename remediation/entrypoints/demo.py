@@ -1,10 +1,13 @@
 """``remediation demo``: the whole product against the built-in sandbox tenant, in seconds."""
 
 import asyncio
+import contextlib
+import os
 import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
@@ -17,6 +20,7 @@ from remediation.domain.durations import format_duration
 from remediation.domain.requests import RemediationRequest
 from remediation.entrypoints.report import cases_as_table
 from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
+from remediation.sandbox.identity_routes import IDENTITY_PATH
 from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID, start_storm, storm_addresses
 
 DEMO_DELAYS = (timedelta(seconds=2), timedelta(seconds=4), timedelta(seconds=6))
@@ -35,13 +39,43 @@ DEMO_BREAKER = 12
 
 
 def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:
+    """No static token: tokens come from the sandbox's managed identity endpoint
+    (``managed_identity_environment``), the way the Functions app gets them in Azure."""
     return Settings(tenant_id=tenant.tenant_id, graph_endpoint=base_url,
-                    exchange_endpoint=base_url, sandbox_token=tenant.token,
+                    exchange_endpoint=base_url,
                     verify_delays=DEMO_DELAYS, remediation_db=db,
                     lock_duration=timedelta(seconds=30), http_timeout=timedelta(seconds=5),
                     protected_group_ids=frozenset({BREAK_GLASS_GROUP_ID}),
                     max_remediations_per_hour=DEMO_BREAKER,
                     retry_backoff=timedelta(seconds=0.5))
+
+
+# What would make DefaultAzureCredential use another identity than the sandbox's.
+_OTHER_CREDENTIALS = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME",
+                      "AZURE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT",
+                      "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT")
+
+
+@contextlib.contextmanager
+def managed_identity_environment(base_url: str, tenant: SandboxTenant) -> Iterator[None]:
+    """What App Service gives a Functions app (``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER``,
+    the user-assigned identity's ``AZURE_CLIENT_ID``), pointing at the sandbox, for as long as
+    the demo runs; the process's own environment is put back afterwards."""
+    wanted = {"IDENTITY_ENDPOINT": f"{base_url}{IDENTITY_PATH}",
+              "IDENTITY_HEADER": tenant.identity_header,
+              "AZURE_CLIENT_ID": tenant.managed_identity_client_id}
+    saved = {name: os.environ.get(name) for name in (*wanted, *_OTHER_CREDENTIALS)}
+    try:
+        for name in _OTHER_CREDENTIALS:
+            os.environ.pop(name, None)
+        os.environ.update(wanted)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 async def run_demo(out: TextIO) -> int:
@@ -50,7 +84,8 @@ async def run_demo(out: TextIO) -> int:
     base_url = await server.start()
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="remediation-demo-") as folder:
+        with tempfile.TemporaryDirectory(prefix="remediation-demo-") as folder, \
+                managed_identity_environment(base_url, tenant):
             app = bootstrap(demo_settings(base_url, tenant, Path(folder) / "state.db"))
             try:
                 cases = await _play(app, tenant, base_url, out)
@@ -63,6 +98,9 @@ async def run_demo(out: TextIO) -> int:
     for line in _alert_lines(tenant):
         print(f"  {line}", file=out)
     print(f"\nWhat the tenant saw: {_tenant_summary(tenant)}", file=out)
+    resources = ", ".join(sorted(set(tenant.token_requests))) or "none"
+    print("Tokens: from the sandbox's managed identity endpoint through "
+          f"DefaultAzureCredential, as in Azure; resources asked for: {resources}", file=out)
     print(f"Finished in {time.monotonic() - started:.1f}s. Passwords were never shown, "
           "stored or logged.", file=out)
     return 0

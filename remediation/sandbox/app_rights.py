@@ -8,8 +8,14 @@
   secret, so the sandbox refuses a token whose claims were edited. A token carries the rights
   the app had when it was issued, as a real one does; a right taken away later is refused
   anyway, and a right granted later needs a new token.
-- The static token (``SANDBOX_TOKEN``, not a JWT) stays accepted: its rights are the tenant's
-  current ones.
+- Each token is issued for one resource (its ``aud``), as Entra issues them: Graph routes
+  refuse a token for Exchange and the other way round (401), as the real services validate
+  the audience. The managed identity endpoint (``identity_routes``) issues a token only for a
+  resource the tenant knows (``KNOWN_RESOURCES``); any other name is ``AADSTS500011``.
+- The static token (``SANDBOX_TOKEN``, not a JWT) stays accepted everywhere: its rights are
+  the tenant's current ones. It is for unit-level tests and an operator trying the CLI by
+  hand; the demo and the end-to-end tests get their tokens from the managed identity
+  endpoint through azure-identity, the path that runs in Azure.
 """
 
 from __future__ import annotations
@@ -29,6 +35,38 @@ from remediation.permissions import EXCHANGE_ONLINE, permissions_on
 
 EXCHANGE_PERMISSION = permissions_on(EXCHANGE_ONLINE)[0]  # Exchange.ManageAsApp
 TOKEN_LIFETIME = 3600
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+# The names Entra matches a requested resource against (each first-party service principal's
+# app id and its URI, with or without a trailing slash) and the audience the token then
+# carries. Only the commercial cloud's: the sandbox is a commercial tenant, and
+# https://outlook.office365.com:443 is no name of Exchange's (AADSTS500011).
+_SERVICES = {
+    "graph": ("https://graph.microsoft.com", GRAPH_APP_ID),
+    "exchange": ("https://outlook.office365.com", EXCHANGE_APP_ID),
+    "storage": ("https://storage.azure.com", "e406a681-f3d4-42a8-90b6-c2b029497af1"),
+    "servicebus": ("https://servicebus.azure.net", "80a10ef9-8168-493d-abf9-3297c4ef6e3c"),
+}
+KNOWN_RESOURCES: dict[str, str] = {
+    name: uri for uri, app_id in _SERVICES.values()
+    for name in (uri, f"{uri}/", app_id)}
+GRAPH_AUDIENCES = frozenset({_SERVICES["graph"][0], f"{_SERVICES['graph'][0]}/", GRAPH_APP_ID})
+EXCHANGE_AUDIENCES = frozenset({_SERVICES["exchange"][0], f"{_SERVICES['exchange'][0]}/",
+                                EXCHANGE_APP_ID})
+
+
+def audience_for(resource: str) -> str | None:
+    """The ``aud`` of a token for ``resource`` (as requested, without ``/.default``), or None
+    for a resource Entra does not know. A v1.0 token carries the name it was asked by."""
+    return resource if resource in KNOWN_RESOURCES else None
+
+
+def accepts_audience(path: str, audience: str | None) -> bool:
+    """Graph routes take Graph's audience, Exchange admin REST Exchange's."""
+    if path.startswith("/adminapi/"):
+        return audience in EXCHANGE_AUDIENCES
+    return audience in GRAPH_AUDIENCES
 
 # (method or None for any, path pattern, permission): the first match decides.
 _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
@@ -52,9 +90,11 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
 
 @dataclass(frozen=True)
 class Bearer:
-    """The token a request presented: ``roles`` from its claims, None for the static token."""
+    """The token a request presented: ``roles`` and ``audience`` from its claims, None for the
+    static token."""
 
     roles: frozenset[str] | None
+    audience: str | None = None
 
 
 BEARER = web.RequestKey("bearer", Bearer)
@@ -91,14 +131,14 @@ def verify(secret: str, token: str, tenant_id: str) -> Bearer | None:
     payload = json.loads(base64.urlsafe_b64decode(_padded(signing_input.partition(".")[2])))
     if payload.get("tid") != tenant_id or payload.get("exp", 0) < time.time():
         return None
-    return Bearer(roles=frozenset(payload.get("roles") or ()))
+    return Bearer(roles=frozenset(payload.get("roles") or ()), audience=payload.get("aud"))
 
 
 def app_claims(*, tenant_id: str, object_id: str, roles: list[str], wids: list[str],
-               ) -> dict[str, Any]:
-    """The claims of an app-only v1.0 access token (client credentials)."""
+               audience: str = "https://graph.microsoft.com") -> dict[str, Any]:
+    """The claims of an app-only v1.0 access token (client credentials) for ``audience``."""
     now = int(time.time())
-    return {"aud": "https://graph.microsoft.com", "iss": f"https://sts.windows.net/{tenant_id}/",
+    return {"aud": audience, "iss": f"https://sts.windows.net/{tenant_id}/",
             "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME, "appid": object_id,
             "idtyp": "app", "oid": object_id, "sub": object_id, "tid": tenant_id,
             "roles": roles, "wids": wids, "ver": "1.0"}

@@ -17,9 +17,16 @@ from remediation.sandbox import (
     control_routes,
     exchange_routes,
     graph_routes,
+    identity_routes,
     role_routes,
 )
-from remediation.sandbox.app_rights import BEARER, Bearer, required_permission, verify
+from remediation.sandbox.app_rights import (
+    BEARER,
+    Bearer,
+    accepts_audience,
+    required_permission,
+    verify,
+)
 from remediation.sandbox.context import CALL, CONTROL_PREFIX, TENANT, describe
 from remediation.sandbox.errors import (
     error_for_path,
@@ -39,7 +46,8 @@ _SHUTDOWN_TIMEOUT = 0.25
 def create_app(tenant: SandboxTenant) -> web.Application:
     app = web.Application(middlewares=[record, authenticate, authorize, inject_faults])
     app[TENANT] = tenant
-    for table in (control_routes.routes, graph_routes.routes, role_routes.routes,
+    for table in (control_routes.routes, identity_routes.routes, graph_routes.routes,
+                  role_routes.routes,
                   alert_routes.routes, exchange_routes.routes):
         app.add_routes(table)
     app.router.add_route("*", "/{tail:.*}", not_found)
@@ -93,6 +101,13 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     issued = verify(tenant.token, token, tenant.tenant_id) if scheme == "Bearer" else None
     if issued is None:
         return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+    if not accepts_audience(request.path, issued.audience):
+        # A token for another service: Graph says so; Exchange answers 401 with only its
+        # WWW-Authenticate header.
+        if is_exchange_path(request.path):
+            return exchange_routes.unauthorized(tenant)
+        return graph_error(401, "InvalidAuthenticationToken",
+                           "Access token validation failure. Invalid audience.")
     request[BEARER] = issued
     return await handler(request)
 

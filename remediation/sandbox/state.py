@@ -280,6 +280,13 @@ class SandboxTenant:
         # (Exchange: 401), and tokens issued from then on leave it out of ``roles``.
         self.denied_permissions: set[str] = set()
         self.app_object_id = SANDBOX_APP_ID
+        # The managed identity endpoint (identity_routes): the secret App Service hands the app
+        # in IDENTITY_HEADER, the identity's client id, and every resource asked for.
+        self.identity_header = f"sandbox-identity-{uuid.uuid4().hex}"
+        self.managed_identity_client_id = SANDBOX_APP_ID
+        self.token_requests: list[str] = []
+        # Entra puts ``wids`` in an app token only sometimes: False plays a token without it.
+        self.token_carries_wids = True
         # A fault: an endpoint (or a proxy in front of it) that ignores $filter on /users and
         # answers the whole collection.
         self.users_filter_ignored = False
@@ -658,14 +665,20 @@ class SandboxTenant:
                 roles.append(EXCHANGE_ADMINISTRATOR)
             return roles
 
-    def access_token(self) -> str:
-        """An app-only access token as Microsoft issues one (a JWT listing the app's
-        permissions in ``roles`` and its directory roles in ``wids``), signed with the
-        tenant's token so the sandbox accepts it. Not a secret: a sandbox token."""
+    def access_token(self, audience: str = "https://graph.microsoft.com") -> str:
+        """An app-only access token as Microsoft issues one (a JWT for ``audience`` listing
+        the app's permissions in ``roles`` and its directory roles in ``wids``), signed with
+        the tenant's token so the sandbox accepts it. Not a secret: a sandbox token."""
         claims = app_rights.app_claims(
             tenant_id=self.tenant_id, object_id=self.app_object_id,
-            roles=self.app_permissions(), wids=self.app_directory_roles())
+            roles=self.app_permissions(), wids=self.app_directory_roles(), audience=audience)
+        if not self.token_carries_wids:
+            del claims["wids"]  # "not said", not "none"
         return app_rights.issue(self.token, claims)
+
+    def record_token_request(self, resource: str) -> None:
+        with self._lock:
+            self.token_requests.append(resource)
 
     def allows(self, permission: str, bearer: app_rights.Bearer) -> bool:
         """The app holds ``permission`` now, and the token presented carries it."""

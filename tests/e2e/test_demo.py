@@ -43,3 +43,7 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     assert f"limit of {DEMO_BREAKER} password resets" in flat
     assert text.count("resolved/truePositive/compromisedAccount") == 5
     assert "listed as sales@contoso.com" in flat
+    # The credential path that runs in Azure: DefaultAzureCredential and a managed identity,
+    # one token per documented resource.
+    assert ("resources asked for: https://graph.microsoft.com, https://outlook.office365.com"
+            in flat)

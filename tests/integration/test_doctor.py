@@ -22,11 +22,17 @@ def env(clean_environment: None,  # noqa: F811 (the fixture imported above)
             "HTTP_MAX_RETRIES": "0"}
 
 
+MANAGED_IDENTITY = None  # the app's own tokens, from the sandbox's managed identity endpoint
+
+
 def doctor(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-           env: dict[str, str], token: str) -> tuple[int, str]:
-    status, out, err = run_cli(monkeypatch, capsys, {**env, "SANDBOX_TOKEN": token}, "doctor")
+           env: dict[str, str], token: str | None) -> tuple[int, str]:
+    """``remediation doctor`` with the app's managed identity (``token`` None, as in Azure),
+    or with ``SANDBOX_TOKEN`` set to ``token``."""
+    settings = env if token is None else {**env, "SANDBOX_TOKEN": token}
+    status, out, err = run_cli(monkeypatch, capsys, settings, "doctor")
     assert "Traceback" not in out + err
-    assert token not in out + err, "doctor printed the token"
+    assert token is None or token not in out + err, "doctor printed the token"
     assert not re.search(r"eyJ[\w-]+\.", out + err), "doctor printed a JWT"
     return status, out
 
@@ -41,7 +47,7 @@ def row(out: str, check: str) -> str:
 def test_doctor_passes_against_the_sandbox(monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str],
                                            env: dict[str, str], tenant: SandboxTenant) -> None:
-    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     assert status == 0, out
     assert re.search(r"^\s*check\s+result\s+fix\s*$", out, re.MULTILINE), out
@@ -60,7 +66,7 @@ def test_doctor_passes_against_the_sandbox(monkeypatch: pytest.MonkeyPatch,
 def test_each_read_is_harmless_and_asks_for_one_item(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         env: dict[str, str], tenant: SandboxTenant) -> None:
-    doctor(monkeypatch, capsys, env, tenant.access_token())
+    doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     reads = {(r.method, r.path, r.cmdlet): r for r in tenant.requests()}
     assert reads[("GET", "/v1.0/security/alerts_v2", None)].query["$top"] == "1"
@@ -83,7 +89,7 @@ def test_a_missing_graph_permission_is_named_with_its_fix(
         env: dict[str, str], tenant: SandboxTenant) -> None:
     tenant.denied_permissions.add("RoleManagement.Read.Directory")
 
-    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     assert status == 1
     fix = f"grant RoleManagement.Read.Directory (Microsoft Graph): {GRANT} {tenant.app_object_id}"
@@ -142,11 +148,9 @@ def test_an_opaque_token_never_passes_what_it_cannot_show(
     assert "could not be verified" in out
 
 
-def app_token_without_wids(tenant: SandboxTenant) -> str:
-    claims = app_rights.app_claims(tenant_id=tenant.tenant_id, object_id=tenant.app_object_id,
-                                   roles=tenant.app_permissions(), wids=[])
-    del claims["wids"]  # "not said", not "none"
-    return app_rights.issue(tenant.token, claims)
+def app_token_without_wids(tenant: SandboxTenant) -> None:
+    """The managed identity's tokens will carry no ``wids`` claim."""
+    tenant.token_carries_wids = False
 
 
 def test_without_wids_the_roles_are_read_from_the_apps_role_assignments(
@@ -203,7 +207,7 @@ def test_exchange_without_its_app_role_names_the_permission_and_the_role(
         env: dict[str, str], tenant: SandboxTenant) -> None:
     tenant.exchange.app_access = "no_app_role"
 
-    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     assert status == 1
     fix = ("Exchange answered 401: grant `Exchange.ManageAsApp` and assign the Exchange "
@@ -219,7 +223,7 @@ def test_exchange_without_its_directory_role_names_the_role(
         env: dict[str, str], tenant: SandboxTenant) -> None:
     tenant.exchange.app_access = "no_directory_role"
 
-    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     assert status == 1
     assert row(out, "permission Exchange.ManageAsApp").startswith("ok ")
@@ -233,7 +237,7 @@ def test_a_missing_user_administrator_role_is_named(
         env: dict[str, str], tenant: SandboxTenant) -> None:
     tenant.app_has_user_administrator = False
 
-    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     assert status == 1
     line = row(out, "role User Administrator")
@@ -259,7 +263,7 @@ def test_an_unreachable_tenant_is_a_failure_with_the_setting_to_check(
     closed = "http://127.0.0.1:9"  # the discard port: nothing listens
     status, out = doctor(monkeypatch, capsys, {**env, "GRAPH_ENDPOINT": closed,
                                                "EXCHANGE_ENDPOINT": closed},
-                         tenant.access_token())
+                         MANAGED_IDENTITY)
 
     assert status == 1
     assert "check GRAPH_ENDPOINT" in row(out, "read a user")
@@ -276,7 +280,7 @@ def test_a_cmdlet_exchange_refuses_is_named_with_its_cause_not_the_tenant_id(
                            exception_type="System.Management.Automation."
                                           "ParameterBindingException", times=None))
 
-    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     assert status == 1
     line = row(out, "read the Restricted users list")
@@ -293,7 +297,7 @@ def test_exchanges_own_words_for_missing_rights_name_the_role(
     tenant.exchange.app_access = access  # type: ignore[assignment]
     tenant.exchange.app_access_status = 500
 
-    status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     assert status == 1
     line = row(out, "read the Restricted users list")
@@ -307,7 +311,7 @@ def test_a_token_of_another_tenant_and_a_wrong_tenant_id_are_named(
     wrong = "11111111-2222-3333-4444-555555555555"
 
     status, out = doctor(monkeypatch, capsys, {**env, "AZURE_TENANT_ID": wrong},
-                         tenant.access_token())
+                         MANAGED_IDENTITY)
 
     assert status == 1
     token = row(out, "token for Microsoft Graph")

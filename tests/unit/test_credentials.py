@@ -7,6 +7,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CredentialUnavailableError
 
 from remediation.adapters.credentials import TokenGuard, token_failure
+from remediation.domain.errors import TransientError
 
 
 class Refusing:
@@ -63,3 +64,19 @@ async def test_the_guard_closes_what_it_wraps() -> None:
     inner = Refusing(OSError())
     await TokenGuard(inner).close()  # type: ignore[arg-type]
     assert inner.closed
+
+
+def test_a_resource_entra_does_not_know_is_permanent_with_the_fix() -> None:
+    """AADSTS500011 is a configuration error, not an outage: retrying cannot help."""
+    from remediation.domain.errors import PermanentError
+
+    error = ClientAuthenticationError(message=(
+        'Unexpected response "{\'error\': \'invalid_resource\', \'error_description\': '
+        "'AADSTS500011: The resource principal named https://outlook.office365.com:443 was "
+        "not found in the tenant named x.'}\""))
+    failure = token_failure("Exchange", error)
+    assert isinstance(failure, PermanentError)
+    assert "AADSTS500011" in failure.reason
+    assert "EXCHANGE_ENDPOINT" in failure.reason
+    assert isinstance(token_failure("Graph", ClientAuthenticationError("timeout")),
+                      TransientError)
