@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from remediation.permissions import DIRECTORY_ROLES, PERMISSIONS
-from remediation.sandbox import Fault, SandboxTenant, app_rights
+from remediation.sandbox import Fault, SandboxTenant
 from tests.cli_helpers import clean_environment, run_cli  # noqa: F401 (a fixture)
 from tests.conftest import sandbox_env
 
