@@ -280,6 +280,9 @@ class SandboxTenant:
         # (Exchange: 401), and tokens issued from then on leave it out of ``roles``.
         self.denied_permissions: set[str] = set()
         self.app_object_id = SANDBOX_APP_ID
+        # Characters Graph may refuse in a /users/{key} segment: such a key is answered 400
+        # Request_BadRequest (graph_routes.py says why). "" plays a Graph that takes them all.
+        self.refused_key_characters = "'"
         # A fault: an endpoint (or a proxy in front of it) that ignores $filter on /users and
         # answers the whole collection.
         self.users_filter_ignored = False
