@@ -13,7 +13,13 @@ from remediation.adapters.graph_caller import GraphCaller
 from remediation.adapters.graph_directory import GraphDirectory
 from remediation.domain.errors import PermanentError, RemediationError
 from remediation.domain.guardrails import Guardrail, Verdict, judge
-from remediation.sandbox import BREAK_GLASS_GROUP_ID, Fault, SandboxTenant, SandboxUser
+from remediation.sandbox import (
+    BREAK_GLASS_GROUP_ID,
+    Fault,
+    SandboxTenant,
+    SandboxUser,
+    pim_shapes,
+)
 from remediation.sandbox.state import GLOBAL_ADMINISTRATOR, RecordedRequest
 
 HELPDESK_ADMINISTRATOR = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
@@ -345,6 +351,53 @@ async def test_without_a_pim_for_groups_permission_the_read_fails_closed(
 
     with pytest.raises(PermanentError, match="403 Authorization_RequestDenied"):
         await directory.memberships(tenant.user(ADELE).id)
+
+
+ALEX = "alex.wilber@contoso.com"  # no role, no group: only PIM could make him an admin
+
+
+@pytest.mark.parametrize("read", pim_shapes.READS)
+async def test_a_licence_refusal_on_any_pim_read_is_no_pim_data(
+        directory: GraphDirectory, tenant: SandboxTenant, read: str) -> None:
+    tenant.pim_refusals = {read: pim_shapes.LICENCE}
+
+    guard = await guardrail(directory, ALEX)
+
+    assert guard.verdict is Verdict.PROCEED
+    assert guard.facts["pim"] == "no PIM data (the tenant has no Entra ID P2)"
+
+
+async def test_the_older_licence_words_are_no_pim_data_too(directory: GraphDirectory,
+                                                           tenant: SandboxTenant) -> None:
+    # What a P1 tenant was answered by another PIM list (microsoft/EntraExporter#61).
+    tenant.add_fault(Fault(status=400, code="BadRequest", times=None,
+                           path="/privilegedAccess/group/eligibilityScheduleInstances$",
+                           message="The tenant needs an AAD Premium 2 license."))
+
+    guard = await guardrail(directory, ALEX)
+
+    assert guard.verdict is Verdict.PROCEED
+    assert guard.facts["pim"] == "no PIM data (the tenant has no Entra ID P2)"
+
+
+@pytest.mark.parametrize("read", pim_shapes.READS)
+@pytest.mark.parametrize(("shape", "words"), [
+    (pim_shapes.NOT_ONBOARDED, "the tenant has not onboarded to PIM"),
+    (pim_shapes.UNSUPPORTED, "ResourceTypeNotSupported"),
+])
+async def test_a_pim_answer_that_proves_no_absence_fails_closed(
+        directory: GraphDirectory, tenant: SandboxTenant, read: str, shape: str,
+        words: str) -> None:
+    # Neither says the tenant has no PIM: an eligible Global Administrator may hide behind it.
+    tenant.pim_refusals = {read: shape}
+
+    with pytest.raises(PermanentError) as raised:
+        await directory.memberships(tenant.user(ALEX).id)
+
+    reason = raised.value.reason
+    assert words in reason
+    assert "cannot be ruled out" in reason
+    assert "remediation doctor" in reason
 
 
 async def test_the_sandbox_requires_a_filter_on_pim_for_groups(
