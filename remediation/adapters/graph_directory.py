@@ -15,6 +15,16 @@ addresses: ``$filter=mail eq '...'``, then
 the address asked for; two accounts claiming it is an error, never a guess. All three are
 asked and their answers united by object id (one account's UPN can be another's alias): a
 look-up by address costs three GETs (one page each), by object id one.
+
+Graph may refuse a key segment it cannot parse (an apostrophe, ``+``...) with a 400 instead
+of looking it up: 400 Request_BadRequest "Bad request. Please fix the request before
+retrying." (msgraph-sdk-dotnet#1101), 400 BadRequest "Bad Request - Error in query syntax."
+(jenkinsci/azure-ad-plugin#170), an UnknownError without a message
+(microsoft-graph-explorer-v4#1847). Such a refusal is not an answer about the account: the
+key's question is asked as ``$filter=userPrincipalName eq '...'`` (quotes doubled, which
+Graph takes: pnp/powershell#3570), then mail and alias as always (a fourth GET). Any other
+400 (a ``$select`` this Graph does not know, say) fails the look-up with Graph's status,
+code and message: the filters would be refused alike and hide the cause.
 """
 
 import asyncio
@@ -75,18 +85,24 @@ class GraphDirectory:
         PermanentError "... is ambiguous ..." when two accounts claim it.
         """
         wanted = bare_address(user)
+        literal = wanted.replace("'", "''")
         owners: dict[str, DirectoryUser] = {}
-        found = await self._user_by_key(wanted)
+        filters: list[tuple[str, str]] = []
+        try:
+            found = await self._user_by_key(wanted)
+        except GraphRequestError as error:
+            if not _key_refused(error):
+                raise
+            found = None
+            filters.append(("look up user by UPN", f"userPrincipalName eq '{literal}'"))
         if found is not None and found.owns(wanted):
             owners[found.id] = found
         if "@" in wanted:
-            literal = wanted.replace("'", "''")
-            for what, clause in (
-                    ("look up user by mail", f"mail eq '{literal}'"),
-                    ("look up user by alias",
-                     f"proxyAddresses/any(p:p eq 'smtp:{literal}')")):
-                for owner in await self._owners(what, clause, wanted):
-                    owners.setdefault(owner.id, owner)
+            filters += [("look up user by mail", f"mail eq '{literal}'"),
+                        ("look up user by alias", f"proxyAddresses/any(p:p eq 'smtp:{literal}')")]
+        for what, clause in filters:
+            for owner in await self._owners(what, clause, wanted):
+                owners.setdefault(owner.id, owner)
         if len(owners) > 1:
             ids = ", ".join(owners)
             raise PermanentError(
@@ -98,7 +114,7 @@ class GraphDirectory:
 
     async def _user_by_key(self, key: str) -> DirectoryUser | None:
         """``/users/{key}``, or ``/users('{key}')`` for a key starting with ``$``; None on
-        404."""
+        404. Raises GraphRequestError otherwise (``_key_refused`` tells a refused key)."""
         try:
             found = await self._graph.send_json(
                 "look up user", _quoted_key_request(key) if key.startswith("$")
@@ -172,6 +188,20 @@ class GraphDirectory:
     async def revoke_sessions(self, user_id: str) -> None:
         await self._graph.call(
             "revoke sessions", lambda c: c.users.by_user_id(user_id).revoke_sign_in_sessions.post())
+
+
+# Graph's words for a key segment it would not parse (the module docstring has the sources).
+_KEY_REFUSALS = ("please fix the request", "error in query syntax", "invalid object identifier")
+
+
+def _key_refused(error: GraphRequestError) -> bool:
+    """A 400 that refuses the key itself, not a question about the account."""
+    if error.status != 400:
+        return False
+    if error.code == "UnknownError":
+        return True  # Graph gave no words at all
+    return (error.code in ("Request_BadRequest", "BadRequest")
+            and any(words in error.reason.lower() for words in _KEY_REFUSALS))
 
 
 def _key_request(key: str) -> "BuildRequest":

@@ -19,9 +19,41 @@ objects). Everything else is under role management (API-NOTES §7):
   or owner of a group that holds (or may activate) a role can give itself the role. Graph
   requires the ``principalId`` (or ``groupId``) filter on both lists.
 
-Without Entra ID P2 the PIM lists answer ``AadPremiumLicenseRequired`` (400, or wrapped in
-another status or error): no PIM data, not a failure. Any other error fails closed (raises,
-and the guardrails escalate): so does a page without a ``value`` list (GraphCaller.get_all).
+What a PIM read may answer a tenant without PIM, and what the guardrails make of it
+(``pim_shape``; the sandbox plays each shape per read, remediation/sandbox/pim_shapes.py):
+
+- ``AadPremiumLicenseRequired`` (400, or the code inside another status's message, or the
+  older words "The tenant needs an AAD Premium 2 license."): **no PIM data**, the account has
+  no eligibility. Microsoft's licensing page ("When a license expires for PIM",
+  entra-docs ``docs/id-governance/licensing-fundamentals.md``,
+  https://learn.microsoft.com/entra/id-governance/licensing-fundamentals): without an Entra
+  ID P2, ID Governance or trial licence, PIM's Graph interfaces "will no longer be available
+  for users to activate privileged roles" and "Eligible role assignments of Microsoft Entra
+  roles are removed"; every user eligible for PIM for Groups needs one of those licences
+  (entra-docs ``groups-assign-member-owner.md``). So eligibility cannot be used where the
+  licence is refused. Public tools read the code the same way: maester365/maester#1421
+  (roleEligibilityScheduleInstances), Microsoft365DSC (``[AadPremiumLicenseRequired]`` or
+  "The tenant needs an AAD Premium": "does not meet license requirement"),
+  microsoft/EntraExporter#61 (the older words from a P1 tenant).
+- "The tenant has not onboarded to PIM." (``UnauthorizedAccessException``): **fails
+  closed**. It is PIM for Azure resources' answer (legacy ``privilegedAccess/azureResources``
+  and ARM, EntraExporter's ``IgnoreError`` for that list only), given by tenants that do use
+  PIM (MicrosoftDocs/azure-docs#50033 "despite PIM being onboarded";
+  Azure/azure-docs-powershell-azuread#414: ``aadRoles`` answered while ``azureResources``
+  said this), while EntraExporter#61 shows a tenant without P2 answering the licence words
+  instead. Graph documents the PIM for Groups lists as callable for groups that are not
+  onboarded ("Onboarding groups to PIM for Groups",
+  https://learn.microsoft.com/graph/api/resources/privilegedidentitymanagement-for-groups-api-overview).
+  On our reads it proves no absence of eligibility.
+- ``ResourceTypeNotSupported``: **fails closed**. No public sample of it on these lists from
+  a tenant without P2 was found; the code says the service did not take the kind of request,
+  not that the tenant has no eligibility.
+- Any other error fails closed too (raises, and the guardrails escalate): so does a page
+  without a ``value`` list (GraphCaller.get_all). When in doubt, a person decides.
+
+``remediation doctor`` probes each of these reads and says which of "readable", "no PIM data
+in this tenant" or "refused: every case will escalate because ..." cases will meet
+(adapters/preflight.py, service/doctor.py).
 
 Cost per account: 1 (transitiveMemberOf) + 2 (PIM for Groups) + 2 per principal (the account,
 each role-assignable group it is in, each group PIM for Groups names), each one page in the
@@ -44,7 +76,7 @@ See remediation/permissions.py.
 """
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
 from remediation.domain.errors import PermanentError
@@ -65,6 +97,13 @@ log = logging.getLogger(__name__)
 _GROUP = "#microsoft.graph.group"
 _ROLE = "#microsoft.graph.directoryRole"
 NO_P2 = "AadPremiumLicenseRequired"
+PimShape = Literal["licence", "not onboarded", "unsupported"]
+# Graph's words for each shape (module docstring), compared in lower case.
+_SHAPE_WORDS: tuple[tuple[PimShape, tuple[str, ...]], ...] = (
+    ("licence", (NO_P2.lower(), "needs an aad premium 2 license")),
+    ("not onboarded", ("has not onboarded to pim",)),
+    ("unsupported", ("resourcetypenotsupported",)),
+)
 
 
 class GraphRoles:
@@ -103,8 +142,7 @@ class GraphRoles:
                 rows = await self._rows("read PIM role eligibility", principal,
                                         _eligibility_request)
             except GraphRequestError as error:
-                if not _no_p2(error):
-                    raise
+                _no_pim_data_or_raise("read PIM role eligibility", error)
                 roles_pim = False
                 break
             holdings += [_holding(row, eligible=True, via=via) for row in rows]
@@ -127,8 +165,7 @@ class GraphRoles:
             try:
                 rows = await self._rows(what, user_id, request)
             except GraphRequestError as error:
-                if not _no_p2(error):
-                    raise
+                _no_pim_data_or_raise(what, error)
                 pim_data = False
                 continue
             for row in rows:
@@ -212,10 +249,30 @@ def _group_assignment_request(client: "GraphServiceClient",
         RequestConfiguration(query_parameters=query))
 
 
-def _no_p2(error: GraphRequestError) -> bool:
-    """The tenant has no Entra ID P2: Graph's code, or the same code inside the message of a
-    wrapping error (PIM's lists sometimes answer UnknownError with a JSON message)."""
-    return error.code == NO_P2 or NO_P2 in error.reason
+def pim_shape(error: GraphRequestError) -> PimShape | None:
+    """Which answer of a tenant without PIM a failed PIM read is (module docstring), by
+    Graph's code or by its words anywhere in the message (PIM's lists sometimes wrap them in
+    UnknownError or another status); None for any other error."""
+    text = f"{error.code} {error.reason}".lower()
+    return next((shape for shape, words in _SHAPE_WORDS
+                 if any(word in text for word in words)), None)
+
+
+def _no_pim_data_or_raise(what: str, error: GraphRequestError) -> None:
+    """Return when ``error`` means the tenant has no PIM data; raise otherwise, saying why
+    an answer that proves nothing stops the case."""
+    shape = pim_shape(error)
+    if shape == "licence":
+        return
+    if shape is None:
+        raise error
+    said = ("the tenant has not onboarded to PIM" if shape == "not onboarded"
+            else "ResourceTypeNotSupported")
+    raise GraphRequestError(
+        f"Graph: {what} answered {said} ({error.status} {error.code}), which does not say "
+        "the tenant has no PIM: eligible roles cannot be ruled out, so the account is not "
+        "changed automatically (remediation doctor shows what every case will meet)",
+        error.status, error.code) from None
 
 
 def _directory_role(item: dict[str, Any]) -> RoleHolding:

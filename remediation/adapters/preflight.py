@@ -15,6 +15,12 @@ at once; its body is one the worker would only reject, should the cancel ever be
 The app's directory roles, when its token has no ``wids``: its role assignments,
 ``$filter=principalId eq '<oid>'``.
 
+The PIM reads the guardrails make (role eligibility, PIM for Groups eligibility and
+assignments) are asked in the guardrails' own shape, ``$filter=principalId eq '<id>'`` (PIM
+for Groups requires a principalId or groupId filter), for the nil object id, which no
+principal has. A refusal is told by graph_roles.pim_shape: the licence refusal is NoPimData,
+the answers that prove nothing are Refused with their shape.
+
 Tokens are turned into claims here and dropped: no token leaves this module.
 """
 
@@ -31,13 +37,21 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.adapters.exchange_client import ExchangeAdminClient, ExchangeCmdletError
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
+from remediation.adapters.graph_roles import PimShape, pim_shape
 from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.adapters.token_scopes import exchange_scope, graph_scope
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.domain.tokens import TokenClaims, read_claims
 from remediation.logsafety import redact
 from remediation.permissions import EXCHANGE_ONLINE, MICROSOFT_GRAPH
-from remediation.service.doctor import Refused, TokenUnavailable, Unreachable
+from remediation.service.doctor import (
+    NOT_ONBOARDED,
+    UNSUPPORTED,
+    NoPimData,
+    Refused,
+    TokenUnavailable,
+    Unreachable,
+)
 from remediation.service.ports import Journal
 
 if TYPE_CHECKING:
@@ -50,6 +64,14 @@ SCHEDULE_AHEAD = timedelta(days=365)
 # A sender no tenant has (RFC 2606 reserves .invalid): asking whether it is listed reads
 # nothing of anyone's.
 PROBE_SENDER = "remediation-doctor@probe.invalid"
+NOBODY = "00000000-0000-0000-0000-000000000000"
+_PIM = {"role_eligibility": "roleManagement/directory/roleEligibilityScheduleInstances",
+        "group_eligibility":
+            "identityGovernance/privilegedAccess/group/eligibilityScheduleInstances",
+        "group_assignments":
+            "identityGovernance/privilegedAccess/group/assignmentScheduleInstances"}
+_DOCTOR_SHAPES: dict[PimShape, str] = {"not onboarded": NOT_ONBOARDED,
+                                       "unsupported": UNSUPPORTED}
 PROBE_SESSION = "remediation-doctor"
 
 
@@ -84,6 +106,7 @@ class TenantPreflight:
             "users": lambda: self._graph_count("users?$top=1&$select=id", "users"),
             "role_assignments": lambda: self._graph_count(
                 "roleManagement/directory/roleAssignments?$top=1", "role assignments"),
+            **{key: self._pim_read(path) for key, path in _PIM.items()},
             "restricted_users": self._restricted_users,
             "mailbox": lambda: self._cmdlet("Get-Mailbox", {"ResultSize": 1}, "mailboxes"),
             "queues": queues,
@@ -120,11 +143,19 @@ class TenantPreflight:
             (items if isinstance(items, list) else []) if isinstance(item, dict)
             and item.get("roleDefinitionId") and item.get("directoryScopeId", "/") == "/")
 
-    async def _graph_count(self, path: str, noun: str) -> str:
+    def _pim_read(self, path: str) -> Callable[[], Awaitable[str]]:
+        return lambda: self._graph_count(
+            f"{path}?$filter=principalId%20eq%20'{NOBODY}'", "instances", pim=True)
+
+    async def _graph_count(self, path: str, noun: str, *, pim: bool = False) -> str:
         try:
             page = await self._graph.send_json(f"doctor: GET {path}", _get(path))
         except GraphRequestError as error:
-            raise Refused(error.status, error.code) from None
+            shape = pim_shape(error) if pim else None
+            if shape == "licence":
+                raise NoPimData() from None
+            raise Refused(error.status, error.code,
+                          shape=_DOCTOR_SHAPES[shape] if shape else "") from None
         except TransientError as error:
             raise Unreachable(error.reason) from None
         except PermanentError as error:

@@ -12,7 +12,9 @@ memberships and ownerships of groups governed by PIM. Graph *requires* ``$filter
 ``principalId`` or ``groupId`` (eq); without one the sandbox answers 400.
 
 A tenant without Entra ID P2 answers every PIM list with ``400 AadPremiumLicenseRequired``
-(the message as public tools quote it).
+(the message as public tools quote it); the other answers a tenant without PIM may give
+("The tenant has not onboarded to PIM.", ``ResourceTypeNotSupported``) are switches per read:
+remediation/sandbox/pim_shapes.py.
 """
 
 from __future__ import annotations

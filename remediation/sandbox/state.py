@@ -18,7 +18,7 @@ from typing import Any
 
 from remediation.domain.roles import EXCHANGE_ADMINISTRATOR, USER_ADMINISTRATOR
 from remediation.permissions import PERMISSIONS
-from remediation.sandbox import app_rights
+from remediation.sandbox import app_rights, pim_shapes
 from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
 from remediation.sandbox.exchange_quirks import ExchangeQuirks, TimeFormat, exchange_time
 from remediation.sandbox.faults import Fault
@@ -272,6 +272,9 @@ class SandboxTenant:
         self.group_assignments: list[GroupGrant] = []
         # Without Entra ID P2, PIM's endpoints answer 400 AadPremiumLicenseRequired.
         self.pim_licensed = True
+        # Other answers a tenant without PIM may give, per read (pim_shapes.py): e.g.
+        # {"group_eligibility": "not_onboarded"}. They win over pim_licensed.
+        self.pim_refusals: dict[str, str] = {}
         # App-only password resets need the User Administrator role on the app (API-NOTES §2);
         # False: every reset answers 403 Authorization_RequestDenied.
         self.app_has_user_administrator = True
@@ -287,6 +290,9 @@ class SandboxTenant:
         self.token_requests: list[str] = []
         # Entra puts ``wids`` in an app token only sometimes: False plays a token without it.
         self.token_carries_wids = True
+        # Characters Graph may refuse in a /users/{key} segment: such a key is answered 400
+        # Request_BadRequest (graph_routes.py says why). "" plays a Graph that takes them all.
+        self.refused_key_characters = "'"
         # A fault: an endpoint (or a proxy in front of it) that ignores $filter on /users and
         # answers the whole collection.
         self.users_filter_ignored = False
@@ -371,18 +377,23 @@ class SandboxTenant:
                         group_id: str | None = None) -> list[GroupGrant]:
         """PIM for Groups instances of one principal or one group (Graph requires one)."""
         with self._lock:
-            if not self.pim_licensed:
-                raise _no_p2()
+            self._refuse_pim("group_eligibility" if eligible else "group_assignments")
             grants = self.group_eligibilities if eligible else self.group_assignments
             return [g for g in grants if (principal_id is None or g.principal_id == principal_id)
                     and (group_id is None or g.group_id == group_id)]
 
     def eligibilities_of(self, principal_id: str | None) -> list[RoleGrant]:
         with self._lock:
-            if not self.pim_licensed:
-                raise _no_p2()
+            self._refuse_pim("role_eligibility")
             return [g for g in self.role_eligibilities
                     if principal_id is None or g.principal_id == principal_id]
+
+    def _refuse_pim(self, read: str) -> None:
+        """Raise what a tenant without PIM answers ``read`` (pim_shapes.py), if it is one."""
+        pim_shapes.check(self.pim_refusals)
+        shape = self.pim_refusals.get(read) or (None if self.pim_licensed else pim_shapes.LICENCE)
+        if shape is not None:
+            raise TenantError(*pim_shapes.SHAPES[shape])
 
     def user(self, address_or_id: str) -> SandboxUser:
         """By id, UPN, mail or any SMTP proxy address (as Exchange's -Identity accepts)."""
@@ -712,13 +723,6 @@ class SandboxTenant:
         # Requests are recorded when answered; sort to give arrival order.
         with self._lock:
             return sorted(self._requests, key=lambda request: request.at)
-
-
-def _no_p2() -> TenantError:
-    # As a tenant without Entra ID P2 answers PIM's lists (quoted by public tools).
-    return TenantError(400, "AadPremiumLicenseRequired",
-                       "The tenant needs to have Microsoft Entra ID P2 or Microsoft Entra ID "
-                       "Governance license.")
 
 
 def _complex_enough(password: str) -> bool:

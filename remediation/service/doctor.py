@@ -12,6 +12,13 @@ with RoleManagement.Read.Directory, which the app needs anyway). A token that is
 says nothing: a permission a harmless read uses is judged by that read, and every other one,
 and the directory roles, are ``UNVERIFIED``, which fails like ``FAIL``: what is needed and
 not seen is never taken as in place.
+
+The reads the guardrails need (role assignments, PIM role eligibility, PIM for Groups
+eligibility and assignments) say what every case will meet, in one of three words:
+``readable``; ``no PIM data in this tenant`` (the tenant has no Entra ID P2: cases proceed
+knowing no eligibility, ``ok``); or ``refused: every case will escalate because ...``
+(``FAIL``, with the permission to grant or the licence to check). Which of Graph's answers
+mean "no PIM data" is decided in remediation/adapters/graph_roles.py.
 """
 
 import asyncio
@@ -83,15 +90,24 @@ class TokenUnavailable(Exception):
 
 
 class Refused(Exception):
-    """A read the service answered with an error status (401, 403, 404, ...)."""
+    """A read the service answered with an error status (401, 403, 404, ...). ``shape``: for
+    a PIM read, the answer of a tenant without PIM it is (``NOT_ONBOARDED``, ``UNSUPPORTED``),
+    whatever its status."""
 
     def __init__(self, status: int, code: str = "", detail: str = "", *,
-                 missing_rights: bool = False, cmdlet: str = "") -> None:
+                 missing_rights: bool = False, cmdlet: str = "", shape: str = "") -> None:
         super().__init__(f"{status} {code}".strip())
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.shape = status, code, detail, shape
         # The service said, in its own words, that the app lacks a right (on any status).
         self.missing_rights = missing_rights
         self.cmdlet = cmdlet  # the Exchange cmdlet refused, when there was one
+
+
+NOT_ONBOARDED, UNSUPPORTED = "not onboarded", "unsupported"
+
+
+class NoPimData(Exception):
+    """A PIM read answered that the tenant has no PIM (no Entra ID P2): no eligibility."""
 
 
 class Unreachable(Exception):
@@ -109,7 +125,7 @@ class Preflight(Protocol):
 
     async def read(self, capability: str) -> str:
         """One harmless read of ``capability`` (a key of CAPABILITIES); what it saw, in a few
-        words. Raises Refused or Unreachable."""
+        words. Raises Refused or Unreachable, and NoPimData for a PIM read."""
 
     async def role_assignments(self, principal_id: str) -> frozenset[str]:
         """The role definition ids assigned to ``principal_id`` tenant-wide (a built-in
@@ -137,6 +153,8 @@ class Capability:
     # The application permissions it needs (remediation/permissions.py): when it passes,
     # they are granted, whatever the token shows.
     needs: tuple[str, ...] = ()
+    # A read the guardrails make for every case: its result says what each case will meet.
+    guardrail: bool = False
 
 
 GRAPH, EXCHANGE, QUEUES, JOURNAL = "Graph", "Exchange", "queues", "journal"
@@ -144,7 +162,13 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("alerts", "read Defender alerts", GRAPH, ("SecurityAlert.ReadWrite.All",)),
     Capability("users", "read a user", GRAPH, ("User.Read.All",)),
     Capability("role_assignments", "read role assignments", GRAPH,
-               ("RoleManagement.Read.Directory",)),
+               ("RoleManagement.Read.Directory",), guardrail=True),
+    Capability("role_eligibility", "read PIM role eligibility", GRAPH,
+               ("RoleManagement.Read.Directory",), guardrail=True),
+    Capability("group_eligibility", "read PIM for Groups eligibility", GRAPH,
+               ("PrivilegedEligibilitySchedule.Read.AzureADGroup",), guardrail=True),
+    Capability("group_assignments", "read PIM for Groups assignments", GRAPH,
+               ("PrivilegedAssignmentSchedule.Read.AzureADGroup",), guardrail=True),
     Capability("restricted_users", "read the Restricted users list", EXCHANGE,
                ("Exchange.ManageAsApp",)),
     Capability("mailbox", "read a mailbox", EXCHANGE, ("Exchange.ManageAsApp",)),
@@ -155,6 +179,9 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("journal", "journal", JOURNAL),
 )
 RESOURCES = (MICROSOFT_GRAPH, EXCHANGE_ONLINE)
+READABLE = "readable"
+NO_PIM_DATA = "no PIM data in this tenant"
+REFUSED = "refused: every case will escalate because "
 
 
 async def examine(preflight: Preflight, target: Target) -> Report:
@@ -237,10 +264,15 @@ def _permissions_seen_by_reads(resource: str,
         check = f"permission {name}"
         users = [reads[capability] for capability in CAPABILITIES if name in capability.needs]
         failed = [read for read in users if read.status is not Status.OK]
+        # Graph may say there is no PIM before it looks at the permission.
+        no_data = [read for read in users if read.result == NO_PIM_DATA]
         if not users:
             findings.append(Finding(check, Status.UNVERIFIED, "not seen: the token is not a "
                                     "JWT, and no harmless read uses this permission",
                                     APP_IDENTITY))
+        elif no_data and not failed:
+            findings.append(Finding(check, Status.UNVERIFIED, f"not seen: the read "
+                                    f"'{no_data[0].check}' found no PIM data", APP_IDENTITY))
         elif failed:
             findings.append(Finding(check, Status.UNVERIFIED, f"not seen: the read "
                                     f"'{failed[0].check}' did not pass",
@@ -301,19 +333,37 @@ async def _role_findings(preflight: Preflight, tokens: Iterable[TokenClaims | No
 
 async def _read(preflight: Preflight, capability: Capability, target: Target,
                 grant: str) -> Finding:
+    guardrail = capability.guardrail
     try:
         seen = await preflight.read(capability.key)
+    except NoPimData:
+        return Finding(capability.check, Status.OK, NO_PIM_DATA)
     except Refused as error:
         result, fix = _refusal(capability, error, target, grant)
-        return Finding(capability.check, Status.FAIL, result, fix)
+        return Finding(capability.check, Status.FAIL,
+                       REFUSED + _because(error) if guardrail else result, fix)
     except Unreachable as error:
-        return Finding(capability.check, Status.FAIL, f"no answer: {error.reason}",
-                       _unreachable_fix(capability, target))
+        return Finding(capability.check, Status.FAIL,
+                       REFUSED + f"{capability.service} gave no answer" if guardrail
+                       else f"no answer: {error.reason}", _unreachable_fix(capability, target))
     except Exception as error:  # a read must never end the table with a traceback
         return Finding(capability.check, Status.FAIL,
-                       f"failed: {type(error).__name__}: {error}",
+                       REFUSED + "the read failed" if guardrail
+                       else f"failed: {type(error).__name__}: {error}",
                        _unreachable_fix(capability, target))
-    return Finding(capability.check, Status.OK, seen)
+    return Finding(capability.check, Status.OK, READABLE if guardrail else seen)
+
+
+def _because(error: Refused) -> str:
+    """Why a guardrail read was refused, in a few words: the fix says the rest."""
+    if error.shape == NOT_ONBOARDED:
+        return "PIM is not onboarded"
+    if error.shape == UNSUPPORTED:
+        return "ResourceTypeNotSupported"
+    if error.status in (401, 403):
+        return f"Graph answered {error.status}"
+    return f"Graph answered {error.status} {error.code}".strip() if error.status else (
+        "the read failed")
 
 
 def _refusal(capability: Capability, error: Refused, target: Target,
@@ -322,6 +372,13 @@ def _refusal(capability: Capability, error: Refused, target: Target,
     result = f"{capability.service} answered {answer}" + (
         f": {error.detail}" if error.detail else "")
     if capability.service == GRAPH:
+        if error.shape == NOT_ONBOARDED:
+            return result, ("open Privileged Identity Management once in the Entra admin "
+                            "center and check the tenant's Entra ID P2 or ID Governance "
+                            "licence; if Graph still says so, ask Microsoft support")
+        if error.shape == UNSUPPORTED:
+            return result, (f"check GRAPH_ENDPOINT ({target.graph_endpoint}): Graph did not "
+                            "take this PIM read; if it is Microsoft's, ask Microsoft support")
         if error.status == 403:
             return result, f"grant {' and '.join(capability.needs)} ({MICROSOFT_GRAPH}): {grant}"
         if error.status == 401:

@@ -11,7 +11,7 @@ import pytest
 
 from remediation.bootstrap import bootstrap
 from remediation.domain.cases import CaseState, StepStatus
-from remediation.sandbox import Fault, SandboxTenant
+from remediation.sandbox import Fault, SandboxTenant, SandboxUser
 from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from remediation.sandbox.seed import ALIAS, LEGACY_MAILBOX
 from tests.conftest import sandbox_env, sandbox_settings
@@ -149,6 +149,23 @@ async def test_a_legacy_mailbox_whose_upn_starts_with_a_dollar_is_remediated(
     assert tenant.removals == [(LEGACY_MAILBOX, None)]
     lookups = [r for r in tenant.requests() if r.method == "GET" and "users(" in r.path]
     assert lookups and all(r.status == 200 for r in lookups)
+
+
+async def test_a_sender_whose_address_graph_refuses_as_a_key_is_remediated(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    obrien = "o'brien@contoso.com"
+    tenant.add_user(SandboxUser(obrien, "Pat O'Brien"))
+    tenant.block(obrien)
+
+    app, cases = await run_requests(sandbox_url, tenant, tmp_path / "db", obrien)
+    await app.aclose()
+
+    case = cases[obrien]
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert tenant.removals == [(obrien, None)]
+    assert len(tenant.user(obrien).password_changes) == 1
+    refused = [r for r in tenant.requests() if r.path == f"/v1.0/users/{obrien}"]
+    assert refused and {r.status for r in refused} == {400}  # Graph refused it as a key
 
 
 HOSTILE = {

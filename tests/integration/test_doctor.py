@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from remediation.permissions import DIRECTORY_ROLES, PERMISSIONS
-from remediation.sandbox import Fault, SandboxTenant
+from remediation.sandbox import Fault, SandboxTenant, pim_shapes
 from tests.cli_helpers import clean_environment, run_cli  # noqa: F401 (a fixture)
 from tests.conftest import sandbox_env
 
 GRANT = "bash infra/grant-permissions.sh"
+NOBODY = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture
@@ -98,7 +99,8 @@ def test_a_missing_graph_permission_is_named_with_its_fix(
     assert "not in the token's roles" in permission and fix in permission
     read = row(out, "read role assignments")
     assert read.startswith("FAIL ")
-    assert "Graph answered 403 Authorization_RequestDenied" in read and fix in read
+    assert "refused: every case will escalate because Graph answered 403" in read
+    assert fix in read
     assert row(out, "read Defender alerts").startswith("ok ")
     assert "not everything needed is in place" in out
 
@@ -161,8 +163,8 @@ def test_without_wids_the_roles_are_read_from_the_apps_role_assignments(
     assert status == 0, out
     for role in DIRECTORY_ROLES:
         assert row(out, f"role {role.name}").startswith("ok ")
-    [read] = [r for r in tenant.requests() if r.query.get("$filter")]
-    assert read.path == "/v1.0/roleManagement/directory/roleAssignments"
+    [read] = [r for r in tenant.requests() if r.query.get("$filter")
+              and r.path == "/v1.0/roleManagement/directory/roleAssignments"]
     assert read.query["$filter"] == f"principalId eq '{tenant.app_object_id}'"
 
 
@@ -317,6 +319,91 @@ def test_a_token_of_another_tenant_and_a_wrong_tenant_id_are_named(
     token = row(out, "token for Microsoft Graph")
     assert token.startswith("FAIL ") and f"issued by tenant {tenant.tenant_id}" in token
     assert f"check AZURE_TENANT_ID ({wrong})" in row(out, "read a mailbox")
+
+
+# -- the guardrails' reads: what every case will meet -----------------------------------------
+
+
+GUARDRAIL_READS = {"role_assignments": "read role assignments",
+                   "role_eligibility": "read PIM role eligibility",
+                   "group_eligibility": "read PIM for Groups eligibility",
+                   "group_assignments": "read PIM for Groups assignments"}
+PIM_PATHS = {
+    "role_eligibility": "/v1.0/roleManagement/directory/roleEligibilityScheduleInstances",
+    "group_eligibility":
+        "/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances",
+    "group_assignments":
+        "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleInstances"}
+REFUSED = "refused: every case will escalate because"
+
+
+def test_each_read_the_guardrails_need_is_probed_as_they_ask_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
+
+    assert status == 0, out
+    for check in GUARDRAIL_READS.values():
+        assert re.search(r"^ok\s+" + re.escape(check) + r"\s+readable(\s|$)", row(out, check))
+    # The guardrails' own shape of request, on a principal that holds nothing.
+    for path in PIM_PATHS.values():
+        [read] = [r for r in tenant.requests() if r.path == path]
+        assert read.query == {"$filter": f"principalId eq '{NOBODY}'"}, read.query
+        assert read.status == 200
+
+
+def test_without_p2_the_pim_reads_say_no_pim_data_and_doctor_passes(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant) -> None:
+    tenant.pim_licensed = False
+
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
+
+    assert status == 0, out
+    for key in PIM_PATHS:
+        line = row(out, GUARDRAIL_READS[key])
+        assert line.startswith("ok ") and "no PIM data in this tenant" in line, line
+    assert "readable" in row(out, "read role assignments")
+
+
+@pytest.mark.parametrize("key", sorted(PIM_PATHS))
+@pytest.mark.parametrize(("shape", "because"), [
+    (pim_shapes.NOT_ONBOARDED, "PIM is not onboarded"),
+    (pim_shapes.UNSUPPORTED, "ResourceTypeNotSupported"),
+])
+def test_a_pim_answer_that_proves_nothing_fails_doctor(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant, key: str, shape: str,
+        because: str) -> None:
+    tenant.pim_refusals = {key: shape}
+
+    status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
+
+    assert status == 1
+    line = row(out, GUARDRAIL_READS[key])
+    assert line.startswith("FAIL ") and f"{REFUSED} {because}" in line, line
+    assert "grant " not in line
+    others = set(PIM_PATHS) - {key}
+    assert all("readable" in row(out, GUARDRAIL_READS[other]) for other in others)
+
+
+@pytest.mark.parametrize(("key", "permission"), [
+    ("role_eligibility", "RoleManagement.Read.Directory"),
+    ("group_eligibility", "PrivilegedEligibilitySchedule.Read.AzureADGroup"),
+    ("group_assignments", "PrivilegedAssignmentSchedule.Read.AzureADGroup"),
+])
+def test_a_guardrail_read_without_its_permission_fails_naming_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], tenant: SandboxTenant, key: str, permission: str) -> None:
+    # An upgrade that did not re-run the grant script: every case would escalate.
+    tenant.denied_permissions.add(permission)
+
+    status, out = doctor(monkeypatch, capsys, env, tenant.token)  # the reads must say it
+
+    assert status == 1
+    line = row(out, GUARDRAIL_READS[key])
+    assert line.startswith("FAIL ") and f"{REFUSED} Graph answered 403" in line, line
+    assert f"grant {permission} (Microsoft Graph): {GRANT}" in line
 
 
 # -- the sandbox's tokens ---------------------------------------------------------------------

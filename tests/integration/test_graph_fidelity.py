@@ -13,7 +13,13 @@ from remediation.adapters.graph_caller import GraphCaller
 from remediation.adapters.graph_directory import GraphDirectory
 from remediation.domain.errors import PermanentError, RemediationError
 from remediation.domain.guardrails import Guardrail, Verdict, judge
-from remediation.sandbox import BREAK_GLASS_GROUP_ID, Fault, SandboxTenant, SandboxUser
+from remediation.sandbox import (
+    BREAK_GLASS_GROUP_ID,
+    Fault,
+    SandboxTenant,
+    SandboxUser,
+    pim_shapes,
+)
 from remediation.sandbox.state import GLOBAL_ADMINISTRATOR, RecordedRequest
 
 HELPDESK_ADMINISTRATOR = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
@@ -91,7 +97,10 @@ async def test_an_alias_is_found_through_its_proxy_address(directory: GraphDirec
     filters = [r.query["$filter"] for r in graph_requests(tenant, "/v1.0/users")
                if "$filter" in r.query]
     assert filters[1] == "proxyAddresses/any(p:p eq 'smtp:robert.young@contoso.com')"
-    assert filters[3] == "proxyAddresses/any(p:p eq 'smtp:o''young@contoso.com')"
+    # Graph refuses the apostrophe as a key: the UPN filter asks in its place.
+    assert filters[2:] == ["userPrincipalName eq 'o''young@contoso.com'",
+                           "mail eq 'o''young@contoso.com'",
+                           "proxyAddresses/any(p:p eq 'smtp:o''young@contoso.com')"]
     # Exchange's -Identity takes the alias too.
     assert tenant.user("robert.young@contoso.com").id == rob.id
 
@@ -344,6 +353,53 @@ async def test_without_a_pim_for_groups_permission_the_read_fails_closed(
         await directory.memberships(tenant.user(ADELE).id)
 
 
+ALEX = "alex.wilber@contoso.com"  # no role, no group: only PIM could make him an admin
+
+
+@pytest.mark.parametrize("read", pim_shapes.READS)
+async def test_a_licence_refusal_on_any_pim_read_is_no_pim_data(
+        directory: GraphDirectory, tenant: SandboxTenant, read: str) -> None:
+    tenant.pim_refusals = {read: pim_shapes.LICENCE}
+
+    guard = await guardrail(directory, ALEX)
+
+    assert guard.verdict is Verdict.PROCEED
+    assert guard.facts["pim"] == "no PIM data (the tenant has no Entra ID P2)"
+
+
+async def test_the_older_licence_words_are_no_pim_data_too(directory: GraphDirectory,
+                                                           tenant: SandboxTenant) -> None:
+    # What a P1 tenant was answered by another PIM list (microsoft/EntraExporter#61).
+    tenant.add_fault(Fault(status=400, code="BadRequest", times=None,
+                           path="/privilegedAccess/group/eligibilityScheduleInstances$",
+                           message="The tenant needs an AAD Premium 2 license."))
+
+    guard = await guardrail(directory, ALEX)
+
+    assert guard.verdict is Verdict.PROCEED
+    assert guard.facts["pim"] == "no PIM data (the tenant has no Entra ID P2)"
+
+
+@pytest.mark.parametrize("read", pim_shapes.READS)
+@pytest.mark.parametrize(("shape", "words"), [
+    (pim_shapes.NOT_ONBOARDED, "the tenant has not onboarded to PIM"),
+    (pim_shapes.UNSUPPORTED, "ResourceTypeNotSupported"),
+])
+async def test_a_pim_answer_that_proves_no_absence_fails_closed(
+        directory: GraphDirectory, tenant: SandboxTenant, read: str, shape: str,
+        words: str) -> None:
+    # Neither says the tenant has no PIM: an eligible Global Administrator may hide behind it.
+    tenant.pim_refusals = {read: shape}
+
+    with pytest.raises(PermanentError) as raised:
+        await directory.memberships(tenant.user(ALEX).id)
+
+    reason = raised.value.reason
+    assert words in reason
+    assert "cannot be ruled out" in reason
+    assert "remediation doctor" in reason
+
+
 async def test_the_sandbox_requires_a_filter_on_pim_for_groups(
         raw: httpx.AsyncClient, tenant: SandboxTenant) -> None:
     base = "/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"
@@ -487,3 +543,68 @@ async def test_a_failed_reset_never_carries_graphs_message_which_may_quote_the_p
         await directory.reset_password(tenant.user(ADELE).id, "Aa1!" * 6)
     assert "kQ7" not in raised.value.reason and "passwordProfile" not in raised.value.reason
     assert "reset password failed" in raised.value.reason
+
+
+# -- I: a key Graph refuses in the /users/{key} segment ---------------------------------------
+
+
+async def test_the_sandbox_refuses_a_key_with_an_apostrophe_as_graph_may(
+        raw: httpx.AsyncClient, tenant: SandboxTenant) -> None:
+    tenant.add_user(SandboxUser("o'brien@contoso.com", "Pat O'Brien"))
+
+    by_key = await raw.get("/v1.0/users/o'brien@contoso.com")
+    by_upn = await raw.get("/v1.0/users", params={
+        "$filter": "userPrincipalName eq 'o''brien@contoso.com'"})
+    tenant.refused_key_characters = ""  # a Graph that takes the apostrophe
+    lenient = await raw.get("/v1.0/users/o'brien@contoso.com")
+
+    assert by_key.status_code == 400
+    assert by_key.json()["error"]["code"] == "Request_BadRequest"
+    assert by_key.json()["error"]["message"] == (
+        "Bad request. Please fix the request before retrying.")
+    [found] = by_upn.json()["value"]
+    assert found["userPrincipalName"] == "o'brien@contoso.com"
+    assert lenient.status_code == 200
+
+
+@pytest.mark.parametrize(("upn", "mail", "asked"), [
+    ("o'brien@contoso.com", None, "o'brien@contoso.com"),
+    # Known by a UPN that is neither its mail nor an alias: only the UPN filter finds it.
+    ("o'brien@contoso.onmicrosoft.com", "pat.obrien@contoso.com",
+     "o'brien@contoso.onmicrosoft.com"),
+    ("pat@contoso.onmicrosoft.com", "o'brien@contoso.com", "o'brien@contoso.com"),
+], ids=["upn-and-mail", "upn-only", "mail-only"])
+async def test_an_address_graph_refuses_as_a_key_is_found_by_the_filters(
+        directory: GraphDirectory, tenant: SandboxTenant, upn: str, mail: str | None,
+        asked: str) -> None:
+    pat = tenant.add_user(SandboxUser(upn, "Pat O'Brien", mail=mail))
+
+    found = await directory.find_user(asked)
+
+    assert found.id == pat.id
+    asked_for = [(r.path, r.query.get("$filter"), r.status)
+                 for r in graph_requests(tenant, "/v1.0/users")]
+    literal = asked.replace("'", "''")
+    assert asked_for == [
+        (f"/v1.0/users/{asked}", None, 400),  # Graph refused the key ...
+        ("/v1.0/users", f"userPrincipalName eq '{literal}'", 200),  # ... the UPN filter
+        ("/v1.0/users", f"mail eq '{literal}'", 200),
+        ("/v1.0/users", f"proxyAddresses/any(p:p eq 'smtp:{literal}')", 200)]
+
+
+async def test_a_400_on_the_key_for_another_reason_fails_clearly(
+        directory: GraphDirectory, tenant: SandboxTenant) -> None:
+    # Not the key: a property this Graph does not have (a sovereign cloud, say). Asking the
+    # filters with the same $select would only hide the cause.
+    tenant.add_fault(Fault(
+        status=400, code="BadRequest", method="GET", path=r"^/v1\.0/users/[^/]+$", times=None,
+        message="Could not find a property named 'creationType' on type "
+                "'microsoft.graph.user'."))
+
+    with pytest.raises(PermanentError) as raised:
+        await directory.find_user(ADELE)
+
+    reason = raised.value.reason
+    assert "400 BadRequest" in reason
+    assert "Could not find a property named 'creationType'" in reason
+    assert [r.path for r in graph_requests(tenant, "/v1.0/users")] == [f"/v1.0/users/{ADELE}"]

@@ -22,6 +22,7 @@ from remediation.sandbox.app_rights import required_permission, rule_permissions
 from remediation.service.doctor import (
     CAPABILITIES,
     Finding,
+    NoPimData,
     Refused,
     Status,
     Target,
@@ -175,7 +176,9 @@ async def test_an_opaque_token_never_passes_what_no_read_shows() -> None:
     by_check = {finding.check: finding for finding in report.findings}
     assert not failed(by_check)
     shown_by_reads = {"User.Read.All", "RoleManagement.Read.Directory",
-                      "SecurityAlert.ReadWrite.All", "Exchange.ManageAsApp"}
+                      "SecurityAlert.ReadWrite.All", "Exchange.ManageAsApp",
+                      "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+                      "PrivilegedAssignmentSchedule.Read.AzureADGroup"}
     for permission in PERMISSIONS:
         finding = by_check[f"permission {permission.name}"]
         if permission.name in shown_by_reads:
@@ -292,6 +295,98 @@ async def test_dry_run_says_what_to_switch_once_all_passes() -> None:
 
     assert finding.status is Status.INFO
     assert "REMEDIATION_MODE" in finding.fix
+
+
+# -- the guardrails' reads: what every case will meet -----------------------------------------
+
+
+GUARDRAIL_READS = {"role_assignments": "read role assignments",
+                   "role_eligibility": "read PIM role eligibility",
+                   "group_eligibility": "read PIM for Groups eligibility",
+                   "group_assignments": "read PIM for Groups assignments"}
+PIM_READS = ("role_eligibility", "group_eligibility", "group_assignments")
+REFUSED = "refused: every case will escalate because "
+
+
+async def test_every_read_the_guardrails_need_is_probed_and_says_readable() -> None:
+    by_check = await findings(FakePreflight())
+
+    for check in GUARDRAIL_READS.values():
+        assert (by_check[check].status, by_check[check].result) == (Status.OK, "readable")
+
+
+async def test_no_pim_data_is_what_cases_meet_and_passes() -> None:
+    preflight = FakePreflight(failures={key: NoPimData() for key in PIM_READS})
+
+    report = await examine(preflight, TARGET)
+
+    assert report.ready
+    by_check = {finding.check: finding for finding in report.findings}
+    for key in PIM_READS:
+        finding = by_check[GUARDRAIL_READS[key]]
+        assert (finding.status, finding.result) == (Status.OK, "no PIM data in this tenant")
+
+
+@pytest.mark.parametrize(("key", "permission"), [
+    ("role_assignments", "RoleManagement.Read.Directory"),
+    ("role_eligibility", "RoleManagement.Read.Directory"),
+    ("group_eligibility", "PrivilegedEligibilitySchedule.Read.AzureADGroup"),
+    ("group_assignments", "PrivilegedAssignmentSchedule.Read.AzureADGroup"),
+])
+async def test_a_guardrail_read_refused_for_a_permission_fails_naming_it(
+        key: str, permission: str) -> None:
+    preflight = FakePreflight(failures={key: Refused(403, "Authorization_RequestDenied")})
+
+    report = await examine(preflight, TARGET)
+
+    assert not report.ready
+    finding = {f.check: f for f in report.findings}[GUARDRAIL_READS[key]]
+    assert finding.status is Status.FAIL
+    assert finding.result == REFUSED + "Graph answered 403"
+    assert finding.fix.startswith(f"grant {permission} (Microsoft Graph): "
+                                  f"bash infra/grant-permissions.sh {APP}")
+
+
+@pytest.mark.parametrize("key", PIM_READS)
+@pytest.mark.parametrize(("error", "because", "fix"), [
+    (Refused(400, "UnauthorizedAccessException", shape="not onboarded"),
+     "PIM is not onboarded", "Entra ID P2"),
+    # The same words on a 403 are still not a permission to grant.
+    (Refused(403, "UnauthorizedAccessException", shape="not onboarded"),
+     "PIM is not onboarded", "Entra ID P2"),
+    (Refused(400, "ResourceTypeNotSupported", shape="unsupported"),
+     "ResourceTypeNotSupported", "check GRAPH_ENDPOINT (https://graph.microsoft.com)"),
+])
+async def test_a_pim_answer_that_proves_nothing_fails_with_its_own_fix(
+        key: str, error: Refused, because: str, fix: str) -> None:
+    finding = (await findings(FakePreflight(failures={key: error})))[GUARDRAIL_READS[key]]
+
+    assert finding.status is Status.FAIL
+    assert finding.result == REFUSED + because
+    assert fix in finding.fix
+    assert "grant " not in finding.fix
+
+
+async def test_a_guardrail_read_without_an_answer_is_refused_too() -> None:
+    preflight = FakePreflight(failures={"group_eligibility": Unreachable("Graph: timed out")})
+
+    finding = (await findings(preflight))["read PIM for Groups eligibility"]
+
+    assert finding.status is Status.FAIL
+    assert finding.result == REFUSED + "Graph gave no answer"
+    assert "check GRAPH_ENDPOINT" in finding.fix
+
+
+async def test_no_pim_data_does_not_show_a_permission_an_opaque_token_hides() -> None:
+    preflight = FakePreflight(tokens={MICROSOFT_GRAPH: None, EXCHANGE_ONLINE: None},
+                              failures={"group_eligibility": NoPimData()})
+
+    by_check = await findings(preflight)
+
+    finding = by_check["permission PrivilegedEligibilitySchedule.Read.AzureADGroup"]
+    assert finding.status is Status.UNVERIFIED
+    assert by_check["permission PrivilegedAssignmentSchedule.Read.AzureADGroup"
+                    ].status is Status.OK  # its read was readable
 
 
 # -- the claims of a token ---------------------------------------------------------------------
