@@ -3,7 +3,7 @@
 The poll reads two sources: Defender alerts (Graph ``alerts_v2``) and the Restricted users
 list (Exchange ``Get-BlockedSenderAddress``, the sweep). When one of them is refused, the
 poll logs a WARNING naming it, ``run --until-idle`` exits 1 with a line on stderr naming it,
-and ``status`` shows it, from the journal every worker shares, until a later
+and ``status`` and ``doctor`` show it, from the journal every worker shares, until a later
 poll reads it again.
 """
 
@@ -105,6 +105,10 @@ def test_a_refused_source_fails_the_run_and_shows_until_it_is_read_again(
     assert [s["ok"] for k, s in sources.items() if k != key] == [True]
     assert json.loads(cli(monkeypatch, capsys, env, "status", "--json")[1]) == []  # a list
 
+    out = cli(monkeypatch, capsys, env, "doctor")[1]
+    [line] = [line for line in out.splitlines() if re.match(rf"FAIL\s+last poll: {failed}",
+                                                            line)]
+    assert sources[key]["last_failure_reason"][:40] in line, line  # cut: status has it whole
 
     tenant.clear_faults()
     code, _, err = cli(monkeypatch, capsys, env, "run", "--until-idle")
@@ -120,6 +124,10 @@ def test_a_refused_source_fails_the_run_and_shows_until_it_is_read_again(
     assert sources[key]["ok"] is True and sources[key]["last_success"] is not None
     # The earlier failure stays on record, older than the success.
     assert sources[key]["last_failure"] < sources[key]["last_success"]
+    out = cli(monkeypatch, capsys, env, "doctor")[1]
+    [line] = [line for line in out.splitlines() if re.match(rf"ok\s+last poll: {failed}",
+                                                            line)]
+    assert re.search(rf"succeeded {STAMP}", line), line
 
 
 def test_a_source_turned_off_is_neither_read_nor_flagged(
