@@ -24,6 +24,7 @@ from remediation.domain.errors import ConcurrentUpdate, PermanentError, Remediat
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
 from remediation.domain.requests import RemediationRequest
+from remediation.domain.sources import SourceHealth
 from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
 from remediation.service.ports import WebhookDelivery
 
@@ -327,6 +328,7 @@ class FakeJournal:
         self.reset_places: dict[str, datetime] = {}
         self.episodes: dict[str, str] = {}  # user object id -> case id
         self.step_claims: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self.sources: dict[str, str] = {}  # source -> SourceHealth as JSON
 
     async def add_case(self, case: Case) -> None:
         if case.case_id in self._cases:
@@ -406,6 +408,17 @@ class FakeJournal:
             return False
         self.reset_places[case_id] = now
         return True
+
+    async def record_source(self, source: str, at: datetime, failure: str | None = None) -> None:
+        known = await self._source(source)
+        self.sources[source] = json.dumps(known.with_outcome(at, failure).to_dict())
+
+    async def source_health(self) -> list[SourceHealth]:
+        return [await self._source(source) for source in self.sources]
+
+    async def _source(self, source: str) -> SourceHealth:
+        raw = self.sources.get(source)
+        return SourceHealth(source) if raw is None else SourceHealth.from_dict(json.loads(raw))
 
     def dump(self) -> str:
         """Every stored byte, for asserting that something never reached the journal."""

@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS reset_places (
     case_id TEXT PRIMARY KEY,
     reserved_at INTEGER NOT NULL  -- microseconds since the epoch, UTC
 );
+-- What each source of the poll (alerts, the Restricted users sweep) last did: its last
+-- success and its last failure with the reason, as SourceHealth JSON.
+CREATE TABLE IF NOT EXISTS sources (
+    source TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
 """
 
 

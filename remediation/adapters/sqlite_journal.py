@@ -9,6 +9,7 @@ from typing import Any
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate
+from remediation.domain.sources import SourceHealth
 
 
 class SqliteJournal:
@@ -174,6 +175,34 @@ class SqliteJournal:
             return True
 
         return await self._db.write(reserve)
+
+    async def record_source(self, source: str, at: datetime, failure: str | None = None) -> None:
+        """Read, merge and write in one write transaction (BEGIN IMMEDIATE): no outcome is
+        lost to another process writing at the same time."""
+        def record(connection: sqlite3.Connection) -> None:
+            row = connection.execute("SELECT doc FROM sources WHERE source = ?",
+                                     (source,)).fetchone()
+            known = (SourceHealth(source) if row is None
+                     else SourceHealth.from_dict(json.loads(row["doc"])))
+            updated = known.with_outcome(_utc(at), failure)
+            if updated != known:
+                connection.execute(
+                    "INSERT INTO sources (source, doc) VALUES (?, ?) ON CONFLICT (source)"
+                    " DO UPDATE SET doc = excluded.doc", (source, json.dumps(updated.to_dict())))
+
+        await self._db.write(record)
+
+    async def source_health(self) -> list[SourceHealth]:
+        def select(connection: sqlite3.Connection) -> list[SourceHealth]:
+            # ``status`` opens the file read-only, so a journal written before sources were
+            # kept has no such table until a worker opens it: nothing on record yet.
+            if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                  " AND name = 'sources'").fetchone() is None:
+                return []
+            rows = connection.execute("SELECT doc FROM sources").fetchall()
+            return [SourceHealth.from_dict(json.loads(row["doc"])) for row in rows]
+
+        return await self._db.read(select)
 
 
 def _filters(user: str | None, states: Collection[CaseState] | None,

@@ -19,7 +19,10 @@ Layout (PartitionKey / RowKey):
 - ``case:{case id}`` / ``claim-{step}``: who holds a step that must never run twice at once
   (the password reset) and until when;
 - ``breaker`` / ``resets``: the reset circuit breaker, the recent ``[time, case id]`` pairs
-  as JSON, replaced under its ETag so concurrent workers cannot both take the last place.
+  as JSON, replaced under its ETag so concurrent workers cannot both take the last place;
+- ``source`` / ``{source}``: a source of the poll (``alerts``, ``restricted_users``), its last
+  success and last failure with the reason as JSON, replaced under its ETag so an outcome
+  another worker wrote meanwhile is merged, never overwritten.
 
 The case partition is written first (in one transaction), then the index rows, so an index
 row never points at a case that was never stored; a failure in between leaves a case that
@@ -57,6 +60,7 @@ from remediation.adapters.credentials import token_failure
 from remediation.config import ConfigError
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
+from remediation.domain.sources import SourceHealth
 
 Entity = dict[str, Any]
 
@@ -75,6 +79,7 @@ _INVERT = 10**20 - 1
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 3, "connection_timeout": 10,
                                    "read_timeout": 30}
 _BREAKER_KEY = ("breaker", "resets")
+_SOURCES = "source"
 _CLAIM_ATTEMPTS = 5  # each lost round means another writer changed the row: read it again
 # A lost race means another worker took a place, so ``limit`` + 1 losses cannot happen in one
 # window: the bound is never reached in practice, and it keeps the loop finite.
@@ -274,6 +279,33 @@ class TableJournal:
             await asyncio.sleep(random.uniform(0, _BREAKER_BACKOFF * (attempt + 1)))  # noqa: S311
         raise TransientError("the reset breaker row kept changing under concurrent writers; "
                              "try again later")
+
+    async def record_source(self, source: str, at: datetime, failure: str | None = None) -> None:
+        """Read the source's row, merge the outcome, and write it back only if nobody
+        changed it since (ETag); a lost race reads again."""
+        client = await self._table()
+        key = _escape(source)
+        for _ in range(_CLAIM_ATTEMPTS):
+            with _translated(f"recording how reading {source} went"):
+                row = await _get(client, _SOURCES, key)
+                known = (SourceHealth(source) if row is None
+                         else SourceHealth.from_dict(json.loads(_joined(row))))
+                updated = known.with_outcome(_utc(at), failure)
+                if updated == known:
+                    return
+                entity = {"PartitionKey": _SOURCES, "RowKey": key,
+                          **_parts(json.dumps(updated.to_dict()), f"source {source}")}
+                if await _create_or_replace(client, entity, row):
+                    return
+        raise TransientError(f"the row of source {source} kept changing under concurrent "
+                             "writers; try again later")
+
+    async def source_health(self) -> list[SourceHealth]:
+        client = await self._table()
+        with _translated("reading the sources' health"):
+            rows = [row async for row in client.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": _SOURCES})]
+        return [SourceHealth.from_dict(json.loads(_joined(row))) for row in rows]
 
     async def _scan_newest(self, states: Collection[CaseState] | None,
                            since: datetime | None,

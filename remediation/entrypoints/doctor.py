@@ -39,6 +39,8 @@ async def diagnose(settings: Settings) -> Report:
         service_bus_schedule_probe,
     )
     from remediation.bootstrap import bootstrap
+    from remediation.domain.sources import polled
+    from remediation.service.doctor_sources import with_source_findings
 
     credential = build_credential(settings)
     timeout = settings.http_timeout.total_seconds()
@@ -63,7 +65,9 @@ async def diagnose(settings: Settings) -> Report:
         credential=credential, scopes=scopes(settings.graph_endpoint, settings.exchange_endpoint),
         graph=graph, exchange=exchange, queues=queues, journal=app.journal, schedule=schedule)
     try:
-        return await examine(preflight, target(settings))
+        return await with_source_findings(await examine(preflight, target(settings)),
+                                          app.journal,
+                                          polled(sweep=settings.sweep_restricted_users))
     finally:
         await app.aclose()
         await graph.close()

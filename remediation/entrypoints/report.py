@@ -9,10 +9,12 @@ none of it can clear the screen, retitle the terminal or forge a line. JSON stay
 import json
 import shutil
 import textwrap
+from datetime import UTC, datetime
 from typing import Any
 
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.display import shown
+from remediation.domain.sources import SourceHealth
 from remediation.service.status import StatusView
 
 # Generous: a cell or line is cut only when it is absurd, never in ordinary use.
@@ -29,9 +31,11 @@ def cases_as_json(cases: list[Case]) -> str:
 
 
 def status_as_json(view: StatusView) -> str:
-    """``status --json --with-total``: the cases and how many matched, by state."""
+    """``status --json --with-total``: the cases and how many matched, by state, and each
+    source of the poll with its last success and last failure."""
     return json.dumps({"total": view.total, "shown": len(view.cases),
                        "counts": {state.value: n for state, n in sorted(view.counts.items())},
+                       "sources": [health.to_dict() for health in view.sources],
                        "cases": [_case_json(case) for case in view.cases]}, indent=2)
 
 
@@ -99,9 +103,10 @@ def case_details(case: Case) -> str:
 def status_table(view: StatusView, width: int | None = None) -> str:
     """The cases (open and escalated first), under a line that counts them and over one
     that says how many were left out."""
+    lines = _sources(view)
     if not view.total and not view.attention:
-        return "no cases"
-    lines = [_headline(view)]
+        return "\n".join([*lines, "no cases"])
+    lines.append(_headline(view))
     if view.cases:
         lines.append(cases_as_table(view.cases, width))
     lines += _left_out(view)
@@ -110,10 +115,33 @@ def status_table(view: StatusView, width: int | None = None) -> str:
 
 def status_details(view: StatusView, user: str) -> str:
     """``status --user``: every step of each case, the same counts around them."""
+    sources = "\n".join(_sources(view)[:-1])
     if not view.cases and not view.total:
-        return f"no cases for {_cell(user)}"
-    return "\n\n".join([_headline(view), *(case_details(case) for case in view.cases),
-                         *_left_out(view)])
+        return "\n\n".join([*filter(None, [sources]), f"no cases for {_cell(user)}"])
+    return "\n\n".join([*filter(None, [sources]), _headline(view),
+                         *(case_details(case) for case in view.cases), *_left_out(view)])
+
+
+def source_line(health: SourceHealth) -> str:
+    """One source of the poll for people: when it last succeeded; FAILED, with the reason,
+    when it failed since (or never succeeded)."""
+    succeeded = ("never succeeded" if health.last_success is None
+                 else f"last succeeded {_stamp(health.last_success)}")
+    if health.ok:
+        return f"{health.label}: {succeeded}"
+    if health.last_failure is None:
+        return f"{health.label}: NEVER SUCCEEDED (no poll has read it yet)"
+    return (f"{health.label}: FAILED at {_stamp(health.last_failure)}: "
+            f"{shown(health.last_failure_reason, TEXT_LIMIT)}; {succeeded}")
+
+
+def _sources(view: StatusView) -> list[str]:
+    """The sources' lines, then an empty line to set them apart (nothing without sources)."""
+    return [*(source_line(health) for health in view.sources), ""] if view.sources else []
+
+
+def _stamp(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _headline(view: StatusView) -> str:

@@ -15,6 +15,11 @@ own. One the queue refuses outright (too large for Service Bus, say) is journale
 ``rejected`` case with the reason, so it is never lost and never tried again; any other
 failure (the queue busy, the journal unavailable) is reported in the IntakeReport's errors,
 and the next poll's overlapping window tries it again.
+
+A source that fails as a whole (the alerts read, the sweep) is never silent: the poll logs a
+WARNING naming it and its reason, whoever runs it (the Functions timer, the local runtime,
+``run --until-idle``), and the journal keeps each source's last success and last failure
+(``service/sources.py``), for ``status`` and ``doctor`` on any worker.
 """
 
 import hashlib
@@ -35,6 +40,7 @@ from remediation.domain.blocks import BlockedSender, known_blocks
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import InvalidRequest, RemediationError, TransientError
 from remediation.domain.requests import RemediationRequest, describe, normalise_user
+from remediation.domain.sources import Source
 from remediation.service.claims import CONFIRMED
 from remediation.service.journaling import CaseRecorder
 from remediation.service.ports import (
@@ -44,6 +50,7 @@ from remediation.service.ports import (
     RequestSender,
     RestrictedSenders,
 )
+from remediation.service.sources import record_outcome
 from remediation.service.workflow import RemediationWorkflow, new_case_id
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,8 @@ class IntakeReport:
     swept: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     senders: set[str] = field(default_factory=set)
+    # A source that could not be read at all (not one bad item of it), with the reason.
+    failed_sources: dict[Source, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (f"{self.alerts_seen} alert(s) read, {self.matched} outbound-spam, "
@@ -111,6 +120,7 @@ class Intake:
         """
         report = IntakeReport()
         since = self._clock.now() - self._settings.lookback
+        failure: str | None = None
         try:
             # Page by page as Graph answers: a flood of unrelated alerts costs time, never
             # memory, and a page that fails keeps what the pages before it found.
@@ -124,14 +134,30 @@ class Intake:
         except Exception as error:
             kept = (f" (after {report.pages} page(s): what they held was handled; the next "
                     "poll's overlapping window reads the rest)" if report.pages else "")
-            report.errors.append(f"alerts: {_why(error)}{kept}")
+            failure = f"{_why(error)}{kept}"
+            report.errors.append(f"alerts: {failure}")
+        await self._outcome(Source.ALERTS, failure, report)
         if self._settings.sweep:
+            failure = None
             try:
                 await self._sweep(report)
-            except RemediationError as error:
-                report.errors.append(f"Restricted users list: {error.reason}")
-        log.info("poll: %s", report.summary())
+            except Exception as error:
+                failure = _why(error)
+                report.errors.append(f"Restricted users list: {failure}")
+            await self._outcome(Source.RESTRICTED_USERS, failure, report)
+        for source, reason in report.failed_sources.items():
+            log.warning("poll: source %s failed: %s", source.label, reason)
+        log.log(logging.WARNING if report.errors else logging.INFO, "poll: %s",
+                report.summary())
         return report
+
+    async def _outcome(self, source: Source, failure: str | None,
+                       report: IntakeReport) -> None:
+        if failure is not None:
+            report.failed_sources[source] = failure
+        trouble = await record_outcome(self._journal, self._clock, source, failure)
+        if trouble is not None:
+            report.errors.append(trouble)
 
     async def accept_hints(self, alert_ids: Iterable[str]) -> IntakeReport:
         """Alert ids pushed to us (HTTP, Event Hub): confirmed against Graph before use.

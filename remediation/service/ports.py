@@ -11,6 +11,7 @@ from remediation.domain.directory import DirectoryUser
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
 from remediation.domain.requests import RemediationRequest
+from remediation.domain.sources import SourceHealth
 from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
 
 
@@ -202,6 +203,16 @@ class Journal(Protocol):
                             window: timedelta) -> bool:
         """Atomically count the resets of the last ``window`` across every worker; take a
         place for ``case_id`` if fewer than ``limit`` (a case that has one keeps it)."""
+        ...
+
+    async def record_source(self, source: str, at: datetime, failure: str | None = None) -> None:
+        """Keep how reading ``source`` went at ``at``: a success, or a failure with its reason
+        (``failure``). Each kind keeps its newest outcome, whichever worker writes last
+        (``SourceHealth.with_outcome``)."""
+        ...
+
+    async def source_health(self) -> list[SourceHealth]:
+        """Every source on record, in no particular order."""
         ...
 
 

@@ -3,7 +3,8 @@ watching (open) or a human (escalated) on top, so no flood of other cases can hi
 
 Tools get every matching case, newest first, unless they ask for fewer; people get a page
 (``TABLE_LIMIT`` rows unless they say otherwise) with the counts that tell them what the page
-left out.
+left out. Both get each source of the poll with its last success and last failure, so a
+source that stopped answering is seen before any case.
 """
 
 from collections.abc import Collection
@@ -11,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from remediation.domain.cases import Case, CaseState
+from remediation.domain.sources import Source, SourceHealth
 from remediation.service.ports import Journal
+from remediation.service.sources import source_health
 
 OPEN_STATES = frozenset(state for state in CaseState if not state.is_final)
 ON_TOP = OPEN_STATES | {CaseState.ESCALATED}
@@ -21,12 +24,14 @@ TABLE_LIMIT = 50
 @dataclass(frozen=True)
 class StatusQuery:
     """``user``: one account (normalised); ``states``: any of these (all when None);
-    ``since``: created at or after; ``limit``: at most this many cases (all when None)."""
+    ``since``: created at or after; ``limit``: at most this many cases (all when None);
+    ``sources``: the sources the poll reads, shown even when nothing is on record."""
 
     user: str | None = None
     states: frozenset[CaseState] | None = None
     since: datetime | None = None
     limit: int | None = None
+    sources: tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class StatusView:
     counts: dict[CaseState, int] = field(default_factory=dict)
     # Open and escalated cases of the user and time asked for, whatever ``states`` chose.
     attention: dict[CaseState, int] = field(default_factory=dict)
+    sources: list[SourceHealth] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -59,7 +65,8 @@ async def newest_cases(journal: Journal, query: StatusQuery) -> StatusView:
     cases = await journal.list_cases(query.user, states=query.states, since=query.since,
                                      limit=query.limit)
     counts = await journal.count_cases(query.user, since=query.since)
-    return StatusView(cases, _chosen(counts, query.states), _chosen(counts, ON_TOP))
+    return StatusView(cases, _chosen(counts, query.states), _chosen(counts, ON_TOP),
+                      await source_health(journal, query.sources))
 
 
 async def cases_for_people(journal: Journal, query: StatusQuery) -> StatusView:
@@ -74,7 +81,8 @@ async def cases_for_people(journal: Journal, query: StatusQuery) -> StatusView:
         rest = await journal.list_cases(query.user, states=wanted - ON_TOP,
                                         since=query.since, limit=limit - len(first))
     counts = await journal.count_cases(query.user, since=query.since)
-    return StatusView([*first, *rest], _chosen(counts, query.states), _chosen(counts, ON_TOP))
+    return StatusView([*first, *rest], _chosen(counts, query.states), _chosen(counts, ON_TOP),
+                      await source_health(journal, query.sources))
 
 
 def _chosen(counts: dict[CaseState, int],

@@ -157,7 +157,11 @@ def test_status_of_an_empty_journal(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "remediation: no such journal: " in missing.stderr
     assert not (tmp_path / "db").exists()
     assert cli(env, "enqueue", "--user", ADELE).returncode == 0  # a journal, with no case
-    assert cli(env, "status").stdout.strip() == "no cases"
+    shown = cli(env, "status").stdout.strip().splitlines()
+    assert shown[-1] == "no cases"
+    # Nothing has polled yet: each source is flagged on the first lines, never left out.
+    assert [line.split(":")[0] for line in shown if "NEVER SUCCEEDED" in line] == [
+        "Defender alerts (Graph alerts_v2)", "Restricted users sweep (Get-BlockedSenderAddress)"]
     assert json.loads(cli(env, "status", "--json").stdout) == []
 
 

@@ -3,6 +3,7 @@ called with hand-built inputs, the composition root wired to the sandbox tenant 
 recording Service Bus client."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -318,6 +319,49 @@ async def test_poll_alerts_sends_one_message_per_alert_and_sweeps(
     assert sources[ADELE] == "alert"
     assert sources["johanna.lorenz@contoso.com"] == "restricted-list"
     assert len({m.message_id for m in sent}) == len(sent)
+
+
+REFUSED_SOURCES = {
+    "restricted_users": ("Restricted users sweep", lambda: Fault(
+        status=400, code="BadRequest", cmdlet="Get-BlockedSenderAddress",
+        exception_type="System.Management.Automation.ParameterBindingException",
+        message="A parameter cannot be found that matches parameter name 'ResultSize'."),
+        "A parameter cannot be found"),
+    "alerts": ("Defender alerts", lambda: Fault(
+        status=403, method="GET", path=r"/security/alerts_v2$", code="Forbidden",
+        message="Missing application permission SecurityAlert.Read.All"), "403 Forbidden"),
+}
+
+
+@pytest.mark.parametrize("source", list(REFUSED_SOURCES))
+async def test_poll_alerts_warns_of_a_source_it_could_not_read_and_journals_it(
+        source: str, sandbox_url: str, tenant: SandboxTenant, tmp_path: Path,
+        bus: RecordingServiceBusClient, azure_settings: dict[str, Any],
+        caplog: pytest.LogCaptureFixture) -> None:
+    name, fault, because = REFUSED_SOURCES[source]
+    tenant.add_fault(fault())
+    settings = sandbox_settings(sandbox_url, tenant, tmp_path / "db", **azure_settings,
+                                http_max_retries=0)
+    application = bootstrap(settings, service_bus_client=bus)
+    functions.use_application(application)
+    try:
+        with caplog.at_level(logging.WARNING, logger="remediation"):
+            await functions.poll_alerts(TimerRequest(past_due=False))
+    finally:
+        functions.use_application(None)
+        await application.aclose()
+
+    [warning] = [r.getMessage() for r in caplog.records
+                 if r.levelno == logging.WARNING and "poll: source" in r.getMessage()]
+    assert name in warning and because in warning, warning
+    # On record in the Table journal, for any other worker, status and doctor to read.
+    other = bootstrap(settings, service_bus_client=bus)
+    try:
+        health = {h.source: h for h in await other.journal.source_health()}
+    finally:
+        await other.aclose()
+    assert not health[source].ok and because in health[source].last_failure_reason
+    assert all(h.ok for key, h in health.items() if key != source)
 
 
 async def test_receive_defender_stream_turns_records_into_requests(

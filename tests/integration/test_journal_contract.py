@@ -25,6 +25,7 @@ from remediation.adapters.table_journal import TableJournal, build_table_journal
 from remediation.config import ConfigError
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
+from remediation.domain.sources import REASON_LIMIT, SourceHealth
 from remediation.service.ports import Journal
 from tests.journal_cases import ROB, T0, make_case, stored
 
@@ -489,6 +490,73 @@ async def _step_claim_rules(first: Journal, second: Journal) -> None:
     later = T0 + timedelta(minutes=4) + LEASE
     assert not await first.claim_step("c1", reset, "h3", later - timedelta(seconds=1), LEASE)
     assert await first.claim_step("c1", reset, "h3", later, LEASE)
+
+
+
+# The poll's sources: when each was last read, and its last failure, for every worker to see.
+
+SWEEP_REFUSED = ("Exchange: Get-BlockedSenderAddress failed with 400 BadRequest: |System."
+                 "Management.Automation.ParameterBindingException|A parameter cannot be found "
+                 "that matches parameter name 'ResultSize'. — “quoted” ✉")
+
+
+async def test_each_source_keeps_its_last_success_and_last_failure(
+        open_journal: OpenJournal) -> None:
+    await _source_rules(open_journal(), open_journal())
+
+
+async def test_concurrent_outcomes_keep_the_newest_of_each_kind(
+        open_journal: OpenJournal) -> None:
+    writers = [open_journal(), open_journal()]
+
+    await asyncio.gather(*(writers[n % 2].record_source(
+        "alerts", T0 + timedelta(seconds=n), f"refused {n}" if n % 3 == 0 else None)
+        for n in reversed(range(20))))
+
+    [health] = await writers[0].source_health()
+    assert (health.last_success, health.last_failure) == (T0 + timedelta(seconds=19),
+                                                          T0 + timedelta(seconds=18))
+    assert health.last_failure_reason == "refused 18" and health.ok
+
+
+async def test_the_fake_journal_keeps_the_source_rules() -> None:
+    from tests.fakes import FakeJournal
+
+    fake = FakeJournal()
+    await _source_rules(fake, fake)
+
+
+async def _source_rules(first: Journal, second: Journal) -> None:
+    sweep, minute = "restricted_users", timedelta(minutes=1)
+    assert await first.source_health() == []
+    paris = timezone(timedelta(hours=2))
+    await first.record_source("alerts", (T0 + timedelta(microseconds=7)).astimezone(paris))
+    await second.record_source(sweep, T0 + minute, SWEEP_REFUSED)
+    health = {h.source: h for h in await first.source_health()}
+    assert health["alerts"] == SourceHealth("alerts", last_success=T0 + timedelta(
+        microseconds=7))
+    assert health[sweep] == SourceHealth(sweep, last_failure=T0 + minute,
+                                         last_failure_reason=SWEEP_REFUSED)
+    assert health["alerts"].ok and not health[sweep].ok
+
+    # A success older than the failure on record (a slower worker) leaves it failing.
+    await first.record_source(sweep, T0 + minute / 2)
+    [now] = [h for h in await second.source_health() if h.source == sweep]
+    assert (now.last_success, now.ok) == (T0 + minute / 2, False)
+    # An older failure arriving late changes nothing; a newer success clears the flag and
+    # keeps the failure on record.
+    await second.record_source(sweep, T0, "an older refusal")
+    await second.record_source(sweep, T0 + 2 * minute)
+    await first.record_source(sweep, T0 + minute / 4)
+    [now] = [h for h in await first.source_health() if h.source == sweep]
+    assert now == SourceHealth(sweep, last_success=T0 + 2 * minute, last_failure=T0 + minute,
+                               last_failure_reason=SWEEP_REFUSED)
+    assert now.ok
+    # A reason is kept up to its limit, never refused for its length.
+    await first.record_source("alerts", T0 + minute, "x" * 5000)
+    [alerts] = [h for h in await second.source_health() if h.source == "alerts"]
+    assert alerts.last_failure_reason == "x" * REASON_LIMIT and not alerts.ok
+    assert len(await first.source_health()) == 2
 
 
 # Table Storage only: what SQLite cannot run into.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from remediation.domain.alerts import DEFAULT_ALERT_TITLES, alert_request_id
 from remediation.domain.cases import Case, CaseState
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.domain.requests import RemediationRequest, parse_request
+from remediation.domain.sources import Source, SourceHealth
 from remediation.domain.streaming import MAX_BATCH_ALERTS
 from remediation.service.intake import Intake, IntakeSettings, block_request_id
 from remediation.service.push import MAX_PUSH_BYTES, handle_alert_push, handle_stream_events
@@ -366,6 +368,79 @@ async def test_a_failing_sweep_is_reported_after_the_alerts_are_queued(h: Harnes
 
     assert sent(h) == [("alert", ROB, alert_request_id("fa-1"))]
     assert report.errors == ["Restricted users list: Exchange timed out"]
+
+
+
+# -- a source that fails is seen (issue 13) -------------------------------------------------
+
+
+async def health(h: Harness) -> dict[str, SourceHealth]:
+    return {record.source: record for record in await h.tenant.journal.source_health()}
+
+
+async def test_each_sources_outcome_is_journaled_and_a_failed_one_is_named(
+        h: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    h.source.fail(PermanentError("Graph: list alerts failed with 403 Forbidden"),
+                  on="recent_alerts", times=1)
+    h.alert("fa-1", "not an address")  # one bad alert is not a failed source
+
+    with caplog.at_level(logging.WARNING, logger="remediation"):
+        report = await h.intake.poll()
+
+    assert report.failed_sources == {Source.ALERTS: "Graph: list alerts failed with 403 "
+                                                    "Forbidden"}
+    [warning, _summary] = [r.getMessage() for r in caplog.records]
+    assert warning == ("poll: source Defender alerts (Graph alerts_v2) failed: Graph: list "
+                       "alerts failed with 403 Forbidden")
+    polled_at = h.tenant.clock.now()
+    assert await health(h) == {
+        "alerts": SourceHealth("alerts", last_failure=polled_at,
+                               last_failure_reason="Graph: list alerts failed with 403 Forbidden"),
+        "restricted_users": SourceHealth("restricted_users", last_success=polled_at)}
+
+    h.tenant.clock.advance(minutes=2)
+    again = await h.intake.poll()
+
+    assert again.rejected == ["fa-1"] and again.failed_sources == {}  # one item, not a source
+    assert (await health(h))["alerts"].last_success == h.tenant.clock.now()
+    assert (await health(h))["alerts"].ok
+
+
+async def test_an_unexpected_failure_of_the_sweep_never_ends_the_poll(h: Harness) -> None:
+    async def broken() -> list[Any]:
+        raise RuntimeError("a bug")
+
+    h.tenant.exchange.all_blocked = broken  # type: ignore[method-assign]
+
+    report = await h.intake.poll()
+
+    assert report.failed_sources == {Source.RESTRICTED_USERS: "unexpected RuntimeError"}
+    assert not (await health(h))["restricted_users"].ok
+
+
+async def test_a_sweep_turned_off_is_not_recorded() -> None:
+    h = make_harness(sweep=False)
+
+    await h.intake.poll()
+
+    assert list(await health(h)) == ["alerts"]
+
+
+async def test_a_journal_that_cannot_record_an_outcome_fails_nothing_else(h: Harness) -> None:
+    async def unavailable(source: str, at: Any, failure: str | None = None) -> None:
+        raise TransientError("Table Storage answered 503")
+
+    h.tenant.journal.record_source = unavailable  # type: ignore[method-assign]
+    h.tenant.exchange.block(LEE)
+
+    report = await h.intake.poll()
+
+    assert report.swept == [LEE] and report.failed_sources == {}
+    assert report.errors == [
+        "journal: could not record the outcome of source Defender alerts (Graph alerts_v2): "
+        "Table Storage answered 503",
+        "journal: could not record the outcome of source Restricted users sweep "
+        "(Get-BlockedSenderAddress): Table Storage answered 503"]
 
 
 # -- the Restricted users sweep -----------------------------------------------------------

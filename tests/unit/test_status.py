@@ -10,9 +10,11 @@ import pytest
 
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.sources import Source, SourceHealth
 from remediation.entrypoints.report import (
     case_details,
     cases_as_table,
+    source_line,
     status_as_json,
     status_details,
     status_table,
@@ -158,4 +160,68 @@ def test_state_accepts_repeats_comma_lists_and_open(
                           "--state", "Escalated, skipped", "--since", "2h", "--json")
     assert code == 0 and json.loads(out) == []
     code, out, _ = status(monkeypatch, capsys, tmp_path / "state.db")
-    assert (code, out) == (0, "no cases\n")
+    assert (code, out.splitlines()[-1]) == (0, "no cases")
+
+
+# -- the poll's sources, on the first lines ------------------------------------------------
+
+MINUTE = timedelta(minutes=1)
+SWEEP = "Restricted users sweep (Get-BlockedSenderAddress)"
+
+
+def test_each_source_shows_its_last_success_or_is_flagged() -> None:
+    lines = [source_line(health) for health in (
+        SourceHealth("alerts", last_success=START),
+        SourceHealth("restricted_users", last_success=START, last_failure=START + MINUTE,
+                     last_failure_reason=f"Exchange refused it{HOSTILE}"),
+        SourceHealth("restricted_users", last_failure=START, last_failure_reason="refused"),
+        SourceHealth("restricted_users"),
+        SourceHealth("alerts", last_success=START + MINUTE, last_failure=START,
+                     last_failure_reason="an older refusal"),
+    )]
+
+    assert lines == [
+        "Defender alerts (Graph alerts_v2): last succeeded 2024-05-01 09:00:00 UTC",
+        f"{SWEEP}: FAILED at 2024-05-01 09:01:00 UTC: Exchange refused itx 20240501-00000099 "
+        "eve@contoso.com verified y z; last succeeded 2024-05-01 09:00:00 UTC",
+        f"{SWEEP}: FAILED at 2024-05-01 09:00:00 UTC: refused; never succeeded",
+        f"{SWEEP}: NEVER SUCCEEDED (no poll has read it yet)",
+        "Defender alerts (Graph alerts_v2): last succeeded 2024-05-01 09:01:00 UTC",
+    ]
+
+
+async def test_sources_come_first_for_people_and_in_the_envelope_for_tools() -> None:
+    journal = await journal_of(case(1, CaseState.ESCALATED, 0))
+    await journal.record_source("restricted_users", START, "refused")
+    query = StatusQuery(sources=(Source.ALERTS, Source.RESTRICTED_USERS))
+
+    people = await cases_for_people(journal, query)
+    tools = await newest_cases(journal, query)
+
+    table = status_table(people, width=100).splitlines()
+    assert table[0] == "Defender alerts (Graph alerts_v2): NEVER SUCCEEDED (no poll has read " \
+                       "it yet)"
+    assert table[1].startswith(f"{SWEEP}: FAILED at ") and table[2] == ""
+    assert table[3].startswith("0 open, 1 escalated")
+    details = status_details(people, ROB).splitlines()
+    assert details[:2] == table[:2] and details[3].startswith("0 open, 1 escalated")
+    assert json.loads(status_as_json(tools))["sources"] == [
+        {"source": "alerts", "ok": False, "last_success": None, "last_failure": None,
+         "last_failure_reason": None},
+        {"source": "restricted_users", "ok": False, "last_success": None,
+         "last_failure": START.isoformat(), "last_failure_reason": "refused"}]
+
+
+def test_a_journal_from_before_sources_were_kept_still_shows(
+        tmp_path: Path, clean_environment: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    database = SqliteDatabase(tmp_path / "state.db")
+    asyncio.run(database.write(lambda connection: connection.execute("DROP TABLE sources")))
+    database.close()
+
+    code, out, _ = status(monkeypatch, capsys, tmp_path / "state.db")  # opened read-only
+
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        "Defender alerts (Graph alerts_v2): NEVER SUCCEEDED (no poll has read it yet)",
+        f"{SWEEP}: NEVER SUCCEEDED (no poll has read it yet)"]
