@@ -451,7 +451,7 @@ class FakeTenant:
 
 
 class FakeAlertSource:
-    """Graph ``alerts_v2`` as raw JSON dicts (the shapes in API-NOTES.md §1).
+    """Graph ``alerts_v2`` as raw JSON dicts (the shapes of the security alert resource).
 
     ``recent_alerts`` yields, like the adapter's ``lastUpdateDateTime ge`` filter, the alerts
     updated at or after ``since`` (an alert without a parseable timestamp is always returned),
@@ -642,7 +642,7 @@ class FakeAlertNotifier:
         return [(update.phase, update.alert_count) for update in self.updates]
 
 
-# -- alerts_v2 JSON, as Graph returns it (API-NOTES.md §1) ------------------------------------
+# -- alerts_v2 JSON, as Graph returns it (learn.microsoft.com/graph/api/resources/security-alert)
 
 OFFICE_365 = "microsoftDefenderForOffice365"
 

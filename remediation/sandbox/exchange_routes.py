@@ -55,7 +55,8 @@ async def invoke_command(request: web.Request) -> web.Response:
 
 
 def _access_refusal(tenant: SandboxTenant) -> web.Response | None:
-    """How Exchange turns away an app that lacks its rights (API-NOTES §6)."""
+    """How Exchange turns away an app that lacks its rights: 401 with only a
+    ``WWW-Authenticate`` header, or 403 with a body that is not JSON (as public tools see it)."""
     if tenant.exchange.app_access == "no_app_role":
         return unauthorized(tenant)
     if tenant.exchange.app_access == "no_directory_role":
@@ -118,7 +119,7 @@ def get_mailbox(request: web.Request, tenant: SandboxTenant,
                 parameters: dict[str, Any]) -> web.Response:
     """One mailbox by ``Identity``; without the parameter, every mailbox up to
     ``ResultSize``. An ``Identity`` that is empty or null is refused: Exchange would read it
-    as "all objects" (API-NOTES §6)."""
+    as "all objects" (the cmdlet's reference: ``Identity`` is optional and selects one)."""
     if "Identity" not in parameters:
         users = [user for user in tenant.users() if user.user_type != "Guest"]
         limit = _result_size(parameters.get("ResultSize"))

@@ -51,7 +51,7 @@ class Mailbox(Protocol):
 
 
 class WebhookDelivery(StrEnum):
-    """What a webhook's answer proves (API-NOTES §8): ``delivered`` (200/204: the receiver
+    """What a webhook's answer proves: ``delivered`` (200/204: the receiver
     took it, Slack answers ``200 ok``) or only ``accepted`` (202: a Teams Workflows trigger
     answers before its flow runs, so the card may still never be shown)."""
 
