@@ -67,19 +67,28 @@ def _failure(error: OSError | sqlite3.Error, settings: Settings | None) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="remediation",
-        description="Secure and unblock Microsoft 365 accounts restricted for sending spam.")
+        description="Secure and unblock Microsoft 365 accounts restricted for sending spam.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("remediation demo", "remediation doctor",
+                         "remediation status --user rob@contoso.com",
+                         "remediation COMMAND --help   # what COMMAND does, with an example"))
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run everything against the built-in sandbox tenant")
+    demo = _command(commands, "demo", "run everything against the built-in sandbox tenant",
+                    "remediation demo")
     demo.set_defaults(command=_demo, own_settings=True)
 
-    run = commands.add_parser("run", help="process the local queue against the configured tenant")
+    run = _command(commands, "run", "process the local queue against the configured tenant",
+                   "remediation run --until-idle")
     run.add_argument("--until-idle", action="store_true",
                      help="exit once nothing is queued or scheduled (0 if every case is final)")
     run.set_defaults(command=_run)
 
-    enqueue = commands.add_parser("enqueue", help="request remediation of one account by hand")
+    enqueue = _command(
+        commands, "enqueue", "request remediation of one account by hand",
+        'remediation enqueue --user rob@contoso.com --reason "help desk ticket 4711"',
+        "remediation enqueue --user rob@contoso.com --force   # a new case even if one is open")
     enqueue.add_argument("--user", required=True, help="email address or object id")
     enqueue.add_argument("--reason", help="why (kept in the journal)")
     enqueue.add_argument("--requested-by", help="who asks (default: your login@host)")
@@ -89,13 +98,17 @@ def _parser() -> argparse.ArgumentParser:
                          help="start a new case even if one is open or recently verified")
     enqueue.set_defaults(command=_enqueue)
 
-    approve = commands.add_parser("approve", help="let a case waiting for approval proceed")
+    approve = _command(commands, "approve", "let a case waiting for approval proceed",
+                       "remediation approve 20260105-0badcafe --by alice@contoso.com")
     approve.add_argument("case_id", help="the case id shown by `status`")
     approve.add_argument("--by", help="who approves (default: your login@host)")
     approve.set_defaults(command=_approve)
 
-    status = commands.add_parser(
-        "status", help="show cases, newest first (open and escalated ones first in the table)")
+    status = _command(
+        commands, "status", "show cases, newest first (open and escalated ones first in the "
+        "table)", "remediation status --state open,escalated --since 1d",
+        "remediation status --user rob@contoso.com",
+        "remediation status --json --with-total")
     status.add_argument("--user", help="only this account, with every step")
     status.add_argument("--state", action="append", default=[], dest="states",
                         metavar="STATE", help="only cases in this state (repeatable or a comma "
@@ -112,15 +125,31 @@ def _parser() -> argparse.ArgumentParser:
                              "the bare list")
     status.set_defaults(command=_status)
 
-    doctor = commands.add_parser(
-        "doctor", help="preflight: settings, the token's permissions and roles, and one "
-                       "harmless read per capability (exit 0 only when all is in place)")
+    doctor = _command(
+        commands, "doctor", "preflight: settings, the token's permissions and roles, and one "
+        "harmless read per capability (exit 0 only when all is in place)",
+        "remediation doctor   # with the deployment's app settings in the environment")
     doctor.set_defaults(command=_doctor)
 
-    sandbox = commands.add_parser("sandbox", help="serve the sandbox tenant alone")
-    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox = _command(commands, "sandbox", "serve the sandbox tenant alone",
+                       "remediation sandbox --port 8080")
+    sandbox.add_argument("--port", type=int, default=8080,
+                         help="the loopback port to listen on (default: 8080)")
     sandbox.set_defaults(command=_sandbox, own_settings=True)
     return parser
+
+
+def _command(commands: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str,
+             summary: str, *examples: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` says what it does and shows how to run it."""
+    return commands.add_parser(name, help=summary, description=summary,
+                               epilog=_examples(*examples),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _examples(*lines: str) -> str:
+    return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(
+        f"  {line}" for line in lines)
 
 
 def _demo(args: argparse.Namespace) -> int:
