@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from remediation.bootstrap import Application
     from remediation.domain.cases import CaseState
     from remediation.domain.requests import RemediationRequest
+    from remediation.sandbox import SandboxTenant
     from remediation.service.status import StatusQuery, StatusView
 
 log = logging.getLogger("remediation.cli")
@@ -382,12 +383,29 @@ def _sandbox(args: argparse.Namespace) -> int:
     if os.environ.get("SANDBOX_TOKEN"):
         tenant.token = os.environ["SANDBOX_TOKEN"]
     url = f"http://127.0.0.1:{args.port}"
-    print(f"sandbox tenant serving on {url}; point the worker at it with:\n"
-          f"  export AZURE_TENANT_ID={tenant.tenant_id} GRAPH_ENDPOINT={url} "
-          f"EXCHANGE_ENDPOINT={url}\n  and SANDBOX_TOKEN set to the same value as here "
-          "(default: see README), or, for `remediation doctor`, to the app's token, a JWT "
-          "carrying its roles and wids (valid for an hour; a fresh one: "
-          f"curl -s {url}/_sandbox/token):\n"
-          f"  export SANDBOX_TOKEN={tenant.access_token()}", file=sys.stderr)
+    print("\n".join(_sandbox_banner(tenant, url, args.port)), file=sys.stderr)
     asyncio.run(serve_forever(tenant, "127.0.0.1", args.port))
     return 0
+
+
+def _sandbox_banner(tenant: "SandboxTenant", url: str, port: int) -> list[str]:
+    """How to point a worker, then doctor, at the sandbox: ``export`` lines to paste as they
+    are. The worker gets the static token (it never expires); doctor the app's token, a JWT
+    that shows the app's roles and wids. The sandbox's cases get a journal of their own, so
+    they never mix with the default one."""
+    from pathlib import Path
+    from shlex import quote
+
+    database = Path.cwd() / ".remediation" / f"sandbox-{port}.db"
+    return [
+        f"sandbox tenant serving on {url}",
+        "point a worker (remediation run) at it with:",
+        f"  export AZURE_TENANT_ID={quote(tenant.tenant_id)}",
+        f"  export GRAPH_ENDPOINT={quote(url)}",
+        f"  export EXCHANGE_ENDPOINT={quote(url)}",
+        f"  export REMEDIATION_DB={quote(str(database))}",
+        f"  export SANDBOX_TOKEN={quote(tenant.token)}",
+        "for remediation doctor, the app's token instead (a JWT with its roles and wids,",
+        f"valid for an hour; a fresh one: curl -s {url}/_sandbox/token):",
+        f"  export SANDBOX_TOKEN={quote(tenant.access_token())}",
+    ]

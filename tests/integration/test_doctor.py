@@ -189,7 +189,8 @@ def test_the_sandbox_prints_the_apps_token_for_doctor(
     status, _, err = run_cli(monkeypatch, capsys, {}, "sandbox", "--port", "8080")
 
     assert status == 0
-    [line] = [line for line in err.splitlines() if "export SANDBOX_TOKEN=" in line]
+    # The worker's static token first, then doctor's: the app's token.
+    *_, line = [line for line in err.splitlines() if "export SANDBOX_TOKEN=" in line]
     claims = read_claims(line.split("export SANDBOX_TOKEN=", 1)[1])
     assert claims is not None
     assert claims.roles == {permission.name for permission in PERMISSIONS}
