@@ -32,10 +32,15 @@ def doctor(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 
 
 def row(out: str, check: str) -> str:
-    """The table's line for ``check`` (its status, check, result and fix)."""
-    [line] = [line for line in out.splitlines() if re.search(rf"^\S+\s+{re.escape(check)}\s",
-                                                            line)]
-    return line
+    """The table's row for ``check`` on one line: its status, check, result and fix (a row
+    wraps over the indented lines under it)."""
+    lines = out.splitlines()
+    [start] = [n for n, line in enumerate(lines)
+               if re.search(rf"^\S+\s+{re.escape(check)}(:|$)", line)]
+    end = start + 1
+    while end < len(lines) and lines[end].startswith(" "):
+        end += 1
+    return " ".join(" ".join(lines[start:end]).split())
 
 
 def test_doctor_passes_against_the_sandbox(monkeypatch: pytest.MonkeyPatch,
@@ -44,7 +49,7 @@ def test_doctor_passes_against_the_sandbox(monkeypatch: pytest.MonkeyPatch,
     status, out = doctor(monkeypatch, capsys, env, tenant.access_token())
 
     assert status == 0, out
-    assert re.search(r"^\s*check\s+result\s+fix\s*$", out, re.MULTILINE), out
+    assert re.search(r"^status\s+check: result\n\s+fix: what to do$", out, re.MULTILINE), out
     checks = ["configuration", "token for Microsoft Graph", "token for Office 365 Exchange Online",
               *(f"permission {p.name}" for p in PERMISSIONS),
               *(f"role {r.name}" for r in DIRECTORY_ROLES),

@@ -82,7 +82,8 @@ def test_pasted_as_printed_the_banner_points_a_worker_and_doctor_at_the_sandbox(
     database = {"REMEDIATION_DB": str(tmp_path / "sandbox.db")}
 
     status, out, _ = run_cli(monkeypatch, capsys, {**exported(worker), **database}, "doctor")
-    reads = [line for line in out.splitlines() if line.split()[1:2] == ["read"]]
+    reads = [line for line in out.splitlines()
+             if not line.startswith(" ") and line.split()[1:2] == ["read"]]
     assert reads and all(line.startswith("ok ") for line in reads), out
 
     status, out, _ = run_cli(monkeypatch, capsys, {**exported(lines), **database}, "doctor")
