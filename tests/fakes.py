@@ -395,6 +395,9 @@ class FakeJournal:
                           since: datetime | None = None) -> dict[CaseState, int]:
         return dict(Counter(c.state for c in self._all() if _matches(c, user, None, since)))
 
+    async def users_known_as(self, name: str) -> frozenset[str]:
+        return frozenset(c.user for c in self._all() if name.lower() in c.known_as)
+
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,
                             window: timedelta) -> bool:
         """The journals' breaker: places taken within ``window`` of ``now`` count."""

@@ -108,9 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     status = _command(
         commands, "status", "show cases, newest first (open and escalated ones first in the "
         "table)", "remediation status --state open,escalated --since 1d",
-        "remediation status --user rob@contoso.com",
+        "remediation status --user rob@contoso.com   # or an alias, the UPN, the object id",
         "remediation status --json --with-total")
-    status.add_argument("--user", help="only this account, with every step")
+    status.add_argument("--user", help="only this account, by any of its names (an address "
+                        "or alias, its UPN, its object id), with every step")
     status.add_argument("--state", action="append", default=[], dest="states",
                         metavar="STATE", help="only cases in this state (repeatable or a comma "
                         "list; 'open' is every state not final)")

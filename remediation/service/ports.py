@@ -198,6 +198,12 @@ class Journal(Protocol):
         with none are left out)."""
         ...
 
+    async def users_known_as(self, name: str) -> frozenset[str]:
+        """The ``user`` of every case whose account goes by ``name`` (lower case): any name
+        in its ``known_as``, the address a request named, the primary address, the object id,
+        a listed address, the UPN or an SMTP alias."""
+        ...
+
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,
                             window: timedelta) -> bool:
         """Atomically count the resets of the last ``window`` across every worker; take a
