@@ -3,19 +3,20 @@
 // namespace with the two session-enabled queues, and monitoring. Identity-based connections
 // only: no connection string or key is created or stored.
 //
-// Deploy: `azd up` (azure.yaml), or
-//   az deployment group create -g RG -f infra/main.bicep -p tenantId=<Entra tenant id>
+// Deploy: `azd up` (azure.yaml; environmentName is the azd environment's name, through
+// main.parameters.json), or
+//   az deployment group create -g RG -f infra/main.bicep -p environmentName=<3 to 12 characters>
 // then grant the identity its Microsoft Graph and Exchange permissions (README, Deployment).
 targetScope = 'resourceGroup'
 
-@description('Short name used to derive resource names.')
+@description('Short name used to derive resource names (azd: the environment\'s name).')
 @minLength(3)
 @maxLength(12)
 param environmentName string
 
 param location string = resourceGroup().location
 
-@description('The Microsoft 365 (Entra ID) tenant whose accounts are remediated.')
+@description('The Microsoft 365 (Entra ID) tenant whose accounts are remediated. Keep the default, the subscription\'s tenant: the managed identity gets tokens from no other tenant.')
 param tenantId string = subscription().tenantId
 
 @allowed(['enforce', 'approve', 'dry-run'])

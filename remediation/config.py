@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse, urlsplit
 
+from remediation.domain import ncrontab
 from remediation.domain.alerts import DEFAULT_ALERT_TITLES
 from remediation.domain.durations import format_duration, parse_delays, parse_duration
 from remediation.service.settings import HYGIENE_MODES, MODES, WEBHOOK_FORMATS
@@ -18,6 +19,8 @@ from remediation.service.settings import HYGIENE_MODES, MODES, WEBHOOK_FORMATS
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Tenant and group object ids: GUIDs written the way Azure shows them (no braces, no urn:).
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A DNS label (RFC 1035, as Entra's verified domains are written: ASCII, an IDN as xn--).
+DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 CASE_LINK_FIELDS = ("case_id", "user")
 _D = TypeVar("_D", int, None)
 # The longest each duration may be. Verification and the alert look-back stay within Service
@@ -63,6 +66,7 @@ class Settings:
     alert_titles: tuple[str, ...] = DEFAULT_ALERT_TITLES
     alert_lookback: timedelta = timedelta(hours=1)
     alert_poll_interval: timedelta = timedelta(minutes=2)
+    alert_poll_schedule: str = ncrontab.EXAMPLE  # the Functions timer's (every 2 minutes)
     sweep_restricted_users: bool = True
     journal_table_endpoint: str | None = None
     journal_table_connection_string: str | None = field(default=None, repr=False)
@@ -112,6 +116,7 @@ class Settings:
                 alert_lookback=_duration("ALERT_LOOKBACK", text("ALERT_LOOKBACK", "1h")),
                 alert_poll_interval=_duration("ALERT_POLL_INTERVAL",
                                               text("ALERT_POLL_INTERVAL", "2m")),
+                alert_poll_schedule=text("ALERT_POLL_SCHEDULE", defaults.alert_poll_schedule),
                 sweep_restricted_users=_bool(env, "SWEEP_RESTRICTED_USERS", True),
                 journal_table_endpoint=_table_endpoint(env),
                 journal_table_connection_string=env.get("JOURNAL_TABLE_CONNECTION_STRING")
@@ -123,7 +128,7 @@ class Settings:
                 escalation_webhook_url=env.get("ESCALATION_WEBHOOK_URL", "").strip() or None,
                 escalation_webhook_format=text("ESCALATION_WEBHOOK_FORMAT",
                                                defaults.escalation_webhook_format).lower(),
-                tenant_domains=_set(env.get("TENANT_DOMAINS", "")),
+                tenant_domains=_domains(env.get("TENANT_DOMAINS", "")),
                 case_link_template=text("CASE_LINK_TEMPLATE", defaults.case_link_template),
             )
         except ValueError as error:
@@ -163,6 +168,7 @@ class Settings:
                 f"ALERT_LOOKBACK: {format_duration(self.alert_lookback)} must be longer than "
                 f"ALERT_POLL_INTERVAL ({format_duration(self.alert_poll_interval)}), or polls "
                 "miss alerts")
+        _check_poll_schedule(self.alert_poll_schedule, self.alert_lookback)
         if self.max_delivery_count > self.broker_max_delivery_count:
             raise ConfigError(
                 f"MAX_DELIVERY_COUNT: {self.max_delivery_count} is more than the queues' "
@@ -207,6 +213,43 @@ def _set(raw: str) -> frozenset[str]:
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
 
 
+def _domains(raw: str) -> frozenset[str]:
+    """TENANT_DOMAINS: ``,``-separated DNS domain names (empty: read from Graph). A typo
+    would count the tenant's own mail as going outside, or an outside domain as the tenant's."""
+    if not raw.strip():
+        return frozenset()
+    names = [part.strip() for part in raw.split(",")]
+    for name in names:
+        if not name:
+            raise ConfigError(f"TENANT_DOMAINS: an empty item in {raw!r} (domain names are "
+                              "separated by single commas)")
+        _check_domain(name)
+    return frozenset(name.lower() for name in names)
+
+
+def _check_domain(name: str) -> None:
+    if "@" in name:
+        raise ConfigError(f"TENANT_DOMAINS: {name!r} is an address, not a domain name: write "
+                          "what follows the @")
+    if "://" in name or "/" in name:
+        raise ConfigError(f"TENANT_DOMAINS: {name!r} is a URL, not a domain name: write its "
+                          "host alone, e.g. contoso.com")
+    if not name.isascii():
+        try:
+            ascii_form = name.encode("idna").decode()
+        except UnicodeError:
+            ascii_form = ""
+        if ascii_form:
+            raise ConfigError(f"TENANT_DOMAINS: {name!r} is not a domain name in ASCII: write "
+                              f"it as {ascii_form.lower()!r}")
+    labels = name.lower().split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(DNS_LABEL.fullmatch(label)
+                                                      for label in labels):
+        raise ConfigError(f"TENANT_DOMAINS: {name!r} is not a domain name (labels of letters, "
+                          "digits and hyphens separated by dots, at least two, e.g. "
+                          "contoso.com; several are separated by commas)")
+
+
 def _group_ids(raw: str) -> frozenset[str]:
     ids = _set(raw)
     if raw.strip() and not ids:
@@ -226,6 +269,20 @@ def _duration(name: str, raw: str) -> timedelta:
         raise ConfigError(f"{name}: {raw!r} must be more than 0s and at most "
                           f"{_longest(LONGEST[name])}")
     return value
+
+
+def _check_poll_schedule(schedule: str, lookback: timedelta) -> None:
+    """The Functions timer's schedule can be read, and each poll looks back further than the
+    longest wait for the next one: a shorter look-back never reads what the gap raised."""
+    try:
+        longest = ncrontab.parse(schedule).longest_interval()
+    except ValueError as error:
+        raise ConfigError(f"ALERT_POLL_SCHEDULE: {schedule!r}: {error}") from None
+    if lookback <= longest:
+        raise ConfigError(
+            f"ALERT_LOOKBACK: {_longest(lookback)} must be longer than the longest interval "
+            f"between runs of ALERT_POLL_SCHEDULE ({schedule!r}: {_longest(longest)}), or "
+            "polls miss alerts")
 
 
 def _longest(bound: timedelta) -> str:

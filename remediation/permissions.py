@@ -5,9 +5,12 @@ permissions and assigns exactly these directory roles, and the README's "Permiss
 privilege)" table lists each of them (``tests/unit/test_permissions.py`` checks both). An
 adapter that starts calling something new adds it here first.
 
-Sources: API-NOTES.md §1-§3 and §7; Graph v1.0 reference pages named in the adapters'
-docstrings; msgraph-sdk ``msgraph/generated/models/user.py`` (``password_profile``) for the
-role a password reset needs.
+Sources: the Graph v1.0 reference page of each call (named in the adapters' docstrings, and
+the "Permissions" section of each page); "App-only authentication in Exchange Online
+PowerShell" (https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2) for
+``Exchange.ManageAsApp`` and the directory role it needs;
+msgraph-sdk ``msgraph/generated/models/user.py`` (``password_profile``) and Graph's "Update
+user" (https://learn.microsoft.com/graph/api/user-update) for the role a password reset needs.
 """
 
 from dataclasses import dataclass

@@ -397,6 +397,9 @@ class FakeJournal:
                           since: datetime | None = None) -> dict[CaseState, int]:
         return dict(Counter(c.state for c in self._all() if _matches(c, user, None, since)))
 
+    async def users_known_as(self, name: str) -> frozenset[str]:
+        return frozenset(c.user for c in self._all() if name.lower() in c.known_as)
+
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,
                             window: timedelta) -> bool:
         """The journals' breaker: places taken within ``window`` of ``now`` count."""
@@ -464,7 +467,7 @@ class FakeTenant:
 
 
 class FakeAlertSource:
-    """Graph ``alerts_v2`` as raw JSON dicts (the shapes in API-NOTES.md §1).
+    """Graph ``alerts_v2`` as raw JSON dicts (the shapes of the security alert resource).
 
     ``recent_alerts`` yields, like the adapter's ``lastUpdateDateTime ge`` filter, the alerts
     updated at or after ``since`` (an alert without a parseable timestamp is always returned),
@@ -655,7 +658,7 @@ class FakeAlertNotifier:
         return [(update.phase, update.alert_count) for update in self.updates]
 
 
-# -- alerts_v2 JSON, as Graph returns it (API-NOTES.md §1) ------------------------------------
+# -- alerts_v2 JSON, as Graph returns it (learn.microsoft.com/graph/api/resources/security-alert)
 
 OFFICE_365 = "microsoftDefenderForOffice365"
 

@@ -3,8 +3,8 @@
 An azure-core async pipeline (bearer token for the Exchange scope, timeouts on every request,
 the X-AnchorMailbox header) and our own bounded retries (``retrying.with_retries``): a
 ``Retry-After`` is honoured only within the call's time budget, and errors are classified by
-their cause, not their HTTP status (API-NOTES §6, from what CIPP, M365Permissions and
-graph2otel see from the real endpoint):
+their cause, not their HTTP status (as CIPP, M365Permissions and graph2otel see the real
+endpoint answer):
 
 - a body may be missing on any status (401 with only ``WWW-Authenticate``, 403 with HTML,
   an empty 200 or a 204 for a cmdlet with no output); each body is read once;
@@ -56,7 +56,8 @@ _RIGHTS_WORDS = ("not allowed to call", "isn't supported in this scenario",
                  "is not supported in this scenario")
 _PERMISSION_CAUSES = ("allowed to call", "access is denied", "accessdenied",
                       "unauthorizedaccessexception", *_RIGHTS_WORDS)
-# The exact text is unconfirmed (API-NOTES §3): recognise the family, not one sentence.
+# The unblock limit's exact text is documented nowhere and no public sample of it was found:
+# recognise the family, not one sentence.
 _UNBLOCK_LIMIT_CAUSES = (("unblocklimit",), ("unblock", "limit"), ("unblock", "quota"),
                          ("unblock", "maximum"), ("maximum number", "support"),
                          ("limit", "support"))
@@ -155,7 +156,8 @@ class ExchangeAdminClient:
         except ExchangeCmdletError as failure:
             if not failure.error.pagination_expired:
                 raise
-        # A next link Exchange no longer honours (API-NOTES §6): read the list again, once.
+        # A next link Exchange no longer honours ("400 Expired or Invalid pagination request",
+        # as a public tool replaying links reported it): read the list again, once.
         log.warning("Exchange: %s next link expired; reading the list again", cmdlet)
         try:
             return await self._pages(cmdlet, body, spent)

@@ -1,4 +1,5 @@
-"""The RestrictedSenders port: Get-/Remove-BlockedSenderAddress (API-NOTES §3, §6).
+"""The RestrictedSenders port: Get-/Remove-BlockedSenderAddress (office-docs-powershell,
+``exchange/exchange-ps/exchange/Get-BlockedSenderAddress.md`` and ``Remove-...``).
 
 - A question about one sender has two answers: its entries, or Exchange's "couldn't be found"
   (ManagementObjectNotFoundException) about that sender, which means *not listed*. Any other
@@ -75,9 +76,10 @@ def _entry(item: dict[str, Any]) -> BlockedSender:
 
 
 def parse_exchange_time(value: object) -> datetime | None:
-    """Exchange REST dates (API-NOTES §6): ISO 8601 with up to 7 fractional digits, with or
-    without an offset (none means UTC), or ``/Date(ms)/`` with an optional ``+hhmm`` offset
-    (the milliseconds are UTC either way). None for anything else: an unknown time."""
+    """Exchange REST dates, in every form public tools (CIPP, M365Permissions) meet: ISO 8601
+    with up to 7 fractional digits, with or without an offset (none means UTC), or
+    ``/Date(ms)/`` with an optional ``+hhmm`` offset (the milliseconds are UTC either way).
+    None for anything else: an unknown time."""
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()

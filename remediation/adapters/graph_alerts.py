@@ -3,7 +3,8 @@
 Permission: ``SecurityAlert.ReadWrite.All`` (application; ``SecurityAlert.Read.All`` is
 enough without the alert lifecycle). Every permission the app needs: remediation/permissions.py.
 
-Alerts are read as raw JSON (the shapes in API-NOTES.md) through the SDK's request adapter,
+Alerts are read as raw JSON (the alert resource of Graph's security API,
+https://learn.microsoft.com/graph/api/resources/security-alert) through the SDK's request adapter,
 so the core parses one documented format whether an alert came from a poll, a push or a
 test. Comments are sent as one JSON object: the SDK's ``comments.post`` sends an array, and
 Graph answers 400 "Empty Payload" (msgraph-sdk-python #1168).

@@ -7,7 +7,7 @@ Administrator directory role (app-only resets), ``User.RevokeSessions.All``,
 ``GroupMember.Read.All`` and ``RoleManagement.Read.Directory`` (memberships and roles, see
 graph_roles.py), ``Domain.Read.All``.
 
-Look-ups (API-NOTES §7; Graph v1.0 "Get user", https://learn.microsoft.com/graph/api/user-get):
+Look-ups (Graph v1.0 "Get user", https://learn.microsoft.com/graph/api/user-get):
 ``/users/{key}`` takes an object id or a UPN, but a UPN that starts with ``$`` must be sent as
 ``/users('$x@contoso.com')`` (quotes doubled inside): the plain form is a 400. Other
 addresses: ``$filter=mail eq '...'``, then

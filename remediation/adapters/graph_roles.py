@@ -1,7 +1,9 @@
 """Every directory role an account holds or may activate, read from Microsoft Graph.
 
 ``transitiveMemberOf`` lists only active, tenant-wide, built-in roles (as ``directoryRole``
-objects). Everything else is under role management (API-NOTES §7):
+objects). Everything else is under role management (Graph v1.0,
+https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments and
+https://learn.microsoft.com/graph/api/rbacapplication-list-roleeligibilityscheduleinstances):
 
 - ``GET /roleManagement/directory/roleAssignments?$filter=principalId eq '{id}'``: active
   assignments at any scope (``directoryScopeId`` ``/`` or ``/administrativeUnits/{id}``), of

@@ -11,7 +11,10 @@ sessions, so no session is locked (Azure/azure-sdk-for-net#21271: an ordinary re
 the dead-letter queue of a session-enabled entity); the journal by listing one case. The
 right to send (Service Bus Data Sender: retries and verification checks are scheduled
 messages) is exercised by scheduling a message a year ahead on each queue and cancelling it
-at once; its body is one the worker would only reject, should the cancel ever be lost.
+at once; its body is one the worker would only reject, should the cancel ever be lost. On the
+local SQLite queue the message is written in a transaction that is rolled back, so the queue
+figures doctor prints never count it and nothing is left in the file. A local database that
+does not exist yet is not created: doctor says so and leaves it to the first ``run``.
 The app's directory roles, when its token has no ``wids``: its role assignments,
 ``$filter=principalId eq '<oid>'``.
 
@@ -58,7 +61,8 @@ if TYPE_CHECKING:
     from kiota_abstractions.request_information import RequestInformation
     from msgraph.graph_service_client import GraphServiceClient
 
-QueueProbe = Callable[[], Awaitable[str]]
+Probe = Callable[[], Awaitable[str]]
+QueueProbe = Probe
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SCHEDULE_AHEAD = timedelta(days=365)
 # A sender no tenant has (RFC 2606 reserves .invalid): asking whether it is listed reads
@@ -95,8 +99,8 @@ class _NotFound(Exception):
 
 class TenantPreflight:
     def __init__(self, *, credential: AsyncTokenCredential, scopes: dict[str, str],
-                 graph: GraphCaller, exchange: ExchangeAdminClient, queues: QueueProbe,
-                 journal: Journal, schedule: QueueProbe) -> None:
+                 graph: GraphCaller, exchange: ExchangeAdminClient, queues: Probe,
+                 journal: Probe, schedule: Probe) -> None:
         self._credential = credential
         self._scopes = scopes
         self._graph = graph
@@ -111,7 +115,7 @@ class TenantPreflight:
             "mailbox": lambda: self._cmdlet("Get-Mailbox", {"ResultSize": 1}, "mailboxes"),
             "queues": queues,
             "schedule": schedule,
-            "journal": lambda: _journal(journal),
+            "journal": journal,
         }
 
     async def claims(self, resource: str) -> TokenClaims | None:
@@ -203,19 +207,35 @@ def local_queue_probe(queue: SqliteQueue, names: tuple[str, ...], path: str) -> 
 
 
 def local_schedule_probe(queue: SqliteQueue, names: tuple[str, ...]) -> QueueProbe:
-    """Schedule a message a year ahead on each local queue, and cancel it."""
+    """Schedule a message a year ahead on each local queue, in a write rolled back."""
 
     async def probe() -> str:
         at = datetime.now(UTC) + SCHEDULE_AHEAD
         try:
             for name in names:
-                number = await queue.send(name, probe_body(), message_id=_probe_id(),
+                await queue.rehearse_send(name, probe_body(), message_id=_probe_id(),
                                           session_id=PROBE_SESSION, scheduled_at=at,
                                           properties={"kind": "doctor"})
-                await queue.cancel_scheduled(number)
         except sqlite3.Error as error:
             raise Unreachable(f"{type(error).__name__}: {error}") from None
-        return "scheduled a message on " + " and ".join(names) + ", then cancelled it"
+        return ("the local queue takes a scheduled message on " + " and ".join(names)
+                + " (written, then rolled back)")
+
+    return probe
+
+
+def journal_probe(journal: Journal) -> Probe:
+    """List one case of the journal."""
+    return lambda: _journal(journal)
+
+
+def not_created_probe(path: str) -> Probe:
+    """For a local database that does not exist yet: say so, and create nothing (the
+    configuration check has seen that its directory can be created and written)."""
+
+    async def probe() -> str:
+        return (f"no local database yet: {path} (REMEDIATION_DB) is created by the first "
+                "run or enqueue; its directory is writable")
 
     return probe
 

@@ -1,5 +1,6 @@
 """What Service Bus refuses, for both queue adapters: the Service Bus one makes our ids fit
-before the SDK sees them, and the SQLite twin refuses whatever Azure would (API-NOTES §5, §9).
+before the SDK sees them, and the SQLite twin refuses whatever Azure would (Service Bus quotas,
+https://learn.microsoft.com/azure/service-bus-messaging/service-bus-quotas).
 
 - ``message_id`` and ``session_id``: at most 128 characters (azure-servicebus raises
   ValueError). An id of ours that is longer (an address of up to 254 characters, a request

@@ -170,7 +170,8 @@ class ServiceBusFollowUps:
 
 class ServiceBusMessageRetries:
     """One queue's delayed retries: a copy of a delivered message, scheduled for ``at`` with
-    ``schedule_messages`` under a new message id (API-NOTES §9)."""
+    ``schedule_messages`` under a new message id: duplicate detection would drop a copy that
+    reused the original's."""
 
     def __init__(self, queues: ServiceBusQueues, queue_name: str) -> None:
         self._queues = queues

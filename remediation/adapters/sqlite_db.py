@@ -103,6 +103,11 @@ class SqliteDatabase:
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._run, work, True)
 
+    async def rehearse(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` as a write and roll it back: proves the write would be taken (the
+        file writable, the row accepted) and leaves nothing, not even for a reader meanwhile."""
+        return await asyncio.to_thread(self._rehearse, work)
+
     def close(self) -> None:
         with self._guard:
             for connection in self._connections:
@@ -120,6 +125,14 @@ class SqliteDatabase:
             raise
         connection.execute("COMMIT")
         return result
+
+    def _rehearse(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            return work(connection)
+        finally:
+            connection.execute("ROLLBACK")
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)

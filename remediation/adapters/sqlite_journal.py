@@ -109,6 +109,19 @@ class SqliteJournal:
 
         return await self._db.read(count)
 
+    async def users_known_as(self, name: str) -> frozenset[str]:
+        """A scan of the cases: a substring test in SQL picks the rows that may match, and
+        the case's own ``known_as`` decides."""
+        wanted = name.lower()
+
+        def select(connection: sqlite3.Connection) -> frozenset[str]:
+            rows = connection.execute(
+                "SELECT user, doc FROM cases WHERE instr(lower(doc), ?) > 0", (wanted,))
+            return frozenset(row["user"] for row in rows
+                             if wanted in Case.from_dict(json.loads(row["doc"])).known_as)
+
+        return await self._db.read(select)
+
     async def current_episode(self, user_id: str) -> str | None:
         def select(connection: sqlite3.Connection) -> str | None:
             row = connection.execute("SELECT case_id FROM episodes WHERE user_id = ?",

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,6 +74,24 @@ class SqliteQueue:
 
         Raises ValueError for what Service Bus refuses (see the module's docstring).
         """
+        return await self._db.write(self._insert(queue, body, message_id=message_id,
+                                                 session_id=session_id,
+                                                 scheduled_at=scheduled_at,
+                                                 properties=properties))
+
+    async def rehearse_send(self, queue: str, body: str | bytes, *, message_id: str,
+                            session_id: str | None = None, scheduled_at: datetime | None = None,
+                            properties: dict[str, Any] | None = None) -> None:
+        """Send as ``send`` would, then roll the write back: the queue would take the message,
+        and no receiver, count or later run ever sees it (doctor's probe)."""
+        await self._db.rehearse(self._insert(queue, body, message_id=message_id,
+                                             session_id=session_id, scheduled_at=scheduled_at,
+                                             properties=properties))
+
+    def _insert(self, queue: str, body: str | bytes, *, message_id: str | None,
+                session_id: str | None, scheduled_at: datetime | None,
+                properties: dict[str, Any] | None) -> Callable[[sqlite3.Connection], int]:
+        """The write that enqueues a message, checked first (ValueError)."""
         payload = body.encode() if isinstance(body, str) else body
         message_id = message_id or uuid.uuid4().hex
         check_message(payload, message_id=message_id, session_id=session_id,
@@ -97,7 +115,7 @@ class SqliteQueue:
                  visible_at))
             return int(cursor.lastrowid or 0)
 
-        return await self._db.write(insert)
+        return insert
 
     async def receive(self, queues: tuple[str, ...]) -> ReceivedMessage | None:
         """Lock the next ready message whose session is not locked by another receiver."""

@@ -3,7 +3,8 @@
 Layout (PartitionKey / RowKey):
 
 - ``case:{case id}`` / ``case``: the case as JSON (``doc``, ``doc_1``, ...), plus ``user``,
-  ``state``, ``version``, ``created_at`` and ``updated_at`` for people browsing the table;
+  ``state``, ``version``, ``created_at`` and ``updated_at`` for people browsing the table, and
+  ``names`` (its ``known_as``, space-separated) for ``users_known_as``;
 - ``case:{case id}`` / ``step-{ns}-{random}``: one row per step, sorting by time of writing,
   inserted (never upserted) so two writers cannot overwrite each other's step;
 - ``user:{user}`` / ``{created, newest first}-{insertion, newest first}-{case id}``: an index
@@ -65,6 +66,7 @@ from remediation.domain.sources import SourceHealth
 Entity = dict[str, Any]
 
 _CASE_ROW = "case"
+_NAMES_LIMIT = 32000  # characters in one string property (64 KiB of UTF-16)
 _ALL_CASES = "cases"
 # Table Storage limits: 64 KiB per string property (UTF-16), 1 MiB per entity, 100 entities
 # and 4 MiB per transaction. json.dumps escapes non-ASCII, so one character is two bytes.
@@ -259,6 +261,21 @@ class TableJournal:
                                                    select=["state"], results_per_page=1000):
                 counts[CaseState(row["state"])] += 1
         return dict(counts)
+
+    async def users_known_as(self, name: str) -> frozenset[str]:
+        """A scan of the case rows' ``user`` and ``names`` (rows written before ``names``
+        was kept match by ``user`` only)."""
+        client = await self._table()
+        wanted = name.lower()
+        query, parameters = _case_rows_filter(None, None)
+        users: set[str] = set()
+        with _translated("finding an account's cases"):
+            async for row in client.query_entities(query, parameters=parameters,
+                                                   select=["user", "names"],
+                                                   results_per_page=1000):
+                if wanted == row.get("user") or wanted in str(row.get("names") or "").split():
+                    users.add(str(row["user"]))
+        return frozenset(users)
 
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,
                             window: timedelta) -> bool:
@@ -511,7 +528,20 @@ def _case_entity(case: Case) -> Entity:
     doc = _parts(json.dumps(case.to_dict()), f"case {case.case_id}")
     return {"PartitionKey": _case_key(case.case_id), "RowKey": _CASE_ROW, "user": case.user,
             "state": case.state.value, "version": case.version,
-            "created_at": _utc(case.created_at), "updated_at": _utc(case.updated_at), **doc}
+            "created_at": _utc(case.created_at), "updated_at": _utc(case.updated_at),
+            "names": _names(case), **doc}
+
+
+def _names(case: Case) -> str:
+    """``known_as`` as one string property (at most 32K characters, Table Storage's limit):
+    the names that fit, the case's own address first."""
+    names, size = [case.user.lower()], len(case.user)
+    for name in sorted(case.known_as - {case.user.lower()}):
+        size += len(name) + 1
+        if size > _NAMES_LIMIT:
+            break
+        names.append(name)
+    return " ".join(names)
 
 
 def _step_entity(case_id: str, step: Step) -> Entity:

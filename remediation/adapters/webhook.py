@@ -5,7 +5,9 @@ exception or repr; messages call it "the escalation webhook". aiohttp's own exce
 the URL, so they are never chained or formatted into ours, and an error body that echoes it
 is scrubbed before an excerpt of it becomes a reason.
 
-What an answer proves (API-NOTES §8), by ``ESCALATION_WEBHOOK_FORMAT``:
+What an answer proves, by ``ESCALATION_WEBHOOK_FORMAT`` (Slack: "Sending messages using
+incoming webhooks", https://api.slack.com/messaging/webhooks; Teams: "Create incoming
+webhooks with Workflows for Microsoft Teams", Microsoft Support):
 
 - ``slack``: only ``200`` with the body ``ok`` is ``delivered``; any other 2xx answer (a 200
   with another body, a 202, a 204) is not: PermanentError "answered 200 with an unexpected

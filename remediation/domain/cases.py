@@ -74,6 +74,9 @@ class Case:
     # The addresses of this account on the Restricted users list (an alias, perhaps): first
     # the one a signal named, then any the plan found listed.
     listed_addresses: tuple[str, ...] = ()
+    # The account's other names as the directory gave them when the case found it (its UPN,
+    # mail and SMTP addresses, lower case): ``status --user`` finds the case by any of them.
+    aliases: tuple[str, ...] = ()
     block_created: datetime | None = None
     unblocked_at: datetime | None = None
     last_block_seen: datetime | None = None
@@ -85,6 +88,13 @@ class Case:
     def listed_address(self) -> str | None:
         """The first listed address (the one a signal named, where it named one)."""
         return self.listed_addresses[0] if self.listed_addresses else None
+
+    @property
+    def known_as(self) -> frozenset[str]:
+        """Every name of the case's account it records, lower case: the address a request
+        named or the primary one, the object id, the listed addresses and the aliases."""
+        names = (self.user, self.user_id, self.sender, *self.listed_addresses, *self.aliases)
+        return frozenset(name.lower() for name in names if name)
 
     @property
     def block_addresses(self) -> tuple[str, ...]:
@@ -121,7 +131,7 @@ class Case:
             "alert_ids": list(self.alert_ids), "request_ids": list(self.request_ids),
             "force": self.force, "user_id": self.user_id, "sender": self.sender,
             "listed_address": self.listed_address,
-            "listed_addresses": list(self.listed_addresses),
+            "listed_addresses": list(self.listed_addresses), "aliases": list(self.aliases),
             "block_created": _iso(self.block_created), "unblocked_at": _iso(self.unblocked_at),
             "last_block_seen": _iso(self.last_block_seen), "ended_at": _iso(self.ended_at),
             "version": self.version,
@@ -139,6 +149,7 @@ class Case:
             user_id=raw.get("user_id"), sender=raw.get("sender"),
             listed_addresses=tuple(raw.get("listed_addresses") or (
                 [raw["listed_address"]] if raw.get("listed_address") else [])),
+            aliases=tuple(raw.get("aliases") or ()),
             block_created=_parse(raw.get("block_created")),
             unblocked_at=_parse(raw.get("unblocked_at")),
             last_block_seen=_parse(raw.get("last_block_seen")),

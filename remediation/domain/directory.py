@@ -28,6 +28,12 @@ class DirectoryUser:
         """The address Exchange lists in the Restricted users list."""
         return (self.mail or self.user_principal_name).lower()
 
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Its UPN, mail and SMTP addresses, lower case, each once."""
+        names = (self.user_principal_name, self.mail or "", *self.proxy_addresses)
+        return tuple(sorted({name.lower() for name in names if name}))
+
     def owns(self, key: str) -> bool:
         """Is ``key`` this account's object id, UPN, mail or one of its SMTP addresses?
         Case-insensitive; an ``smtp:`` prefix is ignored."""

@@ -127,7 +127,8 @@ def decode_json(body: bytes | str, limit: int = MAX_BODY_BYTES) -> Any:
     """Strict UTF-8 JSON within ``limit`` bytes, or InvalidRequest saying what is wrong.
 
     A leading byte-order mark is allowed: tools people send messages with add one, and the
-    Service Bus extension passes it through (API-NOTES §9)."""
+    Service Bus extension (5.x, the ``[4.*, 5.0.0)`` bundle) passes it through to the
+    function."""
     try:
         raw = body.encode() if isinstance(body, str) else body
         if len(raw) > limit:

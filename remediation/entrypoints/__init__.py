@@ -1,1 +1,3 @@
-"""Entry points: the command line and the demo (the Functions app comes later)."""
+"""Entry points: the ``remediation`` command line (``cli``), with its ``demo``, ``doctor`` and
+``status``/``report`` rendering, and the Azure Functions triggers (``functions``) that
+``function_app.py`` registers. Each parses its input, calls the core and maps the outcome."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from remediation.bootstrap import Application
     from remediation.domain.cases import CaseState
     from remediation.domain.requests import RemediationRequest
+    from remediation.sandbox import SandboxTenant
     from remediation.service.status import StatusQuery, StatusView
 
 log = logging.getLogger("remediation.cli")
@@ -67,20 +68,29 @@ def _failure(error: OSError | sqlite3.Error, settings: Settings | None) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="remediation",
-        description="Secure and unblock Microsoft 365 accounts restricted for sending spam.")
+        description="Secure and unblock Microsoft 365 accounts restricted for sending spam.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("remediation demo", "remediation doctor",
+                         "remediation status --user rob@contoso.com",
+                         "remediation COMMAND --help   # what COMMAND does, with an example"))
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run everything against the built-in sandbox tenant")
+    demo = _command(commands, "demo", "run everything against the built-in sandbox tenant",
+                    "remediation demo")
     demo.set_defaults(command=_demo, own_settings=True)
 
-    run = commands.add_parser("run", help="process the local queue against the configured tenant")
+    run = _command(commands, "run", "process the local queue against the configured tenant",
+                   "remediation run --until-idle")
     run.add_argument("--until-idle", action="store_true",
                      help="poll once, exit once nothing is queued or scheduled (0 if every "
                           "case is final and every source of the poll was read)")
     run.set_defaults(command=_run)
 
-    enqueue = commands.add_parser("enqueue", help="request remediation of one account by hand")
+    enqueue = _command(
+        commands, "enqueue", "request remediation of one account by hand",
+        'remediation enqueue --user rob@contoso.com --reason "help desk ticket 4711"',
+        "remediation enqueue --user rob@contoso.com --force   # a new case even if one is open")
     enqueue.add_argument("--user", required=True, help="email address or object id")
     enqueue.add_argument("--reason", help="why (kept in the journal)")
     enqueue.add_argument("--requested-by", help="who asks (default: your login@host)")
@@ -90,15 +100,20 @@ def _parser() -> argparse.ArgumentParser:
                          help="start a new case even if one is open or recently verified")
     enqueue.set_defaults(command=_enqueue)
 
-    approve = commands.add_parser("approve", help="let a case waiting for approval proceed")
+    approve = _command(commands, "approve", "let a case waiting for approval proceed",
+                       "remediation approve 20260105-0badcafe --by alice@contoso.com")
     approve.add_argument("case_id", help="the case id shown by `status`")
     approve.add_argument("--by", help="who approves (default: your login@host)")
     approve.set_defaults(command=_approve)
 
-    status = commands.add_parser(
-        "status", help="show when each source of the poll last succeeded, then cases, newest "
-                       "first (open and escalated ones first in the table)")
-    status.add_argument("--user", help="only this account, with every step")
+    status = _command(
+        commands, "status", "show when each source of the poll last succeeded, then cases, "
+        "newest first (open and escalated ones first in the table)",
+        "remediation status --state open,escalated --since 1d",
+        "remediation status --user rob@contoso.com   # or an alias, the UPN, the object id",
+        "remediation status --json --with-total")
+    status.add_argument("--user", help="only this account, by any of its names (an address "
+                        "or alias, its UPN, its object id), with every step")
     status.add_argument("--state", action="append", default=[], dest="states",
                         metavar="STATE", help="only cases in this state (repeatable or a comma "
                         "list; 'open' is every state not final)")
@@ -114,15 +129,31 @@ def _parser() -> argparse.ArgumentParser:
                              "instead of the bare list")
     status.set_defaults(command=_status)
 
-    doctor = commands.add_parser(
-        "doctor", help="preflight: settings, the token's permissions and roles, and one "
-                       "harmless read per capability (exit 0 only when all is in place)")
+    doctor = _command(
+        commands, "doctor", "preflight: settings, the token's permissions and roles, and one "
+        "harmless read per capability (exit 0 only when all is in place)",
+        "remediation doctor   # with the deployment's app settings in the environment")
     doctor.set_defaults(command=_doctor)
 
-    sandbox = commands.add_parser("sandbox", help="serve the sandbox tenant alone")
-    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox = _command(commands, "sandbox", "serve the sandbox tenant alone",
+                       "remediation sandbox --port 8080")
+    sandbox.add_argument("--port", type=int, default=8080,
+                         help="the loopback port to listen on (default: 8080)")
     sandbox.set_defaults(command=_sandbox, own_settings=True)
     return parser
+
+
+def _command(commands: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str,
+             summary: str, *examples: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` says what it does and shows how to run it."""
+    return commands.add_parser(name, help=summary, description=summary,
+                               epilog=_examples(*examples),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _examples(*lines: str) -> str:
+    return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(
+        f"  {line}" for line in lines)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -362,13 +393,39 @@ def _sandbox(args: argparse.Namespace) -> int:
     tenant = demo_tenant()
     if os.environ.get("SANDBOX_TOKEN"):
         tenant.token = os.environ["SANDBOX_TOKEN"]
+    if os.environ.get("IDENTITY_HEADER"):  # keep the secret a shell already holds
+        tenant.identity_header = os.environ["IDENTITY_HEADER"]
     url = f"http://127.0.0.1:{args.port}"
-    print(f"sandbox tenant serving on {url}; point the worker at it with:\n"
-          f"  export AZURE_TENANT_ID={tenant.tenant_id} GRAPH_ENDPOINT={url} "
-          f"EXCHANGE_ENDPOINT={url}\n  and SANDBOX_TOKEN set to the same value as here "
-          "(default: see README), or, for `remediation doctor`, to the app's token, a JWT "
-          "carrying its roles and wids (valid for an hour; a fresh one: "
-          f"curl -s {url}/_sandbox/token):\n"
-          f"  export SANDBOX_TOKEN={tenant.access_token()}", file=sys.stderr)
+    print("\n".join(_sandbox_banner(tenant, url, args.port)), file=sys.stderr)
     asyncio.run(serve_forever(tenant, "127.0.0.1", args.port))
     return 0
+
+
+def _sandbox_banner(tenant: "SandboxTenant", url: str, port: int) -> list[str]:
+    """How to point a worker, then doctor, at the sandbox: ``export`` lines to paste as they
+    are. The worker gets the static token (it never expires); doctor the app's own identity,
+    as in Azure: DefaultAzureCredential asks the sandbox's managed identity endpoint for a
+    token per resource, a JWT carrying the app's roles and wids (a static token shows
+    neither, and a JWT for Graph is refused by Exchange). The sandbox's cases get a journal of
+    their own, so they never mix with the default one."""
+    from pathlib import Path
+    from shlex import quote
+
+    from remediation.sandbox.identity_routes import IDENTITY_PATH
+
+    database = Path.cwd() / ".remediation" / f"sandbox-{port}.db"
+    return [
+        f"sandbox tenant serving on {url}",
+        "point a worker (remediation run) at it with:",
+        f"  export AZURE_TENANT_ID={quote(tenant.tenant_id)}",
+        f"  export GRAPH_ENDPOINT={quote(url)}",
+        f"  export EXCHANGE_ENDPOINT={quote(url)}",
+        f"  export REMEDIATION_DB={quote(str(database))}",
+        f"  export SANDBOX_TOKEN={quote(tenant.token)}",
+        "for remediation doctor, the app's own identity instead (its managed identity",
+        "endpoint, as Azure Functions gives one; tokens carry the app's roles and wids):",
+        "  export SANDBOX_TOKEN=",
+        f"  export IDENTITY_ENDPOINT={quote(url + IDENTITY_PATH)}",
+        f"  export IDENTITY_HEADER={quote(tenant.identity_header)}",
+        f"  export AZURE_CLIENT_ID={quote(tenant.managed_identity_client_id)}",
+    ]

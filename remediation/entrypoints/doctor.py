@@ -9,6 +9,7 @@ become claims inside the adapter, and every cell is passed through the log redac
 """
 
 import re
+import textwrap
 from typing import TextIO
 
 from remediation.config import Settings
@@ -16,7 +17,9 @@ from remediation.logsafety import redact
 from remediation.service.doctor import Report, Status, Target, examine
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_WIDEST = 64  # columns wider than this push the next one rather than pad every row
+WIDTH = 80  # a terminal's default, and what fits a ticket or a chat message unwrapped
+_STATUS = max(len(status.value) for status in Status) + 2  # the status column, with its gap
+_FIX = _STATUS + 2  # a fix is indented under its finding
 
 
 async def run_doctor(settings: Settings, out: TextIO) -> int:
@@ -30,10 +33,12 @@ async def diagnose(settings: Settings) -> Report:
     from remediation.adapters.exchange_client import ExchangeAdminClient
     from remediation.adapters.graph_caller import GraphCaller
     from remediation.adapters.preflight import (
-        QueueProbe,
+        Probe,
         TenantPreflight,
+        journal_probe,
         local_queue_probe,
         local_schedule_probe,
+        not_created_probe,
         scopes,
         service_bus_probe,
         service_bus_schedule_probe,
@@ -50,23 +55,33 @@ async def diagnose(settings: Settings) -> Report:
                                    timeout=timeout, max_retries=settings.http_max_retries)
     app = bootstrap(settings, credential=credential)  # the journal and queues, as configured
     names = (settings.remediation_queue, settings.verification_queue)
-    queues: QueueProbe
-    schedule: QueueProbe
+    # Doctor creates no local database (run and enqueue do): probes that would open a file
+    # that is not there say so instead.
+    missing = settings.uses_local_database and not settings.remediation_db.exists()
+    queues: Probe
+    schedule: Probe
+    journal = journal_probe(app.journal)
+    journal_there = not (missing and not (settings.journal_table_endpoint
+                                          or settings.journal_table_connection_string))
+    if not journal_there:
+        journal = not_created_probe(str(settings.remediation_db))
     if settings.service_bus_namespace:
         queues = service_bus_probe(settings.service_bus_namespace, credential, names,
                                    timeout=timeout)
         schedule = service_bus_schedule_probe(settings.service_bus_namespace, credential,
                                               names, timeout=timeout)
+    elif missing:
+        queues = schedule = not_created_probe(str(settings.remediation_db))
     else:
         assert app.queue is not None
         queues = local_queue_probe(app.queue, names, str(settings.remediation_db))
         schedule = local_schedule_probe(app.queue, names)
     preflight = TenantPreflight(
         credential=credential, scopes=scopes(settings.graph_endpoint, settings.exchange_endpoint),
-        graph=graph, exchange=exchange, queues=queues, journal=app.journal, schedule=schedule)
+        graph=graph, exchange=exchange, queues=queues, journal=journal, schedule=schedule)
     try:
         return await with_source_findings(await examine(preflight, target(settings)),
-                                          app.journal,
+                                          app.journal if journal_there else None,
                                           polled(sweep=settings.sweep_restricted_users))
     finally:
         await app.aclose()
@@ -85,26 +100,39 @@ def target(settings: Settings) -> Target:
                            or settings.journal_table_connection_string))
 
 
-def render(report: Report, settings: Settings) -> str:
-    """The table, one finding a line: status, check, result, fix."""
-    rows = [(finding.status.value, finding.check, _cell(finding.result), _cell(finding.fix))
-            for finding in report.findings]
-    header = ("", "check", "result", "fix")
-    widths = [min(_WIDEST, max(len(row[column]) for row in [header, *rows]))
-              for column in range(3)]
-    lines = [f"remediation doctor: tenant {settings.tenant_id}, Graph "
-             f"{settings.graph_endpoint}, Exchange {settings.exchange_endpoint}", ""]
-    for row in [header, *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
-        lines.append("  ".join([*cells, row[3]]).rstrip())
+def render(report: Report, settings: Settings, width: int = WIDTH) -> str:
+    """The table, a finding a row: its status, then ``check: result`` and, under it, the fix.
+    Every cell wraps to ``width`` columns, whatever a finding says and however many rows
+    there are; the status column stays clear for the eye to run down."""
+    lines = _wrapped(f"remediation doctor: tenant {settings.tenant_id}, Graph "
+                     f"{settings.graph_endpoint}, Exchange {settings.exchange_endpoint}", width,
+                     indent=2)
+    lines += ["", "status".ljust(_STATUS) + "check: result", " " * _FIX + "fix: what to do", ""]
+    for finding in report.findings:
+        cell = finding.check + (f": {_cell(finding.result)}" if finding.result else "")
+        first, *rest = _wrapped(cell, width - _STATUS)
+        lines.append(finding.status.value.ljust(_STATUS) + first)
+        lines += [" " * _STATUS + line for line in rest]
+        if finding.fix:
+            lines += [" " * _FIX + line
+                      for line in _wrapped(f"fix: {_cell(finding.fix)}", width - _FIX)]
     failed, unverified = report.count(Status.FAIL), report.count(Status.UNVERIFIED)
     lines.append("")
-    lines.append("everything needed is in place" if report.ready else
-                 f"not everything needed is in place: {failed} check(s) failed, "
-                 f"{unverified} could not be verified; apply each fix, then run doctor again")
+    lines += _wrapped("everything needed is in place" if report.ready else
+                      f"not everything needed is in place: {failed} check(s) failed, "
+                      f"{unverified} could not be verified; apply each fix, then run doctor "
+                      "again", width)
     return "\n".join(lines) + "\n"
+
+
+def _wrapped(text: str, width: int, *, indent: int = 0) -> list[str]:
+    """``text`` in lines of at most ``width`` columns, the second and later ones indented
+    by ``indent``. Words break at spaces only (a hyphenated permission name, an id, a URL stay
+    whole) unless one alone is wider than a line."""
+    return textwrap.wrap(text, width, subsequent_indent=" " * indent,
+                         break_on_hyphens=False) or [""]
 
 
 def _cell(text: str) -> str:
     """Text from outside (error codes, messages) on one line, with any secret masked."""
-    return redact(_CONTROL.sub(" ", text)).strip()
+    return " ".join(redact(_CONTROL.sub(" ", text)).split())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from remediation.sandbox import app_rights
 from remediation.sandbox.context import CONTROL_PREFIX, TENANT
 from remediation.sandbox.faults import Fault
 
@@ -27,9 +28,14 @@ async def list_blocked(request: web.Request) -> web.Response:
 
 @routes.get(f"{CONTROL_PREFIX}token")
 async def issue_token(request: web.Request) -> web.Response:
-    """An app token as Microsoft issues one (a JWT with ``roles`` and ``wids``), for
-    ``SANDBOX_TOKEN`` when ``remediation doctor`` should read the permissions from it."""
-    return web.Response(text=request.app[TENANT].access_token())
+    """An app token as Microsoft issues one (a JWT with ``roles`` and ``wids``) for
+    ``?resource=`` (default Graph): one service's token, which the other refuses. The app
+    itself gets its tokens from the managed identity endpoint (identity_routes)."""
+    resource = request.query.get("resource", "https://graph.microsoft.com")
+    audience = app_rights.audience_for(resource)
+    if audience is None:
+        return web.json_response({"error": f"unknown resource {resource!r}"}, status=400)
+    return web.Response(text=request.app[TENANT].access_token(audience))
 
 
 @routes.post(f"{CONTROL_PREFIX}faults")

@@ -34,7 +34,8 @@ def exchange_error(status: int, code: str, message: str, exception_type: str = "
                    headers: dict[str, str] | None = None, *,
                    inner_key: str = "internalException", cause_in: str = "both",
                    ) -> web.Response:
-    """An InvokeCommand error as Exchange writes it (API-NOTES §6): a generic top-level
+    """An InvokeCommand error as Exchange writes it (as CIPP and M365Permissions see it): a
+    generic top-level
     message, and the real text, prefixed with the .NET exception type, in ``details`` and/or
     ``innererror`` (``cause_in``: ``both``, ``details`` or ``innererror``)."""
     detail = f"|{exception_type}|{message}" if exception_type else message

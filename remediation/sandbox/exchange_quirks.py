@@ -1,5 +1,6 @@
 """How the sandbox's Exchange admin REST answers where the real service answers in more than one
-way (API-NOTES §3, §6). Every switch starts at the strictest form seen in the wild; tests flip
+way (as CIPP, M365Permissions and graph2otel see the real endpoint answer). Every switch starts
+at the strictest form seen in the wild; tests flip
 them to prove the product copes with each.
 """
 
@@ -49,7 +50,7 @@ class ExchangeQuirks:
     app_access_status: int = 400
     app_access_cause_in: CauseIn = "both"
     # How many next-link requests to answer "400 Expired or Invalid pagination request"
-    # (reported by a public tool replaying links; API-NOTES §6).
+    # (reported by a public tool replaying links).
     expire_next_links: int = 0
     # Every next link points at the second page again: a server paging in a circle.
     repeat_next_link: bool = False

@@ -140,7 +140,7 @@ def get_mailbox(request: web.Request, tenant: SandboxTenant,
                 parameters: dict[str, Any]) -> web.Response:
     """One mailbox by ``Identity``; without the parameter, every mailbox up to
     ``ResultSize``. An ``Identity`` that is empty or null is refused: Exchange would read it
-    as "all objects" (API-NOTES §6)."""
+    as "all objects" (the cmdlet's reference: ``Identity`` is optional and selects one)."""
     if "Identity" not in parameters:
         users = [user for user in tenant.users() if user.user_type != "Guest"]
         limit = _result_size(parameters.get("ResultSize"))

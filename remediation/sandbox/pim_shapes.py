@@ -18,8 +18,8 @@ The shapes:
   ``UnauthorizedAccessException`` (MicrosoftDocs/azure-docs#50033; microsoft/EntraExporter#61
   ignores it on ``privilegedAccess/azureResources/resources``). The status is not quoted
   anywhere: 400 here;
-- ``unsupported``: ``400 ResourceTypeNotSupported`` (named in API-NOTES §10 without a sample:
-  the message is ours).
+- ``unsupported``: ``400 ResourceTypeNotSupported`` (a code other PIM APIs have answered; no
+  sample of its message was found: the message is ours).
 
 Which of these the product takes for "no PIM data" is decided, with the reasons, in
 remediation/adapters/graph_roles.py.

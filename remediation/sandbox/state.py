@@ -275,7 +275,8 @@ class SandboxTenant:
         # Other answers a tenant without PIM may give, per read (pim_shapes.py): e.g.
         # {"group_eligibility": "not_onboarded"}. They win over pim_licensed.
         self.pim_refusals: dict[str, str] = {}
-        # App-only password resets need the User Administrator role on the app (API-NOTES §2);
+        # App-only password resets need the User Administrator role on the app (Graph's
+        # "Update user", https://learn.microsoft.com/graph/api/user-update);
         # False: every reset answers 403 Authorization_RequestDenied.
         self.app_has_user_administrator = True
         # Application permissions taken away from the app (names from remediation/
@@ -669,7 +670,8 @@ class SandboxTenant:
             return [p.name for p in PERMISSIONS if p.name not in denied]
 
     def app_directory_roles(self) -> list[str]:
-        """The template ids of the app's directory roles (API-NOTES §2, §6)."""
+        """The template ids of the app's directory roles (User Administrator for resets,
+        Exchange Administrator for the Exchange cmdlets)."""
         with self._lock:
             roles = [USER_ADMINISTRATOR] if self.app_has_user_administrator else []
             if self.exchange.app_access == "granted":

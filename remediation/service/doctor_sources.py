@@ -18,11 +18,13 @@ from remediation.service.sources import source_health
 REASON_SHOWN = 120  # characters of a failure's reason: the table stays one line a finding
 
 
-async def with_source_findings(report: Report, journal: Journal,
+async def with_source_findings(report: Report, journal: Journal | None,
                                expected: Iterable[Source]) -> Report:
-    """``report`` and a line per source of the poll ``expected`` (and any other on record)."""
+    """``report`` and a line per source of the poll ``expected`` (and any other on record);
+    ``journal`` None: there is none yet (nothing was ever polled)."""
     try:
-        health = await source_health(journal, expected)
+        health = await source_health(journal, expected) if journal is not None else [
+            SourceHealth(source) for source in expected]
     except Exception as error:  # the journal's own check says why; the table must finish
         reason = error.reason if isinstance(error, RemediationError) else type(error).__name__
         return Report((*report.findings, Finding(

@@ -190,10 +190,12 @@ class Episodes:
 
     async def _adopt(self, case: Case, user: DirectoryUser) -> Case:
         """The case takes the account it won: its object id and primary address."""
-        if case.user_id == user.id and case.user == user.sender_address:
+        if (case.user_id, case.user, case.aliases) == (user.id, user.sender_address,
+                                                       user.aliases):
             return case
         return await self._saved(case.case_id, lambda current: {
-            "user": user.sender_address, "user_id": user.id, "sender": user.sender_address})
+            "user": user.sender_address, "user_id": user.id, "sender": user.sender_address,
+            "aliases": user.aliases})
 
     async def _settle(self, case: Case, holder: Case) -> Case:
         """End the request's own case, its request now recorded on ``holder``."""

@@ -1,4 +1,4 @@
-"""The escalation notice a person reads: a Teams card or a Slack message (API-NOTES §8).
+"""The escalation notice a person reads: a Teams card or a Slack message.
 
 ``teams`` (ESCALATION_WEBHOOK_FORMAT's default): Teams shows webhook posts only through a
 Workflows flow ("When a Teams webhook request is received"; the Office 365 connectors are

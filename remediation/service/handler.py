@@ -2,7 +2,8 @@
 
 The contract with the queue (Service Bus in Azure, SQLite locally): return normally to
 complete the message; raise to abandon it, and the broker offers it again *at once* (Functions
-retry policies do not cover Service Bus triggers, API-NOTES §9). A retry later is therefore
+retry policies do not cover Service Bus triggers: Microsoft Learn, "Azure Functions error
+handling and retries"). A retry later is therefore
 ours: on a transient failure the handler schedules a copy of the message at now + back-off
 (``RETRY_BACKOFF`` doubling per attempt, at most 15 minutes, never sooner than the service
 asked), under a new message id, with the attempts so far and the original message id as

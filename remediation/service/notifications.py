@@ -106,7 +106,7 @@ class Notifications:
             f"{key}={value}" for key, value in changes.items()))
 
     async def _post(self, case: Case) -> StepResult:
-        """Post the escalation notice and journal what the answer proves (API-NOTES §8)."""
+        """Post the escalation notice and journal what the answer proves (``WebhookDelivery``)."""
         assert self._webhook is not None
         outcome = await self._webhook.post(
             redacted_data(escalation_payload(case, self._settings)))

@@ -52,7 +52,7 @@ class Mailbox(Protocol):
 
 
 class WebhookDelivery(StrEnum):
-    """What a webhook's answer proves (API-NOTES §8): ``delivered`` (200/204: the receiver
+    """What a webhook's answer proves: ``delivered`` (200/204: the receiver
     took it, Slack answers ``200 ok``) or only ``accepted`` (202: a Teams Workflows trigger
     answers before its flow runs, so the card may still never be shown)."""
 
@@ -197,6 +197,12 @@ class Journal(Protocol):
                           since: datetime | None = None) -> dict[CaseState, int]:
         """How many cases of ``user`` created at or after ``since`` are in each state (states
         with none are left out)."""
+        ...
+
+    async def users_known_as(self, name: str) -> frozenset[str]:
+        """The ``user`` of every case whose account goes by ``name`` (lower case): any name
+        in its ``known_as``, the address a request named, the primary address, the object id,
+        a listed address, the UPN or an SMTP alias."""
         ...
 
     async def reserve_reset(self, case_id: str, now: datetime, limit: int,

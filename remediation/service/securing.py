@@ -70,7 +70,8 @@ class Securing:
         case, found = await record.run(case, LOOKUP, lambda: self._lookup(case))
         user = user_from_lookup(found.data)
         if case.user_id is None:
-            case = await record.save(case, user_id=user.id, sender=user.sender_address)
+            case = await record.save(case, user_id=user.id, sender=user.sender_address,
+                                     aliases=user.aliases)
         case, guard = await record.run(case, GUARDRAILS, lambda: self._guardrails(user))
         verdict = Verdict(guard.data["verdict"])
         if verdict is Verdict.ESCALATE:

@@ -7,7 +7,7 @@ from remediation.domain.alerts import DEFAULT_ALERT_TITLES
 
 MODES = ("enforce", "approve", "dry-run")
 HYGIENE_MODES = ("disable", "report")
-WEBHOOK_FORMATS = ("teams", "slack")  # API-NOTES §8
+WEBHOOK_FORMATS = ("teams", "slack")  # remediation/service/escalations.py builds each
 
 
 @dataclass(frozen=True)

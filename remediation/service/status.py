@@ -7,6 +7,8 @@ left out. Both get each source of the poll with its last success and last failur
 source that stopped answering is seen before any case.
 """
 
+import heapq
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,9 +25,9 @@ TABLE_LIMIT = 50
 
 @dataclass(frozen=True)
 class StatusQuery:
-    """``user``: one account (normalised); ``states``: any of these (all when None);
-    ``since``: created at or after; ``limit``: at most this many cases (all when None);
-    ``sources``: the sources the poll reads, shown even when nothing is on record."""
+    """``user``: one account, by any of its names (normalised); ``states``: any of these (all
+    when None); ``since``: created at or after; ``limit``: at most this many cases (all when
+    None); ``sources``: the sources the poll reads, shown even when nothing is on record."""
 
     user: str | None = None
     states: frozenset[CaseState] | None = None
@@ -62,9 +64,9 @@ class StatusView:
 
 async def newest_cases(journal: Journal, query: StatusQuery) -> StatusView:
     """For tools: the matching cases newest first (all unless ``query.limit``), and counts."""
-    cases = await journal.list_cases(query.user, states=query.states, since=query.since,
-                                     limit=query.limit)
-    counts = await journal.count_cases(query.user, since=query.since)
+    users = await _users(journal, query.user)
+    cases = await _list(journal, users, query.states, query.since, query.limit)
+    counts = await _count(journal, users, query.since)
     return StatusView(cases, _chosen(counts, query.states), _chosen(counts, ON_TOP),
                       await source_health(journal, query.sources))
 
@@ -74,15 +76,41 @@ async def cases_for_people(journal: Journal, query: StatusQuery) -> StatusView:
     each, ``query.limit`` in all (``TABLE_LIMIT`` when None)."""
     limit = TABLE_LIMIT if query.limit is None else query.limit
     wanted = frozenset(CaseState) if query.states is None else query.states
-    first = await journal.list_cases(query.user, states=wanted & ON_TOP, since=query.since,
-                                     limit=limit)
+    users = await _users(journal, query.user)
+    first = await _list(journal, users, wanted & ON_TOP, query.since, limit)
     rest: list[Case] = []
     if len(first) < limit:
-        rest = await journal.list_cases(query.user, states=wanted - ON_TOP,
-                                        since=query.since, limit=limit - len(first))
-    counts = await journal.count_cases(query.user, since=query.since)
+        rest = await _list(journal, users, wanted - ON_TOP, query.since, limit - len(first))
+    counts = await _count(journal, users, query.since)
     return StatusView([*first, *rest], _chosen(counts, query.states), _chosen(counts, ON_TOP),
                       await source_health(journal, query.sources))
+
+
+async def _users(journal: Journal, name: str | None) -> tuple[str | None, ...]:
+    """Whose cases: everyone's (None), or the ``user`` of each case of the account that
+    goes by ``name`` (a case is journaled under the account's primary address once the
+    directory gave it, and under the name its request gave before that)."""
+    if name is None:
+        return (None,)
+    return tuple(sorted(await journal.users_known_as(name) | {name}))
+
+
+async def _list(journal: Journal, users: tuple[str | None, ...],
+                states: Collection[CaseState] | None, since: datetime | None,
+                limit: int | None) -> list[Case]:
+    """The newest ``limit`` cases of all ``users`` together, newest first."""
+    lists = [await journal.list_cases(user, states=states, since=since, limit=limit)
+             for user in users]
+    merged = heapq.merge(*lists, key=lambda case: case.created_at, reverse=True)
+    return list(merged)[:limit]
+
+
+async def _count(journal: Journal, users: tuple[str | None, ...],
+                 since: datetime | None) -> dict[CaseState, int]:
+    counts: Counter[CaseState] = Counter()
+    for user in users:
+        counts.update(await journal.count_cases(user, since=since))
+    return dict(counts)
 
 
 def _chosen(counts: dict[CaseState, int],

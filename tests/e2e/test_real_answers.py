@@ -1,5 +1,6 @@
-"""Whole cases against a sandbox that answers the way Microsoft 365 really does (API-NOTES §2,
-§3, §6, §7): the workflow's record stays true whatever Exchange and Graph say."""
+"""Whole cases against a sandbox that answers the way Microsoft 365 really does (Graph's
+reference pages, the Exchange cmdlet references, and what public tools see from the real
+endpoints): the workflow's record stays true whatever Exchange and Graph say."""
 
 import os
 import subprocess

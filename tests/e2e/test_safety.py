@@ -224,7 +224,7 @@ async def test_escalations_reach_the_webhook(
     cases = await remediate(app, GRACE, ADELE)
     await app.aclose()
 
-    [post] = received  # a Teams Workflows message with one Adaptive Card (API-NOTES §8)
+    [post] = received  # a Teams Workflows message with one Adaptive Card
     [attachment] = post["attachments"]
     card = attachment["content"]
     assert (post["type"], card["type"], card["version"]) == ("message", "AdaptiveCard", "1.4")

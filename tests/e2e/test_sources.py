@@ -28,8 +28,8 @@ PARAMETER_BINDING = "System.Management.Automation.ParameterBindingException"
 UNKNOWN_PARAMETER = "A parameter cannot be found that matches parameter name 'ResultSize'."
 STAMP = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC"
 
-# Each refusal as the service gives it (API-NOTES §6 for Exchange's error shape), with a
-# piece of its reason that the operator must be shown.
+# Each refusal as the service gives it (Exchange's error shape: remediation/sandbox/errors.py),
+# with a piece of its reason that the operator must be shown.
 REFUSALS: dict[str, tuple[str, Callable[[], Fault], str]] = {
     "sweep: parameter binding (400)": (SWEEP, lambda: Fault(
         status=400, code="BadRequest", cmdlet=BLOCKED_CMDLET, times=None,

@@ -367,7 +367,7 @@ def test_only_https_or_loopback_urls_are_accepted() -> None:
     JsonWebhook(f"https://hooks.example.com{SECRET_PATH}")
 
 
-# -- escalations people see (API-NOTES §8) -----------------------------------------------------
+# -- escalations people see ---------------------------------------------------------------------
 
 ROB, ROB_ID = "rob@contoso.com", "3f2a1b4c-0000-4000-8000-00000000abcd"
 
@@ -493,7 +493,7 @@ async def test_no_piece_of_the_url_survives_a_long_error_body(
         assert_secret_kept(caught.value, caplog)
 
 
-# -- what a 2xx proves, by format (API-NOTES §8) ------------------------------------------------
+# -- what a 2xx proves, by format ---------------------------------------------------------------
 
 
 @pytest.fixture

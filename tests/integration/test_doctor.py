@@ -39,10 +39,15 @@ def doctor(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 
 
 def row(out: str, check: str) -> str:
-    """The table's line for ``check`` (its status, check, result and fix)."""
-    [line] = [line for line in out.splitlines() if re.search(rf"^\S+\s+{re.escape(check)}\s",
-                                                            line)]
-    return line
+    """The table's row for ``check`` on one line: its status, check, result and fix (a row
+    wraps over the indented lines under it)."""
+    lines = out.splitlines()
+    [start] = [n for n, line in enumerate(lines)
+               if re.search(rf"^\S+\s+{re.escape(check)}(:|$)", line)]
+    end = start + 1
+    while end < len(lines) and lines[end].startswith(" "):
+        end += 1
+    return " ".join(" ".join(lines[start:end]).split())
 
 
 def test_doctor_passes_against_the_sandbox(monkeypatch: pytest.MonkeyPatch,
@@ -51,7 +56,7 @@ def test_doctor_passes_against_the_sandbox(monkeypatch: pytest.MonkeyPatch,
     status, out = doctor(monkeypatch, capsys, env, MANAGED_IDENTITY)
 
     assert status == 0, out
-    assert re.search(r"^\s*check\s+result\s+fix\s*$", out, re.MULTILINE), out
+    assert re.search(r"^status\s+check: result\n\s+fix: what to do$", out, re.MULTILINE), out
     checks = ["configuration", "token for Microsoft Graph", "token for Office 365 Exchange Online",
               *(f"permission {p.name}" for p in PERMISSIONS),
               *(f"role {r.name}" for r in DIRECTORY_ROLES),
@@ -182,26 +187,31 @@ def test_without_wids_a_missing_user_administrator_role_is_named(
     assert row(out, "role Exchange Administrator").startswith("ok ")
 
 
-def test_the_sandbox_prints_the_apps_token_for_doctor(
+def test_the_sandbox_points_doctor_at_the_apps_managed_identity(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         clean_environment: None) -> None:  # noqa: F811 (the fixture imported above)
     import remediation.sandbox.server as server
     from remediation.domain.tokens import read_claims
+    from remediation.sandbox import demo_tenant
 
     async def no_serving(*args: object) -> None:
         return None
 
     monkeypatch.setattr(server, "serve_forever", no_serving)
 
-    status, _, err = run_cli(monkeypatch, capsys, {}, "sandbox", "--port", "8080")
+    status, _, err = run_cli(monkeypatch, capsys, {"IDENTITY_HEADER": "kept"}, "sandbox",
+                             "--port", "8080")
 
     assert status == 0
-    [line] = [line for line in err.splitlines() if "export SANDBOX_TOKEN=" in line]
-    claims = read_claims(line.split("export SANDBOX_TOKEN=", 1)[1])
-    assert claims is not None
-    assert claims.roles == {permission.name for permission in PERMISSIONS}
-    assert claims.wids == {role.template_id for role in DIRECTORY_ROLES}
-    assert "curl -s http://127.0.0.1:8080/_sandbox/token" in err
+    assert "export IDENTITY_ENDPOINT=http://127.0.0.1:8080/_sandbox/msi/token" in err
+    assert "export IDENTITY_HEADER=kept" in err  # the secret the shell already holds
+    # What that endpoint issues: a token per resource with the app's roles and wids.
+    tenant = demo_tenant()
+    for audience in ("https://graph.microsoft.com", "https://outlook.office365.com"):
+        claims = read_claims(tenant.access_token(audience))
+        assert claims is not None
+        assert claims.roles == {permission.name for permission in PERMISSIONS}
+        assert claims.wids == {role.template_id for role in DIRECTORY_ROLES}
 
 
 def test_exchange_without_its_app_role_names_the_permission_and_the_role(
@@ -344,7 +354,7 @@ def test_each_read_the_guardrails_need_is_probed_as_they_ask_it(
 
     assert status == 0, out
     for check in GUARDRAIL_READS.values():
-        assert re.search(r"^ok\s+" + re.escape(check) + r"\s+readable(\s|$)", row(out, check))
+        assert re.search(r"^ok\s+" + re.escape(check) + r":?\s+readable(\s|$)", row(out, check))
     # The guardrails' own shape of request, on a principal that holds nothing.
     for path in PIM_PATHS.values():
         [read] = [r for r in tenant.requests() if r.path == path]

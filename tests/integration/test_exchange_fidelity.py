@@ -1,4 +1,4 @@
-"""Exchange admin REST as it really answers (API-NOTES §3, §6), against the sandbox over HTTP:
+"""Exchange admin REST as it really answers (as public tools see it), against the sandbox over HTTP:
 free-text Reason refused, bodies missing on any status, causes in details or innererror,
 "not found" meaning "not listed", the whole list from the right host only, Retry-After within
 a budget, and every timestamp form. The same budget on Graph (SDK retries off, comments never

@@ -1,7 +1,7 @@
 """The Directory adapter against Graph's stricter corners, over HTTP with the real msgraph-sdk
 client: keys Graph refuses in their plain form, aliases, addresses two objects claim, every
 kind of administrator (scoped, custom, through a group, PIM-eligible), external members, and
-the directory role an app-only password reset needs (API-NOTES §2 and §7)."""
+the directory role an app-only password reset needs (Graph's "Update user" and "Get user")."""
 
 from collections.abc import AsyncIterator
 

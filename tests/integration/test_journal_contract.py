@@ -72,6 +72,7 @@ async def test_every_case_field_round_trips(journal: Journal) -> None:
         reason="phished — “urgent invoice” ✉", requested_by="soc@contoso.com",
         alert_ids=("da1", "da2"), request_ids=("alert:da1", "alert:da2"), force=True,
         user_id="3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b", sender=ROB,
+        aliases=("rob.young@contoso.com", "ryoung@contoso.onmicrosoft.com"),
         block_created=T0 - timedelta(hours=1), unblocked_at=T0 + timedelta(minutes=1),
         last_block_seen=T0 + timedelta(seconds=30, microseconds=7), version=3,
         steps=(Step("received", StepStatus.INFO, T0, "alert da1",
@@ -398,6 +399,7 @@ async def _one_place_per_case(first: Journal, second: Journal) -> None:
 # One person, one case: the episode claim and the step claims.
 
 ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
+ADELE_ID = "0d9e8f7a-0000-4000-8000-00000000adee"
 LEASE = timedelta(minutes=10)
 
 
@@ -460,6 +462,24 @@ async def test_a_case_takes_the_primary_address_once_it_is_known(journal: Journa
     assert await ids(journal.list_cases(ROB_ID)) == []
     assert (await found(journal, "manual:1")).user == ROB
     assert await ids(journal.list_cases()) == ["other", "c1"]
+
+
+async def test_users_known_as_finds_an_account_by_any_of_its_names(journal: Journal) -> None:
+    """``status --user``: cases are kept under the account's primary address (or, before the
+    lookup, the name a request gave), and found by every name they record."""
+    upn, alias, listed = "ryoung@contoso.onmicrosoft.com", "rob.young@contoso.com", "sales@x.com"
+    await journal.add_case(make_case("c1", ROB, user_id=ROB_ID, sender=ROB,
+                                     listed_addresses=(listed,), aliases=(upn, alias, ROB)))
+    await journal.add_case(make_case("c2", alias, at=T0 + timedelta(hours=1)))  # no lookup
+    await journal.add_case(make_case("other", "adele@contoso.com", user_id=ADELE_ID,
+                                     aliases=("adele@contoso.com",)))
+
+    for name in (ROB, ROB_ID, upn, listed):
+        assert await journal.users_known_as(name) == {ROB}, name
+    assert await journal.users_known_as(alias) == {ROB, alias}
+    assert await journal.users_known_as(ADELE_ID) == {"adele@contoso.com"}
+    assert await journal.users_known_as("rob@contoso") == set()  # names, not substrings
+    assert await journal.users_known_as("nobody@contoso.com") == set()
 
 
 async def _episode_rules(first: Journal, second: Journal) -> None:

@@ -1,6 +1,6 @@
 """Every command checks the configuration first: a bad setting is one line naming it, exit
-status 2, no traceback (DESIGN.md, "Command line"). Each bad setting below is read back from
-the command line's own output."""
+status 2, no traceback (README, "Configuration", "Checked first"). Each bad setting below is
+read back from the command line's own output."""
 
 from pathlib import Path
 

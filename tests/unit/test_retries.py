@@ -1,5 +1,6 @@
-"""Delayed retries are ours (API-NOTES §9): a transient failure schedules a copy of the
-message for later, with a new message id and the attempts so far, and completes the original;
+"""Delayed retries are ours (Service Bus offers an abandoned message again at once): a
+transient failure schedules a copy of the message for later, with a new message id and the
+attempts so far, and completes the original;
 MAX_DELIVERY_COUNT counts attempts across copies. Also the per-delivery time budget."""
 
 from __future__ import annotations
