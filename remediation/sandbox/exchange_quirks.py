@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-# Get-* cmdlets return at most this many objects unless asked for ``ResultSize: Unlimited``.
+# Cmdlets that take -ResultSize (Get-Mailbox, ...) return at most this many objects unless
+# asked for ``ResultSize: Unlimited``; Get-BlockedSenderAddress has no such parameter.
 DEFAULT_RESULT_SIZE = 1000
 
 UnlistedSender = Literal["not_found", "empty"]
