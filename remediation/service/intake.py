@@ -121,6 +121,7 @@ class Intake:
         report = IntakeReport()
         since = self._clock.now() - self._settings.lookback
         failure: str | None = None
+        items_before = len(report.errors)
         try:
             # Page by page as Graph answers: a flood of unrelated alerts costs time, never
             # memory, and a page that fails keeps what the pages before it found.
@@ -136,14 +137,17 @@ class Intake:
                     "poll's overlapping window reads the rest)" if report.pages else "")
             failure = f"{_why(error)}{kept}"
             report.errors.append(f"alerts: {failure}")
+        failure = failure or _items_failed(report.errors[items_before:], "alert")
         await self._outcome(Source.ALERTS, failure, report)
         if self._settings.sweep:
             failure = None
+            items_before = len(report.errors)
             try:
                 await self._sweep(report)
             except Exception as error:
                 failure = _why(error)
                 report.errors.append(f"Restricted users list: {failure}")
+            failure = failure or _items_failed(report.errors[items_before:], "entry")
             await self._outcome(Source.RESTRICTED_USERS, failure, report)
         for source, reason in report.failed_sources.items():
             log.warning("poll: source %s failed: %s", source.label, reason)
@@ -292,6 +296,16 @@ class Intake:
             return
         report.swept.append(user)
         report.senders.add(user)
+
+
+def _items_failed(errors: list[str], noun: str) -> str | None:
+    """A source read whole but with items it could not handle (a queue that refused, a
+    journal that failed) is no success either: those blocks wait for the next poll, and the
+    operator must see it. None when every item was handled."""
+    if not errors:
+        return None
+    return (f"read, but {len(errors)} {noun}(s) could not be handled (the next poll tries "
+            f"again): {errors[0]}")
 
 
 def _label(value: object) -> str:

@@ -978,3 +978,29 @@ async def test_a_stream_batch_while_graph_is_unavailable_raises_for_a_retry(
 
     report = await handle_stream_events(batch, h.intake, DEFAULT_ALERT_TITLES)
     assert report.enqueued == [alert_request_id("fa-1")]
+
+
+class LockedQueue(FakeRequestSender):
+    """A requests queue that refuses every message for now (a locked database, an outage)."""
+
+    async def send(self, request: RemediationRequest) -> str:
+        raise TransientError("local queue: database is locked")
+
+
+@pytest.mark.parametrize("source", [Source.ALERTS, Source.RESTRICTED_USERS])
+async def test_a_source_read_whole_whose_items_could_not_be_queued_is_no_success(
+        source: Source) -> None:
+    """Every block dropped for this poll is a failed source, not a fresh "last success":
+    otherwise run --until-idle exits 0 and status says all is well (a hostile test)."""
+    h = make_harness()
+    h.sender = LockedQueue()
+    if source is Source.ALERTS:
+        h.alert("fa-1", ROB, title=RESTRICTED)
+    else:
+        h.tenant.exchange.block(LEE)
+
+    report = await h.intake.poll()
+
+    assert "could not be handled" in report.failed_sources[source]
+    assert "database is locked" in report.failed_sources[source]
+    assert not (await health(h))[source.value].ok
