@@ -99,7 +99,8 @@ def delivery(message: func.ServiceBusMessage, settings: Settings) -> Delivery:
 
 @blueprint.function_name("poll_alerts")
 @blueprint.timer_trigger(arg_name="timer",
-                         schedule=os.environ.get("ALERT_POLL_SCHEDULE", DEFAULT_POLL_SCHEDULE),
+                         schedule=(os.environ.get("ALERT_POLL_SCHEDULE") or "").strip()
+                         or DEFAULT_POLL_SCHEDULE,
                          run_on_startup=False, use_monitor=True)
 async def poll_alerts(timer: func.TimerRequest) -> None:
     if timer.past_due:

@@ -78,14 +78,19 @@ def test_timer_polls_every_two_minutes_by_default() -> None:
     assert binding["schedule"] == "0 */2 * * * *"
 
 
-def test_the_poll_schedule_comes_from_an_app_setting() -> None:
+@pytest.mark.parametrize(("setting", "schedule"), [
+    ("0 */5 * * * *", "0 */5 * * * *"), (" 0 */5 * * * * ", "0 */5 * * * *"),
+    ("", "0 */2 * * * *"), ("  ", "0 */2 * * * *")])
+def test_the_poll_schedule_comes_from_an_app_setting(setting: str, schedule: str) -> None:
+    """Read as the settings check reads it: a blank value is the default it checked, never
+    an empty schedule the timer cannot run (a hostile test)."""
     script = ("import json, function_app; print(json.dumps({f.get_function_name(): "
               "json.loads(f.get_function_json()) for f in function_app.app.get_functions()}))")
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "ALERT_POLL_SCHEDULE": "0 */5 * * * *"},
+                            env={**os.environ, "ALERT_POLL_SCHEDULE": setting},
                             check=True).stdout
     [timer] = json.loads(output)["poll_alerts"]["bindings"]
-    assert timer["schedule"] == "0 */5 * * * *"
+    assert timer["schedule"] == schedule
 
 
 def test_event_hub_trigger_reads_its_hub_and_connection_from_settings() -> None:
