@@ -235,14 +235,15 @@ def _check_domain(name: str) -> None:
         raise ConfigError(f"TENANT_DOMAINS: {name!r} is a URL, not a domain name: write its "
                           "host alone, e.g. contoso.com")
     if not name.isascii():
-        try:
-            ascii_form = name.encode("idna").decode()
-        except UnicodeError:
-            ascii_form = ""
-        if ascii_form:
-            raise ConfigError(f"TENANT_DOMAINS: {name!r} is not a domain name in ASCII: write "
-                              f"it as {ascii_form.lower()!r}")
+        # No suggestion: Python's codec is IDNA 2003, which maps straße.de to strasse.de, a
+        # different (someone else's) domain; the tenant's own list shows the xn-- form.
+        raise ConfigError(f"TENANT_DOMAINS: {name!r} is not a domain name in ASCII: write it "
+                          "in its xn-- form, as the tenant's domain list (Graph /domains) "
+                          "shows it")
     labels = name.lower().split(".")
+    if labels[-1].isdigit():
+        raise ConfigError(f"TENANT_DOMAINS: {name!r} is an IP address or ends in a number: "
+                          "a domain name ends in a top-level domain, e.g. contoso.com")
     if len(name) > 253 or len(labels) < 2 or not all(DNS_LABEL.fullmatch(label)
                                                       for label in labels):
         raise ConfigError(f"TENANT_DOMAINS: {name!r} is not a domain name (labels of letters, "

@@ -80,8 +80,15 @@ BAD_SETTINGS = [
      f"TENANT_DOMAINS: '{'a' * 64}.com' is not a domain name ({DOMAIN_FORM}; several are "
      "separated by commas)"),
     ({"TENANT_DOMAINS": "müller.de"},
-     "TENANT_DOMAINS: 'müller.de' is not a domain name in ASCII: write it as "
-     "'xn--mller-kva.de'"),
+     "TENANT_DOMAINS: 'müller.de' is not a domain name in ASCII: write it in its xn-- form, "
+     "as the tenant's domain list (Graph /domains) shows it"),
+    # IDNA 2003 would suggest strasse.de, someone else's domain: no suggestion at all.
+    ({"TENANT_DOMAINS": "straße.de"},
+     "TENANT_DOMAINS: 'straße.de' is not a domain name in ASCII: write it in its xn-- form, "
+     "as the tenant's domain list (Graph /domains) shows it"),
+    ({"TENANT_DOMAINS": "10.0.0.1"},
+     "TENANT_DOMAINS: '10.0.0.1' is an IP address or ends in a number: a domain name ends "
+     "in a top-level domain, e.g. contoso.com"),
 ]
 
 
