@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from remediation.permissions import EXCHANGE_ONLINE, permissions_on
+from remediation.permissions import EXCHANGE_ONLINE, MICROSOFT_GRAPH, permissions_on
 
 EXCHANGE_PERMISSION = permissions_on(EXCHANGE_ONLINE)[0]  # Exchange.ManageAsApp
 TOKEN_LIFETIME = 3600
@@ -60,6 +60,17 @@ def audience_for(resource: str) -> str | None:
     """The ``aud`` of a token for ``resource`` (as requested, without ``/.default``), or None
     for a resource Entra does not know. A v1.0 token carries the name it was asked by."""
     return resource if resource in KNOWN_RESOURCES else None
+
+
+def resource_of(audience: str) -> str | None:
+    """The resource application (``remediation/permissions.py`` name) a token's audience is,
+    None for one whose app roles the sandbox does not model: Entra puts in ``roles`` only the
+    app roles granted on the token's own resource."""
+    if audience in GRAPH_AUDIENCES:
+        return MICROSOFT_GRAPH
+    if audience in EXCHANGE_AUDIENCES:
+        return EXCHANGE_ONLINE
+    return None
 
 
 def accepts_audience(path: str, audience: str | None) -> bool:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from remediation.domain.roles import EXCHANGE_ADMINISTRATOR, USER_ADMINISTRATOR
-from remediation.permissions import PERMISSIONS
+from remediation.permissions import PERMISSIONS, permissions_on
 from remediation.sandbox import app_rights, pim_shapes
 from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
 from remediation.sandbox.exchange_quirks import ExchangeQuirks, TimeFormat, exchange_time
@@ -682,9 +682,12 @@ class SandboxTenant:
         """An app-only access token as Microsoft issues one (a JWT for ``audience`` listing
         the app's permissions in ``roles`` and its directory roles in ``wids``), signed with
         the tenant's token so the sandbox accepts it. Not a secret: a sandbox token."""
+        resource = app_rights.resource_of(audience)
+        roles = [name for name in self.app_permissions()
+                 if resource is not None and name in permissions_on(resource)]
         claims = app_rights.app_claims(
             tenant_id=self.tenant_id, object_id=self.app_object_id,
-            roles=self.app_permissions(), wids=self.app_directory_roles(), audience=audience)
+            roles=roles, wids=self.app_directory_roles(), audience=audience)
         if not self.token_carries_wids:
             del claims["wids"]  # "not said", not "none"
         return app_rights.issue(self.token, claims)

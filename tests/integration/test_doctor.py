@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from remediation.permissions import DIRECTORY_ROLES, PERMISSIONS
+from remediation.permissions import (
+    DIRECTORY_ROLES,
+    EXCHANGE_ONLINE,
+    MICROSOFT_GRAPH,
+    PERMISSIONS,
+)
 from remediation.sandbox import Fault, SandboxTenant, pim_shapes
 from tests.cli_helpers import clean_environment, run_cli  # noqa: F401 (a fixture)
 from tests.conftest import sandbox_env
@@ -205,12 +210,14 @@ def test_the_sandbox_points_doctor_at_the_apps_managed_identity(
     assert status == 0
     assert "export IDENTITY_ENDPOINT=http://127.0.0.1:8080/_sandbox/msi/token" in err
     assert "export IDENTITY_HEADER=kept" in err  # the secret the shell already holds
-    # What that endpoint issues: a token per resource with the app's roles and wids.
+    # What that endpoint issues: a token per resource with the app's roles on that resource
+    # only (as Entra does) and its directory roles.
     tenant = demo_tenant()
-    for audience in ("https://graph.microsoft.com", "https://outlook.office365.com"):
+    for audience, resource in (("https://graph.microsoft.com", MICROSOFT_GRAPH),
+                               ("https://outlook.office365.com", EXCHANGE_ONLINE)):
         claims = read_claims(tenant.access_token(audience))
         assert claims is not None
-        assert claims.roles == {permission.name for permission in PERMISSIONS}
+        assert claims.roles == {p.name for p in PERMISSIONS if p.resource == resource}
         assert claims.wids == {role.template_id for role in DIRECTORY_ROLES}
 
 
