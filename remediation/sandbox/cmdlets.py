@@ -49,6 +49,13 @@ class CmdletSpec:
         wanted = parameter.lower()
         return any(wanted == known.lower() for known in self.parameters | COMMON_PARAMETERS)
 
+    def canonical(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters under the reference's own spelling (PowerShell binds names in any
+        letter case), so a handler reads ``identity`` as it reads ``Identity``."""
+        spelling = {known.lower(): known for known in self.parameters | COMMON_PARAMETERS}
+        return {spelling.get(str(name).lower(), str(name)): value
+                for name, value in parameters.items()}
+
     def unknown(self, parameters: Mapping[str, Any]) -> list[str]:
         """The names Exchange would not bind, in the order they were sent."""
         return [name for name in parameters if not self.accepts(str(name))]

@@ -57,7 +57,7 @@ async def invoke_command(request: web.Request) -> web.Response:
         return exchange_error(501, "NotImplemented",
                               f"The sandbox does not model {spec.name} yet.")
     try:
-        return cmdlet(request, tenant, parameters)
+        return cmdlet(request, tenant, spec.canonical(parameters))
     except TenantError as error:
         return exchange_error(error.status, error.code, error.message, error.exception_type,
                               inner_key=tenant.exchange.inner_key)

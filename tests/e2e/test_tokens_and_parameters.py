@@ -200,3 +200,19 @@ async def test_an_exchange_scope_with_a_port_gets_no_token_and_says_why(
     finally:
         await credential.close()
     assert tenant.token_requests[-1] == EXCHANGE
+
+
+async def test_parameter_names_bind_in_any_letter_case_and_mean_the_same(
+        sandbox_url: str, tenant: SandboxTenant) -> None:
+    """PowerShell binds ``senderaddress`` as ``SenderAddress``: one sender, not the list."""
+    from remediation.adapters.credentials import StaticTokenCredential
+
+    client = ExchangeAdminClient(sandbox_url, tenant.tenant_id,
+                                 StaticTokenCredential(tenant.token), timeout=2, max_retries=0)
+    try:
+        one = await client.invoke("Get-BlockedSenderAddress", {"senderaddress": ADELE})
+        mailbox = await client.invoke("Get-Mailbox", {"IDENTITY": ADELE})
+    finally:
+        await client.close()
+    assert [item["SenderAddress"] for item in one] == [ADELE]
+    assert [item["PrimarySmtpAddress"] for item in mailbox] == [ADELE]
