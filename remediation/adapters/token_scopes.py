@@ -24,8 +24,9 @@ identity endpoint for ``resource=<the resource>`` (``IDENTITY_ENDPOINT``, api-ve
 2019-08-01).
 """
 
-import ipaddress
 from urllib.parse import urlparse
+
+from remediation.config import is_loopback
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
@@ -43,13 +44,4 @@ def exchange_scope(endpoint: str) -> str:
 
 def _resource(endpoint: str, commercial: str) -> str:
     host = (urlparse(endpoint).hostname or "").lower()
-    return commercial if not host or _loopback(host) else f"https://{host}"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return commercial if not host or is_loopback(host) else f"https://{host}"
