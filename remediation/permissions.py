@@ -58,7 +58,12 @@ PERMISSIONS: tuple[Permission, ...] = (
                "remediation/adapters/graph_directory.py: GraphDirectory.revoke_sessions"),
     Permission("GroupMember.Read.All", MICROSOFT_GRAPH,
                "guardrails: transitive group memberships (protected groups, role-assignable "
-               "groups) and active tenant-wide roles (transitiveMemberOf)",
+               "groups) and active tenant-wide roles (transitiveMemberOf); the owners of each "
+               "protected group (GET /groups/{id}/owners) and the groups a PIM for Groups "
+               "group is nested in (GET /groups/{id}/transitiveMemberOf): the least "
+               "privileged application permission of each (Graph v1.0, List group owners, "
+               "List group transitive memberOf). /users/{id}/ownedObjects would say the same "
+               "but takes no application permission at all (Graph v1.0, List ownedObjects)",
                "remediation/adapters/graph_roles.py: GraphRoles.memberships"),
     Permission("RoleManagement.Read.Directory", MICROSOFT_GRAPH,
                "guardrails: role assignments at any scope (administrative units), custom "

@@ -145,7 +145,8 @@ class FakeDirectory:
         assert on in ("memberships", "tenant_domains"), on
         self._failures.plan(on, user, error, times)
 
-    async def memberships(self, user_id: str) -> Memberships:
+    async def memberships(self, user_id: str,
+                          protected_group_ids: frozenset[str] = frozenset()) -> Memberships:
         """Recorded in ``calls`` (not ``events``, whose exact order older tests assert)."""
         user = self._resolve(user_id)
         self.calls.append(Call("memberships", user_id, self._clock.now()))

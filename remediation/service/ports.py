@@ -28,8 +28,10 @@ class Directory(Protocol):
 
     async def revoke_sessions(self, user_id: str) -> None: ...
 
-    async def memberships(self, user_id: str) -> Memberships:
-        """Transitive group memberships and directory roles."""
+    async def memberships(self, user_id: str,
+                          protected_group_ids: frozenset[str] = frozenset()) -> Memberships:
+        """Transitive group memberships and directory roles, and every other way (ownership,
+        PIM for Groups, nesting) the account reaches one of ``protected_group_ids``."""
         ...
 
     async def tenant_domains(self) -> TenantDomains: ...

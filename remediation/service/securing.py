@@ -138,7 +138,8 @@ class Securing:
                           {**judged.data, "lookup": lookup_result(fresh).data})
 
     async def _guardrails(self, user: DirectoryUser) -> StepResult:
-        memberships = await self._directory.memberships(user.id)
+        memberships = await self._directory.memberships(user.id,
+                                                        self._settings.protected_group_ids)
         domains = await self._directory.tenant_domains()
         guard = judge(user, memberships, domains, self._settings.protected_group_ids)
         detail = guard.reason or "an ordinary account: may be secured automatically"
