@@ -94,8 +94,12 @@ PERMISSIONS: tuple[Permission, ...] = (
                "remediation/adapters/mailbox.py: GraphExchangeMailbox.inbox_rules, "
                "disable_rule"),
     Permission("Mail.ReadBasic.All", MICROSOFT_GRAPH,
-               "list mail folder names (where a rule moves mail)",
-               "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names"),
+               "mail folders: list their names (to show where a rule moves mail) and read "
+               "the well-known ones by name (/mailFolders/archive, ...: which folder it is, "
+               "whatever the mailbox's language); least privileged for both (Graph v1.0, "
+               "List mailFolders, Get mailFolder)",
+               "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names, "
+               "well_known_folders"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
                "cmdlets and Get-/Set-Mailbox; also needs the Exchange Administrator role",

@@ -742,6 +742,15 @@ class FakeMailbox:
         self._record("folder_names", user_id)
         return dict(self.folders.get(user_id, {}))
 
+    async def well_known_folders(self, user_id: str) -> dict[str, str]:
+        """Folder id -> well-known name: the folders set_folders named in English."""
+        self._record("well_known_folders", user_id)
+        english = {"inbox": "inbox", "archive": "archive", "deleted items": "deleteditems",
+                   "junk email": "junkemail", "conversation history": "conversationhistory"}
+        return {folder_id: english[name.lower()]
+                for folder_id, name in self.folders.get(user_id, {}).items()
+                if name.lower() in english}
+
     async def disable_rule(self, user_id: str, rule_id: str) -> None:
         self._record("disable_rule", user_id)
         try:

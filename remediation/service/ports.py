@@ -43,7 +43,12 @@ class Mailbox(Protocol):
     async def inbox_rules(self, user_id: str) -> list[dict[str, Any]]: ...
 
     async def folder_names(self, user_id: str) -> dict[str, str]:
-        """Mail folder id -> display name, to read where a rule moves mail."""
+        """Mail folder id -> display name, to show where a rule moves mail."""
+        ...
+
+    async def well_known_folders(self, user_id: str) -> dict[str, str]:
+        """Folder id -> well-known name (inbox, archive, ...) of those the mailbox has: which
+        folder a rule moves mail to, whatever the mailbox's language."""
         ...
 
     async def disable_rule(self, user_id: str, rule_id: str) -> None: ...
