@@ -58,7 +58,12 @@ PERMISSIONS: tuple[Permission, ...] = (
                "remediation/adapters/graph_directory.py: GraphDirectory.revoke_sessions"),
     Permission("GroupMember.Read.All", MICROSOFT_GRAPH,
                "guardrails: transitive group memberships (protected groups, role-assignable "
-               "groups) and active tenant-wide roles (transitiveMemberOf)",
+               "groups) and active tenant-wide roles (transitiveMemberOf); the owners of each "
+               "protected group (GET /groups/{id}/owners) and the groups a PIM for Groups "
+               "group is nested in (GET /groups/{id}/transitiveMemberOf): the least "
+               "privileged application permission of each (Graph v1.0, List group owners, "
+               "List group transitive memberOf). /users/{id}/ownedObjects would say the same "
+               "but takes no application permission at all (Graph v1.0, List ownedObjects)",
                "remediation/adapters/graph_roles.py: GraphRoles.memberships"),
     Permission("RoleManagement.Read.Directory", MICROSOFT_GRAPH,
                "guardrails: role assignments at any scope (administrative units), custom "
@@ -89,8 +94,12 @@ PERMISSIONS: tuple[Permission, ...] = (
                "remediation/adapters/mailbox.py: GraphExchangeMailbox.inbox_rules, "
                "disable_rule"),
     Permission("Mail.ReadBasic.All", MICROSOFT_GRAPH,
-               "list mail folder names (where a rule moves mail)",
-               "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names"),
+               "mail folders: list their names (to show where a rule moves mail) and read "
+               "the well-known ones by name (/mailFolders/archive, ...: which folder it is, "
+               "whatever the mailbox's language); least privileged for both (Graph v1.0, "
+               "List mailFolders, Get mailFolder)",
+               "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names, "
+               "well_known_folders"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
                "cmdlets and Get-/Set-Mailbox; also needs the Exchange Administrator role",

@@ -145,7 +145,8 @@ class FakeDirectory:
         assert on in ("memberships", "tenant_domains"), on
         self._failures.plan(on, user, error, times)
 
-    async def memberships(self, user_id: str) -> Memberships:
+    async def memberships(self, user_id: str,
+                          protected_group_ids: frozenset[str] = frozenset()) -> Memberships:
         """Recorded in ``calls`` (not ``events``, whose exact order older tests assert)."""
         user = self._resolve(user_id)
         self.calls.append(Call("memberships", user_id, self._clock.now()))
@@ -740,6 +741,15 @@ class FakeMailbox:
     async def folder_names(self, user_id: str) -> dict[str, str]:
         self._record("folder_names", user_id)
         return dict(self.folders.get(user_id, {}))
+
+    async def well_known_folders(self, user_id: str) -> dict[str, str]:
+        """Folder id -> well-known name: the folders set_folders named in English."""
+        self._record("well_known_folders", user_id)
+        english = {"inbox": "inbox", "archive": "archive", "deleted items": "deleteditems",
+                   "junk email": "junkemail", "conversation history": "conversationhistory"}
+        return {folder_id: english[name.lower()]
+                for folder_id, name in self.folders.get(user_id, {}).items()
+                if name.lower() in english}
 
     async def disable_rule(self, user_id: str, rule_id: str) -> None:
         self._record("disable_rule", user_id)

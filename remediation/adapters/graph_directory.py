@@ -139,9 +139,11 @@ class GraphDirectory:
         # Trust no filter: only an account that really owns the address counts.
         return [user for user in found if user.owns(address)]
 
-    async def memberships(self, user_id: str) -> Memberships:
-        """Transitive groups and every directory role held or eligible (graph_roles.py)."""
-        return await self._roles.memberships(user_id)
+    async def memberships(self, user_id: str,
+                          protected_group_ids: frozenset[str] = frozenset()) -> Memberships:
+        """Transitive groups, every directory role held or eligible, and every way into a
+        protected group (graph_roles.py)."""
+        return await self._roles.memberships(user_id, protected_group_ids)
 
     async def tenant_domains(self) -> TenantDomains:
         """The tenant's domains, read at most once an hour (they change rarely)."""

@@ -57,9 +57,23 @@ What a PIM read may answer a tenant without PIM, and what the guardrails make of
 in this tenant" or "refused: every case will escalate because ..." cases will meet
 (adapters/preflight.py, service/doctor.py).
 
+Protected groups (``PROTECTED_GROUP_IDS``): active membership, direct or nested, is in
+``transitiveMemberOf``. Ownership is not (an owner may add itself as a member at will): each
+protected group's owners are read, ``GET /groups/{id}/owners`` (Graph v1.0 "List group
+owners", https://learn.microsoft.com/graph/api/group-list-owners, least privileged
+application permission ``GroupMember.Read.All``). ``GET /users/{id}/ownedObjects`` would
+answer from the account's side, but Graph v1.0 "List ownedObjects"
+(https://learn.microsoft.com/graph/api/user-list-ownedobjects) supports no application
+permission. A group PIM for Groups lets the account join or own (eligibly or actively) counts
+when it is a protected group or is nested in one: ``GET /groups/{id}/transitiveMemberOf``
+(Graph v1.0 "List group transitive memberOf", ``GroupMember.Read.All``) for each such group
+the account is not already an active member of. PIM for Groups reads follow the decision
+below (a licence answer: no PIM data, so no eligibility; anything else fails closed).
+
 Cost per account: 1 (transitiveMemberOf) + 2 (PIM for Groups) + 2 per principal (the account,
-each role-assignable group it is in, each group PIM for Groups names), each one page in the
-usual case.
+each role-assignable group it is in, each group PIM for Groups names), + 1 per protected group
+(owners) + 1 per group PIM for Groups names that the account is not an active member of, each
+one page in the usual case.
 
 Permission: ``RoleManagement.Read.Directory`` covers both lists (least privileged for
 roleAssignments; for the eligibility instances ``RoleEligibilitySchedule.Read.Directory`` is
@@ -91,6 +105,8 @@ if TYPE_CHECKING:
     from kiota_abstractions.request_information import RequestInformation
     from msgraph.graph_service_client import GraphServiceClient
 
+    from remediation.adapters.graph_caller import BuildRequest
+
     # Builds one list request for a `$filter` clause.
     RequestFor = Callable[[GraphServiceClient, str], RequestInformation]
 
@@ -112,11 +128,13 @@ class GraphRoles:
     def __init__(self, caller: GraphCaller) -> None:
         self._graph = caller
 
-    async def memberships(self, user_id: str) -> Memberships:
+    async def memberships(self, user_id: str,
+                          protected_group_ids: frozenset[str] = frozenset()) -> Memberships:
         """Transitive groups, and every role held actively or eligibly, directly, through a
         role-assignable group, or through a group PIM for Groups lets the account join or
-        own. Raises PermanentError / TransientError as GraphCaller does (e.g. 403 without
-        RoleManagement.Read.Directory: the guardrails then escalate)."""
+        own; and every way into a protected group other than active membership
+        (``_protected_access``). Raises PermanentError / TransientError as GraphCaller does
+        (e.g. 403 without RoleManagement.Read.Directory: the guardrails then escalate)."""
         items = await self._transitive_member_of(user_id)
         groups = {str(item["id"]): item for item in items
                   if item.get("@odata.type") == _GROUP and item.get("id")}
@@ -153,7 +171,42 @@ class GraphRoles:
             log.info("Graph: no PIM data (the tenant has no Entra ID P2); eligible roles "
                      "cannot be seen")
         roles = tuple(dict.fromkeys(holding.describe() for holding in holdings))
-        return Memberships(group_ids=frozenset(groups), roles=roles, pim_data=pim_data)
+        reached = await self._protected_access(user_id, frozenset(groups), access,
+                                               protected_group_ids)
+        return Memberships(group_ids=frozenset(groups), roles=roles, pim_data=pim_data,
+                           group_access=reached)
+
+    async def _protected_access(self, user_id: str, groups: frozenset[str],
+                                access: list[tuple[str, str]],
+                                protected: frozenset[str]) -> tuple[tuple[str, str], ...]:
+        """(protected group id, how) for each way into a protected group that
+        ``transitiveMemberOf`` does not show: ownership of it (``GET /groups/{id}/owners``,
+        one read per protected group), and membership or ownership, eligible or active,
+        through PIM for Groups, of it or of a group nested in it (``GET
+        /groups/{id}/transitiveMemberOf`` for each such group not already known, usually
+        none or one). Any failed read raises: the guardrails then escalate."""
+        if not protected:
+            return ()
+        reached: list[tuple[str, str]] = []
+        for group_id in sorted(protected):
+            owners = await self._graph.get_all(
+                "read protected group owners", _owners_request(group_id))
+            if any(owner.get("id") == user_id for owner in owners):
+                reached.append((group_id, "owner"))
+        asked: dict[str, frozenset[str]] = {}
+        for group_id, how in access:
+            if group_id in protected:
+                reached.append((group_id, how))
+                continue
+            if group_id in groups and "owner" not in how:
+                continue  # an active member: its parents are in transitiveMemberOf already
+            if group_id not in asked:
+                parents = await self._graph.get_all(
+                    "read nesting of a PIM for Groups group", _parents_request(group_id))
+                asked[group_id] = frozenset(str(p["id"]) for p in parents if p.get("id"))
+            reached += [(parent, f"{how} of group {group_id}, nested in it")
+                        for parent in sorted(asked[group_id] & protected)]
+        return tuple(dict.fromkeys(reached))
 
     async def _pim_for_groups(self, user_id: str) -> tuple[list[tuple[str, str]], bool]:
         """The groups PIM for Groups lets the account join or own, eligibly or actively, as
@@ -198,6 +251,37 @@ class GraphRoles:
         literal = principal.replace("'", "''")
         clause = f"principalId eq '{literal}'"
         return await self._graph.get_all(what, lambda c: request(c, clause))
+
+
+def _owners_request(group_id: str) -> "BuildRequest":
+    def build(client: "GraphServiceClient") -> "RequestInformation":
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.groups.item.owners.owners_request_builder import (
+            OwnersRequestBuilder,
+        )
+
+        query = OwnersRequestBuilder.OwnersRequestBuilderGetQueryParameters(
+            select=["id"], top=999)
+        return client.groups.by_group_id(group_id).owners.to_get_request_information(
+            RequestConfiguration(query_parameters=query))
+
+    return build
+
+
+def _parents_request(group_id: str) -> "BuildRequest":
+    def build(client: "GraphServiceClient") -> "RequestInformation":
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.groups.item.transitive_member_of.transitive_member_of_request_builder import (  # noqa: E501
+            TransitiveMemberOfRequestBuilder,
+        )
+
+        query = TransitiveMemberOfRequestBuilder.TransitiveMemberOfRequestBuilderGetQueryParameters(
+            select=["id"], top=999)
+        group = client.groups.by_group_id(group_id)
+        return group.transitive_member_of.to_get_request_information(
+            RequestConfiguration(query_parameters=query))
+
+    return build
 
 
 def _assignments_request(client: "GraphServiceClient", clause: str) -> "RequestInformation":

@@ -15,11 +15,16 @@ class Memberships:
     ``User Administrator, eligible (PIM), through group Tier-0 admins``
     (``remediation.domain.roles.RoleHolding.describe``). ``pim_data``: False when the tenant
     could not say which roles are PIM-eligible (no Entra ID P2): no eligibility is known.
+    ``group_access``: (group id, how) for each protected group the account can reach other
+    than as an active member, e.g. ``owner``, ``eligible member (PIM for Groups)``,
+    ``eligible member (PIM for Groups) of group <id>, nested in it``: an owner may add itself
+    as a member, an eligible member may activate at will.
     """
 
     group_ids: frozenset[str] = frozenset()
     roles: tuple[str, ...] = ()
     pim_data: bool = True
+    group_access: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,13 @@ def judge(user: DirectoryUser, memberships: Memberships, domains: TenantDomains,
     if not memberships.pim_data:
         facts["pim"] = "no PIM data (the tenant has no Entra ID P2)"
     protected = sorted(memberships.group_ids & protected_group_ids)
-    if protected:
-        return Guardrail(Verdict.ESCALATE, "member of protected group(s) "
-                         f"{', '.join(protected)}: never changed automatically", facts)
+    reached = [f"{how} of protected group {group_id}"
+               for group_id, how in memberships.group_access if group_id in protected_group_ids]
+    if protected or reached:
+        held = ([f"member of protected group(s) {', '.join(protected)}"] if protected else [])
+        facts["protected_access"] = held + reached
+        return Guardrail(Verdict.ESCALATE, f"{'; '.join(held + reached)}: never changed "
+                         "automatically", facts)
     if memberships.roles:
         return Guardrail(Verdict.ESCALATE, "holds directory role(s) "
                          f"{'; '.join(memberships.roles)}: the robot never resets an "

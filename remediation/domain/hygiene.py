@@ -4,8 +4,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-RARELY_READ_FOLDERS = frozenset({"rss feeds", "rss subscriptions", "archive",
-                                 "conversation history", "notes", "junk email", "deleted items"})
+# Folders people rarely look in, by Graph's well-known names, which "work regardless of the
+# locale of the user's mailbox" (mailFolder resource type, Well-known folder names,
+# https://learn.microsoft.com/graph/api/resources/mailfolder). Display names are the
+# mailbox's language ("Archiv", "Junk-E-Mail"): never compared. RSS Feeds has no well-known
+# name in Graph v1.0; a rule that moves mail there and marks it read is found by that.
+RARELY_READ_FOLDERS = ("archive", "conversationhistory", "deleteditems", "junkemail")
+INBOX = "inbox"
 _FORWARDING_ACTIONS = ("forwardTo", "forwardAsAttachmentTo", "redirectTo")
 
 
@@ -26,11 +31,20 @@ class Finding:
     snapshot: dict[str, Any]
 
 
+def moves_mail(rules: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether any rule moves mail (only then are folders worth reading)."""
+    return any(isinstance(rule.get("actions"), Mapping)
+               and rule["actions"].get("moveToFolder") for rule in rules)
+
+
 def suspicious_rules(rules: Iterable[Mapping[str, Any]], folder_names: Mapping[str, str],
-                     domains: frozenset[str]) -> list[Finding]:
+                     domains: frozenset[str],
+                     well_known: Mapping[str, str] | None = None) -> list[Finding]:
+    """``folder_names``: folder id -> display name (only to show); ``well_known``: folder id
+    -> well-known name (``inbox`` and RARELY_READ_FOLDERS, those the mailbox has)."""
     findings = []
     for rule in rules:
-        reasons = _rule_reasons(rule, folder_names, domains)
+        reasons = _rule_reasons(rule, folder_names, domains, well_known or {})
         if reasons and rule.get("isEnabled", True):
             findings.append(Finding(str(rule.get("id")), str(rule.get("displayName") or ""),
                                     "; ".join(reasons), dict(rule)))
@@ -53,7 +67,7 @@ def suspicious_forwarding(forwarding: MailboxForwarding,
 
 
 def _rule_reasons(rule: Mapping[str, Any], folder_names: Mapping[str, str],
-                  domains: frozenset[str]) -> list[str]:
+                  domains: frozenset[str], well_known: Mapping[str, str]) -> list[str]:
     actions = rule.get("actions") if isinstance(rule.get("actions"), Mapping) else {}
     assert isinstance(actions, Mapping)
     reasons = []
@@ -66,9 +80,15 @@ def _rule_reasons(rule: Mapping[str, Any], folder_names: Mapping[str, str],
     folder = actions.get("moveToFolder")
     if isinstance(folder, str) and folder:
         name = folder_names.get(folder, folder)
-        if name.strip().lower() in RARELY_READ_FOLDERS:
-            reasons.append(f"moves matching mail to {name}"
-                           + (" and marks it read" if actions.get("markAsRead") else ""))
+        # A rule may name a folder by its well-known name as well as by its id.
+        known = well_known.get(folder) or (folder.lower() if folder.lower() in (
+            INBOX, *RARELY_READ_FOLDERS) else None)
+        marks_read = actions.get("markAsRead") is True
+        if known in RARELY_READ_FOLDERS:
+            reasons.append(f"moves matching mail to {name} (the {known} folder)"
+                           + (" and marks it read" if marks_read else ""))
+        elif marks_read and known != INBOX:
+            reasons.append(f"moves matching mail to {name} and marks it read")
     return reasons
 
 

@@ -247,7 +247,7 @@ async def transitive_member_of(request: web.Request) -> web.Response:
         {"@odata.type": "#microsoft.graph.group", "id": group_id,
          "displayName": tenant.groups.get(group_id, group_id),
          "isAssignableToRole": group_id in tenant.role_assignable_groups}
-        for group_id in user.group_ids
+        for group_id in tenant.transitive_groups(user.group_ids)
     ]
     roles: list[dict[str, Any]] = [
         {"@odata.type": "#microsoft.graph.directoryRole",
@@ -257,6 +257,52 @@ async def transitive_member_of(request: web.Request) -> web.Response:
         for template_id in user.role_template_ids
     ]
     return page(request, groups + roles, tenant.graph_page_size, "directoryObjects")
+
+
+@routes.get("/v1.0/groups/{group}/owners")
+async def group_owners(request: web.Request) -> web.Response:
+    """Graph v1.0 "List group owners" (GroupMember.Read.All): users, as directoryObjects."""
+    tenant = request.app[TENANT]
+    group_id = request.match_info["group"]
+    try:
+        owners = tenant.owners_of(group_id)
+    except TenantError as error:
+        return refusal(error)
+    return page(request, [{"@odata.type": "#microsoft.graph.user", "id": owner.id,
+                           "displayName": owner.display_name,
+                           "userPrincipalName": owner.user_principal_name}
+                          for owner in owners], tenant.graph_page_size, "directoryObjects")
+
+
+@routes.get("/v1.0/groups/{group}/transitiveMemberOf")
+async def group_transitive_member_of(request: web.Request) -> web.Response:
+    """Graph v1.0 "List group transitive memberOf" (GroupMember.Read.All): the groups the
+    group is nested in, at any depth."""
+    tenant = request.app[TENANT]
+    group_id = request.match_info["group"]
+    try:
+        tenant.group(group_id)
+    except TenantError as error:
+        return refusal(error)
+    parents = tenant.transitive_groups([group_id])[1:]
+    return page(request, [{"@odata.type": "#microsoft.graph.group", "id": parent,
+                           "displayName": tenant.groups.get(parent, parent),
+                           "isAssignableToRole": parent in tenant.role_assignable_groups}
+                          for parent in parents], tenant.graph_page_size, "directoryObjects")
+
+
+@routes.get("/v1.0/users/{user}/mailFolders/{folder}")
+async def get_folder(request: web.Request) -> web.Response:
+    """Graph v1.0 "Get mailFolder": by id or by well-known name, whatever the mailbox's
+    language ("Well-known names work regardless of the locale of the user's mailbox")."""
+    key = _key(request)
+    try:
+        folder = request.app[TENANT].mail_folder(key, request.match_info["folder"])
+    except TenantError as error:
+        return refusal(error)
+    return web.json_response({
+        "@odata.context": f"{graph_root(request)}/$metadata#users('{key}')/mailFolders/$entity",
+        **folder})
 
 
 @routes.get("/v1.0/users/{user}/mailFolders")

@@ -63,9 +63,22 @@ USER_ADMINISTRATOR_RESETS = frozenset({
     "75934031-6c7e-415a-99d7-48dbd49e875e",  # Usage Summary Reports Reader
 })
 NOT_FOUND_EXCEPTION = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
-# The top-level folders every mailbox has (Graph lists them under /mailFolders).
+# The top-level folders every mailbox has (Graph lists them under /mailFolders), by their
+# English display name (which also seeds their ids), with Graph's well-known name where it has
+# one (mailFolder resource type, "Well-known folder names",
+# https://learn.microsoft.com/graph/api/resources/mailfolder: RSS Feeds has none) and their
+# display name in a German mailbox: Exchange names them in the mailbox's language.
 WELL_KNOWN_FOLDERS = ("Inbox", "Archive", "RSS Feeds", "Conversation History", "Deleted Items",
                       "Junk Email", "Sent Items")
+FOLDER_WELL_KNOWN_NAMES = {"Inbox": "inbox", "Archive": "archive",
+                           "Conversation History": "conversationhistory",
+                           "Deleted Items": "deleteditems", "Junk Email": "junkemail",
+                           "Sent Items": "sentitems"}
+LOCALISED_FOLDERS = {"de": {"Inbox": "Posteingang", "Archive": "Archiv",
+                            "RSS Feeds": "RSS-Feeds",
+                            "Conversation History": "Unterhaltungsverlauf",
+                            "Deleted Items": "Gelöschte Elemente", "Junk Email": "Junk-E-Mail",
+                            "Sent Items": "Gesendete Elemente"}}
 _FOLDER_NAMESPACE = uuid.UUID("0b7f1e62-3c1a-4f4e-9d0c-5a8e2b6d7c41")
 
 
@@ -106,8 +119,13 @@ class SandboxUser:
     forwarding_address: str | None = None
     deliver_to_mailbox_and_forward: bool = False
     inbox_rules: list[dict[str, Any]] = field(default_factory=list)
-    # Mail folder id -> display name; the well-known folders are added on creation.
+    # Mail folder id -> display name; the well-known folders are added on creation, named in
+    # the mailbox's ``language`` ("en", or a key of LOCALISED_FOLDERS).
     folders: dict[str, str] = field(default_factory=dict)
+    language: str = "en"
+    # Well-known name (``inbox``, ``archive``, ...) -> folder id; a name left out is a folder
+    # the mailbox lacks.
+    well_known: dict[str, str] = field(default_factory=dict)
     # Holds the passwords themselves, so keep it out of repr (and so out of test failure output).
     password_changes: list[dict[str, Any]] = field(default_factory=list, repr=False)
     sessions_revoked: int = 0
@@ -117,9 +135,14 @@ class SandboxUser:
         self.mail = self.mail.lower() if self.mail else None
         if not self.proxy_addresses and self.has_mail:
             self.proxy_addresses = [f"SMTP:{self.address}"]
+        names = LOCALISED_FOLDERS.get(self.language, {})
         for name in WELL_KNOWN_FOLDERS:
-            if name not in self.folders.values():
-                self.folders[self._new_folder_id(name)] = name
+            shown = names.get(name, name)
+            if shown not in self.folders.values():
+                self.folders[self._new_folder_id(name)] = shown
+            if name in FOLDER_WELL_KNOWN_NAMES:
+                self.well_known.setdefault(FOLDER_WELL_KNOWN_NAMES[name],
+                                           self.folder_id(shown))
 
     @property
     def address(self) -> str:
@@ -263,6 +286,10 @@ class SandboxTenant:
         self.folder_page_size = 10
         self.groups: dict[str, str] = {}
         self.role_assignable_groups: set[str] = set()
+        # Group id -> its owners' object ids (GET /groups/{id}/owners; not in
+        # transitiveMemberOf), and group id -> the groups it is a direct member of.
+        self.group_owners: dict[str, list[str]] = {}
+        self.group_parents: dict[str, set[str]] = {}
         # Role assignments other than SandboxUser.role_template_ids (scoped, custom, held by
         # groups): Graph lists them under roleAssignments only, never in transitiveMemberOf.
         self.role_assignments: list[RoleGrant] = []
@@ -326,6 +353,41 @@ class SandboxTenant:
             self.groups[group_id] = name
             if role_assignable:
                 self.role_assignable_groups.add(group_id)
+
+    def add_owner(self, group_id: str, principal_id: str) -> None:
+        """An owner of the group: may add anyone, itself included, as a member."""
+        with self._lock:
+            self.group_owners.setdefault(group_id, []).append(principal_id)
+
+    def nest_group(self, child_id: str, parent_id: str) -> None:
+        """Make group ``child_id`` a member of group ``parent_id``: the child's members are
+        then transitive members of the parent."""
+        with self._lock:
+            self.group_parents.setdefault(child_id, set()).add(parent_id)
+
+    def transitive_groups(self, group_ids: list[str]) -> list[str]:
+        """``group_ids`` and every group they are nested in, at any depth, each once."""
+        with self._lock:
+            found = list(dict.fromkeys(group_ids))
+            for group_id in found:  # grows while it is walked: breadth first
+                found += [p for p in sorted(self.group_parents.get(group_id, ()))
+                          if p not in found]
+            return found
+
+    def group(self, group_id: str) -> str:
+        """The group's name; 404 Request_ResourceNotFound for a group the tenant lacks."""
+        with self._lock:
+            if group_id not in self.groups:
+                raise TenantError(404, "Request_ResourceNotFound",
+                                  f"Resource '{group_id}' does not exist or one of its queried "
+                                  "reference-property objects are not present.")
+            return self.groups[group_id]
+
+    def owners_of(self, group_id: str) -> list[SandboxUser]:
+        with self._lock:
+            self.group(group_id)
+            return [user for owner in self.group_owners.get(group_id, [])
+                    if (user := self._users.get(owner)) is not None]
 
     def assign_role(self, principal_id: str, role_id: str, scope: str = "/") -> RoleGrant:
         """An active assignment, listed by roleAssignments only (see role_template_ids)."""
@@ -435,9 +497,21 @@ class SandboxTenant:
     def mail_folders(self, address_or_id: str) -> list[dict[str, Any]]:
         with self._lock:
             user = self._graph_user(address_or_id)
-            return [{"id": folder_id, "displayName": name, "parentFolderId": "AAMkAroot",
-                     "childFolderCount": 0, "unreadItemCount": 0, "totalItemCount": 0,
-                     "isHidden": False} for folder_id, name in user.folders.items()]
+            return [_folder_json(folder_id, name) for folder_id, name in user.folders.items()]
+
+    def mail_folder(self, address_or_id: str, folder: str) -> dict[str, Any]:
+        """One folder by id or by well-known name (any letter case, as Graph takes it). A
+        well-known name the mailbox lacks: 404 ErrorItemNotFound; a segment that is neither
+        a well-known name nor an id: 400 ErrorInvalidIdMalformed."""
+        with self._lock:
+            user = self._graph_user(address_or_id)
+            folder_id = user.well_known.get(folder.lower(), folder)
+            if folder_id in user.folders:
+                return _folder_json(folder_id, user.folders[folder_id])
+            if folder.lower() in GRAPH_WELL_KNOWN_FOLDERS or folder.startswith("AAMkA"):
+                raise TenantError(404, "ErrorItemNotFound",
+                                  "The specified object was not found in the store.")
+            raise TenantError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
 
     def reset_password(self, address_or_id: str, password: Any, force_change: bool) -> None:
         with self._lock:
@@ -728,6 +802,20 @@ class SandboxTenant:
         # Requests are recorded when answered; sort to give arrival order.
         with self._lock:
             return sorted(self._requests, key=lambda request: request.at)
+
+
+# Graph v1.0's well-known folder names (mailFolder resource type, "Well-known folder names").
+GRAPH_WELL_KNOWN_FOLDERS = frozenset({
+    "archive", "clutter", "conflicts", "conversationhistory", "deleteditems", "drafts",
+    "inbox", "junkemail", "localfailures", "msgfolderroot", "outbox",
+    "recoverableitemsdeletions", "scheduled", "searchfolders", "sentitems", "serverfailures",
+    "syncissues"})
+
+
+def _folder_json(folder_id: str, name: str) -> dict[str, Any]:
+    return {"id": folder_id, "displayName": name, "parentFolderId": "AAMkAroot",
+            "childFolderCount": 0, "unreadItemCount": 0, "totalItemCount": 0,
+            "isHidden": False}
 
 
 def _complex_enough(password: str) -> bool:

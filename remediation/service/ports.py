@@ -28,8 +28,10 @@ class Directory(Protocol):
 
     async def revoke_sessions(self, user_id: str) -> None: ...
 
-    async def memberships(self, user_id: str) -> Memberships:
-        """Transitive group memberships and directory roles."""
+    async def memberships(self, user_id: str,
+                          protected_group_ids: frozenset[str] = frozenset()) -> Memberships:
+        """Transitive group memberships and directory roles, and every other way (ownership,
+        PIM for Groups, nesting) the account reaches one of ``protected_group_ids``."""
         ...
 
     async def tenant_domains(self) -> TenantDomains: ...
@@ -41,7 +43,12 @@ class Mailbox(Protocol):
     async def inbox_rules(self, user_id: str) -> list[dict[str, Any]]: ...
 
     async def folder_names(self, user_id: str) -> dict[str, str]:
-        """Mail folder id -> display name, to read where a rule moves mail."""
+        """Mail folder id -> display name, to show where a rule moves mail."""
+        ...
+
+    async def well_known_folders(self, user_id: str) -> dict[str, str]:
+        """Folder id -> well-known name (inbox, archive, ...) of those the mailbox has: which
+        folder a rule moves mail to, whatever the mailbox's language."""
         ...
 
     async def disable_rule(self, user_id: str, rule_id: str) -> None: ...

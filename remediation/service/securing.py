@@ -19,7 +19,12 @@ from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import PermanentError, RemediationError, TransientError
 from remediation.domain.guardrails import Verdict, judge
-from remediation.domain.hygiene import Finding, suspicious_forwarding, suspicious_rules
+from remediation.domain.hygiene import (
+    Finding,
+    moves_mail,
+    suspicious_forwarding,
+    suspicious_rules,
+)
 from remediation.domain.passwords import generate_password
 from remediation.service.episodes import lookup_result, user_from_lookup
 from remediation.service.journaling import (
@@ -138,7 +143,8 @@ class Securing:
                           {**judged.data, "lookup": lookup_result(fresh).data})
 
     async def _guardrails(self, user: DirectoryUser) -> StepResult:
-        memberships = await self._directory.memberships(user.id)
+        memberships = await self._directory.memberships(user.id,
+                                                        self._settings.protected_group_ids)
         domains = await self._directory.tenant_domains()
         guard = judge(user, memberships, domains, self._settings.protected_group_ids)
         detail = guard.reason or "an ordinary account: may be secured automatically"
@@ -256,8 +262,10 @@ class Securing:
             return []
         domains = self._settings.tenant_domains or (await self._directory.tenant_domains()).names
         rules = await self._mailbox.inbox_rules(user.id)
-        folders = await self._mailbox.folder_names(user.id) if rules else {}
-        findings = suspicious_rules(rules, folders, domains)
+        moving = moves_mail(rules)
+        folders = await self._mailbox.folder_names(user.id) if moving else {}
+        well_known = await self._mailbox.well_known_folders(user.id) if moving else {}
+        findings = suspicious_rules(rules, folders, domains, well_known)
         forwarding = suspicious_forwarding(
             await self._mailbox.forwarding(user.sender_address), domains)
         return [*findings, *([forwarding] if forwarding else [])]

@@ -134,3 +134,17 @@ async def test_the_workflow_never_resets_an_external_member() -> None:
     assert "external account (creationType Invitation)" in (case.reason or "")
     assert tenant.directory.passwords == []
     assert tenant.exchange.unblocks == []
+
+
+def test_ownership_or_pim_eligibility_of_a_protected_group_escalates() -> None:
+    user = DirectoryUser(id="u1", user_principal_name="owen@contoso.com", mail=None)
+    access = (("g-protected", "owner"), ("g-other", "eligible member (PIM for Groups)"),
+              ("g-protected", "eligible member (PIM for Groups) of group g-n, nested in it"))
+    guard = judge(user, Memberships(group_access=access), TenantDomains(),
+                  frozenset({"g-protected"}))
+
+    assert guard.verdict is Verdict.ESCALATE
+    assert guard.reason.startswith("owner of protected group g-protected; eligible member")
+    assert "g-other" not in guard.reason
+    assert judge(user, Memberships(group_access=access[1:2]), TenantDomains(),
+                 frozenset({"g-protected"})).verdict is Verdict.PROCEED
