@@ -65,15 +65,19 @@ application permission ``GroupMember.Read.All``). ``GET /users/{id}/ownedObjects
 answer from the account's side, but Graph v1.0 "List ownedObjects"
 (https://learn.microsoft.com/graph/api/user-list-ownedobjects) supports no application
 permission. A group PIM for Groups lets the account join or own (eligibly or actively) counts
-when it is a protected group or is nested in one: ``GET /groups/{id}/transitiveMemberOf``
-(Graph v1.0 "List group transitive memberOf", ``GroupMember.Read.All``) for each such group
-the account is not already an active member of. PIM for Groups reads follow the decision
-below (a licence answer: no PIM data, so no eligibility; anything else fails closed).
+when it is a protected group or is nested in one: the groups nested in each protected group,
+``GET /groups/{id}/transitiveMembers/microsoft.graph.group`` (Graph v1.0 "List group
+transitive members", whose permission table lists ``GroupMember.Read.All`` for applications;
+"List group transitive memberOf" lists only GroupMember.ReadBasic.All, Group.ReadBasic.All and
+Directory.Read.All, none of which the app holds), read once per protected group and only when
+PIM for Groups names a group the account is not already an active member of. PIM for Groups
+reads follow the decision below (a licence answer: no PIM data, so no eligibility; anything
+else fails closed).
 
 Cost per account: 1 (transitiveMemberOf) + 2 (PIM for Groups) + 2 per principal (the account,
 each role-assignable group it is in, each group PIM for Groups names), + 1 per protected group
-(owners) + 1 per group PIM for Groups names that the account is not an active member of, each
-one page in the usual case.
+(owners) + 1 per protected group (nested groups) when PIM for Groups names a group the
+account is not an active member of, each one page in the usual case.
 
 Permission: ``RoleManagement.Read.Directory`` covers both lists (least privileged for
 roleAssignments; for the eligibility instances ``RoleEligibilitySchedule.Read.Directory`` is
@@ -182,9 +186,9 @@ class GraphRoles:
         """(protected group id, how) for each way into a protected group that
         ``transitiveMemberOf`` does not show: ownership of it (``GET /groups/{id}/owners``,
         one read per protected group), and membership or ownership, eligible or active,
-        through PIM for Groups, of it or of a group nested in it (``GET
-        /groups/{id}/transitiveMemberOf`` for each such group not already known, usually
-        none or one). Any failed read raises: the guardrails then escalate."""
+        through PIM for Groups, of it or of a group nested in it (the protected groups'
+        nested groups, ``GET /groups/{id}/transitiveMembers/microsoft.graph.group``, read
+        once, only when needed). Any failed read raises: the guardrails then escalate."""
         if not protected:
             return ()
         reached: list[tuple[str, str]] = []
@@ -193,19 +197,24 @@ class GraphRoles:
                 "read protected group owners", _owners_request(group_id))
             if any(owner.get("id") == user_id for owner in owners):
                 reached.append((group_id, "owner"))
-        asked: dict[str, frozenset[str]] = {}
+        nested: dict[str, frozenset[str]] | None = None  # protected group -> nested groups
         for group_id, how in access:
             if group_id in protected:
                 reached.append((group_id, how))
                 continue
             if group_id in groups and "owner" not in how:
                 continue  # an active member: its parents are in transitiveMemberOf already
-            if group_id not in asked:
-                parents = await self._graph.get_all(
-                    "read nesting of a PIM for Groups group", _parents_request(group_id))
-                asked[group_id] = frozenset(str(p["id"]) for p in parents if p.get("id"))
-            reached += [(parent, f"{how} of group {group_id}, nested in it")
-                        for parent in sorted(asked[group_id] & protected)]
+            if nested is None:
+                nested = {}
+                for protected_id in sorted(protected):
+                    inside = await self._graph.get_all(
+                        "read groups nested in a protected group",
+                        _nested_groups_request(protected_id))
+                    nested[protected_id] = frozenset(
+                        str(item["id"]) for item in inside if item.get("id"))
+            reached += [(protected_id, f"{how} of group {group_id}, nested in it")
+                        for protected_id in sorted(protected)
+                        if group_id in nested[protected_id]]
         return tuple(dict.fromkeys(reached))
 
     async def _pim_for_groups(self, user_id: str) -> tuple[list[tuple[str, str]], bool]:
@@ -268,17 +277,17 @@ def _owners_request(group_id: str) -> "BuildRequest":
     return build
 
 
-def _parents_request(group_id: str) -> "BuildRequest":
+def _nested_groups_request(group_id: str) -> "BuildRequest":
     def build(client: "GraphServiceClient") -> "RequestInformation":
         from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.groups.item.transitive_member_of.transitive_member_of_request_builder import (  # noqa: E501
-            TransitiveMemberOfRequestBuilder,
+        from msgraph.generated.groups.item.transitive_members.graph_group.graph_group_request_builder import (  # noqa: E501
+            GraphGroupRequestBuilder,
         )
 
-        query = TransitiveMemberOfRequestBuilder.TransitiveMemberOfRequestBuilderGetQueryParameters(
+        query = GraphGroupRequestBuilder.GraphGroupRequestBuilderGetQueryParameters(
             select=["id"], top=999)
         group = client.groups.by_group_id(group_id)
-        return group.transitive_member_of.to_get_request_information(
+        return group.transitive_members.graph_group.to_get_request_information(
             RequestConfiguration(query_parameters=query))
 
     return build

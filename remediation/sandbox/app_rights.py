@@ -91,7 +91,7 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/v1\.0/users/[^/]+/revokeSignInSessions$"),
      "User.RevokeSessions.All"),
     (None, re.compile(r"^/v1\.0/users/[^/]+/transitiveMemberOf(/|$)"), "GroupMember.Read.All"),
-    (None, re.compile(r"^/v1\.0/groups/[^/]+/(owners|transitiveMemberOf)(/|$)"),
+    (None, re.compile(r"^/v1\.0/groups/[^/]+/(owners|transitiveMembers)(/|$)"),
      "GroupMember.Read.All"),
     (None, re.compile(r"^/v1\.0/users/[^/]+/mailFolders/[^/]+/messageRules(/|$)"),
      "MailboxSettings.ReadWrite"),

@@ -274,21 +274,24 @@ async def group_owners(request: web.Request) -> web.Response:
                           for owner in owners], tenant.graph_page_size, "directoryObjects")
 
 
-@routes.get("/v1.0/groups/{group}/transitiveMemberOf")
-async def group_transitive_member_of(request: web.Request) -> web.Response:
-    """Graph v1.0 "List group transitive memberOf" (GroupMember.Read.All): the groups the
-    group is nested in, at any depth."""
+@routes.get("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.group")
+@routes.get("/v1.0/groups/{group}/transitiveMembers/graph.group")  # msgraph-sdk's spelling
+async def group_nested_groups(request: web.Request) -> web.Response:
+    """Graph v1.0 "List group transitive members", cast to groups (application permission
+    GroupMember.Read.All among those listed): the groups nested in the group, at any depth.
+    "List group transitive memberOf" is not served: its permission table lists no permission
+    the app holds for it (GroupMember.ReadBasic.All, Group.ReadBasic.All, Directory.Read.All)."""
     tenant = request.app[TENANT]
     group_id = request.match_info["group"]
     try:
         tenant.group(group_id)
     except TenantError as error:
         return refusal(error)
-    parents = tenant.transitive_groups([group_id])[1:]
-    return page(request, [{"@odata.type": "#microsoft.graph.group", "id": parent,
-                           "displayName": tenant.groups.get(parent, parent),
-                           "isAssignableToRole": parent in tenant.role_assignable_groups}
-                          for parent in parents], tenant.graph_page_size, "directoryObjects")
+    return page(request, [{"@odata.type": "#microsoft.graph.group", "id": nested,
+                           "displayName": tenant.groups.get(nested, nested),
+                           "isAssignableToRole": nested in tenant.role_assignable_groups}
+                          for nested in tenant.nested_groups(group_id)],
+                tenant.graph_page_size, "directoryObjects")
 
 
 @routes.get("/v1.0/users/{user}/mailFolders/{folder}")

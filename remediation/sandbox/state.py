@@ -374,6 +374,13 @@ class SandboxTenant:
                           if p not in found]
             return found
 
+    def nested_groups(self, group_id: str) -> list[str]:
+        """The groups nested in ``group_id`` at any depth (not itself)."""
+        with self._lock:
+            known = sorted(set(self.groups) | set(self.group_parents))
+        return [other for other in known
+                if other != group_id and group_id in self.transitive_groups([other])[1:]]
+
     def group(self, group_id: str) -> str:
         """The group's name; 404 Request_ResourceNotFound for a group the tenant lacks."""
         with self._lock:
