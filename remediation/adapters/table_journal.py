@@ -59,6 +59,7 @@ from azure.data.tables.aio import TableClient
 
 from remediation.adapters.credentials import token_failure
 from remediation.config import ConfigError
+from remediation.domain.case_states import check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.sources import SourceHealth
@@ -124,11 +125,13 @@ class TableJournal:
         with _translated(f"updating case {case.case_id}"):
             try:
                 current = await client.get_entity(_case_key(case.case_id), _CASE_ROW,
-                                                  select=["version", "user"])
+                                                  select=["version", "user", "state"])
             except ResourceNotFoundError:
                 raise ConcurrentUpdate(f"case {case.case_id} does not exist") from None
             if current.get("version") != case.version:
                 raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+            # The ETag below makes the state read here the state replaced.
+            check_transition(case.case_id, CaseState(current["state"]), stored.state)
             renamed = current.get("user") not in (None, stored.user)
             if renamed:  # opened under another name (an object id, an alias): index it anew
                 moved = await _copy_user_index(client, stored, str(current["user"]))
