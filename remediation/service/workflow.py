@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 RETRY = "retry"  # the journal step of a scheduled retry
 APPROVAL_REFUSED = "approval_refused"
+APPROVED = "approved"
 
 
 class RemediationWorkflow:
@@ -99,14 +100,18 @@ class RemediationWorkflow:
     async def approve(self, approval: Approval) -> Case:
         """Let a case waiting for approval proceed (approve mode)."""
         case = await self._recorder.require(approval.case_id)
-        if case.state is not CaseState.AWAITING_APPROVAL:
-            log.info("approval of case %s ignored: it is %s", case.case_id, case.state.value)
-            return case
         refusal = _approval_refusal(case, approval)
         if refusal is not None:  # the handler journals it as a rejected request too
             await self._recorder.note(case, APPROVAL_REFUSED, StepStatus.INFO, refusal)
             raise InvalidRequest(refusal)
-        case = await self._recorder.note(case, "approved", StepStatus.INFO,
+        if case.state is CaseState.IN_PROGRESS and _was_approved(case):
+            # The retry of an approval whose work failed after it was accepted: the case
+            # goes on from its next step (never stuck because the copy finds it not waiting).
+            return await self._secure(case)
+        if case.state is not CaseState.AWAITING_APPROVAL:
+            log.info("approval of case %s ignored: it is %s", case.case_id, case.state.value)
+            return case
+        case = await self._recorder.note(case, APPROVED, StepStatus.INFO,
                                          f"approved by {approval.approved_by}",
                                          {"approved_by": approval.approved_by})
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
@@ -222,6 +227,10 @@ def _approval_refusal(case: Case, approval: Approval) -> str | None:
         return (f"approval of case {case.case_id} refused: it names {approval.user}, but the "
                 f"case is about {case.user}; nothing was done")
     return None
+
+
+def _was_approved(case: Case) -> bool:
+    return any(step.name == APPROVED for step in case.steps)
 
 
 def _names_of(case: Case) -> set[str]:

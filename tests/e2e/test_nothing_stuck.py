@@ -1,0 +1,55 @@
+"""Every case reaches a final state (issue 14, point 1): against the sandbox over HTTP, a
+transient failure at any point leaves a case that a message, a retry or the sweeper moves on.
+"""
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from remediation.bootstrap import Application, bootstrap
+from remediation.domain.cases import Case, CaseState
+from remediation.domain.requests import RemediationRequest
+from remediation.sandbox import SandboxTenant
+from remediation.sandbox.faults import Fault
+from remediation.service.messages import Approval
+from tests.conftest import sandbox_settings
+
+LYNNE = "lynne.robbins@contoso.com"
+# Graph's password reset: PATCH /users/{id} with a passwordProfile.
+RESET_PATCH = Fault(status=503, method="PATCH", path=r"^/v1\.0/users/[^/]+$", times=1)
+
+
+def app_for(url: str, tenant: SandboxTenant, db: Path, **changes: Any) -> Application:
+    return bootstrap(sandbox_settings(url, tenant, db, sweep_restricted_users=False,
+                                      http_max_retries=0, **changes))
+
+
+async def run(app: Application) -> None:
+    await app.worker(poll_interval=0.05, retry_backoff=0.05).run(until_idle=True)
+
+
+async def only_case(app: Application) -> Case:
+    [case] = await app.journal.list_cases()
+    return case
+
+
+async def test_a_reset_failing_after_the_approval_is_retried_to_the_end(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Stuck for ever: the retry of the approval found the case no longer waiting."""
+    app = app_for(sandbox_url, tenant, tmp_path / "db", mode="approve")
+    await app.requests.send(RemediationRequest(user=LYNNE, source="alert",
+                                               request_id=uuid.uuid4().hex))
+    await run(app)
+    waiting = await only_case(app)
+    assert waiting.state is CaseState.AWAITING_APPROVAL
+
+    tenant.add_fault(RESET_PATCH)
+    await app.requests.send_approval(Approval(waiting.case_id, LYNNE, "security lead"))
+    await run(app)
+    case = await only_case(app)
+    await app.aclose()
+
+    assert [s.name for s in case.steps if s.name == "retry"] == ["retry"]
+    assert case.state is CaseState.VERIFIED, (case.state, [(s.name, s.detail)
+                                                           for s in case.steps])
+    assert len(tenant.user(LYNNE).password_changes) == 1
