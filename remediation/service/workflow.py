@@ -13,9 +13,10 @@ from typing import Any
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
 from remediation.domain.requests import RemediationRequest, parse_evidence_time
+from remediation.service.admission import names_of
 from remediation.service.claims import AlertClaims
 from remediation.service.episodes import Episodes, new_case_id
-from remediation.service.journaling import LOOKUP, CaseRecorder, StepResult
+from remediation.service.journaling import CaseRecorder, StepResult
 from remediation.service.messages import AlertUpdate, Approval, VerificationCheck, approver
 from remediation.service.notifications import Notifications
 from remediation.service.outcomes import Outcomes
@@ -223,7 +224,7 @@ def _approval_refusal(case: Case, approval: Approval) -> str | None:
         approver(approval.approved_by)
     except InvalidRequest as error:
         return f"approval of case {case.case_id} refused: {error.reason}"
-    if approval.user.lower() not in _names_of(case):
+    if approval.user.lower() not in names_of(case):
         return (f"approval of case {case.case_id} refused: it names {approval.user}, but the "
                 f"case is about {case.user}; nothing was done")
     return None
@@ -231,12 +232,3 @@ def _approval_refusal(case: Case, approval: Approval) -> str | None:
 
 def _was_approved(case: Case) -> bool:
     return any(step.name == APPROVED for step in case.steps)
-
-
-def _names_of(case: Case) -> set[str]:
-    names = {case.user, case.user_id, case.sender, *case.listed_addresses}
-    found = case.done(LOOKUP)
-    if found is not None:
-        names.update((found.data.get("user_id"), found.data.get("upn"),
-                      found.data.get("mail"), *(found.data.get("proxy_addresses") or ())))
-    return {name.lower() for name in names if isinstance(name, str) and name}
