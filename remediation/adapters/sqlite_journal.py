@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediation.adapters.sqlite_db import SqliteDatabase
-from remediation.domain.case_states import check_transition
+from remediation.domain.case_states import WORKING, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate
 from remediation.domain.sources import SourceHealth
@@ -103,6 +103,10 @@ class SqliteJournal:
             return [_load(connection, row["doc"]) for row in rows]
 
         return await self._db.read(select)
+
+    async def working_cases(self) -> list[Case]:
+        """Through the ``cases_by_state`` index: the cost follows the working cases."""
+        return await self.list_cases(states=WORKING)
 
     async def count_cases(self, user: str | None = None, *,
                           since: datetime | None = None) -> dict[CaseState, int]:

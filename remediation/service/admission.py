@@ -73,10 +73,13 @@ def update_refusal(case: Case, update: AlertUpdate) -> str | None:
 
 def _ended_and_told(case: Case) -> bool:
     """Has the case ended, with its end notice begun (or no end that takes one)? A start
-    queued while the case worked and delivered after it ended still goes first; never
-    after the end notice, and never on a case that changed nothing."""
+    queued while the case worked and delivered after it ended still goes first, and one
+    begun then is finished by its retry; a start never begun is never posted after the end
+    notice, nor on a case that changed nothing."""
     if not case.state.is_final:
         return False
+    if any(step.name.startswith("alert_comment:start:") for step in case.steps):
+        return False  # begun while the case worked: its retry finishes it (never twice)
     return not any(step.name.startswith(("alert_comment:verified:", "alert_comment:escalated:",
                                          "alerts_queued:verified:", "alerts_queued:escalated:"))
                    for step in case.steps) or any(

@@ -67,7 +67,8 @@ class Sweeper:
         cannot be swept is named in the report's ``errors``, the next sweep tries again."""
         report = SweepReport()
         try:
-            cases = await self.journal.list_cases(states=SWEPT)
+            cases = [case for case in await self.journal.working_cases()
+                     if case.state in SWEPT]
         except Exception as error:
             report.errors.append(f"working cases could not be listed: {_why(error)}")
             return report

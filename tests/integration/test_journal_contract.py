@@ -305,6 +305,19 @@ async def test_a_transition_not_in_the_table_is_refused_and_changes_nothing(
     assert (await stored(journal, "c1")).reason == "a step later"
 
 
+async def test_working_cases_are_the_cases_not_final_yet(journal: Journal) -> None:
+    states = [CaseState.RECEIVED, CaseState.VERIFIED, CaseState.IN_PROGRESS,
+              CaseState.AWAITING_APPROVAL, CaseState.REJECTED,
+              CaseState.AWAITING_VERIFICATION]
+    for n, state in enumerate(states):
+        await journal.add_case(make_case(f"w{n}", state=state, at=T0 + timedelta(minutes=n)))
+    # Cases that end leave the working set; those still working stay in it.
+    await journal.update_case((await stored(journal, "w2")).evolve(state=CaseState.ESCALATED))
+    await journal.update_case((await stored(journal, "w0")).evolve(state=CaseState.IN_PROGRESS))
+
+    assert await ids(journal.working_cases()) == ["w5", "w3", "w0"]
+
+
 def test_the_state_table_leads_every_working_state_to_a_final_one() -> None:
     working = {CaseState.RECEIVED, CaseState.IN_PROGRESS, CaseState.AWAITING_APPROVAL,
                CaseState.AWAITING_VERIFICATION}
