@@ -21,6 +21,7 @@ from remediation.adapters.local_queue import (
     LocalVerificationScheduler,
 )
 from remediation.adapters.local_worker import LocalWorker
+from remediation.adapters.queue_limits import session_id_for
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.adapters.sqlite_queue import SqliteQueue
@@ -41,6 +42,7 @@ from remediation.service.ports import (
     RestrictedSenders,
     VerificationScheduler,
 )
+from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 
 if TYPE_CHECKING:
@@ -129,11 +131,14 @@ def bootstrap(
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
         mailbox=tenant.mailbox,
         webhook=_webhook(settings, closers))
+    sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
+                      session_for=session_id_for)
     intake = Intake(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
         workflow=workflow, clock=clock,
         settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
-                                sweep=settings.sweep_restricted_users))
+                                sweep=settings.sweep_restricted_users),
+        sweeper=sweeper)
     handler = MessageHandler(workflow, retrying=Retrying(
         requests=retries[0], follow_ups=retries[1], clock=clock,
         backoff=RetryPolicy(first=settings.retry_backoff)))

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediation.domain.blocks import BlockedSender
+from remediation.domain.case_states import WORKING, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, RemediationError
@@ -342,9 +343,13 @@ class FakeJournal:
         raw = self._cases.get(case.case_id)
         if raw is None or json.loads(raw)["version"] != case.version:
             raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+        check_transition(case.case_id, CaseState(json.loads(raw)["state"]), case.state)
         stored = case.evolve(version=case.version + 1)
         self._cases[case.case_id] = json.dumps(stored.to_dict())
         return stored
+
+    async def working_cases(self) -> list[Case]:
+        return await self.list_cases(states=WORKING)
 
     async def add_step(self, case_id: str, step: Step) -> None:
         if case_id not in self._steps:

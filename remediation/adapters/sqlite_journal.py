@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediation.adapters.sqlite_db import SqliteDatabase
+from remediation.domain.case_states import WORKING, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate
 from remediation.domain.sources import SourceHealth
@@ -30,9 +31,15 @@ class SqliteJournal:
         await self._db.write(insert)
 
     async def update_case(self, case: Case) -> Case:
+        """Store ``case`` if its version is current and its state moved along the table of
+        ``domain.case_states`` (else ForbiddenTransition); ConcurrentUpdate when stale."""
         stored = case.evolve(version=case.version + 1)
 
         def update(connection: sqlite3.Connection) -> None:
+            row = connection.execute("SELECT state, version FROM cases WHERE case_id = ?",
+                                     (case.case_id,)).fetchone()
+            if row is not None and row["version"] == case.version:
+                check_transition(case.case_id, CaseState(row["state"]), stored.state)
             # ``user`` too: a case opened under the name a request gave (an object id, an
             # alias) takes the account's primary address once the lookup found it.
             cursor = connection.execute(
@@ -96,6 +103,10 @@ class SqliteJournal:
             return [_load(connection, row["doc"]) for row in rows]
 
         return await self._db.read(select)
+
+    async def working_cases(self) -> list[Case]:
+        """Through the ``cases_by_state`` index: the cost follows the working cases."""
+        return await self.list_cases(states=WORKING)
 
     async def count_cases(self, user: str | None = None, *,
                           since: datetime | None = None) -> dict[CaseState, int]:

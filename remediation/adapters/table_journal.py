@@ -59,6 +59,7 @@ from azure.data.tables.aio import TableClient
 
 from remediation.adapters.credentials import token_failure
 from remediation.config import ConfigError
+from remediation.domain.case_states import WORKING, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.sources import SourceHealth
@@ -82,6 +83,8 @@ _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 3, "connection_timeout": 10,
                                    "read_timeout": 30}
 _BREAKER_KEY = ("breaker", "resets")
 _SOURCES = "source"
+# One row per working case (RowKey: the escaped case id), so the sweeper reads only them.
+_WORKING = "working"
 _CLAIM_ATTEMPTS = 5  # each lost round means another writer changed the row: read it again
 # A lost race means another worker took a place, so ``limit`` + 1 losses cannot happen in one
 # window: the bound is never reached in practice, and it keeps the loop finite.
@@ -107,6 +110,9 @@ class TableJournal:
     async def add_case(self, case: Case) -> None:
         client = await self._table()
         rows = [_case_entity(case), *(_step_entity(case.case_id, step) for step in case.steps)]
+        if case.state in WORKING:  # first: a working case is never missing from the index
+            with _translated(f"indexing working case {case.case_id}"):
+                await client.upsert_entity(_working_entity(case.case_id))
         with _translated(f"storing case {case.case_id}"):
             for number, batch in enumerate(_batches(rows)):
                 try:
@@ -124,11 +130,13 @@ class TableJournal:
         with _translated(f"updating case {case.case_id}"):
             try:
                 current = await client.get_entity(_case_key(case.case_id), _CASE_ROW,
-                                                  select=["version", "user"])
+                                                  select=["version", "user", "state"])
             except ResourceNotFoundError:
                 raise ConcurrentUpdate(f"case {case.case_id} does not exist") from None
             if current.get("version") != case.version:
                 raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+            # The ETag below makes the state read here the state replaced.
+            check_transition(case.case_id, CaseState(current["state"]), stored.state)
             renamed = current.get("user") not in (None, stored.user)
             if renamed:  # opened under another name (an object id, an alias): index it anew
                 moved = await _copy_user_index(client, stored, str(current["user"]))
@@ -143,6 +151,9 @@ class TableJournal:
                 for row in moved:
                     with suppress(ResourceNotFoundError):
                         await client.delete_entity(row["PartitionKey"], row["RowKey"])
+            if stored.state not in WORKING and current.get("state") in _WORKING_VALUES:
+                with suppress(ResourceNotFoundError):  # left behind, it is read and passed
+                    await client.delete_entity(_WORKING, _escape(case.case_id))
         await self._record_requests(stored)
         return stored
 
@@ -246,6 +257,18 @@ class TableJournal:
             return await self._user_cases(user, states, since, limit)
         newest = await self._scan_newest(states, since, limit)
         return await self._load_many([_case_id_of(key) for _, key in newest])
+
+    async def working_cases(self) -> list[Case]:
+        """From the ``working`` index partition: one row per case not final yet, so the
+        cost follows the working cases, never the journal's history. Cases journaled
+        before the index was kept are not in it (``list_cases`` finds them)."""
+        client = await self._table()
+        with _translated("listing working cases"):
+            ids = [_case_id_of(str(row["RowKey"])) async for row in client.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": _WORKING}, select=["RowKey"],
+                results_per_page=1000)]
+        cases = [case for case in await self._load_many(ids) if case.state in WORKING]
+        return sorted(cases, key=lambda case: case.created_at, reverse=True)
 
     async def count_cases(self, user: str | None = None, *,
                           since: datetime | None = None) -> dict[CaseState, int]:
@@ -633,6 +656,13 @@ def _batches(rows: list[Entity]) -> Iterator[list[Entity]]:
         size += row_size
     if batch:
         yield batch
+
+
+def _working_entity(case_id: str) -> Entity:
+    return {"PartitionKey": _WORKING, "RowKey": _escape(case_id)}
+
+
+_WORKING_VALUES = frozenset(state.value for state in WORKING)
 
 
 def _case_key(case_id: str) -> str:

@@ -177,6 +177,7 @@ async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
         if until_idle:
             report = await app.intake.poll()
             await app.worker().run(until_idle=True)
+            await _sweep_until_settled(app)
             from remediation.service.status import OPEN_STATES
 
             open_cases = await app.journal.list_cases(states=OPEN_STATES)  # every one
@@ -198,6 +199,20 @@ async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
         return 0
     finally:
         await app.aclose()
+
+
+async def _sweep_until_settled(app: "Application") -> None:
+    """With the queues empty, a working case has nothing pending: the sweeper resumes it
+    (or, after its last resume, escalates it) and the worker runs again, a bounded number
+    of rounds."""
+    sweeper = app.intake.sweeper
+    if sweeper is None:
+        return
+    for _ in range(sweeper.max_resumes + 1):
+        swept = await sweeper.sweep(idle=True)
+        if not swept.resumed:
+            return
+        await app.worker().run(until_idle=True)
 
 
 async def _poll_until(app: "Application", stop: asyncio.Event) -> None:

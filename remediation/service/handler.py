@@ -43,7 +43,14 @@ from remediation.domain.cases import Case
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import MAX_RETRY_AFTER, InvalidRequest, TransientError
 from remediation.domain.requests import describe, parse_request
-from remediation.service.messages import AlertUpdate, Approval, approval_in, parse_follow_up
+from remediation.service.messages import (
+    AlertUpdate,
+    Approval,
+    Resume,
+    approval_in,
+    parse_follow_up,
+    resume_in,
+)
 from remediation.service.ports import Clock, MessageRetries
 from remediation.service.workflow import RemediationWorkflow
 
@@ -169,11 +176,14 @@ class MessageHandler:
 
         Returns the case (None when a retry was scheduled before any case existed)."""
         try:
-            approval = approval_in(delivery.body)
-            if approval is None:
+            resume = resume_in(delivery.body)
+            approval = approval_in(delivery.body) if resume is None else None
+            if approval is None and resume is None:
                 request = parse_request(delivery.body)
         except InvalidRequest as error:
             return await self._workflow.reject(_claimed_user(delivery.body), error.reason)
+        if resume is not None:
+            return await self._resume(delivery, resume)
         if approval is not None:
             return await self._approve(delivery, approval)
         if request.request_id is None:
@@ -205,6 +215,21 @@ class MessageHandler:
                 lambda reason: self._workflow.escalate(approval.case_id, reason),
                 escalation_reason=lambda: self._workflow.escalation_reason(
                     case_id=approval.case_id)))
+
+    async def _resume(self, delivery: Delivery, resume: Resume) -> Case | None:
+        """The sweeper's message: its retries are copies of it, and its last attempt
+        escalates the case."""
+        try:
+            return await self._attempt(delivery, lambda: self._workflow.resume(resume))
+        except InvalidRequest as error:
+            return await self._workflow.reject(resume.user, error.reason)
+        except Exception as error:
+            return await self._after_failure(delivery, error, _OnFailure(
+                "resumed remediation", lambda retrying: retrying.requests,
+                _journal_on(self._workflow, resume.case_id),
+                lambda reason: self._workflow.escalate(resume.case_id, reason),
+                escalation_reason=lambda: self._workflow.escalation_reason(
+                    case_id=resume.case_id)))
 
     async def on_verification(self, delivery: Delivery) -> Case | None:
         """The verifications queue: verification checks and Defender alert updates."""

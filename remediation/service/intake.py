@@ -51,6 +51,7 @@ from remediation.service.ports import (
     RestrictedSenders,
 )
 from remediation.service.sources import record_outcome
+from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow, new_case_id
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class IntakeReport:
     escalated: list[str] = field(default_factory=list)  # alerts a person must decide on
     not_confirmed: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)  # stuck cases the sweeper resumed
+    stalled: list[str] = field(default_factory=list)  # stuck cases it escalated
     errors: list[str] = field(default_factory=list)
     senders: set[str] = field(default_factory=set)
     # A source that could not be read at all (not one bad item of it), with the reason.
@@ -103,7 +106,9 @@ def block_request_id(entry: BlockedSender) -> str:
 class Intake:
     def __init__(self, *, alerts: AlertSource, exchange: RestrictedSenders, journal: Journal,
                  requests: RequestSender, workflow: RemediationWorkflow, clock: Clock,
-                 settings: IntakeSettings) -> None:
+                 settings: IntakeSettings, sweeper: Sweeper | None = None) -> None:
+        """``sweeper``: run at the end of every poll (stuck working cases resumed or
+        escalated: ``service.sweeper``)."""
         self._alerts = alerts
         self._exchange = exchange
         self._journal = journal
@@ -111,6 +116,7 @@ class Intake:
         self._workflow = workflow
         self._clock = clock
         self._settings = settings
+        self.sweeper = sweeper
 
     async def poll(self) -> IntakeReport:
         """Read recent alerts (overlapping window) and sweep the Restricted users list.
@@ -149,6 +155,10 @@ class Intake:
                 report.errors.append(f"Restricted users list: {failure}")
             failure = failure or _items_failed(report.errors[items_before:], "entry")
             await self._outcome(Source.RESTRICTED_USERS, failure, report)
+        if self.sweeper is not None:
+            swept = await self.sweeper.sweep()
+            report.resumed, report.stalled = swept.resumed, swept.escalated
+            report.errors += [f"sweeper: {error}" for error in swept.errors]
         for source, reason in report.failed_sources.items():
             log.warning("poll: source %s failed: %s", source.label, reason)
         log.log(logging.WARNING if report.errors else logging.INFO, "poll: %s",

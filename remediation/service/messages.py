@@ -130,3 +130,35 @@ def approval_in(body: bytes) -> Approval | None:
     if isinstance(fields, dict) and fields.get("kind") == "approve":
         return parse_approval(fields)
     return None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Take working case ``case_id`` on from its next step (the sweeper's message). It acts
+    only when the case journaled ``token`` when the message was queued (``resume_queued``)."""
+
+    case_id: str
+    user: str
+    token: str
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": SCHEMA_VERSION, "kind": "resume", "case_id": self.case_id,
+                           "user": self.user, "token": self.token}, separators=(",", ":"))
+
+
+def resume_in(body: bytes) -> Resume | None:
+    """The resume a requests-queue message carries, or None for another kind.
+
+    Raises InvalidRequest for a resume without its fields."""
+    try:
+        fields = decode_json(body)
+    except InvalidRequest:
+        return None
+    if not isinstance(fields, dict) or fields.get("kind") != "resume":
+        return None
+    case_id, token = fields.get("case_id"), fields.get("token")
+    if not isinstance(case_id, str) or not 0 < len(case_id) <= 64:
+        raise InvalidRequest("a resume needs a 'case_id'")
+    if not isinstance(token, str) or not 0 < len(token) <= 64:
+        raise InvalidRequest("a resume needs a 'token'")
+    return Resume(case_id=case_id, user=normalise_user(fields.get("user")), token=token)

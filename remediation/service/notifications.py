@@ -12,6 +12,7 @@ from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError, TransientError
 from remediation.logsafety import redact, redacted_data
+from remediation.service.admission import ALERT_UPDATE_REFUSED, update_refusal
 from remediation.service.claims import AlertClaims
 from remediation.service.escalations import ACCOUNT_LIMIT, REASON_LIMIT, escalation_payload
 from remediation.service.journaling import HYGIENE, CaseRecorder, StepResult
@@ -52,6 +53,10 @@ class Notifications:
         case = await self._recorder.journal.get_case(update.case_id)
         if case is None:
             raise InvalidRequest(f"no case {update.case_id!r} for an alert update")
+        refusal = update_refusal(case, update)
+        if refusal is not None:
+            return await self._recorder.note(case, ALERT_UPDATE_REFUSED, StepStatus.INFO,
+                                             refusal, {"phase": update.phase})
         expected = {"verified": CaseState.VERIFIED, "escalated": CaseState.ESCALATED}.get(
             update.phase)
         if expected is not None and case.state is not expected:

@@ -75,6 +75,8 @@ class Outcomes:
         name = f"alerts_queued:{phase}:{update.alert_count}"
         if case.done(name):
             return case
+        # Journaled before it is sent: the update acts only when the case queued it.
+        case = await self._recorder.note(case, name, StepStatus.STARTED)
         await self._notifier.notify(update)
         what = f"{update.alert_count} Defender alert(s)" if case.alert_ids else "a human"
         return await self._recorder.note(case, name, StepStatus.DONE,

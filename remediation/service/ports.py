@@ -200,6 +200,11 @@ class Journal(Protocol):
         None). Memory stays bounded by ``limit``, however many cases the journal holds."""
         ...
 
+    async def working_cases(self) -> list[Case]:
+        """Every case in a working state (``case_states.WORKING``), newest first, read
+        through an index of them: the cost follows the working cases, not the history."""
+        ...
+
     async def count_cases(self, user: str | None = None, *,
                           since: datetime | None = None) -> dict[CaseState, int]:
         """How many cases of ``user`` created at or after ``since`` are in each state (states

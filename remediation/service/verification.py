@@ -11,6 +11,7 @@ from typing import Any
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError
+from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
 from remediation.service.journaling import CaseRecorder
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
@@ -26,9 +27,15 @@ class Verification:
         self._delays = delays
 
     async def verify(self, check: VerificationCheck) -> Case:
+        """Run ``check`` when it matches what the case journaled (``admission``), else
+        journal why it is refused and change nothing. Raises InvalidRequest for no case."""
         case = await self._recorder.journal.get_case(check.case_id)
         if case is None:
             raise InvalidRequest(f"no case {check.case_id!r} to verify")
+        refusal = check_refusal(case, check, self._recorder.clock.now())
+        if refusal is not None:
+            return await self._recorder.note(case, VERIFICATION_REFUSED, StepStatus.INFO,
+                                             refusal, {"attempt": check.attempt})
         if case.state is not CaseState.AWAITING_VERIFICATION:
             return case
         name = f"verify_{check.attempt}"

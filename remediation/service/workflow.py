@@ -10,13 +10,20 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
 from remediation.domain.requests import RemediationRequest, parse_evidence_time
+from remediation.service.admission import names_of
 from remediation.service.claims import AlertClaims
 from remediation.service.episodes import Episodes, new_case_id
-from remediation.service.journaling import LOOKUP, CaseRecorder, StepResult
-from remediation.service.messages import AlertUpdate, Approval, VerificationCheck, approver
+from remediation.service.journaling import SCHEDULE, CaseRecorder, StepResult
+from remediation.service.messages import (
+    AlertUpdate,
+    Approval,
+    Resume,
+    VerificationCheck,
+    approver,
+)
 from remediation.service.notifications import Notifications
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import (
@@ -41,6 +48,10 @@ log = logging.getLogger(__name__)
 
 RETRY = "retry"  # the journal step of a scheduled retry
 APPROVAL_REFUSED = "approval_refused"
+APPROVED = "approved"
+RESUME_QUEUED = "resume_queued"  # the sweeper queued a resume (its token in the data)
+RESUME_REFUSED = "resume_refused"
+_NO_STEP = Step("none", StepStatus.INFO, datetime.min)
 
 
 class RemediationWorkflow:
@@ -99,17 +110,50 @@ class RemediationWorkflow:
     async def approve(self, approval: Approval) -> Case:
         """Let a case waiting for approval proceed (approve mode)."""
         case = await self._recorder.require(approval.case_id)
-        if case.state is not CaseState.AWAITING_APPROVAL:
-            log.info("approval of case %s ignored: it is %s", case.case_id, case.state.value)
-            return case
         refusal = _approval_refusal(case, approval)
         if refusal is not None:  # the handler journals it as a rejected request too
             await self._recorder.note(case, APPROVAL_REFUSED, StepStatus.INFO, refusal)
             raise InvalidRequest(refusal)
-        case = await self._recorder.note(case, "approved", StepStatus.INFO,
+        if case.state is CaseState.IN_PROGRESS and _was_approved(case):
+            # The retry of an approval whose work failed after it was accepted: the case
+            # goes on from its next step (never stuck because the copy finds it not waiting).
+            return await self._secure(case)
+        if case.state is not CaseState.AWAITING_APPROVAL:
+            log.info("approval of case %s ignored: it is %s", case.case_id, case.state.value)
+            return case
+        case = await self._recorder.note(case, APPROVED, StepStatus.INFO,
                                          f"approved by {approval.approved_by}",
                                          {"approved_by": approval.approved_by})
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
+        return await self._secure(case)
+
+    async def resume(self, resume: Resume) -> Case:
+        """Take a working case on from its next step, whatever stopped it (the sweeper's
+        message): received or in progress → the securing steps (from the journal, nothing
+        done twice); awaiting verification → its last scheduled check, now due. A message
+        the case did not journal (its token), or naming another account, is journaled
+        refused and changes nothing; a case waiting for a person or ended is left as it is.
+
+        Raises TransientError when a retry later may succeed."""
+        case = await self._recorder.require(resume.case_id)
+        refusal = _resume_refusal(case, resume)
+        if refusal is not None:
+            return await self._recorder.note(case, RESUME_REFUSED, StepStatus.INFO, refusal)
+        if case.state.is_final or case.state is CaseState.AWAITING_APPROVAL:
+            return case
+        if case.state is CaseState.AWAITING_VERIFICATION:
+            attempts = [int(check["attempt"]) for check in (case.done(SCHEDULE) or _NO_STEP)
+                        .data.get("checks", [])]
+            if not attempts:
+                return await self.escalate(case.case_id, "awaiting verification with no "
+                                           "check scheduled: a human must verify the unblock")
+            return await self.verify(VerificationCheck(case.case_id, case.user, max(attempts)))
+        if case.user_id is None:  # stopped before its lookup: the request runs again
+            request = _request_of(case)
+            if request is None:
+                return await self.escalate(case.case_id, "stopped before its lookup, and its "
+                                           "request is not on record: a human must look")
+            return await self.remediate(request)
         return await self._secure(case)
 
     async def _evidence_time(self, request: RemediationRequest,
@@ -218,16 +262,37 @@ def _approval_refusal(case: Case, approval: Approval) -> str | None:
         approver(approval.approved_by)
     except InvalidRequest as error:
         return f"approval of case {case.case_id} refused: {error.reason}"
-    if approval.user.lower() not in _names_of(case):
+    if approval.user.lower() not in names_of(case):
         return (f"approval of case {case.case_id} refused: it names {approval.user}, but the "
                 f"case is about {case.user}; nothing was done")
     return None
 
 
-def _names_of(case: Case) -> set[str]:
-    names = {case.user, case.user_id, case.sender, *case.listed_addresses}
-    found = case.done(LOOKUP)
-    if found is not None:
-        names.update((found.data.get("user_id"), found.data.get("upn"),
-                      found.data.get("mail"), *(found.data.get("proxy_addresses") or ())))
-    return {name.lower() for name in names if isinstance(name, str) and name}
+def _resume_refusal(case: Case, resume: Resume) -> str | None:
+    if resume.user.lower() not in names_of(case):
+        return (f"resume refused: it names {resume.user}, but case {case.case_id} is about "
+                f"{case.user}; nothing was done")
+    if not any(step.name == RESUME_QUEUED and step.data.get("token") == resume.token
+               for step in case.steps):
+        return (f"resume refused: case {case.case_id} queued no such resume; nothing was "
+                "done")
+    return None
+
+
+def _request_of(case: Case) -> RemediationRequest | None:
+    """The request a case was opened for, as its ``received`` step recorded it."""
+    for step in case.steps:
+        data = step.data
+        if step.name == "received" and isinstance(data.get("request_id"), str):
+            return RemediationRequest(
+                user=case.user, reason=data.get("reason"),
+                requested_by=data.get("requested_by"),
+                alert_ids=tuple(data.get("alert_ids") or ()), force=bool(data.get("force")),
+                source=str(data.get("source") or case.source),
+                request_id=data["request_id"],
+                evidence_at=parse_evidence_time(data.get("evidence_at")))
+    return None
+
+
+def _was_approved(case: Case) -> bool:
+    return any(step.name == APPROVED for step in case.steps)

@@ -23,6 +23,13 @@ from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.adapters.table_journal import TableJournal, build_table_journal
 from remediation.config import ConfigError
+from remediation.domain.case_states import (
+    TRANSITIONS,
+    WORKING,
+    Event,
+    ForbiddenTransition,
+    next_state,
+)
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.sources import REASON_LIMIT, SourceHealth
@@ -120,7 +127,7 @@ async def test_list_cases_newest_first_across_utc_offsets(journal: Journal) -> N
 
 async def test_list_cases_narrowed_by_state_time_and_user(journal: Journal) -> None:
     states = [CaseState.SKIPPED, CaseState.ESCALATED, CaseState.AWAITING_APPROVAL,
-              CaseState.SKIPPED, CaseState.VERIFIED, CaseState.ESCALATED]
+              CaseState.IN_PROGRESS, CaseState.VERIFIED, CaseState.ESCALATED]
     for n, state in enumerate(states):
         await journal.add_case(make_case(f"c{n}", ROB if n % 2 else "adele@contoso.com",
                                          state=state, at=T0 + timedelta(minutes=n)))
@@ -251,14 +258,14 @@ async def test_update_case_bumps_the_version_and_keeps_the_steps(journal: Journa
     assert (again.state, again.version) == (CaseState.IN_PROGRESS, saved.version)
     assert again.updated_at == T0 + timedelta(minutes=1)
     assert [s.name for s in again.steps] == ["received"]
-    await journal.update_case(again.evolve(state=CaseState.VERIFIED))
-    assert (await stored(journal, "c1")).state is CaseState.VERIFIED
+    await journal.update_case(again.evolve(state=CaseState.ESCALATED))
+    assert (await stored(journal, "c1")).state is CaseState.ESCALATED
 
 
 async def test_a_stale_writer_gets_concurrent_update(journal: Journal) -> None:
     await journal.add_case(make_case("c1"))
     view = await stored(journal, "c1")
-    await journal.update_case(view.evolve(state=CaseState.VERIFIED))
+    await journal.update_case(view.evolve(state=CaseState.IN_PROGRESS))
 
     with pytest.raises(ConcurrentUpdate, match="c1"):
         await journal.update_case(view.evolve(state=CaseState.ESCALATED, reason="stale"))
@@ -266,7 +273,61 @@ async def test_a_stale_writer_gets_concurrent_update(journal: Journal) -> None:
         await journal.update_case(make_case("ghost"))
 
     case = await stored(journal, "c1")
-    assert (case.state, case.reason) == (CaseState.VERIFIED, None)
+    assert (case.state, case.reason) == (CaseState.IN_PROGRESS, None)
+
+
+async def test_every_transition_of_the_state_table_is_stored(journal: Journal) -> None:
+    for n, ((before, event), after) in enumerate(TRANSITIONS.items()):
+        await journal.add_case(make_case(f"t{n}", state=before))
+        await journal.update_case((await stored(journal, f"t{n}")).evolve(state=after))
+        assert (await stored(journal, f"t{n}")).state is after, (before, event)
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (CaseState.AWAITING_VERIFICATION, CaseState.IN_PROGRESS),  # a retry going backwards
+    (CaseState.ESCALATED, CaseState.VERIFIED),  # a late check over a human's case
+    (CaseState.VERIFIED, CaseState.AWAITING_VERIFICATION),  # nothing leaves a final state
+    (CaseState.RECEIVED, CaseState.VERIFIED),  # verified without ever acting
+    (CaseState.AWAITING_APPROVAL, CaseState.AWAITING_VERIFICATION),  # unblocked unapproved
+])
+async def test_a_transition_not_in_the_table_is_refused_and_changes_nothing(
+        journal: Journal, before: CaseState, after: CaseState) -> None:
+    await journal.add_case(make_case("c1", state=before, reason="as it was"))
+    case = await stored(journal, "c1")
+
+    with pytest.raises(ForbiddenTransition, match=f"c1.*{before.value}.*{after.value}"):
+        await journal.update_case(case.evolve(state=after, reason="forged"))
+
+    kept = await stored(journal, "c1")
+    assert (kept.state, kept.reason, kept.version) == (before, "as it was", case.version)
+    # The same state is no transition: anything else about the case may still change.
+    await journal.update_case(kept.evolve(reason="a step later"))
+    assert (await stored(journal, "c1")).reason == "a step later"
+
+
+async def test_working_cases_are_the_cases_not_final_yet(journal: Journal) -> None:
+    states = [CaseState.RECEIVED, CaseState.VERIFIED, CaseState.IN_PROGRESS,
+              CaseState.AWAITING_APPROVAL, CaseState.REJECTED,
+              CaseState.AWAITING_VERIFICATION]
+    for n, state in enumerate(states):
+        await journal.add_case(make_case(f"w{n}", state=state, at=T0 + timedelta(minutes=n)))
+    # Cases that end leave the working set; those still working stay in it.
+    await journal.update_case((await stored(journal, "w2")).evolve(state=CaseState.ESCALATED))
+    await journal.update_case((await stored(journal, "w0")).evolve(state=CaseState.IN_PROGRESS))
+
+    assert await ids(journal.working_cases()) == ["w5", "w3", "w0"]
+
+
+def test_the_state_table_leads_every_working_state_to_a_final_one() -> None:
+    working = {CaseState.RECEIVED, CaseState.IN_PROGRESS, CaseState.AWAITING_APPROVAL,
+               CaseState.AWAITING_VERIFICATION}
+    assert set(WORKING) == working
+    assert all(not state.is_final for state in WORKING)
+    assert all(state.is_final for state in set(CaseState) - WORKING)
+    for state in WORKING:  # escalation is always a way out
+        assert next_state(state, Event.ESCALATE) is CaseState.ESCALATED
+    with pytest.raises(ForbiddenTransition):
+        next_state(CaseState.VERIFIED, Event.ESCALATE)
 
 
 async def test_a_case_id_is_stored_once(journal: Journal) -> None:

@@ -249,6 +249,7 @@ async def test_verification_and_alert_update_retries_go_to_the_verifications_que
     h.tenant.exchange.fail(ROB, TransientError("Exchange throttled", retry_after=5),
                            on="blocked_entries", times=1)
     check = VerificationCheck(case.case_id, ROB, 0)
+    h.tenant.clock.advance(hours=1)  # the check is due (an early one is refused)
 
     await h.handler.on_verification(delivery(update.to_json(), message_id=update.message_id,
                                              kind="alerts", case_id=case.case_id))

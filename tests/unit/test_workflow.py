@@ -550,6 +550,7 @@ async def test_a_verification_failing_on_its_last_delivery_escalates(h: Harness)
     case = await h.remediate()
     h.tenant.exchange.fail(ROB, TransientError("Exchange throttled"), on="blocked_entries")
     body = VerificationCheck(case.case_id, ROB, 0).to_json()
+    h.tenant.clock.advance(hours=1)  # the check is due (an early one is refused)
 
     with pytest.raises(TransientError):
         await h.handler.on_verification(delivery(body, count=1))

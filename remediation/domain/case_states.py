@@ -1,0 +1,83 @@
+"""Every path a case can take, in one table: ``(state, event) -> next state``.
+
+The journal refuses to store a case whose state moved along no row of this table
+(``check_transition``), so a path that leads nowhere shows up here as a missing row rather
+than as a stuck case in production. Staying in the same state (a step journaled, an alias
+learnt) is no transition and always allowed.
+
+A case is opened ``received`` (a request to work on) or ``rejected`` (an invalid one, kept
+on record). From a working state (received, in_progress, awaiting_approval,
+awaiting_verification) some message or scheduled retry always leads on; the sweeper
+(``service.sweeper``) finds a working case nothing moved for too long and resumes or
+escalates it. A final state has no row: nothing leaves it.
+"""
+
+from enum import StrEnum
+
+from remediation.domain.cases import CaseState
+
+
+class Event(StrEnum):
+    START = "start"  # the securing steps begin (the request's worker)
+    MERGED = "merged"  # the request belongs to another case's episode
+    NOTHING_TO_DO = "nothing_to_do"  # the guardrails say skip (not blocked, a guest...)
+    DRY_RUN = "dry_run"  # REMEDIATION_MODE=dry-run: planned, nothing changed
+    AWAIT_APPROVAL = "await_approval"  # REMEDIATION_MODE=approve: a person must approve
+    APPROVED = "approved"  # `remediation approve` (guardrails are checked again)
+    UNBLOCKED = "unblocked"  # secured, block lifted, verification checks scheduled
+    VERIFIED = "verified"  # a check found the block gone
+    ESCALATE = "escalate"  # a permanent failure, a guardrail, new evidence, given up
+
+
+S, E = CaseState, Event
+
+#: The whole life of a case. Read a row as "in STATE, on EVENT, the case becomes NEXT".
+TRANSITIONS: dict[tuple[CaseState, Event], CaseState] = {
+    (S.RECEIVED, E.START): S.IN_PROGRESS,
+    (S.RECEIVED, E.MERGED): S.SKIPPED,
+    (S.RECEIVED, E.ESCALATE): S.ESCALATED,  # unknown user, ambiguous alert, given up
+    (S.IN_PROGRESS, E.NOTHING_TO_DO): S.SKIPPED,
+    (S.IN_PROGRESS, E.DRY_RUN): S.PLANNED,
+    (S.IN_PROGRESS, E.AWAIT_APPROVAL): S.AWAITING_APPROVAL,
+    (S.IN_PROGRESS, E.UNBLOCKED): S.AWAITING_VERIFICATION,
+    (S.IN_PROGRESS, E.ESCALATE): S.ESCALATED,
+    (S.AWAITING_APPROVAL, E.APPROVED): S.IN_PROGRESS,
+    (S.AWAITING_APPROVAL, E.ESCALATE): S.ESCALATED,  # given up, or the sweeper
+    (S.AWAITING_VERIFICATION, E.VERIFIED): S.VERIFIED,
+    (S.AWAITING_VERIFICATION, E.ESCALATE): S.ESCALATED,  # re-blocked, still listed, new evidence
+}
+
+#: The states a case may be opened in.
+INITIAL: frozenset[CaseState] = frozenset({S.RECEIVED, S.REJECTED})
+
+#: The states some message or retry must still move on.
+WORKING: frozenset[CaseState] = frozenset(
+    state for state, _ in TRANSITIONS)
+
+
+class ForbiddenTransition(Exception):
+    """A case change that no row of ``TRANSITIONS`` allows: a bug, never retried."""
+
+
+def next_state(state: CaseState, event: Event) -> CaseState:
+    """The state ``event`` leads to from ``state``.
+
+    Raises ForbiddenTransition when the table has no such row."""
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise ForbiddenTransition(
+            f"no transition from {state.value} on {event.value}") from None
+
+
+def check_transition(case_id: str, before: CaseState, after: CaseState) -> None:
+    """Refuse a stored state change along no row of the table (the journals call it).
+
+    Raises ForbiddenTransition."""
+    if before is after:
+        return
+    if not any(state is before and target is after
+               for (state, _), target in TRANSITIONS.items()):
+        raise ForbiddenTransition(
+            f"case {case_id}: no transition from {before.value} to {after.value}")
+

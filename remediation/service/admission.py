@@ -1,0 +1,87 @@
+"""Internal messages checked against the journal before they act (issue 14, point 4).
+
+A verification check, an alert update or an approval is a queue message anyone with send
+rights can write by hand. It acts only when it matches what the case journaled: the case's
+account (its address, object id or any name its lookup found), a check the case scheduled
+and whose time has come, an alert update the case queued (a ``start`` only while the case
+is working). Each function answers why a message is refused, or None; the caller journals
+the refusal on the case and changes nothing else.
+"""
+
+from datetime import datetime, timedelta
+
+from remediation.domain.cases import Case, StepStatus
+from remediation.service.journaling import LOOKUP, SCHEDULE
+from remediation.service.messages import AlertUpdate, VerificationCheck
+
+VERIFICATION_REFUSED = "verification_refused"
+ALERT_UPDATE_REFUSED = "alert_update_refused"
+# A scheduled message is delivered at its time by the broker's clock; the worker's may lag
+# behind it by this much without the check being taken for an early one.
+CLOCK_SKEW = timedelta(seconds=2)
+
+
+def names_of(case: Case) -> set[str]:
+    """Every name of the case's account, lower case: what it records (``known_as``) and
+    what its lookup found (UPN, mail, SMTP addresses)."""
+    names: set[str | None] = {*case.known_as}
+    found = case.done(LOOKUP)
+    if found is not None:
+        names.update((found.data.get("user_id"), found.data.get("upn"),
+                      found.data.get("mail"), *(found.data.get("proxy_addresses") or ())))
+    return {name.lower() for name in names if isinstance(name, str) and name}
+
+
+def check_refusal(case: Case, check: VerificationCheck, now: datetime) -> str | None:
+    """Why ``check`` may not act on ``case`` at ``now``, or None: it must name the case's
+    account and a check the case scheduled, and come no earlier than that check's time."""
+    if check.user.lower() not in names_of(case):
+        return (f"verification check refused: it names {check.user}, but case "
+                f"{case.case_id} is about {case.user}; nothing was done")
+    scheduled = case.done(SCHEDULE)
+    checks = scheduled.data.get("checks", []) if scheduled is not None else []
+    at = next((c.get("at") for c in checks if c.get("attempt") == check.attempt), None)
+    if not isinstance(at, str):
+        return (f"verification check refused: case {case.case_id} scheduled no check "
+                f"attempt {check.attempt}; nothing was done")
+    due = datetime.fromisoformat(at)
+    if now + CLOCK_SKEW < due:
+        return (f"verification check refused: attempt {check.attempt} of case "
+                f"{case.case_id} came before its time ({due:%Y-%m-%d %H:%M:%S} UTC); "
+                "nothing was done")
+    return None
+
+
+def update_refusal(case: Case, update: AlertUpdate) -> str | None:
+    """Why ``update`` may not act on ``case``, or None: it must name the case's account and
+    an update the case queued (journaled ``alerts_queued:{phase}:{count}``); a ``start``
+    acts only while the case works, or after it ended but before its end notice was posted
+    (never "resetting the password" after "needs a human")."""
+    if update.user.lower() not in names_of(case):
+        return (f"alert update refused: it names {update.user}, but case {case.case_id} "
+                f"is about {case.user}; nothing was done")
+    queued = f"alerts_queued:{update.phase}:{update.alert_count}"
+    if not any(step.name == queued and step.status in (StepStatus.STARTED, StepStatus.DONE)
+               for step in case.steps):
+        return (f"alert update refused: case {case.case_id} queued no {update.phase!r} "
+                f"update for {update.alert_count} alert(s); nothing was done")
+    if update.phase == "start" and _ended_and_told(case):
+        return (f"alert update refused: a 'start' notice for case {case.case_id}, which "
+                f"is {case.state.value} and whose end notice went out; nothing was done")
+    return None
+
+
+def _ended_and_told(case: Case) -> bool:
+    """Has the case ended, with its end notice begun (or no end that takes one)? A start
+    queued while the case worked and delivered after it ended still goes first, and one
+    begun then is finished by its retry; a start never begun is never posted after the end
+    notice, nor on a case that changed nothing."""
+    if not case.state.is_final:
+        return False
+    if any(step.name.startswith("alert_comment:start:") for step in case.steps):
+        return False  # begun while the case worked: its retry finishes it (never twice)
+    return not any(step.name.startswith(("alert_comment:verified:", "alert_comment:escalated:",
+                                         "alerts_queued:verified:", "alerts_queued:escalated:"))
+                   for step in case.steps) or any(
+        step.name.startswith(("alert_comment:verified:", "alert_comment:escalated:"))
+        for step in case.steps)

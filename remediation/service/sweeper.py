@@ -1,0 +1,131 @@
+"""The sweeper: no working case is left with nothing that will move it.
+
+Every message that moves a case can be lost (a retry that could not be scheduled, a copy
+completed without its work, a dead-lettered check, a crash between two writes). The sweeper
+reads the working cases (received, in progress, awaiting verification; a case waiting for a
+person's approval is the approval timeout's, issue 16) and finds those whose pending work is
+overdue: nothing journaled, no retry due and no check due for longer than ``stall_after``
+(a delivery's time budget, its settlement and the longest back-off). It queues a message
+that resumes the case from its journal (``Resume``, its token journaled first so the message
+is the case's own), or after ``max_resumes`` resumes that moved nothing escalates the case
+with the reason. The poll runs it; ``run --until-idle`` runs it again once the queues are
+empty, when a working case has by definition nothing pending (``idle``).
+"""
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from remediation.domain.case_states import WORKING
+from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.durations import format_duration
+from remediation.service.handler import (
+    DELIVERY_TIME_BUDGET,
+    MAX_RETRY_BACKOFF,
+    SETTLEMENT_TIME_BUDGET,
+)
+from remediation.service.journaling import SCHEDULE, CaseRecorder
+from remediation.service.messages import Resume
+from remediation.service.ports import Clock, Journal, MessageRetries
+from remediation.service.workflow import RESUME_QUEUED, RETRY, RemediationWorkflow
+
+log = logging.getLogger(__name__)
+
+STALL_AFTER = DELIVERY_TIME_BUDGET + SETTLEMENT_TIME_BUDGET + MAX_RETRY_BACKOFF
+MAX_RESUMES = 3
+SWEPT = frozenset(WORKING - {CaseState.AWAITING_APPROVAL})
+
+
+@dataclass
+class SweepReport:
+    """Case ids resumed and escalated, and the cases that could not be swept (why)."""
+
+    resumed: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Sweeper:
+    journal: Journal
+    workflow: RemediationWorkflow
+    resumes: MessageRetries  # the requests queue
+    clock: Clock
+    session_for: Callable[[str], str]  # the queue's session id of a user
+    stall_after: timedelta = STALL_AFTER
+    max_resumes: int = MAX_RESUMES
+
+    def with_stall_after(self, stall_after: timedelta) -> "Sweeper":
+        """The same sweeper with another bound (the demo's and tests' compressed time)."""
+        return replace(self, stall_after=stall_after)
+
+    async def sweep(self, *, idle: bool = False) -> SweepReport:
+        """Resume or escalate every working case whose pending work is overdue; with
+        ``idle`` (the queues hold nothing), every working case. Never raises: a case that
+        cannot be swept is named in the report's ``errors``, the next sweep tries again."""
+        report = SweepReport()
+        try:
+            cases = [case for case in await self.journal.working_cases()
+                     if case.state in SWEPT]
+        except Exception as error:
+            report.errors.append(f"working cases could not be listed: {_why(error)}")
+            return report
+        now = self.clock.now()
+        for case in cases:
+            try:
+                await self._sweep_one(case, now, idle, report)
+            except Exception as error:
+                report.errors.append(f"case {case.case_id}: {_why(error)}")
+        if report.resumed or report.escalated or report.errors:
+            log.warning("sweep: %d resumed, %d escalated, errors: %s", len(report.resumed),
+                        len(report.escalated), "; ".join(report.errors) or "none")
+        return report
+
+    async def _sweep_one(self, case: Case, now: datetime, idle: bool,
+                         report: SweepReport) -> None:
+        due = pending_until(case)
+        if not idle and now < due + self.stall_after:
+            return
+        recorder = CaseRecorder(self.journal, self.clock)
+        resumed = sum(1 for step in case.steps if step.name == RESUME_QUEUED)
+        idle_since = f"{due:%Y-%m-%d %H:%M:%S} UTC"
+        if resumed >= self.max_resumes:
+            await self.workflow.escalate(
+                case.case_id, f"stuck {case.state.value}: nothing moved it since {idle_since}"
+                f", {resumed} resumes later; a human must finish it (the journal says how "
+                "far it got)")
+            report.escalated.append(case.case_id)
+            return
+        token = secrets.token_hex(8)
+        why = ("the queues are empty" if idle else
+               f"nothing pending for {format_duration(self.stall_after)}")
+        case = await recorder.note(case, RESUME_QUEUED, StepStatus.INFO,
+                                   f"resumed by the sweeper: {case.state.value} since "
+                                   f"{idle_since}, {why}", {"token": token})
+        resume = Resume(case.case_id, case.user, token)
+        await self.resumes.schedule_copy(resume.to_json().encode(),
+                                         session_id=self.session_for(case.user),
+                                         properties={"kind": "resume",
+                                                     "case_id": case.case_id}, at=now)
+        report.resumed.append(case.case_id)
+
+
+def pending_until(case: Case) -> datetime:
+    """When the last thing that should move ``case`` was due: its last journaled step, a
+    retry it scheduled, or its last verification check, whichever is latest."""
+    times = [case.updated_at, *(step.at for step in case.steps)]
+    for step in case.steps:
+        at = step.data.get("at") if step.name == RETRY else None
+        if isinstance(at, str):
+            times.append(datetime.fromisoformat(at))
+    scheduled = case.done(SCHEDULE)
+    if scheduled is not None and case.state is CaseState.AWAITING_VERIFICATION:
+        times += [datetime.fromisoformat(check["at"])
+                  for check in scheduled.data.get("checks", []) if check.get("at")]
+    return max(times)
+
+
+def _why(error: Exception) -> str:
+    return str(getattr(error, "reason", None) or type(error).__name__)

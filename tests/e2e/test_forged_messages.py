@@ -1,0 +1,133 @@
+"""Internal messages are checked against the journal (issue 14, point 4): a verification,
+alert-update or approval message acts only when it matches what the case journaled; anything
+else is journaled as refused and changes nothing. Each message here is one a person could
+put on the queue by hand; the sandbox tenant answers over HTTP."""
+
+import asyncio
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from remediation.bootstrap import Application, bootstrap
+from remediation.domain.cases import Case, CaseState
+from remediation.domain.requests import RemediationRequest
+from remediation.sandbox import SandboxTenant
+from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
+from remediation.service.handler import Delivery
+from tests.conftest import sandbox_settings
+
+LYNNE, ADELE, PATTI = ("lynne.robbins@contoso.com", "adele.vance@contoso.com",
+                       "patti.fernandez@contoso.com")
+HOURS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
+
+
+def app_for(url: str, tenant: SandboxTenant, db: Path, **changes: Any) -> Application:
+    return bootstrap(sandbox_settings(url, tenant, db, sweep_restricted_users=False,
+                                      **changes))
+
+
+def delivery(body: dict[str, Any] | str) -> Delivery:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return Delivery(body=text.encode(), message_id=uuid.uuid4().hex, delivery_count=1,
+                    max_delivery_count=10)
+
+
+async def remediated(app: Application, user: str, **fields: Any) -> Case:
+    """The request handled at once (its verification checks stay scheduled)."""
+    request = RemediationRequest(user=user, request_id=uuid.uuid4().hex, **fields)
+    case = await app.handler.on_request(delivery(request.to_json()))
+    assert case is not None
+    return case
+
+
+def refusals(case: Case) -> list[str]:
+    return [step.detail for step in case.steps if step.name.endswith("_refused")]
+
+
+async def test_a_hand_sent_check_does_not_verify_a_case_before_its_time(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app = app_for(sandbox_url, tenant, tmp_path / "db", verify_delays=HOURS)
+    case = await remediated(app, LYNNE)
+    assert case.state is CaseState.AWAITING_VERIFICATION
+
+    after = await app.handler.on_verification(delivery(
+        {"kind": "verify", "case_id": case.case_id, "user": LYNNE, "attempt": 2}))
+    stored = await app.journal.get_case(case.case_id)
+    await app.aclose()
+
+    assert after is not None and stored is not None
+    assert stored.state is CaseState.AWAITING_VERIFICATION
+    assert not any(step.name.startswith("verify_") for step in stored.steps)
+    assert any("before its time" in detail for detail in refusals(stored)), refusals(stored)
+
+
+async def test_a_check_naming_another_account_changes_nothing(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    case = await remediated(app, LYNNE)
+    await asyncio.sleep(1.6)  # every check of the case is due
+
+    await app.handler.on_verification(delivery(
+        {"kind": "verify", "case_id": case.case_id, "user": ADELE, "attempt": 0}))
+    stored = await app.journal.get_case(case.case_id)
+    await app.aclose()
+
+    assert stored is not None
+    assert stored.state is CaseState.AWAITING_VERIFICATION
+    assert any(ADELE in detail for detail in refusals(stored)), refusals(stored)
+
+
+async def test_a_check_of_an_attempt_never_scheduled_changes_nothing(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    case = await remediated(app, LYNNE)
+    await asyncio.sleep(1.6)
+
+    await app.handler.on_verification(delivery(
+        {"kind": "verify", "case_id": case.case_id, "user": LYNNE, "attempt": 7}))
+    stored = await app.journal.get_case(case.case_id)
+    await app.aclose()
+
+    assert stored is not None
+    assert stored.state is CaseState.AWAITING_VERIFICATION
+    assert any("attempt 7" in detail for detail in refusals(stored)), refusals(stored)
+
+
+async def test_a_hand_sent_start_update_never_reaches_an_escalated_admins_alert(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    raw = alert(RESTRICTED, [mailbox_evidence(PATTI)])
+    tenant.add_alert(raw)
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    case = await remediated(app, PATTI, source="alert", alert_ids=(raw["id"],))
+    assert case.state is CaseState.ESCALATED  # a directory role: nobody touched it
+
+    await app.handler.on_verification(delivery(
+        {"kind": "alerts", "case_id": case.case_id, "user": PATTI, "phase": "start",
+         "alert_count": 1}))
+    stored = await app.journal.get_case(case.case_id)
+    await app.aclose()
+
+    comments = [c["comment"] for c in tenant.alert(raw["id"])["comments"]]
+    assert not any("resetting the password" in text for text in comments), comments
+    assert stored is not None and stored.state is CaseState.ESCALATED
+    assert refusals(stored), [s.name for s in stored.steps]
+
+
+async def test_an_update_naming_another_account_changes_nothing(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    raw = alert(RESTRICTED, [mailbox_evidence(LYNNE)])
+    tenant.add_alert(raw)
+    app = app_for(sandbox_url, tenant, tmp_path / "db", verify_delays=HOURS)
+    case = await remediated(app, LYNNE, source="alert", alert_ids=(raw["id"],))
+
+    await app.handler.on_verification(delivery(
+        {"kind": "alerts", "case_id": case.case_id, "user": ADELE, "phase": "start",
+         "alert_count": 1}))
+    stored = await app.journal.get_case(case.case_id)
+    await app.aclose()
+
+    assert tenant.alert(raw["id"])["comments"] == []
+    assert stored is not None
+    assert any(ADELE in detail for detail in refusals(stored)), refusals(stored)
