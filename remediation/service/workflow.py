@@ -68,7 +68,7 @@ class RemediationWorkflow:
                                   settings.merge_window)
         self._securing = Securing(recorder, self._outcomes, directory, exchange, mailbox,
                                   scheduler, settings)
-        self._verification = Verification(recorder, self._outcomes, exchange,
+        self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays)
         self._alert_source = alert_source
         self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
