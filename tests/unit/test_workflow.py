@@ -292,7 +292,8 @@ async def test_still_listed_after_the_last_delay_escalates(h: Harness) -> None:
     assert states == [CaseState.AWAITING_VERIFICATION, CaseState.AWAITING_VERIFICATION,
                       CaseState.ESCALATED]
     [case] = await h.tenant.journal.list_cases(ROB)
-    assert case.reason == "still on the Restricted users list as rob@contoso.com 24h after the unblock"
+    assert case.reason == ("still on the Restricted users list as rob@contoso.com 24h after "
+                           "the unblock")
     assert len(h.tenant.exchange.unblocks) == 1
 
 
