@@ -18,9 +18,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from remediation.domain.alerts import names_account, parse_alert, why_not_outbound_spam
+from remediation.domain.alerts import Alert, names_account, parse_alert, why_not_outbound_spam
 from remediation.domain.cases import Case, StepStatus
-from remediation.domain.directory import DirectoryUser
+from remediation.domain.directory import DirectoryUser, bare_address
 from remediation.domain.errors import (
     ConcurrentUpdate,
     InvalidRequest,
@@ -102,6 +102,25 @@ class AlertClaims:
         except PermanentError as error:
             return f"the case's account is not in the directory ({error.reason})"
 
+    async def why_not_evidence(self, alert_id: str, raw: dict[str, Any] | None, name: str,
+                               accounts: dict[str, DirectoryUser | str]) -> str | None:
+        """Why an alert Graph answered ``raw`` for (None: "not found") is no evidence about
+        the account ``name`` names, by the rules the case applies before it speaks on an
+        alert; None when it is. The account is looked up only when the alert names it
+        otherwise, once per ``accounts`` (name -> the account, or why there is none).
+        Raises TransientError when the directory cannot answer now."""
+        alert = self._outbound_spam(alert_id, raw)
+        if isinstance(alert, str):
+            return alert
+        if alert.sender is not None and bare_address(alert.sender) == bare_address(name):
+            return None
+        if name not in accounts:
+            try:
+                accounts[name] = await self._directory.find_user(name)
+            except PermanentError as error:
+                accounts[name] = f"the request's account is not in the directory ({error.reason})"
+        return await self._why_not_about(alert, accounts[name])
+
     async def read(self, alert_id: str) -> dict[str, Any] | None:
         """The alert as Graph has it now; None when it does not exist. Raises
         RemediationError when Graph cannot answer, PermanentError included."""
@@ -118,6 +137,14 @@ class AlertClaims:
             raw = read[alert_id] if alert_id in read else await self.read(alert_id)
         except PermanentError as error:
             return f"could not be read back from Graph ({error.reason})"
+        alert = self._outbound_spam(alert_id, raw)
+        if isinstance(alert, str):
+            return alert
+        return await self._why_not_about(alert, account)
+
+    def _outbound_spam(self, alert_id: str, raw: dict[str, Any] | None) -> Alert | str:
+        """The alert Graph answered ``raw`` for, when it is an open outbound-spam alert;
+        else why not."""
         if raw is None:
             return "not found in Defender (Graph alerts_v2)"
         try:
@@ -131,6 +158,10 @@ class AlertClaims:
             return why
         if alert.status == "resolved":
             return "already resolved in Defender: left as it is"
+        return alert
+
+    async def _why_not_about(self, alert: Alert, account: DirectoryUser | str) -> str | None:
+        """Why ``alert`` is not about ``account`` (a reason: there is none), or None."""
         if isinstance(account, str):
             return account
         if alert.sender is None:

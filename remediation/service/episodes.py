@@ -19,6 +19,7 @@ from typing import Any
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
+from remediation.domain.durations import format_duration
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.requests import RemediationRequest
 from remediation.service.addresses import account_addresses, entries_for
@@ -171,6 +172,8 @@ class Episodes:
                 return await self._outcomes.escalate(
                     case.case_id, _handed_over(holder, request)), False
             if await journal.claim_episode(user.id, case.case_id, holder_id) == case.case_id:
+                if holder is not None:
+                    case = await self._say_why_new(case, holder, request)
                 break
             # Another request for this person claimed the episode first: place it again.
         else:
@@ -179,6 +182,29 @@ class Episodes:
         case = await self._adopt(case, user)
         log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
         return case, True
+
+    async def _say_why_new(self, case: Case, holder: Case,
+                           request: RemediationRequest) -> Case:
+        """Journal why ``case`` opens the person's next episode after ``holder``: a manual
+        ``--force``, evidence Microsoft confirmed, or the tenant showing a block the earlier
+        case did not handle; so a second reset always says what allowed it."""
+        if request.force:
+            why, text = "forced", "a manual request forced it (--force)" + (
+                f", requested by {request.requested_by}" if request.requested_by else "")
+        elif holder.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
+            why, text = "nothing_done", "that case changed nothing in the tenant"
+        elif _is_new_evidence(holder, request):
+            why, text = "confirmed_evidence", (
+                f"new evidence: {_evidence(holder, request)}, after that case acted at "
+                f"{_when(holder.acted_at)}")
+        else:
+            why, text = "newer_block", (
+                "the Restricted users list shows a block that case did not handle, or it "
+                f"ended more than {format_duration(self._merge_window)} ago")
+        return await self._recorder.note(
+            case, NEW_EPISODE, StepStatus.INFO,
+            f"next episode after case {holder.case_id} ({holder.state.value}): {text}",
+            {"why": why, "after_case": holder.case_id})
 
     async def _lookup(self, name: str) -> StepResult:
         return lookup_result(await self._directory.find_user(name))
@@ -369,6 +395,7 @@ class _Placement(Enum):
 
 
 MERGED_INTO = "merged_into"  # the step of a request's case that another case took in
+NEW_EPISODE = "new_episode"  # the step saying why a case opened the person's next episode
 _CLAIM_ROUNDS = 5
 _LEGACY_LOOK_BACK = 5
 _SAVE_ATTEMPTS = 5
@@ -391,19 +418,33 @@ def _new_alerts(case: Case, request: RemediationRequest) -> tuple[str, ...]:
     return tuple(alert for alert in request.alert_ids if alert not in case.alert_ids)
 
 
+def _evidence_alerts(case: Case, request: RemediationRequest) -> tuple[str, ...]:
+    """The request's new alerts that are evidence: those Microsoft confirmed (Graph read
+    them back as outbound-spam alerts about the account) or whose read failed; an id Graph
+    does not know is none."""
+    alerts = _new_alerts(case, request)
+    if request.evidence_ids is None:
+        return alerts
+    return tuple(alert for alert in alerts if alert in request.evidence_ids)
+
+
 def _is_new_evidence(case: Case, request: RemediationRequest) -> bool:
     """Does the request bring alerts created after ``case`` acted (or at a time nobody can
-    tell: then the earlier work cannot be said to have answered them)?"""
+    tell because Graph could not be read: then the earlier work cannot be said to have
+    answered them)?"""
     acted = case.acted_at
-    if acted is None or not _new_alerts(case, request):
+    if acted is None or not _evidence_alerts(case, request):
         return False
     return request.evidence_at is None or request.evidence_at > acted
 
 
 def _evidence(case: Case, request: RemediationRequest) -> str:
-    alerts = _new_alerts(case, request)
-    return (f"Defender alert{'s' if len(alerts) > 1 else ''} {', '.join(alerts)} created at "
-            f"{_when(request.evidence_at)}")
+    alerts = _evidence_alerts(case, request)
+    confirmed = ("as the request says" if request.evidence_ids is None else
+                 "read back from Graph" if request.evidence_at is not None else
+                 "Graph could not give its time")
+    return (f"Defender alert{'s' if len(alerts) > 1 else ''} {', '.join(alerts)} "
+            f"({confirmed}) created at {_when(request.evidence_at)}")
 
 
 def _new_evidence_reason(case: Case, request: RemediationRequest) -> str:
