@@ -131,7 +131,7 @@ def bootstrap(
         webhook=_webhook(settings, closers))
     intake = Intake(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
-        workflow=workflow, clock=clock,
+        workflow=workflow, clock=clock, directory=tenant.directory,
         settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
                                 sweep=settings.sweep_restricted_users))
     handler = MessageHandler(workflow, retrying=Retrying(

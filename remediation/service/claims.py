@@ -37,6 +37,25 @@ log = logging.getLogger(__name__)
 CONFIRMED, IGNORED = "alert_confirmed", "alert_ignored"
 
 
+async def one_account(directory: Directory, alert: Alert) -> DirectoryUser | None:
+    """The one account every name of an ambiguous alert's evidence resolves to through
+    the directory (a mailbox address and a UPN of one person are one account), or None when
+    they are several accounts or a name the directory does not know. Raises TransientError
+    when the directory cannot answer now."""
+    found: DirectoryUser | None = None
+    for name in alert.candidates:
+        if found is not None and found.owns(name):
+            continue
+        try:
+            user = await directory.find_user(name)
+        except PermanentError:
+            return None
+        if found is not None and user.id != found.id:
+            return None
+        found = user
+    return found
+
+
 def settled_alerts(case: Case) -> dict[str, bool]:
     """Alert id -> confirmed (True) or ignored (False), as the case's journal says."""
     settled: dict[str, bool] = {}
@@ -164,6 +183,12 @@ class AlertClaims:
         """Why ``alert`` is not about ``account`` (a reason: there is none), or None."""
         if isinstance(account, str):
             return account
+        if alert.ambiguous:
+            one = await one_account(self._directory, alert)
+            if one is not None and one.id == account.id:
+                return None
+            return (f"its evidence names {len(alert.candidates)} names that are not all this "
+                    f"account ({account.sender_address})")
         if alert.sender is None:
             return "its evidence names no sender"
         if names_account(alert, account):
