@@ -152,3 +152,25 @@ async def test_an_alert_graph_could_not_read_is_evidence_at_an_unknown_time(
     finally:
         tenant.clear_faults()
         await app.aclose()
+
+
+async def test_a_real_alert_about_another_account_is_no_evidence_about_this_one(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Graph knows the alert, but it is about somebody else: no new episode, no reset."""
+    app = app_for(sandbox_url, tenant, tmp_path / "state.db")
+    try:
+        await send_raw(app, {"user": ADELE})
+        [verified] = await drain(app)
+
+        elsewhere = alert(SUSPICIOUS, [mailbox_evidence("lee.gu@contoso.com")],
+                          created=utc_now())
+        tenant.add_alert(elsewhere)
+        await send_raw(app, {"user": ADELE, "alert_ids": [elsewhere["id"]]})
+        cases = await drain(app)
+
+        assert [c.case_id for c in cases] == [verified.case_id]
+        assert "not this account" in ignored(cases[0])[elsewhere["id"]]
+        assert len(tenant.user(ADELE).password_changes) == 1
+        assert tenant.alert(elsewhere["id"])["comments"] == []
+    finally:
+        await app.aclose()
