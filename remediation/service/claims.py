@@ -10,6 +10,11 @@ of the account's addresses or its object id, or the directory resolves it to the
 account). The others are journaled ``alert_ignored`` with the reason and leave the case's
 alert ids, so no comment or status change ever reaches them.
 
+Evidence naming the account under several names (a mailbox address and a UPN) is about it
+when the directory resolves every name to it. The same rules decide, before a request is
+placed, which of its ids are evidence at all (``why_not_evidence``): an id Graph does not
+know is none, so it can neither open an episode nor send a case to a human.
+
 Each id is settled once per case (``alert_confirmed`` or ``alert_ignored``); the alert
 update settles whatever a request could not (Graph was down then), before it comments.
 """

@@ -358,7 +358,8 @@ class Episodes:
         request; never merged as a duplicate, never a second unblock."""
         reblocks = await self._reblocks(case, user)
         created = max((entry.created for entry in reblocks if entry.created), default=None)
-        listed = ", ".join(dict.fromkeys(entry.sender_address for entry in reblocks))
+        listed = ", ".join(dict.fromkeys(entry.sender_address for entry in reblocks)) or (
+            "an address of the account")  # gone again since placement saw it
         escalated = await self._outcomes.escalate_if_open(
             case.case_id, f"re-blocked at {_when(created)} as {listed} after the unblock "
             f"(found by a {request.source} request): the account is probably still sending "
