@@ -197,10 +197,13 @@ class Episodes:
             why, text = "confirmed_evidence", (
                 f"new evidence: {_evidence(holder, request)}, after that case acted at "
                 f"{_when(holder.acted_at)}")
+        elif holder.state is CaseState.VERIFIED and not self._recent(holder):
+            why, text = "after_merge_window", (
+                f"that case ended more than {format_duration(self._merge_window)} ago; "
+                f"a {request.source} request starts over")
         else:
             why, text = "newer_block", (
-                "the Restricted users list shows a block that case did not handle, or it "
-                f"ended more than {format_duration(self._merge_window)} ago")
+                "the Restricted users list shows a block that case did not handle")
         return await self._recorder.note(
             case, NEW_EPISODE, StepStatus.INFO,
             f"next episode after case {holder.case_id} ({holder.state.value}): {text}",
@@ -295,8 +298,7 @@ class Episodes:
         starts over). A verified case absorbs requests for a while unless a newer block
         shows a new episode.
         """
-        recent = self._recorder.clock.now() - (case.ended_at or case.updated_at) <= (
-            self._merge_window)
+        recent = self._recent(case)
         if case.state is CaseState.VERIFIED and not recent:
             return False
         entries = await self._entries(case, user)
@@ -310,6 +312,11 @@ class Episodes:
         # it acted is the newer one.
         known = case.block_created or case.unblocked_at or case.created_at
         return not any(entry.is_newer_than(known) for entry in entries)
+
+    def _recent(self, case: Case) -> bool:
+        """Did ``case`` end (or last change) within the merge window?"""
+        return self._recorder.clock.now() - (case.ended_at or case.updated_at) <= (
+            self._merge_window)
 
     async def _merge(self, case: Case, request: RemediationRequest, *,
                      why: str | None = None) -> Case:
