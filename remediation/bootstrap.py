@@ -135,7 +135,7 @@ def bootstrap(
                       session_for=session_id_for)
     intake = Intake(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
-        workflow=workflow, clock=clock,
+        workflow=workflow, clock=clock, directory=tenant.directory,
         settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
                                 sweep=settings.sweep_restricted_users),
         sweeper=sweeper)

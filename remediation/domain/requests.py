@@ -49,6 +49,10 @@ class RemediationRequest:
     # When the evidence was created (an alert's createdDateTime): work a case did before it
     # cannot answer it. None when unknown (a person asking, the sweep).
     evidence_at: datetime | None = None
+    # Which of ``alert_ids`` are evidence: set by the workflow from Graph's answers (an
+    # outbound-spam alert about this account, or one whose read failed), never from a
+    # message, and never sent on a queue. None: nobody read them back (all count).
+    evidence_ids: tuple[str, ...] | None = None
 
     def to_json(self) -> str:
         """The queue body: a schema version plus every field that is set."""

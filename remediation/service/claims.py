@@ -10,6 +10,11 @@ of the account's addresses or its object id, or the directory resolves it to the
 account). The others are journaled ``alert_ignored`` with the reason and leave the case's
 alert ids, so no comment or status change ever reaches them.
 
+Evidence naming the account under several names (a mailbox address and a UPN) is about it
+when the directory resolves every name to it. The same rules decide, before a request is
+placed, which of its ids are evidence at all (``why_not_evidence``): an id Graph does not
+know is none, so it can neither open an episode nor send a case to a human.
+
 Each id is settled once per case (``alert_confirmed`` or ``alert_ignored``); the alert
 update settles whatever a request could not (Graph was down then), before it comments.
 """
@@ -18,9 +23,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from remediation.domain.alerts import names_account, parse_alert, why_not_outbound_spam
+from remediation.domain.alerts import Alert, names_account, parse_alert, why_not_outbound_spam
 from remediation.domain.cases import Case, StepStatus
-from remediation.domain.directory import DirectoryUser
+from remediation.domain.directory import DirectoryUser, bare_address
 from remediation.domain.errors import (
     ConcurrentUpdate,
     InvalidRequest,
@@ -35,6 +40,25 @@ from remediation.service.ports import AlertSource, Directory
 log = logging.getLogger(__name__)
 
 CONFIRMED, IGNORED = "alert_confirmed", "alert_ignored"
+
+
+async def one_account(directory: Directory, alert: Alert) -> DirectoryUser | None:
+    """The one account every name of an ambiguous alert's evidence resolves to through
+    the directory (a mailbox address and a UPN of one person are one account), or None when
+    they are several accounts or a name the directory does not know. Raises TransientError
+    when the directory cannot answer now."""
+    found: DirectoryUser | None = None
+    for name in alert.candidates:
+        if found is not None and found.owns(name):
+            continue
+        try:
+            user = await directory.find_user(name)
+        except PermanentError:
+            return None
+        if found is not None and user.id != found.id:
+            return None
+        found = user
+    return found
 
 
 def settled_alerts(case: Case) -> dict[str, bool]:
@@ -102,6 +126,25 @@ class AlertClaims:
         except PermanentError as error:
             return f"the case's account is not in the directory ({error.reason})"
 
+    async def why_not_evidence(self, alert_id: str, raw: dict[str, Any] | None, name: str,
+                               accounts: dict[str, DirectoryUser | str]) -> str | None:
+        """Why an alert Graph answered ``raw`` for (None: "not found") is no evidence about
+        the account ``name`` names, by the rules the case applies before it speaks on an
+        alert; None when it is. The account is looked up only when the alert names it
+        otherwise, once per ``accounts`` (name -> the account, or why there is none).
+        Raises TransientError when the directory cannot answer now."""
+        alert = self._outbound_spam(alert_id, raw)
+        if isinstance(alert, str):
+            return alert
+        if alert.sender is not None and bare_address(alert.sender) == bare_address(name):
+            return None
+        if name not in accounts:
+            try:
+                accounts[name] = await self._directory.find_user(name)
+            except PermanentError as error:
+                accounts[name] = f"the request's account is not in the directory ({error.reason})"
+        return await self._why_not_about(alert, accounts[name])
+
     async def read(self, alert_id: str) -> dict[str, Any] | None:
         """The alert as Graph has it now; None when it does not exist. Raises
         RemediationError when Graph cannot answer, PermanentError included."""
@@ -118,6 +161,14 @@ class AlertClaims:
             raw = read[alert_id] if alert_id in read else await self.read(alert_id)
         except PermanentError as error:
             return f"could not be read back from Graph ({error.reason})"
+        alert = self._outbound_spam(alert_id, raw)
+        if isinstance(alert, str):
+            return alert
+        return await self._why_not_about(alert, account)
+
+    def _outbound_spam(self, alert_id: str, raw: dict[str, Any] | None) -> Alert | str:
+        """The alert Graph answered ``raw`` for, when it is an open outbound-spam alert;
+        else why not."""
         if raw is None:
             return "not found in Defender (Graph alerts_v2)"
         try:
@@ -131,8 +182,18 @@ class AlertClaims:
             return why
         if alert.status == "resolved":
             return "already resolved in Defender: left as it is"
+        return alert
+
+    async def _why_not_about(self, alert: Alert, account: DirectoryUser | str) -> str | None:
+        """Why ``alert`` is not about ``account`` (a reason: there is none), or None."""
         if isinstance(account, str):
             return account
+        if alert.ambiguous:
+            one = await one_account(self._directory, alert)
+            if one is not None and one.id == account.id:
+                return None
+            return (f"its evidence names {len(alert.candidates)} names that are not all this "
+                    f"account ({account.sender_address})")
         if alert.sender is None:
             return "its evidence names no sender"
         if names_account(alert, account):

@@ -19,8 +19,10 @@ from typing import Any
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
+from remediation.domain.durations import format_duration
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.requests import RemediationRequest
+from remediation.service.addresses import account_addresses, entries_for
 from remediation.service.journaling import LOOKUP, CaseRecorder, StepResult
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import Directory, RestrictedSenders
@@ -156,16 +158,22 @@ class Episodes:
             holder = await (journal.get_case(holder_id) if holder_id is not None
                             else self._legacy_holder(user, case))
             placement = (_Placement.NEW if holder is None or request.force
-                         else await self._placement(holder, request, ask_tenant=True))
+                         else await self._placement(holder, request, ask_tenant=True,
+                                                    user=user))
             if holder is not None and placement is _Placement.MERGE:
                 return await self._settle(case, await self._merge(holder, request)), False
             if holder is not None and placement is _Placement.ESCALATE:
                 return await self._settle(case, await self._escalate_with(holder, request)), False
+            if holder is not None and placement is _Placement.REBLOCKED:
+                return await self._settle(case, await self._escalate_reblocked(
+                    holder, request, user)), False
             if holder is not None and placement is _Placement.HANDED_OVER:
                 case = await self._adopt(case, user)
                 return await self._outcomes.escalate(
                     case.case_id, _handed_over(holder, request)), False
             if await journal.claim_episode(user.id, case.case_id, holder_id) == case.case_id:
+                if holder is not None:
+                    case = await self._say_why_new(case, holder, request)
                 break
             # Another request for this person claimed the episode first: place it again.
         else:
@@ -174,6 +182,32 @@ class Episodes:
         case = await self._adopt(case, user)
         log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
         return case, True
+
+    async def _say_why_new(self, case: Case, holder: Case,
+                           request: RemediationRequest) -> Case:
+        """Journal why ``case`` opens the person's next episode after ``holder``: a manual
+        ``--force``, evidence Microsoft confirmed, or the tenant showing a block the earlier
+        case did not handle; so a second reset always says what allowed it."""
+        if request.force:
+            why, text = "forced", "a manual request forced it (--force)" + (
+                f", requested by {request.requested_by}" if request.requested_by else "")
+        elif holder.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
+            why, text = "nothing_done", "that case changed nothing in the tenant"
+        elif _is_new_evidence(holder, request):
+            why, text = "confirmed_evidence", (
+                f"new evidence: {_evidence(holder, request)}, after that case acted at "
+                f"{_when(holder.acted_at)}")
+        elif holder.state is CaseState.VERIFIED and not self._recent(holder):
+            why, text = "after_merge_window", (
+                f"that case ended more than {format_duration(self._merge_window)} ago; "
+                f"a {request.source} request starts over")
+        else:
+            why, text = "newer_block", (
+                "the Restricted users list shows a block that case did not handle")
+        return await self._recorder.note(
+            case, NEW_EPISODE, StepStatus.INFO,
+            f"next episode after case {holder.case_id} ({holder.state.value}): {text}",
+            {"why": why, "after_case": holder.case_id})
 
     async def _lookup(self, name: str) -> StepResult:
         return lookup_result(await self._directory.find_user(name))
@@ -206,7 +240,8 @@ class Episodes:
         return holder
 
     async def _placement(self, holder: Case, request: RemediationRequest, *,
-                         ask_tenant: bool) -> "_Placement | None":
+                         ask_tenant: bool,
+                         user: DirectoryUser | None = None) -> "_Placement | None":
         """Where a request about ``holder``'s person goes; None when that needs the
         tenant's answer and ``ask_tenant`` is False.
 
@@ -216,29 +251,46 @@ class Episodes:
         human with it (the earlier work did not answer it). A finished case absorbs what
         carries no new evidence as before: an escalated one for as long as the block it
         was handed stays listed, a verified one for a while unless a newer block shows a
-        new episode.
+        new episode. A case that lifted its block and waits for its checks never absorbs a
+        newer block on any address of the account (``user``, as the lookup found it now):
+        that is a re-block, and goes to a human.
         """
         settled = _settled_placement(holder, request)
-        if settled is not None or not ask_tenant:
+        if not ask_tenant:
+            return settled
+        if (settled is _Placement.MERGE and not holder.state.is_final
+                and holder.unblocked_at is not None):
+            reblocks = await self._reblocks(holder, user)
+            return _Placement.REBLOCKED if reblocks else settled
+        if settled is not None:
             return settled
         if _is_new_evidence(holder, request):
-            if holder.state is CaseState.ESCALATED and await self._human_owns_block(holder):
+            if holder.state is CaseState.ESCALATED and await self._human_owns_block(
+                    holder, user):
                 return _Placement.HANDED_OVER
             return _Placement.NEW
-        return _Placement.MERGE if await self._same_episode(holder) else _Placement.NEW
+        return _Placement.MERGE if await self._same_episode(holder, user) else _Placement.NEW
 
-    async def _human_owns_block(self, case: Case) -> bool:
+    async def _human_owns_block(self, case: Case, user: DirectoryUser | None) -> bool:
         """Is the block an escalated case was handed for still listed (and no newer one)?"""
-        entries = await self._entries(case)
+        entries = await self._entries(case, user)
         known = max(filter(None, (case.last_block_seen, case.block_created)),
                     default=case.updated_at)
         return bool(entries) and not any(entry.is_newer_than(known) for entry in entries)
 
-    async def _entries(self, case: Case) -> list[BlockedSender]:
-        return [entry for address in case.block_addresses
-                for entry in await self._exchange.blocked_entries(address)]
+    async def _reblocks(self, case: Case, user: DirectoryUser | None) -> list[BlockedSender]:
+        """Entries on any address of the account placed after the block ``case`` lifted
+        (or, failing its time, after the unblock), as verification judges them."""
+        known = case.block_created or case.unblocked_at
+        return [entry for entry in await self._entries(case, user)
+                if entry.is_newer_than(known)]
 
-    async def _same_episode(self, case: Case) -> bool:
+    async def _entries(self, case: Case, user: DirectoryUser | None) -> list[BlockedSender]:
+        """The entries of every address of the account: the case's listed ones and those
+        the directory gives ``user`` now (an alias added since counts as much)."""
+        return await entries_for(self._exchange, account_addresses(case, user))
+
+    async def _same_episode(self, case: Case, user: DirectoryUser | None) -> bool:
         """Does a request with no new evidence belong to the finished ``case``?
 
         An escalated case keeps absorbing requests about any block it was handed for as long
@@ -246,11 +298,10 @@ class Episodes:
         starts over). A verified case absorbs requests for a while unless a newer block
         shows a new episode.
         """
-        recent = self._recorder.clock.now() - (case.ended_at or case.updated_at) <= (
-            self._merge_window)
+        recent = self._recent(case)
         if case.state is CaseState.VERIFIED and not recent:
             return False
-        entries = await self._entries(case)
+        entries = await self._entries(case, user)
         if case.state is CaseState.ESCALATED:
             if not entries:
                 return recent
@@ -261,6 +312,11 @@ class Episodes:
         # it acted is the newer one.
         known = case.block_created or case.unblocked_at or case.created_at
         return not any(entry.is_newer_than(known) for entry in entries)
+
+    def _recent(self, case: Case) -> bool:
+        """Did ``case`` end (or last change) within the merge window?"""
+        return self._recorder.clock.now() - (case.ended_at or case.updated_at) <= (
+            self._merge_window)
 
     async def _merge(self, case: Case, request: RemediationRequest, *,
                      why: str | None = None) -> Case:
@@ -302,6 +358,28 @@ class Episodes:
         return await self._merge(escalated, request,
                                  why="new evidence: the case went to a human with it")
 
+    async def _escalate_reblocked(self, case: Case, request: RemediationRequest,
+                                  user: DirectoryUser | None) -> Case:
+        """A block placed after an open case lifted its block, on any address of the
+        account: the case goes to a human with it (as verification would), then records the
+        request; never merged as a duplicate, never a second unblock."""
+        reblocks = await self._reblocks(case, user)
+        created = max((entry.created for entry in reblocks if entry.created), default=None)
+        listed = ", ".join(dict.fromkeys(entry.sender_address for entry in reblocks)) or (
+            "an address of the account")  # gone again since placement saw it
+        escalated = await self._outcomes.escalate_if_open(
+            case.case_id, f"re-blocked at {_when(created)} as {listed} after the unblock "
+            f"(found by a {request.source} request): the account is probably still sending "
+            "spam; investigate before unblocking again")
+        if escalated is None:  # it ended meanwhile: the request is placed again, later
+            raise TransientError(f"case {case.case_id} ended while this request was being "
+                                 "placed; trying again")
+        if created is not None:
+            escalated = await self._saved(case.case_id, lambda current: {
+                "last_block_seen": max(filter(None, (current.last_block_seen, created)))})
+        return await self._merge(escalated, request,
+                                 why=f"re-blocked as {listed}: the case went to a human with it")
+
     async def _saved(self, case_id: str,
                      changes: Callable[[Case], dict[str, Any]]) -> Case:
         """Save ``changes`` (worked out from the case as stored) over a concurrent writer:
@@ -321,9 +399,11 @@ class _Placement(Enum):
     NEW = "new"  # the person's next episode: secured again
     ESCALATE = "escalate"  # new evidence after an open case lifted its block: to a human
     HANDED_OVER = "handed_over"  # new evidence while a human owns the block: to a human
+    REBLOCKED = "reblocked"  # a newer block after an open case lifted its block: to a human
 
 
 MERGED_INTO = "merged_into"  # the step of a request's case that another case took in
+NEW_EPISODE = "new_episode"  # the step saying why a case opened the person's next episode
 _CLAIM_ROUNDS = 5
 _LEGACY_LOOK_BACK = 5
 _SAVE_ATTEMPTS = 5
@@ -346,19 +426,33 @@ def _new_alerts(case: Case, request: RemediationRequest) -> tuple[str, ...]:
     return tuple(alert for alert in request.alert_ids if alert not in case.alert_ids)
 
 
+def _evidence_alerts(case: Case, request: RemediationRequest) -> tuple[str, ...]:
+    """The request's new alerts that are evidence: those Microsoft confirmed (Graph read
+    them back as outbound-spam alerts about the account) or whose read failed; an id Graph
+    does not know is none."""
+    alerts = _new_alerts(case, request)
+    if request.evidence_ids is None:
+        return alerts
+    return tuple(alert for alert in alerts if alert in request.evidence_ids)
+
+
 def _is_new_evidence(case: Case, request: RemediationRequest) -> bool:
     """Does the request bring alerts created after ``case`` acted (or at a time nobody can
-    tell: then the earlier work cannot be said to have answered them)?"""
+    tell because Graph could not be read: then the earlier work cannot be said to have
+    answered them)?"""
     acted = case.acted_at
-    if acted is None or not _new_alerts(case, request):
+    if acted is None or not _evidence_alerts(case, request):
         return False
     return request.evidence_at is None or request.evidence_at > acted
 
 
 def _evidence(case: Case, request: RemediationRequest) -> str:
-    alerts = _new_alerts(case, request)
-    return (f"Defender alert{'s' if len(alerts) > 1 else ''} {', '.join(alerts)} created at "
-            f"{_when(request.evidence_at)}")
+    alerts = _evidence_alerts(case, request)
+    confirmed = ("as the request says" if request.evidence_ids is None else
+                 "read back from Graph" if request.evidence_at is not None else
+                 "Graph could not give its time")
+    return (f"Defender alert{'s' if len(alerts) > 1 else ''} {', '.join(alerts)} "
+            f"({confirmed}) created at {_when(request.evidence_at)}")
 
 
 def _new_evidence_reason(case: Case, request: RemediationRequest) -> str:

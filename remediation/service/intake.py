@@ -6,9 +6,11 @@ looked up in the journal); the workflow's merge makes it certain.
 
 The poll reads alerts page by page as Graph answers: a flood of unrelated alerts costs time,
 never memory, and a page that fails keeps the work done on the pages before it (the next
-poll's overlapping window reads the rest). An alert whose evidence names several accounts
-and marks none of them alone as the compromised one is escalated for a person to choose:
-its case touches nobody.
+poll's overlapping window reads the rest). The names an alert's evidence gives (mailbox
+address, UPN, object id) are resolved through the directory first: one person under two names
+is one account, and the alert is handled like any other. An alert whose evidence names several
+accounts (or names the directory cannot resolve now) and marks none of them alone as the
+compromised one is escalated for a person to choose: its case touches nobody.
 
 One bad item never stops a poll, a sweep or a batch of pushed ids: each is handled on its
 own. One the queue refuses outright (too large for Service Bus, say) is journaled as a
@@ -25,7 +27,7 @@ WARNING naming it and its reason, whoever runs it (the Functions timer, the loca
 import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -38,14 +40,16 @@ from remediation.domain.alerts import (
 )
 from remediation.domain.blocks import BlockedSender, known_blocks
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import InvalidRequest, RemediationError, TransientError
 from remediation.domain.requests import RemediationRequest, describe, normalise_user
 from remediation.domain.sources import Source
-from remediation.service.claims import CONFIRMED
+from remediation.service.claims import CONFIRMED, one_account
 from remediation.service.journaling import CaseRecorder
 from remediation.service.ports import (
     AlertSource,
     Clock,
+    Directory,
     Journal,
     RequestSender,
     RestrictedSenders,
@@ -106,10 +110,13 @@ def block_request_id(entry: BlockedSender) -> str:
 class Intake:
     def __init__(self, *, alerts: AlertSource, exchange: RestrictedSenders, journal: Journal,
                  requests: RequestSender, workflow: RemediationWorkflow, clock: Clock,
-                 settings: IntakeSettings, sweeper: Sweeper | None = None) -> None:
-        """``sweeper``: run at the end of every poll (stuck working cases resumed or
+                 settings: IntakeSettings, directory: Directory | None = None,
+                 sweeper: Sweeper | None = None) -> None:
+        """``directory``: resolves the names of evidence naming several accounts;
+        ``sweeper``: run at the end of every poll (stuck working cases resumed or
         escalated: ``service.sweeper``)."""
         self._alerts = alerts
+        self._directory = directory  # resolves the names of evidence naming several
         self._exchange = exchange
         self._journal = journal
         self._requests = requests
@@ -220,9 +227,13 @@ class Intake:
                 report.not_confirmed.append(hinted)
             return
         if alert.ambiguous:
-            await self._hold_for_a_person(alert)
-            report.escalated.append(alert.id)
-            return
+            account, trouble = await self._one_account(alert)
+            if account is None:
+                await self._hold_for_a_person(alert, trouble)
+                report.escalated.append(alert.id)
+                return
+            # One person under several names: a normal alert about that account.
+            alert = replace(alert, sender=alert.candidates[0], candidates=())
         try:
             request = request_for_alert(alert)
         except InvalidRequest as error:
@@ -238,14 +249,29 @@ class Intake:
         report.enqueued.append(request.request_id or "")
         report.senders.add(request.user)
 
-    async def _hold_for_a_person(self, alert: Alert) -> None:
+    async def _one_account(self, alert: Alert) -> tuple[DirectoryUser | None, str | None]:
+        """The one account the names of an ambiguous alert resolve to through the directory
+        (None: several, or unknown), and why it could not be asked, if it could not."""
+        if self._directory is None:
+            return None, None
+        try:
+            return await one_account(self._directory, alert), None
+        except RemediationError as error:
+            return None, error.reason
+
+    async def _hold_for_a_person(self, alert: Alert, trouble: str | None = None) -> None:
         """Evidence naming several accounts, none marked alone as the compromised one: an
         escalated case that touches nobody, its reason naming the candidates (escaped), its
-        alert commented on and the escalation posted as for any other."""
+        alert commented on and the escalation posted as for any other. ``trouble``: the
+        directory could not say whether the names are one person (the alert is never lost
+        for it: a person gets it now)."""
         shown = ", ".join(describe(name) for name in alert.candidates[:MAX_CANDIDATES_SHOWN])
         more = len(alert.candidates) - MAX_CANDIDATES_SHOWN
+        kind = ("names" if trouble is not None else "different accounts")
+        asked = (f" (the directory could not tell whether they are one person: {trouble})"
+                 if trouble is not None else "")
         reason = (f"Defender alert {alert.id} ({' '.join(alert.title.split())}) names "
-                  f"{len(alert.candidates)} different accounts and marks none of them alone "
+                  f"{len(alert.candidates)} {kind}{asked} and marks none of them alone "
                   f"as the compromised one: {shown}" + (f" and {more} more" if more > 0 else "")
                   + "; nobody was touched. Choose the account and secure it by hand "
                   "(remediation enqueue --user ADDRESS)")[:1000]

@@ -1,6 +1,10 @@
 """The delayed checks after an unblock: gone → verified; still listed → wait for the next
 check, escalate after the last; blocked again → escalate at once, never a second unblock.
 
+Each check reads the account's addresses from the directory as they are then (primary and
+every SMTP alias) and looks up every one of them: a block under an alias the case never
+listed, or one added after it planned, is the account's block as much as the listed one.
+
 The finding of a check is journaled first and acted on after, so a redelivery after a
 failure in between acts on the same finding instead of looking again.
 """
@@ -8,22 +12,25 @@ failure in between acts on the same finding instead of looking again.
 from datetime import datetime, timedelta
 from typing import Any
 
+from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError
+from remediation.service.addresses import current_addresses, entries_for
 from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
 from remediation.service.journaling import CaseRecorder
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
-from remediation.service.ports import RestrictedSenders
+from remediation.service.ports import Directory, RestrictedSenders
 
 
 class Verification:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, exchange: RestrictedSenders,
-                 delays: tuple[timedelta, ...]) -> None:
+                 directory: Directory, delays: tuple[timedelta, ...]) -> None:
         self._recorder = recorder
         self._outcomes = outcomes
         self._exchange = exchange
+        self._directory = directory
         self._delays = delays
 
     async def verify(self, check: VerificationCheck) -> Case:
@@ -46,8 +53,8 @@ class Verification:
             return await self._outcomes.escalate(case.case_id, error.reason)
 
     async def _look(self, case: Case, name: str, attempt: int) -> Step:
-        entries = [entry for address in case.block_addresses
-                   for entry in await self._exchange.blocked_entries(address)]
+        entries = await entries_for(self._exchange,
+                                    await current_addresses(self._directory, case))
         # The block we removed, or failing its time, the unblock itself: an entry created
         # after it is a new block; one whose time is unknown is never taken for one.
         known = case.block_created or case.unblocked_at
@@ -56,11 +63,14 @@ class Verification:
         if newer:
             created = max((e.created for e in newer if e.created), default=None)
             case = await self._recorder.save(case, last_block_seen=created)
-            detail = f"blocked again at {_when(created)}"
-            data: dict[str, Any] = {"listed": True, "reblocked": True,
+            listed = _addresses(newer)
+            detail = f"blocked again at {_when(created)} as {', '.join(listed)}"
+            data: dict[str, Any] = {"listed": True, "reblocked": True, "addresses": listed,
                                     "block_created": created.isoformat() if created else None}
         elif entries:
-            detail, data = f"still listed {since} after the unblock", {"listed": True}
+            listed = _addresses(entries)
+            detail = f"still listed {since} after the unblock as {', '.join(listed)}"
+            data = {"listed": True, "addresses": listed}
         else:
             detail = f"not on the Restricted users list {since} after the unblock"
             data = {"listed": False}
@@ -74,18 +84,28 @@ class Verification:
             created = finding.data.get("block_created")
             when = _when(datetime.fromisoformat(created) if created else None)
             return await self._outcomes.escalate(
-                case_id, f"re-blocked at {when} after the unblock: the account is probably "
-                "still sending spam; investigate before unblocking again")
+                case_id, f"re-blocked at {when}{_as(finding)} after the unblock: the account "
+                "is probably still sending spam; investigate before unblocking again")
         if finding.data.get("listed"):
             if attempt >= len(self._delays) - 1:
                 return await self._outcomes.escalate(
-                    case_id, f"still on the Restricted users list "
+                    case_id, f"still on the Restricted users list{_as(finding)} "
                     f"{format_duration(self._since(attempt))} after the unblock")
             return await self._recorder.require(case_id)
         return await self._outcomes.verified(case_id, attempt)
 
     def _since(self, attempt: int) -> timedelta:
         return self._delays[min(attempt, len(self._delays) - 1)]
+
+
+def _addresses(entries: list[BlockedSender]) -> list[str]:
+    return list(dict.fromkeys(entry.sender_address for entry in entries))
+
+
+def _as(finding: Step) -> str:
+    """The listed addresses a finding names (older journals name none)."""
+    listed = finding.data.get("addresses")
+    return f" as {', '.join(map(str, listed))}" if isinstance(listed, list) and listed else ""
 
 
 def _when(value: datetime | None) -> str:

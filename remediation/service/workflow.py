@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
 from remediation.domain.requests import RemediationRequest, parse_evidence_time
 from remediation.service.admission import names_of
@@ -79,7 +80,7 @@ class RemediationWorkflow:
                                   settings.merge_window)
         self._securing = Securing(recorder, self._outcomes, directory, exchange, mailbox,
                                   scheduler, settings)
-        self._verification = Verification(recorder, self._outcomes, exchange,
+        self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays)
         self._alert_source = alert_source
         self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
@@ -100,7 +101,7 @@ class RemediationWorkflow:
                 request.source, request.request_id)
         read: dict[str, dict[str, Any] | None] = {}
         if request.alert_ids and self._alert_source is not None:
-            request = replace(request, evidence_at=await self._evidence_time(request, read))
+            request = await self._with_evidence(request, read)
         case, should_run = await self._episodes.case_for(request)
         case = await self._settle_claims(case, request, read)
         if not should_run or case.state.is_final or case.state is CaseState.AWAITING_APPROVAL:
@@ -156,24 +157,40 @@ class RemediationWorkflow:
             return await self.remediate(request)
         return await self._secure(case)
 
-    async def _evidence_time(self, request: RemediationRequest,
-                             read: dict[str, dict[str, Any] | None]) -> datetime | None:
-        """When the evidence was created, as Graph says (the newest ``createdDateTime`` of
-        the alerts the request names), never as the message claims: a forged old time would
-        merge a new alert into a finished case. Unknown (Graph cannot answer, an alert is
-        gone or its time unreadable) counts as new evidence. The alerts read go into
+    async def _with_evidence(self, request: RemediationRequest,
+                             read: dict[str, dict[str, Any] | None]) -> RemediationRequest:
+        """The request with the evidence Microsoft confirms: which of its alert ids are
+        outbound-spam alerts about its account as Graph has them (``evidence_ids``), and
+        when the newest was created (``evidence_at``), never as the message claims: a
+        forged old time would merge a new alert into a finished case, a made-up id would
+        count as new evidence. An id Graph answers "not found" for (or another kind of
+        alert, another account's) is no evidence; only a read that failed leaves an alert
+        in with its time unknown (then it counts as new evidence). The alerts read go into
         ``read``, so the claims are checked on the same answers without reading again."""
-        times: list[datetime] = []
-        for alert_id in request.alert_ids:
+        times: list[datetime | None] = []
+        evidence: list[str] = []
+        accounts: dict[str, DirectoryUser | str] = {}
+        for position, alert_id in enumerate(request.alert_ids):
             try:
                 read[alert_id] = await self._claims.read(alert_id)
-            except RemediationError:
-                return None
-            created = parse_evidence_time((read[alert_id] or {}).get("createdDateTime"))
-            if created is None:
-                return None
-            times.append(created)
-        return max(times, default=None)
+            except RemediationError:  # Graph is failing: the rest is not read now either
+                unread = request.alert_ids[position:]
+                evidence += unread
+                times += [None] * len(unread)
+                break
+            try:
+                why = await self._claims.why_not_evidence(alert_id, read[alert_id],
+                                                          request.user, accounts)
+            except RemediationError:  # the directory cannot tell now: whose it is is unknown
+                why = None
+            if why is not None:
+                log.info("alert %s is no evidence: %s", alert_id, why)
+                continue
+            evidence.append(alert_id)
+            times.append(parse_evidence_time((read[alert_id] or {}).get("createdDateTime")))
+        known = [time for time in times if time is not None]
+        evidence_at = None if len(known) < len(times) else max(known, default=None)
+        return replace(request, evidence_at=evidence_at, evidence_ids=tuple(evidence))
 
     async def _settle_claims(self, case: Case, request: RemediationRequest,
                              read: dict[str, dict[str, Any] | None]) -> Case:

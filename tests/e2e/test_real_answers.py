@@ -65,7 +65,7 @@ async def test_block_times_exchange_wrote_unreadably_never_read_as_a_reblock(
     assert case.state is CaseState.VERIFIED, case.reason
     assert case.block_created is None
     lingering = case.done("verify_0")
-    assert lingering is not None and lingering.data == {"listed": True}
+    assert lingering is not None and lingering.data == {"listed": True, "addresses": [LEE]}
 
 
 @pytest.mark.parametrize("access", ["no_app_role", "no_directory_role", "role_not_supported",

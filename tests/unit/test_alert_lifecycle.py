@@ -330,7 +330,8 @@ async def test_an_alert_created_after_the_unblock_escalates_the_case_awaiting_ch
     assert escalated.state is CaseState.ESCALATED
     assert escalated.reason is not None
     assert escalated.reason.startswith("new evidence after the unblock: Defender alert fa-2 "
-                                       "created at 2024-05-01 09:10:00 UTC, after the block "
+                                       "(read back from Graph) created at 2024-05-01 "
+                                       "09:10:00 UTC, after the block "
                                        "was lifted at 2024-05-01 09:00:00 UTC")
     assert h.tenant.directory.count("reset_password") == 1
     # No "start" for what nothing answers: the escalation, then the alert it took in.

@@ -292,7 +292,8 @@ async def test_still_listed_after_the_last_delay_escalates(h: Harness) -> None:
     assert states == [CaseState.AWAITING_VERIFICATION, CaseState.AWAITING_VERIFICATION,
                       CaseState.ESCALATED]
     [case] = await h.tenant.journal.list_cases(ROB)
-    assert case.reason == "still on the Restricted users list 24h after the unblock"
+    assert case.reason == ("still on the Restricted users list as rob@contoso.com 24h after "
+                           "the unblock")
     assert len(h.tenant.exchange.unblocks) == 1
 
 
@@ -435,6 +436,8 @@ async def test_after_the_merge_window_a_request_opens_a_new_case(h: Harness) -> 
 
     assert second.case_id != first.case_id
     assert h.tenant.directory.count("reset_password") == 2
+    [opened] = [step for step in second.steps if step.name == "new_episode"]
+    assert opened.data == {"why": "after_merge_window", "after_case": first.case_id}
 
 
 async def test_force_opens_a_new_case_while_one_is_open(h: Harness) -> None:
@@ -445,6 +448,8 @@ async def test_force_opens_a_new_case_while_one_is_open(h: Harness) -> None:
 
     assert forced.case_id != first.case_id
     assert forced.force is True
+    [opened] = [step for step in forced.steps if step.name == "new_episode"]
+    assert opened.data["why"] == "forced" and "soc-analyst" in opened.detail
     assert h.tenant.directory.count("reset_password") == 2
     assert len(h.tenant.exchange.unblocks) == 2
     latest = await h.tenant.journal.latest_case(ROB)
