@@ -19,7 +19,6 @@ from typing import Any
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
-from remediation.domain.durations import format_duration
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.requests import RemediationRequest
 from remediation.service.addresses import account_addresses, entries_for
@@ -197,10 +196,6 @@ class Episodes:
             why, text = "confirmed_evidence", (
                 f"new evidence: {_evidence(holder, request)}, after that case acted at "
                 f"{_when(holder.acted_at)}")
-        elif holder.state is CaseState.VERIFIED and not self._recent(holder):
-            why, text = "after_merge_window", (
-                f"that case ended more than {format_duration(self._merge_window)} ago; "
-                f"a {request.source} request starts over")
         else:
             why, text = "newer_block", (
                 "the Restricted users list shows a block that case did not handle")
@@ -264,6 +259,14 @@ class Episodes:
             return _Placement.REBLOCKED if reblocks else settled
         if settled is not None:
             return settled
+        if _unconfirmed_evidence(holder, request):
+            # Neither the next episode (nothing confirmed) nor the finished case's (it may be
+            # newer than its work): ask Graph again later; the last attempt hands it to a
+            # person with this reason.
+            raise TransientError(
+                f"alert(s) {', '.join(_evidence_alerts(holder, request))} could not be dated "
+                f"by Graph, and case {holder.case_id} ended before: whether they are new "
+                "evidence is asked again later")
         if _is_new_evidence(holder, request):
             if holder.state is CaseState.ESCALATED and await self._human_owns_block(
                     holder, user):
@@ -299,9 +302,12 @@ class Episodes:
         shows a new episode.
         """
         recent = self._recent(case)
-        if case.state is CaseState.VERIFIED and not recent:
-            return False
         entries = await self._entries(case, user)
+        if case.state is CaseState.VERIFIED:
+            # Verification saw every address off the list: whatever is listed now is a newer
+            # block, its time readable or not. Nothing listed and nothing confirmed new: the
+            # same episode, however long ago it ended (only --force starts over).
+            return not entries
         if case.state is CaseState.ESCALATED:
             if not entries:
                 return recent
@@ -417,6 +423,8 @@ def _settled_placement(case: Case, request: RemediationRequest) -> _Placement | 
     fresh = _is_new_evidence(case, request)
     if not case.state.is_final:
         return _Placement.ESCALATE if fresh else _Placement.MERGE
+    if _unconfirmed_evidence(case, request):
+        return None  # _placement asks Graph again later
     if not fresh and _new_alerts(case, request):
         return _Placement.MERGE  # alerts created before the case acted: its own
     return None
@@ -437,13 +445,24 @@ def _evidence_alerts(case: Case, request: RemediationRequest) -> tuple[str, ...]
 
 
 def _is_new_evidence(case: Case, request: RemediationRequest) -> bool:
-    """Does the request bring alerts created after ``case`` acted (or at a time nobody can
-    tell because Graph could not be read: then the earlier work cannot be said to have
-    answered them)?"""
+    """Does the request bring alerts created after ``case`` acted? For a case still working,
+    also alerts whose time nobody can tell because Graph could not be read (the earlier work
+    cannot be said to have answered them: a human looks). After a case ended, only evidence
+    Microsoft confirmed counts: an alert Graph could not be asked about never opens the
+    person's next episode or resets again."""
     acted = case.acted_at
     if acted is None or not _evidence_alerts(case, request):
         return False
-    return request.evidence_at is None or request.evidence_at > acted
+    if request.evidence_at is None:
+        return not case.state.is_final
+    return request.evidence_at > acted
+
+
+def _unconfirmed_evidence(case: Case, request: RemediationRequest) -> bool:
+    """Alerts the earlier, finished ``case`` did not answer, whose time Graph could not
+    give."""
+    return (case.state.is_final and case.acted_at is not None
+            and request.evidence_at is None and bool(_evidence_alerts(case, request)))
 
 
 def _evidence(case: Case, request: RemediationRequest) -> str:

@@ -358,8 +358,12 @@ def _why(error: Exception) -> str:
 
 def _owns(case: Case, entry: BlockedSender) -> bool:
     """Is ``entry`` a block that ``case`` is handling, has handled, or handed to a human?"""
-    if not case.state.is_final or entry.created is None:
+    if not case.state.is_final:
         return True
+    if entry.created is None:
+        # A verified case saw every address off the list: a listing since is a new block,
+        # even one whose time cannot be read. Any other final case keeps what it cannot date.
+        return case.state is not CaseState.VERIFIED
     known = known_blocks(case.block_created, case.last_block_seen)
     if known is not None and entry.created <= known:
         return True

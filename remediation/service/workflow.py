@@ -173,6 +173,10 @@ class RemediationWorkflow:
         for position, alert_id in enumerate(request.alert_ids):
             try:
                 read[alert_id] = await self._claims.read(alert_id)
+            except PermanentError as error:  # refused (403, 400): Microsoft confirmed nothing
+                log.info("alert %s is no evidence: Graph refused to read it (%s)", alert_id,
+                         error.reason)
+                continue
             except RemediationError:  # Graph is failing: the rest is not read now either
                 unread = request.alert_ids[position:]
                 evidence += unread

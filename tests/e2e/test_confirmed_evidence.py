@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from remediation.adapters.queue_limits import session_id_for
 from remediation.bootstrap import Application, bootstrap
 from remediation.domain.cases import Case, CaseState
@@ -174,3 +176,29 @@ async def test_a_real_alert_about_another_account_is_no_evidence_about_this_one(
         assert tenant.alert(elsewhere["id"])["comments"] == []
     finally:
         await app.aclose()
+
+
+@pytest.mark.parametrize(("status", "code"), [(503, "ServiceUnavailable"), (403, "Forbidden"),
+                                              (400, "BadRequest")])
+async def test_an_alert_graph_would_not_read_never_resets_a_verified_account_again(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path, status: int,
+        code: str) -> None:
+    """Found by a hostile test: a made-up id whose read failed (not "not found") opened the
+    next episode, "new evidence at an unknown time", and reset the password again."""
+
+    app = app_for(sandbox_url, tenant, tmp_path / "state.db", http_max_retries=0,
+                  max_delivery_count=2, queue_max_delivery_count=2)
+    try:
+        await send_raw(app, {"user": ADELE})
+        [verified] = await drain(app)
+        assert verified.state.value == "verified"
+        forged = made_up()
+        tenant.add_fault(Fault(status=status, code=code, method="GET",
+                               path=rf"/alerts_v2/{forged}$", times=None))
+        await send_raw(app, {"user": ADELE, "alert_ids": [forged]})
+        cases = await drain(app)
+    finally:
+        tenant.clear_faults()
+        await app.aclose()
+    assert len(tenant.user(ADELE).password_changes) == 1
+    assert not [step for case in cases for step in case.steps if step.name == "new_episode"]

@@ -295,16 +295,32 @@ async def test_a_late_alert_about_the_block_a_case_lifted_is_resolved_right_away
     assert h.alerts.updates_of("fa-1") == [IN_PROGRESS, RESOLVED]  # nothing new for fa-1
 
 
-@pytest.mark.parametrize("created", ["after the case ended", "at an unknown time"])
+async def test_an_alert_graph_cannot_date_after_a_verified_case_waits_for_graph(
+        h: Harness) -> None:
+    """Neither a second reset on evidence nobody confirmed (issue 14, point 3) nor merged
+    into the verified case and resolved by work done before it: asked again later."""
+    first = await h.remediate("alert-req-1", ("fa-1",))
+    await h.verify_first()
+    await h.process_queued()
+    h.tenant.clock.advance(minutes=30)
+
+    with pytest.raises(TransientError, match="could not be dated by Graph"):
+        await h.remediate("alert-req-2", ("fa-2",), evidence_at=None)
+
+    assert h.tenant.directory.count("reset_password") == 1
+    assert (await h.case(first.case_id)).alert_ids == ("fa-1",)
+    assert h.alerts.updates_of("fa-2") == []
+
+
 async def test_an_alert_after_a_verified_case_is_new_evidence_never_resolved_by_it(
-        h: Harness, created: str) -> None:
+        h: Harness) -> None:
     """Reproduced: merged into the verified case, and resolved "done. Password reset..."
     although nothing was done for it."""
     first = await h.remediate("alert-req-1", ("fa-1",))
     await h.verify_first()
     await h.process_queued()
     h.tenant.clock.advance(minutes=30)
-    evidence_at = h.tenant.clock.now() if created == "after the case ended" else None
+    evidence_at = h.tenant.clock.now()
 
     second = await h.remediate("alert-req-2", ("fa-2",), evidence_at=evidence_at)
 

@@ -427,17 +427,34 @@ async def test_after_verification_a_request_merges_unless_there_is_a_newer_block
     assert (await h.case(first.case_id)).state is CaseState.VERIFIED
 
 
-async def test_after_the_merge_window_a_request_opens_a_new_case(h: Harness) -> None:
+async def test_after_the_merge_window_a_request_with_nothing_new_resets_nobody(
+        h: Harness) -> None:
+    """Only what Microsoft confirms (a new alert, a newer block) or a manual --force opens
+    the person's next episode: a plain request, however late, merges (issue 14, point 3)."""
     first = await h.remediate("req-1")
     [verified] = await h.checks_at(DELAYS[0])
-    h.tenant.clock.set(verified.updated_at + DELAYS[-1] + timedelta(minutes=1))
+    h.tenant.clock.set(verified.updated_at + DELAYS[-1] + timedelta(days=30))
+
+    second = await h.remediate("req-2")
+
+    assert second.case_id == first.case_id
+    assert h.tenant.directory.count("reset_password") == 1
+
+
+async def test_after_a_verified_case_any_listing_is_a_newer_block(h: Harness) -> None:
+    """Verification saw the account off the list: listed again, even with a time Exchange
+    does not give, is the next episode."""
+    first = await h.remediate("req-1")
+    [verified] = await h.checks_at(DELAYS[0])
+    h.tenant.clock.set(verified.updated_at + DELAYS[-1] + timedelta(days=30))
+    h.tenant.exchange.block(ROB)
 
     second = await h.remediate("req-2")
 
     assert second.case_id != first.case_id
     assert h.tenant.directory.count("reset_password") == 2
     [opened] = [step for step in second.steps if step.name == "new_episode"]
-    assert opened.data == {"why": "after_merge_window", "after_case": first.case_id}
+    assert opened.data == {"why": "newer_block", "after_case": first.case_id}
 
 
 async def test_force_opens_a_new_case_while_one_is_open(h: Harness) -> None:
