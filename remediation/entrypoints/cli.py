@@ -363,12 +363,14 @@ def _since(text: str | None) -> "datetime | None":
     when it names no offset)."""
     from datetime import UTC, datetime
 
-    from remediation.domain.durations import parse_duration
+    from remediation.domain.durations import DurationTooLong, parse_duration
 
     if text is None:
         return None
     try:
         return datetime.now(UTC) - parse_duration(text)
+    except DurationTooLong as error:
+        raise InvalidRequest(f"--since: {error}") from None
     except ValueError:
         pass
     try:
