@@ -112,6 +112,18 @@ async def test_tenant_domains_tell_federated_ones_and_are_cached(
     assert gets(tenant, "/v1.0/domains") == 1
 
 
+async def test_only_verified_domains_are_the_tenants_when_judging_forwarding(
+        directory: GraphDirectory, mailbox: GraphExchangeMailbox,
+        tenant: SandboxTenant) -> None:
+    tenant.unverified_domains.append("evil-mail.example")
+
+    domains = await directory.tenant_domains()
+
+    assert domains.names == frozenset({"contoso.com"})
+    finding = suspicious_forwarding(await mailbox.forwarding(LYNNE), domains.names)
+    assert finding is not None and "drop@evil-mail.example" in finding.why
+
+
 async def test_tenant_domains_are_read_again_when_the_cache_expires(
         graph: GraphCaller, tenant: SandboxTenant) -> None:
     directory = GraphDirectory(graph, domains_ttl=timedelta(0))
