@@ -92,9 +92,19 @@ class RemediationWorkflow:
             request = replace(request, evidence_at=await self._evidence_time(request, read))
         case, should_run = await self._episodes.case_for(request)
         case = await self._settle_claims(case, request, read)
+        if case.state is CaseState.AWAITING_APPROVAL and request.source == "manual":
+            return await self._approved_by_request(case, request)
         if not should_run or case.state.is_final or case.state is CaseState.AWAITING_APPROVAL:
             return case
         return await self._secure(case)
+
+    async def _approved_by_request(self, case: Case, request: RemediationRequest) -> Case:
+        """A manual request merged into a case waiting for approval: a person asked by hand,
+        and in approve mode a manual request proceeds at once (README), so it is the case's
+        approval; the guardrails run again as for any approval."""
+        by = f"manual request {request.request_id}" + (
+            f" from {request.requested_by}" if request.requested_by else "")
+        return await self._proceed(case, by, {"request_id": request.request_id})
 
     async def approve(self, approval: Approval) -> Case:
         """Let a case waiting for approval proceed (approve mode)."""
@@ -106,9 +116,13 @@ class RemediationWorkflow:
         if refusal is not None:  # the handler journals it as a rejected request too
             await self._recorder.note(case, APPROVAL_REFUSED, StepStatus.INFO, refusal)
             raise InvalidRequest(refusal)
+        return await self._proceed(case, approval.approved_by)
+
+    async def _proceed(self, case: Case, approved_by: str,
+                       data: dict[str, Any] | None = None) -> Case:
         case = await self._recorder.note(case, "approved", StepStatus.INFO,
-                                         f"approved by {approval.approved_by}",
-                                         {"approved_by": approval.approved_by})
+                                         f"approved by {approved_by}",
+                                         {"approved_by": approved_by, **(data or {})})
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
         return await self._secure(case)
 
