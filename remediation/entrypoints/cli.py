@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from remediation.config import ConfigError, Settings
@@ -23,12 +24,17 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from remediation.bootstrap import Application
-    from remediation.domain.cases import CaseState
+    from remediation.domain.cases import Case, CaseState
     from remediation.domain.requests import RemediationRequest
     from remediation.sandbox import SandboxTenant
     from remediation.service.status import StatusQuery, StatusView
 
 log = logging.getLogger("remediation.cli")
+
+# The journal step `approve` writes once it queued an approval, and how long after it a
+# repeated `approve` of a case still waiting queues another (the first may have been lost).
+APPROVAL_QUEUED = "approval_queued"
+APPROVAL_REQUEUE = timedelta(hours=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,8 +249,10 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> int:
+    from remediation.adapters.clock import SystemClock
     from remediation.bootstrap import bootstrap
-    from remediation.domain.cases import CaseState
+    from remediation.domain.cases import CaseState, Step, StepStatus
+    from remediation.service.journaling import CaseRecorder
     from remediation.service.messages import Approval, approver
 
     approved_by = approver(approved_by)  # refused with the reason (exit 2), never cut short
@@ -253,13 +261,44 @@ async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> 
         case = await app.journal.get_case(case_id)
         if case is None:
             raise InvalidRequest(f"no case {case_id!r} in the journal")
+        already = _already_approved(case)
+        if already is not None:
+            print(already)
+            return 0
         if case.state is not CaseState.AWAITING_APPROVAL:
             raise InvalidRequest(f"case {case_id} is {case.state.value}, not awaiting approval")
         await app.requests.send_approval(Approval(case_id, case.user, approved_by))
+        recorder = CaseRecorder(app.journal, SystemClock())
+        await recorder.add_step(case_id, Step(
+            APPROVAL_QUEUED, StepStatus.INFO, recorder.clock.now(),
+            f"approval by {approved_by} queued", {"approved_by": approved_by}))
     finally:
         await app.aclose()
     print(f"approval of case {case_id} ({case.user}) queued")
     return 0
+
+
+def _already_approved(case: "Case") -> str | None:
+    """What to tell a person who approves a case again: approved already (it went on), or an
+    approval already queued (a worker lets it proceed when it takes it); None when the
+    approval is to be queued. An approval queued longer than APPROVAL_REQUEUE ago whose case
+    still waits is queued again: the first may have been lost (a case proceeds once)."""
+    from datetime import UTC, datetime
+
+    from remediation.domain.cases import CaseState
+
+    approved = next((s for s in reversed(case.steps) if s.name == "approved"), None)
+    if approved is not None and case.state is not CaseState.AWAITING_APPROVAL:
+        return (f"case {case.case_id} ({case.user}) was already approved "
+                f"({approved.detail}, {approved.at:%Y-%m-%d %H:%M} UTC) and is "
+                f"{case.state.value}: nothing queued")
+    queued = next((s for s in reversed(case.steps) if s.name == APPROVAL_QUEUED), None)
+    if (queued is None or case.state is not CaseState.AWAITING_APPROVAL
+            or datetime.now(UTC) - queued.at > APPROVAL_REQUEUE):
+        return None
+    return (f"approval of case {case.case_id} ({case.user}) already queued "
+            f"({queued.detail}, {queued.at:%Y-%m-%d %H:%M} UTC): the case proceeds when a "
+            "worker takes it; nothing queued again")
 
 
 def _status(args: argparse.Namespace) -> int:
