@@ -178,6 +178,7 @@ async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
     from remediation.domain.display import shown
     from remediation.entrypoints.report import TEXT_LIMIT
 
+    await _check_local_database(settings)
     app = bootstrap(settings)
     try:
         if until_idle:
@@ -218,6 +219,22 @@ async def _poll_until(app: "Application", stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+async def _check_local_database(settings: Settings) -> None:
+    """Before any work: the local database (queue or journal) takes a write. Unwritable, it
+    is one line and exit status 2 (main), not a traceback for every alert the poll reads."""
+    if not settings.uses_local_database:
+        return
+    from remediation.adapters.sqlite_db import SqliteDatabase
+
+    database = SqliteDatabase(settings.remediation_db)
+    try:
+        await database.check_writable()
+    except OSError as error:  # said as the database's failure, like SQLite's own
+        raise sqlite3.OperationalError(error.strerror or type(error).__name__) from None
+    finally:
+        database.close()
+
+
 def _enqueue(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     request = parse_request({
@@ -231,6 +248,7 @@ async def _send(settings: Settings, request: "RemediationRequest") -> int:
     """To Service Bus when a namespace is configured, else to the local queue."""
     from remediation.bootstrap import bootstrap
 
+    await _check_local_database(settings)
     app = bootstrap(settings)
     try:
         message_id = await app.requests.send(request)
@@ -256,6 +274,7 @@ async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> 
     from remediation.service.messages import Approval, approver
 
     approved_by = approver(approved_by)  # refused with the reason (exit 2), never cut short
+    await _check_local_database(settings)
     app = bootstrap(settings)
     try:
         case = await app.journal.get_case(case_id)
