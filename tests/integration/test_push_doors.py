@@ -10,6 +10,7 @@ import pytest
 
 from remediation.bootstrap import Application, bootstrap
 from remediation.domain.alerts import DEFAULT_ALERT_TITLES
+from remediation.domain.requests import parse_request
 from remediation.sandbox import Fault, SandboxTenant
 from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from remediation.service.push import handle_alert_push, handle_stream_events
@@ -222,3 +223,17 @@ async def test_stream_records_without_the_records_wrapper_are_read_like_wrapped_
     assert report.errors == []
     assert len(report.enqueued) == 1
     assert await queued_users(app) == [ADELE]
+
+
+async def test_a_manual_request_naming_a_provider_guid_speaks_on_the_graph_alert(
+        app: Application, tenant: SandboxTenant, adele_alert: dict[str, Any]) -> None:
+    request = parse_request({"user": ADELE, "alert_ids": [adele_alert["providerAlertId"]],
+                             "request_id": "manual-guid"})
+
+    await app.requests.send(request)
+    await app.worker(poll_interval=0.05).run(until_idle=True)
+
+    [case] = await app.journal.list_cases()
+    assert case.alert_ids == (adele_alert["id"],)
+    assert "alert_confirmed" in [step.name for step in case.steps]
+    assert tenant.alert(adele_alert["id"])["comments"]  # commented on, under Graph's id
