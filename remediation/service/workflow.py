@@ -104,7 +104,10 @@ class RemediationWorkflow:
         approval; the guardrails run again as for any approval."""
         by = f"manual request {request.request_id}" + (
             f" from {request.requested_by}" if request.requested_by else "")
-        return await self._proceed(case, by, {"request_id": request.request_id})
+        case = await self._recorder.note(case, "approved", StepStatus.INFO, f"approved by {by}",
+                                         {"approved_by": by, "request_id": request.request_id})
+        case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
+        return await self._secure(case)
 
     async def approve(self, approval: Approval) -> Case:
         """Let a case waiting for approval proceed (approve mode)."""
@@ -116,13 +119,9 @@ class RemediationWorkflow:
         if refusal is not None:  # the handler journals it as a rejected request too
             await self._recorder.note(case, APPROVAL_REFUSED, StepStatus.INFO, refusal)
             raise InvalidRequest(refusal)
-        return await self._proceed(case, approval.approved_by)
-
-    async def _proceed(self, case: Case, approved_by: str,
-                       data: dict[str, Any] | None = None) -> Case:
         case = await self._recorder.note(case, "approved", StepStatus.INFO,
-                                         f"approved by {approved_by}",
-                                         {"approved_by": approved_by, **(data or {})})
+                                         f"approved by {approval.approved_by}",
+                                         {"approved_by": approval.approved_by})
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
         return await self._secure(case)
 
