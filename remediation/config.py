@@ -13,7 +13,12 @@ from urllib.parse import urlparse, urlsplit
 
 from remediation.domain import ncrontab
 from remediation.domain.alerts import DEFAULT_ALERT_TITLES
-from remediation.domain.durations import format_duration, parse_delays, parse_duration
+from remediation.domain.durations import (
+    DurationTooLong,
+    format_duration,
+    parse_delays,
+    parse_duration,
+)
 from remediation.service.settings import HYGIENE_MODES, MODES, WEBHOOK_FORMATS
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -262,11 +267,13 @@ def _group_ids(raw: str) -> frozenset[str]:
 def _duration(name: str, raw: str) -> timedelta:
     """A positive duration no longer than ``LONGEST[name]``."""
     try:
-        value = parse_duration(raw)
+        value = parse_duration(raw, LONGEST[name])
+    except DurationTooLong:
+        value = None  # said below, as for any duration out of bounds
     except ValueError:
         raise ConfigError(f"{name}: {raw!r} is not a duration (a number with s, m, h or d, "
                           "e.g. 1h)") from None
-    if not timedelta(0) < value <= LONGEST[name]:
+    if value is None or not timedelta(0) < value <= LONGEST[name]:
         raise ConfigError(f"{name}: {raw!r} must be more than 0s and at most "
                           f"{_longest(LONGEST[name])}")
     return value

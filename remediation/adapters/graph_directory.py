@@ -260,7 +260,10 @@ def _smtp_addresses(proxies: Any) -> tuple[str, ...]:
 
 
 def _tenant_domains(items: list[dict[str, Any]]) -> TenantDomains:
-    names = {str(item["id"]).lower(): item for item in items if item.get("id")}
+    """The verified domains only: an unverified one was added to the tenant but never proved
+    by DNS, so mail to it may reach anybody (it is "outside" when judging forwarding)."""
+    names = {str(item["id"]).lower(): item for item in items
+             if item.get("id") and item.get("isVerified") is True}
     federated = {name for name, item in names.items()
                  if str(item.get("authenticationType") or "").lower() == "federated"}
     return TenantDomains(names=frozenset(names), federated=frozenset(federated))

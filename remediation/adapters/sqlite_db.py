@@ -108,6 +108,12 @@ class SqliteDatabase:
         file writable, the row accepted) and leaves nothing, not even for a reader meanwhile."""
         return await asyncio.to_thread(self._rehearse, work)
 
+    async def check_writable(self) -> None:
+        """Prove a write would be taken (the file opens as SQLite, its schema is in place, a
+        row can be written) and leave nothing; sqlite3.Error or OSError says why not."""
+        await self.rehearse(lambda connection: connection.execute(
+            "INSERT OR REPLACE INTO sources (source, doc) VALUES ('~writable', '{}')"))
+
     def close(self) -> None:
         with self._guard:
             for connection in self._connections:

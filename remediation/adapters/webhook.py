@@ -2,8 +2,10 @@
 
 The URL is a secret: Teams and Slack webhook URLs carry their key. It appears in no log line,
 exception or repr; messages call it "the escalation webhook". aiohttp's own exceptions name
-the URL, so they are never chained or formatted into ours, and an error body that echoes it
-is scrubbed before an excerpt of it becomes a reason.
+the URL, so they are never chained or formatted into ours. An answer's body is never quoted
+either: it may echo the URL in any encoding (percent-encoded, JSON-escaped, in entities), and
+no scrubbing can know them all. A reason gives the status and a fixed description; only a
+body that is exactly one of Slack's documented error codes is named.
 
 What an answer proves, by ``ESCALATION_WEBHOOK_FORMAT`` (Slack: "Sending messages using
 incoming webhooks", https://api.slack.com/messaging/webhooks; Teams: "Create incoming
@@ -18,8 +20,8 @@ webhooks with Workflows for Microsoft Teams", Microsoft Support):
   retired Office 365 connector answers 200 with "Microsoft Teams endpoint returned HTTP error
   429" (TransientError for a 429 or 5xx inside, else PermanentError).
 
-Errors are plain-text bodies (Slack's ``invalid_payload``, ``no_text``...): a reason quotes a
-short, escaped excerpt.
+Errors are plain-text bodies (Slack's ``invalid_payload``, ``no_text``...): a reason names a
+known code, and says only how long any other body was.
 """
 
 import asyncio
@@ -32,7 +34,6 @@ from urllib.parse import urlparse
 import aiohttp
 
 from remediation.adapters.retrying import parse_retry_after
-from remediation.domain.display import shown
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.service.ports import WebhookDelivery
 
@@ -40,7 +41,13 @@ log = logging.getLogger(__name__)
 
 NAME = "the escalation webhook"
 BODY_LIMIT = 65_536  # read at most this much of an answer
-EXCERPT_LIMIT = 120  # of an error body, in a reason
+# Slack's documented incoming-webhook errors ("Handling errors", api.slack.com/messaging/
+# webhooks): the only bodies a reason names, as they can hold nothing else.
+SLACK_ERRORS = frozenset({
+    "invalid_payload", "no_text", "user_not_found", "channel_not_found", "channel_is_archived",
+    "action_prohibited", "posting_to_general_channel_denied", "too_many_attachments",
+    "no_service", "no_service_id", "no_team", "team_disabled", "invalid_token",
+})
 SLACK_OK = "ok"
 # A plain-text 200 that reports a failure (a legacy Teams connector: "Microsoft Teams
 # endpoint returned HTTP error 429"): the word "error", and the status it names if any.
@@ -104,8 +111,7 @@ class JsonWebhook:
             return self._success(status, body)
         if status in (408, 429) or status >= 500:
             return self._retry_or_raise(status, retry_after, last)
-        raise PermanentError(f"{NAME} refused the payload: {status} {self._excerpt(body)}"
-                             .strip())
+        raise PermanentError(f"{NAME} refused the payload: {status} {_described(body)}")
 
     def _success(self, status: int, body: str) -> WebhookDelivery:
         """What a 2xx answer proves, for this format (see the module's docstring)."""
@@ -125,8 +131,7 @@ class JsonWebhook:
         raise PermanentError(self._unexpected(status, body))
 
     def _unexpected(self, status: int, body: str) -> str:
-        return (f"{NAME} answered {status} with an unexpected body: "
-                f"{self._excerpt(body) or '(empty)'}")
+        return f"{NAME} answered {status} with an unexpected body: {_described(body)}"
 
     def _retry_or_raise(self, status: int, retry_after: str | None, last: bool) -> float:
         wait = self._backoff(retry_after)
@@ -139,28 +144,23 @@ class JsonWebhook:
         seconds = parse_retry_after(retry_after)
         return seconds if seconds is not None else self._retry_delay
 
-    def _excerpt(self, body: str) -> str:
-        """The start of an error body, on one line, without the URL or any piece of it."""
-        # Scrub before and after ``shown``: an escape sequence could split the URL, and
-        # collapsed white space could bring a URL cut off at BODY_LIMIT into the excerpt.
-        return shown(self._scrub(shown(self._scrub(body), BODY_LIMIT)), EXCERPT_LIMIT)
-
-    def _scrub(self, text: str) -> str:
-        parsed = urlparse(self._url)
-        secrets = [self._url, parsed.path + (f"?{parsed.query}" if parsed.query else ""),
-                   parsed.query]
-        for secret in sorted((s for s in secrets if len(s) > 1), key=len, reverse=True):
-            text = text.replace(secret, NAME)
-        for secret in secrets:  # a secret cut off where the body was cut
-            for end in range(len(secret) - 1, 3, -1):
-                if text.endswith(secret[:end]):
-                    return text[:-end] + NAME
-        return text
-
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
+
+
+def _described(body: str) -> str:
+    """A body as a reason may show it: a known Slack error code, else only its size (never its
+    text, which may echo the URL in an encoding no scrubbing knows)."""
+    text = body.strip()
+    if not text:
+        return "(empty)"
+    if text in SLACK_ERRORS:
+        return text
+    said = _ERROR_BODY.search(text)
+    inner = f", reporting error {said.group(1)}" if said and said.group(1) else ""
+    return f"(a {len(body)}-character body{inner}; not quoted: it may echo the webhook's URL)"
 
 
 def _decoded(raw: bytes, charset: str | None) -> str:

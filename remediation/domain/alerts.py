@@ -7,12 +7,13 @@ filled.
 """
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from remediation.domain.alert_ids import ALERT_ID_RULE as ALERT_ID_RULE
+from remediation.domain.alert_ids import is_alert_id as is_alert_id
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import (
@@ -57,19 +58,6 @@ class Alert:
 def alert_request_id(alert_id: str) -> str:
     """The message id (and request id) of an alert: one alert enqueues at most once."""
     return "alert-" + hashlib.sha256(alert_id.encode()).hexdigest()[:32]
-
-
-# A plain alerts_v2 id, as Graph and the Defender stream write them
-# ("da637551227677560813_-961444813", "fad14bc5f6-8f3b-4a2c-9d1e-0f1e2d3c4b5a_1", GUIDs):
-# ASCII letters and digits, "-" and "_", starting with a letter or digit, at most 200. An id
-# goes into a Graph URL path: nothing that is a path segment of its own ("." or ".."), reaches
-# another one ("/", "\", "%2F"), or hides in white space is an alert id.
-ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
-ALERT_ID_RULE = "1-200 ASCII letters, digits, '-' or '_', starting with a letter or digit"
-
-
-def is_alert_id(value: object) -> bool:
-    return isinstance(value, str) and ALERT_ID.fullmatch(value) is not None
 
 
 def parse_alert(raw: Mapping[str, Any]) -> Alert:

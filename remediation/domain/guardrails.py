@@ -85,6 +85,8 @@ def judge(user: DirectoryUser, memberships: Memberships, domains: TenantDomains,
     if user.on_premises_sync_enabled or domain in domains.federated:
         source = "synced from on-premises AD" if user.on_premises_sync_enabled else (
             f"federated ({domain})")
-        return Guardrail(Verdict.REVOKE_THEN_ESCALATE, f"account is {source}: sessions were "
-                         "revoked; reset the password on-premises, then unblock", facts)
+        # Said before anything is done (and in dry-run, when nothing is): the escalation
+        # says the sessions were revoked once they were.
+        return Guardrail(Verdict.REVOKE_THEN_ESCALATE, f"account is {source}: reset the "
+                         "password on-premises, then unblock", facts)
     return Guardrail(Verdict.PROCEED, "", facts)

@@ -8,9 +8,8 @@ at most MAX_PUSHED_ALERTS distinct plain alert ids (remediation.domain.alerts.AL
 
 from typing import Any
 
-from remediation.domain.alerts import is_alert_id
+from remediation.domain.alert_ids import graph_alert_id
 from remediation.domain.errors import InvalidRequest
-from remediation.domain.requests import describe
 
 # Distinct alert ids one body may name (each is read from Graph).
 MAX_PUSHED_ALERTS = 100
@@ -19,9 +18,10 @@ MAX_PUSHED_ENTRIES = 1000
 
 
 def pushed_alert_ids(body: Any) -> list[str]:
-    """The distinct alert ids of a pushed body, in order; InvalidRequest with the reason when
-    the body holds more than MAX_PUSHED_ENTRIES entries, any entry that is not a plain alert
-    id, or more than MAX_PUSHED_ALERTS distinct ids."""
+    """The distinct Graph alert ids a pushed body names, in order (a provider GUID as the
+    Graph id it names); InvalidRequest with the reason when the body holds more than
+    MAX_PUSHED_ENTRIES entries, any entry that names no alert in an accepted form, or more
+    than MAX_PUSHED_ALERTS distinct ids."""
     items = _items(body)
     if len(items) > MAX_PUSHED_ENTRIES:
         raise InvalidRequest(f"more than {MAX_PUSHED_ENTRIES} entries in one body "
@@ -55,7 +55,4 @@ def _items(body: Any) -> list[Any]:
 def _id_of(item: Any) -> str:
     if isinstance(item, dict):
         item = item.get("alertId", item.get("id"))
-    if not is_alert_id(item):  # the rule: remediation.domain.alerts.ALERT_ID
-        raise InvalidRequest(f"not an alert id: {describe(item)}")
-    assert isinstance(item, str)
-    return item
+    return graph_alert_id(item)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from remediation.domain.alert_ids import ACCEPTED_FORMS, graph_alert_id
 from remediation.domain.errors import InvalidRequest
 
 MAX_BODY_BYTES = 16 * 1024
@@ -206,10 +207,15 @@ def _alert_ids(value: object) -> tuple[str, ...]:
         raise InvalidRequest(f"'alert_ids' has more than {MAX_ALERT_IDS} entries")
     ids: list[str] = []
     for item in value:
-        if not (isinstance(item, str) and _TOKEN.fullmatch(item)):
-            raise InvalidRequest(f"'alert_ids' entry {describe(item)} is not a valid alert id")
-        if item not in ids:
-            ids.append(item)
+        # The rule of every door that puts an id into a Graph URL; a provider GUID becomes
+        # the Graph id it names, read back like any other.
+        try:
+            alert_id = graph_alert_id(item)
+        except InvalidRequest:
+            raise InvalidRequest(f"'alert_ids' entry {describe(item)} is not a valid alert "
+                                 f"id: name an alert by {ACCEPTED_FORMS}") from None
+        if alert_id not in ids:
+            ids.append(alert_id)
     return tuple(ids)
 
 

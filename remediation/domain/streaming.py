@@ -1,5 +1,9 @@
 """Defender XDR streaming records (Event Hub) reduced to alert ids worth a look.
 
+An event is ``{"records": [...]}`` as the streaming API sends it, or one record on its own
+(``{"category": ..., "properties": {...}}``) as pipelines that re-emit one record per event
+send it; both are read alike.
+
 A record is only a hint: AlertInfo and AlertEvidence arrive separately, out of order, and
 sometimes twice, so the caller reads each hinted alert from Graph and matches it there.
 """
@@ -7,7 +11,7 @@ sometimes twice, so the caller reads each hinted alert from Graph and matches it
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from remediation.domain.alerts import ALERT_ID_RULE, is_alert_id
+from remediation.domain.alert_ids import ACCEPTED_FORMS, graph_alert_id, is_alert_id
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import decode_json, describe
 
@@ -57,14 +61,13 @@ def alert_hints(events: Iterable[bytes | str | Mapping[str, Any]],
                 break
             alert_id = record["properties"].get("AlertId")
             if is_alert_id(alert_id):
-                assert isinstance(alert_id, str)
-                hints[alert_id] = None
+                hints[graph_alert_id(alert_id)] = None
             else:
                 refused += 1
                 first_refused = alert_id if refused == 1 else first_refused
     if refused:
         problems.append(f"batch: {refused} hinted record(s) refused: not an alert id: "
-                        f"{describe(first_refused)} (an alert id is {ALERT_ID_RULE})")
+                        f"{describe(first_refused)} (an alert is named by {ACCEPTED_FORMS})")
     found = list(hints)
     if len(found) > MAX_BATCH_ALERTS:
         problems.append(f"batch: {len(found)} alert ids hinted; only the first "
@@ -85,6 +88,8 @@ def _records(event: bytes | str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
             body = decode_json(raw, limit=MAX_EVENT_BYTES)
         except InvalidRequest:
             raise InvalidRequest("event is not valid JSON") from None
+    if isinstance(body, Mapping) and "records" not in body and "category" in body:
+        return [body]  # a record re-emitted on its own, without the wrapper: read the same
     records = body.get("records") if isinstance(body, Mapping) else None
     if not isinstance(records, list):
         raise InvalidRequest("event has no 'records' list")

@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from remediation.config import ConfigError, Settings
@@ -23,12 +24,17 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from remediation.bootstrap import Application
-    from remediation.domain.cases import CaseState
+    from remediation.domain.cases import Case, CaseState
     from remediation.domain.requests import RemediationRequest
     from remediation.sandbox import SandboxTenant
     from remediation.service.status import StatusQuery, StatusView
 
 log = logging.getLogger("remediation.cli")
+
+# The journal step `approve` writes once it queued an approval, and how long after it a
+# repeated `approve` of a case still waiting queues another (the first may have been lost).
+APPROVAL_QUEUED = "approval_queued"
+APPROVAL_REQUEUE = timedelta(hours=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,6 +178,7 @@ async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
     from remediation.domain.display import shown
     from remediation.entrypoints.report import TEXT_LIMIT
 
+    await _check_local_database(settings)
     app = bootstrap(settings)
     try:
         if until_idle:
@@ -227,6 +234,22 @@ async def _poll_until(app: "Application", stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+async def _check_local_database(settings: Settings) -> None:
+    """Before any work: the local database (queue or journal) takes a write. Unwritable, it
+    is one line and exit status 2 (main), not a traceback for every alert the poll reads."""
+    if not settings.uses_local_database:
+        return
+    from remediation.adapters.sqlite_db import SqliteDatabase
+
+    database = SqliteDatabase(settings.remediation_db)
+    try:
+        await database.check_writable()
+    except OSError as error:  # said as the database's failure, like SQLite's own
+        raise sqlite3.OperationalError(error.strerror or type(error).__name__) from None
+    finally:
+        database.close()
+
+
 def _enqueue(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     request = parse_request({
@@ -240,6 +263,7 @@ async def _send(settings: Settings, request: "RemediationRequest") -> int:
     """To Service Bus when a namespace is configured, else to the local queue."""
     from remediation.bootstrap import bootstrap
 
+    await _check_local_database(settings)
     app = bootstrap(settings)
     try:
         message_id = await app.requests.send(request)
@@ -258,23 +282,57 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> int:
+    from remediation.adapters.clock import SystemClock
     from remediation.bootstrap import bootstrap
-    from remediation.domain.cases import CaseState
+    from remediation.domain.cases import CaseState, Step, StepStatus
+    from remediation.service.journaling import CaseRecorder
     from remediation.service.messages import Approval, approver
 
     approved_by = approver(approved_by)  # refused with the reason (exit 2), never cut short
+    await _check_local_database(settings)
     app = bootstrap(settings)
     try:
         case = await app.journal.get_case(case_id)
         if case is None:
             raise InvalidRequest(f"no case {case_id!r} in the journal")
+        already = _already_approved(case)
+        if already is not None:
+            print(already)
+            return 0
         if case.state is not CaseState.AWAITING_APPROVAL:
             raise InvalidRequest(f"case {case_id} is {case.state.value}, not awaiting approval")
         await app.requests.send_approval(Approval(case_id, case.user, approved_by))
+        recorder = CaseRecorder(app.journal, SystemClock())
+        await recorder.add_step(case_id, Step(
+            APPROVAL_QUEUED, StepStatus.INFO, recorder.clock.now(),
+            f"approval by {approved_by} queued", {"approved_by": approved_by}))
     finally:
         await app.aclose()
     print(f"approval of case {case_id} ({case.user}) queued")
     return 0
+
+
+def _already_approved(case: "Case") -> str | None:
+    """What to tell a person who approves a case again: approved already (it went on), or an
+    approval already queued (a worker lets it proceed when it takes it); None when the
+    approval is to be queued. An approval queued longer than APPROVAL_REQUEUE ago whose case
+    still waits is queued again: the first may have been lost (a case proceeds once)."""
+    from datetime import UTC, datetime
+
+    from remediation.domain.cases import CaseState
+
+    approved = next((s for s in reversed(case.steps) if s.name == "approved"), None)
+    if approved is not None and case.state is not CaseState.AWAITING_APPROVAL:
+        return (f"case {case.case_id} ({case.user}) was already approved "
+                f"({approved.detail}, {approved.at:%Y-%m-%d %H:%M} UTC) and is "
+                f"{case.state.value}: nothing queued")
+    queued = next((s for s in reversed(case.steps) if s.name == APPROVAL_QUEUED), None)
+    if (queued is None or case.state is not CaseState.AWAITING_APPROVAL
+            or datetime.now(UTC) - queued.at > APPROVAL_REQUEUE):
+        return None
+    return (f"approval of case {case.case_id} ({case.user}) already queued "
+            f"({queued.detail}, {queued.at:%Y-%m-%d %H:%M} UTC): the case proceeds when a "
+            "worker takes it; nothing queued again")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -378,12 +436,14 @@ def _since(text: str | None) -> "datetime | None":
     when it names no offset)."""
     from datetime import UTC, datetime
 
-    from remediation.domain.durations import parse_duration
+    from remediation.domain.durations import DurationTooLong, parse_duration
 
     if text is None:
         return None
     try:
         return datetime.now(UTC) - parse_duration(text)
+    except DurationTooLong as error:
+        raise InvalidRequest(f"--since: {error}") from None
     except ValueError:
         pass
     try:

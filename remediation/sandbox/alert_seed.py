@@ -37,7 +37,8 @@ def alert(title: str, evidence: list[dict[str, Any]], *, service_source: str = O
           created: datetime | None = None, severity: str = "medium",
           alert_id: str | None = None) -> dict[str, Any]:
     stamp = graph_timestamp(created or utc_now() - timedelta(minutes=5))
-    identifier = alert_id or f"fa{uuid.uuid4().hex[:30]}"
+    # Graph names a Defender for Office 365 alert "fa" + its provider GUID.
+    identifier = alert_id or f"fa{uuid.uuid4()}"
     return {
         "id": identifier, "providerAlertId": identifier[2:], "incidentId": "41",
         "status": "new", "severity": severity, "classification": None, "determination": None,

@@ -358,7 +358,9 @@ async def list_domains(request: web.Request) -> web.Response:
         "@odata.context": f"{graph_root(request)}/$metadata#domains",
         "value": [{"id": domain, "isVerified": True, "isDefault": index == 0,
                    "authenticationType": "Federated" if tenant.federated(domain) else "Managed"}
-                  for index, domain in enumerate(tenant.domains)],
+                  for index, domain in enumerate(tenant.domains)]
+                 + [{"id": domain, "isVerified": False, "isDefault": False,
+                     "authenticationType": "Managed"} for domain in tenant.unverified_domains],
     })
 
 

@@ -271,11 +271,15 @@ class SandboxTenant:
         domains: list[str] | None = None,
         token: str = SANDBOX_BEARER,
         federated_domains: list[str] | None = None,
+        unverified_domains: list[str] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.domains = list(domains) if domains is not None else ["contoso.com"]
         self.federated_domains = [domain.lower() for domain in federated_domains or []]
         self.domains += [d for d in self.federated_domains if d not in self.domains]
+        # Added to the tenant but never proved by DNS: Graph /domains lists them with
+        # isVerified false, and anybody may own them.
+        self.unverified_domains = [domain.lower() for domain in unverified_domains or []]
         self.token = token
         self.latency = 0.0
         self.alert_page_size = 50

@@ -348,9 +348,7 @@ class Episodes:
                                              request_data(request))
             log.info("request %s merged into case %s", request_id, case.case_id)
         if request.alert_ids:  # queued once per count of alerts (journaled)
-            phase = {CaseState.VERIFIED: "verified", CaseState.ESCALATED: "escalated"}.get(
-                case.state, "start")
-            await self._outcomes.follow_up(case, phase)
+            await self._outcomes.follow_up_merged(case)
         return await self._recorder.require(case.case_id)
 
     async def _escalate_with(self, case: Case, request: RemediationRequest) -> Case:

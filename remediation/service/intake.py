@@ -85,6 +85,7 @@ class IntakeReport:
     rejected: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)  # alerts a person must decide on
     not_confirmed: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)  # hinted ids Graph knows no alert by
     swept: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)  # stuck cases the sweeper resumed
     stalled: list[str] = field(default_factory=list)  # stuck cases it escalated
@@ -194,6 +195,7 @@ class Intake:
                 raw = await self._alerts.get_alert(alert_id)
                 if raw is None:
                     report.not_confirmed.append(alert_id)
+                    report.not_found.append(alert_id)
                     continue
                 await self._consider(raw, report, hinted=alert_id)
             except Exception as error:

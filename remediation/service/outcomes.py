@@ -10,7 +10,7 @@ from datetime import datetime
 
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import RemediationError
-from remediation.service.journaling import SCHEDULE, CaseRecorder
+from remediation.service.journaling import BREAKER, REVOKE, SCHEDULE, CaseRecorder
 from remediation.service.messages import AlertUpdate
 from remediation.service.ports import AlertNotifier, VerificationScheduler
 
@@ -65,6 +65,16 @@ class Outcomes:
         log.info("case %s for %s %s: %s", case.case_id, case.user, state.value, reason)
         return await self._recorder.require(case.case_id)
 
+    async def follow_up_merged(self, case: Case) -> Case:
+        """The alert update a request merged into ``case`` calls for: ``start`` only once the
+        case has begun to act (securing queues it itself when it begins: a comment saying
+        "resetting the password..." on a case that waits for approval would be untrue)."""
+        phase = {CaseState.VERIFIED: "verified", CaseState.ESCALATED: "escalated"}.get(
+            case.state, "start")
+        if phase == "start" and not acting(case):
+            return case
+        return await self.follow_up(case, phase)
+
     async def follow_up(self, case: Case, phase: str) -> Case:
         """Queue the alert update / escalation notice for ``phase`` once (journaled)."""
         wanted = (self._alert_updates and bool(case.alert_ids)) or (
@@ -94,3 +104,10 @@ class Outcomes:
                 except RemediationError as error:  # harmless: the check finds a final case
                     log.info("could not cancel check %s of %s: %s", check["attempt"],
                              case.case_id, error.reason)
+
+
+def acting(case: Case) -> bool:
+    """Has the case passed its gates (dry-run, approval) and begun to change the tenant? The
+    circuit breaker's step, or a synced account's revocation, comes first after them."""
+    return (case.state in (CaseState.IN_PROGRESS, CaseState.AWAITING_VERIFICATION)
+            and (case.done(BREAKER) is not None or case.done(REVOKE) is not None))

@@ -1,7 +1,11 @@
 """The HTTP push door and the Event Hub stream door, as plain functions.
 
 What arrives is a hint, never the truth: each alert id is read back from Graph and matched
-exactly as the poll does, so a forged or mistaken push cannot reset anybody's password.
+exactly as the poll does, so a forged or mistaken push cannot reset anybody's password. An
+alert may be named by its Graph id or by its provider's GUID (remediation.domain.alert_ids).
+A push is answered 202 only when it started work: one that named only alerts Graph does not
+know is refused (404, naming the accepted forms); one whose alerts need nothing is told so
+(200).
 """
 
 import logging
@@ -9,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from remediation.domain.alert_ids import ACCEPTED_FORMS
 from remediation.domain.errors import InvalidRequest, PermanentError, TransientError
 from remediation.domain.push import pushed_alert_ids
 from remediation.domain.requests import decode_json
@@ -54,7 +59,7 @@ async def handle_alert_push(body: bytes, content_type: str | None,
     except PermanentError as error:
         log.error("alert push: %s", error.reason)
         return _refuse(502, "could not read the alerts from Graph")
-    return PushResponse(202, _report_body(report))
+    return _answer(report)
 
 
 async def handle_stream_events(events: Iterable[bytes | str], intake: Intake,
@@ -66,6 +71,29 @@ async def handle_stream_events(events: Iterable[bytes | str], intake: Intake,
     report = await intake.accept_hints(hints) if hints else IntakeReport()
     report.errors.extend(problems)
     return report
+
+
+def _answer(report: IntakeReport) -> PushResponse:
+    """202 only when the push started work (a request queued, a case opened for a person);
+    404 naming the accepted forms when it named nothing Graph knows; else 200 saying why
+    nothing was queued."""
+    body = _report_body(report)
+    if report.not_found:
+        body["not_found"] = report.not_found
+        body["error" if not _started(report) else "refused"] = (
+            f"Graph knows no alert {', '.join(report.not_found)}; name an alert by "
+            f"{ACCEPTED_FORMS}")
+    if _started(report):
+        return PushResponse(202, body)
+    if report.not_found:
+        return PushResponse(404, body)
+    body["note"] = ("nothing queued: every alert named is already being handled, or is no "
+                    "open outbound-spam alert (not_confirmed)")
+    return PushResponse(200, body)
+
+
+def _started(report: IntakeReport) -> bool:
+    return bool(report.enqueued or report.rejected or report.escalated)
 
 
 def _report_body(report: IntakeReport) -> dict[str, Any]:

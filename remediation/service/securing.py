@@ -103,7 +103,7 @@ class Securing:
         case = await self._outcomes.follow_up(case, "start")
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             await record.run(case, REVOKE, lambda: self._revoke(user.id))
-            raise PermanentError(guard.detail)
+            raise PermanentError(f"sign-in sessions revoked; {guard.detail}")
         case, _ = await record.run(case, BREAKER, lambda: self._breaker(case))
         case = await self._reset_once(case, user.id)
         case, _ = await record.run(case, REVOKE, lambda: self._revoke(user.id))

@@ -104,8 +104,21 @@ class RemediationWorkflow:
             request = await self._with_evidence(request, read)
         case, should_run = await self._episodes.case_for(request)
         case = await self._settle_claims(case, request, read)
+        if case.state is CaseState.AWAITING_APPROVAL and request.source == "manual":
+            return await self._approved_by_request(case, request)
         if not should_run or case.state.is_final or case.state is CaseState.AWAITING_APPROVAL:
             return case
+        return await self._secure(case)
+
+    async def _approved_by_request(self, case: Case, request: RemediationRequest) -> Case:
+        """A manual request merged into a case waiting for approval: a person asked by hand,
+        and in approve mode a manual request proceeds at once (README), so it is the case's
+        approval; the guardrails run again as for any approval."""
+        by = f"manual request {request.request_id}" + (
+            f" from {request.requested_by}" if request.requested_by else "")
+        case = await self._recorder.note(case, "approved", StepStatus.INFO, f"approved by {by}",
+                                         {"approved_by": by, "request_id": request.request_id})
+        case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
         return await self._secure(case)
 
     async def approve(self, approval: Approval) -> Case:

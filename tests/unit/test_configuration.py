@@ -46,6 +46,15 @@ BAD_SETTINGS = [
      "CASE_LINK_TEMPLATE: not a format string (Single '}' encountered in format string)"),
     ({"VERIFY_DELAYS": "0s,1h"}, "VERIFY_DELAYS: '0s' must be more than 0s and at most 7d"),
     ({"VERIFY_DELAYS": "1h,30d"}, "VERIFY_DELAYS: '30d' must be more than 0s and at most 7d"),
+    # Beyond what a timedelta holds: a configuration error, never an OverflowError.
+    ({"VERIFY_DELAYS": "99999999999d"},
+     "VERIFY_DELAYS: '99999999999d' must be more than 0s and at most 7d"),
+    ({"VERIFY_DELAYS": "1h," + "9" * 400 + "s"},
+     f"VERIFY_DELAYS: '{'9' * 400}s' must be more than 0s and at most 7d"),
+    ({"ALERT_LOOKBACK": "99999999999d"},
+     "ALERT_LOOKBACK: '99999999999d' must be more than 0s and at most 7d"),
+    ({"RETRY_BACKOFF": "9999999999999999h"},
+     "RETRY_BACKOFF: '9999999999999999h' must be more than 0s and at most 15m"),
     ({"VERIFY_DELAYS": "4h,1h"}, "VERIFY_DELAYS: delays must increase: '4h,1h'"),
     ({"VERIFY_DELAYS": " , "},
      "VERIFY_DELAYS: at least one delay is needed, e.g. 1h,4h,24h"),
@@ -317,3 +326,11 @@ def test_status_opens_an_existing_journal_read_only(
 
     assert (status, out.splitlines()[-1], err) == (0, "no cases", "")
     assert opened == [True]
+
+
+def test_a_since_too_long_to_subtract_is_refused_with_the_bound(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = run_cli(monkeypatch, capsys, {}, "status", "--since", "99999999999d")
+
+    assert status == 2
+    assert err == "remediation: --since: '99999999999d' is longer than 3650d\n"

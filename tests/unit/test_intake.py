@@ -801,8 +801,11 @@ async def test_a_json_push_is_accepted_with_counts(h: Harness, content_type: str
     response = await handle_alert_push(body, content_type, h.intake)
 
     assert response.status == 202
+    refused = response.body.pop("refused")
     assert response.body == {"queued": 1, "already_known": 0, "rejected": ["fa-nobody"],
-                             "escalated": ["fa-two"], "not_confirmed": ["fa-missing"]}
+                             "escalated": ["fa-two"], "not_confirmed": ["fa-missing"],
+                             "not_found": ["fa-missing"]}
+    assert refused.startswith("Graph knows no alert fa-missing; name an alert by ")
     assert sent(h) == [("alert", ROB, alert_request_id("fa-1"))]
 
 
@@ -814,7 +817,7 @@ async def test_a_repeated_push_queues_nothing_new(h: Harness) -> None:
 
     response = await handle_alert_push(body, "application/json", h.intake)
 
-    assert response.status == 202
+    assert response.status == 200  # nothing queued: never a 202
     assert response.body["queued"] == 0
     assert response.body["already_known"] == 1
     assert h.sender.sent == []

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from remediation.domain.alerts import ALERT_ID_RULE, DEFAULT_ALERT_TITLES
+from remediation.domain.alert_ids import ACCEPTED_FORMS
+from remediation.domain.alerts import DEFAULT_ALERT_TITLES
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.push import MAX_PUSHED_ALERTS, MAX_PUSHED_ENTRIES, pushed_alert_ids
 from remediation.domain.requests import describe
@@ -104,8 +105,12 @@ REAL_IDS = [
 ]
 
 
-def test_real_alert_ids_are_accepted() -> None:
-    assert pushed_alert_ids({"alertIds": REAL_IDS}) == REAL_IDS
+def test_real_alert_ids_are_accepted_and_a_provider_guid_names_its_office_365_alert() -> None:
+    expected = ["fa" + alert_id if "-" in alert_id and len(alert_id) == 36 else alert_id
+                for alert_id in REAL_IDS]
+    assert expected[6] == "fa9a6e3c1f-5b7d-4e28-b0c4-3f8d2a1e6b97"
+    assert pushed_alert_ids({"alertIds": REAL_IDS}) == expected
+    assert pushed_alert_ids("9A6E3C1F-5B7D-4E28-B0C4-3F8D2A1E6B97") == [expected[6]]
 
 
 @pytest.mark.parametrize("alert_id", [
@@ -118,7 +123,8 @@ def test_an_id_that_is_not_a_plain_alert_id_is_refused(alert_id: str) -> None:
                  {"value": [{"id": alert_id}]}):
         with pytest.raises(InvalidRequest) as raised:
             pushed_alert_ids(body)
-        assert raised.value.reason == f"not an alert id: {describe(alert_id)}"
+        assert raised.value.reason == (f"not an alert id: {describe(alert_id)}; name an "
+                                       f"alert by {ACCEPTED_FORMS}")
 
 
 def test_entries_are_counted_before_they_are_de_duplicated() -> None:
@@ -139,7 +145,7 @@ def test_an_id_with_a_trailing_newline_is_refused(body: Any) -> None:
 def test_a_refusal_quotes_only_a_short_part_of_a_huge_value() -> None:
     with pytest.raises(InvalidRequest) as raised:
         pushed_alert_ids(["fa-1", "y" * 10_000])
-    assert len(raised.value.reason) < 100
+    assert len(raised.value.reason.replace(ACCEPTED_FORMS, "")) < 100
 
 
 # -- alert_hints (Event Hub) ----------------------------------------------------------------
@@ -228,7 +234,7 @@ def test_a_record_without_a_plain_alert_id_is_refused_with_a_reason(alert_id: ob
     found, problems = hints(event(broken, info("fa-ok"), broken))
     assert found == ["fa-ok"]
     assert problems == [f"batch: 2 hinted record(s) refused: not an alert id: "
-                        f"{describe(alert_id)} (an alert id is {ALERT_ID_RULE})"]
+                        f"{describe(alert_id)} (an alert is named by {ACCEPTED_FORMS})"]
 
 
 def test_a_record_that_is_no_hint_is_not_refused_for_its_id() -> None:
