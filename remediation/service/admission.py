@@ -71,6 +71,10 @@ def update_refusal(case: Case, update: AlertUpdate) -> str | None:
     return None
 
 
+_END_NOTICES = ("alert_comment:verified:", "alert_comment:escalated:",
+                "alert_status:verified", "alert_status:escalated")
+
+
 def _ended_and_told(case: Case) -> bool:
     """Has the case ended, with its end notice begun (or no end that takes one)? A start
     queued while the case worked and delivered after it ended still goes first, and one
@@ -78,6 +82,9 @@ def _ended_and_told(case: Case) -> bool:
     notice, nor on a case that changed nothing."""
     if not case.state.is_final:
         return False
+    end_begun = any(step.name.startswith(_END_NOTICES) for step in case.steps)
+    if end_begun:
+        return True  # never "resetting the password" after "done" or "needs a human"
     if any(step.name.startswith("alert_comment:start:") for step in case.steps):
         return False  # begun while the case worked: its retry finishes it (never twice)
     return not any(step.name.startswith(("alert_comment:verified:", "alert_comment:escalated:",

@@ -15,8 +15,10 @@ from remediation.domain.cases import Case, CaseState
 from remediation.domain.requests import RemediationRequest
 from remediation.sandbox import SandboxTenant
 from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
+from remediation.sandbox.faults import Fault
 from remediation.service.handler import Delivery
 from tests.conftest import sandbox_settings
+from tests.e2e.test_confirmed_evidence import send_raw
 
 LYNNE, ADELE, PATTI = ("lynne.robbins@contoso.com", "adele.vance@contoso.com",
                        "patti.fernandez@contoso.com")
@@ -131,3 +133,26 @@ async def test_an_update_naming_another_account_changes_nothing(
     assert tenant.alert(raw["id"])["comments"] == []
     assert stored is not None
     assert any(ADELE in detail for detail in refusals(stored)), refusals(stored)
+
+
+async def test_a_start_notice_delayed_past_the_end_never_reopens_the_alert(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Found by a hostile test: the first "start" comment throttled past the verification,
+    its retry posted "resetting the password..." after "done" and set the resolved alert back
+    to inProgress for ever."""
+    raw = alert(RESTRICTED, [mailbox_evidence(ADELE)])
+    tenant.add_alert(raw)
+    app = app_for(sandbox_url, tenant, tmp_path / "state.db", http_max_retries=0)
+    try:
+        # Graph throttles the first comment (the 'start' one) for 4 s.
+        tenant.add_fault(Fault(status=429, code="TooManyRequests", method="POST",
+                               path=r"/alerts_v2/[^/]+/comments$", times=1, retry_after=4))
+        await send_raw(app, {"user": ADELE, "source": "alert", "alert_ids": [raw["id"]]})
+        await app.worker(poll_interval=0.02, retry_backoff=0.05).run(until_idle=True)
+        [case] = [c for c in await app.journal.list_cases()]
+        comments = [c["comment"][:70] for c in tenant.alert(raw["id"])["comments"]]
+        assert case.state.value == "verified"
+        assert tenant.alert(raw["id"])["status"] == "resolved"
+        assert "resetting the password" not in comments[-1]
+    finally:
+        await app.aclose()
