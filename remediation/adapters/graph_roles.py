@@ -69,15 +69,15 @@ when it is a protected group or is nested in one: the groups nested in each prot
 ``GET /groups/{id}/transitiveMembers/microsoft.graph.group`` (Graph v1.0 "List group
 transitive members", whose permission table lists ``GroupMember.Read.All`` for applications;
 "List group transitive memberOf" lists only GroupMember.ReadBasic.All, Group.ReadBasic.All and
-Directory.Read.All, none of which the app holds), read once per protected group and only when
-PIM for Groups names a group the account is not already an active member of. PIM for Groups
-reads follow the decision below (a licence answer: no PIM data, so no eligibility; anything
+Directory.Read.All, none of which the app holds), read once per protected group. The owners
+of each nested group are read too: an owner of a group nested in a protected one can add
+itself to it, and so to the protected group. PIM for Groups reads follow the decision below (a licence answer: no PIM data, so no eligibility; anything
 else fails closed).
 
 Cost per account: 1 (transitiveMemberOf) + 2 (PIM for Groups) + 2 per principal (the account,
 each role-assignable group it is in, each group PIM for Groups names), + 1 per protected group
-(owners) + 1 per protected group (nested groups) when PIM for Groups names a group the
-account is not an active member of, each one page in the usual case.
+(nested groups) + 1 per protected group and per group nested in one (owners), each one page
+in the usual case.
 
 Permission: ``RoleManagement.Read.Directory`` covers both lists (least privileged for
 roleAssignments; for the eligibility instances ``RoleEligibilitySchedule.Read.Directory`` is
@@ -185,33 +185,37 @@ class GraphRoles:
                                 protected: frozenset[str]) -> tuple[tuple[str, str], ...]:
         """(protected group id, how) for each way into a protected group that
         ``transitiveMemberOf`` does not show: ownership of it (``GET /groups/{id}/owners``,
-        one read per protected group), and membership or ownership, eligible or active,
-        through PIM for Groups, of it or of a group nested in it (the protected groups'
-        nested groups, ``GET /groups/{id}/transitiveMembers/microsoft.graph.group``, read
-        once, only when needed). Any failed read raises: the guardrails then escalate."""
+        one read per protected group and per group nested in it: an owner of either can add
+        itself), and membership or ownership, eligible or active, through PIM for Groups, of
+        it or of a group nested in it (the protected groups' nested groups, ``GET
+        /groups/{id}/transitiveMembers/microsoft.graph.group``, one read per protected
+        group). Any failed read raises: the guardrails then escalate."""
         if not protected:
             return ()
         reached: list[tuple[str, str]] = []
-        for group_id in sorted(protected):
-            owners = await self._graph.get_all(
-                "read protected group owners", _owners_request(group_id))
-            if any(owner.get("id") == user_id for owner in owners):
-                reached.append((group_id, "owner"))
-        nested: dict[str, frozenset[str]] | None = None  # protected group -> nested groups
+        nested: dict[str, frozenset[str]] = {}  # protected group -> the groups nested in it
+        for protected_id in sorted(protected):
+            inside = await self._graph.get_all(
+                "read groups nested in a protected group", _nested_groups_request(protected_id))
+            nested[protected_id] = frozenset(
+                str(item["id"]) for item in inside if item.get("id"))
+        owned: dict[str, bool] = {}
+        for protected_id in sorted(protected):
+            # An owner of the group, or of a group nested in it, can add itself at will.
+            for group_id in (protected_id, *sorted(nested[protected_id])):
+                if group_id not in owned:
+                    owners = await self._graph.get_all(
+                        "read protected group owners", _owners_request(group_id))
+                    owned[group_id] = any(owner.get("id") == user_id for owner in owners)
+                if owned[group_id]:
+                    reached.append((protected_id, "owner" if group_id == protected_id else
+                                    f"owner of group {group_id}, nested in it"))
         for group_id, how in access:
             if group_id in protected:
                 reached.append((group_id, how))
                 continue
             if group_id in groups and "owner" not in how:
                 continue  # an active member: its parents are in transitiveMemberOf already
-            if nested is None:
-                nested = {}
-                for protected_id in sorted(protected):
-                    inside = await self._graph.get_all(
-                        "read groups nested in a protected group",
-                        _nested_groups_request(protected_id))
-                    nested[protected_id] = frozenset(
-                        str(item["id"]) for item in inside if item.get("id"))
             reached += [(protected_id, f"{how} of group {group_id}, nested in it")
                         for protected_id in sorted(protected)
                         if group_id in nested[protected_id]]

@@ -189,3 +189,17 @@ def _rule(rule_id: str, name: str, sequence: int, actions: dict[str, Any]) -> di
             "hasError": False, "isReadOnly": False, "conditions": {},
             "actions": {**actions, "stopProcessingRules": False}, "exceptions": None}
 
+
+async def test_an_owner_of_a_group_nested_in_a_protected_group_is_protected(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Found by a hostile test: an owner of a group nested in the protected group can add
+    itself to it, and so to the protected group; it was reset."""
+    owen = blocked_user(tenant)
+    tenant.add_group(NESTED_GROUP_ID, "Tier-0 helpers")
+    tenant.nest_group(NESTED_GROUP_ID, BREAK_GLASS_GROUP_ID)
+    tenant.add_owner(NESTED_GROUP_ID, owen.id)
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    case = await remediate(app, OWEN)
+    await app.aclose()
+    assert case.state is CaseState.ESCALATED, case.reason
+    assert not owen.password_changes
