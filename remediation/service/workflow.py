@@ -118,7 +118,8 @@ class RemediationWorkflow:
             f" from {request.requested_by}" if request.requested_by else "")
         case = await self._recorder.note(case, "approved", StepStatus.INFO, f"approved by {by}",
                                          {"approved_by": by, "request_id": request.request_id})
-        case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
+        # "waiting for approval: ..." no longer says where the case stands.
+        case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=None)
         return await self._secure(case)
 
     async def approve(self, approval: Approval) -> Case:
@@ -138,7 +139,8 @@ class RemediationWorkflow:
         case = await self._recorder.note(case, APPROVED, StepStatus.INFO,
                                          f"approved by {approval.approved_by}",
                                          {"approved_by": approval.approved_by})
-        case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=case.reason)
+        # "waiting for approval: ..." no longer says where the case stands.
+        case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=None)
         return await self._secure(case)
 
     async def resume(self, resume: Resume) -> Case:

@@ -156,3 +156,20 @@ async def test_a_start_notice_delayed_past_the_end_never_reopens_the_alert(
         assert "resetting the password" not in comments[-1]
     finally:
         await app.aclose()
+
+
+async def test_an_approved_case_no_longer_says_it_waits_for_approval(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Found by a hostile test: verifying for hours with the reason "waiting for approval"."""
+    app = app_for(sandbox_url, tenant, tmp_path / "db", mode="approve", verify_delays=HOURS)
+    try:
+        waiting = await remediated(app, LYNNE, source="restricted-list")
+        assert waiting.state is CaseState.AWAITING_APPROVAL
+        await app.handler.on_request(delivery(
+            {"kind": "approve", "case_id": waiting.case_id, "user": LYNNE,
+             "approved_by": "secops"}))
+        case = await app.journal.get_case(waiting.case_id)
+    finally:
+        await app.aclose()
+    assert case is not None and case.state is CaseState.AWAITING_VERIFICATION
+    assert not (case.reason or "").startswith("waiting for approval"), case.reason
