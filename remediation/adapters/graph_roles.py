@@ -71,8 +71,8 @@ transitive members", whose permission table lists ``GroupMember.Read.All`` for a
 "List group transitive memberOf" lists only GroupMember.ReadBasic.All, Group.ReadBasic.All and
 Directory.Read.All, none of which the app holds), read once per protected group. The owners
 of each nested group are read too: an owner of a group nested in a protected one can add
-itself to it, and so to the protected group. PIM for Groups reads follow the decision below (a licence answer: no PIM data, so no eligibility; anything
-else fails closed).
+itself to it, and so to the protected group. PIM for Groups reads follow the decision below
+(a licence answer: no PIM data, so no eligibility; anything else fails closed).
 
 Cost per account: 1 (transitiveMemberOf) + 2 (PIM for Groups) + 2 per principal (the account,
 each role-assignable group it is in, each group PIM for Groups names), + 1 per protected group

@@ -204,7 +204,9 @@ class MessageHandler:
 
     async def _approve(self, delivery: Delivery, approval: Approval) -> Case | None:
         try:
-            return await self._attempt(delivery, lambda: self._workflow.approve(approval))
+            retry = RETRY_OF in delivery.properties or delivery.delivery_count > 1
+            return await self._attempt(
+                delivery, lambda: self._workflow.approve(approval, retry=retry))
         except InvalidRequest as error:
             return await self._workflow.reject(approval.user, error.reason)
         except Exception as error:

@@ -122,14 +122,21 @@ class RemediationWorkflow:
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=None)
         return await self._secure(case)
 
-    async def approve(self, approval: Approval) -> Case:
-        """Let a case waiting for approval proceed (approve mode)."""
+    async def approve(self, approval: Approval, *, retry: bool = False) -> Case:
+        """Let a case waiting for approval proceed (approve mode). ``retry``: this delivery
+        is the approval's own retry (a scheduled copy, or a redelivery): only then does an
+        approved case that stopped in progress go on from its next step; any other copy
+        (a replay, on another session, while the first still works) changes nothing."""
         case = await self._recorder.require(approval.case_id)
         refusal = _approval_refusal(case, approval)
         if refusal is not None:  # the handler journals it as a rejected request too
             await self._recorder.note(case, APPROVAL_REFUSED, StepStatus.INFO, refusal)
             raise InvalidRequest(refusal)
         if case.state is CaseState.IN_PROGRESS and _was_approved(case):
+            if not retry:
+                log.info("approval of case %s ignored: already approved, in progress",
+                         case.case_id)
+                return case
             # The retry of an approval whose work failed after it was accepted: the case
             # goes on from its next step (never stuck because the copy finds it not waiting).
             return await self._secure(case)

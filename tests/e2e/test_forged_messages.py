@@ -173,3 +173,29 @@ async def test_an_approved_case_no_longer_says_it_waits_for_approval(
         await app.aclose()
     assert case is not None and case.state is CaseState.AWAITING_VERIFICATION
     assert not (case.reason or "").startswith("waiting for approval"), case.reason
+
+
+async def test_an_approval_replayed_while_the_first_works_changes_nothing(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Found by a hostile test: a second copy of the approval (another session) worked the
+    case alongside the first: sessions revoked twice, the journal interleaved."""
+    app = app_for(sandbox_url, tenant, tmp_path / "db", mode="approve")
+    try:
+        req = RemediationRequest(user=LYNNE, source="alert", request_id=uuid.uuid4().hex)
+        case = await app.handler.on_request(delivery(req.to_json()))
+        assert case is not None and case.state.value == "awaiting_approval"
+        tenant.add_fault(Fault(status=None, method="POST", path=r"revokeSignInSessions",
+                               delay=0.5, times=None))
+        body = {"kind": "approve", "case_id": case.case_id, "user": LYNNE, "approved_by": "x"}
+        first = asyncio.create_task(app.handler.on_request(delivery(body)))
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(app.handler.on_request(delivery(body)))
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        stored = await app.journal.get_case(case.case_id)
+        assert not [r for r in results if isinstance(r, BaseException)]
+        assert stored is not None
+        assert len(tenant.user(LYNNE).password_changes) == 1
+        assert tenant.user(LYNNE).sessions_revoked == 1
+    finally:
+        tenant.clear_faults()
+        await app.aclose()
