@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from remediation.config import Settings
+from remediation.entrypoints.demo import OTHER_CREDENTIALS
 from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
 from remediation.sandbox.identity_routes import IDENTITY_PATH
 
@@ -41,12 +42,6 @@ def threaded_sandbox_url(tenant: SandboxTenant) -> Iterator[str]:
     url = server.start_in_thread()
     yield url
     server.stop_thread()
-
-
-# Whatever would let DefaultAzureCredential use another identity than the sandbox's.
-OTHER_CREDENTIALS = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME",
-                     "AZURE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT",
-                     "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT")
 
 
 def identity_env(url: str, tenant: SandboxTenant) -> dict[str, str]:

@@ -25,7 +25,6 @@ known code, and says only how long any other body was.
 """
 
 import asyncio
-import ipaddress
 import logging
 import re
 from typing import Any
@@ -34,6 +33,7 @@ from urllib.parse import urlparse
 import aiohttp
 
 from remediation.adapters.retrying import parse_retry_after
+from remediation.config import is_loopback
 from remediation.domain.errors import PermanentError, TransientError
 from remediation.service.ports import WebhookDelivery
 
@@ -174,15 +174,6 @@ def _check_url(url: str) -> None:
     parsed = urlparse(url)
     if parsed.scheme == "https" and parsed.hostname:
         return
-    if parsed.scheme == "http" and _loopback(parsed.hostname or ""):
+    if parsed.scheme == "http" and is_loopback(parsed.hostname or ""):
         return
     raise ValueError(f"{NAME} needs an https URL (plain http only on loopback)")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -51,7 +51,7 @@ def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:
 
 
 # What would make DefaultAzureCredential use another identity than the sandbox's.
-_OTHER_CREDENTIALS = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME",
+OTHER_CREDENTIALS = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME",
                       "AZURE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT",
                       "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT")
 
@@ -64,9 +64,9 @@ def managed_identity_environment(base_url: str, tenant: SandboxTenant) -> Iterat
     wanted = {"IDENTITY_ENDPOINT": f"{base_url}{IDENTITY_PATH}",
               "IDENTITY_HEADER": tenant.identity_header,
               "AZURE_CLIENT_ID": tenant.managed_identity_client_id}
-    saved = {name: os.environ.get(name) for name in (*wanted, *_OTHER_CREDENTIALS)}
+    saved = {name: os.environ.get(name) for name in (*wanted, *OTHER_CREDENTIALS)}
     try:
-        for name in _OTHER_CREDENTIALS:
+        for name in OTHER_CREDENTIALS:
             os.environ.pop(name, None)
         os.environ.update(wanted)
         yield
