@@ -45,6 +45,7 @@ assign_role() {  # assign_role ROLE_TEMPLATE_ID NAME: tenant-wide, on the manage
 
 graph=00000003-0000-0000-c000-000000000000
 for role in User.Read.All User-PasswordProfile.ReadWrite.All User.RevokeSessions.All \
+            User.EnableDisableAccount.All \
             GroupMember.Read.All RoleManagement.Read.Directory \
             PrivilegedEligibilitySchedule.Read.AzureADGroup \
             PrivilegedAssignmentSchedule.Read.AzureADGroup Domain.Read.All \

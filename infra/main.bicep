@@ -94,6 +94,9 @@ module functionApp 'modules/functionapp.bicep' = {
       SWEEP_RESTRICTED_USERS: 'true'
       REMEDIATION_MODE: remediationMode
       MAILBOX_HYGIENE: 'disable'
+      COMPROMISE_WINDOW: '7d'
+      SIGNIN_CLEANUP: 'remove'
+      RETURN_ACTION: 'escalate'
       PROTECTED_GROUP_IDS: protectedGroupIds
       MAX_REMEDIATIONS_PER_HOUR: string(maxRemediationsPerHour)
       ESCALATION_WEBHOOK_URL: escalationWebhookUrl

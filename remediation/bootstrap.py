@@ -189,7 +189,9 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         hygiene=settings.mailbox_hygiene, protected_group_ids=settings.protected_group_ids,
         max_resets_per_hour=settings.max_remediations_per_hour,
         tenant_domains=settings.tenant_domains, case_link=settings.case_link_template,
-        webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles)
+        webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles,
+        compromise_window=settings.compromise_window, signin_cleanup=settings.signin_cleanup,
+        return_action=settings.return_action)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:

@@ -19,7 +19,13 @@ from remediation.domain.durations import (
     parse_delays,
     parse_duration,
 )
-from remediation.service.settings import HYGIENE_MODES, MODES, WEBHOOK_FORMATS
+from remediation.service.settings import (
+    HYGIENE_MODES,
+    MODES,
+    RETURN_ACTIONS,
+    SIGNIN_CLEANUP_MODES,
+    WEBHOOK_FORMATS,
+)
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Tenant and group object ids: GUIDs written the way Azure shows them (no braces, no urn:).
@@ -39,6 +45,9 @@ LONGEST = {
     "LOCK_DURATION": timedelta(minutes=5),
     "HTTP_TIMEOUT": timedelta(minutes=5),
     "RETRY_BACKOFF": timedelta(minutes=15),
+    # The audit log keeps 30 days at most (P1/P2; 7 on Free): a longer window would count
+    # methods whose registration nobody can date any more.
+    "COMPROMISE_WINDOW": timedelta(days=30),
 }
 
 
@@ -77,6 +86,9 @@ class Settings:
     journal_table_connection_string: str | None = field(default=None, repr=False)
     journal_table_name: str = "remediationjournal"
     mailbox_hygiene: str = "disable"
+    compromise_window: timedelta = timedelta(days=7)
+    signin_cleanup: str = "remove"
+    return_action: str = "escalate"
     protected_group_ids: frozenset[str] = frozenset()
     max_remediations_per_hour: int = 20
     escalation_webhook_url: str | None = field(default=None, repr=False)
@@ -128,6 +140,10 @@ class Settings:
                 or None,
                 journal_table_name=text("JOURNAL_TABLE_NAME", defaults.journal_table_name),
                 mailbox_hygiene=text("MAILBOX_HYGIENE", defaults.mailbox_hygiene),
+                compromise_window=_duration("COMPROMISE_WINDOW",
+                                            text("COMPROMISE_WINDOW", "7d")),
+                signin_cleanup=text("SIGNIN_CLEANUP", defaults.signin_cleanup).lower(),
+                return_action=text("RETURN_ACTION", defaults.return_action).lower(),
                 protected_group_ids=_group_ids(env.get("PROTECTED_GROUP_IDS", "")),
                 max_remediations_per_hour=_int(env, "MAX_REMEDIATIONS_PER_HOUR", 20, 0, 100000),
                 escalation_webhook_url=env.get("ESCALATION_WEBHOOK_URL", "").strip() or None,
@@ -184,6 +200,10 @@ class Settings:
             raise ConfigError(f"REMEDIATION_MODE: must be one of {', '.join(MODES)}")
         if self.mailbox_hygiene not in HYGIENE_MODES:
             raise ConfigError(f"MAILBOX_HYGIENE: must be one of {', '.join(HYGIENE_MODES)}")
+        if self.signin_cleanup not in SIGNIN_CLEANUP_MODES:
+            raise ConfigError(f"SIGNIN_CLEANUP: must be one of {', '.join(SIGNIN_CLEANUP_MODES)}")
+        if self.return_action not in RETURN_ACTIONS:
+            raise ConfigError(f"RETURN_ACTION: must be one of {', '.join(RETURN_ACTIONS)}")
         if self.escalation_webhook_url:
             _check_webhook(self.escalation_webhook_url)
         if self.escalation_webhook_format not in WEBHOOK_FORMATS:

@@ -56,6 +56,11 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("User.RevokeSessions.All", MICROSOFT_GRAPH,
                "revoke sign-in sessions and refresh tokens",
                "remediation/adapters/graph_directory.py: GraphDirectory.revoke_sessions"),
+    Permission("User.EnableDisableAccount.All", MICROSOFT_GRAPH,
+               "block sign-in (accountEnabled false) when verification finds the attacker "
+               "back and RETURN_ACTION=disable; app-only it also needs the User "
+               "Administrator directory role",
+               "remediation/adapters/graph_directory.py: GraphDirectory.disable_sign_in"),
     Permission("GroupMember.Read.All", MICROSOFT_GRAPH,
                "guardrails: transitive group memberships (protected groups, role-assignable "
                "groups) and active tenant-wide roles (transitiveMemberOf); the owners of each "

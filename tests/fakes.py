@@ -176,6 +176,9 @@ class FakeDirectory:
     async def revoke_sessions(self, user_id: str) -> None:
         self._record("revoke_sessions", user_id, self._resolve(user_id))
 
+    async def disable_sign_in(self, user_id: str) -> None:
+        self._record("disable_sign_in", user_id, self._resolve(user_id))
+
     def _resolve(self, key: str) -> DirectoryUser | None:
         """By object id, UPN, mail or SMTP alias, as GraphDirectory.find_user finds them."""
         for user in self._users.values():

@@ -191,6 +191,20 @@ class GraphDirectory:
         await self._graph.call(
             "revoke sessions", lambda c: c.users.by_user_id(user_id).revoke_sign_in_sessions.post())
 
+    async def disable_sign_in(self, user_id: str) -> None:
+        """``PATCH /users/{id}`` with ``{"accountEnabled": false}`` → 204.
+
+        Least privilege (Graph "Update user", microsoft-graph-docs-contrib
+        ``api-reference/v1.0/api/user-update.md``): ``User.EnableDisableAccount.All`` with
+        ``User.Read.All``, and, app-only, a directory role that may manage the account (User
+        Administrator, which the reset already needs). Refused: PermanentError with Graph's
+        code."""
+        from msgraph.generated.models.user import User
+
+        body = User(account_enabled=False)
+        await self._graph.call("block sign-in",
+                               lambda c: c.users.by_user_id(user_id).patch(body))
+
 
 # Graph's words for a key segment it would not parse (the module docstring has the sources).
 _KEY_REFUSALS = ("please fix the request", "error in query syntax", "invalid object identifier")

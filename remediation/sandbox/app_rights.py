@@ -101,6 +101,11 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
 )
 
 
+# Permissions a route checks itself, from the request's body: PATCH /users/{id} with only
+# accountEnabled needs User.EnableDisableAccount.All (Graph "Update user").
+ENABLE_DISABLE_ACCOUNT = "User.EnableDisableAccount.All"
+
+
 @dataclass(frozen=True)
 class Bearer:
     """The token a request presented: ``roles`` and ``audience`` from its claims, None for the
@@ -125,7 +130,8 @@ def required_permission(method: str, path: str) -> str | None:
 
 def rule_permissions() -> frozenset[str]:
     """Every permission the rules name (tests compare them with remediation/permissions.py)."""
-    return frozenset(permission for _, _, permission in _GRAPH_RULES) | {EXCHANGE_PERMISSION}
+    return frozenset(permission for _, _, permission in _GRAPH_RULES) | {
+        EXCHANGE_PERMISSION, ENABLE_DISABLE_ACCOUNT}
 
 
 def issue(secret: str, claims: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from remediation.sandbox.app_rights import BEARER, ENABLE_DISABLE_ACCOUNT
 from remediation.sandbox.context import CALL, TENANT, user_key
 from remediation.sandbox.errors import graph_error
 from remediation.sandbox.state import ROLE_NAMES, SandboxUser, TenantError
@@ -212,9 +213,18 @@ async def patch_user(request: web.Request) -> web.Response:
     key = _key(request)
     body = request[CALL].body
     profile = body.get("passwordProfile") if isinstance(body, dict) else None
+    if isinstance(body, dict) and set(body) == {"accountEnabled"}:
+        if not request.app[TENANT].allows(ENABLE_DISABLE_ACCOUNT, request[BEARER]):
+            return graph_error(403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation.")
+        try:
+            request.app[TENANT].set_account_enabled(key, body["accountEnabled"])
+        except TenantError as error:
+            return refusal(error)
+        return web.Response(status=204)
     if not isinstance(profile, dict):
         return graph_error(400, "Request_BadRequest",
-                           "The sandbox only supports updating passwordProfile.")
+                           "The sandbox only supports updating passwordProfile or accountEnabled.")
     try:
         request.app[TENANT].reset_password(
             key, profile.get("password"), bool(profile.get("forceChangePasswordNextSignIn", False)))

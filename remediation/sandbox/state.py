@@ -556,6 +556,19 @@ class SandboxTenant:
         with self._lock:
             self._graph_user(address_or_id).sessions_revoked += 1
 
+    def set_account_enabled(self, address_or_id: str, enabled: Any) -> None:
+        """Graph's update of ``accountEnabled``: a boolean, by a User Administrator app for
+        an account that role may manage (as the reset)."""
+        with self._lock:
+            user = self._graph_user(address_or_id)
+            if not isinstance(enabled, bool):
+                raise TenantError(400, "Request_BadRequest",
+                                  "Invalid value specified for property 'accountEnabled'.")
+            if not self.app_has_user_administrator or self._beyond_user_administrator(user):
+                raise TenantError(403, "Authorization_RequestDenied",
+                                  "Insufficient privileges to complete the operation.")
+            user.account_enabled = enabled
+
     def inbox_rules(self, address_or_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(self._graph_user(address_or_id).inbox_rules)

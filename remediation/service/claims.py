@@ -32,7 +32,7 @@ from remediation.domain.errors import (
     PermanentError,
     TransientError,
 )
-from remediation.domain.requests import describe
+from remediation.domain.requests import describe, parse_evidence_time
 from remediation.service.episodes import user_from_lookup
 from remediation.service.journaling import LOOKUP, CaseRecorder
 from remediation.service.ports import AlertSource, Directory
@@ -93,12 +93,13 @@ class AlertClaims:
         if pending:
             account = await self._account(case)
             for alert_id in pending:
-                why = await self._why_not(alert_id, account, read or {})
+                why, first = await self._why_not(alert_id, account, read or {})
                 if why is None:
                     case = await self._recorder.note(
                         case, CONFIRMED, StepStatus.INFO,
                         f"alert {alert_id}: read back from Graph, an outbound-spam alert "
-                        "about this account", {"alert_id": alert_id, "read_back": True})
+                        "about this account", {"alert_id": alert_id, "read_back": True,
+                                               "first_activity": first})
                     settled[alert_id] = True
                 else:
                     case = await self._recorder.note(
@@ -153,18 +154,24 @@ class AlertClaims:
         return await self._source.get_alert(alert_id)
 
     async def _why_not(self, alert_id: str, account: DirectoryUser | str,
-                       read: Mapping[str, dict[str, Any] | None]) -> str | None:
-        """Why alert ``alert_id`` is not one this case may speak on, or None."""
+                       read: Mapping[str, dict[str, Any] | None],
+                       ) -> tuple[str | None, str | None]:
+        """Why alert ``alert_id`` is not one this case may speak on (None: it may), and when
+        its activity started (``firstActivityDateTime``, else ``createdDateTime``; ISO)."""
         if self._source is None:
-            return "no alert source to read it back from"
+            return "no alert source to read it back from", None
         try:
             raw = read[alert_id] if alert_id in read else await self.read(alert_id)
         except PermanentError as error:
-            return f"could not be read back from Graph ({error.reason})"
+            return f"could not be read back from Graph ({error.reason})", None
         alert = self._outbound_spam(alert_id, raw)
         if isinstance(alert, str):
-            return alert
-        return await self._why_not_about(alert, account)
+            return alert, None
+        assert raw is not None
+        first = (parse_evidence_time(raw.get("firstActivityDateTime"))
+                 or parse_evidence_time(raw.get("createdDateTime")))
+        return (await self._why_not_about(alert, account),
+                first.isoformat() if first else None)
 
     def _outbound_spam(self, alert_id: str, raw: dict[str, Any] | None) -> Alert | str:
         """The alert Graph answered ``raw`` for, when it is an open outbound-spam alert;

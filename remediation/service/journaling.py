@@ -52,7 +52,8 @@ class CaseRecorder:
         except RemediationError as error:
             # Refused (permanent) or no clear answer: escalation notices tell the two apart.
             await self.note(case, name, StepStatus.FAILED, error.reason,
-                            {"permanent": isinstance(error, PermanentError)})
+                            {**getattr(error, "data", {}),
+                             "permanent": isinstance(error, PermanentError)})
             raise
         case = await self.note(await self.require(case.case_id), name, StepStatus.DONE,
                                result.detail, result.data)

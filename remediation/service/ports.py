@@ -28,6 +28,11 @@ class Directory(Protocol):
 
     async def revoke_sessions(self, user_id: str) -> None: ...
 
+    async def disable_sign_in(self, user_id: str) -> None:
+        """Block the account's sign-in (``accountEnabled`` false): the containment
+        Microsoft's runbook names for an attacker who is still active."""
+        ...
+
     async def memberships(self, user_id: str,
                           protected_group_ids: frozenset[str] = frozenset()) -> Memberships:
         """Transitive group memberships and directory roles, and every other way (ownership,

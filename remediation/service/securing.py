@@ -25,6 +25,7 @@ from remediation.domain.hygiene import (
     suspicious_forwarding,
     suspicious_rules,
 )
+from remediation.domain.leftovers import CompromiseWindow
 from remediation.domain.passwords import generate_password
 from remediation.service.episodes import lookup_result, user_from_lookup
 from remediation.service.journaling import (
@@ -40,6 +41,7 @@ from remediation.service.journaling import (
     CaseRecorder,
     StepResult,
 )
+from remediation.service.leftovers import WINDOW, Cleanup
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import Directory, Mailbox, RestrictedSenders, VerificationScheduler
@@ -58,8 +60,10 @@ GUARDRAILS_ON_APPROVAL = "guardrails_on_approval"
 class Securing:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, directory: Directory,
                  exchange: RestrictedSenders, mailbox: Mailbox | None,
-                 scheduler: VerificationScheduler, settings: WorkflowSettings) -> None:
+                 scheduler: VerificationScheduler, settings: WorkflowSettings,
+                 cleanup: Cleanup | None = None) -> None:
         self._recorder = recorder
+        self._cleanup = cleanup
         self._outcomes = outcomes
         self._directory = directory
         self._exchange = exchange
@@ -87,6 +91,8 @@ class Securing:
         listed = tuple(plan.data.get("listed_addresses") or ())
         if listed and listed != case.listed_addresses:
             case = await record.save(case, listed_addresses=listed)
+        if "window" in plan.data:
+            case, _ = await record.run(case, WINDOW, lambda: _window_result(plan.data["window"]))
         if self._settings.mode == "dry-run":
             return await self._outcomes.end(case, CaseState.PLANNED, f"dry run: {plan.detail}")
         if self._needs_approval(case):
@@ -108,6 +114,10 @@ class Securing:
         case = await self._reset_once(case, user.id)
         case, _ = await record.run(case, REVOKE, lambda: self._revoke(user.id))
         case, _ = await record.run(case, HYGIENE, lambda: self._hygiene(user))
+        window = case.done(WINDOW)
+        if self._cleanup is not None and window is not None:
+            case = await self._cleanup.clean(case, user,
+                                             CompromiseWindow.from_dict(window.data))
         case, unblocked = await record.run(case, UNBLOCK, lambda: self._unblock(case))
         if case.unblocked_at is None:
             block = unblocked.data.get("block_created")
@@ -168,9 +178,17 @@ class Securing:
                     f"{_when(_newest(found).created)})" for address, found in listed.items()]
         if not listed:
             actions.append("nothing to unblock (not on the Restricted users list)")
+        data: dict[str, object] = {}
+        if self._cleanup is not None:
+            window = self._cleanup.window(case, entries)
+            surveys = await self._cleanup.survey(user, window)
+            actions[2 + len(findings):2 + len(findings)] = self._cleanup.plan_actions(surveys)
+            data = {"window": window.to_dict(),
+                    "leftovers": {step: [leftover.to_dict() for leftover in found]
+                                  for step, found in surveys.items()}}
         return StepResult("; ".join(actions), {
             "actions": actions, "listed": bool(entries), "listed_addresses": list(listed),
-            "findings": [_finding_data(f) for f in findings]})
+            "findings": [_finding_data(f) for f in findings], **data})
 
     async def _listed(self, case: Case, user: DirectoryUser,
                       ) -> dict[str, list[BlockedSender]]:
@@ -319,6 +337,13 @@ class Securing:
                            "sequence_number": sequence_number})
         delays = ", ".join(format_duration(d) for d in self._settings.verify_delays)
         return StepResult(f"verification scheduled at +{delays}", {"checks": checks})
+
+
+async def _window_result(raw: dict[str, object]) -> StepResult:
+    window = CompromiseWindow.from_dict(raw)
+    signs = "; ".join(window.signs)
+    return StepResult(f"additions since {_when(window.opens)} count as the attacker's "
+                      f"(the trouble started {_when(window.trouble_started)}: {signs})", raw)
 
 
 def _approved(case: Case) -> bool:

@@ -4,9 +4,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from remediation.domain.alerts import DEFAULT_ALERT_TITLES
+from remediation.domain.leftovers import DEFAULT_COMPROMISE_WINDOW
 
 MODES = ("enforce", "approve", "dry-run")
 HYGIENE_MODES = ("disable", "report")
+SIGNIN_CLEANUP_MODES = ("remove", "report")
+RETURN_ACTIONS = ("escalate", "disable")
 WEBHOOK_FORMATS = ("teams", "slack")  # remediation/service/escalations.py builds each
 
 
@@ -22,6 +25,10 @@ class WorkflowSettings:
     webhook_format: str = "teams"
     # What an alert a request names must be to be commented on (as the poll decides).
     alert_titles: tuple[str, ...] = DEFAULT_ALERT_TITLES
+    # Additions to the account this long before the trouble started count as the attacker's.
+    compromise_window: timedelta = DEFAULT_COMPROMISE_WINDOW
+    signin_cleanup: str = "remove"  # sign-in methods and consents in the window
+    return_action: str = "escalate"  # verification finds the attacker back: also "disable"
 
     @property
     def merge_window(self) -> timedelta:

@@ -18,16 +18,23 @@ from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError
 from remediation.service.addresses import current_addresses, entries_for
 from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
-from remediation.service.journaling import CaseRecorder
+from remediation.service.journaling import CaseRecorder, StepResult
+from remediation.service.leftovers import Cleanup
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import Directory, RestrictedSenders
 
+RETURNED = "returned"  # verify_N's twin: what was added to the account since the case acted
+BLOCK_SIGN_IN = "block_sign_in"
+
 
 class Verification:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, exchange: RestrictedSenders,
-                 directory: Directory, delays: tuple[timedelta, ...]) -> None:
+                 directory: Directory, delays: tuple[timedelta, ...],
+                 cleanup: Cleanup | None = None, return_action: str = "escalate") -> None:
         self._recorder = recorder
+        self._cleanup = cleanup
+        self._return_action = return_action
         self._outcomes = outcomes
         self._exchange = exchange
         self._directory = directory
@@ -47,10 +54,52 @@ class Verification:
             return case
         name = f"verify_{check.attempt}"
         try:
+            returned = await self._returned(case, check.attempt)
+            if returned is not None and returned.data.get("added"):
+                return await self._attacker_back(case.case_id, returned)
+            case = await self._recorder.require(case.case_id)
             finding = case.done(name) or await self._look(case, name, check.attempt)
             return await self._conclude(case.case_id, check.attempt, finding)
         except PermanentError as error:
             return await self._outcomes.escalate(case.case_id, error.reason)
+
+    async def _returned(self, case: Case, attempt: int) -> Step | None:
+        """What was added to the account after the case cleaned it (sign-in methods,
+        consents, rules, mailbox permissions), journaled before it is acted on."""
+        if self._cleanup is None or not self._cleanup.kinds or case.user_id is None:
+            return None
+        name = f"{RETURNED}_{attempt}"
+        done = case.done(name)
+        if done is not None:
+            return done
+        user = await self._directory.find_user(case.user_id)
+        added = await self._cleanup.returned(case, user)
+        detail = ("added since the case acted: " + "; ".join(
+            f"{leftover.kind} {leftover.name}" for leftover in added)) if added else (
+            "nothing added since the case acted")
+        case = await self._recorder.note(case, name, StepStatus.DONE, detail,
+                                         {"added": [leftover.to_dict() for leftover in added]})
+        return case.done(name)
+
+    async def _attacker_back(self, case_id: str, returned: Step) -> Case:
+        """Escalate at once; with RETURN_ACTION=disable block the account's sign-in first."""
+        reason = f"the attacker is still active: {returned.detail}"
+        if self._return_action == "disable":
+            case = await self._recorder.require(case_id)
+            user_id = case.user_id
+            assert user_id is not None
+            try:
+                await self._recorder.run(case, BLOCK_SIGN_IN,
+                                         lambda: self._block_sign_in(user_id))
+                reason += "; sign-in blocked (RETURN_ACTION=disable): re-enable the account " \
+                    "once a person has secured it"
+            except PermanentError as error:
+                reason += f"; sign-in could NOT be blocked: {error.reason}"
+        return await self._outcomes.escalate(case_id, reason)
+
+    async def _block_sign_in(self, user_id: str) -> StepResult:
+        await self._directory.disable_sign_in(user_id)
+        return StepResult("sign-in blocked (accountEnabled false)")
 
     async def _look(self, case: Case, name: str, attempt: int) -> Step:
         entries = await entries_for(self._exchange,

@@ -6,6 +6,7 @@ recording through the same case journal.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from remediation.service.admission import names_of
 from remediation.service.claims import AlertClaims
 from remediation.service.episodes import Episodes, new_case_id
 from remediation.service.journaling import SCHEDULE, CaseRecorder, StepResult
+from remediation.service.leftovers import Cleanup, LeftoverKind
 from remediation.service.messages import (
     AlertUpdate,
     Approval,
@@ -70,6 +72,7 @@ class RemediationWorkflow:
         mailbox: Mailbox | None = None,
         webhook: EscalationWebhook | None = None,
         alert_source: AlertSource | None = None,
+        leftover_kinds: Sequence[LeftoverKind] = (),
     ) -> None:
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
@@ -78,10 +81,12 @@ class RemediationWorkflow:
                                   alert_updates=alerts is not None)
         self._episodes = Episodes(recorder, self._outcomes, directory, exchange,
                                   settings.merge_window)
+        cleanup = Cleanup(recorder, tuple(leftover_kinds), settings.compromise_window)
         self._securing = Securing(recorder, self._outcomes, directory, exchange, mailbox,
-                                  scheduler, settings)
+                                  scheduler, settings, cleanup)
         self._verification = Verification(recorder, self._outcomes, exchange, directory,
-                                          settings.verify_delays)
+                                          settings.verify_delays, cleanup,
+                                          settings.return_action)
         self._alert_source = alert_source
         self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
         self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)

@@ -113,9 +113,9 @@ async def test_steps_run_in_order_and_checks_are_scheduled_from_the_unblock_time
     assert case.block_created == h.block.created
     assert case.user_id == ROB_ID
     assert case.alert_ids == ("alert-1",)
-    assert step_names(case) == ["lookup_user", "guardrails", "plan", "circuit_breaker",
-                                "reset_password", "revoke_sessions", "mailbox_hygiene",
-                                "unblock", "schedule_verification"]
+    assert step_names(case) == ["lookup_user", "guardrails", "plan", "compromise_window",
+                                "circuit_breaker", "reset_password", "revoke_sessions",
+                                "mailbox_hygiene", "unblock", "schedule_verification"]
     assert h.tenant.exchange.listed(ROB) == []
     h.assert_no_password_kept()
 

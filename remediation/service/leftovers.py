@@ -1,0 +1,168 @@
+"""Removing what the attacker left behind, after the reset and before the unblock.
+
+Each sort of leftover (sign-in methods, consent grants, hidden inbox rules, mailbox
+permissions) is a ``LeftoverKind``: it surveys the account (reads only; each leftover with its
+disposition) and removes one leftover. ``Cleanup`` runs them:
+
+- in the plan (dry-run and approve mode show every planned removal), from the same surveys;
+- as one journaled step per kind, after the reset and the revocation and before the unblock:
+  what the survey says to remove is removed, what it says to report is reported, and the step
+  lists every change with what undoes it. A read that fails is the step's failure (retried
+  within bounds, then escalated) and undoes nothing already secured; a removal the service
+  refuses (a default sign-in method) is done for the others, then escalated naming what stayed
+  and why;
+- in each verification check (``returned``): a survey whose keys the cleaning step never saw
+  is an addition after the case acted — the attacker is still active.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from remediation.domain.blocks import BlockedSender
+from remediation.domain.cases import Case
+from remediation.domain.directory import DirectoryUser
+from remediation.domain.errors import PermanentError
+from remediation.domain.leftovers import (
+    CompromiseWindow,
+    Disposition,
+    Leftover,
+    compromise_window,
+    newly_added,
+)
+from remediation.service.claims import CONFIRMED
+from remediation.service.journaling import CaseRecorder, StepResult
+
+WINDOW = "compromise_window"
+
+
+class LeftoverKind(Protocol):
+    """One sort of leftover. ``step`` is its journal step name (``signin_methods``),
+    ``label`` what a person reads ("sign-in methods")."""
+
+    step: str
+    label: str
+
+    async def survey(self, user: DirectoryUser, window: CompromiseWindow) -> list[Leftover]:
+        """Everything of this sort in the account, each with its disposition (additions in
+        ``window``: remove or report, as this kind's setting says; older ones: keep).
+        Reads only. PermanentError when the read is refused (the case escalates),
+        TransientError when a later attempt may succeed."""
+        ...
+
+    async def remove(self, user: DirectoryUser, leftover: Leftover) -> None:
+        """Remove ``leftover``. PermanentError with the service's reason when it refuses."""
+        ...
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    recorder: CaseRecorder
+    kinds: Sequence[LeftoverKind]
+    length: timedelta
+
+    def window(self, case: Case, blocks: Sequence[BlockedSender]) -> CompromiseWindow:
+        """The case's compromise window: from its blocks' ``CreatedDatetime`` and the first
+        activity of the alerts it confirmed (read back from Graph, ``claims``)."""
+        signs: list[tuple[str, datetime | None]] = [
+            (f"block of {block.sender_address}", block.created) for block in blocks]
+        for step in case.steps:
+            first = step.data.get("first_activity") if step.name == CONFIRMED else None
+            if isinstance(first, str) and step.data.get("alert_id") in case.alert_ids:
+                signs.append((f"alert {step.data['alert_id']} first activity",
+                              datetime.fromisoformat(first)))
+        return compromise_window(signs, self.length, self.recorder.clock.now())
+
+    async def survey(self, user: DirectoryUser,
+                     window: CompromiseWindow) -> dict[str, list[Leftover]]:
+        """Every kind's survey, by step name (the plan's reads)."""
+        return {kind.step: await kind.survey(user, window) for kind in self.kinds}
+
+    async def clean(self, case: Case, user: DirectoryUser,
+                    window: CompromiseWindow) -> Case:
+        """Each kind as its own journaled step (a redelivery skips the finished ones)."""
+        for kind in self.kinds:
+            case, _ = await self.recorder.run(
+                case, kind.step, lambda kind=kind: self._clean(kind, user, window))  # type: ignore[misc]
+        return case
+
+    async def _clean(self, kind: LeftoverKind, user: DirectoryUser,
+                     window: CompromiseWindow) -> StepResult:
+        found = await kind.survey(user, window)
+        removed: list[Leftover] = []
+        stayed: list[tuple[Leftover, str]] = []
+        for leftover in found:
+            if leftover.disposition is not Disposition.REMOVE:
+                continue
+            try:
+                await kind.remove(user, leftover)
+            except PermanentError as error:
+                stayed.append((leftover, error.reason))
+                continue
+            removed.append(leftover)
+        data: dict[str, Any] = {
+            "found": [leftover.to_dict() for leftover in found],
+            "removed": [leftover.key for leftover in removed],
+            "stayed": [{"key": leftover.key, "why": why} for leftover, why in stayed],
+            "changes": [{"what": f"removed {leftover.kind} {leftover.name}",
+                         "undo": leftover.undo} for leftover in removed]}
+        if stayed:
+            shown = "; ".join(f"{leftover.kind} {leftover.name} stayed: {why}"
+                              for leftover, why in stayed)
+            raise _Stayed(f"{kind.label}: {shown}", data)
+        return StepResult(_summary(kind, found, removed), data)
+
+    async def returned(self, case: Case, user: DirectoryUser) -> list[Leftover]:
+        """What each kind finds now that its cleaning step never saw: additions after the
+        case acted. Kinds the case never cleaned (an older case) are not asked."""
+        window = self._journaled_window(case)
+        if window is None:
+            return []
+        added: list[Leftover] = []
+        for kind in self.kinds:
+            step = case.done(kind.step)
+            if step is None:
+                continue
+            known = [entry["key"] for entry in step.data.get("found", [])]
+            added += newly_added(await kind.survey(user, window), known)
+        return added
+
+    @staticmethod
+    def _journaled_window(case: Case) -> CompromiseWindow | None:
+        step = case.done(WINDOW)
+        return CompromiseWindow.from_dict(step.data) if step is not None else None
+
+    def plan_actions(self, surveys: dict[str, list[Leftover]]) -> list[str]:
+        """The plan's lines: every planned removal and every report."""
+        lines = []
+        for found in surveys.values():
+            for leftover in found:
+                if leftover.disposition is Disposition.KEEP:
+                    continue
+                verb = "remove" if leftover.disposition is Disposition.REMOVE else "report"
+                lines.append(f"{verb} {leftover.kind} {leftover.name}: {leftover.why}")
+        return lines
+
+
+class _Stayed(PermanentError):
+    """A removal the service refused: the rest is done, the case escalates naming it."""
+
+    def __init__(self, reason: str, data: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.data = data
+
+
+def _summary(kind: LeftoverKind, found: list[Leftover], removed: list[Leftover]) -> str:
+    reported = [leftover for leftover in found if leftover.disposition is Disposition.REPORT]
+    kept = len(found) - len(removed) - len(reported)
+    parts = []
+    if removed:
+        parts.append("removed " + ", ".join(leftover.name for leftover in removed))
+    if reported:
+        parts.append("reported " + ", ".join(f"{leftover.name} ({leftover.why})"
+                                             for leftover in reported))
+    parts.append(f"{kept} older kept" if kept else "nothing older to keep")
+    return f"{kind.label}: " + "; ".join(parts)
+
+

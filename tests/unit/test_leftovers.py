@@ -1,0 +1,188 @@
+"""The cleanup of what the attacker left behind, with an in-memory sort of leftover: the
+compromise window, removal between the reset and the unblock, the plan, a refused removal,
+and verification catching an addition after the case acted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from remediation.domain.cases import CaseState
+from remediation.domain.directory import DirectoryUser
+from remediation.domain.errors import PermanentError
+from remediation.domain.leftovers import (
+    CompromiseWindow,
+    Disposition,
+    Leftover,
+    compromise_window,
+    mask_phone,
+)
+from remediation.domain.requests import RemediationRequest
+from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
+from tests.fakes import FakeAlertSource, FakeTenant
+
+ROB = "rob@contoso.com"
+ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
+DELAYS = (timedelta(hours=1), timedelta(hours=4))
+
+
+@dataclass
+class Gadget:
+    key: str
+    added: datetime
+    refuse: str | None = None
+
+
+@dataclass
+class Gadgets:
+    """A sort of leftover held in memory: 'gadgets' added at known times."""
+
+    held: list[Gadget] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    events: list[str] | None = None
+    step: str = "gadgets"
+    label: str = "gadgets"
+    mode: str = "remove"
+
+    async def survey(self, user: DirectoryUser, window: CompromiseWindow) -> list[Leftover]:
+        found = []
+        for gadget in self.held:
+            inside = window.contains(gadget.added)
+            disposition = (Disposition.KEEP if not inside else
+                           Disposition.REMOVE if self.mode == "remove" else Disposition.REPORT)
+            found.append(Leftover("gadget", gadget.key, f"gadget {gadget.key}", disposition,
+                                  "added inside the window" if inside else "older",
+                                  gadget.added, "createdDateTime",
+                                  f"add gadget {gadget.key} again"))
+        return found
+
+    async def remove(self, user: DirectoryUser, leftover: Leftover) -> None:
+        gadget = next(g for g in self.held if g.key == leftover.key)
+        if gadget.refuse:
+            raise PermanentError(gadget.refuse)
+        if self.events is not None:
+            self.events.append(f"remove {leftover.key}")
+        self.held.remove(gadget)
+        self.removed.append(leftover.key)
+
+
+def make(tenant: FakeTenant, gadgets: Gadgets, **settings: object) -> RemediationWorkflow:
+    tenant.directory.add_user(ROB, user_id=ROB_ID)
+    gadgets.events = tenant.directory.events
+    return RemediationWorkflow(
+        directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
+        scheduler=tenant.scheduler, clock=tenant.clock,
+        settings=WorkflowSettings(verify_delays=DELAYS, **settings),  # type: ignore[arg-type]
+        alert_source=FakeAlertSource(stand_in_sender=ROB), leftover_kinds=(gadgets,))
+
+
+def test_the_window_opens_its_length_before_the_earliest_dated_sign() -> None:
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    block, alert = now - timedelta(hours=2), now - timedelta(hours=5)
+    window = compromise_window([("block", block), ("alert", alert), ("alert 2", None)],
+                               timedelta(days=7), now)
+    assert window.trouble_started == alert
+    assert window.opens == alert - timedelta(days=7)
+    assert window.contains(alert - timedelta(days=6)) is True
+    assert window.contains(alert - timedelta(days=8)) is False
+    assert window.contains(None) is None
+    assert compromise_window([], timedelta(days=7), now).opens == now - timedelta(days=7)
+
+
+def test_a_phone_number_is_masked_but_for_its_last_two_digits() -> None:
+    assert mask_phone("+1 425 555 0100") == "+• ••• ••• ••00"
+    assert "0100" not in mask_phone("+14255550100")
+
+
+async def test_additions_in_the_window_are_removed_after_the_revocation_older_ones_kept() -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("new", now - timedelta(hours=3)),
+                       Gadget("old", now - timedelta(days=30))])
+    workflow = make(tenant, gadgets)
+
+    case = await workflow.remediate(RemediationRequest(ROB, request_id="r1"))
+
+    assert case.state is CaseState.AWAITING_VERIFICATION
+    assert gadgets.removed == ["new"]
+    events = tenant.directory.events
+    assert events.index("revoke_sessions") < events.index("remove new")
+    window = case.done("compromise_window")
+    assert window is not None and window.data["trouble_started"] == (
+        now - timedelta(hours=1)).isoformat()
+    step = case.done("gadgets")
+    assert step is not None
+    assert step.data["changes"] == [{"what": "removed gadget gadget new",
+                                     "undo": "add gadget new again"}]
+    assert "1 older kept" in step.detail
+
+
+async def test_report_mode_changes_nothing_and_the_plan_names_every_planned_removal() -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    gadgets = Gadgets([Gadget("new", now - timedelta(hours=3))], mode="report")
+    workflow = make(tenant, gadgets, mode="dry-run")
+
+    case = await workflow.remediate(RemediationRequest(ROB, request_id="r1"))
+
+    assert case.state is CaseState.PLANNED
+    plan = case.done("plan")
+    assert plan is not None and "report gadget gadget new" in plan.detail
+    assert gadgets.removed == []
+
+
+async def test_a_refused_removal_removes_the_rest_and_escalates_naming_it_before_the_unblock(
+        ) -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("default", now - timedelta(hours=2), refuse="it is the default"),
+                       Gadget("other", now - timedelta(hours=2))])
+    workflow = make(tenant, gadgets)
+
+    case = await workflow.remediate(RemediationRequest(ROB, request_id="r1"))
+
+    assert case.state is CaseState.ESCALATED
+    assert "gadget default stayed: it is the default" in (case.reason or "")
+    assert gadgets.removed == ["other"]
+    assert tenant.exchange.unblocks == []  # the block stays until a person decides
+    failed = [s for s in case.steps if s.name == "gadgets" and s.status.value == "failed"]
+    assert failed and failed[0].data["removed"] == ["other"]
+
+
+async def test_verification_escalates_when_something_is_added_after_the_case_acted() -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("old", now - timedelta(days=30))])
+    workflow = make(tenant, gadgets, return_action="disable")
+    case = await workflow.remediate(RemediationRequest(ROB, request_id="r1"))
+    assert case.state is CaseState.AWAITING_VERIFICATION
+    gadgets.held.append(Gadget("back", tenant.clock.now()))
+
+    tenant.clock.set(tenant.exchange.unblocks[0].at + DELAYS[0])
+    [check] = tenant.scheduler.due(tenant.clock.now())[:1]
+    case = await workflow.verify(check)
+
+    assert case.state is CaseState.ESCALATED
+    assert "the attacker is still active" in (case.reason or "")
+    assert "gadget back" in (case.reason or "")
+    assert "sign-in blocked" in (case.reason or "")
+    assert "disable_sign_in" in tenant.directory.events
+
+
+async def test_verification_with_nothing_added_goes_on_as_before() -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("old", now - timedelta(days=30))])
+    workflow = make(tenant, gadgets)
+    case = await workflow.remediate(RemediationRequest(ROB, request_id="r1"))
+
+    tenant.clock.set(tenant.exchange.unblocks[0].at + DELAYS[0])
+    [check] = tenant.scheduler.due(tenant.clock.now())[:1]
+    case = await workflow.verify(check)
+
+    assert case.state is CaseState.VERIFIED
+    assert "disable_sign_in" not in tenant.directory.events
