@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 from azure.data.tables.aio import TableClient
 
-from remediation.adapters.sqlite_db import SqliteDatabase
-from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.adapters.table_journal import TableJournal, build_table_journal
 from remediation.config import ConfigError
 from remediation.domain.case_states import (
@@ -34,33 +31,8 @@ from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.sources import REASON_LIMIT, SourceHealth
 from remediation.service.ports import Journal
+from tests.integration.conftest import OpenJournal
 from tests.journal_cases import ROB, T0, make_case, stored
-
-OpenJournal = Callable[[], Journal]
-
-
-@pytest.fixture(params=["sqlite", "table"])
-async def open_journal(request: pytest.FixtureRequest,
-                       tmp_path: Path) -> AsyncIterator[OpenJournal]:
-    """Opens another journal (another writer) on the same store: one file or one table."""
-    closers: list[Callable[[], Awaitable[None]]] = []
-    if request.param == "sqlite":
-        def opener() -> Journal:
-            database = SqliteDatabase(tmp_path / "state.db")
-            closers.append(lambda: asyncio.to_thread(database.close))
-            return SqliteJournal(database)
-    else:
-        connection_string = request.getfixturevalue("azurite_table_connection_string")
-        table_name = f"journal{uuid.uuid4().hex}"
-
-        def opener() -> Journal:
-            journal = build_table_journal(endpoint=None, connection_string=connection_string,
-                                          table_name=table_name)
-            closers.append(journal.close)
-            return journal
-    yield opener
-    for close in closers:
-        await close()
 
 
 @pytest.fixture
