@@ -632,6 +632,59 @@ async def test_a_step_too_big_for_one_row_is_refused_clearly(azurite_table: Tabl
         await journal.close()
 
 
+async def test_working_cases_journaled_before_the_index_are_found(
+        azurite_table_connection_string: str) -> None:
+    """A journal written before the sweeper existed has no ``working`` rows: after the
+    deploy, the first sweep (on every worker at once) indexes its working cases."""
+    table_name = f"journal{uuid.uuid4().hex}"
+
+    def open_table() -> TableJournal:
+        return build_table_journal(endpoint=None, table_name=table_name,
+                                   connection_string=azurite_table_connection_string)
+
+    before = open_table()
+    states = [CaseState.RECEIVED, CaseState.VERIFIED, CaseState.IN_PROGRESS,
+              CaseState.AWAITING_APPROVAL, CaseState.ESCALATED,
+              CaseState.AWAITING_VERIFICATION]
+    for n, state in enumerate(states):
+        await before.add_case(make_case(f"w{n}", state=state, at=T0 + timedelta(minutes=n)))
+    client = TableClient.from_connection_string(azurite_table_connection_string, table_name)
+    async with client:  # as that journal wrote them: no row in the working index
+        async for row in client.query_entities("PartitionKey eq 'working'"):
+            await client.delete_entity(row["PartitionKey"], row["RowKey"])
+    await before.close()
+    workers = [open_table() for _ in range(4)]  # the last opened after the others indexed
+    try:
+        found = await asyncio.gather(*(ids(worker.working_cases()) for worker in workers[:3]))
+        await workers[0].add_case(make_case("new", at=T0 + timedelta(hours=1)))
+        await workers[1].update_case(
+            (await stored(workers[1], "w3")).evolve(state=CaseState.IN_PROGRESS))
+        await workers[1].update_case(
+            (await stored(workers[1], "w0")).evolve(state=CaseState.ESCALATED))
+        later = await ids(workers[3].working_cases())
+    finally:
+        for worker in workers:
+            await worker.close()
+
+    assert found == [["w5", "w3", "w2", "w0"]] * 3
+    assert later == ["new", "w5", "w3", "w2"]
+
+
+async def test_a_working_row_left_for_an_ended_case_is_dropped(
+        azurite_table: TableClient) -> None:
+    """Left by a backfill that raced the worker ending the case, or a delete that failed."""
+    journal = TableJournal(azurite_table)
+    try:
+        await journal.add_case(make_case("ended", state=CaseState.VERIFIED))
+        await azurite_table.create_entity({"PartitionKey": "working", "RowKey": "ended"})
+
+        assert await journal.working_cases() == []
+        left = [row async for row in azurite_table.query_entities("PartitionKey eq 'working'")]
+        assert left == []
+    finally:
+        await journal.close()
+
+
 @pytest.mark.parametrize(("status", "expected"), [
     (503, "answered 503 Service Unavailable while creating the journal table"),
     (429, "answered 429 Too Many Requests while"),
