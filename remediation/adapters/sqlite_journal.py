@@ -105,7 +105,9 @@ class SqliteJournal:
         return await self._db.read(select)
 
     async def working_cases(self) -> list[Case]:
-        """Through the ``cases_by_state`` index: the cost follows the working cases."""
+        """Through the ``cases_by_state`` index: the cost follows the working cases. A file
+        written before the sweeper needs nothing: the ``state`` column it reads has been
+        there from the start, and opening the file creates the index if it is missing."""
         return await self.list_cases(states=WORKING)
 
     async def count_cases(self, user: str | None = None, *,

@@ -19,6 +19,11 @@ Layout (PartitionKey / RowKey):
   case for one person cannot both win;
 - ``case:{case id}`` / ``claim-{step}``: who holds a step that must never run twice at once
   (the password reset) and until when;
+- ``working`` / ``{case id}``: one row per case in a working state, written before the case
+  and deleted when it ends, for ``working_cases`` (the sweeper);
+- ``schema`` / ``working``: the marker that the ``working`` partition holds every working
+  case (``version``): journals written before it was kept get their rows on the first
+  ``working_cases`` call that finds no marker;
 - ``breaker`` / ``resets``: the reset circuit breaker, the recent ``[time, case id]`` pairs
   as JSON, replaced under its ETag so concurrent workers cannot both take the last place;
 - ``source`` / ``{source}``: a source of the poll (``alerts``, ``restricted_users``), its last
@@ -85,6 +90,9 @@ _BREAKER_KEY = ("breaker", "resets")
 _SOURCES = "source"
 # One row per working case (RowKey: the escaped case id), so the sweeper reads only them.
 _WORKING = "working"
+# The index is complete once this row says so; version 1: every working case has its row.
+_WORKING_MARKER = ("schema", "working")
+_WORKING_INDEX_VERSION = 1
 _CLAIM_ATTEMPTS = 5  # each lost round means another writer changed the row: read it again
 # A lost race means another worker took a place, so ``limit`` + 1 losses cannot happen in one
 # window: the bound is never reached in practice, and it keeps the loop finite.
@@ -101,6 +109,8 @@ class TableJournal:
         self._owned_credential = owned_credential
         self._table_ready = False
         self._table_lock = asyncio.Lock()
+        self._working_indexed = False
+        self._index_lock = asyncio.Lock()
 
     async def close(self) -> None:
         await self._client.close()
@@ -152,7 +162,7 @@ class TableJournal:
                     with suppress(ResourceNotFoundError):
                         await client.delete_entity(row["PartitionKey"], row["RowKey"])
             if stored.state not in WORKING and current.get("state") in _WORKING_VALUES:
-                with suppress(ResourceNotFoundError):  # left behind, it is read and passed
+                with suppress(ResourceNotFoundError):  # left behind, working_cases drops it
                     await client.delete_entity(_WORKING, _escape(case.case_id))
         await self._record_requests(stored)
         return stored
@@ -260,15 +270,43 @@ class TableJournal:
 
     async def working_cases(self) -> list[Case]:
         """From the ``working`` index partition: one row per case not final yet, so the
-        cost follows the working cases, never the journal's history. Cases journaled
-        before the index was kept are not in it (``list_cases`` finds them)."""
+        cost follows the working cases, never the journal's history. A journal written
+        before the index was kept is indexed first (``_index_working_cases``, once). A row
+        whose case has ended (a backfill that raced the worker ending it) is deleted."""
         client = await self._table()
+        await self._index_working_cases(client)
         with _translated("listing working cases"):
             ids = [_case_id_of(str(row["RowKey"])) async for row in client.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": _WORKING}, select=["RowKey"],
                 results_per_page=1000)]
-        cases = [case for case in await self._load_many(ids) if case.state in WORKING]
+        loaded = await self._load_many(ids)
+        ended = [case.case_id for case in loaded if case.state not in WORKING]
+        with _translated("clearing ended cases from the working index"):
+            for case_id in ended:  # a final state never changes: the row is never needed
+                with suppress(ResourceNotFoundError):
+                    await client.delete_entity(_WORKING, _escape(case_id))
+        cases = [case for case in loaded if case.state in WORKING]
         return sorted(cases, key=lambda case: case.created_at, reverse=True)
+
+    async def _index_working_cases(self, client: TableClient) -> None:
+        """Make sure every working case has its ``working`` row, once per journal object:
+        when the table has no marker (``schema`` / ``working``, a journal written before
+        the sweeper), scan the case rows in a working state (a service-side filter on
+        ``state``, which every case row has carried from the start), create the missing
+        rows, then write the marker. Idempotent, and harmless when several workers do it
+        at once: they create the same rows (an existing one is left as it is) and the same
+        marker. A case that ends during the scan may get a row after its end; the next
+        ``working_cases`` deletes it.
+
+        Raises TransientError when Table Storage fails; the next call tries again."""
+        if not self._working_indexed:
+            async with self._index_lock:
+                if not self._working_indexed:
+                    with _translated("indexing the working cases"):
+                        marker = await _get(client, *_WORKING_MARKER)
+                        if marker is None or marker.get("version") != _WORKING_INDEX_VERSION:
+                            await _backfill_working_index(client)
+                    self._working_indexed = True
 
     async def count_cases(self, user: str | None = None, *,
                           since: datetime | None = None) -> dict[CaseState, int]:
@@ -472,6 +510,23 @@ def _translated(action: str) -> Iterator[None]:
             answer = f"{status} {error.reason}" if error.reason else str(status)
             raise TransientError(f"Table Storage answered {answer} while {action}") from error
         raise
+
+
+async def _backfill_working_index(client: TableClient) -> None:
+    """Create the ``working`` row of every case row in a working state, then the marker."""
+    query, parameters = _case_rows_filter(WORKING, None)
+    ids = [_case_id_of(str(row["PartitionKey"])) async for row in client.query_entities(
+        query, parameters=parameters, select=["PartitionKey"], results_per_page=1000)]
+    gate = asyncio.Semaphore(_LOAD_CONCURRENCY)
+
+    async def index(case_id: str) -> None:
+        async with gate:
+            await _insert(client, _working_entity(case_id))
+
+    await asyncio.gather(*(index(case_id) for case_id in ids))
+    await client.upsert_entity({"PartitionKey": _WORKING_MARKER[0],
+                                "RowKey": _WORKING_MARKER[1],
+                                "version": _WORKING_INDEX_VERSION, "indexed": len(ids)})
 
 
 async def _breaker_row(client: TableClient) -> TableEntity | None:

@@ -5,11 +5,23 @@ completed without its work, a dead-lettered check, a crash between two writes). 
 reads the working cases (received, in progress, awaiting verification; a case waiting for a
 person's approval is the approval timeout's, issue 16) and finds those whose pending work is
 overdue: nothing journaled, no retry due and no check due for longer than ``stall_after``
-(a delivery's time budget, its settlement and the longest back-off). It queues a message
-that resumes the case from its journal (``Resume``, its token journaled first so the message
-is the case's own), or after ``max_resumes`` resumes that moved nothing escalates the case
-with the reason. The poll runs it; ``run --until-idle`` runs it again once the queues are
+(``STALL_AFTER``, 24 minutes: a delivery's time budget, 8, its settlement, 1, and the
+longest back-off, 15). It queues a message that resumes the case from its journal
+(``Resume``, its token journaled first so the message is the case's own), or after
+``max_resumes`` resumes in a row that moved nothing escalates the case with the reason.
+The poll runs it on every worker; ``run --until-idle`` runs it again once the queues are
 empty, when a working case has by definition nothing pending (``idle``).
+
+Several sweepers may read one case at once. Each claims the case before it acts, by
+storing it back unchanged but for ``updated_at`` under the version it read
+(``Journal.update_case``: ConcurrentUpdate when the version moved): of the sweepers that
+read one version, exactly one wins, in one process or many (SQLite compares the version in
+its UPDATE, Table Storage under the row's ETag); the others, and a sweeper whose case a
+worker changed meanwhile, leave it alone. The version rather than a lease
+(``claim_step``): it needs no lease length nor agreeing clocks, a case that moved since it
+was read is never resumed, and a worker saving the case at the same time reads it again
+and goes on (``CaseRecorder.save`` builds on a change of ``updated_at`` alone). The newer
+``updated_at`` also makes the case not overdue to a sweeper that reads it after the claim.
 """
 
 import logging
@@ -21,6 +33,7 @@ from datetime import datetime, timedelta
 from remediation.domain.case_states import WORKING
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.durations import format_duration
+from remediation.domain.errors import ConcurrentUpdate
 from remediation.service.handler import (
     DELIVERY_TIME_BUDGET,
     MAX_RETRY_BACKOFF,
@@ -33,8 +46,9 @@ from remediation.service.workflow import RESUME_QUEUED, RETRY, RemediationWorkfl
 
 log = logging.getLogger(__name__)
 
+# 24 minutes (8 + 1 + 15); the README says so. Not a setting.
 STALL_AFTER = DELIVERY_TIME_BUDGET + SETTLEMENT_TIME_BUDGET + MAX_RETRY_BACKOFF
-MAX_RESUMES = 3
+MAX_RESUMES = 3  # resumes in a row that moved nothing, then the case is escalated
 SWEPT = frozenset(WORKING - {CaseState.AWAITING_APPROVAL})
 
 
@@ -88,28 +102,54 @@ class Sweeper:
         due = pending_until(case)
         if not idle and now < due + self.stall_after:
             return
-        recorder = CaseRecorder(self.journal, self.clock)
-        resumed = sum(1 for step in case.steps if step.name == RESUME_QUEUED)
+        unmoved = resumes_that_moved_nothing(case)
+        try:  # the claim: of the sweepers that read this version, one goes on
+            case = (await self.journal.update_case(case.evolve(updated_at=now))).evolve(
+                steps=case.steps)
+        except ConcurrentUpdate:
+            log.info("sweep: case %s changed since it was read; left to whoever changed it",
+                     case.case_id)
+            return
         idle_since = f"{due:%Y-%m-%d %H:%M:%S} UTC"
-        if resumed >= self.max_resumes:
+        if unmoved >= self.max_resumes:
             await self.workflow.escalate(
                 case.case_id, f"stuck {case.state.value}: nothing moved it since {idle_since}"
-                f", {resumed} resumes later; a human must finish it (the journal says how "
+                f", {unmoved} resumes later; a human must finish it (the journal says how "
                 "far it got)")
             report.escalated.append(case.case_id)
             return
+        recorder = CaseRecorder(self.journal, self.clock)
         token = secrets.token_hex(8)
         why = ("the queues are empty" if idle else
                f"nothing pending for {format_duration(self.stall_after)}")
         case = await recorder.note(case, RESUME_QUEUED, StepStatus.INFO,
                                    f"resumed by the sweeper: {case.state.value} since "
-                                   f"{idle_since}, {why}", {"token": token})
+                                   f"{idle_since}, {why}",
+                                   {"token": token, "state": case.state.value})
         resume = Resume(case.case_id, case.user, token)
         await self.resumes.schedule_copy(resume.to_json().encode(),
                                          session_id=self.session_for(case.user),
                                          properties={"kind": "resume",
                                                      "case_id": case.case_id}, at=now)
         report.resumed.append(case.case_id)
+
+
+def resumes_that_moved_nothing(case: Case) -> int:
+    """How many resumes in a row left ``case`` where it was: its ``resume_queued`` steps
+    since it last moved, that is since its last step ``done`` (a step is done once: a
+    redelivery skips it) or since it changed state (each ``resume_queued`` records the
+    state it was queued in; one from before the state was recorded counts as queued in the
+    current one). A resume that was lost, refused, or whose step failed again moved nothing.
+    """
+    count = 0
+    for step in reversed(case.steps):
+        if step.status is StepStatus.DONE:
+            break
+        if step.name == RESUME_QUEUED:
+            if step.data.get("state", case.state.value) != case.state.value:
+                break
+            count += 1
+    return count
 
 
 def pending_until(case: Case) -> datetime:

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 from azure.data.tables.aio import TableClient
 
-from remediation.adapters.sqlite_db import SqliteDatabase
-from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.adapters.table_journal import TableJournal, build_table_journal
 from remediation.config import ConfigError
 from remediation.domain.case_states import (
@@ -34,33 +31,8 @@ from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.sources import REASON_LIMIT, SourceHealth
 from remediation.service.ports import Journal
+from tests.integration.conftest import OpenJournal
 from tests.journal_cases import ROB, T0, make_case, stored
-
-OpenJournal = Callable[[], Journal]
-
-
-@pytest.fixture(params=["sqlite", "table"])
-async def open_journal(request: pytest.FixtureRequest,
-                       tmp_path: Path) -> AsyncIterator[OpenJournal]:
-    """Opens another journal (another writer) on the same store: one file or one table."""
-    closers: list[Callable[[], Awaitable[None]]] = []
-    if request.param == "sqlite":
-        def opener() -> Journal:
-            database = SqliteDatabase(tmp_path / "state.db")
-            closers.append(lambda: asyncio.to_thread(database.close))
-            return SqliteJournal(database)
-    else:
-        connection_string = request.getfixturevalue("azurite_table_connection_string")
-        table_name = f"journal{uuid.uuid4().hex}"
-
-        def opener() -> Journal:
-            journal = build_table_journal(endpoint=None, connection_string=connection_string,
-                                          table_name=table_name)
-            closers.append(journal.close)
-            return journal
-    yield opener
-    for close in closers:
-        await close()
 
 
 @pytest.fixture
@@ -656,6 +628,59 @@ async def test_a_step_too_big_for_one_row_is_refused_clearly(azurite_table: Tabl
         with pytest.raises(PermanentError, match=r"step dump of case c1 .* at most"):
             await journal.add_step("c1", Step("dump", StepStatus.INFO, T0, "x" * 600_000))
         assert (await stored(journal, "c1")).steps == ()
+    finally:
+        await journal.close()
+
+
+async def test_working_cases_journaled_before_the_index_are_found(
+        azurite_table_connection_string: str) -> None:
+    """A journal written before the sweeper existed has no ``working`` rows: after the
+    deploy, the first sweep (on every worker at once) indexes its working cases."""
+    table_name = f"journal{uuid.uuid4().hex}"
+
+    def open_table() -> TableJournal:
+        return build_table_journal(endpoint=None, table_name=table_name,
+                                   connection_string=azurite_table_connection_string)
+
+    before = open_table()
+    states = [CaseState.RECEIVED, CaseState.VERIFIED, CaseState.IN_PROGRESS,
+              CaseState.AWAITING_APPROVAL, CaseState.ESCALATED,
+              CaseState.AWAITING_VERIFICATION]
+    for n, state in enumerate(states):
+        await before.add_case(make_case(f"w{n}", state=state, at=T0 + timedelta(minutes=n)))
+    client = TableClient.from_connection_string(azurite_table_connection_string, table_name)
+    async with client:  # as that journal wrote them: no row in the working index
+        async for row in client.query_entities("PartitionKey eq 'working'"):
+            await client.delete_entity(row["PartitionKey"], row["RowKey"])
+    await before.close()
+    workers = [open_table() for _ in range(4)]  # the last opened after the others indexed
+    try:
+        found = await asyncio.gather(*(ids(worker.working_cases()) for worker in workers[:3]))
+        await workers[0].add_case(make_case("new", at=T0 + timedelta(hours=1)))
+        await workers[1].update_case(
+            (await stored(workers[1], "w3")).evolve(state=CaseState.IN_PROGRESS))
+        await workers[1].update_case(
+            (await stored(workers[1], "w0")).evolve(state=CaseState.ESCALATED))
+        later = await ids(workers[3].working_cases())
+    finally:
+        for worker in workers:
+            await worker.close()
+
+    assert found == [["w5", "w3", "w2", "w0"]] * 3
+    assert later == ["new", "w5", "w3", "w2"]
+
+
+async def test_a_working_row_left_for_an_ended_case_is_dropped(
+        azurite_table: TableClient) -> None:
+    """Left by a backfill that raced the worker ending the case, or a delete that failed."""
+    journal = TableJournal(azurite_table)
+    try:
+        await journal.add_case(make_case("ended", state=CaseState.VERIFIED))
+        await azurite_table.create_entity({"PartitionKey": "working", "RowKey": "ended"})
+
+        assert await journal.working_cases() == []
+        left = [row async for row in azurite_table.query_entities("PartitionKey eq 'working'")]
+        assert left == []
     finally:
         await journal.close()
 
