@@ -78,11 +78,11 @@ class Episodes:
         known = await self._recorder.journal.case_with_request(request.request_id)
         if known is not None:
             return await self._resume(known, request)
-        holder = None if request.force else await self._holder_named(request.user)
-        if holder is not None:
+        holder = await self._holder_named(request.user)
+        if holder is not None and not _starts_over(holder, request):
             placement = await self._placement(holder, request, ask_tenant=False)
             if placement is _Placement.MERGE:
-                return await self._merge(holder, request), False
+                return await self._merge(holder, request, why=_why_merged(holder, request)), False
             if placement is _Placement.ESCALATE:
                 return await self._escalate_with(holder, request), False
         return await self._place(await self._receive(request), request)
@@ -156,11 +156,12 @@ class Episodes:
                 break  # claimed by an earlier attempt of this request
             holder = await (journal.get_case(holder_id) if holder_id is not None
                             else self._legacy_holder(user, case))
-            placement = (_Placement.NEW if holder is None or request.force
+            placement = (_Placement.NEW if holder is None or _starts_over(holder, request)
                          else await self._placement(holder, request, ask_tenant=True,
                                                     user=user))
             if holder is not None and placement is _Placement.MERGE:
-                return await self._settle(case, await self._merge(holder, request)), False
+                return await self._settle(case, await self._merge(
+                    holder, request, why=_why_merged(holder, request))), False
             if holder is not None and placement is _Placement.ESCALATE:
                 return await self._settle(case, await self._escalate_with(holder, request)), False
             if holder is not None and placement is _Placement.REBLOCKED:
@@ -425,6 +426,22 @@ def _settled_placement(case: Case, request: RemediationRequest) -> _Placement | 
         return None  # _placement asks Graph again later
     if not fresh and _new_alerts(case, request):
         return _Placement.MERGE  # alerts created before the case acted: its own
+    return None
+
+
+def _starts_over(holder: Case, request: RemediationRequest) -> bool:
+    """Does the request open the person's next episode whatever ``holder`` is doing? A manual
+    ``--force`` does, except while ``holder`` waits for approval: nothing was done yet, so
+    there is nothing to do again, and the forced request is that case's approval (a second
+    case would leave the first waiting, and approving it later would reset again)."""
+    return request.force and holder.state is not CaseState.AWAITING_APPROVAL
+
+
+def _why_merged(holder: Case, request: RemediationRequest) -> str | None:
+    """What a merge says when it is not a plain duplicate."""
+    if holder.state is CaseState.AWAITING_APPROVAL and request.source == "manual":
+        return ("a manual request" + (" (forced)" if request.force else "") +
+                " for a case waiting for approval: it is the case's approval")
     return None
 
 

@@ -190,7 +190,7 @@ class Securing:
 
     async def _breaker(self, case: Case) -> StepResult:
         limit = self._settings.max_resets_per_hour
-        if case.force and case.source == "manual":
+        if _forced(case):
             # Past the limit, but it takes a place: the resets after it see it in the count.
             await self._recorder.journal.reserve_reset(
                 case.case_id, self._recorder.clock.now(), FORCED_LIMIT, BREAKER_WINDOW)
@@ -323,6 +323,13 @@ class Securing:
 
 def _approved(case: Case) -> bool:
     return any(step.name == "approved" for step in case.steps)
+
+
+def _forced(case: Case) -> bool:
+    """A person forced this case: a manual ``--force`` request opened it, or approved it
+    while it waited (the workflow journals that approval with ``forced``)."""
+    return (case.force and case.source == "manual") or any(
+        step.name == "approved" and step.data.get("forced") is True for step in case.steps)
 
 
 def _finding_data(finding: Finding) -> dict[str, object]:

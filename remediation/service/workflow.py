@@ -113,11 +113,13 @@ class RemediationWorkflow:
     async def _approved_by_request(self, case: Case, request: RemediationRequest) -> Case:
         """A manual request merged into a case waiting for approval: a person asked by hand,
         and in approve mode a manual request proceeds at once (README), so it is the case's
-        approval; the guardrails run again as for any approval."""
-        by = f"manual request {request.request_id}" + (
+        approval; the guardrails run again as for any approval. A forced request's approval
+        is journaled as forced and passes the circuit breaker, as a forced case does."""
+        by = ("forced " if request.force else "") + f"manual request {request.request_id}" + (
             f" from {request.requested_by}" if request.requested_by else "")
         case = await self._recorder.note(case, "approved", StepStatus.INFO, f"approved by {by}",
-                                         {"approved_by": by, "request_id": request.request_id})
+                                         {"approved_by": by, "request_id": request.request_id,
+                                          "forced": request.force})
         # "waiting for approval: ..." no longer says where the case stands.
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=None)
         return await self._secure(case)
