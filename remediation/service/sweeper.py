@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from remediation.domain.case_states import WORKING
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.durations import format_duration
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.handler import (
     DELIVERY_TIME_BUDGET,
     MAX_RETRY_BACKOFF,
@@ -95,7 +96,7 @@ class Sweeper:
             await self.workflow.escalate(
                 case.case_id, f"stuck {case.state.value}: nothing moved it since {idle_since}"
                 f", {resumed} resumes later; a human must finish it (the journal says how "
-                "far it got)")
+                "far it got)", kind=EscalationKind.STUCK)
             report.escalated.append(case.case_id)
             return
         token = secrets.token_hex(8)

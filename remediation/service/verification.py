@@ -16,6 +16,7 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.addresses import current_addresses, entries_for
 from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
 from remediation.service.journaling import CaseRecorder
@@ -49,8 +50,9 @@ class Verification:
         try:
             finding = case.done(name) or await self._look(case, name, check.attempt)
             return await self._conclude(case.case_id, check.attempt, finding)
-        except PermanentError as error:
-            return await self._outcomes.escalate(case.case_id, error.reason)
+        except PermanentError as error:  # the block was lifted: whatever refused, unverified
+            return await self._outcomes.escalate(case.case_id, error.reason,
+                                                 kind=EscalationKind.UNVERIFIED)
 
     async def _look(self, case: Case, name: str, attempt: int) -> Step:
         entries = await entries_for(self._exchange,
@@ -85,12 +87,14 @@ class Verification:
             when = _when(datetime.fromisoformat(created) if created else None)
             return await self._outcomes.escalate(
                 case_id, f"re-blocked at {when}{_as(finding)} after the unblock: the account "
-                "is probably still sending spam; investigate before unblocking again")
+                "is probably still sending spam; investigate before unblocking again",
+                kind=EscalationKind.REBLOCKED)
         if finding.data.get("listed"):
             if attempt >= len(self._delays) - 1:
                 return await self._outcomes.escalate(
                     case_id, f"still on the Restricted users list{_as(finding)} "
-                    f"{format_duration(self._since(attempt))} after the unblock")
+                    f"{format_duration(self._since(attempt))} after the unblock",
+                    kind=EscalationKind.STILL_LISTED)
             return await self._recorder.require(case_id)
         return await self._outcomes.verified(case_id, attempt)
 
