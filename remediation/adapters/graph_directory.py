@@ -37,6 +37,7 @@ from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
 from remediation.adapters.graph_roles import GraphRoles
 from remediation.domain.directory import DirectoryUser, bare_address
 from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.guardrails import Memberships, TenantDomains
 
 if TYPE_CHECKING:
@@ -107,10 +108,11 @@ class GraphDirectory:
             ids = ", ".join(owners)
             raise PermanentError(
                 f"the address {user} is ambiguous: directory objects {ids} all claim it; "
-                "nobody was changed. Find the right account by hand")
+                "nobody was changed. Find the right account by hand", EscalationKind.NO_ACCOUNT)
         if owners:
             return next(iter(owners.values()))
-        raise PermanentError(f"user {user} not found in the directory")
+        raise PermanentError(f"user {user} not found in the directory",
+                             EscalationKind.NO_ACCOUNT)
 
     async def _user_by_key(self, key: str) -> DirectoryUser | None:
         """``/users/{key}``, or ``/users('{key}')`` for a key starting with ``$``; None on

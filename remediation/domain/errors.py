@@ -4,6 +4,8 @@ Adapters translate their SDK's exceptions into these at the boundary, so the cor
 what to do (retry, escalate, reject) without knowing which service failed.
 """
 
+from remediation.domain.escalation_kinds import EscalationKind
+
 
 class RemediationError(Exception):
     """Base class; ``reason`` is safe to journal and show to an operator."""
@@ -31,7 +33,14 @@ class TransientError(RemediationError):
 
 
 class PermanentError(RemediationError):
-    """Retrying cannot help (403, unknown user, unblock limit): a human must act."""
+    """Retrying cannot help (403, unknown user, unblock limit): a human must act.
+
+    ``kind``: the escalation it leads to (``REFUSED`` unless the raiser knows better: an
+    unknown user, a guardrail, the circuit breaker...)."""
+
+    def __init__(self, reason: str, kind: EscalationKind = EscalationKind.REFUSED) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 class InvalidRequest(ValueError):

@@ -97,6 +97,10 @@ def case_details(case: Case) -> str:
     for step in case.steps:
         lines.append(f"  {step.at:%Y-%m-%d %H:%M:%S}  {_cell(step.name):<22} "
                      f"{step.status.value:<8} {shown(step.detail, TEXT_LIMIT)}")
+        kind = step.data.get("kind") if step.name == "escalated" else None
+        if isinstance(kind, str):
+            lines.append(f"{'':<23}what to do: the README's \"When a case escalates\", "
+                         f"kind {_cell(kind)}")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest
 from remediation.service.addresses import account_addresses, entries_for
 from remediation.service.journaling import LOOKUP, CaseRecorder, StepResult
@@ -78,11 +79,11 @@ class Episodes:
         known = await self._recorder.journal.case_with_request(request.request_id)
         if known is not None:
             return await self._resume(known, request)
-        holder = None if request.force else await self._holder_named(request.user)
-        if holder is not None:
+        holder = await self._holder_named(request.user)
+        if holder is not None and not _starts_over(holder, request):
             placement = await self._placement(holder, request, ask_tenant=False)
             if placement is _Placement.MERGE:
-                return await self._merge(holder, request), False
+                return await self._merge(holder, request, why=_why_merged(holder, request)), False
             if placement is _Placement.ESCALATE:
                 return await self._escalate_with(holder, request), False
         return await self._place(await self._receive(request), request)
@@ -103,7 +104,7 @@ class Episodes:
         """Journal a request that failed before its case was (the journal failing, a merge
         that never went through) and escalate it: never dropped with only a log line."""
         case = await self._receive(request)
-        return await self._outcomes.escalate(case.case_id, reason)
+        return await self._outcomes.escalate(case.case_id, reason, kind=EscalationKind.GAVE_UP)
 
     async def _resume(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
         if case.state is CaseState.RECEIVED and case.user_id is None:
@@ -147,7 +148,8 @@ class Episodes:
             case, found = await self._recorder.run(
                 case, LOOKUP, lambda: self._lookup(request.user))
         except PermanentError as error:  # nobody to act on: a human must look
-            return await self._outcomes.escalate(case.case_id, error.reason), False
+            return await self._outcomes.escalate(case.case_id, error.reason,
+                                                 kind=error.kind), False
         user = user_from_lookup(found.data)
         journal = self._recorder.journal
         for _ in range(_CLAIM_ROUNDS):
@@ -156,11 +158,12 @@ class Episodes:
                 break  # claimed by an earlier attempt of this request
             holder = await (journal.get_case(holder_id) if holder_id is not None
                             else self._legacy_holder(user, case))
-            placement = (_Placement.NEW if holder is None or request.force
+            placement = (_Placement.NEW if holder is None or _starts_over(holder, request)
                          else await self._placement(holder, request, ask_tenant=True,
                                                     user=user))
             if holder is not None and placement is _Placement.MERGE:
-                return await self._settle(case, await self._merge(holder, request)), False
+                return await self._settle(case, await self._merge(
+                    holder, request, why=_why_merged(holder, request))), False
             if holder is not None and placement is _Placement.ESCALATE:
                 return await self._settle(case, await self._escalate_with(holder, request)), False
             if holder is not None and placement is _Placement.REBLOCKED:
@@ -169,7 +172,8 @@ class Episodes:
             if holder is not None and placement is _Placement.HANDED_OVER:
                 case = await self._adopt(case, user)
                 return await self._outcomes.escalate(
-                    case.case_id, _handed_over(holder, request)), False
+                    case.case_id, _handed_over(holder, request),
+                    kind=EscalationKind.NEW_EVIDENCE), False
             if await journal.claim_episode(user.id, case.case_id, holder_id) == case.case_id:
                 if holder is not None:
                     case = await self._say_why_new(case, holder, request)
@@ -355,7 +359,7 @@ class Episodes:
         """New evidence after an open case lifted its block: the case goes to a human with
         it first (so no check can verify it in between), then records it."""
         escalated = await self._outcomes.escalate_if_open(
-            case.case_id, _new_evidence_reason(case, request))
+            case.case_id, _new_evidence_reason(case, request), kind=EscalationKind.NEW_EVIDENCE)
         if escalated is None:  # it ended meanwhile: the request is placed again, later
             raise TransientError(f"case {case.case_id} ended while this request was being "
                                  "placed; trying again")
@@ -374,7 +378,7 @@ class Episodes:
         escalated = await self._outcomes.escalate_if_open(
             case.case_id, f"re-blocked at {_when(created)} as {listed} after the unblock "
             f"(found by a {request.source} request): the account is probably still sending "
-            "spam; investigate before unblocking again")
+            "spam; investigate before unblocking again", kind=EscalationKind.REBLOCKED)
         if escalated is None:  # it ended meanwhile: the request is placed again, later
             raise TransientError(f"case {case.case_id} ended while this request was being "
                                  "placed; trying again")
@@ -425,6 +429,22 @@ def _settled_placement(case: Case, request: RemediationRequest) -> _Placement | 
         return None  # _placement asks Graph again later
     if not fresh and _new_alerts(case, request):
         return _Placement.MERGE  # alerts created before the case acted: its own
+    return None
+
+
+def _starts_over(holder: Case, request: RemediationRequest) -> bool:
+    """Does the request open the person's next episode whatever ``holder`` is doing? A manual
+    ``--force`` does, except while ``holder`` waits for approval: nothing was done yet, so
+    there is nothing to do again, and the forced request is that case's approval (a second
+    case would leave the first waiting, and approving it later would reset again)."""
+    return request.force and holder.state is not CaseState.AWAITING_APPROVAL
+
+
+def _why_merged(holder: Case, request: RemediationRequest) -> str | None:
+    """What a merge says when it is not a plain duplicate."""
+    if holder.state is CaseState.AWAITING_APPROVAL and request.source == "manual":
+        return ("a manual request" + (" (forced)" if request.force else "") +
+                " for a case waiting for approval: it is the case's approval")
     return None
 
 

@@ -42,6 +42,7 @@ from typing import Any
 from remediation.domain.cases import Case
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import MAX_RETRY_AFTER, InvalidRequest, TransientError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import describe, parse_request
 from remediation.service.messages import (
     AlertUpdate,
@@ -214,7 +215,8 @@ class MessageHandler:
                 "approved remediation", lambda retrying: retrying.requests,
                 lambda detail, data: self._workflow.journal_retry(
                     detail, data, case_id=approval.case_id),
-                lambda reason: self._workflow.escalate(approval.case_id, reason),
+                lambda reason: self._workflow.escalate(approval.case_id, reason,
+                                                       kind=EscalationKind.GAVE_UP),
                 escalation_reason=lambda: self._workflow.escalation_reason(
                     case_id=approval.case_id)))
 
@@ -229,7 +231,8 @@ class MessageHandler:
             return await self._after_failure(delivery, error, _OnFailure(
                 "resumed remediation", lambda retrying: retrying.requests,
                 _journal_on(self._workflow, resume.case_id),
-                lambda reason: self._workflow.escalate(resume.case_id, reason),
+                lambda reason: self._workflow.escalate(resume.case_id, reason,
+                                                       kind=EscalationKind.GAVE_UP),
                 escalation_reason=lambda: self._workflow.escalation_reason(
                     case_id=resume.case_id)))
 
@@ -260,7 +263,9 @@ class MessageHandler:
                     complete_on_give_up=True))
             return await self._after_failure(delivery, error, _OnFailure(
                 "verification", lambda retrying: retrying.follow_ups, journal,
-                lambda reason: self._workflow.escalate(case_id, reason),
+                # The block was lifted; the checks could not be made.
+                lambda reason: self._workflow.escalate(case_id, reason,
+                                                       kind=EscalationKind.UNVERIFIED),
                 escalation_reason=lambda: self._workflow.escalation_reason(case_id=case_id)))
 
     async def _alert_update_gave_up(self, update: AlertUpdate, reason: str) -> Case:

@@ -42,6 +42,7 @@ from remediation.domain.blocks import BlockedSender, known_blocks
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import InvalidRequest, RemediationError, TransientError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest, describe, normalise_user
 from remediation.domain.sources import Source
 from remediation.service.claims import CONFIRMED, one_account
@@ -292,7 +293,8 @@ class Intake:
             CONFIRMED, StepStatus.INFO, now,
             f"alert {alert.id}: found by the alert poll or a push, which read it from Graph",
             {"alert_id": alert.id, "read_back": False}))
-        await self._workflow.escalate(case.case_id, reason)
+        await self._workflow.escalate(case.case_id, reason,
+                                      kind=EscalationKind.AMBIGUOUS_ALERT)
 
     async def _reject(self, alert: Alert, reason: str, user: str = "(no sender)") -> None:
         await self._workflow.reject(

@@ -24,6 +24,7 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import PermanentError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.leftovers import (
     CompromiseWindow,
     Disposition,
@@ -149,7 +150,7 @@ class _Stayed(PermanentError):
     """A removal the service refused: the rest is done, the case escalates naming it."""
 
     def __init__(self, reason: str, data: dict[str, Any]) -> None:
-        super().__init__(reason)
+        super().__init__(reason, EscalationKind.LEFTOVER_STAYED)
         self.data = data
 
 

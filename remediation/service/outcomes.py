@@ -10,6 +10,7 @@ from datetime import datetime
 
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import RemediationError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.journaling import BREAKER, REVOKE, SCHEDULE, CaseRecorder
 from remediation.service.messages import AlertUpdate
 from remediation.service.ports import AlertNotifier, VerificationScheduler
@@ -27,26 +28,31 @@ class Outcomes:
         self._notify_escalations = notify_escalations
         self._alert_updates = alert_updates
 
-    async def escalate(self, case_id: str, reason: str) -> Case:
-        """End a case for a human to take over, and cancel checks it no longer needs."""
-        return (await self._escalate(case_id, reason))[0]
+    async def escalate(self, case_id: str, reason: str, *, kind: EscalationKind) -> Case:
+        """End a case for a human to take over, and cancel checks it no longer needs.
+        ``kind`` (journaled on the ``escalated`` step) names the README's recovery."""
+        return (await self._escalate(case_id, reason, kind))[0]
 
-    async def escalate_if_open(self, case_id: str, reason: str) -> Case | None:
+    async def escalate_if_open(self, case_id: str, reason: str, *,
+                               kind: EscalationKind) -> Case | None:
         """``escalate``, or None when the case had ended already (a check verified it
         meanwhile, say): then the caller's reason for escalating it may no longer hold."""
-        case, escalated = await self._escalate(case_id, reason)
+        case, escalated = await self._escalate(case_id, reason, kind)
         return case if escalated else None
 
-    async def _escalate(self, case_id: str, reason: str) -> tuple[Case, bool]:
+    async def _escalate(self, case_id: str, reason: str,
+                        kind: EscalationKind) -> tuple[Case, bool]:
         case = await self._recorder.require(case_id)
         if case.state.is_final:
             return case, False
         case = await self.follow_up(case, "escalated")
         case = await self._recorder.save(case, state=CaseState.ESCALATED, reason=reason,
                                          ended_at=self._recorder.clock.now())
-        case = await self._recorder.note(case, "escalated", StepStatus.INFO, reason)
+        case = await self._recorder.note(case, "escalated", StepStatus.INFO, reason,
+                                         {"kind": kind.value})
         await self.cancel_pending_checks(case, after_attempt=-1)
-        log.warning("case %s for %s escalated: %s", case.case_id, case.user, reason)
+        log.warning("case %s for %s escalated (%s): %s", case.case_id, case.user, kind.value,
+                    reason)
         return await self._recorder.require(case_id), True
 
     async def verified(self, case_id: str, attempt: int) -> Case:

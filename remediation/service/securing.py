@@ -18,6 +18,7 @@ from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import PermanentError, RemediationError, TransientError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.guardrails import Verdict, judge
 from remediation.domain.hygiene import (
     Finding,
@@ -84,7 +85,7 @@ class Securing:
         case, guard = await record.run(case, GUARDRAILS, lambda: self._guardrails(user))
         verdict = Verdict(guard.data["verdict"])
         if verdict is Verdict.ESCALATE:
-            raise PermanentError(guard.detail)
+            raise PermanentError(guard.detail, EscalationKind.GUARDRAIL)
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
         case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict))
@@ -103,13 +104,14 @@ class Securing:
             user = user_from_lookup(guard.data["lookup"])
             verdict = Verdict(guard.data["verdict"])
             if verdict is Verdict.ESCALATE:
-                raise PermanentError(guard.detail)
+                raise PermanentError(guard.detail, EscalationKind.GUARDRAIL)
             if verdict is Verdict.SKIP:
                 return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
         case = await self._outcomes.follow_up(case, "start")
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             await record.run(case, REVOKE, lambda: self._revoke(user.id))
-            raise PermanentError(f"sign-in sessions revoked; {guard.detail}")
+            raise PermanentError(f"sign-in sessions revoked; {guard.detail}",
+                                 EscalationKind.ON_PREMISES)
         case, _ = await record.run(case, BREAKER, lambda: self._breaker(case))
         case = await self._reset_once(case, user.id)
         case, _ = await record.run(case, REVOKE, lambda: self._revoke(user.id))
@@ -118,7 +120,12 @@ class Securing:
         if self._cleanup is not None and window is not None:
             case = await self._cleanup.clean(case, user,
                                              CompromiseWindow.from_dict(window.data))
-        case, unblocked = await record.run(case, UNBLOCK, lambda: self._unblock(case))
+        try:
+            case, unblocked = await record.run(case, UNBLOCK, lambda: self._unblock(case))
+        except PermanentError as error:  # secured, still blocked: the block is a person's
+            if error.kind is EscalationKind.REFUSED:
+                raise PermanentError(error.reason, EscalationKind.UNBLOCK_FAILED) from error
+            raise
         if case.unblocked_at is None:
             block = unblocked.data.get("block_created")
             case = await record.save(
@@ -208,7 +215,7 @@ class Securing:
 
     async def _breaker(self, case: Case) -> StepResult:
         limit = self._settings.max_resets_per_hour
-        if case.force and case.source == "manual":
+        if _forced(case):
             # Past the limit, but it takes a place: the resets after it see it in the count.
             await self._recorder.journal.reserve_reset(
                 case.case_id, self._recorder.clock.now(), FORCED_LIMIT, BREAKER_WINDOW)
@@ -221,7 +228,7 @@ class Securing:
                 f"circuit breaker open: the limit of {limit} password resets an hour is "
                 "reached (MAX_REMEDIATIONS_PER_HOUR, forced resets included); nothing was "
                 "changed. A storm like this is a mass "
-                "compromise or a bug: a human must lead")
+                "compromise or a bug: a human must lead", EscalationKind.CIRCUIT_BREAKER)
         return StepResult(f"within the limit of {limit} resets per hour")
 
     async def _reset_once(self, case: Case, user_id: str) -> Case:
@@ -318,7 +325,8 @@ class Securing:
             await self._recorder.save(case, last_block_seen=block.created)
             raise PermanentError(
                 f"{address} blocked again at {_when(block.created)} while the unblock was in "
-                "progress: the account may still be sending spam; not unblocking again")
+                "progress: the account may still be sending spam; not unblocking again",
+                EscalationKind.REBLOCKED)
         await self._recorder.note(case, UNBLOCK, StepStatus.INFO,
                                   f"{address} listed since {_when(block.created)} "
                                   f"({block.reason})",
@@ -348,6 +356,13 @@ async def _window_result(raw: dict[str, object]) -> StepResult:
 
 def _approved(case: Case) -> bool:
     return any(step.name == "approved" for step in case.steps)
+
+
+def _forced(case: Case) -> bool:
+    """A person forced this case: a manual ``--force`` request opened it, or approved it
+    while it waited (the workflow journals that approval with ``forced``)."""
+    return (case.force and case.source == "manual") or any(
+        step.name == "approved" and step.data.get("forced") is True for step in case.steps)
 
 
 def _finding_data(finding: Finding) -> dict[str, object]:

@@ -34,6 +34,7 @@ from remediation.domain.case_states import WORKING
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import ConcurrentUpdate
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.handler import (
     DELIVERY_TIME_BUDGET,
     MAX_RETRY_BACKOFF,
@@ -115,7 +116,7 @@ class Sweeper:
             await self.workflow.escalate(
                 case.case_id, f"stuck {case.state.value}: nothing moved it since {idle_since}"
                 f", {unmoved} resumes later; a human must finish it (the journal says how "
-                "far it got)")
+                "far it got)", kind=EscalationKind.STUCK)
             report.escalated.append(case.case_id)
             return
         recorder = CaseRecorder(self.journal, self.clock)

@@ -16,6 +16,7 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.addresses import current_addresses, entries_for
 from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
 from remediation.service.journaling import CaseRecorder, StepResult
@@ -60,8 +61,9 @@ class Verification:
             case = await self._recorder.require(case.case_id)
             finding = case.done(name) or await self._look(case, name, check.attempt)
             return await self._conclude(case.case_id, check.attempt, finding)
-        except PermanentError as error:
-            return await self._outcomes.escalate(case.case_id, error.reason)
+        except PermanentError as error:  # the block was lifted: whatever refused, unverified
+            return await self._outcomes.escalate(case.case_id, error.reason,
+                                                 kind=EscalationKind.UNVERIFIED)
 
     async def _returned(self, case: Case, attempt: int) -> Step | None:
         """What was added to the account after the case cleaned it (sign-in methods,
@@ -95,7 +97,8 @@ class Verification:
                     "once a person has secured it"
             except PermanentError as error:
                 reason += f"; sign-in could NOT be blocked: {error.reason}"
-        return await self._outcomes.escalate(case_id, reason)
+        return await self._outcomes.escalate(case_id, reason,
+                                             kind=EscalationKind.ATTACKER_RETURNED)
 
     async def _block_sign_in(self, user_id: str) -> StepResult:
         await self._directory.disable_sign_in(user_id)
@@ -134,12 +137,14 @@ class Verification:
             when = _when(datetime.fromisoformat(created) if created else None)
             return await self._outcomes.escalate(
                 case_id, f"re-blocked at {when}{_as(finding)} after the unblock: the account "
-                "is probably still sending spam; investigate before unblocking again")
+                "is probably still sending spam; investigate before unblocking again",
+                kind=EscalationKind.REBLOCKED)
         if finding.data.get("listed"):
             if attempt >= len(self._delays) - 1:
                 return await self._outcomes.escalate(
                     case_id, f"still on the Restricted users list{_as(finding)} "
-                    f"{format_duration(self._since(attempt))} after the unblock")
+                    f"{format_duration(self._since(attempt))} after the unblock",
+                    kind=EscalationKind.STILL_LISTED)
             return await self._recorder.require(case_id)
         return await self._outcomes.verified(case_id, attempt)
 

@@ -14,6 +14,7 @@ from typing import Any
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest, parse_evidence_time
 from remediation.service.admission import names_of
 from remediation.service.claims import AlertClaims
@@ -118,11 +119,13 @@ class RemediationWorkflow:
     async def _approved_by_request(self, case: Case, request: RemediationRequest) -> Case:
         """A manual request merged into a case waiting for approval: a person asked by hand,
         and in approve mode a manual request proceeds at once (README), so it is the case's
-        approval; the guardrails run again as for any approval."""
-        by = f"manual request {request.request_id}" + (
+        approval; the guardrails run again as for any approval. A forced request's approval
+        is journaled as forced and passes the circuit breaker, as a forced case does."""
+        by = ("forced " if request.force else "") + f"manual request {request.request_id}" + (
             f" from {request.requested_by}" if request.requested_by else "")
         case = await self._recorder.note(case, "approved", StepStatus.INFO, f"approved by {by}",
-                                         {"approved_by": by, "request_id": request.request_id})
+                                         {"approved_by": by, "request_id": request.request_id,
+                                          "forced": request.force})
         # "waiting for approval: ..." no longer says where the case stands.
         case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=None)
         return await self._secure(case)
@@ -174,13 +177,15 @@ class RemediationWorkflow:
                         .data.get("checks", [])]
             if not attempts:
                 return await self.escalate(case.case_id, "awaiting verification with no "
-                                           "check scheduled: a human must verify the unblock")
+                                           "check scheduled: a human must verify the unblock",
+                                           kind=EscalationKind.UNVERIFIED)
             return await self.verify(VerificationCheck(case.case_id, case.user, max(attempts)))
         if case.user_id is None:  # stopped before its lookup: the request runs again
             request = _request_of(case)
             if request is None:
                 return await self.escalate(case.case_id, "stopped before its lookup, and its "
-                                           "request is not on record: a human must look")
+                                           "request is not on record: a human must look",
+                                           kind=EscalationKind.STUCK)
             return await self.remediate(request)
         return await self._secure(case)
 
@@ -242,7 +247,7 @@ class RemediationWorkflow:
         try:
             return await self._securing.run(case)
         except PermanentError as error:
-            return await self.escalate(case.case_id, error.reason)
+            return await self.escalate(case.case_id, error.reason, kind=error.kind)
 
     async def verify(self, check: VerificationCheck) -> Case:
         """Re-check the Restricted users list; verify, wait for the next check, or escalate."""
@@ -255,9 +260,10 @@ class RemediationWorkflow:
     async def alert_update_gave_up(self, update: AlertUpdate, reason: str) -> None:
         await self._notifications.gave_up(update, reason)
 
-    async def escalate(self, case_id: str, reason: str) -> Case:
-        """End a case for a human to take over, and cancel checks it no longer needs."""
-        return await self._outcomes.escalate(case_id, reason)
+    async def escalate(self, case_id: str, reason: str, *, kind: EscalationKind) -> Case:
+        """End a case for a human to take over, and cancel checks it no longer needs;
+        ``kind`` names the README's recovery (``remediation.domain.escalation_kinds``)."""
+        return await self._outcomes.escalate(case_id, reason, kind=kind)
 
     async def reject(self, user: str, reason: str, source: str = "unknown",
                      request_id: str | None = None, alert_ids: tuple[str, ...] = ()) -> Case:
@@ -274,7 +280,7 @@ class RemediationWorkflow:
         if case is None or case.state.is_final:
             log.error("giving up on request %s for %s: %s", request_id, user, reason)
             return case
-        return await self.escalate(case.case_id, reason)
+        return await self.escalate(case.case_id, reason, kind=EscalationKind.GAVE_UP)
 
     async def journal_retry(self, detail: str, data: dict[str, Any], *,
                             case_id: str | None = None,

@@ -10,6 +10,7 @@ import pytest
 
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import ConcurrentUpdate, TransientError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest
 from remediation.service.securing import RESET_LEASE
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
@@ -193,7 +194,7 @@ async def test_a_case_escalated_while_its_worker_runs_is_never_overwritten(
 
     async def escalate() -> None:
         [running] = await journal.list_cases()
-        await work.escalate(running.case_id, "a human took over")
+        await work.escalate(running.case_id, "a human took over", kind=EscalationKind.STUCK)
 
     journal.before_waiting = escalate
 

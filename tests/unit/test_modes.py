@@ -122,3 +122,24 @@ async def test_no_comment_announces_work_while_the_case_waits_for_approval() -> 
 
     assert approved.state is CaseState.AWAITING_VERIFICATION
     assert [(u.phase, u.alert_count) for u in notifier.updates] == [("start", 2)]
+
+
+async def test_a_forced_request_for_a_case_waiting_for_approval_approves_it_forced() -> None:
+    tenant = FakeTenant()
+    flow, notifier = approving(tenant)
+    waiting = await waiting_case(flow, tenant)
+
+    case = await flow.remediate(RemediationRequest(
+        user=ROB, source="manual", force=True, requested_by="helpdesk", request_id="forced-1"))
+
+    # One case, one reset: the forced request is the waiting case's approval, never a second
+    # case that would leave the first waiting (and reset again once approved).
+    assert case.case_id == waiting.case_id
+    assert case.state is CaseState.AWAITING_VERIFICATION
+    assert [c.case_id for c in await tenant.journal.list_cases()] == [waiting.case_id]
+    assert tenant.directory.count("reset_password") == 1
+    approved = next(s for s in case.steps if s.name == "approved")
+    assert approved.detail == "approved by forced manual request forced-1 from helpdesk"
+    breaker = case.done("circuit_breaker")
+    assert breaker is not None and "bypassed" in breaker.detail
+    assert [update.phase for update in notifier.updates] == ["start"]

@@ -29,6 +29,8 @@ from tests.fakes import FakeTenant
 from tests.sweeping import FakeRequestsQueue, ReadTogether
 from tests.unit.test_workflow import ROB, Harness, make_harness
 
+EVE = "eve@contoso.com"
+
 
 @dataclass
 class Swept:
@@ -140,12 +142,14 @@ async def test_waiting_for_approval_and_final_cases_are_left_alone(s: Swept) -> 
         settings=WorkflowSettings(verify_delays=(timedelta(hours=1),), mode="approve"))
     approve = Sweeper(journal=tenant.journal, workflow=workflow, resumes=s.queue,
                       clock=tenant.clock, session_for=str)
-    waiting = await workflow.remediate(RemediationRequest(user=ROB, source="alert",
-                                                          request_id="alert-1"))
-    assert waiting.state is CaseState.AWAITING_APPROVAL
-    await s.h.remediate(request_id="manual-2", force=True)
+    await s.h.remediate(request_id="manual-1")
     [verified] = await s.h.checks_at(timedelta(hours=1))
     assert verified.state is CaseState.VERIFIED
+    tenant.directory.add_user(EVE)
+    tenant.exchange.block(EVE, created=tenant.clock.now() - timedelta(minutes=30))
+    waiting = await workflow.remediate(RemediationRequest(user=EVE, source="alert",
+                                                          request_id="alert-1"))
+    assert waiting.state is CaseState.AWAITING_APPROVAL
     tenant.clock.advance(days=30)
 
     assert (await approve.sweep()).resumed == []
