@@ -7,7 +7,7 @@ service until it is first used, and each client exists once per process.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -28,6 +28,7 @@ from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.config import Settings
 from remediation.service.handler import MessageHandler, Retrying, RetryPolicy
 from remediation.service.intake import Intake, IntakeSettings
+from remediation.service.leftovers import LeftoverKind
 from remediation.service.ports import (
     AlertSource,
     AlertUpdater,
@@ -90,6 +91,9 @@ class TenantPorts:
     alerts: AlertSource
     alert_updater: AlertUpdater
     mailbox: Mailbox | None = None
+    # What the attacker left behind, each sort a kind (issue 15): cleaned after the
+    # revocation, re-read by verification.
+    leftover_kinds: Sequence[LeftoverKind] = ()
 
 
 def bootstrap(
@@ -129,7 +133,7 @@ def bootstrap(
         directory=tenant.directory, exchange=tenant.exchange, journal=journal,
         scheduler=scheduler or follow_ups, clock=clock, settings=workflow_settings(settings),
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
-        mailbox=tenant.mailbox,
+        mailbox=tenant.mailbox, leftover_kinds=tenant.leftover_kinds,
         webhook=_webhook(settings, closers))
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for)
@@ -212,6 +216,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
     from remediation.adapters.graph_alerts import GraphAlerts
     from remediation.adapters.graph_caller import GraphCaller
+    from remediation.adapters.graph_consents import GraphConsentGrants
     from remediation.adapters.graph_directory import GraphDirectory
     from remediation.adapters.mailbox import GraphExchangeMailbox
 
@@ -224,9 +229,11 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
                                    max_retries=settings.http_max_retries)
     closers.append(exchange.close)
     alerts = GraphAlerts(graph)
+    kinds: list[LeftoverKind] = [GraphConsentGrants(graph, settings.signin_cleanup)]
     return TenantPorts(directory=GraphDirectory(graph),
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
-                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange))
+                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange),
+                       leftover_kinds=kinds)
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],

@@ -105,6 +105,23 @@ PERMISSIONS: tuple[Permission, ...] = (
                "List mailFolders, Get mailFolder)",
                "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names, "
                "well_known_folders"),
+    Permission("DelegatedPermissionGrant.ReadWrite.All", MICROSOFT_GRAPH,
+               "app consents: revoke a consent the account gave inside the compromise window "
+               "(DELETE /oauth2PermissionGrants/{id}); the least privileged application "
+               "permission of Graph v1.0 Delete oAuth2PermissionGrant",
+               "remediation/adapters/graph_consents.py: GraphConsentGrants.remove"),
+    Permission("Directory.Read.All", MICROSOFT_GRAPH,
+               "app consents: the account's and the organisation's delegated permission "
+               "grants (least privileged for Graph v1.0 List oAuth2PermissionGrants) and each "
+               "app's publisher (Get servicePrincipal: Application.Read.All would do alone, "
+               "this covers it); the directory audit log needs it too (List directoryAudits: "
+               "AuditLog.Read.All and Directory.Read.All)",
+               "remediation/adapters/graph_consents.py: GraphConsentGrants.survey"),
+    Permission("AuditLog.Read.All", MICROSOFT_GRAPH,
+               "the directory audit log: when the account consented to an app (\"Consent to "
+               "application\" records it initiated); with Directory.Read.All, the least "
+               "privileged pair of Graph v1.0 List directoryAudits",
+               "remediation/adapters/graph_consents.py: directory_audits"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
                "cmdlets and Get-/Set-Mailbox; also needs the Exchange Administrator role",

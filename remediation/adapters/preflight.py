@@ -111,6 +111,10 @@ class TenantPreflight:
             "role_assignments": lambda: self._graph_count(
                 "roleManagement/directory/roleAssignments?$top=1", "role assignments"),
             **{key: self._pim_read(path) for key, path in _PIM.items()},
+            "consent_grants": lambda: self._graph_count("oauth2PermissionGrants?$top=1",
+                                                        "grants"),
+            "audit_log": lambda: self._graph_count("auditLogs/directoryAudits?$top=1",
+                                                   "records"),
             "restricted_users": self._restricted_users,
             "mailbox": lambda: self._cmdlet("Get-Mailbox", {"ResultSize": 1}, "mailboxes"),
             "queues": queues,

@@ -15,7 +15,8 @@ from typing import TextIO
 from remediation.adapters.local_worker import LocalWorker
 from remediation.bootstrap import Application, bootstrap
 from remediation.config import Settings
-from remediation.domain.cases import Case
+from remediation.domain.cases import Case, StepStatus
+from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.requests import RemediationRequest
 from remediation.entrypoints.report import cases_as_table
@@ -94,6 +95,11 @@ async def run_demo(out: TextIO) -> int:
     finally:
         await server.stop()
     print(cases_as_table(cases), file=out)
+    left_behind = _left_behind(cases)
+    if left_behind:
+        print("\nWhat the attackers left behind (each change with what undoes it):", file=out)
+        for line in left_behind:
+            print(f"  {line}", file=out)
     print("\nDefender alerts afterwards:", file=out)
     for line in _alert_lines(tenant):
         print(f"  {line}", file=out)
@@ -144,6 +150,24 @@ async def _drain_requests(app: Application) -> None:
     await requests_only.run(until_idle=True)
 
 
+def _left_behind(cases: list[Case]) -> list[str]:
+    """Each leftover kind's cleaning step that removed or reported something (its summary),
+    and each change it made with its undo."""
+    lines = []
+    for case in cases:
+        for step in case.steps:
+            data = step.data
+            if step.status is not StepStatus.DONE or "changes" not in data:
+                continue
+            reported = [f for f in data.get("found", []) if f.get("disposition") == "report"]
+            if not data.get("removed") and not reported:
+                continue
+            lines.append(f"{shown(case.user, 60)}: {shown(step.detail, 300)}")
+            lines += [f"    undo: {shown(change.get('undo') or '-', 300)}"
+                      for change in data["changes"]]
+    return lines
+
+
 def _alert_lines(tenant: SandboxTenant) -> list[str]:
     lines = []
     for alert in tenant.alerts():
@@ -165,6 +189,8 @@ def _tenant_summary(tenant: SandboxTenant) -> str:
             counts["unblocks"] += request.status == 200
         elif request.cmdlet == "Get-BlockedSenderAddress":
             counts["block lookups"] += 1
+        elif request.method == "DELETE" and "/oauth2PermissionGrants/" in request.path:
+            counts["app consents revoked"] += request.status == 204
     return ", ".join(f"{count} {name}" for name, count in counts.items())
 
 

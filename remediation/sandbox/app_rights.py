@@ -88,6 +88,13 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
     (None, re.compile(r"^/v1\.0/identityGovernance/privilegedAccess/group/assignmentSchedule"),
      "PrivilegedAssignmentSchedule.Read.AzureADGroup"),
     (None, re.compile(r"^/v1\.0/domains(/|$)"), "Domain.Read.All"),
+    # App consents (adapters/graph_consents.py): revoking needs the write permission, the
+    # reads Directory.Read.All; the audit log also checks Directory.Read.All in its route.
+    ("DELETE", re.compile(r"^/v1\.0/oauth2PermissionGrants/"),
+     "DelegatedPermissionGrant.ReadWrite.All"),
+    (None, re.compile(r"^/v1\.0/(oauth2PermissionGrants|servicePrincipals)(/|\(|$)"),
+     "Directory.Read.All"),
+    (None, re.compile(r"^/v1\.0/auditLogs/directoryAudits(/|$)"), "AuditLog.Read.All"),
     ("POST", re.compile(r"^/v1\.0/users/[^/]+/revokeSignInSessions$"),
      "User.RevokeSessions.All"),
     (None, re.compile(r"^/v1\.0/users/[^/]+/transitiveMemberOf(/|$)"), "GroupMember.Read.All"),
@@ -104,6 +111,8 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
 # Permissions a route checks itself, from the request's body: PATCH /users/{id} with only
 # accountEnabled needs User.EnableDisableAccount.All (Graph "Update user").
 ENABLE_DISABLE_ACCOUNT = "User.EnableDisableAccount.All"
+# The directory audit log needs it with AuditLog.Read.All ("List directoryAudits").
+DIRECTORY_READ = "Directory.Read.All"
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,9 @@ async def patch_user(request: web.Request) -> web.Response:
     key = _key(request)
     body = request[CALL].body
     profile = body.get("passwordProfile") if isinstance(body, dict) else None
-    if isinstance(body, dict) and set(body) == {"accountEnabled"}:
+    # msgraph-sdk sends the model's "@odata.type" too; Graph takes such annotations.
+    if isinstance(body, dict) and {name for name in body
+                                   if not name.startswith("@odata.")} == {"accountEnabled"}:
         if not request.app[TENANT].allows(ENABLE_DISABLE_ACCOUNT, request[BEARER]):
             return graph_error(403, "Authorization_RequestDenied",
                                "Insufficient privileges to complete the operation.")

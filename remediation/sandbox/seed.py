@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from remediation.sandbox.alert_seed import demo_alerts
+from remediation.sandbox.clock import utc_now
+from remediation.sandbox.consents import ServicePrincipal, give_consent
 from remediation.sandbox.state import (
     GLOBAL_ADMINISTRATOR,
     BlockBehaviour,
@@ -19,6 +22,9 @@ EVIL_DOMAIN = "evil-mail.example"
 LEGACY_MAILBOX = "$scanner@contoso.com"
 ALIAS = "sales@contoso.com"
 STORM_SIZE = 8
+LYNNE = "lynne.robbins@contoso.com"
+PLANTED_APP = "Mail Organizer Pro"  # no verified publisher
+OWNERS_APP = "Contoso Travel"
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def demo_users() -> list[DemoUser]:
 def _lynne() -> SandboxUser:
     """Two planted rules (forward outside and mark read; hide invoices in RSS Feeds), one
     ordinary rule, and mailbox forwarding outside the organisation."""
-    lynne = SandboxUser("lynne.robbins@contoso.com", "Lynne Robbins",
+    lynne = SandboxUser(LYNNE, "Lynne Robbins",
                         forwarding_smtp_address=f"drop@{EVIL_DOMAIN}")
     newsletters = lynne.add_folder("Newsletters")
     collector = {"emailAddress": {"name": "collect", "address": f"collect@{EVIL_DOMAIN}"}}
@@ -102,6 +108,24 @@ def _rule(rule_id: str, name: str, sequence: int, conditions: dict[str, Any],
             "actions": actions, "exceptions": None}
 
 
+def _lynne_consents(tenant: SandboxTenant) -> None:
+    """A consent to a mail-reading app without a verified publisher, given two hours before
+    the block (inside the compromise window, in the audit log), and the owner's own older
+    consent to a verified app (three months ago: past the audit log's retention)."""
+    lynne = tenant.user(LYNNE)
+    planted = tenant.consents.add_app(ServicePrincipal(PLANTED_APP, publisher_name="MOP Apps"))
+    travel = tenant.consents.add_app(ServicePrincipal(
+        OWNERS_APP, publisher_name="Contoso Ltd", verified_publisher="Contoso Ltd",
+        verified_at=utc_now() - timedelta(days=400)))
+    for app, scope, ago, logged in (
+            (planted, " Mail.ReadWrite Mail.Send offline_access User.Read",
+             timedelta(hours=2), True),
+            (travel, " User.Read Calendars.Read openid profile", timedelta(days=90), False)):
+        give_consent(tenant.consents, tenant.audit_log, user_id=lynne.id,
+                     upn=lynne.user_principal_name, app=app, scope=scope,
+                     at=utc_now() - ago, logged=logged)
+
+
 def storm_addresses() -> list[str]:
     return [f"storm{n:02d}@contoso.com" for n in range(1, STORM_SIZE + 1)]
 
@@ -120,6 +144,7 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
         user = tenant.add_user(seeded.user)
         if seeded.blocked and user.address not in held_back:
             tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour)
+    _lynne_consents(tenant)
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)

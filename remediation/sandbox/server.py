@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 
 from remediation.sandbox import (
     alert_routes,
+    consent_routes,
     control_routes,
     exchange_routes,
     graph_routes,
@@ -47,7 +48,7 @@ def create_app(tenant: SandboxTenant) -> web.Application:
     app = web.Application(middlewares=[record, authenticate, authorize, inject_faults])
     app[TENANT] = tenant
     for table in (control_routes.routes, identity_routes.routes, graph_routes.routes,
-                  role_routes.routes,
+                  role_routes.routes, consent_routes.routes,
                   alert_routes.routes, exchange_routes.routes):
         app.add_routes(table)
     app.router.add_route("*", "/{tail:.*}", not_found)

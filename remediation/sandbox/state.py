@@ -19,7 +19,9 @@ from typing import Any
 from remediation.domain.roles import EXCHANGE_ADMINISTRATOR, USER_ADMINISTRATOR
 from remediation.permissions import PERMISSIONS, permissions_on
 from remediation.sandbox import app_rights, pim_shapes
+from remediation.sandbox.audit_log import AuditLog
 from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
+from remediation.sandbox.consents import ConsentStore
 from remediation.sandbox.exchange_quirks import ExchangeQuirks, TimeFormat, exchange_time
 from remediation.sandbox.faults import Fault
 
@@ -332,6 +334,9 @@ class SandboxTenant:
         # a malformed URL, or one link over and over).
         self.graph_next_link: str | None = None
         self.removals: list[tuple[str, str | None]] = []
+        # App consents (grants, service principals) and the directory audit log.
+        self.consents = ConsentStore()
+        self.audit_log = AuditLog()
         self._lock = threading.RLock()
         self._users: dict[str, SandboxUser] = {}
         self._blocks: dict[str, _Block] = {}

@@ -169,6 +169,12 @@ CAPABILITIES: tuple[Capability, ...] = (
                ("PrivilegedEligibilitySchedule.Read.AzureADGroup",), guardrail=True),
     Capability("group_assignments", "read PIM for Groups assignments", GRAPH,
                ("PrivilegedAssignmentSchedule.Read.AzureADGroup",), guardrail=True),
+    # App consents: every case's plan reads the grants and the audit log (a refusal escalates
+    # the case before any change).
+    Capability("consent_grants", "read consent grants", GRAPH, ("Directory.Read.All",),
+               guardrail=True),
+    Capability("audit_log", "read the directory audit log", GRAPH,
+               ("AuditLog.Read.All", "Directory.Read.All"), guardrail=True),
     Capability("restricted_users", "read the Restricted users list", EXCHANGE,
                ("Exchange.ManageAsApp",)),
     Capability("mailbox", "read a mailbox", EXCHANGE, ("Exchange.ManageAsApp",)),

@@ -43,6 +43,11 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     assert f"limit of {DEMO_BREAKER} password resets" in flat
     assert text.count("resolved/truePositive/compromisedAccount") == 5
     assert "listed as sales@contoso.com" in flat
+    # Lynne's consent to a mail app given two hours before her block is revoked; her own
+    # older consent is kept.
+    assert ("lynne.robbins@contoso.com: app consents: removed Mail Organizer Pro" in flat
+            and "1 older kept" in flat)
+    assert "1 app consents revoked" in flat
     # The credential path that runs in Azure: DefaultAzureCredential and a managed identity,
     # one token per documented resource.
     assert ("resources asked for: https://graph.microsoft.com, https://outlook.office365.com"

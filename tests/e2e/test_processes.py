@@ -104,7 +104,7 @@ def test_no_password_appears_in_logs_journal_queue_or_status(
         + [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
         + [comment.encode() for comment in comments])
     for evidence in (b"password reset", b"circuit breaker open", b"mailbox_hygiene",
-                     b"evil-mail.example", b"INFO"):
+                     b"evil-mail.example", b"INFO", b"consent_grants", b"Mail Organizer Pro"):
         assert evidence in haystack  # the search covers every new path and the debug log
     for password in passwords:
         assert password.encode() not in haystack, "a password leaked"

@@ -60,7 +60,9 @@ async def test_blocked_user_is_secured_unblocked_then_verified(
         "reset", "revoke",
         "GET messageRules", "Get-Mailbox",  # mailbox hygiene: nothing suspicious
         "Get-BlockedSenderAddress", "Remove-BlockedSenderAddress",  # the unblock
-        # The first verification check: the account's addresses as they are now, each read.
+        # The first verification check: what was added to the account since the case acted
+        # (its leftovers read again), then its addresses as they are now, each read.
+        "GET user",
         "GET user", "Get-BlockedSenderAddress"]
     assert ADELE not in tenant.blocked_addresses()
     assert tenant.removals == [(ADELE, None)]  # the address alone: -Reason is no free text

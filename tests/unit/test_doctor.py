@@ -178,7 +178,8 @@ async def test_an_opaque_token_never_passes_what_no_read_shows() -> None:
     shown_by_reads = {"User.Read.All", "RoleManagement.Read.Directory",
                       "SecurityAlert.ReadWrite.All", "Exchange.ManageAsApp",
                       "PrivilegedEligibilitySchedule.Read.AzureADGroup",
-                      "PrivilegedAssignmentSchedule.Read.AzureADGroup"}
+                      "PrivilegedAssignmentSchedule.Read.AzureADGroup",
+                      "Directory.Read.All", "AuditLog.Read.All"}
     for permission in PERMISSIONS:
         finding = by_check[f"permission {permission.name}"]
         if permission.name in shown_by_reads:
