@@ -75,10 +75,20 @@ class Cleanup:
                               datetime.fromisoformat(first)))
         return compromise_window(signs, self.length, self.recorder.clock.now())
 
-    async def survey(self, user: DirectoryUser,
-                     window: CompromiseWindow) -> dict[str, list[Leftover]]:
-        """Every kind's survey, by step name (the plan's reads)."""
-        return {kind.step: await kind.survey(user, window) for kind in self.kinds}
+    async def survey(self, user: DirectoryUser, window: CompromiseWindow,
+                     ) -> tuple[dict[str, list[Leftover]], dict[str, str]]:
+        """Every kind's survey, by step name (the plan's reads), and the kinds whose read
+        was refused, with the reason. A refusal does not stop the plan: the account is
+        still reset and its sessions revoked; the kind's own step after them meets the
+        refusal again and escalates, before the unblock."""
+        surveys: dict[str, list[Leftover]] = {}
+        refused: dict[str, str] = {}
+        for kind in self.kinds:
+            try:
+                surveys[kind.step] = await kind.survey(user, window)
+            except PermanentError as error:
+                refused[kind.step] = f"{kind.label} could not be read: {error.reason}"
+        return surveys, refused
 
     async def clean(self, case: Case, user: DirectoryUser,
                     window: CompromiseWindow) -> Case:
@@ -134,9 +144,12 @@ class Cleanup:
         step = case.done(WINDOW)
         return CompromiseWindow.from_dict(step.data) if step is not None else None
 
-    def plan_actions(self, surveys: dict[str, list[Leftover]]) -> list[str]:
-        """The plan's lines: every planned removal and every report."""
-        lines = []
+    def plan_actions(self, surveys: dict[str, list[Leftover]],
+                     refused: dict[str, str] | None = None) -> list[str]:
+        """The plan's lines: every planned removal and every report, and each kind that
+        could not be read (escalated after the reset, before the unblock)."""
+        lines = [f"{why}: escalate after the reset, before the unblock"
+                 for why in (refused or {}).values()]
         for found in surveys.values():
             for leftover in found:
                 if leftover.disposition is Disposition.KEEP:

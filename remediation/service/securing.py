@@ -188,9 +188,10 @@ class Securing:
         data: dict[str, object] = {}
         if self._cleanup is not None:
             window = self._cleanup.window(case, entries)
-            surveys = await self._cleanup.survey(user, window)
-            actions[2 + len(findings):2 + len(findings)] = self._cleanup.plan_actions(surveys)
-            data = {"window": window.to_dict(),
+            surveys, refused = await self._cleanup.survey(user, window)
+            actions[2 + len(findings):2 + len(findings)] = self._cleanup.plan_actions(
+                surveys, refused)
+            data = {"window": window.to_dict(), "leftovers_refused": refused,
                     "leftovers": {step: [leftover.to_dict() for leftover in found]
                                   for step, found in surveys.items()}}
         return StepResult("; ".join(actions), {

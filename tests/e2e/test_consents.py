@@ -265,6 +265,11 @@ async def test_without_the_audit_log_nothing_is_taken_for_the_owners(
     assert "403" in (case.reason or "")
     assert planted["id"] in granted(tenant)
     assert KIM in tenant.blocked_addresses()
+    # An unreadable audit log stops the cleanup, not the securing: reset and revoked first.
+    assert len(tenant.user(KIM).password_changes) == 1
+    assert "revoke" in calls(tenant)
+    plan = case.done("plan")
+    assert plan is not None and "escalate after the reset" in plan.detail
 
 
 def test_grant_ids_are_graphs_the_documented_example_decodes_so() -> None:
