@@ -21,6 +21,7 @@ from remediation.entrypoints.cli import _send_approval
 from remediation.sandbox import SandboxTenant
 from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from remediation.sandbox.clock import utc_now
+from remediation.sandbox.consents import ServicePrincipal, give_consent
 from remediation.sandbox.faults import Fault
 from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID
 from remediation.sandbox.state import BlockBehaviour
@@ -342,6 +343,53 @@ async def handed_over(t: Tenant) -> None:
     assert (await t.after(case))[0].steps == case.steps
 
 
+def mail_reader_consent(t: Tenant, user: str, ago: timedelta) -> dict[str, Any]:
+    """The account consents to an unverified mail-reading app ``ago`` (the attacker)."""
+    account = t.sandbox.user(user)
+    reader = t.sandbox.consents.add_app(ServicePrincipal("Mail Reader Pro",
+                                                        publisher_name="Mail Reader Pro"))
+    return give_consent(t.sandbox.consents, t.sandbox.audit_log, user_id=account.id,
+                        upn=account.user_principal_name, app=reader, scope=" Mail.Read",
+                        at=utc_now() - ago)
+
+
+def granted(t: Tenant) -> set[str]:
+    return {grant["id"] for grant in t.sandbox.consents.grants()}
+
+
+async def leftover_stayed(t: Tenant) -> None:
+    planted = mail_reader_consent(t, ADELE, timedelta(hours=3))
+    t.sandbox.denied_permissions.add("DelegatedPermissionGrant.ReadWrite.All")
+    t.start()
+    await t.request(ADELE)
+    await t.run()
+    case = await t.escalated(ADELE, "stayed", Kind.LEFTOVER_STAYED)
+    assert t.resets(ADELE) == 1 and planted["id"] in granted(t)
+    assert ADELE in t.sandbox.blocked_addresses()  # the block stays until a person decides
+    await stays_escalated(t, case, ADELE)
+    # The table: remove it by hand (a person revokes the consent in Entra), then --force.
+    t.sandbox.consents.revoke(planted["id"])
+    await forced_again(t, case, ADELE, resets=2)
+    assert planted["id"] not in granted(t)
+
+
+async def attacker_returned(t: Tenant) -> None:
+    t.start(return_action="disable")
+    assert t.app is not None
+    case = await t.app.workflow.remediate(RemediationRequest(
+        ADELE, source="manual", request_id=uuid.uuid4().hex))
+    assert case.state is CaseState.AWAITING_VERIFICATION, case.reason
+    back = mail_reader_consent(t, ADELE, timedelta(0))  # after the case acted
+    await t.run()
+    case = await t.escalated(ADELE, "the attacker is still active", Kind.ATTACKER_RETURNED)
+    assert t.sandbox.user(ADELE).account_enabled is False
+    # The table: investigate, re-enable the account yourself, then --force.
+    t.sandbox.user(ADELE).account_enabled = True
+    await forced_again(t, case, ADELE, resets=2)
+    assert back["id"] not in granted(t)
+    assert t.sandbox.user(ADELE).account_enabled is True  # never re-enabled by the robot
+
+
 Scenario = Callable[[Tenant], Awaitable[None]]
 # Each scenario, by the kind it escalates with (several rows may share one kind).
 SCENARIOS: dict[str, tuple[Kind, Scenario]] = {
@@ -361,6 +409,8 @@ SCENARIOS: dict[str, tuple[Kind, Scenario]] = {
     "handed over": (Kind.NEW_EVIDENCE, handed_over),
     "ambiguous alert": (Kind.AMBIGUOUS_ALERT, ambiguous_alert),
     "stuck": (Kind.STUCK, stuck),
+    "leftover stayed": (Kind.LEFTOVER_STAYED, leftover_stayed),
+    "attacker returned": (Kind.ATTACKER_RETURNED, attacker_returned),
 }
 
 
