@@ -15,6 +15,7 @@ from typing import Any
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.display import shown
 from remediation.domain.sources import SourceHealth
+from remediation.service.progress import changes
 from remediation.service.status import StatusView
 
 # Generous: a cell or line is cut only when it is absurd, never in ordinary use.
@@ -101,6 +102,10 @@ def case_details(case: Case) -> str:
         if isinstance(kind, str):
             lines.append(f"{'':<23}what to do: the README's \"When a case escalates\", "
                          f"kind {_cell(kind)}")
+    made = changes(case)
+    if made:
+        lines.append("  changes made, and what undoes each:")
+        lines += [f"    - {change.what}: {change.undo}" for change in made]
     return "\n".join(lines)
 
 

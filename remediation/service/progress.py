@@ -11,7 +11,7 @@ timeout, a 5xx, a crash) may have happened, and is said to be *not confirmed*.
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from remediation.domain.cases import Case, StepStatus
+from remediation.domain.cases import Case, Step, StepStatus
 from remediation.domain.display import shown
 from remediation.service.journaling import HYGIENE, PLAN, RESET, REVOKE, UNBLOCK
 
@@ -38,8 +38,87 @@ def progress(case: Case) -> Progress:
         else:
             not_done.append(unsure if _unsure(case, name) else did_not)
     _hygiene(case, done, not_done)
+    _leftovers(case, done, not_done)
     _unblock(case, done, not_done)
     return Progress(tuple(done), tuple(not_done))
+
+
+class Change(NamedTuple):
+    """A change the case made to the account, and what undoes it (or why nothing can)."""
+
+    what: str
+    undo: str
+
+
+def changes(case: Case) -> list[Change]:
+    """Every change ``case`` made to the account, in order, each with what undoes it: the
+    journal's own record, for the person who must put something back."""
+    made: list[Change] = []
+    if case.done(RESET) is not None:
+        made.append(Change("password reset", "cannot be undone: the person sets a new "
+                                             "password at their next sign-in"))
+    if case.done(REVOKE) is not None:
+        made.append(Change("sign-in sessions revoked", "cannot be undone: the person signs "
+                                                       "in again"))
+    hygiene = case.done(HYGIENE)
+    if hygiene is not None and hygiene.data.get("mode") == "disable":
+        for finding in _findings(hygiene.data):
+            name = shown(str(finding.get("name") or ""), NAME_LIMIT)
+            if finding.get("rule_id"):
+                made.append(Change(f"inbox rule “{name}” disabled", "enable it again in "
+                                   "Outlook, or Enable-InboxRule (kept, with a snapshot)"))
+            else:
+                made.append(Change("mailbox forwarding cleared", "set it again with "
+                                   "Set-Mailbox (the journal's snapshot has the old value)"))
+    for step in _leftover_steps(case):
+        made += [Change(shown(str(change.get("what") or ""), NAME_LIMIT * 2),
+                        shown(str(change.get("undo") or "-"), NAME_LIMIT * 4))
+                 for change in step.data.get("changes", []) if isinstance(change, dict)]
+    unblock = case.done(UNBLOCK)
+    if unblock is not None and unblock.data.get("listed", True):
+        made.append(Change("block removed from the Restricted users list",
+                           "nothing to undo: Exchange blocks the account again if it sends "
+                           "spam again"))
+    return made
+
+
+def _leftover_steps(case: Case) -> list[Step]:
+    """The last record of each cleanup step (``service.leftovers``): finished or refused."""
+    last: dict[str, Step] = {}
+    for step in case.steps:
+        if step.status in (StepStatus.DONE, StepStatus.FAILED) and "changes" in step.data:
+            last[step.name] = step
+    return list(last.values())
+
+
+def _leftovers(case: Case, done: list[str], not_done: list[str]) -> None:
+    """What the cleanup removed, reported or could not remove; before it ran, what the plan
+    meant to remove."""
+    steps = _leftover_steps(case)
+    for step in steps:
+        found = {str(item.get("key")): item for item in step.data.get("found", [])
+                 if isinstance(item, dict)}
+        done.extend(shown(str(change.get("what") or ""), NAME_LIMIT * 2)
+                    for change in step.data.get("changes", []) if isinstance(change, dict))
+        for item in found.values():
+            if item.get("disposition") == "report":
+                not_done.append(f"reported, left in place: {_named(item)}")
+        for stayed in step.data.get("stayed", []):
+            item = found.get(str(stayed.get("key")), {})
+            not_done.append(f"not removed: {_named(item)} "
+                            f"({shown(str(stayed.get('why') or ''), NAME_LIMIT * 2)})")
+    if steps:
+        return
+    plan = case.done(PLAN)
+    surveys = plan.data.get("leftovers", {}) if plan is not None else {}
+    for found in surveys.values() if isinstance(surveys, dict) else ():
+        for item in found if isinstance(found, list) else ():
+            if isinstance(item, dict) and item.get("disposition") == "remove":
+                not_done.append(f"not removed: {_named(item)}")
+
+
+def _named(item: dict[str, Any]) -> str:
+    return shown(f"{item.get('kind') or ''} {item.get('name') or ''}".strip(), NAME_LIMIT * 2)
 
 
 def _hygiene(case: Case, done: list[str], not_done: list[str]) -> None:

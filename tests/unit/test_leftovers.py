@@ -18,6 +18,8 @@ from remediation.domain.leftovers import (
     mask_phone,
 )
 from remediation.domain.requests import RemediationRequest
+from remediation.entrypoints.report import case_details
+from remediation.service.progress import changes, progress
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 from tests.fakes import FakeAlertSource, FakeTenant
 
@@ -186,3 +188,40 @@ async def test_verification_with_nothing_added_goes_on_as_before() -> None:
 
     assert case.state is CaseState.VERIFIED
     assert "disable_sign_in" not in tenant.directory.events
+
+
+async def test_every_change_is_listed_with_what_undoes_it_and_shown_in_status() -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("new", now - timedelta(hours=3))])
+    case = await make(tenant, gadgets).remediate(RemediationRequest(ROB, request_id="r1"))
+
+    made = changes(case)
+    assert [change.what for change in made] == [
+        "password reset", "sign-in sessions revoked", "removed gadget gadget new",
+        "block removed from the Restricted users list"]
+    assert made[2].undo == "add gadget new again"
+    assert "cannot be undone" in made[0].undo
+    assert "removed gadget gadget new" in progress(case).done
+    shown = case_details(case)
+    assert "changes made, and what undoes each:" in shown
+    assert "- removed gadget gadget new: add gadget new again" in shown
+
+
+async def test_what_stayed_or_was_only_planned_is_listed_as_not_done() -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("default", now - timedelta(hours=2), refuse="it is the default")])
+    case = await make(tenant, gadgets).remediate(RemediationRequest(ROB, request_id="r1"))
+    assert "not removed: gadget gadget default (it is the default)" in progress(case).not_done
+
+    planned = Gadgets([Gadget("new", now - timedelta(hours=2))])
+    other = FakeTenant()
+    other.exchange.block(ROB, created=now - timedelta(hours=1))
+    workflow = make(other, planned, mode="approve")
+    waiting = await workflow.remediate(RemediationRequest(ROB, source="sweep",
+                                                          request_id="r2"))
+    assert waiting.state is CaseState.AWAITING_APPROVAL
+    assert "not removed: gadget gadget new" in progress(waiting).not_done
