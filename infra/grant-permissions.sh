@@ -49,7 +49,8 @@ for role in User.Read.All User-PasswordProfile.ReadWrite.All User.RevokeSessions
             GroupMember.Read.All RoleManagement.Read.Directory \
             PrivilegedEligibilitySchedule.Read.AzureADGroup \
             PrivilegedAssignmentSchedule.Read.AzureADGroup Domain.Read.All \
-            SecurityAlert.ReadWrite.All MailboxSettings.ReadWrite Mail.ReadBasic.All; do
+            SecurityAlert.ReadWrite.All MailboxSettings.ReadWrite Mail.ReadBasic.All \
+            UserAuthenticationMethod.ReadWrite.All AuditLog.Read.All Directory.Read.All; do
   grant "$graph" "$role"
 done
 grant 00000002-0000-0ff1-ce00-000000000000 Exchange.ManageAsApp  # Office 365 Exchange Online

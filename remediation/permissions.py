@@ -105,6 +105,27 @@ PERMISSIONS: tuple[Permission, ...] = (
                "List mailFolders, Get mailFolder)",
                "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names, "
                "well_known_folders"),
+    Permission("UserAuthenticationMethod.ReadWrite.All", MICROSOFT_GRAPH,
+               "sign-in methods: list the account's methods and delete those registered in "
+               "the compromise window (SIGNIN_CLEANUP=remove). The least privileged "
+               "application permission that both lists them (Graph v1.0 List methods: "
+               "UserAuthenticationMethod.Read.All, then this) and deletes every type (each "
+               "Delete ...AuthenticationMethod page names this; the per-type "
+               "UserAuthMethod-*.ReadWrite.All cover one type each)",
+               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey, "
+               "remove"),
+    Permission("AuditLog.Read.All", MICROSOFT_GRAPH,
+               "sign-in methods: when a method Graph gives no createdDateTime for (phone, "
+               "email, software OATH) was registered, from the directory audit log ('User "
+               "registered security info', 'Admin registered security info'); Graph v1.0 "
+               "List directoryAudits",
+               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
+    Permission("Directory.Read.All", MICROSOFT_GRAPH,
+               "required together with AuditLog.Read.All to read the directory audit log "
+               "(Graph v1.0 List directoryAudits: 'AuditLog.Read.All and "
+               "Directory.Read.All'; microsoft-graph-docs #13632: to avoid intermittent "
+               "errors in its licence check); used for nothing else",
+               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
                "cmdlets and Get-/Set-Mailbox; also needs the Exchange Administrator role",

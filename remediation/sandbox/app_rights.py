@@ -88,6 +88,9 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
     (None, re.compile(r"^/v1\.0/identityGovernance/privilegedAccess/group/assignmentSchedule"),
      "PrivilegedAssignmentSchedule.Read.AzureADGroup"),
     (None, re.compile(r"^/v1\.0/domains(/|$)"), "Domain.Read.All"),
+    (None, re.compile(r"^/v1\.0/users/[^/]+/authentication(/|$)"),
+     "UserAuthenticationMethod.ReadWrite.All"),
+    (None, re.compile(r"^/v1\.0/auditLogs/"), "AuditLog.Read.All"),
     ("POST", re.compile(r"^/v1\.0/users/[^/]+/revokeSignInSessions$"),
      "User.RevokeSessions.All"),
     (None, re.compile(r"^/v1\.0/users/[^/]+/transitiveMemberOf(/|$)"), "GroupMember.Read.All"),
@@ -104,6 +107,9 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
 # Permissions a route checks itself, from the request's body: PATCH /users/{id} with only
 # accountEnabled needs User.EnableDisableAccount.All (Graph "Update user").
 ENABLE_DISABLE_ACCOUNT = "User.EnableDisableAccount.All"
+# GET /auditLogs/directoryAudits needs Directory.Read.All as well as AuditLog.Read.All ("List
+# directoryAudits"): signin_routes.py checks it.
+DIRECTORY_READ_ALL = "Directory.Read.All"
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ def required_permission(method: str, path: str) -> str | None:
 def rule_permissions() -> frozenset[str]:
     """Every permission the rules name (tests compare them with remediation/permissions.py)."""
     return frozenset(permission for _, _, permission in _GRAPH_RULES) | {
-        EXCHANGE_PERMISSION, ENABLE_DISABLE_ACCOUNT}
+        EXCHANGE_PERMISSION, ENABLE_DISABLE_ACCOUNT, DIRECTORY_READ_ALL}
 
 
 def issue(secret: str, claims: dict[str, Any]) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from remediation.sandbox.alert_seed import demo_alerts
+from remediation.sandbox.clock import utc_now
+from remediation.sandbox.signin_methods import authenticator, phone
 from remediation.sandbox.state import (
     GLOBAL_ADMINISTRATOR,
     BlockBehaviour,
@@ -19,6 +22,8 @@ EVIL_DOMAIN = "evil-mail.example"
 LEGACY_MAILBOX = "$scanner@contoso.com"
 ALIAS = "sales@contoso.com"
 STORM_SIZE = 8
+LYNNE_PHONE = "+1 425 555 0142"
+ATTACKER_DEVICE = "SM-G991B"
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,18 @@ def _rule(rule_id: str, name: str, sequence: int, conditions: dict[str, Any],
             "actions": actions, "exceptions": None}
 
 
+def _lynne_sign_in(tenant: SandboxTenant, lynne: SandboxUser) -> None:
+    """Her own phone, registered three weeks ago and her default (Graph gives phones no
+    createdDateTime: the audit log dates it), and the Authenticator the attacker registered
+    on their own phone two hours before the block."""
+    now = utc_now()
+    upn = lynne.user_principal_name
+    tenant.signin.register(lynne.id, upn, phone(LYNNE_PHONE, registered=now - timedelta(days=21)),
+                           default=True)
+    tenant.signin.register(lynne.id, upn, authenticator(ATTACKER_DEVICE,
+                                                        registered=now - timedelta(hours=2)))
+
+
 def storm_addresses() -> list[str]:
     return [f"storm{n:02d}@contoso.com" for n in range(1, STORM_SIZE + 1)]
 
@@ -120,6 +137,7 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
         user = tenant.add_user(seeded.user)
         if seeded.blocked and user.address not in held_back:
             tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour)
+    _lynne_sign_in(tenant, tenant.user("lynne.robbins@contoso.com"))
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)
