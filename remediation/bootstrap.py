@@ -28,6 +28,7 @@ from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.config import Settings
 from remediation.service.handler import MessageHandler, Retrying, RetryPolicy
 from remediation.service.intake import Intake, IntakeSettings
+from remediation.service.leftovers import LeftoverKind
 from remediation.service.ports import (
     AlertSource,
     AlertUpdater,
@@ -90,6 +91,8 @@ class TenantPorts:
     alerts: AlertSource
     alert_updater: AlertUpdater
     mailbox: Mailbox | None = None
+    # What the attacker may have left behind, cleaned before the unblock (service/leftovers).
+    leftover_kinds: tuple[LeftoverKind, ...] = ()
 
 
 def bootstrap(
@@ -129,7 +132,7 @@ def bootstrap(
         directory=tenant.directory, exchange=tenant.exchange, journal=journal,
         scheduler=scheduler or follow_ups, clock=clock, settings=workflow_settings(settings),
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
-        mailbox=tenant.mailbox,
+        mailbox=tenant.mailbox, leftover_kinds=tenant.leftover_kinds,
         webhook=_webhook(settings, closers))
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for)
@@ -213,6 +216,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     from remediation.adapters.graph_alerts import GraphAlerts
     from remediation.adapters.graph_caller import GraphCaller
     from remediation.adapters.graph_directory import GraphDirectory
+    from remediation.adapters.graph_signin_methods import GraphSignInMethods
     from remediation.adapters.mailbox import GraphExchangeMailbox
 
     timeout = settings.http_timeout.total_seconds()
@@ -226,7 +230,8 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     alerts = GraphAlerts(graph)
     return TenantPorts(directory=GraphDirectory(graph),
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
-                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange))
+                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange),
+                       leftover_kinds=(GraphSignInMethods(graph, settings.signin_cleanup),))
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],
