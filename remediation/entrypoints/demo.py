@@ -16,6 +16,7 @@ from remediation.adapters.local_worker import LocalWorker
 from remediation.bootstrap import Application, bootstrap
 from remediation.config import Settings
 from remediation.domain.cases import Case
+from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.requests import RemediationRequest
 from remediation.entrypoints.report import cases_as_table
@@ -36,6 +37,8 @@ DEMO_REQUESTS = (
 
 
 DEMO_BREAKER = 12
+# The account whose leftovers (what the attacker added: sign-in methods, ...) the demo shows.
+LEFT_BEHIND_SHOWN = "lynne.robbins@contoso.com"
 
 
 def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:
@@ -94,6 +97,8 @@ async def run_demo(out: TextIO) -> int:
     finally:
         await server.stop()
     print(cases_as_table(cases), file=out)
+    for line in _left_behind(cases, LEFT_BEHIND_SHOWN):
+        print(line, file=out)
     print("\nDefender alerts afterwards:", file=out)
     for line in _alert_lines(tenant):
         print(f"  {line}", file=out)
@@ -144,6 +149,25 @@ async def _drain_requests(app: Application) -> None:
     await requests_only.run(until_idle=True)
 
 
+def _left_behind(cases: list[Case], user: str) -> list[str]:
+    """What each leftover kind's step found and changed on ``user``'s case, with the undo."""
+    lines: list[str] = []
+    for case in (c for c in cases if c.user == user):
+        for step in case.steps:
+            if "found" not in step.data or "changes" not in step.data:
+                continue
+            lines.append("  " + shown(step.detail, 300))
+            lines += ["    " + shown(f"{change['what']}; undo: {change['undo']}", 300)
+                      for change in step.data["changes"]]
+            lines += ["    " + shown(f"{entry['disposition'].replace('keep', 'kept')} "
+                                     f"{entry['name']}: {entry['why']}", 300)
+                      for entry in step.data["found"] if entry.get("disposition") != "remove"]
+    if not lines:
+        return []
+    return [f"\nWhat the attacker left behind on {user} (cleaned between the revocation and "
+            "the unblock):", *lines]
+
+
 def _alert_lines(tenant: SandboxTenant) -> list[str]:
     lines = []
     for alert in tenant.alerts():
@@ -165,6 +189,8 @@ def _tenant_summary(tenant: SandboxTenant) -> str:
             counts["unblocks"] += request.status == 200
         elif request.cmdlet == "Get-BlockedSenderAddress":
             counts["block lookups"] += 1
+        elif request.method == "DELETE" and "/authentication/" in request.path:
+            counts["sign-in method removals"] += request.status == 204
     return ", ".join(f"{count} {name}" for name, count in counts.items())
 
 
