@@ -133,8 +133,9 @@ class GraphSignInMethods:
         if item is None or not method_id:
             label = KINDS[odata_type].label if odata_type in KINDS else odata_type
             raise PermanentError(
-                f"Microsoft Graph v1.0 has no way to delete a {label or 'method of this type'}"
-                ": remove it by hand in the Entra admin center (the user's Authentication "
+                f"the robot does not delete a {label or 'method of this type'} (Microsoft "
+                "Graph v1.0 has no delete for it, or this build does not know the type): "
+                "remove it by hand in the Entra admin center (the user's Authentication "
                 "methods)")
         try:
             await self._graph.call(

@@ -218,3 +218,18 @@ async def test_an_audit_log_the_app_may_not_read_escalates_with_the_permission_n
     assert "directory audit log" in reason and "403" in reason and "permissions" in reason
     assert deletes(tenant) == []  # nothing is removed on half a picture
     assert LYNNE in tenant.blocked_addresses()
+
+
+async def test_a_type_graph_v1_cannot_delete_escalates_naming_it(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    # A beta-only type (v1.0 lists only its own types, but the robot must not assume so).
+    register(tenant, ADELE, SandboxMethod("hardwareOathAuthenticationMethod",
+                                          {"displayName": "Token 42"}))
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    case = await remediate(app, ADELE)
+    await app.aclose()
+
+    assert case.state is CaseState.ESCALATED
+    assert "hardwareOathAuthenticationMethod Token 42 stayed: the robot does not delete" in (
+        case.reason or "")
+    assert deletes(tenant) == [] and ADELE in tenant.blocked_addresses()
