@@ -50,7 +50,8 @@ for role in User.Read.All User-PasswordProfile.ReadWrite.All User.RevokeSessions
             PrivilegedEligibilitySchedule.Read.AzureADGroup \
             PrivilegedAssignmentSchedule.Read.AzureADGroup Domain.Read.All \
             SecurityAlert.ReadWrite.All MailboxSettings.ReadWrite Mail.ReadBasic.All \
-            DelegatedPermissionGrant.ReadWrite.All Directory.Read.All AuditLog.Read.All; do
+            DelegatedPermissionGrant.ReadWrite.All Directory.Read.All AuditLog.Read.All \
+            UserAuthenticationMethod.ReadWrite.All; do
   grant "$graph" "$role"
 done
 grant 00000002-0000-0ff1-ce00-000000000000 Exchange.ManageAsApp  # Office 365 Exchange Online

@@ -218,6 +218,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     from remediation.adapters.graph_caller import GraphCaller
     from remediation.adapters.graph_consents import GraphConsentGrants
     from remediation.adapters.graph_directory import GraphDirectory
+    from remediation.adapters.graph_signin_methods import GraphSignInMethods
     from remediation.adapters.mailbox import GraphExchangeMailbox
 
     timeout = settings.http_timeout.total_seconds()
@@ -229,7 +230,10 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
                                    max_retries=settings.http_max_retries)
     closers.append(exchange.close)
     alerts = GraphAlerts(graph)
-    kinds: list[LeftoverKind] = [GraphConsentGrants(graph, settings.signin_cleanup)]
+    # Sign-in methods first: with one of theirs the attacker passes self-service password
+    # reset and takes the account back; then the consents whose tokens outlive the reset.
+    kinds: list[LeftoverKind] = [GraphSignInMethods(graph, settings.signin_cleanup),
+                                 GraphConsentGrants(graph, settings.signin_cleanup)]
     return TenantPorts(directory=GraphDirectory(graph),
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
                        alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange),

@@ -105,6 +105,15 @@ PERMISSIONS: tuple[Permission, ...] = (
                "List mailFolders, Get mailFolder)",
                "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names, "
                "well_known_folders"),
+    Permission("UserAuthenticationMethod.ReadWrite.All", MICROSOFT_GRAPH,
+               "sign-in methods: list the account's methods and delete those registered in "
+               "the compromise window (SIGNIN_CLEANUP=remove). The least privileged "
+               "application permission that both lists them (Graph v1.0 List methods: "
+               "UserAuthenticationMethod.Read.All, then this) and deletes every type (each "
+               "Delete ...AuthenticationMethod page names this; the per-type "
+               "UserAuthMethod-*.ReadWrite.All cover one type each)",
+               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey, "
+               "remove"),
     Permission("DelegatedPermissionGrant.ReadWrite.All", MICROSOFT_GRAPH,
                "app consents: revoke a consent the account gave inside the compromise window "
                "(DELETE /oauth2PermissionGrants/{id}); the least privileged application "
@@ -115,13 +124,18 @@ PERMISSIONS: tuple[Permission, ...] = (
                "grants (least privileged for Graph v1.0 List oAuth2PermissionGrants) and each "
                "app's publisher (Get servicePrincipal: Application.Read.All would do alone, "
                "this covers it); the directory audit log needs it too (List directoryAudits: "
-               "AuditLog.Read.All and Directory.Read.All)",
-               "remediation/adapters/graph_consents.py: GraphConsentGrants.survey"),
+               "AuditLog.Read.All and Directory.Read.All; microsoft-graph-docs #13632)",
+               "remediation/adapters/graph_consents.py: GraphConsentGrants.survey; "
+               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
     Permission("AuditLog.Read.All", MICROSOFT_GRAPH,
                "the directory audit log: when the account consented to an app (\"Consent to "
-               "application\" records it initiated); with Directory.Read.All, the least "
-               "privileged pair of Graph v1.0 List directoryAudits",
-               "remediation/adapters/graph_consents.py: directory_audits"),
+               "application\" records it initiated) and when a sign-in method Graph gives no "
+               "createdDateTime for (phone, email, software OATH) was registered ('User "
+               "registered security info', 'Admin registered security info'); with "
+               "Directory.Read.All, the least privileged pair of Graph v1.0 List "
+               "directoryAudits",
+               "remediation/adapters/graph_consents.py: directory_audits; "
+               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
                "cmdlets and Get-/Set-Mailbox; also needs the Exchange Administrator role",

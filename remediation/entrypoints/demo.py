@@ -15,7 +15,7 @@ from typing import TextIO
 from remediation.adapters.local_worker import LocalWorker
 from remediation.bootstrap import Application, bootstrap
 from remediation.config import Settings
-from remediation.domain.cases import Case, StepStatus
+from remediation.domain.cases import Case
 from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.requests import RemediationRequest
@@ -37,6 +37,8 @@ DEMO_REQUESTS = (
 
 
 DEMO_BREAKER = 12
+# The account whose leftovers (what the attacker added: sign-in methods, ...) the demo shows.
+LEFT_BEHIND_SHOWN = "lynne.robbins@contoso.com"
 
 
 def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:
@@ -95,11 +97,8 @@ async def run_demo(out: TextIO) -> int:
     finally:
         await server.stop()
     print(cases_as_table(cases), file=out)
-    left_behind = _left_behind(cases)
-    if left_behind:
-        print("\nWhat the attackers left behind (each change with what undoes it):", file=out)
-        for line in left_behind:
-            print(f"  {line}", file=out)
+    for line in _left_behind(cases, LEFT_BEHIND_SHOWN):
+        print(line, file=out)
     print("\nDefender alerts afterwards:", file=out)
     for line in _alert_lines(tenant):
         print(f"  {line}", file=out)
@@ -150,22 +149,23 @@ async def _drain_requests(app: Application) -> None:
     await requests_only.run(until_idle=True)
 
 
-def _left_behind(cases: list[Case]) -> list[str]:
-    """Each leftover kind's cleaning step that removed or reported something (its summary),
-    and each change it made with its undo."""
-    lines = []
-    for case in cases:
+def _left_behind(cases: list[Case], user: str) -> list[str]:
+    """What each leftover kind's step found and changed on ``user``'s case, with the undo."""
+    lines: list[str] = []
+    for case in (c for c in cases if c.user == user):
         for step in case.steps:
-            data = step.data
-            if step.status is not StepStatus.DONE or "changes" not in data:
+            if "found" not in step.data or "changes" not in step.data:
                 continue
-            reported = [f for f in data.get("found", []) if f.get("disposition") == "report"]
-            if not data.get("removed") and not reported:
-                continue
-            lines.append(f"{shown(case.user, 60)}: {shown(step.detail, 300)}")
-            lines += [f"    undo: {shown(change.get('undo') or '-', 300)}"
-                      for change in data["changes"]]
-    return lines
+            lines.append("  " + shown(step.detail, 300))
+            lines += ["    " + shown(f"{change['what']}; undo: {change['undo']}", 300)
+                      for change in step.data["changes"]]
+            lines += ["    " + shown(f"{entry['disposition'].replace('keep', 'kept')} "
+                                     f"{entry['name']}: {entry['why']}", 300)
+                      for entry in step.data["found"] if entry.get("disposition") != "remove"]
+    if not lines:
+        return []
+    return [f"\nWhat the attacker left behind on {user} (cleaned between the revocation and "
+            "the unblock):", *lines]
 
 
 def _alert_lines(tenant: SandboxTenant) -> list[str]:
@@ -191,6 +191,8 @@ def _tenant_summary(tenant: SandboxTenant) -> str:
             counts["block lookups"] += 1
         elif request.method == "DELETE" and "/oauth2PermissionGrants/" in request.path:
             counts["app consents revoked"] += request.status == 204
+        elif request.method == "DELETE" and "/authentication/" in request.path:
+            counts["sign-in method removals"] += request.status == 204
     return ", ".join(f"{count} {name}" for name, count in counts.items())
 
 

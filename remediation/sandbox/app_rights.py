@@ -95,6 +95,8 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
     (None, re.compile(r"^/v1\.0/(oauth2PermissionGrants|servicePrincipals)(/|\(|$)"),
      "Directory.Read.All"),
     (None, re.compile(r"^/v1\.0/auditLogs/directoryAudits(/|$)"), "AuditLog.Read.All"),
+    (None, re.compile(r"^/v1\.0/users/[^/]+/authentication(/|$)"),
+     "UserAuthenticationMethod.ReadWrite.All"),
     ("POST", re.compile(r"^/v1\.0/users/[^/]+/revokeSignInSessions$"),
      "User.RevokeSessions.All"),
     (None, re.compile(r"^/v1\.0/users/[^/]+/transitiveMemberOf(/|$)"), "GroupMember.Read.All"),
@@ -140,7 +142,7 @@ def required_permission(method: str, path: str) -> str | None:
 def rule_permissions() -> frozenset[str]:
     """Every permission the rules name (tests compare them with remediation/permissions.py)."""
     return frozenset(permission for _, _, permission in _GRAPH_RULES) | {
-        EXCHANGE_PERMISSION, ENABLE_DISABLE_ACCOUNT}
+        EXCHANGE_PERMISSION, ENABLE_DISABLE_ACCOUNT, DIRECTORY_READ}
 
 
 def issue(secret: str, claims: dict[str, Any]) -> str:

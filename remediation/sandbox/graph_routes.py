@@ -213,9 +213,11 @@ async def patch_user(request: web.Request) -> web.Response:
     key = _key(request)
     body = request[CALL].body
     profile = body.get("passwordProfile") if isinstance(body, dict) else None
-    # msgraph-sdk sends the model's "@odata.type" too; Graph takes such annotations.
-    if isinstance(body, dict) and {name for name in body
-                                   if not name.startswith("@odata.")} == {"accountEnabled"}:
+    # Graph takes instance annotations in a body (msgraph-sdk sends "@odata.type" with every
+    # model it serialises): they change nothing.
+    changed = {name for name in body if not name.startswith("@odata.")} if isinstance(
+        body, dict) else set()
+    if changed == {"accountEnabled"}:
         if not request.app[TENANT].allows(ENABLE_DISABLE_ACCOUNT, request[BEARER]):
             return graph_error(403, "Authorization_RequestDenied",
                                "Insufficient privileges to complete the operation.")

@@ -9,6 +9,7 @@ from typing import Any
 from remediation.sandbox.alert_seed import demo_alerts
 from remediation.sandbox.clock import utc_now
 from remediation.sandbox.consents import ServicePrincipal, give_consent
+from remediation.sandbox.signin_methods import authenticator, phone
 from remediation.sandbox.state import (
     GLOBAL_ADMINISTRATOR,
     BlockBehaviour,
@@ -25,6 +26,8 @@ STORM_SIZE = 8
 LYNNE = "lynne.robbins@contoso.com"
 PLANTED_APP = "Mail Organizer Pro"  # no verified publisher
 OWNERS_APP = "Contoso Travel"
+LYNNE_PHONE = "+1 425 555 0142"
+ATTACKER_DEVICE = "SM-G991B"
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,16 @@ def _lynne_consents(tenant: SandboxTenant) -> None:
         give_consent(tenant.consents, tenant.audit_log, user_id=lynne.id,
                      upn=lynne.user_principal_name, app=app, scope=scope,
                      at=utc_now() - ago, logged=logged)
+def _lynne_sign_in(tenant: SandboxTenant, lynne: SandboxUser) -> None:
+    """Her own phone, registered three weeks ago and her default (Graph gives phones no
+    createdDateTime: the audit log dates it), and the Authenticator the attacker registered
+    on their own phone two hours before the block."""
+    now = utc_now()
+    upn = lynne.user_principal_name
+    tenant.signin.register(lynne.id, upn, phone(LYNNE_PHONE, registered=now - timedelta(days=21)),
+                           default=True)
+    tenant.signin.register(lynne.id, upn, authenticator(ATTACKER_DEVICE,
+                                                        registered=now - timedelta(hours=2)))
 
 
 def storm_addresses() -> list[str]:
@@ -145,6 +158,7 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
         if seeded.blocked and user.address not in held_back:
             tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour)
     _lynne_consents(tenant)
+    _lynne_sign_in(tenant, tenant.user("lynne.robbins@contoso.com"))
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)

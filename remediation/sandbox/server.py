@@ -20,6 +20,7 @@ from remediation.sandbox import (
     graph_routes,
     identity_routes,
     role_routes,
+    signin_routes,
 )
 from remediation.sandbox.app_rights import (
     BEARER,
@@ -48,7 +49,7 @@ def create_app(tenant: SandboxTenant) -> web.Application:
     app = web.Application(middlewares=[record, authenticate, authorize, inject_faults])
     app[TENANT] = tenant
     for table in (control_routes.routes, identity_routes.routes, graph_routes.routes,
-                  role_routes.routes, consent_routes.routes,
+                  role_routes.routes, consent_routes.routes, signin_routes.routes,
                   alert_routes.routes, exchange_routes.routes):
         app.add_routes(table)
     app.router.add_route("*", "/{tail:.*}", not_found)

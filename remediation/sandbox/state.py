@@ -24,6 +24,7 @@ from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
 from remediation.sandbox.consents import ConsentStore
 from remediation.sandbox.exchange_quirks import ExchangeQuirks, TimeFormat, exchange_time
 from remediation.sandbox.faults import Fault
+from remediation.sandbox.signin_methods import SignInMethods
 
 DEFAULT_TENANT_ID = "8f6d1c2e-5b4a-4e3f-9a1b-7c2d3e4f5a6b"
 DEFAULT_BLOCK_REASON = (
@@ -337,6 +338,8 @@ class SandboxTenant:
         # App consents (grants, service principals) and the directory audit log.
         self.consents = ConsentStore()
         self.audit_log = AuditLog()
+        # Sign-in methods per user and the directory audit log (signin_methods.py).
+        self.signin = SignInMethods(self.audit_log)
         self._lock = threading.RLock()
         self._users: dict[str, SandboxUser] = {}
         self._blocks: dict[str, _Block] = {}
@@ -545,6 +548,7 @@ class SandboxTenant:
                 raise TenantError(400, "Request_BadRequest", COMPLEXITY_REFUSAL)
             user.password_changes.append(
                 {"password": password, "forceChangePasswordNextSignIn": force_change})
+            self.signin.password_changed(user.id, utc_now())
 
     def _beyond_user_administrator(self, user: SandboxUser) -> bool:
         """Graph refuses the app (a User Administrator) this account's reset: it holds a role

@@ -45,9 +45,14 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     assert "listed as sales@contoso.com" in flat
     # Lynne's consent to a mail app given two hours before her block is revoked; her own
     # older consent is kept.
-    assert ("lynne.robbins@contoso.com: app consents: removed Mail Organizer Pro" in flat
+    assert ("app consents: removed Mail Organizer Pro" in flat
             and "1 older kept" in flat)
     assert "1 app consents revoked" in flat
+    # What the attacker left behind on Lynne: their Authenticator removed, her phone kept.
+    assert ("removed sign-in method Microsoft Authenticator on SM-G991B; undo: re-register "
+            "the Authenticator app on SM-G991B" in flat)
+    assert "kept phone +• ••• ••• ••42 (mobile)" in flat
+    assert "1 sign-in method removals" in flat
     # The credential path that runs in Azure: DefaultAzureCredential and a managed identity,
     # one token per documented resource.
     assert ("resources asked for: https://graph.microsoft.com, https://outlook.office365.com"

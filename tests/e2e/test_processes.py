@@ -13,10 +13,14 @@ from pathlib import Path
 import pytest
 
 from remediation.sandbox import Fault, SandboxServer, SandboxTenant, demo_tenant
-from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID
+from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID, LYNNE_PHONE
+from remediation.sandbox.signin_methods import phone, software_oath, temporary_access_pass
 from tests.conftest import sandbox_env
 
 ADELE = "adele.vance@contoso.com"
+TAP = "Tq4%Lm8!temporary-pass"
+OATH_KEY = "JBSWY3DPEHPK3PXP7QWERTY"
+ATTACKER_PHONE = "+44 7700 900461"
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -81,6 +85,15 @@ def full_tenant() -> Iterator[tuple[str, SandboxTenant]]:
 def test_no_password_appears_in_logs_journal_queue_or_status(
         full_tenant: tuple[str, SandboxTenant], tmp_path: Path) -> None:
     url, tenant = full_tenant
+    # Sign-in methods: the attacker's pass and phone on Lynne (removed: their snapshots are
+    # journaled), an OATH app nobody can date on Diego (reported), her own phone (kept).
+    lynne, diego = tenant.user("lynne.robbins@contoso.com"), tenant.user(
+        "diego.siciliani@contoso.com")
+    tenant.signin.register(lynne.id, lynne.user_principal_name, temporary_access_pass(TAP))
+    tenant.signin.register(lynne.id, lynne.user_principal_name,
+                           phone(ATTACKER_PHONE, "alternateMobile"))
+    tenant.signin.register(diego.id, diego.user_principal_name, software_oath(OATH_KEY),
+                           audit=False)
     db = tmp_path / "state.db"
     env = {**sandbox_env(url, tenant, db), "SWEEP_RESTRICTED_USERS": "true",
            "PROTECTED_GROUP_IDS": BREAK_GLASS_GROUP_ID, "MAX_REMEDIATIONS_PER_HOUR": "12"}
@@ -104,8 +117,17 @@ def test_no_password_appears_in_logs_journal_queue_or_status(
         + [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
         + [comment.encode() for comment in comments])
     for evidence in (b"password reset", b"circuit breaker open", b"mailbox_hygiene",
-                     b"evil-mail.example", b"INFO", b"consent_grants", b"Mail Organizer Pro"):
+                     b"evil-mail.example", b"INFO", b"signin_methods", b"consent_grants",
+                     b"Mail Organizer Pro",
+                     b"Temporary Access Pass"):
         assert evidence in haystack  # the search covers every new path and the debug log
+    for masked in ("+• ••• ••• ••42", "+•• •••• ••••61"):  # journaled masked, as JSON
+        assert json.dumps(masked)[1:-1].encode() in haystack, masked
+    for number in (LYNNE_PHONE, ATTACKER_PHONE):
+        for shown in (number, number.replace(" ", ""), number[-8:]):
+            assert shown.encode() not in haystack, "a phone number unmasked"
+    for secret in (TAP, OATH_KEY):
+        assert secret.encode() not in haystack, "a sign-in method's secret leaked"
     for password in passwords:
         assert password.encode() not in haystack, "a password leaked"
         assert json.dumps(password).encode() not in haystack, "a password leaked (escaped)"

@@ -57,12 +57,14 @@ async def test_blocked_user_is_secured_unblocked_then_verified(
     assert tenant_calls(tenant, ADELE) == [
         "GET user", "GET transitiveMemberOf",  # guardrails
         "Get-BlockedSenderAddress", "GET messageRules", "Get-Mailbox",  # the plan (reads)
+        "GET methods",  # the plan: sign-in methods
         "reset", "revoke",
         "GET messageRules", "Get-Mailbox",  # mailbox hygiene: nothing suspicious
+        "GET methods",  # sign-in methods: only her password, nothing to remove
         "Get-BlockedSenderAddress", "Remove-BlockedSenderAddress",  # the unblock
-        # The first verification check: what was added to the account since the case acted
-        # (its leftovers read again), then its addresses as they are now, each read.
-        "GET user",
+        # The first verification check: anything added since the case acted?
+        "GET user", "GET methods",
+        # Then the account's addresses as they are now, each read.
         "GET user", "Get-BlockedSenderAddress"]
     assert ADELE not in tenant.blocked_addresses()
     assert tenant.removals == [(ADELE, None)]  # the address alone: -Reason is no free text
