@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediation.sandbox.alert_seed import demo_alerts
+from remediation.sandbox.delegation import FULL_ACCESS, SEND_AS, SEND_ON_BEHALF
 from remediation.sandbox.state import (
+    DEFAULT_BLOCK_REASON,
     GLOBAL_ADMINISTRATOR,
     BlockBehaviour,
     SandboxTenant,
@@ -19,6 +21,14 @@ EVIL_DOMAIN = "evil-mail.example"
 LEGACY_MAILBOX = "$scanner@contoso.com"
 ALIAS = "sales@contoso.com"
 STORM_SIZE = 8
+SHARED_MAILBOX = "info@contoso.com"
+SHARED_GROUP = "Front Desk"  # a group holding FullAccess on the shared mailbox
+NEWSLETTER = "newsletter@contoso.com"
+# The recipient rate limit's Reason (API-NOTES §3): the token, then key=value pairs.
+RATE_LIMIT_REASON = ("EmailSendingLimitExceeded;InternalRecipientCountToday=12;"
+                     "ExternalRecipientCountToday=10412;ExceedingLimitType=External;"
+                     "LastMessagetraceId=5f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f;"
+                     "LastMessageRcptCount=250")
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,8 @@ class DemoUser:
     blocked: bool = True
     behaviour: BlockBehaviour = field(default_factory=BlockBehaviour)
     block_as: str | None = None  # the address on the list, when it is not the primary one
+    reason: str | None = None  # the block's Reason, when not the default policy block
+    temporary: bool = False  # the block's TemporaryBlock
 
 
 def demo_users() -> list[DemoUser]:
@@ -68,6 +80,14 @@ def demo_users() -> list[DemoUser]:
         # only through proxyAddresses; the unblock must name the listed alias.
         DemoUser(SandboxUser("lidia.holloway@contoso.com", "Lidia Holloway", proxy_addresses=[
             "SMTP:lidia.holloway@contoso.com", f"smtp:{ALIAS}"]), block_as=ALIAS),
+        # A shared mailbox: nobody signs in as it (its account is disabled); alex.wilber and
+        # the Front Desk group hold FullAccess, nestor.wilke SendAs, alex SendOnBehalf
+        # (delegation_grants).
+        DemoUser(SandboxUser(SHARED_MAILBOX, "Info (shared mailbox)", account_enabled=False,
+                             recipient_type_details="SharedMailbox")),
+        # A bulk sender over the recipient rate limit: it releases itself within 24 hours.
+        DemoUser(SandboxUser(NEWSLETTER, "Contoso Newsletter"), reason=RATE_LIMIT_REASON,
+                 temporary=True),
         # A storm: more blocked accounts at once than the reset breaker lets through.
         *(DemoUser(SandboxUser(address, f"Storm {address[5:7]}"))
           for address in storm_addresses()),
@@ -102,6 +122,16 @@ def _rule(rule_id: str, name: str, sequence: int, conditions: dict[str, Any],
             "actions": actions, "exceptions": None}
 
 
+def delegation_grants(tenant: SandboxTenant) -> None:
+    """Who may use the shared mailbox besides itself."""
+    shared = tenant.user(SHARED_MAILBOX)
+    alex, nestor = tenant.user("alex.wilber@contoso.com"), tenant.user("nestor.wilke@contoso.com")
+    tenant.mailbox_grants.grant(shared, alex, FULL_ACCESS)
+    tenant.mailbox_grants.grant(shared, SHARED_GROUP, FULL_ACCESS)
+    tenant.mailbox_grants.grant(shared, nestor, SEND_AS)
+    tenant.mailbox_grants.grant(shared, alex, SEND_ON_BEHALF)
+
+
 def storm_addresses() -> list[str]:
     return [f"storm{n:02d}@contoso.com" for n in range(1, STORM_SIZE + 1)]
 
@@ -119,7 +149,9 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
     for seeded in demo_users():
         user = tenant.add_user(seeded.user)
         if seeded.blocked and user.address not in held_back:
-            tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour)
+            tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour,
+                         temporary=seeded.temporary, reason=seeded.reason or DEFAULT_BLOCK_REASON)
+    delegation_grants(tenant)
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)
