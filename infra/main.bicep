@@ -94,6 +94,7 @@ module functionApp 'modules/functionapp.bicep' = {
       SWEEP_RESTRICTED_USERS: 'true'
       REMEDIATION_MODE: remediationMode
       MAILBOX_HYGIENE: 'disable'
+      RATE_LIMIT_BLOCKS: 'escalate' // a rate-limit block no compromise alert names: escalate, approve or remediate
       PROTECTED_GROUP_IDS: protectedGroupIds
       MAX_REMEDIATIONS_PER_HOUR: string(maxRemediationsPerHour)
       ESCALATION_WEBHOOK_URL: escalationWebhookUrl

@@ -37,6 +37,7 @@ from remediation.service.ports import (
     FollowUps,
     Journal,
     Mailbox,
+    MailboxDelegation,
     MessageRetries,
     RequestSender,
     RestrictedSenders,
@@ -90,6 +91,7 @@ class TenantPorts:
     alerts: AlertSource
     alert_updater: AlertUpdater
     mailbox: Mailbox | None = None
+    delegation: MailboxDelegation | None = None
 
 
 def bootstrap(
@@ -129,7 +131,7 @@ def bootstrap(
         directory=tenant.directory, exchange=tenant.exchange, journal=journal,
         scheduler=scheduler or follow_ups, clock=clock, settings=workflow_settings(settings),
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
-        mailbox=tenant.mailbox,
+        mailbox=tenant.mailbox, delegation=tenant.delegation, requests=requests,
         webhook=_webhook(settings, closers))
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for)
@@ -189,7 +191,8 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         hygiene=settings.mailbox_hygiene, protected_group_ids=settings.protected_group_ids,
         max_resets_per_hour=settings.max_remediations_per_hour,
         tenant_domains=settings.tenant_domains, case_link=settings.case_link_template,
-        webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles)
+        webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles,
+        rate_limit_blocks=settings.rate_limit_blocks)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:
@@ -212,6 +215,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     from remediation.adapters.graph_caller import GraphCaller
     from remediation.adapters.graph_directory import GraphDirectory
     from remediation.adapters.mailbox import GraphExchangeMailbox
+    from remediation.adapters.mailbox_delegation import ExchangeMailboxDelegation
 
     timeout = settings.http_timeout.total_seconds()
     graph = GraphCaller(settings.graph_endpoint, shared.credential(), timeout=timeout,
@@ -224,7 +228,8 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     alerts = GraphAlerts(graph)
     return TenantPorts(directory=GraphDirectory(graph),
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
-                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange))
+                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange),
+                       delegation=ExchangeMailboxDelegation(exchange))
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],

@@ -19,7 +19,12 @@ from remediation.domain.durations import (
     parse_delays,
     parse_duration,
 )
-from remediation.service.settings import HYGIENE_MODES, MODES, WEBHOOK_FORMATS
+from remediation.service.settings import (
+    HYGIENE_MODES,
+    MODES,
+    RATE_LIMIT_MODES,
+    WEBHOOK_FORMATS,
+)
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Tenant and group object ids: GUIDs written the way Azure shows them (no braces, no urn:).
@@ -77,6 +82,7 @@ class Settings:
     journal_table_connection_string: str | None = field(default=None, repr=False)
     journal_table_name: str = "remediationjournal"
     mailbox_hygiene: str = "disable"
+    rate_limit_blocks: str = "escalate"
     protected_group_ids: frozenset[str] = frozenset()
     max_remediations_per_hour: int = 20
     escalation_webhook_url: str | None = field(default=None, repr=False)
@@ -128,6 +134,7 @@ class Settings:
                 or None,
                 journal_table_name=text("JOURNAL_TABLE_NAME", defaults.journal_table_name),
                 mailbox_hygiene=text("MAILBOX_HYGIENE", defaults.mailbox_hygiene),
+                rate_limit_blocks=text("RATE_LIMIT_BLOCKS", defaults.rate_limit_blocks),
                 protected_group_ids=_group_ids(env.get("PROTECTED_GROUP_IDS", "")),
                 max_remediations_per_hour=_int(env, "MAX_REMEDIATIONS_PER_HOUR", 20, 0, 100000),
                 escalation_webhook_url=env.get("ESCALATION_WEBHOOK_URL", "").strip() or None,
@@ -184,6 +191,9 @@ class Settings:
             raise ConfigError(f"REMEDIATION_MODE: must be one of {', '.join(MODES)}")
         if self.mailbox_hygiene not in HYGIENE_MODES:
             raise ConfigError(f"MAILBOX_HYGIENE: must be one of {', '.join(HYGIENE_MODES)}")
+        if self.rate_limit_blocks not in RATE_LIMIT_MODES:
+            raise ConfigError(f"RATE_LIMIT_BLOCKS: {self.rate_limit_blocks!r} must be one of "
+                              f"{', '.join(RATE_LIMIT_MODES)}")
         if self.escalation_webhook_url:
             _check_webhook(self.escalation_webhook_url)
         if self.escalation_webhook_format not in WEBHOOK_FORMATS:

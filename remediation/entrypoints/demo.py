@@ -35,7 +35,7 @@ DEMO_REQUESTS = (
 )
 
 
-DEMO_BREAKER = 12
+DEMO_BREAKER = 13
 
 
 def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:

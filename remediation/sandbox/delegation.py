@@ -1,6 +1,6 @@
 """Who besides its owner may use a mailbox, as Exchange Online answers it.
 
-Three reads, each through InvokeCommand (API-NOTES §6):
+Three reads, each through InvokeCommand (as public callers of the real endpoint read them):
 
 - ``Get-MailboxPermission -Identity x``: one row per security principal and right, ``User``
   (a user's UPN, a group's name, ``NT AUTHORITY\\SELF``), ``AccessRights`` (here a list, or a

@@ -24,7 +24,7 @@ STORM_SIZE = 8
 SHARED_MAILBOX = "info@contoso.com"
 SHARED_GROUP = "Front Desk"  # a group holding FullAccess on the shared mailbox
 NEWSLETTER = "newsletter@contoso.com"
-# The recipient rate limit's Reason (API-NOTES §3): the token, then key=value pairs.
+# The recipient rate limit's Reason (domain/rate_limits.py): the token, then key=value pairs.
 RATE_LIMIT_REASON = ("EmailSendingLimitExceeded;InternalRecipientCountToday=12;"
                      "ExternalRecipientCountToday=10412;ExceedingLimitType=External;"
                      "LastMessagetraceId=5f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f;"

@@ -604,7 +604,7 @@ class SandboxTenant:
         behaviour: BlockBehaviour | None = None,
         temporary: bool = False,
     ) -> None:
-        """List ``address`` on the Restricted users list with ``reason`` (API-NOTES §3: the
+        """List ``address`` on the Restricted users list with ``reason`` (domain/rate_limits.py: the
         outbound spam policy's ``ExceedingLimitType=...`` or the recipient rate limit's
         ``EmailSendingLimitExceeded;...``) and ``temporary`` as its TemporaryBlock."""
         with self._lock:

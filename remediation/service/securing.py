@@ -1,10 +1,12 @@
 """Securing an account and lifting its block, step by step, with the safety rails.
 
-Order: look the user up → guardrails (accounts never to touch) → plan (reads only) →
-dry-run / approval gates (once approved: the guardrails again, on a fresh lookup) → circuit
-breaker (a forced manual reset passes it but is counted) → reset password → revoke sessions →
-mailbox hygiene → unblock (only after all of that succeeded) → schedule the verification
-checks.
+Order: look the user up → guardrails (accounts never to touch; a disabled account escalates,
+a shared mailbox naming its delegates and opening the case of any its alerts name) → plan
+(reads only; a rate-limit block no compromise alert names is held back as RATE_LIMIT_BLOCKS
+says) → dry-run / rate-limit / approval gates (once approved: the guardrails again, on a
+fresh lookup) → circuit breaker (a forced manual reset passes it but is counted) → reset
+password → revoke sessions → mailbox hygiene → unblock (only after all of that succeeded) →
+schedule the verification checks.
 """
 
 import logging
@@ -44,6 +46,8 @@ from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import Directory, Mailbox, RestrictedSenders, VerificationScheduler
 from remediation.service.settings import WorkflowSettings
+from remediation.service.shared_mailboxes import SharedMailboxes
+from remediation.service.triage import rate_limit_hold
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +57,18 @@ BREAKER_WINDOW = timedelta(hours=1)
 RESET_LEASE = timedelta(minutes=10)
 FORCED_LIMIT = sys.maxsize  # a forced reset always gets its place in the count
 GUARDRAILS_ON_APPROVAL = "guardrails_on_approval"
+DELEGATE_CASES = "delegate_cases"  # a shared mailbox's delegates named by its alerts
 
 
 class Securing:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, directory: Directory,
                  exchange: RestrictedSenders, mailbox: Mailbox | None,
-                 scheduler: VerificationScheduler, settings: WorkflowSettings) -> None:
+                 scheduler: VerificationScheduler, settings: WorkflowSettings,
+                 shared: SharedMailboxes) -> None:
+        """``shared``: disabled accounts' mailboxes, delegates' cases, and the alert reads
+        of the rate-limit triage."""
         self._recorder = recorder
+        self._shared = shared
         self._outcomes = outcomes
         self._directory = directory
         self._exchange = exchange
@@ -80,16 +89,19 @@ class Securing:
         case, guard = await record.run(case, GUARDRAILS, lambda: self._guardrails(user))
         verdict = Verdict(guard.data["verdict"])
         if verdict is Verdict.ESCALATE:
-            raise PermanentError(guard.detail)
+            raise PermanentError(await self._escalation(case, user, guard))
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
         case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict))
         listed = tuple(plan.data.get("listed_addresses") or ())
         if listed and listed != case.listed_addresses:
             case = await record.save(case, listed_addresses=listed)
+        held = plan.data.get("rate_limit") if not _approved(case) else None
         if self._settings.mode == "dry-run":
             return await self._outcomes.end(case, CaseState.PLANNED, f"dry run: {plan.detail}")
-        if self._needs_approval(case):
+        if held and held["action"] == "escalate":
+            raise PermanentError(held["reason"])
+        if self._needs_approval(case, held):
             return await self._await_approval(case, plan.detail)
         if _approved(case):  # the account may have changed while its case waited
             case, guard = await record.run(case, GUARDRAILS_ON_APPROVAL,
@@ -97,7 +109,7 @@ class Securing:
             user = user_from_lookup(guard.data["lookup"])
             verdict = Verdict(guard.data["verdict"])
             if verdict is Verdict.ESCALATE:
-                raise PermanentError(guard.detail)
+                raise PermanentError(await self._escalation(case, user, guard))
             if verdict is Verdict.SKIP:
                 return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
         case = await self._outcomes.follow_up(case, "start")
@@ -117,9 +129,22 @@ class Securing:
         case, _ = await record.run(case, SCHEDULE, lambda: self._schedule(case))
         return await record.save(case, state=CaseState.AWAITING_VERIFICATION)
 
-    def _needs_approval(self, case: Case) -> bool:
-        return (self._settings.mode == "approve" and case.source != "manual"
-                and not _approved(case))
+    def _needs_approval(self, case: Case, held: dict[str, object] | None = None) -> bool:
+        """Approve mode, or a rate-limit block RATE_LIMIT_BLOCKS=approve holds back, on a
+        case not yet approved; a manual request proceeds at once (a person asked)."""
+        wanted = self._settings.mode == "approve" or bool(held)
+        return wanted and case.source != "manual" and not _approved(case)
+
+    async def _escalation(self, case: Case, user: DirectoryUser, guard: StepResult) -> str:
+        """Why the guardrails escalate; for a shared mailbox, also the cases opened for the
+        delegates its alerts name (journaled once)."""
+        if not (guard.data.get("mailbox") or {}).get("unowned"):
+            return guard.detail
+        case, opened = await self._recorder.run(
+            case, DELEGATE_CASES,
+            lambda: self._shared.open_delegate_cases(case.case_id, case.alert_ids, user,
+                                                     guard.data))
+        return f"{guard.detail}. {opened.detail}"
 
     async def _await_approval(self, case: Case, plan: str) -> Case:
         case = await self._recorder.save(case, state=CaseState.AWAITING_APPROVAL,
@@ -146,7 +171,8 @@ class Securing:
         memberships = await self._directory.memberships(user.id,
                                                         self._settings.protected_group_ids)
         domains = await self._directory.tenant_domains()
-        guard = judge(user, memberships, domains, self._settings.protected_group_ids)
+        guard = judge(user, memberships, domains, self._settings.protected_group_ids,
+                      await self._shared.facts(user))
         detail = guard.reason or "an ordinary account: may be secured automatically"
         return StepResult(detail, {"verdict": guard.verdict.value, **guard.facts})
 
@@ -157,10 +183,17 @@ class Securing:
                               "(the password must be reset on-premises)", {"actions": []})
         listed = await self._listed(case, user)
         entries = [entry for found in listed.values() for entry in found]
+        held = await rate_limit_hold(
+            case, user, {address: _newest(found) for address, found in listed.items()},
+            self._settings.rate_limit_blocks, self._shared.claims)
+        if held and held["action"] == "escalate":  # nothing else will be done
+            return StepResult(held["reason"], {
+                "actions": [held["reason"]], "listed": bool(entries),
+                "listed_addresses": list(listed), "findings": [], "rate_limit": held})
         findings = await self._findings(user)
         act = self._settings.hygiene == "disable"
         actions = ["reset the password (change forced at next sign-in)",
-                   "revoke sign-in sessions"]
+                    "revoke sign-in sessions"]
         actions += [f"{'disable' if act else 'report'} {f.name!r}: {f.why}" if f.rule_id else
                     f"{'clear' if act else 'report'} mailbox forwarding: {f.why}"
                     for f in findings]
@@ -168,9 +201,11 @@ class Securing:
                     f"{_when(_newest(found).created)})" for address, found in listed.items()]
         if not listed:
             actions.append("nothing to unblock (not on the Restricted users list)")
-        return StepResult("; ".join(actions), {
+        detail = "; ".join(actions)
+        return StepResult(f"{held['reason']}. Once approved: {detail}" if held else detail, {
             "actions": actions, "listed": bool(entries), "listed_addresses": list(listed),
-            "findings": [_finding_data(f) for f in findings]})
+            "findings": [_finding_data(f) for f in findings],
+            **({"rate_limit": held} if held else {})})
 
     async def _listed(self, case: Case, user: DirectoryUser,
                       ) -> dict[str, list[BlockedSender]]:

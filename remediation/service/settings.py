@@ -8,6 +8,9 @@ from remediation.domain.alerts import DEFAULT_ALERT_TITLES
 MODES = ("enforce", "approve", "dry-run")
 HYGIENE_MODES = ("disable", "report")
 WEBHOOK_FORMATS = ("teams", "slack")  # remediation/service/escalations.py builds each
+# A rate-limit block no compromise alert names (domain/rate_limits.py): explain it and change
+# nothing, wait for a person's approval, or remediate it like any other block.
+RATE_LIMIT_MODES = ("escalate", "approve", "remediate")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class WorkflowSettings:
     webhook_format: str = "teams"
     # What an alert a request names must be to be commented on (as the poll decides).
     alert_titles: tuple[str, ...] = DEFAULT_ALERT_TITLES
+    rate_limit_blocks: str = "escalate"  # one of RATE_LIMIT_MODES
 
     @property
     def merge_window(self) -> timedelta:

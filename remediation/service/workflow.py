@@ -36,11 +36,14 @@ from remediation.service.ports import (
     EscalationWebhook,
     Journal,
     Mailbox,
+    MailboxDelegation,
+    RequestSender,
     RestrictedSenders,
     VerificationScheduler,
 )
 from remediation.service.securing import Securing
 from remediation.service.settings import WorkflowSettings
+from remediation.service.shared_mailboxes import SharedMailboxes
 from remediation.service.verification import Verification
 
 __all__ = ["RemediationWorkflow", "StepResult", "WorkflowSettings", "new_case_id"]
@@ -70,7 +73,11 @@ class RemediationWorkflow:
         mailbox: Mailbox | None = None,
         webhook: EscalationWebhook | None = None,
         alert_source: AlertSource | None = None,
+        delegation: MailboxDelegation | None = None,
+        requests: RequestSender | None = None,
     ) -> None:
+        """``delegation``: reads a disabled account's mailbox (shared? its delegates);
+        ``requests``: where a shared mailbox's case queues its delegates' requests."""
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
         self._outcomes = Outcomes(recorder, scheduler, notifier,
@@ -78,12 +85,13 @@ class RemediationWorkflow:
                                   alert_updates=alerts is not None)
         self._episodes = Episodes(recorder, self._outcomes, directory, exchange,
                                   settings.merge_window)
+        self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
         self._securing = Securing(recorder, self._outcomes, directory, exchange, mailbox,
-                                  scheduler, settings)
+                                  scheduler, settings,
+                                  SharedMailboxes(directory, delegation, self._claims, requests))
         self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays)
         self._alert_source = alert_source
-        self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
         self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)
 
     async def remediate(self, request: RemediationRequest) -> Case:

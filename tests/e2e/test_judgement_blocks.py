@@ -52,7 +52,9 @@ def changes_to(tenant: SandboxTenant, user: str) -> list[str]:
         if request.target != user:
             continue
         if request.method == "PATCH":
-            found.append(f"PATCH {sorted(request.body) if isinstance(request.body, dict) else ''}")
+            body = request.body if isinstance(request.body, dict) else {}
+            keys = sorted(set(body) - {"@odata.type"})
+            found.append("reset" if keys == ["passwordProfile"] else f"PATCH {keys}")
         elif request.path.endswith("/revokeSignInSessions"):
             found.append("revoke")
         elif request.cmdlet and not request.cmdlet.startswith("Get-"):
@@ -97,7 +99,7 @@ async def test_the_delegate_an_alert_names_gets_a_case_of_its_own_and_is_secured
     shared = cases[SHARED_MAILBOX]
     assert shared.state is CaseState.ESCALATED
     assert shared.alert_ids == (shared_alert["id"],)
-    assert f"opened a case for {NESTOR}" in (shared.reason or "")
+    assert f"Opened a case for {NESTOR}" in (shared.reason or "")
     delegate = cases[NESTOR]
     assert delegate.state is CaseState.VERIFIED, delegate.reason
     assert delegate.source == "shared-mailbox"
@@ -192,7 +194,7 @@ async def test_in_remediate_a_rate_limit_block_is_handled_like_any_other(
 
     assert cases[NEWSLETTER].state is CaseState.VERIFIED, cases[NEWSLETTER].reason
     assert changes_to(tenant, NEWSLETTER) == [
-        "PATCH ['passwordProfile']", "revoke", "Remove-BlockedSenderAddress"]
+        "reset", "revoke", "Remove-BlockedSenderAddress"]
     assert NEWSLETTER not in tenant.blocked_addresses()
 
 
@@ -227,3 +229,22 @@ async def test_alerts_that_only_report_the_block_or_its_volume_are_no_compromise
     for raw in (limit, restricted):
         comments = tenant.alert(raw["id"]).get("comments") or []
         assert any("rate limit" in c["comment"] for c in comments), comments
+
+
+async def test_a_person_who_forces_a_rate_limit_block_gets_it_remediated_and_dry_run_says_why(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    planned = app_for(sandbox_url, tenant, tmp_path / "dry", mode="dry-run")
+    cases = await work(planned, NEWSLETTER, source="restricted-list")
+    await planned.aclose()
+    assert cases[NEWSLETTER].state is CaseState.PLANNED
+    assert "rate-limit block" in (cases[NEWSLETTER].reason or "")
+    assert "reset the password" not in (cases[NEWSLETTER].reason or "")  # it would escalate
+
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    await app.requests.send(RemediationRequest(user=NEWSLETTER, force=True,
+                                               requested_by="help desk",
+                                               request_id=uuid.uuid4().hex))
+    cases = await work(app)
+    await app.aclose()
+    assert cases[NEWSLETTER].state is CaseState.VERIFIED, cases[NEWSLETTER].reason
+    assert changes_to(tenant, NEWSLETTER) == ["reset", "revoke", "Remove-BlockedSenderAddress"]

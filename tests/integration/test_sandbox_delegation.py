@@ -1,14 +1,19 @@
-"""The sandbox answers the mailbox-permission reads as Exchange Online does (API-NOTES §6,
-sandbox/delegation.py): default rows on every mailbox, grants by principal, GUIDs for
+"""The sandbox answers the mailbox-permission reads as Exchange Online does
+(sandbox/delegation.py): default rows on every mailbox, grants by principal, GUIDs for
 send-on-behalf delegates unless display names are asked for, TemporaryBlock as listed."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
+from remediation.adapters.credentials import StaticTokenCredential
+from remediation.adapters.exchange_client import ExchangeAdminClient
+from remediation.adapters.mailbox_delegation import ExchangeMailboxDelegation
+from remediation.domain.delegates import Delegate
+from remediation.domain.errors import PermanentError
+from remediation.sandbox import SandboxServer, SandboxTenant, SandboxUser, demo_tenant
 from remediation.sandbox.seed import NEWSLETTER, RATE_LIMIT_REASON, SHARED_GROUP, SHARED_MAILBOX
 from tests.integration.test_sandbox import AUTH, cause, invoke
 
@@ -104,3 +109,38 @@ def test_a_rate_limit_block_is_listed_with_its_reason_and_temporary_flag(
                              SenderAddress="adele.vance@contoso.com"))
     assert ordinary["TemporaryBlock"] is False
     assert tenant.user(SHARED_MAILBOX).account_enabled is False
+
+
+@pytest.fixture
+async def delegation(sandbox_url: str,
+                     tenant: SandboxTenant) -> AsyncIterator[ExchangeMailboxDelegation]:
+    exchange = ExchangeAdminClient(sandbox_url, tenant.tenant_id,
+                                   StaticTokenCredential(tenant.token), timeout=2, max_retries=1)
+    yield ExchangeMailboxDelegation(exchange)
+    await exchange.close()
+
+
+async def test_the_adapter_reads_the_kind_of_mailbox(delegation: ExchangeMailboxDelegation,
+                                                     tenant: SandboxTenant) -> None:
+    tenant.add_user(SandboxUser("unlicensed@contoso.com", "No mailbox"))
+    assert await delegation.recipient_type(SHARED_MAILBOX) == "SharedMailbox"
+    assert await delegation.recipient_type(ALEX) == "UserMailbox"
+    assert await delegation.recipient_type("nobody@contoso.com") is None
+    with pytest.raises(PermanentError, match="empty Identity"):
+        await delegation.recipient_type(" ")
+
+
+async def test_the_adapter_names_every_delegate_with_the_documented_parameters_only(
+        delegation: ExchangeMailboxDelegation, tenant: SandboxTenant) -> None:
+    found = await delegation.mailbox_delegates(SHARED_MAILBOX)
+
+    assert found == [Delegate(ALEX, ("FullAccess", "SendOnBehalf")),
+                     Delegate(SHARED_GROUP, ("FullAccess",)),
+                     Delegate(NESTOR, ("SendAs",))]
+    sent = {r.cmdlet: r.body["CmdletInput"]["Parameters"] for r in tenant.requests()}
+    assert sent == {
+        "Get-Mailbox": {"Identity": SHARED_MAILBOX,
+                        "IncludeGrantSendOnBehalfToWithDisplayNames": True},
+        "Get-MailboxPermission": {"Identity": SHARED_MAILBOX, "ResultSize": "Unlimited"},
+        "Get-RecipientPermission": {"Identity": SHARED_MAILBOX, "ResultSize": "Unlimited"}}
+    assert await delegation.mailbox_delegates(ALEX) == []  # SELF and inherited rows only
