@@ -193,7 +193,7 @@ class Securing:
         findings = await self._findings(user)
         act = self._settings.hygiene == "disable"
         actions = ["reset the password (change forced at next sign-in)",
-                    "revoke sign-in sessions"]
+                   "revoke sign-in sessions"]
         actions += [f"{'disable' if act else 'report'} {f.name!r}: {f.why}" if f.rule_id else
                     f"{'clear' if act else 'report'} mailbox forwarding: {f.why}"
                     for f in findings]

@@ -18,6 +18,7 @@ from remediation.sandbox.alert_seed import (
     alert,
     mailbox_evidence,
     shared_mailbox_alert,
+    user_evidence,
 )
 from remediation.sandbox.seed import NEWSLETTER, SHARED_GROUP, SHARED_MAILBOX
 from remediation.service.messages import Approval
@@ -248,3 +249,22 @@ async def test_a_person_who_forces_a_rate_limit_block_gets_it_remediated_and_dry
     await app.aclose()
     assert cases[NEWSLETTER].state is CaseState.VERIFIED, cases[NEWSLETTER].reason
     assert changes_to(tenant, NEWSLETTER) == ["reset", "revoke", "Remove-BlockedSenderAddress"]
+
+
+async def test_a_delegate_the_evidence_names_by_object_id_only_is_found_through_the_directory(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    nestor_id = tenant.user(NESTOR).id
+    tenant.add_alert(alert(RESTRICTED, [mailbox_evidence(SHARED_MAILBOX, roles=["compromised"]),
+                                        user_evidence(None, nestor_id, roles=["source"])]))
+    # And an account the evidence names that holds no right on the mailbox is nobody's case.
+    tenant.add_alert(alert(RESTRICTED, [mailbox_evidence(SHARED_MAILBOX, roles=["compromised"]),
+                                        user_evidence("adele.vance@contoso.com",
+                                                      roles=["source"])]))
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    cases = await poll(app)
+    await app.aclose()
+
+    assert cases[NESTOR].state is CaseState.VERIFIED, cases[NESTOR].reason
+    assert cases[NESTOR].source == "shared-mailbox"
+    assert "adele.vance@contoso.com" not in cases
+    assert len(tenant.user(NESTOR).password_changes) == 1
