@@ -97,6 +97,7 @@ module functionApp 'modules/functionapp.bicep' = {
       COMPROMISE_WINDOW: '7d'
       SIGNIN_CLEANUP: 'remove'
       RETURN_ACTION: 'escalate'
+      RATE_LIMIT_BLOCKS: 'escalate' // a rate-limit block no compromise alert names: escalate, approve or remediate
       PROTECTED_GROUP_IDS: protectedGroupIds
       MAX_REMEDIATIONS_PER_HOUR: string(maxRemediationsPerHour)
       ESCALATION_WEBHOOK_URL: escalationWebhookUrl

@@ -38,6 +38,7 @@ from remediation.service.ports import (
     FollowUps,
     Journal,
     Mailbox,
+    MailboxDelegation,
     MessageRetries,
     RequestSender,
     RestrictedSenders,
@@ -94,6 +95,7 @@ class TenantPorts:
     # What the attacker left behind, each sort a kind (issue 15): cleaned after the
     # revocation, re-read by verification.
     leftover_kinds: Sequence[LeftoverKind] = ()
+    delegation: MailboxDelegation | None = None
 
 
 def bootstrap(
@@ -134,6 +136,7 @@ def bootstrap(
         scheduler=scheduler or follow_ups, clock=clock, settings=workflow_settings(settings),
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
         mailbox=tenant.mailbox, leftover_kinds=tenant.leftover_kinds,
+        delegation=tenant.delegation, requests=requests,
         webhook=_webhook(settings, closers))
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for)
@@ -195,7 +198,8 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         tenant_domains=settings.tenant_domains, case_link=settings.case_link_template,
         webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles,
         compromise_window=settings.compromise_window, signin_cleanup=settings.signin_cleanup,
-        return_action=settings.return_action)
+        return_action=settings.return_action,
+        rate_limit_blocks=settings.rate_limit_blocks)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:
@@ -220,6 +224,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     from remediation.adapters.graph_directory import GraphDirectory
     from remediation.adapters.graph_signin_methods import GraphSignInMethods
     from remediation.adapters.mailbox import GraphExchangeMailbox
+    from remediation.adapters.mailbox_delegation import ExchangeMailboxDelegation
 
     timeout = settings.http_timeout.total_seconds()
     graph = GraphCaller(settings.graph_endpoint, shared.credential(), timeout=timeout,
@@ -237,7 +242,8 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     return TenantPorts(directory=GraphDirectory(graph),
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
                        alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange),
-                       leftover_kinds=kinds)
+                       leftover_kinds=kinds,
+                       delegation=ExchangeMailboxDelegation(exchange))
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],

@@ -22,6 +22,7 @@ from remediation.domain.durations import (
 from remediation.service.settings import (
     HYGIENE_MODES,
     MODES,
+    RATE_LIMIT_MODES,
     RETURN_ACTIONS,
     SIGNIN_CLEANUP_MODES,
     WEBHOOK_FORMATS,
@@ -89,6 +90,7 @@ class Settings:
     compromise_window: timedelta = timedelta(days=7)
     signin_cleanup: str = "remove"
     return_action: str = "escalate"
+    rate_limit_blocks: str = "escalate"
     protected_group_ids: frozenset[str] = frozenset()
     max_remediations_per_hour: int = 20
     escalation_webhook_url: str | None = field(default=None, repr=False)
@@ -144,6 +146,7 @@ class Settings:
                                             text("COMPROMISE_WINDOW", "7d")),
                 signin_cleanup=text("SIGNIN_CLEANUP", defaults.signin_cleanup).lower(),
                 return_action=text("RETURN_ACTION", defaults.return_action).lower(),
+                rate_limit_blocks=text("RATE_LIMIT_BLOCKS", defaults.rate_limit_blocks),
                 protected_group_ids=_group_ids(env.get("PROTECTED_GROUP_IDS", "")),
                 max_remediations_per_hour=_int(env, "MAX_REMEDIATIONS_PER_HOUR", 20, 0, 100000),
                 escalation_webhook_url=env.get("ESCALATION_WEBHOOK_URL", "").strip() or None,
@@ -204,6 +207,9 @@ class Settings:
             raise ConfigError(f"SIGNIN_CLEANUP: must be one of {', '.join(SIGNIN_CLEANUP_MODES)}")
         if self.return_action not in RETURN_ACTIONS:
             raise ConfigError(f"RETURN_ACTION: must be one of {', '.join(RETURN_ACTIONS)}")
+        if self.rate_limit_blocks not in RATE_LIMIT_MODES:
+            raise ConfigError(f"RATE_LIMIT_BLOCKS: {self.rate_limit_blocks!r} must be one of "
+                              f"{', '.join(RATE_LIMIT_MODES)}")
         if self.escalation_webhook_url:
             _check_webhook(self.escalation_webhook_url)
         if self.escalation_webhook_format not in WEBHOOK_FORMATS:

@@ -138,9 +138,11 @@ PERMISSIONS: tuple[Permission, ...] = (
                "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
-               "cmdlets and Get-/Set-Mailbox; also needs the Exchange Administrator role",
+               "cmdlets, Get-/Set-Mailbox, and Get-MailboxPermission / "
+               "Get-RecipientPermission (a shared mailbox's delegates); also needs the "
+               "Exchange Administrator role",
                "remediation/adapters/exchange_client.py: ExchangeAdminClient (used by "
-               "exchange_restricted.py and mailbox.py)"),
+               "exchange_restricted.py, mailbox.py and mailbox_delegation.py)"),
 )
 
 DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
@@ -155,11 +157,15 @@ DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
                   "remediation/adapters/graph_directory.py: GraphDirectory.reset_password"),
     DirectoryRole("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de",
                   "Exchange.ManageAsApp needs a directory role: Get-/Remove-BlockedSenderAddress "
-                  "(Security Administrator would also do for these) and Get-/Set-Mailbox "
-                  "(these need Exchange Administrator)",
+                  "(Security Administrator would also do for these), Get-/Set-Mailbox and "
+                  "Get-MailboxPermission / Get-RecipientPermission (these need Exchange "
+                  "Administrator, which 'provide[s] the required permissions for any task in "
+                  "Exchange Online PowerShell. For example: Recipient management': "
+                  "office-docs-powershell exchange/docs-conceptual/"
+                  "app-only-auth-powershell-v2.md)",
                   "remediation/adapters/exchange_restricted.py: ExchangeRestrictedSenders; "
                   "remediation/adapters/mailbox.py: GraphExchangeMailbox.forwarding, "
-                  "clear_forwarding"),
+                  "clear_forwarding; remediation/adapters/mailbox_delegation.py"),
 )
 
 

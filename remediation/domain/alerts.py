@@ -29,6 +29,16 @@ DEFAULT_ALERT_TITLES = (
     "Email sending limit exceeded",
 )
 OFFICE_365_SOURCE = "microsoftDefenderForOffice365"
+# Alerts that report a block or a volume, never why: "User restricted from sending email" is
+# raised for every restricted user, whatever the cause, and "Email sending limit exceeded" for
+# a user over a sending limit, the recipient rate limit included (defender-docs
+# outbound-spam-sending-limits-troubleshoot.md, "What happens when limits are exceeded").
+# Every other outbound-spam alert (by default "Suspicious email sending patterns detected",
+# raised for outbound spam itself) is a compromise alert: it speaks to a takeover.
+BLOCK_REPORT_TITLES = (
+    "User restricted from sending email",
+    "Email sending limit exceeded",
+)
 
 _MAILBOX = "#microsoft.graph.security.mailboxEvidence"
 _USER = "#microsoft.graph.security.userEvidence"
@@ -76,6 +86,14 @@ def is_outbound_spam(alert: Alert, titles: Iterable[str]) -> bool:
     wanted = {title.strip().casefold() for title in titles}
     return (alert.service_source.casefold() == OFFICE_365_SOURCE.casefold()
             and alert.title.strip().casefold() in wanted)
+
+
+def is_compromise_alert(alert: Alert) -> bool:
+    """A Defender for Office 365 alert that is evidence of a takeover, not a mere report of
+    a block or a sending volume (BLOCK_REPORT_TITLES; any letter case)."""
+    reports = {title.casefold() for title in BLOCK_REPORT_TITLES}
+    return (alert.service_source.casefold() == OFFICE_365_SOURCE.casefold()
+            and alert.title.strip().casefold() not in reports)
 
 
 def why_not_outbound_spam(alert: Alert, titles: Iterable[str]) -> str | None:
@@ -193,6 +211,12 @@ def _names(item: Mapping[str, Any], position: int) -> list[tuple[int, int, str]]
         except InvalidRequest:
             continue
     return named
+
+
+def evidence_accounts(evidence: object) -> list[frozenset[str]]:
+    """Every account mailbox and user evidence names, each as the set of its names
+    (addresses and object ids, lower case), joined as ``sender_evidence`` joins them."""
+    return [frozenset(account.names) for account in _accounts(evidence)]
 
 
 def _marked(item: Mapping[str, Any]) -> bool:

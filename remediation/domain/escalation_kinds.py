@@ -44,3 +44,10 @@ class EscalationKind(StrEnum):
     LEFTOVER_STAYED = "leftover_stayed"
     # A verification check found something added to the account after the case acted.
     ATTACKER_RETURNED = "attacker_returned"
+    # A disabled account (an administrator's, or Defender's attack disruption): never
+    # re-enabled, never reset; its block stays.
+    DISABLED_ACCOUNT = "disabled_account"
+    # A shared (room, equipment) mailbox: nobody signs in as it; its delegates are named.
+    SHARED_MAILBOX = "shared_mailbox"
+    # A recipient rate-limit block no compromise alert names (RATE_LIMIT_BLOCKS=escalate).
+    RATE_LIMIT = "rate_limit"

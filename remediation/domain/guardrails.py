@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from remediation.domain.delegates import MailboxFacts
 from remediation.domain.directory import DirectoryUser
 
 
@@ -48,8 +49,13 @@ class Guardrail:
 
 
 def judge(user: DirectoryUser, memberships: Memberships, domains: TenantDomains,
-          protected_group_ids: frozenset[str]) -> Guardrail:
-    """The first rule that applies wins; an account that passes them all may be reset."""
+          protected_group_ids: frozenset[str],
+          mailbox: MailboxFacts | None = None) -> Guardrail:
+    """The first rule that applies wins; an account that passes them all may be reset.
+
+    ``mailbox``: what Exchange says of a disabled account's mailbox (read only for disabled
+    accounts). A disabled account is never skipped: a shared (room, equipment) mailbox
+    escalates naming who can use it; any other escalates as disabled, never re-enabled."""
     facts: dict[str, object] = {"user_type": user.user_type, "enabled": user.account_enabled,
                                 "synced": bool(user.on_premises_sync_enabled),
                                 "roles": list(memberships.roles)}
@@ -79,8 +85,7 @@ def judge(user: DirectoryUser, memberships: Memberships, domains: TenantDomains,
                          "its password lives with its home organisation or identity provider; "
                          "remove its access or ask them to secure it", facts)
     if user.account_enabled is False:
-        return Guardrail(Verdict.SKIP, "account is disabled: nobody can sign in, nothing to "
-                         "secure; unblock it by hand if it is re-enabled", facts)
+        return _disabled(user, mailbox, facts)
     domain = user.user_principal_name.rsplit("@", 1)[-1].lower()
     if user.on_premises_sync_enabled or domain in domains.federated:
         source = "synced from on-premises AD" if user.on_premises_sync_enabled else (
@@ -90,3 +95,45 @@ def judge(user: DirectoryUser, memberships: Memberships, domains: TenantDomains,
         return Guardrail(Verdict.REVOKE_THEN_ESCALATE, f"account is {source}: reset the "
                          "password on-premises, then unblock", facts)
     return Guardrail(Verdict.PROCEED, "", facts)
+
+
+_KINDS = {"sharedmailbox": "shared mailbox", "roommailbox": "room mailbox",
+          "equipmentmailbox": "equipment mailbox"}
+
+
+def _disabled(user: DirectoryUser, mailbox: MailboxFacts | None,
+              facts: dict[str, object]) -> Guardrail:
+    """A disabled account: a mailbox nobody signs in to was used by someone who may, and
+    an account disabled by a person or by Defender's attack disruption stays as it is
+    (defender-docs automatic-attack-disruption.md: automation that re-enables accounts can
+    undo a disruption)."""
+    facts["disabled"] = True
+    if mailbox is not None:
+        facts["mailbox"] = {"kind": mailbox.kind, "unowned": mailbox.unowned,
+                            "delegates": [{"name": d.name, "rights": list(d.rights)}
+                                          for d in mailbox.delegates],
+                            "unreadable": mailbox.unreadable}
+    if mailbox is not None and mailbox.unowned:
+        kind = _KINDS.get((mailbox.kind or "").lower(), mailbox.kind or "mailbox")
+        head = (f"{kind} ({mailbox.kind}; its account is disabled: nobody signs in as it), so "
+                "the mail was sent through an account that may use it")
+        if mailbox.delegates:
+            who = "; ".join(delegate.describe() for delegate in mailbox.delegates)
+            advice = (f"secure the accounts that can send as it or open it: {who}. Its "
+                      "password was not reset and its block stays: remove the block once "
+                      "they are secured")
+        else:
+            advice = ("no account holds FullAccess, SendAs or SendOnBehalf on it: the mail "
+                      "came from an application, a connector or an administrator; find it "
+                      "before removing the block. Its password was not reset and its block "
+                      "stays")
+        return Guardrail(Verdict.ESCALATE, f"{head}: {advice}", facts)
+    unread = (f" (whether its mailbox is shared could not be read: {mailbox.unreadable})"
+              if mailbox is not None and mailbox.unreadable else "")
+    return Guardrail(Verdict.ESCALATE, (
+        f"account is disabled{unread}: by an administrator, or by Defender's automatic "
+        "attack disruption, which disables a compromised account to contain it. Nobody can "
+        "sign in as it. The robot will never re-enable an account or undo a containment: "
+        "its password was not reset and its block stays. Find out who disabled it and why; "
+        "once a person has secured and re-enabled it, remove the block (or run `remediation "
+        f"enqueue --user {user.sender_address} --force`)"), facts)

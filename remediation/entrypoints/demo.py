@@ -36,7 +36,7 @@ DEMO_REQUESTS = (
 )
 
 
-DEMO_BREAKER = 12
+DEMO_BREAKER = 13
 # The account whose leftovers (what the attacker added: sign-in methods, ...) the demo shows.
 LEFT_BEHIND_SHOWN = "lynne.robbins@contoso.com"
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from remediation.sandbox import delegation
 from remediation.sandbox.cmdlets import BINDING_EXCEPTION, binding_message, spec_of
 from remediation.sandbox.context import CALL, TENANT, cmdlet_input
 from remediation.sandbox.errors import exchange_error, raw_response
@@ -141,26 +142,63 @@ def get_mailbox(request: web.Request, tenant: SandboxTenant,
     """One mailbox by ``Identity``; without the parameter, every mailbox up to
     ``ResultSize``. An ``Identity`` that is empty or null is refused: Exchange would read it
     as "all objects" (the cmdlet's reference: ``Identity`` is optional and selects one)."""
+    names = parameters.get("IncludeGrantSendOnBehalfToWithDisplayNames") is True
     if "Identity" not in parameters:
         users = [user for user in tenant.users() if user.user_type != "Guest"]
         limit = _result_size(parameters.get("ResultSize"))
         warnings = [] if limit is None or len(users) <= limit else _truncation_warning(
             parameters, limit)
-        return _reply(request, tenant, [_mailbox_row(user) for user in users[:limit]],
-                      warnings=warnings)
+        return _reply(request, tenant, [_mailbox_row(tenant, user, names)
+                                        for user in users[:limit]], warnings=warnings)
     user = tenant.mailbox(_required(parameters, "Identity"))
-    return _reply(request, tenant, [_mailbox_row(user)])
+    return _reply(request, tenant, [_mailbox_row(tenant, user, names)])
 
 
-def _mailbox_row(user: SandboxUser) -> dict[str, Any]:
+def _mailbox_row(tenant: SandboxTenant, user: SandboxUser, names: bool) -> dict[str, Any]:
     smtp = user.forwarding_smtp_address
     return {
         "PrimarySmtpAddress": user.address,
         "UserPrincipalName": user.user_principal_name,
+        "RecipientTypeDetails": user.recipient_type_details,
         "ForwardingSmtpAddress": f"smtp:{smtp}" if smtp else None,
         "ForwardingAddress": user.forwarding_address,
         "DeliverToMailboxAndForward": user.deliver_to_mailbox_and_forward,
+        **delegation.send_on_behalf(tenant, user, names),
     }
+
+
+def get_mailbox_permission(request: web.Request, tenant: SandboxTenant,
+                           parameters: dict[str, Any]) -> web.Response:
+    """One mailbox's permission rows (``Identity`` is required by the reference), those of
+    ``User`` only when it is given, at most ``ResultSize``."""
+    mailbox = tenant.mailbox(_required(parameters, "Identity"))
+    rows = delegation.permission_rows(tenant, mailbox)
+    if parameters.get("User"):
+        wanted = str(parameters["User"]).lower()
+        rows = [row for row in rows if str(row["User"]).lower() == wanted]
+    return _reply(request, tenant, rows[:_result_size(parameters.get("ResultSize"))])
+
+
+def get_recipient_permission(request: web.Request, tenant: SandboxTenant,
+                             parameters: dict[str, Any]) -> web.Response:
+    """SendAs rows of one recipient; without ``Identity``, of every recipient (the
+    reference's warning: a null Identity returns all objects). ``Trustee`` and
+    ``AccessRights`` (only ``SendAs`` is valid) filter, ``ResultSize`` caps."""
+    if "Identity" in parameters:
+        mailboxes = [tenant.mailbox(_required(parameters, "Identity"))]
+    else:
+        mailboxes = [user for user in tenant.users() if user.user_type != "Guest"]
+    rights = parameters.get("AccessRights")
+    if rights is not None and [str(r) for r in (rights if isinstance(rights, list)
+                                                 else [rights])] != ["SendAs"]:
+        raise TenantError(400, "BadRequest", "Cannot bind parameter 'AccessRights': the only "
+                          "valid value is SendAs.", "System.Management.Automation."
+                          "ParameterBindingException")
+    rows = [row for mailbox in mailboxes for row in delegation.recipient_rows(tenant, mailbox)]
+    if parameters.get("Trustee"):
+        wanted = str(parameters["Trustee"]).lower()
+        rows = [row for row in rows if str(row["Trustee"]).lower() == wanted]
+    return _reply(request, tenant, rows[:_result_size(parameters.get("ResultSize"))])
 
 
 def set_mailbox(request: web.Request, tenant: SandboxTenant,
@@ -174,6 +212,8 @@ CMDLETS: dict[str, Cmdlet] = {
     "remove-blockedsenderaddress": remove_blocked_sender_address,
     "get-mailbox": get_mailbox,
     "set-mailbox": set_mailbox,
+    "get-mailboxpermission": get_mailbox_permission,
+    "get-recipientpermission": get_recipient_permission,
 }
 
 

@@ -9,8 +9,10 @@ from typing import Any
 from remediation.sandbox.alert_seed import demo_alerts
 from remediation.sandbox.clock import utc_now
 from remediation.sandbox.consents import ServicePrincipal, give_consent
+from remediation.sandbox.delegation import FULL_ACCESS, SEND_AS, SEND_ON_BEHALF
 from remediation.sandbox.signin_methods import authenticator, phone
 from remediation.sandbox.state import (
+    DEFAULT_BLOCK_REASON,
     GLOBAL_ADMINISTRATOR,
     BlockBehaviour,
     SandboxTenant,
@@ -28,6 +30,14 @@ PLANTED_APP = "Mail Organizer Pro"  # no verified publisher
 OWNERS_APP = "Contoso Travel"
 LYNNE_PHONE = "+1 425 555 0142"
 ATTACKER_DEVICE = "SM-G991B"
+SHARED_MAILBOX = "info@contoso.com"
+SHARED_GROUP = "Front Desk"  # a group holding FullAccess on the shared mailbox
+NEWSLETTER = "newsletter@contoso.com"
+# The recipient rate limit's Reason (domain/rate_limits.py): the token, then key=value pairs.
+RATE_LIMIT_REASON = ("EmailSendingLimitExceeded;InternalRecipientCountToday=12;"
+                     "ExternalRecipientCountToday=10412;ExceedingLimitType=External;"
+                     "LastMessagetraceId=5f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f;"
+                     "LastMessageRcptCount=250")
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class DemoUser:
     blocked: bool = True
     behaviour: BlockBehaviour = field(default_factory=BlockBehaviour)
     block_as: str | None = None  # the address on the list, when it is not the primary one
+    reason: str | None = None  # the block's Reason, when not the default policy block
+    temporary: bool = False  # the block's TemporaryBlock
 
 
 def demo_users() -> list[DemoUser]:
@@ -77,6 +89,14 @@ def demo_users() -> list[DemoUser]:
         # only through proxyAddresses; the unblock must name the listed alias.
         DemoUser(SandboxUser("lidia.holloway@contoso.com", "Lidia Holloway", proxy_addresses=[
             "SMTP:lidia.holloway@contoso.com", f"smtp:{ALIAS}"]), block_as=ALIAS),
+        # A shared mailbox: nobody signs in as it (its account is disabled); alex.wilber and
+        # the Front Desk group hold FullAccess, nestor.wilke SendAs, alex SendOnBehalf
+        # (delegation_grants).
+        DemoUser(SandboxUser(SHARED_MAILBOX, "Info (shared mailbox)", account_enabled=False,
+                             recipient_type_details="SharedMailbox")),
+        # A bulk sender over the recipient rate limit: it releases itself within 24 hours.
+        DemoUser(SandboxUser(NEWSLETTER, "Contoso Newsletter"), reason=RATE_LIMIT_REASON,
+                 temporary=True),
         # A storm: more blocked accounts at once than the reset breaker lets through.
         *(DemoUser(SandboxUser(address, f"Storm {address[5:7]}"))
           for address in storm_addresses()),
@@ -127,6 +147,8 @@ def _lynne_consents(tenant: SandboxTenant) -> None:
         give_consent(tenant.consents, tenant.audit_log, user_id=lynne.id,
                      upn=lynne.user_principal_name, app=app, scope=scope,
                      at=utc_now() - ago, logged=logged)
+
+
 def _lynne_sign_in(tenant: SandboxTenant, lynne: SandboxUser) -> None:
     """Her own phone, registered three weeks ago and her default (Graph gives phones no
     createdDateTime: the audit log dates it), and the Authenticator the attacker registered
@@ -137,6 +159,16 @@ def _lynne_sign_in(tenant: SandboxTenant, lynne: SandboxUser) -> None:
                            default=True)
     tenant.signin.register(lynne.id, upn, authenticator(ATTACKER_DEVICE,
                                                         registered=now - timedelta(hours=2)))
+
+
+def delegation_grants(tenant: SandboxTenant) -> None:
+    """Who may use the shared mailbox besides itself."""
+    shared = tenant.user(SHARED_MAILBOX)
+    alex, nestor = tenant.user("alex.wilber@contoso.com"), tenant.user("nestor.wilke@contoso.com")
+    tenant.mailbox_grants.grant(shared, alex, FULL_ACCESS)
+    tenant.mailbox_grants.grant(shared, SHARED_GROUP, FULL_ACCESS)
+    tenant.mailbox_grants.grant(shared, nestor, SEND_AS)
+    tenant.mailbox_grants.grant(shared, alex, SEND_ON_BEHALF)
 
 
 def storm_addresses() -> list[str]:
@@ -156,7 +188,9 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
     for seeded in demo_users():
         user = tenant.add_user(seeded.user)
         if seeded.blocked and user.address not in held_back:
-            tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour)
+            tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour,
+                         temporary=seeded.temporary, reason=seeded.reason or DEFAULT_BLOCK_REASON)
+    delegation_grants(tenant)
     _lynne_consents(tenant)
     _lynne_sign_in(tenant, tenant.user("lynne.robbins@contoso.com"))
     if with_alerts:

@@ -22,6 +22,7 @@ from remediation.sandbox import app_rights, pim_shapes
 from remediation.sandbox.audit_log import AuditLog
 from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
 from remediation.sandbox.consents import ConsentStore
+from remediation.sandbox.delegation import MailboxGrants
 from remediation.sandbox.exchange_quirks import ExchangeQuirks, TimeFormat, exchange_time
 from remediation.sandbox.faults import Fault
 from remediation.sandbox.signin_methods import SignInMethods
@@ -115,6 +116,9 @@ class SandboxUser:
     # As Graph shows them ("SMTP:" marks the primary); default: SMTP:<primary address>.
     proxy_addresses: list[str] = field(default_factory=list)
     creation_type: str | None = None  # "Invitation", "EmailVerified", ... (external accounts)
+    # Exchange's RecipientTypeDetails of its mailbox (Get-Mailbox): UserMailbox, or
+    # SharedMailbox / RoomMailbox / EquipmentMailbox (whose Entra account is disabled).
+    recipient_type_details: str = "UserMailbox"
     external_user_state: str | None = None
     reset_forbidden: bool = False
     unblock_limit_reached: bool = False
@@ -161,6 +165,12 @@ class SandboxUser:
         """Every SMTP address of the account, lower case, without the ``smtp:`` prefix."""
         return [_strip_smtp(proxy).strip().lower() for proxy in self.proxy_addresses
                 if proxy.lower().startswith("smtp:")]
+
+    @property
+    def exchange_guid(self) -> str:
+        """The mailbox's Exchange GUID: not the Entra object id (GrantSendOnBehalfTo lists
+        these unless asked for display names)."""
+        return str(uuid.uuid5(_FOLDER_NAMESPACE, f"exchange/{self.id}"))
 
     def add_folder(self, name: str) -> str:
         """A custom top-level mail folder; returns its id."""
@@ -247,6 +257,7 @@ class _Block:
     reason: str
     created: datetime
     behaviour: BlockBehaviour
+    temporary: bool = False  # Get-BlockedSenderAddress's TemporaryBlock
     listed: bool = True
     linger_left: int = 0
     reblock_left: int | None = None  # reads of this sender still to pass before a new block
@@ -261,7 +272,7 @@ class _Block:
             "Reason": self.reason,
             "CreatedDatetime": stamp,
             "ChangedDatetime": stamp,
-            "TemporaryBlock": False,
+            "TemporaryBlock": self.temporary,
         }
 
 
@@ -340,6 +351,8 @@ class SandboxTenant:
         self.audit_log = AuditLog()
         # Sign-in methods per user and the directory audit log (signin_methods.py).
         self.signin = SignInMethods(self.audit_log)
+        # FullAccess, SendAs and SendOnBehalf on mailboxes (sandbox/delegation.py).
+        self.mailbox_grants = MailboxGrants()
         self._lock = threading.RLock()
         self._users: dict[str, SandboxUser] = {}
         self._blocks: dict[str, _Block] = {}
@@ -611,11 +624,15 @@ class SandboxTenant:
         reason: str = DEFAULT_BLOCK_REASON,
         created: datetime | None = None,
         behaviour: BlockBehaviour | None = None,
+        temporary: bool = False,
     ) -> None:
+        """List ``address`` on the Restricted users list with ``reason`` (domain/rate_limits.py: the
+        outbound spam policy's ``ExceedingLimitType=...`` or the recipient rate limit's
+        ``EmailSendingLimitExceeded;...``) and ``temporary`` as its TemporaryBlock."""
         with self._lock:
             self._blocks[address.lower()] = _Block(
                 reason=reason, created=created or utc_now(),
-                behaviour=behaviour or BlockBehaviour())
+                behaviour=behaviour or BlockBehaviour(), temporary=temporary)
 
     def blocked_addresses(self) -> list[str]:
         with self._lock:
@@ -646,7 +663,8 @@ class SandboxTenant:
                 block.reblock_left -= 1
                 return []
             created = max(utc_now(), block.created + timedelta(seconds=1))
-            renewed = _Block(reason=block.reason, created=created, behaviour=BlockBehaviour())
+            renewed = _Block(reason=block.reason, created=created, behaviour=BlockBehaviour(),
+                             temporary=block.temporary)
             self._blocks[sender] = renewed
             return [renewed.entry(sender, style)]
 

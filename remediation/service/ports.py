@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step
+from remediation.domain.delegates import Delegate
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
@@ -61,6 +62,20 @@ class Mailbox(Protocol):
     async def forwarding(self, address: str) -> MailboxForwarding: ...
 
     async def clear_forwarding(self, address: str) -> None: ...
+
+
+class MailboxDelegation(Protocol):
+    """What kind of mailbox an account has, and who else can use it (Exchange)."""
+
+    async def recipient_type(self, address: str) -> str | None:
+        """Get-Mailbox's RecipientTypeDetails (``UserMailbox``, ``SharedMailbox``, ...);
+        None when the account has no mailbox."""
+        ...
+
+    async def mailbox_delegates(self, address: str) -> list[Delegate]:
+        """Every principal holding FullAccess, SendAs or SendOnBehalf on the mailbox
+        (``domain.delegates.delegates_from``); raises PermanentError for no such mailbox."""
+        ...
 
 
 class WebhookDelivery(StrEnum):

@@ -1,10 +1,12 @@
 """Securing an account and lifting its block, step by step, with the safety rails.
 
-Order: look the user up → guardrails (accounts never to touch) → plan (reads only) →
-dry-run / approval gates (once approved: the guardrails again, on a fresh lookup) → circuit
-breaker (a forced manual reset passes it but is counted) → reset password → revoke sessions →
-mailbox hygiene → unblock (only after all of that succeeded) → schedule the verification
-checks.
+Order: look the user up → guardrails (accounts never to touch; a disabled account escalates,
+a shared mailbox naming its delegates and opening the case of any its alerts name) → plan
+(reads only; a rate-limit block no compromise alert names is held back as RATE_LIMIT_BLOCKS
+says) → dry-run / rate-limit / approval gates (once approved: the guardrails again, on a
+fresh lookup) → circuit breaker (a forced manual reset passes it but is counted) → reset
+password → revoke sessions → mailbox hygiene → unblock (only after all of that succeeded) →
+schedule the verification checks.
 """
 
 import logging
@@ -47,6 +49,8 @@ from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import Directory, Mailbox, RestrictedSenders, VerificationScheduler
 from remediation.service.settings import WorkflowSettings
+from remediation.service.shared_mailboxes import SharedMailboxes
+from remediation.service.triage import rate_limit_hold
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +60,18 @@ BREAKER_WINDOW = timedelta(hours=1)
 RESET_LEASE = timedelta(minutes=10)
 FORCED_LIMIT = sys.maxsize  # a forced reset always gets its place in the count
 GUARDRAILS_ON_APPROVAL = "guardrails_on_approval"
+DELEGATE_CASES = "delegate_cases"  # a shared mailbox's delegates named by its alerts
 
 
 class Securing:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, directory: Directory,
                  exchange: RestrictedSenders, mailbox: Mailbox | None,
                  scheduler: VerificationScheduler, settings: WorkflowSettings,
-                 cleanup: Cleanup | None = None) -> None:
+                 shared: SharedMailboxes, cleanup: Cleanup | None = None) -> None:
+        """``shared``: disabled accounts' mailboxes, delegates' cases, and the alert reads
+        of the rate-limit triage; ``cleanup``: what the attacker left behind."""
         self._recorder = recorder
+        self._shared = shared
         self._cleanup = cleanup
         self._outcomes = outcomes
         self._directory = directory
@@ -85,7 +93,7 @@ class Securing:
         case, guard = await record.run(case, GUARDRAILS, lambda: self._guardrails(user))
         verdict = Verdict(guard.data["verdict"])
         if verdict is Verdict.ESCALATE:
-            raise PermanentError(guard.detail, EscalationKind.GUARDRAIL)
+            raise PermanentError(*await self._escalation(case, user, guard))
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
         case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict))
@@ -94,9 +102,12 @@ class Securing:
             case = await record.save(case, listed_addresses=listed)
         if "window" in plan.data:
             case, _ = await record.run(case, WINDOW, lambda: _window_result(plan.data["window"]))
+        held = plan.data.get("rate_limit") if not _approved(case) else None
         if self._settings.mode == "dry-run":
             return await self._outcomes.end(case, CaseState.PLANNED, f"dry run: {plan.detail}")
-        if self._needs_approval(case):
+        if held and held["action"] == "escalate":
+            raise PermanentError(held["reason"], EscalationKind.RATE_LIMIT)
+        if self._needs_approval(case, held):
             return await self._await_approval(case, plan.detail)
         if _approved(case):  # the account may have changed while its case waited
             case, guard = await record.run(case, GUARDRAILS_ON_APPROVAL,
@@ -104,7 +115,7 @@ class Securing:
             user = user_from_lookup(guard.data["lookup"])
             verdict = Verdict(guard.data["verdict"])
             if verdict is Verdict.ESCALATE:
-                raise PermanentError(guard.detail, EscalationKind.GUARDRAIL)
+                raise PermanentError(*await self._escalation(case, user, guard))
             if verdict is Verdict.SKIP:
                 return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
         case = await self._outcomes.follow_up(case, "start")
@@ -134,9 +145,25 @@ class Securing:
         case, _ = await record.run(case, SCHEDULE, lambda: self._schedule(case))
         return await record.save(case, state=CaseState.AWAITING_VERIFICATION)
 
-    def _needs_approval(self, case: Case) -> bool:
-        return (self._settings.mode == "approve" and case.source != "manual"
-                and not _approved(case))
+    def _needs_approval(self, case: Case, held: dict[str, object] | None = None) -> bool:
+        """Approve mode, or a rate-limit block RATE_LIMIT_BLOCKS=approve holds back, on a
+        case not yet approved; a manual request proceeds at once (a person asked)."""
+        wanted = self._settings.mode == "approve" or bool(held)
+        return wanted and case.source != "manual" and not _approved(case)
+
+    async def _escalation(self, case: Case, user: DirectoryUser,
+                          guard: StepResult) -> tuple[str, EscalationKind]:
+        """Why the guardrails escalate, and the kind; for a shared mailbox, also the cases
+        opened for the delegates its alerts name (journaled once)."""
+        kind = (EscalationKind.DISABLED_ACCOUNT if guard.data.get("disabled")
+                else EscalationKind.GUARDRAIL)
+        if not (guard.data.get("mailbox") or {}).get("unowned"):
+            return guard.detail, kind
+        case, opened = await self._recorder.run(
+            case, DELEGATE_CASES,
+            lambda: self._shared.open_delegate_cases(case.case_id, case.alert_ids, user,
+                                                     guard.data))
+        return f"{guard.detail}. {opened.detail}", EscalationKind.SHARED_MAILBOX
 
     async def _await_approval(self, case: Case, plan: str) -> Case:
         case = await self._recorder.save(case, state=CaseState.AWAITING_APPROVAL,
@@ -163,7 +190,8 @@ class Securing:
         memberships = await self._directory.memberships(user.id,
                                                         self._settings.protected_group_ids)
         domains = await self._directory.tenant_domains()
-        guard = judge(user, memberships, domains, self._settings.protected_group_ids)
+        guard = judge(user, memberships, domains, self._settings.protected_group_ids,
+                      await self._shared.facts(user))
         detail = guard.reason or "an ordinary account: may be secured automatically"
         return StepResult(detail, {"verdict": guard.verdict.value, **guard.facts})
 
@@ -174,6 +202,13 @@ class Securing:
                               "(the password must be reset on-premises)", {"actions": []})
         listed = await self._listed(case, user)
         entries = [entry for found in listed.values() for entry in found]
+        held = await rate_limit_hold(
+            case, user, {address: _newest(found) for address, found in listed.items()},
+            self._settings.rate_limit_blocks, self._shared.claims)
+        if held and held["action"] == "escalate":  # nothing else will be done
+            return StepResult(held["reason"], {
+                "actions": [held["reason"]], "listed": bool(entries),
+                "listed_addresses": list(listed), "findings": [], "rate_limit": held})
         findings = await self._findings(user)
         act = self._settings.hygiene == "disable"
         actions = ["reset the password (change forced at next sign-in)",
@@ -194,9 +229,11 @@ class Securing:
             data = {"window": window.to_dict(), "leftovers_refused": refused,
                     "leftovers": {step: [leftover.to_dict() for leftover in found]
                                   for step, found in surveys.items()}}
-        return StepResult("; ".join(actions), {
+        detail = "; ".join(actions)
+        return StepResult(f"{held['reason']}. Once approved: {detail}" if held else detail, {
             "actions": actions, "listed": bool(entries), "listed_addresses": list(listed),
-            "findings": [_finding_data(f) for f in findings], **data})
+            "findings": [_finding_data(f) for f in findings],
+            **({"rate_limit": held} if held else {}), **data})
 
     async def _listed(self, case: Case, user: DirectoryUser,
                       ) -> dict[str, list[BlockedSender]]:

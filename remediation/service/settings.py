@@ -11,6 +11,9 @@ HYGIENE_MODES = ("disable", "report")
 SIGNIN_CLEANUP_MODES = ("remove", "report")
 RETURN_ACTIONS = ("escalate", "disable")
 WEBHOOK_FORMATS = ("teams", "slack")  # remediation/service/escalations.py builds each
+# A rate-limit block no compromise alert names (domain/rate_limits.py): explain it and change
+# nothing, wait for a person's approval, or remediate it like any other block.
+RATE_LIMIT_MODES = ("escalate", "approve", "remediate")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class WorkflowSettings:
     compromise_window: timedelta = DEFAULT_COMPROMISE_WINDOW
     signin_cleanup: str = "remove"  # sign-in methods and consents in the window
     return_action: str = "escalate"  # verification finds the attacker back: also "disable"
+    rate_limit_blocks: str = "escalate"  # one of RATE_LIMIT_MODES
 
     @property
     def merge_window(self) -> timedelta:

@@ -39,11 +39,14 @@ from remediation.service.ports import (
     EscalationWebhook,
     Journal,
     Mailbox,
+    MailboxDelegation,
+    RequestSender,
     RestrictedSenders,
     VerificationScheduler,
 )
 from remediation.service.securing import Securing
 from remediation.service.settings import WorkflowSettings
+from remediation.service.shared_mailboxes import SharedMailboxes
 from remediation.service.verification import Verification
 
 __all__ = ["RemediationWorkflow", "StepResult", "WorkflowSettings", "new_case_id"]
@@ -74,7 +77,11 @@ class RemediationWorkflow:
         webhook: EscalationWebhook | None = None,
         alert_source: AlertSource | None = None,
         leftover_kinds: Sequence[LeftoverKind] = (),
+        delegation: MailboxDelegation | None = None,
+        requests: RequestSender | None = None,
     ) -> None:
+        """``delegation``: reads a disabled account's mailbox (shared? its delegates);
+        ``requests``: where a shared mailbox's case queues its delegates' requests."""
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
         self._outcomes = Outcomes(recorder, scheduler, notifier,
@@ -83,13 +90,15 @@ class RemediationWorkflow:
         self._episodes = Episodes(recorder, self._outcomes, directory, exchange,
                                   settings.merge_window)
         cleanup = Cleanup(recorder, tuple(leftover_kinds), settings.compromise_window)
+        self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
         self._securing = Securing(recorder, self._outcomes, directory, exchange, mailbox,
-                                  scheduler, settings, cleanup)
+                                  scheduler, settings,
+                                  SharedMailboxes(directory, delegation, self._claims, requests),
+                                  cleanup)
         self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays, cleanup,
                                           settings.return_action)
         self._alert_source = alert_source
-        self._claims = AlertClaims(recorder, alert_source, directory, settings.alert_titles)
         self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)
 
     async def remediate(self, request: RemediationRequest) -> Case:

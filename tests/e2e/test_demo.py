@@ -27,13 +27,18 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
         "grace.taylor@contoso.com": ("restricted-list", "escalated"),
         "isaiah.langer@contoso.com": ("restricted-list", "escalated"),
         "pradeep.gupta@fabrikam.com": ("restricted-list", "escalated"),
-        "miriam.graham@contoso.com": ("restricted-list", "skipped"),
+        "miriam.graham@contoso.com": ("restricted-list", "escalated"),
+        "info@contoso.com": ("alert", "escalated"),
+        "nestor.wilke@contoso.com": ("shared-mailbox", "verified"),
+        "newsletter@contoso.com": ("alert", "escalated"),
         "lynne.robbins@contoso.com": ("restricted-list", "verified"),
         "$scanner@contoso.com": ("alert", "verified"),
         "lidia.holloway@contoso.com": ("alert", "verified"),
     }
     storm = [state for user, (_, state) in outcome.items() if user.startswith("storm")]
-    resets_before_storm = 8  # diego, adele, lee, megan, johanna, lynne, $scanner, lidia
+    # diego, adele, lee, megan, johanna, lynne, $scanner, lidia, and nestor (the delegate the
+    # shared mailbox's alert names)
+    resets_before_storm = 9
     allowed = DEMO_BREAKER - resets_before_storm
     assert sorted(storm) == ["escalated"] * (STORM_SIZE - allowed) + ["verified"] * allowed
     flat = " ".join(text.split())  # the table wraps long lines
@@ -53,6 +58,11 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
             "the Authenticator app on SM-G991B" in flat)
     assert "kept phone +• ••• ••• ••42 (mobile)" in flat
     assert "1 sign-in method removals" in flat
+    # The judgement blocks: a shared mailbox names its delegates and opens the sender's case;
+    # a bulk sender over its rate limit is explained, not reset.
+    assert "nestor.wilke@contoso.com (SendAs)" in flat
+    assert "Opened a case for nestor.wilke@contoso.com" in flat
+    assert "releases itself within 24 hours" in flat
     # The credential path that runs in Azure: DefaultAzureCredential and a managed identity,
     # one token per documented resource.
     assert ("resources asked for: https://graph.microsoft.com, https://outlook.office365.com"

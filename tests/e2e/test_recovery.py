@@ -23,7 +23,7 @@ from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from remediation.sandbox.clock import utc_now
 from remediation.sandbox.consents import ServicePrincipal, give_consent
 from remediation.sandbox.faults import Fault
-from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID
+from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID, NEWSLETTER, SHARED_MAILBOX
 from remediation.sandbox.state import BlockBehaviour
 from remediation.service.intake import AMBIGUOUS_SENDER
 from tests.conftest import sandbox_settings
@@ -33,6 +33,7 @@ ADELE, LYNNE, MEGAN = ("adele.vance@contoso.com", "lynne.robbins@contoso.com",
 GRACE, PATTI, ISAIAH = ("grace.taylor@contoso.com", "patti.fernandez@contoso.com",
                         "isaiah.langer@contoso.com")
 GUEST = "pradeep.gupta@fabrikam.com"
+MIRIAM, NESTOR = "miriam.graham@contoso.com", "nestor.wilke@contoso.com"
 # Graph's password reset: PATCH /users/{id} with a passwordProfile.
 RESET = r"^/v1\.0/users/[^/]+$"
 
@@ -390,6 +391,44 @@ async def attacker_returned(t: Tenant) -> None:
     assert t.sandbox.user(ADELE).account_enabled is True  # never re-enabled by the robot
 
 
+async def disabled_account(t: Tenant) -> None:
+    t.start()
+    await t.request(MIRIAM)  # disabled in the seed (an administrator, or attack disruption)
+    await t.run()
+    case = await t.escalated(MIRIAM, "account is disabled", Kind.DISABLED_ACCOUNT)
+    assert t.resets(MIRIAM) == 0 and t.sandbox.user(MIRIAM).account_enabled is False
+    await stays_escalated(t, case, MIRIAM)
+    # The table: a person finds out why, secures and re-enables it, then --force.
+    t.sandbox.user(MIRIAM).account_enabled = True
+    await forced_again(t, case, MIRIAM, resets=1)
+
+
+async def shared_mailbox(t: Tenant) -> None:
+    t.start()
+    await t.request(SHARED_MAILBOX)
+    await t.run()
+    case = await t.escalated(SHARED_MAILBOX, f"{NESTOR} (SendAs)", Kind.SHARED_MAILBOX)
+    assert t.resets(SHARED_MAILBOX) == 0
+    await stays_escalated(t, case, SHARED_MAILBOX)
+    # The table: secure each delegate it names (a request each), then lift the block by hand.
+    await t.request(NESTOR)
+    await t.run()
+    [nestor] = [c for c in await t.cases() if c.user == NESTOR]
+    assert nestor.state is CaseState.VERIFIED, show([nestor])
+    assert SHARED_MAILBOX in t.sandbox.blocked_addresses()  # never lifted by the robot
+
+
+async def rate_limit(t: Tenant) -> None:
+    t.start()
+    await t.request(NEWSLETTER)
+    await t.run()
+    case = await t.escalated(NEWSLETTER, "releases itself", Kind.RATE_LIMIT)
+    assert t.resets(NEWSLETTER) == 0 and NEWSLETTER in t.sandbox.blocked_addresses()
+    await stays_escalated(t, case, NEWSLETTER)
+    # The table: wait (it releases itself), or, if the sending was not the owner's, --force.
+    await forced_again(t, case, NEWSLETTER, resets=1)
+
+
 Scenario = Callable[[Tenant], Awaitable[None]]
 # Each scenario, by the kind it escalates with (several rows may share one kind).
 SCENARIOS: dict[str, tuple[Kind, Scenario]] = {
@@ -411,6 +450,9 @@ SCENARIOS: dict[str, tuple[Kind, Scenario]] = {
     "stuck": (Kind.STUCK, stuck),
     "leftover stayed": (Kind.LEFTOVER_STAYED, leftover_stayed),
     "attacker returned": (Kind.ATTACKER_RETURNED, attacker_returned),
+    "disabled account": (Kind.DISABLED_ACCOUNT, disabled_account),
+    "shared mailbox": (Kind.SHARED_MAILBOX, shared_mailbox),
+    "rate limit": (Kind.RATE_LIMIT, rate_limit),
 }
 
 

@@ -65,7 +65,7 @@ async def test_accounts_the_robot_must_not_reset_are_escalated_untouched(
     assert "disabled" in reasons[MIRIAM]
     assert {u: c.state for u, c in cases.items()} == {
         GRACE: CaseState.ESCALATED, PATTI: CaseState.ESCALATED, GUEST: CaseState.ESCALATED,
-        ISAIAH: CaseState.ESCALATED, MIRIAM: CaseState.SKIPPED}
+        ISAIAH: CaseState.ESCALATED, MIRIAM: CaseState.ESCALATED}
     for user in (GRACE, PATTI, GUEST, MIRIAM):
         assert changed(tenant, user) == [], user
     # A synced account: sessions revoked (the one thing the cloud can do), nothing else.

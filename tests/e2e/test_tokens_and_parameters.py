@@ -30,9 +30,11 @@ GRAPH, EXCHANGE = "https://graph.microsoft.com", "https://outlook.office365.com"
 SENT = {
     "Get-BlockedSenderAddress": {"SenderAddress"},
     "Remove-BlockedSenderAddress": {"SenderAddress"},
-    "Get-Mailbox": {"Identity", "ResultSize"},
+    "Get-Mailbox": {"Identity", "ResultSize", "IncludeGrantSendOnBehalfToWithDisplayNames"},
     "Set-Mailbox": {"Identity", "ForwardingSmtpAddress", "ForwardingAddress",
                     "DeliverToMailboxAndForward"},
+    "Get-MailboxPermission": {"Identity", "ResultSize"},
+    "Get-RecipientPermission": {"Identity", "ResultSize"},
 }
 
 
@@ -67,7 +69,8 @@ async def test_every_cmdlet_gets_only_its_documented_parameters(
 
     calls = [r for r in tenant.requests() if r.cmdlet]
     assert {r.cmdlet for r in calls} >= {"Get-BlockedSenderAddress", "Remove-BlockedSenderAddress",
-                                         "Get-Mailbox", "Set-Mailbox"}
+                                         "Get-Mailbox", "Set-Mailbox", "Get-MailboxPermission",
+                                         "Get-RecipientPermission"}  # the shared mailbox
     for call in calls:
         spec = BY_NAME[str(call.cmdlet).lower()]
         parameters = call.body["CmdletInput"]["Parameters"]

@@ -77,8 +77,8 @@ async def test_all_blocked_follows_next_links(restricted: ExchangeRestrictedSend
         tenant.block(address)
     entries = await restricted.all_blocked()
     assert sorted(e.sender_address for e in entries) == sorted(tenant.blocked_addresses())
-    assert len(entries) == 24  # twenty-one seeded, three added
-    assert len(cmdlet_times(tenant, "Get-BlockedSenderAddress")) == 12  # page size 2
+    assert len(entries) == 26  # twenty-three seeded, three added
+    assert len(cmdlet_times(tenant, "Get-BlockedSenderAddress")) == 13  # page size 2
 
 
 async def test_429_is_retried_no_sooner_than_retry_after(

@@ -246,7 +246,7 @@ async def test_an_external_member_by_creation_type_escalates(
     ("grace.taylor@contoso.com", Verdict.ESCALATE, "protected group"),
     ("patti.fernandez@contoso.com", Verdict.ESCALATE, "directory role(s) Global Administrator"),
     ("pradeep.gupta@fabrikam.com", Verdict.ESCALATE, "guest account"),
-    ("miriam.graham@contoso.com", Verdict.SKIP, "disabled"),
+    ("miriam.graham@contoso.com", Verdict.ESCALATE, "disabled"),
     ("isaiah.langer@contoso.com", Verdict.REVOKE_THEN_ESCALATE, "synced from on-premises"),
     (ADELE, Verdict.PROCEED, ""),
 ])

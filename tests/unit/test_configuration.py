@@ -44,6 +44,8 @@ BAD_SETTINGS = [
      "CASE_LINK_TEMPLATE: not a format string (expected '}' before end of string)"),
     ({"CASE_LINK_TEMPLATE": "https://soc.example/}{user}"},
      "CASE_LINK_TEMPLATE: not a format string (Single '}' encountered in format string)"),
+    ({"RATE_LIMIT_BLOCKS": "ignore"},
+     "RATE_LIMIT_BLOCKS: 'ignore' must be one of escalate, approve, remediate"),
     ({"VERIFY_DELAYS": "0s,1h"}, "VERIFY_DELAYS: '0s' must be more than 0s and at most 7d"),
     ({"VERIFY_DELAYS": "1h,30d"}, "VERIFY_DELAYS: '30d' must be more than 0s and at most 7d"),
     # Beyond what a timedelta holds: a configuration error, never an OverflowError.
@@ -189,6 +191,15 @@ def test_good_settings_pass_as_written() -> None:
 
     assert settings.tenant_id == TENANT
     assert settings.protected_group_ids == frozenset({GROUP, TENANT})
+
+
+@pytest.mark.parametrize("value", ["escalate", "approve", "remediate"])
+def test_each_rate_limit_setting_reaches_the_workflow(value: str) -> None:
+    from remediation.bootstrap import workflow_settings
+
+    settings = Settings.from_env({"RATE_LIMIT_BLOCKS": value})
+    assert workflow_settings(settings).rate_limit_blocks == value
+    assert Settings.from_env({}).rate_limit_blocks == "escalate"
 
 
 @pytest.mark.parametrize("url", [

@@ -87,7 +87,7 @@ def test_the_older_rules_keep_their_order_and_verdicts() -> None:
     guest = judge(account("g_x.com#EXT#@contoso.onmicrosoft.com", user_type="Guest"),
                   Memberships(), DOMAINS, PROTECTED)
     assert "guest account" in guest.reason  # a guest stays a guest, not "external member"
-    assert verdict_of(account(account_enabled=False)) is Verdict.SKIP
+    assert verdict_of(account(account_enabled=False)) is Verdict.ESCALATE  # never skipped
     assert verdict_of(account(on_premises_sync_enabled=True)) is Verdict.REVOKE_THEN_ESCALATE
     assert verdict_of(account("rob@fabrikam.com")) is Verdict.REVOKE_THEN_ESCALATE
     assert verdict_of(account(creation_type="LocalAccount")) is Verdict.PROCEED

@@ -131,7 +131,7 @@ def test_to_json_round_trips(request_: RemediationRequest) -> None:
     ({"user": "rob@contoso.com", "requested_by": "a" * 257},
      "'requested_by' is longer than 256"),
     ({"user": "rob@contoso.com", "source": "email"},
-     "'source' must be one of manual, alert, restricted-list, got 'email'"),
+     "'source' must be one of manual, alert, restricted-list, shared-mailbox, got 'email'"),
     ({"user": "rob@contoso.com", "source": None}, "'source' must be one of"),
     ({"user": "rob@contoso.com", "schema": 2}, "unsupported schema 2"),
     ({"user": "rob@contoso.com", "schema": True}, "unsupported schema True"),
