@@ -28,6 +28,7 @@ from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.config import Settings
 from remediation.service.handler import MessageHandler, Retrying, RetryPolicy
 from remediation.service.intake import Intake, IntakeSettings
+from remediation.service.leftovers import LeftoverKind
 from remediation.service.ports import (
     AlertSource,
     AlertUpdater,
@@ -46,6 +47,8 @@ from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 
 if TYPE_CHECKING:
+    from remediation.adapters.exchange_client import ExchangeAdminClient
+    from remediation.adapters.mailbox import GraphExchangeMailbox
     from remediation.adapters.service_bus import QueueClient
 
 Closer = Callable[[], Awaitable[None]]
@@ -90,6 +93,7 @@ class TenantPorts:
     alerts: AlertSource
     alert_updater: AlertUpdater
     mailbox: Mailbox | None = None
+    leftover_kinds: tuple[LeftoverKind, ...] = ()
 
 
 def bootstrap(
@@ -129,7 +133,7 @@ def bootstrap(
         directory=tenant.directory, exchange=tenant.exchange, journal=journal,
         scheduler=scheduler or follow_ups, clock=clock, settings=workflow_settings(settings),
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
-        mailbox=tenant.mailbox,
+        mailbox=tenant.mailbox, leftover_kinds=tenant.leftover_kinds,
         webhook=_webhook(settings, closers))
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for)
@@ -224,9 +228,22 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
                                    max_retries=settings.http_max_retries)
     closers.append(exchange.close)
     alerts = GraphAlerts(graph)
-    return TenantPorts(directory=GraphDirectory(graph),
+    directory, mailbox = GraphDirectory(graph), GraphExchangeMailbox(graph, exchange)
+    return TenantPorts(directory=directory,
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
-                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange))
+                       alert_updater=alerts, mailbox=mailbox,
+                       leftover_kinds=_leftover_kinds(settings, directory, mailbox, exchange))
+
+
+def _leftover_kinds(settings: Settings, directory: Directory, mailbox: "GraphExchangeMailbox",
+                    exchange: "ExchangeAdminClient") -> tuple[LeftoverKind, ...]:
+    """What the attacker left behind, one kind each (service/leftovers.py)."""
+    from remediation.adapters.exchange_rules import ExchangeRuleReader
+    from remediation.service.exchange_rules import ExchangeInboxRules
+
+    return (ExchangeInboxRules(ExchangeRuleReader(exchange, mailbox), directory,
+                               mode=settings.mailbox_hygiene,
+                               tenant_domains=settings.tenant_domains),)
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],
