@@ -107,9 +107,12 @@ PERMISSIONS: tuple[Permission, ...] = (
                "well_known_folders"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
-               "cmdlets and Get-/Set-Mailbox; also needs the Exchange Administrator role",
+               "cmdlets, Get-/Set-Mailbox, inbox rules Graph never shows (Get-InboxRule "
+               "-IncludeHidden, Disable-InboxRule, Get-MailboxFolderStatistics) and their "
+               "history (Get-AdminAuditLogConfig, Search-UnifiedAuditLog); also needs the "
+               "Exchange Administrator role",
                "remediation/adapters/exchange_client.py: ExchangeAdminClient (used by "
-               "exchange_restricted.py and mailbox.py)"),
+               "exchange_restricted.py, mailbox.py and exchange_rules.py)"),
 )
 
 DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
@@ -124,11 +127,14 @@ DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
                   "remediation/adapters/graph_directory.py: GraphDirectory.reset_password"),
     DirectoryRole("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de",
                   "Exchange.ManageAsApp needs a directory role: Get-/Remove-BlockedSenderAddress "
-                  "(Security Administrator would also do for these) and Get-/Set-Mailbox "
-                  "(these need Exchange Administrator)",
+                  "(Security Administrator would also do for these), Get-/Set-Mailbox and "
+                  "the inbox rule cmdlets (these need Exchange Administrator), and "
+                  "Search-UnifiedAuditLog (the Audit Logs roles, which Exchange's Organization "
+                  "Management role group, the Exchange Administrator's, holds)",
                   "remediation/adapters/exchange_restricted.py: ExchangeRestrictedSenders; "
                   "remediation/adapters/mailbox.py: GraphExchangeMailbox.forwarding, "
-                  "clear_forwarding"),
+                  "clear_forwarding; remediation/adapters/exchange_rules.py: "
+                  "ExchangeRuleReader"),
 )
 
 

@@ -21,11 +21,15 @@ Cmdlets (InvokeCommand; each sent only parameters its office-docs-powershell ref
   call, 50,000 a session). ``UserIds`` and ``Operations`` go as JSON arrays: a bare string is
   refused as a String[] (CIPP-API ``Push-BECRun.ps1``).
 
-Why this and not Graph's ``/security/auditLog/queries`` (v1.0): that API needs another
-application permission (``AuditLogsQuery-Exchange.Read.All``) and answers asynchronously (a
-query to create, then poll); the cmdlet runs with what the app already holds
-(``Exchange.ManageAsApp`` and the Exchange Administrator role, whose Organization Management
-role group carries Exchange's Audit Logs roles).
+Why this and not Graph's ``/security/auditLog/queries`` (v1.0, "List records": application
+permission ``AuditLogsQuery-Exchange.Read.All``): that needs another permission and answers
+asynchronously (a query to create, then poll); the cmdlet runs app-only through the same
+InvokeCommand endpoint (invictus-ir/Microsoft-Extractor-Suite#172 calls it with a client
+credentials token) with what the app already holds: ``Exchange.ManageAsApp`` and the Exchange
+Administrator role, whose Organization Management role group holds the Audit Logs role the
+search needs ("You have to be assigned the Audit Logs or View-Only Audit Logs roles ...",
+Microsoft Purview ``audit-search``; Organization Management by default, ``audit-log-enable-
+disable``).
 
 Graph's rule ids come from ``GraphExchangeMailbox.inbox_rules`` (``MailboxSettings.ReadWrite``).
 Errors arrive translated (TransientError / PermanentError) from ExchangeAdminClient.

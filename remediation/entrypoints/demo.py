@@ -94,6 +94,12 @@ async def run_demo(out: TextIO) -> int:
     finally:
         await server.stop()
     print(cases_as_table(cases), file=out)
+    leftovers = _leftover_lines(cases)
+    if leftovers:
+        print("\nWhat the attacker left behind (cleaned after the revocation, before the "
+              "unblock):", file=out)
+        for line in leftovers:
+            print(f"  {line}", file=out)
     print("\nDefender alerts afterwards:", file=out)
     for line in _alert_lines(tenant):
         print(f"  {line}", file=out)
@@ -142,6 +148,26 @@ async def _drain_requests(app: Application) -> None:
     requests_only = LocalWorker(app.queue, {app.settings.remediation_queue:
                                             app.handler.on_request}, poll_interval=0.1)
     await requests_only.run(until_idle=True)
+
+
+def _leftover_lines(cases: list[Case]) -> list[str]:
+    """Each change a leftover step made (with its undo) and each report, per case: the steps
+    whose journal has the cleanup's shape (``found``, ``changes``)."""
+    lines = []
+    for case in cases:
+        for step in case.steps:
+            if step.status.value != "done" or "changes" not in step.data:
+                continue
+            why = {entry["key"]: entry["why"] for entry in step.data.get("found", [])}
+            shown = [f"{change['what']} ({why.get(key, '')}); undo: {change['undo']}"
+                     for key, change in zip(step.data.get("removed", []),
+                                            step.data["changes"], strict=False)]
+            shown += [f"reported {entry['kind']} {entry['name']}: {entry['why']}"
+                      for entry in step.data.get("found", []) if entry["disposition"] == "report"]
+            if shown:
+                lines.append(f"{case.user} ({step.name}):")
+                lines += [f"  {text}" for text in shown]
+    return lines
 
 
 def _alert_lines(tenant: SandboxTenant) -> list[str]:

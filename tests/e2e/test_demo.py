@@ -40,6 +40,12 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     assert flat.count("circuit breaker open") == STORM_SIZE - allowed
     assert "1 duplicate request(s) merged" in flat
     assert "mailbox: 3 planted rule(s)/forwarding disabled/cleared" in flat
+    # What Graph never showed: the hidden rule disabled through Exchange (with its undo), the
+    # rule created and deleted again named with the address that received copies.
+    assert ("disabled inbox rule '.' (not shown by Graph)" in flat
+            and "undo: Enable-InboxRule -Identity" in flat)
+    assert ("reported deleted inbox rule 'Payroll'" in flat
+            and "payroll-copy@evil-mail.example: they may have received copies" in flat)
     assert f"limit of {DEMO_BREAKER} password resets" in flat
     assert text.count("resolved/truePositive/compromisedAccount") == 5
     assert "listed as sales@contoso.com" in flat
