@@ -48,6 +48,9 @@ from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 
 if TYPE_CHECKING:
+    from remediation.adapters.exchange_client import ExchangeAdminClient
+    from remediation.adapters.graph_caller import GraphCaller
+    from remediation.adapters.mailbox import GraphExchangeMailbox
     from remediation.adapters.service_bus import QueueClient
 
 Closer = Callable[[], Awaitable[None]]
@@ -220,9 +223,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
     from remediation.adapters.graph_alerts import GraphAlerts
     from remediation.adapters.graph_caller import GraphCaller
-    from remediation.adapters.graph_consents import GraphConsentGrants
     from remediation.adapters.graph_directory import GraphDirectory
-    from remediation.adapters.graph_signin_methods import GraphSignInMethods
     from remediation.adapters.mailbox import GraphExchangeMailbox
     from remediation.adapters.mailbox_delegation import ExchangeMailboxDelegation
 
@@ -235,15 +236,32 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
                                    max_retries=settings.http_max_retries)
     closers.append(exchange.close)
     alerts = GraphAlerts(graph)
-    # Sign-in methods first: with one of theirs the attacker passes self-service password
-    # reset and takes the account back; then the consents whose tokens outlive the reset.
-    kinds: list[LeftoverKind] = [GraphSignInMethods(graph, settings.signin_cleanup),
-                                 GraphConsentGrants(graph, settings.signin_cleanup)]
-    return TenantPorts(directory=GraphDirectory(graph),
+    directory, mailbox = GraphDirectory(graph), GraphExchangeMailbox(graph, exchange)
+    return TenantPorts(directory=directory,
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
-                       alert_updater=alerts, mailbox=GraphExchangeMailbox(graph, exchange),
-                       leftover_kinds=kinds,
+                       alert_updater=alerts, mailbox=mailbox,
+                       leftover_kinds=_leftover_kinds(settings, graph, directory, mailbox,
+                                                      exchange),
                        delegation=ExchangeMailboxDelegation(exchange))
+
+
+def _leftover_kinds(settings: Settings, graph: "GraphCaller", directory: Directory,
+                    mailbox: "GraphExchangeMailbox", exchange: "ExchangeAdminClient",
+                    ) -> tuple[LeftoverKind, ...]:
+    """What the attacker left behind, one kind each (service/leftovers.py), in the order
+    they are cleaned: sign-in methods first (with one of theirs the attacker passes
+    self-service password reset and takes the account back), then the consents whose tokens
+    outlive the reset, then the inbox rules only Exchange shows."""
+    from remediation.adapters.exchange_rules import ExchangeRuleReader
+    from remediation.adapters.graph_consents import GraphConsentGrants
+    from remediation.adapters.graph_signin_methods import GraphSignInMethods
+    from remediation.service.exchange_rules import ExchangeInboxRules
+
+    return (GraphSignInMethods(graph, settings.signin_cleanup),
+            GraphConsentGrants(graph, settings.signin_cleanup),
+            ExchangeInboxRules(ExchangeRuleReader(exchange, mailbox), directory,
+                               mode=settings.mailbox_hygiene,
+                               tenant_domains=settings.tenant_domains))
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],

@@ -138,11 +138,14 @@ PERMISSIONS: tuple[Permission, ...] = (
                "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "
-               "cmdlets, Get-/Set-Mailbox, and Get-MailboxPermission / "
-               "Get-RecipientPermission (a shared mailbox's delegates); also needs the "
+               "cmdlets, Get-/Set-Mailbox, Get-MailboxPermission / Get-RecipientPermission (a "
+               "shared mailbox's delegates), inbox rules Graph never shows (Get-InboxRule "
+               "-IncludeHidden, Disable-InboxRule, Get-MailboxFolderStatistics) and their "
+               "history (Get-AdminAuditLogConfig, Search-UnifiedAuditLog); also needs the "
                "Exchange Administrator role",
                "remediation/adapters/exchange_client.py: ExchangeAdminClient (used by "
-               "exchange_restricted.py, mailbox.py and mailbox_delegation.py)"),
+               "exchange_restricted.py, mailbox.py, mailbox_delegation.py and "
+               "exchange_rules.py)"),
 )
 
 DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
@@ -162,10 +165,13 @@ DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
                   "Administrator, which 'provide[s] the required permissions for any task in "
                   "Exchange Online PowerShell. For example: Recipient management': "
                   "office-docs-powershell exchange/docs-conceptual/"
-                  "app-only-auth-powershell-v2.md)",
+                  "app-only-auth-powershell-v2.md), the inbox rule cmdlets, and "
+                  "Search-UnifiedAuditLog (the Audit Logs roles, which Exchange's Organization "
+                  "Management role group, the Exchange Administrator's, holds)",
                   "remediation/adapters/exchange_restricted.py: ExchangeRestrictedSenders; "
                   "remediation/adapters/mailbox.py: GraphExchangeMailbox.forwarding, "
-                  "clear_forwarding; remediation/adapters/mailbox_delegation.py"),
+                  "clear_forwarding; remediation/adapters/mailbox_delegation.py; "
+                  "remediation/adapters/exchange_rules.py: ExchangeRuleReader"),
 )
 
 

@@ -39,6 +39,7 @@ DEMO_REQUESTS = (
 DEMO_BREAKER = 13
 # The account whose leftovers (what the attacker added: sign-in methods, ...) the demo shows.
 LEFT_BEHIND_SHOWN = "lynne.robbins@contoso.com"
+_DONE_WITH = {"keep": "kept", "report": "reported"}
 
 
 def demo_settings(base_url: str, tenant: SandboxTenant, db: Path) -> Settings:
@@ -159,7 +160,7 @@ def _left_behind(cases: list[Case], user: str) -> list[str]:
             lines.append("  " + shown(step.detail, 300))
             lines += ["    " + shown(f"{change['what']}; undo: {change['undo']}", 300)
                       for change in step.data["changes"]]
-            lines += ["    " + shown(f"{entry['disposition'].replace('keep', 'kept')} "
+            lines += ["    " + shown(f"{_DONE_WITH[entry['disposition']]} {entry['kind']} "
                                      f"{entry['name']}: {entry['why']}", 300)
                       for entry in step.data["found"] if entry.get("disposition") != "remove"]
     if not lines:

@@ -96,6 +96,18 @@ SPECS: tuple[CmdletSpec, ...] = (
     _spec("Get-RecipientPermission",
           "Identity AccessRights IncludeTrusteeWithPrimarySmtpAddress ReadFromDomainController "
           "ResultSize Trustee"),
+    # Read at office-docs-powershell 43bd072 (Search-UnifiedAuditLog: StartDate and EndDate
+    # required; LegacyFlow is listed for Exchange Online too), 09d3fb8 (Get-AdminAuditLogConfig:
+    # DomainController is on-premises only) and 0eb18da (Get-MailboxFolderStatistics).
+    _spec("Search-UnifiedAuditLog",
+          "EndDate StartDate Formatted FreeText HighCompleteness IPAddresses LegacyFlow "
+          "LongerRetentionEnabled ObjectIds Operations RecordType ResultSize SessionCommand "
+          "SessionId SiteIds UserIds", required="StartDate EndDate"),
+    _spec("Get-AdminAuditLogConfig", ""),
+    _spec("Get-MailboxFolderStatistics",
+          "Identity Archive Database DiagnosticInfo FolderScope IncludeAnalysis "
+          "IncludeOldestAndNewestItems IncludeSoftDeletedRecipients ResultSize SkipCount "
+          "StoreMailboxIdentity UseCustomRouting"),
     _spec("Get-CASMailbox",
           "Identity ActiveSyncDebugLogging ActiveSyncSuppressReadReceipt Anr Credential Filter "
           "IgnoreDefaultScope OrganizationalUnit ProtocolSettings "

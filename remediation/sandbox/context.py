@@ -32,7 +32,10 @@ def describe(path: str, raw: bytes, address_of: Callable[[str], str]) -> Call:
     body = parse_body(raw)
     cmdlet, parameters = cmdlet_input(body)
     if cmdlet is not None:
-        subject = parameters.get("SenderAddress") or parameters.get("Identity")
+        users = parameters.get("UserIds")
+        subject = (parameters.get("SenderAddress") or parameters.get("Mailbox")
+                   or parameters.get("Identity")
+                   or (users[0] if isinstance(users, list) and users else None))
         target = str(subject).lower() if subject else None
     else:
         target = graph_user_segment(path)

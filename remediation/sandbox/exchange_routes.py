@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from remediation.sandbox import delegation
+from remediation.sandbox import delegation, inbox_rules
 from remediation.sandbox.cmdlets import BINDING_EXCEPTION, binding_message, spec_of
 from remediation.sandbox.context import CALL, TENANT, cmdlet_input
 from remediation.sandbox.errors import exchange_error, raw_response
@@ -207,6 +207,19 @@ def set_mailbox(request: web.Request, tenant: SandboxTenant,
     return _no_output(request, tenant)
 
 
+def _rows(read: Callable[[SandboxTenant, dict[str, Any]], list[dict[str, Any]]]) -> Cmdlet:
+    return lambda request, tenant, parameters: _reply(request, tenant, read(tenant, parameters))
+
+
+def _enabled(enabled: bool) -> Cmdlet:
+    def handler(request: web.Request, tenant: SandboxTenant,
+                parameters: dict[str, Any]) -> web.Response:
+        inbox_rules.set_rule_enabled(tenant, parameters, enabled)
+        return _no_output(request, tenant)
+
+    return handler
+
+
 CMDLETS: dict[str, Cmdlet] = {
     "get-blockedsenderaddress": get_blocked_sender_address,
     "remove-blockedsenderaddress": remove_blocked_sender_address,
@@ -214,6 +227,14 @@ CMDLETS: dict[str, Cmdlet] = {
     "set-mailbox": set_mailbox,
     "get-mailboxpermission": get_mailbox_permission,
     "get-recipientpermission": get_recipient_permission,
+    # Inbox rules as Exchange shows them, and the unified audit log (their own modules).
+    "get-inboxrule": _rows(inbox_rules.get_inbox_rule),
+    "disable-inboxrule": _enabled(False),
+    "enable-inboxrule": _enabled(True),
+    "get-mailboxfolderstatistics": _rows(inbox_rules.get_mailbox_folder_statistics),
+    "get-adminauditlogconfig": _rows(lambda tenant, _: tenant.unified_audit_log.config()),
+    "search-unifiedauditlog": _rows(lambda tenant, parameters: tenant.unified_audit_log.search(
+        parameters)),
 }
 
 

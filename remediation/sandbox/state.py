@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from remediation.domain.roles import EXCHANGE_ADMINISTRATOR, USER_ADMINISTRATOR
 from remediation.permissions import PERMISSIONS, permissions_on
@@ -83,6 +83,7 @@ LOCALISED_FOLDERS = {"de": {"Inbox": "Posteingang", "Archive": "Archiv",
                             "Conversation History": "Unterhaltungsverlauf",
                             "Deleted Items": "Gelöschte Elemente", "Junk Email": "Junk-E-Mail",
                             "Sent Items": "Gesendete Elemente"}}
+_T = TypeVar("_T")
 _FOLDER_NAMESPACE = uuid.UUID("0b7f1e62-3c1a-4f4e-9d0c-5a8e2b6d7c41")
 
 
@@ -126,6 +127,10 @@ class SandboxUser:
     forwarding_address: str | None = None
     deliver_to_mailbox_and_forward: bool = False
     inbox_rules: list[dict[str, Any]] = field(default_factory=list)
+    # Rules Graph never shows, in Get-InboxRule's shape (sandbox/inbox_rules.py): hidden rules,
+    # the junk e-mail, out-of-office and delegate rules. Get-InboxRule lists them with
+    # -IncludeHidden only.
+    exchange_rules: list[dict[str, Any]] = field(default_factory=list)
     # Mail folder id -> display name; the well-known folders are added on creation, named in
     # the mailbox's ``language`` ("en", or a key of LOCALISED_FOLDERS).
     folders: dict[str, str] = field(default_factory=dict)
@@ -353,6 +358,10 @@ class SandboxTenant:
         self.signin = SignInMethods(self.audit_log)
         # FullAccess, SendAs and SendOnBehalf on mailboxes (sandbox/delegation.py).
         self.mailbox_grants = MailboxGrants()
+        from remediation.sandbox.unified_audit_log import SandboxAuditLog
+
+        # The unified audit log (Search-UnifiedAuditLog, Get-AdminAuditLogConfig).
+        self.unified_audit_log = SandboxAuditLog()
         self._lock = threading.RLock()
         self._users: dict[str, SandboxUser] = {}
         self._blocks: dict[str, _Block] = {}
@@ -715,6 +724,11 @@ class SandboxTenant:
             if "DeliverToMailboxAndForward" in parameters:
                 user.deliver_to_mailbox_and_forward = bool(
                     parameters["DeliverToMailboxAndForward"])
+
+    def with_mailbox(self, user: SandboxUser, change: Callable[[], _T]) -> _T:
+        """Run ``change`` (which reads or changes ``user``'s rules) under the tenant's lock."""
+        with self._lock:
+            return change()
 
     def _user_or_none(self, address_or_id: str) -> SandboxUser | None:
         try:

@@ -12,7 +12,11 @@ disposition) and removes one leftover. ``Cleanup`` runs them:
   refuses (a default sign-in method) is done for the others, then escalated naming what stayed
   and why;
 - in each verification check (``returned``): a survey whose keys the cleaning step never saw
-  is an addition after the case acted — the attacker is still active.
+  is an addition after the case acted — the attacker is still active; so is a leftover the
+  step removed that is found again to remove or report (re-enabled, re-registered under the
+  same id: a phone method's id is fixed per phone type, a grant's per app, user and resource).
+
+A kind may say how its removals read (``wording``: inbox rules are *disabled*, not removed).
 """
 
 from collections.abc import Sequence
@@ -36,6 +40,25 @@ from remediation.service.claims import CONFIRMED
 from remediation.service.journaling import CaseRecorder, StepResult
 
 WINDOW = "compromise_window"
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a kind's removals read in the plan, the journal's changes and the step's summary."""
+
+    remove: str = "remove"
+    removed: str = "removed"
+    kept: str = "older kept"
+    none_kept: str = "nothing older to keep"
+
+
+DEFAULT_WORDING = Wording()
+
+
+def wording(kind: object) -> Wording:
+    """A kind's ``wording`` attribute, if it has one (optional: most kinds remove)."""
+    found = getattr(kind, "wording", None)
+    return found if isinstance(found, Wording) else DEFAULT_WORDING
 
 
 class LeftoverKind(Protocol):
@@ -116,7 +139,7 @@ class Cleanup:
             "found": [leftover.to_dict() for leftover in found],
             "removed": [leftover.key for leftover in removed],
             "stayed": [{"key": leftover.key, "why": why} for leftover, why in stayed],
-            "changes": [{"what": f"removed {leftover.kind} {leftover.name}",
+            "changes": [{"what": f"{wording(kind).removed} {leftover.kind} {leftover.name}",
                          "undo": leftover.undo} for leftover in removed]}
         if stayed:
             shown = "; ".join(f"{leftover.kind} {leftover.name} stayed: {why}"
@@ -136,7 +159,11 @@ class Cleanup:
             if step is None:
                 continue
             known = [entry["key"] for entry in step.data.get("found", [])]
-            added += newly_added(await kind.survey(user, window), known)
+            removed = set(step.data.get("removed", []))
+            found = await kind.survey(user, window)
+            added += newly_added(found, known)
+            added += [leftover for leftover in found if leftover.key in removed
+                      and leftover.disposition is not Disposition.KEEP]
         return added
 
     @staticmethod
@@ -150,11 +177,13 @@ class Cleanup:
         could not be read (escalated after the reset, before the unblock)."""
         lines = [f"{why}: escalate after the reset, before the unblock"
                  for why in (refused or {}).values()]
-        for found in surveys.values():
+        verbs = {kind.step: wording(kind).remove for kind in self.kinds}
+        for step, found in surveys.items():
             for leftover in found:
                 if leftover.disposition is Disposition.KEEP:
                     continue
-                verb = "remove" if leftover.disposition is Disposition.REMOVE else "report"
+                verb = (verbs.get(step, DEFAULT_WORDING.remove)
+                        if leftover.disposition is Disposition.REMOVE else "report")
                 lines.append(f"{verb} {leftover.kind} {leftover.name}: {leftover.why}")
         return lines
 
@@ -170,13 +199,14 @@ class _Stayed(PermanentError):
 def _summary(kind: LeftoverKind, found: list[Leftover], removed: list[Leftover]) -> str:
     reported = [leftover for leftover in found if leftover.disposition is Disposition.REPORT]
     kept = len(found) - len(removed) - len(reported)
+    words = wording(kind)
     parts = []
     if removed:
-        parts.append("removed " + ", ".join(leftover.name for leftover in removed))
+        parts.append(f"{words.removed} " + ", ".join(leftover.name for leftover in removed))
     if reported:
         parts.append("reported " + ", ".join(f"{leftover.name} ({leftover.why})"
                                              for leftover in reported))
-    parts.append(f"{kept} older kept" if kept else "nothing older to keep")
+    parts.append(f"{kept} {words.kept}" if kept else words.none_kept)
     return f"{kind.label}: " + "; ".join(parts)
 
 

@@ -45,6 +45,12 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     assert flat.count("circuit breaker open") == STORM_SIZE - allowed
     assert "1 duplicate request(s) merged" in flat
     assert "mailbox: 3 planted rule(s)/forwarding disabled/cleared" in flat
+    # What Graph never showed: the hidden rule disabled through Exchange (with its undo), the
+    # rule created and deleted again named with the address that received copies.
+    assert ("disabled inbox rule '.' (not shown by Graph)" in flat
+            and "undo: Enable-InboxRule -Identity" in flat)
+    assert ("reported deleted inbox rule 'Payroll'" in flat
+            and "payroll-copy@evil-mail.example: they may have received copies" in flat)
     assert f"limit of {DEMO_BREAKER} password resets" in flat
     assert text.count("resolved/truePositive/compromisedAccount") == 5
     assert "listed as sales@contoso.com" in flat
@@ -56,7 +62,7 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     # What the attacker left behind on Lynne: their Authenticator removed, her phone kept.
     assert ("removed sign-in method Microsoft Authenticator on SM-G991B; undo: re-register "
             "the Authenticator app on SM-G991B" in flat)
-    assert "kept phone +• ••• ••• ••42 (mobile)" in flat
+    assert "kept sign-in method phone +• ••• ••• ••42 (mobile)" in flat
     assert "1 sign-in method removals" in flat
     # The judgement blocks: a shared mailbox names its delegates and opens the sender's case;
     # a bulk sender over its rate limit is explained, not reset.

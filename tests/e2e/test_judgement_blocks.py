@@ -58,7 +58,7 @@ def changes_to(tenant: SandboxTenant, user: str) -> list[str]:
             found.append("reset" if keys == ["passwordProfile"] else f"PATCH {keys}")
         elif request.path.endswith("/revokeSignInSessions"):
             found.append("revoke")
-        elif request.cmdlet and not request.cmdlet.startswith("Get-"):
+        elif request.cmdlet and not request.cmdlet.startswith(("Get-", "Search-")):
             found.append(request.cmdlet)
     return found
 

@@ -41,10 +41,13 @@ async def remediate(app: Application, *users: str, source: str = "manual") -> di
     return {case.user: case for case in await app.journal.list_cases()}
 
 
+READ_CMDLETS = ("Get-", "Search-")  # Exchange's verbs that only read
+
+
 def writes(tenant: SandboxTenant) -> list[Any]:
     return [r for r in tenant.requests()
             if r.method in ("PATCH", "POST", "PUT", "DELETE")
-            and r.cmdlet not in ("Get-BlockedSenderAddress", "Get-Mailbox")]
+            and not (r.cmdlet or "").startswith(READ_CMDLETS)]
 
 
 def changed(tenant: SandboxTenant, user: str) -> list[str]:

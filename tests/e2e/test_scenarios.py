@@ -58,13 +58,15 @@ async def test_blocked_user_is_secured_unblocked_then_verified(
         "GET user", "GET transitiveMemberOf",  # guardrails
         "Get-BlockedSenderAddress", "GET messageRules", "Get-Mailbox",  # the plan (reads)
         "GET methods",  # the plan: sign-in methods
+        "Get-InboxRule", "Search-UnifiedAuditLog",  # ... and the rules Exchange sees
         "reset", "revoke",
         "GET messageRules", "Get-Mailbox",  # mailbox hygiene: nothing suspicious
         "GET methods",  # sign-in methods: only her password, nothing to remove
+        "Get-InboxRule", "Search-UnifiedAuditLog",  # nothing hidden, nothing deleted
         "Get-BlockedSenderAddress", "Remove-BlockedSenderAddress",  # the unblock
-        # The first verification check: anything added since the case acted?
-        "GET user", "GET methods",
-        # Then the account's addresses as they are now, each read.
+        # The first verification check: nothing added since the case acted, then the
+        # account's addresses as they are now, each read.
+        "GET user", "GET methods", "Get-InboxRule", "Search-UnifiedAuditLog",
         "GET user", "Get-BlockedSenderAddress"]
     assert ADELE not in tenant.blocked_addresses()
     assert tenant.removals == [(ADELE, None)]  # the address alone: -Reason is no free text

@@ -19,6 +19,7 @@ from remediation.domain.leftovers import (
 )
 from remediation.domain.requests import RemediationRequest
 from remediation.entrypoints.report import case_details
+from remediation.service.leftovers import Wording
 from remediation.service.progress import changes, progress
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 from tests.fakes import FakeAlertSource, FakeTenant
@@ -188,6 +189,43 @@ async def test_verification_with_nothing_added_goes_on_as_before() -> None:
 
     assert case.state is CaseState.VERIFIED
     assert "disable_sign_in" not in tenant.directory.events
+
+
+async def test_a_removed_leftover_found_again_under_its_old_key_escalates() -> None:
+    """Re-registered under the same id (a phone method's id is fixed per phone type, a grant's
+    per app, user and resource, a disabled rule enabled again): the attacker is back."""
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("phone", now - timedelta(hours=3))])
+    workflow = make(tenant, gadgets)
+    case = await workflow.remediate(RemediationRequest(ROB, request_id="r1"))
+    assert gadgets.removed == ["phone"]
+    gadgets.held.append(Gadget("phone", tenant.clock.now()))
+
+    tenant.clock.set(tenant.exchange.unblocks[0].at + DELAYS[0])
+    [check] = tenant.scheduler.due(tenant.clock.now())[:1]
+    case = await workflow.verify(check)
+
+    assert case.state is CaseState.ESCALATED
+    assert "the attacker is still active: added since the case acted: gadget gadget phone" in (
+        case.reason or "")
+
+
+async def test_a_kind_s_wording_reads_in_the_plan_the_changes_and_the_summary() -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("new", now - timedelta(hours=3))])
+    gadgets.wording = Wording(remove="disable", removed="disabled", kept="noted")  # type: ignore[attr-defined]
+    workflow = make(tenant, gadgets)
+
+    case = await workflow.remediate(RemediationRequest(ROB, request_id="r1"))
+
+    plan, step = case.done("plan"), case.done("gadgets")
+    assert plan is not None and "disable gadget gadget new: added inside" in plan.detail
+    assert step is not None and step.detail.startswith("gadgets: disabled gadget new")
+    assert step.data["changes"][0]["what"] == "disabled gadget gadget new"
 
 
 async def test_every_change_is_listed_with_what_undoes_it_and_shown_in_status() -> None:
