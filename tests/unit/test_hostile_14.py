@@ -11,6 +11,7 @@ from remediation.service.workflow import RESUME_REFUSED
 from tests.unit.test_sweeper import Swept, s, stuck_in_progress  # noqa: F401
 from tests.unit.test_workflow import ROB
 
+
 def forged(body: str) -> Delivery:
     return Delivery(body=body.encode(), message_id="forged", delivery_count=1,
                     max_delivery_count=5)
