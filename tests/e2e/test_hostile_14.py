@@ -1,10 +1,14 @@
 """Hostile tester, issue 14: forged messages and odd timing against the sandbox over HTTP."""
 
+import uuid
 from pathlib import Path
 
+from remediation.bootstrap import Application, bootstrap
 from remediation.domain.cases import CaseState
+from remediation.domain.requests import RemediationRequest
 from remediation.sandbox import SandboxTenant
 from remediation.sandbox.faults import Fault
+from tests.conftest import sandbox_settings
 from tests.e2e.test_confirmed_evidence import (
     ADELE,
     SLOW,
@@ -13,6 +17,12 @@ from tests.e2e.test_confirmed_evidence import (
     run_for,
     send_raw,
 )
+
+LYNNE, LYNNE_ALIAS = "lynne.robbins@contoso.com", "l.robbins@contoso.com"
+
+
+async def drain(app: Application) -> None:
+    await app.worker(poll_interval=0.02, retry_backoff=0.05).run(until_idle=True)
 
 
 async def test_a_made_up_alert_id_read_while_graph_throttles_does_not_escalate(
@@ -42,5 +52,38 @@ async def test_a_made_up_alert_id_read_while_graph_throttles_does_not_escalate(
         assert case is not None
         ignored = [step.detail for step in case.steps if step.name == "alert_ignored"]
         assert case.state is CaseState.AWAITING_VERIFICATION, (case.reason, ignored)
+    finally:
+        await app.aclose()
+
+
+async def test_the_retry_of_a_manual_request_by_alias_that_approved_a_case_finishes_it(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Approve mode: a manual request naming an alias merges into the account's waiting case
+    (its own case ends ``skipped``, merged) and is that case's approval; the reset then meets
+    a transient failure, and the handler schedules a retry of the *request*. The retry finds
+    the request's own case merged and runs nothing: the approved case stays in progress with
+    the attacker's password, with no message that will move it (only the sweeper, 24 minutes
+    on; the README says a retry resumes the case whatever message carried it)."""
+    tenant.user(LYNNE).proxy_addresses.append(f"smtp:{LYNNE_ALIAS}")
+    app = bootstrap(sandbox_settings(sandbox_url, tenant, tmp_path / "db", mode="approve",
+                                     sweep_restricted_users=False, http_max_retries=0))
+    try:
+        await app.requests.send(RemediationRequest(user=LYNNE, source="alert",
+                                                   request_id=uuid.uuid4().hex))
+        await drain(app)
+        [waiting] = await app.journal.list_cases()
+        assert waiting.state is CaseState.AWAITING_APPROVAL
+
+        tenant.add_fault(Fault(status=503, method="PATCH", path=r"^/v1\.0/users/[^/]+$",
+                               times=1))
+        await app.requests.send(RemediationRequest(user=LYNNE_ALIAS, requested_by="helpdesk",
+                                                   request_id=uuid.uuid4().hex))
+        await drain(app)  # the worker alone, every retry delivered; no sweep
+
+        case = await app.journal.get_case(waiting.case_id)
+        assert case is not None
+        assert case.state is CaseState.AWAITING_VERIFICATION or case.state.is_final, (
+            case.state, [(step.name, step.detail) for step in case.steps][-6:])
+        assert len(tenant.user(LYNNE).password_changes) == 1
     finally:
         await app.aclose()
