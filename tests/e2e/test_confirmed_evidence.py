@@ -130,11 +130,14 @@ async def test_a_confirmed_alert_opens_the_next_episode_and_the_case_says_so(
         await app.aclose()
 
 
-async def test_an_alert_graph_could_not_read_is_evidence_at_an_unknown_time(
+async def test_an_alert_graph_never_reads_goes_to_a_person_and_leaves_the_case_alone(
         sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
-    """A read that failed is not "not found": the time is unknown, so the earlier work cannot
-    be said to have answered it, and the verifying case goes to a human."""
-    app = app_for(sandbox_url, tenant, tmp_path / "state.db", verify_delays=SLOW)
+    """A read that failed is not "not found": the time is unknown, so the request is tried
+    again; but it is no evidence either (issue 14, point 3): the verifying case is not sent
+    to a human on it. When Graph never answers, the last attempt gives the request's own
+    case to a person, with a reason that says the alert could not be read."""
+    app = app_for(sandbox_url, tenant, tmp_path / "state.db", verify_delays=SLOW,
+                  max_delivery_count=3, http_max_retries=0)
     try:
         await send_raw(app, {"user": ADELE})
         await run_for(app, 1.5)
@@ -146,11 +149,18 @@ async def test_an_alert_graph_could_not_read_is_evidence_at_an_unknown_time(
         tenant.add_fault(Fault(status=503, method="GET", path=rf"/alerts_v2/{real['id']}$",
                                times=None))
         await send_raw(app, {"user": ADELE, "alert_ids": [real["id"]]})
-        await run_for(app, 1.5)
+        await run_for(app, 2.5)
 
-        [case] = [c for c in await app.journal.list_cases() if c.case_id == waiting.case_id]
-        assert case.state is CaseState.ESCALATED
-        assert case.reason is not None and "an unknown time" in case.reason
+        cases = await app.journal.list_cases()
+        [case] = [c for c in cases if c.case_id == waiting.case_id]
+        assert case.state is CaseState.AWAITING_VERIFICATION, case.reason
+        [given_up] = [c for c in cases if c.case_id != waiting.case_id]
+        assert given_up.state is CaseState.ESCALATED, given_up.state
+        assert given_up.reason is not None
+        assert "could not be read from Graph" in given_up.reason, given_up.reason
+        assert real["id"] in given_up.reason and "new evidence after the unblock" not in (
+            given_up.reason)
+        assert len(tenant.user(ADELE).password_changes) == 1
     finally:
         tenant.clear_faults()
         await app.aclose()
