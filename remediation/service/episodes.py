@@ -106,12 +106,28 @@ class Episodes:
         case = await self._receive(request)
         return await self._outcomes.escalate(case.case_id, reason, kind=EscalationKind.GAVE_UP)
 
+    async def working_case(self, request_id: str) -> Case | None:
+        """The case a request works: the one that recorded it, or, when that is the
+        request's own case merged into another (named by an alias, its own case lost the
+        race), the case it was merged into. What its retries resume, journal on and give up
+        on, whatever message carried it."""
+        case = await self._recorder.journal.case_with_request(request_id)
+        merged_into = None if case is None else _merged_into(case)
+        if merged_into is None:
+            return case
+        return await self._recorder.journal.get_case(merged_into) or case
+
     async def _resume(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
+        """A request the journal knows (a redelivery, a retry): it runs the case it works,
+        as a request recorded on that case directly does. A manual request merged into a
+        case waiting for approval was that case's approval; its retry after a failure takes
+        the approved case on from its next step (issue 14, point 1), never stops at its own
+        merged record."""
         if case.state is CaseState.RECEIVED and case.user_id is None:
             return await self._place(case, request)  # stopped before it found its episode
         merged_into = _merged_into(case)
         if merged_into is not None:
-            return await self._recorder.require(merged_into), False
+            return await self._recorder.require(merged_into), True
         return case, True
 
     async def _holder_named(self, name: str) -> Case | None:

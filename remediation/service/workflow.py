@@ -279,7 +279,7 @@ class RemediationWorkflow:
                       request: RemediationRequest | None = None) -> Case | None:
         """Escalate the case of a message that is about to be dead-lettered; a request that
         failed before its case was journaled (the journal itself failing) gets one now."""
-        case = await self._recorder.journal.case_with_request(request_id)
+        case = await self._episodes.working_case(request_id)
         if case is None and request is not None:
             return await self._episodes.given_up(request, reason)
         if case is None or case.state.is_final:
@@ -291,10 +291,9 @@ class RemediationWorkflow:
                             case_id: str | None = None,
                             request_id: str | None = None) -> Case | None:
         """Note a scheduled retry on the case it concerns (named by id, or by a request it
-        recorded); None when there is no case yet (a lookup failed before one was opened)."""
-        journal = self._recorder.journal
-        case = (await journal.get_case(case_id) if case_id is not None else
-                await journal.case_with_request(request_id) if request_id is not None else None)
+        works: ``Episodes.working_case``); None when there is no case yet (a lookup failed
+        before one was opened)."""
+        case = await self._case_named(case_id, request_id)
         if case is None:
             return None
         return await self._recorder.note(case, RETRY, StepStatus.INFO, detail, data)
@@ -306,12 +305,15 @@ class RemediationWorkflow:
                                 request_id: str | None = None) -> str | None:
         """Why the case (named by id, or by a request it recorded) was escalated; None when
         there is no such case or it is not escalated. Reads only."""
-        journal = self._recorder.journal
-        case = (await journal.get_case(case_id) if case_id is not None else
-                await journal.case_with_request(request_id) if request_id is not None else None)
+        case = await self._case_named(case_id, request_id)
         if case is None or case.state is not CaseState.ESCALATED:
             return None
         return case.reason
+
+    async def _case_named(self, case_id: str | None, request_id: str | None) -> Case | None:
+        if case_id is not None:
+            return await self._recorder.journal.get_case(case_id)
+        return None if request_id is None else await self._episodes.working_case(request_id)
 
 
 def _approval_refusal(case: Case, approval: Approval) -> str | None:
