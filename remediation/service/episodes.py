@@ -356,7 +356,7 @@ class Episodes:
                     "request_ids": (*current.request_ids, request_id)}
 
         if request_id not in case.request_ids:
-            case = await self._saved(case.case_id, merged)
+            case = await self._saved(case.case_id, merged, touch=False)
             detail = (f"{request.source} request merged; {why}" if why else
                       f"duplicate {request.source} request merged; no second reset or unblock")
             if request.requested_by:
@@ -401,14 +401,15 @@ class Episodes:
         return await self._merge(escalated, request,
                                  why=f"re-blocked as {listed}: the case went to a human with it")
 
-    async def _saved(self, case_id: str,
-                     changes: Callable[[Case], dict[str, Any]]) -> Case:
+    async def _saved(self, case_id: str, changes: Callable[[Case], dict[str, Any]], *,
+                     touch: bool = True) -> Case:
         """Save ``changes`` (worked out from the case as stored) over a concurrent writer:
-        a merge and the worker running the case may both be saving it."""
+        a merge and the worker running the case may both be saving it. ``touch``: as
+        ``CaseRecorder.save`` (a merge moves nothing)."""
         for attempt in range(_SAVE_ATTEMPTS):
             current = await self._recorder.require(case_id)
             try:
-                return await self._recorder.save(current, **changes(current))
+                return await self._recorder.save(current, touch=touch, **changes(current))
             except ConcurrentUpdate:
                 if attempt == _SAVE_ATTEMPTS - 1:
                     raise
