@@ -82,6 +82,39 @@ async def test_a_made_up_alert_id_never_escalates_a_verifying_case(
         await app.aclose()
 
 
+async def test_a_made_up_alert_id_read_while_graph_throttles_does_not_escalate(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Reproduced (hostile tester): a queue message naming an id nobody confirmed, worked
+    while Graph's alerts API throttles (as a flood of such messages makes it do), counted as
+    new evidence at an unknown time and sent the verifying case to a human at once, though
+    Microsoft confirmed nothing; the alert update then read the id back as not found. The
+    read is retried instead, and once Graph answers "not found" nothing changes."""
+    app = app_for(sandbox_url, tenant, tmp_path / "state.db", verify_delays=SLOW,
+                  http_max_retries=0)
+    try:
+        await send_raw(app, {"user": ADELE})
+        await run_for(app, 1.5)
+        [waiting] = await app.journal.list_cases()
+        assert waiting.state is CaseState.AWAITING_VERIFICATION
+
+        tenant.add_fault(Fault(status=429, method="GET", retry_after=1,
+                               path=r"^/v1\.0/security/alerts_v2/.+", times=None,
+                               code="TooManyRequests"))
+        forged = made_up()
+        await send_raw(app, {"user": ADELE, "alert_ids": [forged]})
+        await run_for(app, 1.5)
+        tenant.clear_faults()  # Graph answers again: the alert update reads the id back
+        await run_for(app, 2.5)
+
+        case = await app.journal.get_case(waiting.case_id)
+        assert case is not None
+        assert case.state is CaseState.AWAITING_VERIFICATION, (case.reason, ignored(case))
+        assert "not found" in ignored(case)[forged]
+        assert len(tenant.user(ADELE).password_changes) == 1
+    finally:
+        await app.aclose()
+
+
 async def test_a_made_up_alert_id_never_resets_a_verified_account_again(
         sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
     """Reproduced: the made-up id opened the person's next episode and reset the verified

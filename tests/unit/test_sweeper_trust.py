@@ -1,4 +1,7 @@
-"""Hostile tester, issue 14: what still lets a case stay stuck, against in-memory fakes."""
+"""What the sweeper waits for (issue 14, point 1; found by a hostile tester), against
+in-memory fakes: only what moves a case (never a refused message, a duplicate merged, a
+note that changes nothing), by times no clock far ahead of its own wrote; and how far a
+worker's clock may lag the broker's before a check is taken for an early one."""
 
 from __future__ import annotations
 
