@@ -18,7 +18,7 @@ class Queued:
     body: bytes
     session_id: str | None
     properties: dict[str, object]
-    at: datetime
+    at: datetime | None  # None: deliverable at once
 
 
 @dataclass
@@ -27,7 +27,7 @@ class FakeRequestsQueue:
 
     async def schedule_copy(self, body: bytes, *, session_id: str | None,
                             properties: Mapping[str, str | int | float | bool],
-                            at: datetime) -> str:
+                            at: datetime | None) -> str:
         self.sent.append(Queued(body, session_id, dict(properties), at))
         return f"resume-{len(self.sent)}"
 

@@ -65,7 +65,7 @@ class LocalMessageRetries:
 
     async def schedule_copy(self, body: bytes, *, session_id: str | None,
                             properties: Mapping[str, str | int | float | bool],
-                            at: datetime) -> str:
+                            at: datetime | None) -> str:
         message_id = uuid.uuid4().hex
         await self._queue.send(self._name, body, message_id=message_id, session_id=session_id,
                                scheduled_at=at, properties=dict(properties))

@@ -179,9 +179,13 @@ class ServiceBusMessageRetries:
 
     async def schedule_copy(self, body: bytes, *, session_id: str | None,
                             properties: Mapping[str, str | int | float | bool],
-                            at: datetime) -> str:
+                            at: datetime | None) -> str:
         message_id = uuid.uuid4().hex
         sender = await self._queues.sender(self._name)
-        await _guarded("scheduling a retry", sender.schedule_messages(_service_bus_message(
-            body, message_id=message_id, session_id=session_id, properties=properties), at))
+        message = _service_bus_message(body, message_id=message_id, session_id=session_id,
+                                       properties=properties)
+        if at is None:  # at once: no ScheduledEnqueueTimeUtc, the broker enqueues it now
+            await _guarded("queuing a copy", sender.send_messages(message))
+        else:
+            await _guarded("scheduling a retry", sender.schedule_messages(message, at))
         return message_id

@@ -81,6 +81,9 @@ class Case:
     unblocked_at: datetime | None = None
     last_block_seen: datetime | None = None
     ended_at: datetime | None = None  # when it reached its final state
+    # An escalated case's kind (``escalation_kinds.EscalationKind`` value), saved with the
+    # state so that no crash leaves the case without the README row that says what to do.
+    escalation_kind: str | None = None
     version: int = 0
     steps: tuple[Step, ...] = ()
 
@@ -134,7 +137,7 @@ class Case:
             "listed_addresses": list(self.listed_addresses), "aliases": list(self.aliases),
             "block_created": _iso(self.block_created), "unblocked_at": _iso(self.unblocked_at),
             "last_block_seen": _iso(self.last_block_seen), "ended_at": _iso(self.ended_at),
-            "version": self.version,
+            "escalation_kind": self.escalation_kind, "version": self.version,
         }
 
     @classmethod
@@ -154,6 +157,7 @@ class Case:
             unblocked_at=_parse(raw.get("unblocked_at")),
             last_block_seen=_parse(raw.get("last_block_seen")),
             ended_at=_parse(raw.get("ended_at")),
+            escalation_kind=raw.get("escalation_kind"),
             version=int(raw.get("version", 0)), steps=steps,
         )
 

@@ -52,10 +52,16 @@ class RemediationRequest:
     # When the evidence was created (an alert's createdDateTime): work a case did before it
     # cannot answer it. None when unknown (a person asking, the sweep).
     evidence_at: datetime | None = None
-    # Which of ``alert_ids`` are evidence: set by the workflow from Graph's answers (an
-    # outbound-spam alert about this account, or one whose read failed), never from a
-    # message, and never sent on a queue. None: nobody read them back (all count).
+    # Which of ``alert_ids`` Microsoft confirmed as evidence: Graph read them back as
+    # outbound-spam alerts about this account, with their creation time. Set by the workflow
+    # from Graph's answers, never from a message, and never sent on a queue. None: nobody
+    # read them back (all count, at the time the request gives).
     evidence_ids: tuple[str, ...] | None = None
+    # Which of ``alert_ids`` could not be confirmed or refused now: Graph's read failed (a
+    # timeout, throttling, a 5xx), the directory could not say whose they are, or Graph gave
+    # no readable creation time. Neither evidence nor ignored: asked again later. Set by the
+    # workflow, like ``evidence_ids``.
+    unconfirmed_ids: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         """The queue body: a schema version plus every field that is set."""

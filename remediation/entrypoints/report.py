@@ -95,18 +95,25 @@ def case_details(case: Case) -> str:
              + (f"  ({shown(case.reason, TEXT_LIMIT)})" if case.reason else "")]
     if case.alert_ids:
         lines.append(f"  alerts: {shown(', '.join(case.alert_ids), TEXT_LIMIT)}")
+    told = False
     for step in case.steps:
         lines.append(f"  {step.at:%Y-%m-%d %H:%M:%S}  {_cell(step.name):<22} "
                      f"{step.status.value:<8} {shown(step.detail, TEXT_LIMIT)}")
         kind = step.data.get("kind") if step.name == "escalated" else None
         if isinstance(kind, str):
-            lines.append(f"{'':<23}what to do: the README's \"When a case escalates\", "
-                         f"kind {_cell(kind)}")
+            lines.append(_what_to_do(kind))
+            told = True
+    if not told and case.state is CaseState.ESCALATED and case.escalation_kind:
+        lines.append(_what_to_do(case.escalation_kind))  # saved with the state; no step
     made = changes(case)
     if made:
         lines.append("  changes made, and what undoes each:")
         lines += [f"    - {change.what}: {change.undo}" for change in made]
     return "\n".join(lines)
+
+
+def _what_to_do(kind: str) -> str:
+    return f"{'':<23}what to do: the README's \"When a case escalates\", kind {_cell(kind)}"
 
 
 def status_table(view: StatusView, width: int | None = None) -> str:

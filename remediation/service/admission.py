@@ -16,9 +16,15 @@ from remediation.service.messages import AlertUpdate, VerificationCheck
 
 VERIFICATION_REFUSED = "verification_refused"
 ALERT_UPDATE_REFUSED = "alert_update_refused"
-# A scheduled message is delivered at its time by the broker's clock; the worker's may lag
-# behind it by this much without the check being taken for an early one.
-CLOCK_SKEW = timedelta(seconds=2)
+# How far apart the clocks of two machines may be: a scheduled message is delivered at its
+# time by the broker's clock, and the worker's may lag behind it by this much without the
+# check being taken for an early one; a time another worker wrote may be this far ahead of
+# ours without being distrusted (``sweeper.pending_until``). Five minutes, the allowance
+# Microsoft's own token validation gives between the issuer's clock and the validator's
+# (Microsoft.IdentityModel ``TokenValidationParameters.DefaultClockSkew``, 300 s). A
+# forged check can therefore act at most this early, and it still reads the list: a block
+# still there is never verified.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def names_of(case: Case) -> set[str]:

@@ -111,7 +111,7 @@ class AlertClaims:
         kept = tuple(alert_id for alert_id in case.alert_ids if settled.get(alert_id, True))
         if kept != case.alert_ids:
             try:
-                case = await self._recorder.save(case, alert_ids=kept)
+                case = await self._recorder.save(case, alert_ids=kept, touch=False)
             except ConcurrentUpdate:  # the ignored ones are journaled: the retry drops them
                 raise TransientError(f"case {case.case_id} changed while its alert ids were "
                                      "checked") from None

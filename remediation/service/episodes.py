@@ -106,12 +106,28 @@ class Episodes:
         case = await self._receive(request)
         return await self._outcomes.escalate(case.case_id, reason, kind=EscalationKind.GAVE_UP)
 
+    async def working_case(self, request_id: str) -> Case | None:
+        """The case a request works: the one that recorded it, or, when that is the
+        request's own case merged into another (named by an alias, its own case lost the
+        race), the case it was merged into. What its retries resume, journal on and give up
+        on, whatever message carried it."""
+        case = await self._recorder.journal.case_with_request(request_id)
+        merged_into = None if case is None else _merged_into(case)
+        if merged_into is None:
+            return case
+        return await self._recorder.journal.get_case(merged_into) or case
+
     async def _resume(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
+        """A request the journal knows (a redelivery, a retry): it runs the case it works,
+        as a request recorded on that case directly does. A manual request merged into a
+        case waiting for approval was that case's approval; its retry after a failure takes
+        the approved case on from its next step (issue 14, point 1), never stops at its own
+        merged record."""
         if case.state is CaseState.RECEIVED and case.user_id is None:
             return await self._place(case, request)  # stopped before it found its episode
         merged_into = _merged_into(case)
         if merged_into is not None:
-            return await self._recorder.require(merged_into), False
+            return await self._recorder.require(merged_into), True
         return case, True
 
     async def _holder_named(self, name: str) -> Case | None:
@@ -264,13 +280,10 @@ class Episodes:
         if settled is not None:
             return settled
         if _unconfirmed_evidence(holder, request):
-            # Neither the next episode (nothing confirmed) nor the finished case's (it may be
-            # newer than its work): ask Graph again later; the last attempt hands it to a
-            # person with this reason.
-            raise TransientError(
-                f"alert(s) {', '.join(_evidence_alerts(holder, request))} could not be dated "
-                f"by Graph, and case {holder.case_id} ended before: whether they are new "
-                "evidence is asked again later")
+            # Neither new evidence (nothing confirmed) nor the case's own (it may be newer
+            # than its work): ask Graph again later; the last attempt hands it to a person
+            # with this reason.
+            raise TransientError(_unread_reason(holder, request))
         if _is_new_evidence(holder, request):
             if holder.state is CaseState.ESCALATED and await self._human_owns_block(
                     holder, user):
@@ -343,7 +356,7 @@ class Episodes:
                     "request_ids": (*current.request_ids, request_id)}
 
         if request_id not in case.request_ids:
-            case = await self._saved(case.case_id, merged)
+            case = await self._saved(case.case_id, merged, touch=False)
             detail = (f"{request.source} request merged; {why}" if why else
                       f"duplicate {request.source} request merged; no second reset or unblock")
             if request.requested_by:
@@ -388,14 +401,15 @@ class Episodes:
         return await self._merge(escalated, request,
                                  why=f"re-blocked as {listed}: the case went to a human with it")
 
-    async def _saved(self, case_id: str,
-                     changes: Callable[[Case], dict[str, Any]]) -> Case:
+    async def _saved(self, case_id: str, changes: Callable[[Case], dict[str, Any]], *,
+                     touch: bool = True) -> Case:
         """Save ``changes`` (worked out from the case as stored) over a concurrent writer:
-        a merge and the worker running the case may both be saving it."""
+        a merge and the worker running the case may both be saving it. ``touch``: as
+        ``CaseRecorder.save`` (a merge moves nothing)."""
         for attempt in range(_SAVE_ATTEMPTS):
             current = await self._recorder.require(case_id)
             try:
-                return await self._recorder.save(current, **changes(current))
+                return await self._recorder.save(current, touch=touch, **changes(current))
             except ConcurrentUpdate:
                 if attempt == _SAVE_ATTEMPTS - 1:
                     raise
@@ -419,14 +433,15 @@ _SAVE_ATTEMPTS = 5
 
 def _settled_placement(case: Case, request: RemediationRequest) -> _Placement | None:
     """Where a request goes when the journal alone can tell (None: the tenant must be asked
-    whether a finished case's block is the one this request is about)."""
+    whether a finished case's block is the one this request is about, or Graph again about
+    alerts it could not confirm)."""
     if case.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
         return _Placement.NEW
+    if _unconfirmed_evidence(case, request):
+        return None  # _placement asks Graph again later, whatever the case's state
     fresh = _is_new_evidence(case, request)
     if not case.state.is_final:
         return _Placement.ESCALATE if fresh else _Placement.MERGE
-    if _unconfirmed_evidence(case, request):
-        return None  # _placement asks Graph again later
     if not fresh and _new_alerts(case, request):
         return _Placement.MERGE  # alerts created before the case acted: its own
     return None
@@ -453,43 +468,58 @@ def _new_alerts(case: Case, request: RemediationRequest) -> tuple[str, ...]:
 
 
 def _evidence_alerts(case: Case, request: RemediationRequest) -> tuple[str, ...]:
-    """The request's new alerts that are evidence: those Microsoft confirmed (Graph read
-    them back as outbound-spam alerts about the account) or whose read failed; an id Graph
-    does not know is none."""
+    """The request's new alerts that are evidence with a known time: those Microsoft
+    confirmed (Graph read them back as outbound-spam alerts about the account, dated), or,
+    where nobody read them back, all of them at the time the request gives. An id Graph does
+    not know is none, and neither is one it could not be asked about (``_unconfirmed``)."""
     alerts = _new_alerts(case, request)
     if request.evidence_ids is None:
-        return alerts
+        return alerts if request.evidence_at is not None else ()
     return tuple(alert for alert in alerts if alert in request.evidence_ids)
 
 
+def _unconfirmed(case: Case, request: RemediationRequest) -> tuple[str, ...]:
+    """The request's new alerts that could not be confirmed or refused now (a read that
+    failed): their time is unknown. Where nobody read them back, those without a time."""
+    alerts = _new_alerts(case, request)
+    if request.evidence_ids is None:
+        return alerts if request.evidence_at is None else ()
+    return tuple(alert for alert in alerts if alert in request.unconfirmed_ids)
+
+
 def _is_new_evidence(case: Case, request: RemediationRequest) -> bool:
-    """Does the request bring alerts created after ``case`` acted? For a case still working,
-    also alerts whose time nobody can tell because Graph could not be read (the earlier work
-    cannot be said to have answered them: a human looks). After a case ended, only evidence
-    Microsoft confirmed counts: an alert Graph could not be asked about never opens the
-    person's next episode or resets again."""
+    """Does the request bring alerts Microsoft confirmed were created after ``case`` acted?
+    Only such evidence escalates a working case, opens the person's next episode or resets
+    again (issue 14, point 3): an alert Graph could not be asked about never does."""
     acted = case.acted_at
-    if acted is None or not _evidence_alerts(case, request):
+    if acted is None or request.evidence_at is None or not _evidence_alerts(case, request):
         return False
-    if request.evidence_at is None:
-        return not case.state.is_final
     return request.evidence_at > acted
 
 
 def _unconfirmed_evidence(case: Case, request: RemediationRequest) -> bool:
-    """Alerts the earlier, finished ``case`` did not answer, whose time Graph could not
-    give."""
-    return (case.state.is_final and case.acted_at is not None
-            and request.evidence_at is None and bool(_evidence_alerts(case, request)))
+    """Alerts that may be new evidence after ``case`` acted (its unblock, or its end) but
+    that Graph could not confirm or date now, and no confirmed evidence that decides
+    anyway: whatever the case's state, the request is placed again later (TransientError),
+    and a person gets it only when Graph never answers (the handler's last attempt)."""
+    return (case.acted_at is not None and bool(_unconfirmed(case, request))
+            and not _is_new_evidence(case, request))
 
 
 def _evidence(case: Case, request: RemediationRequest) -> str:
     alerts = _evidence_alerts(case, request)
-    confirmed = ("as the request says" if request.evidence_ids is None else
-                 "read back from Graph" if request.evidence_at is not None else
-                 "Graph could not give its time")
+    confirmed = "as the request says" if request.evidence_ids is None else "read back from Graph"
     return (f"Defender alert{'s' if len(alerts) > 1 else ''} {', '.join(alerts)} "
             f"({confirmed}) created at {_when(request.evidence_at)}")
+
+
+def _unread_reason(case: Case, request: RemediationRequest) -> str:
+    """Why a request waits for Graph: what a person reads if Graph never answers."""
+    alerts = ", ".join(_unconfirmed(case, request))
+    return (f"alert(s) {alerts} could not be read from Graph (or not dated), so whether they "
+            f"are new evidence after case {case.case_id} ({case.state.value}) acted at "
+            f"{_when(case.acted_at)} is unknown; nothing was changed for them, and they are "
+            "read again later")
 
 
 def _new_evidence_reason(case: Case, request: RemediationRequest) -> str:

@@ -65,15 +65,18 @@ class CaseRecorder:
                                    Step(name, status, self.clock.now(), detail, data or {}))
         return case.evolve(steps=(*case.steps, step))
 
-    async def save(self, case: Case, **changes: Any) -> Case:
+    async def save(self, case: Case, *, touch: bool = True, **changes: Any) -> Case:
         """Store ``changes`` on ``case``. Another writer that changed other fields and left
         the state as it was (a request merged into the case meanwhile) is read and built
         on; one that changed the state (an escalation) or the same fields wins, and
-        ConcurrentUpdate says so."""
+        ConcurrentUpdate says so. ``touch=False`` keeps ``updated_at`` as stored: for
+        bookkeeping that does not move the case (a duplicate request recorded, an alert id
+        ignored), which the sweeper must not take for progress (``sweeper.pending_until``)."""
         for attempt in range(_SAVE_ATTEMPTS):
+            updated_at = self.clock.now() if touch else case.updated_at
             try:
                 stored = await self.journal.update_case(
-                    redacted_case(case.evolve(updated_at=self.clock.now(), **changes)))
+                    redacted_case(case.evolve(updated_at=updated_at, **changes)))
             except ConcurrentUpdate:
                 current = await self.journal.get_case(case.case_id)
                 if (current is None or attempt == _SAVE_ATTEMPTS - 1

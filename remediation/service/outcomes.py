@@ -30,7 +30,8 @@ class Outcomes:
 
     async def escalate(self, case_id: str, reason: str, *, kind: EscalationKind) -> Case:
         """End a case for a human to take over, and cancel checks it no longer needs.
-        ``kind`` (journaled on the ``escalated`` step) names the README's recovery."""
+        ``kind`` (saved on the case with its state, ``Case.escalation_kind``, and journaled
+        on the ``escalated`` step) names the README's recovery."""
         return (await self._escalate(case_id, reason, kind))[0]
 
     async def escalate_if_open(self, case_id: str, reason: str, *,
@@ -46,8 +47,10 @@ class Outcomes:
         if case.state.is_final:
             return case, False
         case = await self.follow_up(case, "escalated")
+        # The kind goes with the state (one write): the step after it is its history only.
         case = await self._recorder.save(case, state=CaseState.ESCALATED, reason=reason,
-                                         ended_at=self._recorder.clock.now())
+                                         ended_at=self._recorder.clock.now(),
+                                         escalation_kind=kind.value)
         case = await self._recorder.note(case, "escalated", StepStatus.INFO, reason,
                                          {"kind": kind.value})
         await self.cancel_pending_checks(case, after_attempt=-1)

@@ -165,8 +165,9 @@ class MessageRetries(Protocol):
 
     async def schedule_copy(self, body: bytes, *, session_id: str | None,
                             properties: Mapping[str, str | int | float | bool],
-                            at: datetime) -> str:
-        """Schedule the copy; return its message id."""
+                            at: datetime | None) -> str:
+        """Schedule the copy for ``at`` (None: deliverable at once, with no scheduled
+        enqueue time, so no sender's clock decides when); return its message id."""
         ...
 
 

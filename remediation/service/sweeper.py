@@ -4,10 +4,13 @@ Every message that moves a case can be lost (a retry that could not be scheduled
 completed without its work, a dead-lettered check, a crash between two writes). The sweeper
 reads the working cases (received, in progress, awaiting verification; a case waiting for a
 person's approval is the approval timeout's, issue 16) and finds those whose pending work is
-overdue: nothing journaled, no retry due and no check due for longer than ``stall_after``
-(``STALL_AFTER``, 24 minutes: a delivery's time budget, 8, its settlement, 1, and the
-longest back-off, 15). It queues a message that resumes the case from its journal
-(``Resume``, its token journaled first so the message is the case's own), or after
+overdue: nothing journaled that moves it (``moves_case``: a refused message, a duplicate
+merged, an alert id ignored never count), no retry due and no check due for longer than
+``stall_after`` (``STALL_AFTER``, 24 minutes: a delivery's time budget, 8, its settlement,
+1, and the longest back-off, 15), by times no clock far ahead of ours wrote
+(``pending_until``). It queues a message that resumes the case from its journal
+(``Resume``, its token journaled first so the message is the case's own, deliverable at
+once rather than at this sweeper's "now"), or after
 ``max_resumes`` resumes in a row that moved nothing escalates the case with the reason.
 The poll runs it on every worker; ``run --until-idle`` runs it again once the queues are
 empty, when a working case has by definition nothing pending (``idle``).
@@ -31,19 +34,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from remediation.domain.case_states import WORKING
-from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import ConcurrentUpdate
 from remediation.domain.escalation_kinds import EscalationKind
+from remediation.service.admission import CLOCK_SKEW
+from remediation.service.episodes import NEW_EPISODE
 from remediation.service.handler import (
     DELIVERY_TIME_BUDGET,
     MAX_RETRY_BACKOFF,
     SETTLEMENT_TIME_BUDGET,
 )
-from remediation.service.journaling import SCHEDULE, CaseRecorder
+from remediation.service.journaling import SCHEDULE, UNBLOCK, CaseRecorder
 from remediation.service.messages import Resume
 from remediation.service.ports import Clock, Journal, MessageRetries
-from remediation.service.workflow import RESUME_QUEUED, RETRY, RemediationWorkflow
+from remediation.service.workflow import APPROVED, RESUME_QUEUED, RETRY, RemediationWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +105,8 @@ class Sweeper:
 
     async def _sweep_one(self, case: Case, now: datetime, idle: bool,
                          report: SweepReport) -> None:
-        due = pending_until(case)
-        if not idle and now < due + self.stall_after:
+        due = pending_until(case, now)
+        if not idle and due is not None and now < due + self.stall_after:
             return
         unmoved = resumes_that_moved_nothing(case)
         try:  # the claim: of the sweepers that read this version, one goes on
@@ -111,7 +116,8 @@ class Sweeper:
             log.info("sweep: case %s changed since it was read; left to whoever changed it",
                      case.case_id)
             return
-        idle_since = f"{due:%Y-%m-%d %H:%M:%S} UTC"
+        idle_since = f"{due:%Y-%m-%d %H:%M:%S} UTC" if due is not None else (
+            "an unknown time (every time it records is ahead of this clock)")
         if unmoved >= self.max_resumes:
             await self.workflow.escalate(
                 case.case_id, f"stuck {case.state.value}: nothing moved it since {idle_since}"
@@ -128,10 +134,12 @@ class Sweeper:
                                    f"{idle_since}, {why}",
                                    {"token": token, "state": case.state.value})
         resume = Resume(case.case_id, case.user, token)
+        # Deliverable at once, not "at now": a sweeper whose clock jumped ahead would have
+        # the broker hold the resume for the size of the jump.
         await self.resumes.schedule_copy(resume.to_json().encode(),
                                          session_id=self.session_for(case.user),
                                          properties={"kind": "resume",
-                                                     "case_id": case.case_id}, at=now)
+                                                     "case_id": case.case_id}, at=None)
         report.resumed.append(case.case_id)
 
 
@@ -153,19 +161,66 @@ def resumes_that_moved_nothing(case: Case) -> int:
     return count
 
 
-def pending_until(case: Case) -> datetime:
-    """When the last thing that should move ``case`` was due: its last journaled step, a
-    retry it scheduled, or its last verification check, whichever is latest."""
-    times = [case.updated_at, *(step.at for step in case.steps)]
+#: The notes (``StepStatus.INFO`` steps) that record the case moving on, or work scheduled
+#: to move it: the request taken in, an approval, the wait for one, an unblock found done,
+#: a retry scheduled (its ``at``), a resume queued, a new episode, an escalation.
+MOVING_NOTES = frozenset({"received", APPROVED, "awaiting_approval", UNBLOCK, RETRY,
+                          RESUME_QUEUED, NEW_EPISODE, "escalated"})
+#: The follow-ups that report on a case (Defender alerts, the escalation webhook): their
+#: steps never move it, and a stream of requests naming new alert ids would queue one each.
+REPORTING = ("alerts_queued:", "alert_comment:", "alert_status:", "alerts:", "webhook:")
+
+
+def moves_case(step: Step) -> bool:
+    """Does ``step`` record progress of the case (or work scheduled to move it), so that
+    the sweeper waits for it? The one rule ``pending_until`` applies to every step.
+
+    Yes for a step of the work itself, started, done or failed (lookup, securing, cleanup,
+    unblock, schedule, each verification check) and for the notes in ``MOVING_NOTES``
+    (retries, resumes, approvals). No for the follow-ups that only report (``REPORTING``)
+    and for every other note: a refused message (``*_refused``: a forged resume, a check
+    for an attempt never scheduled or before its time, an approval or alert update that
+    does not match), a duplicate request merged, an alert id confirmed or ignored, an
+    approval queued. Those change nothing; counted, a stream of them would keep a stuck case
+    from the sweeper for ever. A new note is thus "changes nothing" unless it is added to
+    ``MOVING_NOTES``."""
+    if step.name.startswith(REPORTING):
+        return False
+    return step.status is not StepStatus.INFO or step.name in MOVING_NOTES
+
+
+def pending_until(case: Case, now: datetime) -> datetime | None:
+    """When the last thing that should move ``case`` was due, by this sweeper's clock
+    (``now``): its last step that records progress (``moves_case``), a retry that step
+    scheduled, its last verification check, or the case's ``updated_at`` (a state change,
+    a sweeper's claim), whichever is latest. None when no time can be trusted: overdue.
+
+    Each time was written by the clock of whichever worker wrote it. One ahead of ``now``
+    by at most ``CLOCK_SKEW`` (the clocks of two machines, admission.py) is taken as
+    ``now``. One further ahead is not trusted at all, nor the retry or checks its step
+    scheduled: a worker whose clock jumped ahead (by days, say) would otherwise make the
+    case look just moved to every honest sweeper, which would leave it alone for the size
+    of the jump. Left out, the case is judged by the times an honest clock wrote; the resume
+    the jumped sweeper queued is deliverable at once (``Sweeper.sweep``), so it does not
+    wait for the jump either.
+    """
+    def trusted(at: datetime) -> bool:
+        return at <= now + CLOCK_SKEW
+
+    times = [min(case.updated_at, now)] if trusted(case.updated_at) else []
     for step in case.steps:
+        if not moves_case(step) or not trusted(step.at):
+            continue
+        times.append(min(step.at, now))
         at = step.data.get("at") if step.name == RETRY else None
         if isinstance(at, str):
             times.append(datetime.fromisoformat(at))
     scheduled = case.done(SCHEDULE)
-    if scheduled is not None and case.state is CaseState.AWAITING_VERIFICATION:
+    if (scheduled is not None and trusted(scheduled.at)
+            and case.state is CaseState.AWAITING_VERIFICATION):
         times += [datetime.fromisoformat(check["at"])
                   for check in scheduled.data.get("checks", []) if check.get("at")]
-    return max(times)
+    return max(times, default=None)
 
 
 def _why(error: Exception) -> str:

@@ -205,11 +205,14 @@ class RemediationWorkflow:
         when the newest was created (``evidence_at``), never as the message claims: a
         forged old time would merge a new alert into a finished case, a made-up id would
         count as new evidence. An id Graph answers "not found" for (or another kind of
-        alert, another account's) is no evidence; only a read that failed leaves an alert
-        in with its time unknown (then it counts as new evidence). The alerts read go into
-        ``read``, so the claims are checked on the same answers without reading again."""
-        times: list[datetime | None] = []
+        alert, another account's) is no evidence. One that cannot be confirmed or refused
+        now (the read failed, the directory cannot say whose it is, no readable creation
+        time) is neither: ``unconfirmed_ids``, asked again later (issue 14, point 3). The
+        alerts read go into ``read``, so the claims are checked on the same answers without
+        reading again."""
+        times: list[datetime] = []
         evidence: list[str] = []
+        unconfirmed: list[str] = []
         accounts: dict[str, DirectoryUser | str] = {}
         for position, alert_id in enumerate(request.alert_ids):
             try:
@@ -219,23 +222,25 @@ class RemediationWorkflow:
                          error.reason)
                 continue
             except RemediationError:  # Graph is failing: the rest is not read now either
-                unread = request.alert_ids[position:]
-                evidence += unread
-                times += [None] * len(unread)
+                unconfirmed += request.alert_ids[position:]
                 break
             try:
                 why = await self._claims.why_not_evidence(alert_id, read[alert_id],
                                                           request.user, accounts)
             except RemediationError:  # the directory cannot tell now: whose it is is unknown
-                why = None
+                unconfirmed.append(alert_id)
+                continue
             if why is not None:
                 log.info("alert %s is no evidence: %s", alert_id, why)
                 continue
+            created = parse_evidence_time((read[alert_id] or {}).get("createdDateTime"))
+            if created is None:  # Graph always dates an alert: not evidence of anything new
+                unconfirmed.append(alert_id)
+                continue
             evidence.append(alert_id)
-            times.append(parse_evidence_time((read[alert_id] or {}).get("createdDateTime")))
-        known = [time for time in times if time is not None]
-        evidence_at = None if len(known) < len(times) else max(known, default=None)
-        return replace(request, evidence_at=evidence_at, evidence_ids=tuple(evidence))
+            times.append(created)
+        return replace(request, evidence_at=max(times, default=None),
+                       evidence_ids=tuple(evidence), unconfirmed_ids=tuple(unconfirmed))
 
     async def _settle_claims(self, case: Case, request: RemediationRequest,
                              read: dict[str, dict[str, Any] | None]) -> Case:
@@ -283,7 +288,7 @@ class RemediationWorkflow:
                       request: RemediationRequest | None = None) -> Case | None:
         """Escalate the case of a message that is about to be dead-lettered; a request that
         failed before its case was journaled (the journal itself failing) gets one now."""
-        case = await self._recorder.journal.case_with_request(request_id)
+        case = await self._episodes.working_case(request_id)
         if case is None and request is not None:
             return await self._episodes.given_up(request, reason)
         if case is None or case.state.is_final:
@@ -295,10 +300,9 @@ class RemediationWorkflow:
                             case_id: str | None = None,
                             request_id: str | None = None) -> Case | None:
         """Note a scheduled retry on the case it concerns (named by id, or by a request it
-        recorded); None when there is no case yet (a lookup failed before one was opened)."""
-        journal = self._recorder.journal
-        case = (await journal.get_case(case_id) if case_id is not None else
-                await journal.case_with_request(request_id) if request_id is not None else None)
+        works: ``Episodes.working_case``); None when there is no case yet (a lookup failed
+        before one was opened)."""
+        case = await self._case_named(case_id, request_id)
         if case is None:
             return None
         return await self._recorder.note(case, RETRY, StepStatus.INFO, detail, data)
@@ -310,12 +314,15 @@ class RemediationWorkflow:
                                 request_id: str | None = None) -> str | None:
         """Why the case (named by id, or by a request it recorded) was escalated; None when
         there is no such case or it is not escalated. Reads only."""
-        journal = self._recorder.journal
-        case = (await journal.get_case(case_id) if case_id is not None else
-                await journal.case_with_request(request_id) if request_id is not None else None)
+        case = await self._case_named(case_id, request_id)
         if case is None or case.state is not CaseState.ESCALATED:
             return None
         return case.reason
+
+    async def _case_named(self, case_id: str | None, request_id: str | None) -> Case | None:
+        if case_id is not None:
+            return await self._recorder.journal.get_case(case_id)
+        return None if request_id is None else await self._episodes.working_case(request_id)
 
 
 def _approval_refusal(case: Case, approval: Approval) -> str | None:

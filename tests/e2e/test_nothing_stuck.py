@@ -18,7 +18,7 @@ from remediation.sandbox.faults import Fault
 from remediation.service.messages import Approval
 from tests.conftest import sandbox_settings
 
-LYNNE = "lynne.robbins@contoso.com"
+LYNNE, LYNNE_ALIAS = "lynne.robbins@contoso.com", "l.robbins@contoso.com"
 # Graph's password reset: PATCH /users/{id} with a passwordProfile.
 def reset_fails_once() -> Fault:
     return Fault(status=503, method="PATCH", path=r"^/v1\.0/users/[^/]+$", times=1)
@@ -84,3 +84,75 @@ async def test_run_until_idle_resumes_a_case_whose_retry_was_lost(
     assert case.state is CaseState.VERIFIED, [(s.name, s.detail) for s in case.steps]
     assert [s.name for s in case.steps].count("resume_queued") == 1
     assert len(tenant.user(LYNNE).password_changes) == 1
+
+
+@pytest.mark.parametrize(("named", "force"), [(LYNNE_ALIAS, False), (LYNNE, False),
+                                               (LYNNE_ALIAS, True), (LYNNE, True)])
+async def test_the_retry_of_a_manual_request_that_approved_a_case_finishes_it(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path, named: str,
+        force: bool) -> None:
+    """Reproduced (hostile tester). Approve mode: a manual request naming an alias merges
+    into the account's waiting case (its own case ends ``skipped``, merged) and is that
+    case's approval; the reset then meets a transient failure, and the handler schedules a
+    retry of the *request*. The retry found the request's own case merged and ran nothing:
+    the approved case stayed in progress with the attacker's password, with no message that
+    would move it (only the sweeper, 24 minutes on). A retry resumes the case the request
+    works, whatever message carried it; the same for a request naming the address the case
+    took (merged with no case of its own), and for a ``--force`` request, which is the
+    waiting case's approval too."""
+    tenant.user(LYNNE).proxy_addresses.append(f"smtp:{LYNNE_ALIAS}")
+    app = bootstrap(sandbox_settings(sandbox_url, tenant, tmp_path / "db", mode="approve",
+                                     sweep_restricted_users=False, http_max_retries=0))
+    try:
+        await app.requests.send(RemediationRequest(user=LYNNE, source="alert",
+                                                   request_id=uuid.uuid4().hex))
+        await run(app)
+        [waiting] = await app.journal.list_cases()
+        assert waiting.state is CaseState.AWAITING_APPROVAL
+
+        tenant.add_fault(Fault(status=503, method="PATCH", path=r"^/v1\.0/users/[^/]+$",
+                               times=1))
+        await app.requests.send(RemediationRequest(user=named, requested_by="helpdesk",
+                                                   force=force, request_id=uuid.uuid4().hex))
+        await run(app)  # the worker alone, every retry delivered; no sweep
+
+        case = await app.journal.get_case(waiting.case_id)
+        assert case is not None
+        assert case.state is CaseState.AWAITING_VERIFICATION or case.state.is_final, (
+            case.state, [(step.name, step.detail) for step in case.steps][-6:])
+        assert len(tenant.user(LYNNE).password_changes) == 1
+        # The retry is journaled on the case it resumed, not on the request's merged record.
+        assert any(step.name == "retry" for step in case.steps), [s.name for s in case.steps]
+    finally:
+        await app.aclose()
+
+
+async def test_a_manual_request_by_alias_that_approved_a_case_gives_that_case_up(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """The same when the reset fails until the last attempt: the request's last attempt
+    escalates the case it approved (``gave_up``), never only its own merged record."""
+    tenant.user(LYNNE).proxy_addresses.append(f"smtp:{LYNNE_ALIAS}")
+    app = bootstrap(sandbox_settings(sandbox_url, tenant, tmp_path / "db", mode="approve",
+                                     sweep_restricted_users=False, http_max_retries=0,
+                                     max_delivery_count=2))
+    try:
+        await app.requests.send(RemediationRequest(user=LYNNE, source="alert",
+                                                   request_id=uuid.uuid4().hex))
+        await run(app)
+        [waiting] = await app.journal.list_cases()
+
+        tenant.add_fault(Fault(status=503, method="PATCH", path=r"^/v1\.0/users/[^/]+$",
+                               times=None))
+        await app.requests.send(RemediationRequest(user=LYNNE_ALIAS, requested_by="helpdesk",
+                                                   request_id=uuid.uuid4().hex))
+        await run(app)
+
+        case = await app.journal.get_case(waiting.case_id)
+        assert case is not None
+        assert case.state is CaseState.ESCALATED, (
+            case.state, [(step.name, step.detail) for step in case.steps][-4:])
+        assert case.reason is not None and case.reason.startswith(
+            "remediation gave up after 2 deliveries"), case.reason
+    finally:
+        tenant.clear_faults()
+        await app.aclose()

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import azure.functions as func
 import pytest
@@ -20,6 +20,7 @@ from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 
 import function_app
+from remediation.adapters.service_bus import ServiceBusMessageRetries, ServiceBusQueues
 from remediation.bootstrap import Application, bootstrap
 from remediation.domain.cases import CaseState
 from remediation.domain.errors import TransientError
@@ -401,3 +402,20 @@ async def test_alert_updates_travel_on_the_verifications_queue(
     assert tenant.alert(raw["id"])["status"] == "inProgress"
     assert timedelta(0) < bus.senders[VERIFICATIONS].scheduled[0].at - (
         await app.journal.list_cases())[0].created_at
+
+
+async def test_a_copy_for_delivery_at_once_has_no_scheduled_time(
+        bus: RecordingServiceBusClient) -> None:
+    """The sweeper's resume: no scheduled enqueue time, so a sweeper whose clock is ahead
+    cannot have Service Bus hold it (hostile14 finding 4); a retry copy is still scheduled."""
+    retries = ServiceBusMessageRetries(
+        ServiceBusQueues("example.servicebus.windows.net", cast(Any, None), client=bus),
+        REQUESTS)
+    await retries.schedule_copy(b"{}", session_id=ADELE, properties={"kind": "resume"},
+                                at=None)
+    at = datetime.now(UTC) + timedelta(minutes=1)
+    await retries.schedule_copy(b"{}", session_id=ADELE, properties={}, at=at)
+
+    [sent] = bus.senders[REQUESTS].sent
+    assert sent.session_id == ADELE and sent.scheduled_enqueue_time_utc is None
+    assert [copy.at for copy in bus.senders[REQUESTS].scheduled] == [at]

@@ -304,12 +304,35 @@ async def test_an_alert_graph_cannot_date_after_a_verified_case_waits_for_graph(
     await h.process_queued()
     h.tenant.clock.advance(minutes=30)
 
-    with pytest.raises(TransientError, match="could not be dated by Graph"):
+    with pytest.raises(TransientError, match="could not be read from Graph"):
         await h.remediate("alert-req-2", ("fa-2",), evidence_at=None)
 
     assert h.tenant.directory.count("reset_password") == 1
     assert (await h.case(first.case_id)).alert_ids == ("fa-1",)
     assert h.alerts.updates_of("fa-2") == []
+
+
+@pytest.mark.parametrize("holder", ["awaiting_verification", "escalated"])
+async def test_an_alert_graph_cannot_read_waits_for_graph_whatever_the_case_state(
+        h: Harness, holder: str) -> None:
+    """Issue 14, point 3, for every state placement judges after a case acted: an alert
+    whose read failed is no evidence. The verifying case is not sent to a human on it (nor
+    the escalated one given a second case): the request is retried, nothing changes."""
+    if holder == "escalated":
+        h.tenant.directory.fail(ROB, PermanentError("403 Forbidden"), on="reset_password")
+    first = await h.remediate("alert-req-1", ("fa-1",))
+    assert first.state.value == holder
+    h.tenant.clock.advance(minutes=10)
+    h.source.fail(TransientError("Graph returned 429"), on="get_alert")
+
+    with pytest.raises(TransientError, match="could not be read from Graph"):
+        await h.remediate("alert-req-2", ("fa-2",), evidence_at=h.tenant.clock.now())
+
+    after = await h.case(first.case_id)
+    assert after.state is first.state and after.reason == first.reason
+    assert after.alert_ids == ("fa-1",)
+    assert [c.case_id for c in await h.tenant.journal.list_cases()
+            if c.state is not CaseState.RECEIVED] == [first.case_id]
 
 
 async def test_an_alert_after_a_verified_case_is_new_evidence_never_resolved_by_it(

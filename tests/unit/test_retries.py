@@ -51,7 +51,8 @@ class FakeRetries:
 
     async def schedule_copy(self, body: bytes, *, session_id: str | None,
                             properties: Mapping[str, str | int | float | bool],
-                            at: datetime) -> str:
+                            at: datetime | None) -> str:
+        assert at is not None, "a retry is always scheduled"
         message_id = f"copy-{len(self.copies) + 1}"
         self.copies.append(Copy(body, session_id, dict(properties), at, message_id))
         return message_id
