@@ -53,3 +53,27 @@ async def test_a_method_removed_before_a_503_stays_in_the_journal_with_its_undo(
     changes = [change for step in case.steps if step.name == "signin_methods"
                for change in step.data.get("changes", [])]
     assert len(changes) == 2, f"the tenant lost two methods, the journal says: {changes}"
+
+
+LYNNE = "lynne.robbins@contoso.com"
+
+
+async def test_an_inbox_rule_disabled_before_a_503_stays_in_the_journal(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Lynne's two planted rules; the first PATCH succeeds, the second meets a 503. The retry
+    reads the rules again, no longer finds the first (now disabled) suspicious, and the
+    hygiene step journals only the second: a rule the robot disabled is on no record, in
+    no card, with nothing to say it was the robot (nor to re-enable it)."""
+    tenant.add_fault(Fault(status=503, method="PATCH", path="messageRules", after=1, times=4))
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    case = await remediate(app, LYNNE)
+    await app.aclose()
+
+    patched = [r.path for r in tenant.requests()
+               if r.method == "PATCH" and "messageRules" in r.path and r.status < 300]
+    assert len(patched) == 2
+    assert case.state is CaseState.VERIFIED
+    step = case.done("mailbox_hygiene")
+    assert step is not None
+    rules = [finding["rule_id"] for finding in step.data["findings"] if finding["rule_id"]]
+    assert len(rules) == 2, f"two rules were disabled, the journal names {rules}: {step.detail}"
