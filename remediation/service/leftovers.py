@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from remediation.domain.blocks import BlockedSender
-from remediation.domain.cases import Case
+from remediation.domain.cases import Case, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import PermanentError
 from remediation.domain.escalation_kinds import EscalationKind
@@ -40,6 +40,14 @@ from remediation.service.claims import CONFIRMED
 from remediation.service.journaling import CaseRecorder, StepResult
 
 WINDOW = "compromise_window"
+PARTIAL = "partial"  # a note of a cleanup step: one removal, journaled as it was done
+
+
+def removed_before(case: Case, step: str) -> list[Leftover]:
+    """What earlier attempts of cleanup step ``step`` removed (its ``partial`` notes)."""
+    return [Leftover.from_dict(note.data[PARTIAL]) for note in case.steps
+            if note.name == step and note.status is StepStatus.INFO
+            and isinstance(note.data.get(PARTIAL), dict)]
 
 
 @dataclass(frozen=True)
@@ -118,16 +126,24 @@ class Cleanup:
         """Each kind as its own journaled step (a redelivery skips the finished ones)."""
         for kind in self.kinds:
             case, _ = await self.recorder.run(
-                case, kind.step, lambda kind=kind: self._clean(kind, user, window))  # type: ignore[misc]
+                case, kind.step,
+                lambda kind=kind, case=case: self._clean(case, kind, user, window))  # type: ignore[misc]
         return case
 
-    async def _clean(self, kind: LeftoverKind, user: DirectoryUser,
+    async def _clean(self, case: Case, kind: LeftoverKind, user: DirectoryUser,
                      window: CompromiseWindow) -> StepResult:
+        """Survey, then remove what the survey says to. Each removal is journaled the moment
+        it is done (a ``partial`` note of the step): an attempt that fails after it (a 503
+        on the next one) leaves the record, and the retry, which no longer finds what it
+        removed, counts it from that note."""
+        earlier = removed_before(case, kind.step)
         found = await kind.survey(user, window)
-        removed: list[Leftover] = []
+        removed: list[Leftover] = [leftover for leftover in earlier
+                                   if leftover.key not in {f.key for f in found}]
+        found = [*removed, *found]
         stayed: list[tuple[Leftover, str]] = []
         for leftover in found:
-            if leftover.disposition is not Disposition.REMOVE:
+            if leftover.disposition is not Disposition.REMOVE or leftover in removed:
                 continue
             try:
                 await kind.remove(user, leftover)
@@ -135,6 +151,10 @@ class Cleanup:
                 stayed.append((leftover, error.reason))
                 continue
             removed.append(leftover)
+            case = await self.recorder.note(
+                case, kind.step, StepStatus.INFO,
+                f"{wording(kind).removed} {leftover.kind} {leftover.name}",
+                {PARTIAL: leftover.to_dict()})
         data: dict[str, Any] = {
             "found": [leftover.to_dict() for leftover in found],
             "removed": [leftover.key for leftover in removed],

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from remediation.domain.cases import Case, Step, StepStatus
 from remediation.domain.display import shown
 from remediation.service.journaling import HYGIENE, PLAN, RESET, REVOKE, UNBLOCK
+from remediation.service.leftovers import PARTIAL
 
 NAME_LIMIT, NAMES_SHOWN = 60, 3
 UNCONFIRMED = "not confirmed (no clear answer)"
@@ -74,12 +75,23 @@ def changes(case: Case) -> list[Change]:
         made += [Change(shown(str(change.get("what") or ""), NAME_LIMIT * 2),
                         shown(str(change.get("undo") or "-"), NAME_LIMIT * 4))
                  for change in step.data.get("changes", []) if isinstance(change, dict)]
+    made += [Change(shown(note.detail, NAME_LIMIT * 2),
+                    shown(str(note.data[PARTIAL].get("undo") or "-"), NAME_LIMIT * 4))
+             for note in _unfinished_removals(case)]
     unblock = case.done(UNBLOCK)
     if unblock is not None and unblock.data.get("listed", True):
         made.append(Change("block removed from the Restricted users list",
                            "nothing to undo: Exchange blocks the account again if it sends "
                            "spam again"))
     return made
+
+
+def _unfinished_removals(case: Case) -> list[Step]:
+    """The removals journaled by cleanup steps that never finished (their ``partial``
+    notes): made all the same, and listed until a finished attempt takes them in."""
+    finished = {step.name for step in _leftover_steps(case)}
+    return [note for note in case.steps if note.status is StepStatus.INFO
+            and isinstance(note.data.get(PARTIAL), dict) and note.name not in finished]
 
 
 def _leftover_steps(case: Case) -> list[Step]:
@@ -95,6 +107,7 @@ def _leftovers(case: Case, done: list[str], not_done: list[str]) -> None:
     """What the cleanup removed, reported or could not remove; before it ran, what the plan
     meant to remove."""
     steps = _leftover_steps(case)
+    done.extend(shown(note.detail, NAME_LIMIT * 2) for note in _unfinished_removals(case))
     for step in steps:
         found = {str(item.get("key")): item for item in step.data.get("found", [])
                  if isinstance(item, dict)}
@@ -111,9 +124,11 @@ def _leftovers(case: Case, done: list[str], not_done: list[str]) -> None:
         return
     plan = case.done(PLAN)
     surveys = plan.data.get("leftovers", {}) if plan is not None else {}
+    made = {str(note.data[PARTIAL].get("key")) for note in _unfinished_removals(case)}
     for found in surveys.values() if isinstance(surveys, dict) else ():
         for item in found if isinstance(found, list) else ():
-            if isinstance(item, dict) and item.get("disposition") == "remove":
+            if (isinstance(item, dict) and item.get("disposition") == "remove"
+                    and str(item.get("key")) not in made):
                 not_done.append(f"not removed: {_named(item)}")
 
 

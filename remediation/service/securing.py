@@ -44,7 +44,7 @@ from remediation.service.journaling import (
     CaseRecorder,
     StepResult,
 )
-from remediation.service.leftovers import WINDOW, Cleanup
+from remediation.service.leftovers import PARTIAL, WINDOW, Cleanup
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import Directory, Mailbox, RestrictedSenders, VerificationScheduler
@@ -126,7 +126,7 @@ class Securing:
         case, _ = await record.run(case, BREAKER, lambda: self._breaker(case))
         case = await self._reset_once(case, user.id)
         case, _ = await record.run(case, REVOKE, lambda: self._revoke(user.id))
-        case, _ = await record.run(case, HYGIENE, lambda: self._hygiene(user))
+        case, _ = await record.run(case, HYGIENE, lambda: self._hygiene(case, user))
         window = case.done(WINDOW)
         if self._cleanup is not None and window is not None:
             case = await self._cleanup.clean(case, user,
@@ -302,10 +302,19 @@ class Securing:
         await self._directory.revoke_sessions(user_id)
         return StepResult("sign-in sessions and refresh tokens revoked")
 
-    async def _hygiene(self, user: DirectoryUser) -> StepResult:
+    async def _hygiene(self, case: Case, user: DirectoryUser) -> StepResult:
+        """Disable suspicious rules and clear forwarding. Each change is journaled the
+        moment it is made (a ``partial`` note): a retry after a failure in between no longer
+        finds a rule it disabled, and takes it from that note instead."""
         if self._mailbox is None:
             return StepResult("mailbox hygiene not configured")
-        findings = await self._findings(user)
+        earlier = [Finding(**note.data[PARTIAL]) for note in case.steps
+                   if note.name == HYGIENE and note.status is StepStatus.INFO
+                   and isinstance(note.data.get(PARTIAL), dict)]
+        current = await self._findings(user)
+        made = {(f.rule_id, f.name if f.rule_id is None else "") for f in earlier}
+        findings = [*[f for f in earlier if f.rule_id not in {c.rule_id for c in current}],
+                    *current]
         data = {"findings": [_finding_data(f) for f in findings],
                 "mode": self._settings.hygiene}
         if not findings:
@@ -313,11 +322,17 @@ class Securing:
         summary = "; ".join(f"{f.name}: {f.why}" for f in findings)
         if self._settings.hygiene == "report":
             return StepResult(f"found, reported and left as they are: {summary}", data)
-        for finding in findings:
+        for finding in current:
+            if (finding.rule_id, finding.name if finding.rule_id is None else "") in made:
+                continue
             if finding.rule_id is not None:
                 await self._mailbox.disable_rule(user.id, finding.rule_id)
             else:
                 await self._mailbox.clear_forwarding(user.sender_address)
+            case = await self._recorder.note(
+                case, HYGIENE, StepStatus.INFO,
+                f"disabled {finding.name!r}" if finding.rule_id else "forwarding cleared",
+                {PARTIAL: _finding_data(finding)})
         return StepResult(f"disabled or cleared (kept for review): {summary}", data)
 
     async def _findings(self, user: DirectoryUser) -> list[Finding]:

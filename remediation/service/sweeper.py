@@ -146,13 +146,14 @@ class Sweeper:
 def resumes_that_moved_nothing(case: Case) -> int:
     """How many resumes in a row left ``case`` where it was: its ``resume_queued`` steps
     since it last moved, that is since its last step ``done`` (a step is done once: a
-    redelivery skips it) or since it changed state (each ``resume_queued`` records the
+    redelivery skips it; a follow-up that only reports, ``REPORTING``, moves nothing) or
+    since it changed state (each ``resume_queued`` records the
     state it was queued in; one from before the state was recorded counts as queued in the
     current one). A resume that was lost, refused, or whose step failed again moved nothing.
     """
     count = 0
     for step in reversed(case.steps):
-        if step.status is StepStatus.DONE:
+        if step.status is StepStatus.DONE and not step.name.startswith(REPORTING):
             break
         if step.name == RESUME_QUEUED:
             if step.data.get("state", case.state.value) != case.state.value:

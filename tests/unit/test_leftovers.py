@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from remediation.domain.cases import CaseState
 from remediation.domain.directory import DirectoryUser
-from remediation.domain.errors import PermanentError
+from remediation.domain.errors import PermanentError, TransientError
 from remediation.domain.leftovers import (
     CompromiseWindow,
     Disposition,
@@ -34,6 +36,7 @@ class Gadget:
     key: str
     added: datetime
     refuse: str | None = None
+    busy: int = 0  # answers "try later" this many times first
 
 
 @dataclass
@@ -63,6 +66,9 @@ class Gadgets:
         gadget = next(g for g in self.held if g.key == leftover.key)
         if gadget.refuse:
             raise PermanentError(gadget.refuse)
+        if gadget.busy:
+            gadget.busy -= 1
+            raise TransientError("503 from the service")
         if self.events is not None:
             self.events.append(f"remove {leftover.key}")
         self.held.remove(gadget)
@@ -263,3 +269,28 @@ async def test_what_stayed_or_was_only_planned_is_listed_as_not_done() -> None:
                                                           request_id="r2"))
     assert waiting.state is CaseState.AWAITING_APPROVAL
     assert "not removed: gadget gadget new" in progress(waiting).not_done
+
+
+async def test_a_removal_made_before_a_failure_stays_on_record_and_is_not_repeated() -> None:
+    tenant = FakeTenant()
+    now = tenant.clock.now()
+    tenant.exchange.block(ROB, created=now - timedelta(hours=1))
+    gadgets = Gadgets([Gadget("first", now - timedelta(hours=2)),
+                       Gadget("second", now - timedelta(hours=2), busy=1)])
+    workflow = make(tenant, gadgets)
+    with pytest.raises(TransientError):
+        await workflow.remediate(RemediationRequest(ROB, request_id="r1"))
+    [case] = await tenant.journal.list_cases()
+    # Made, though the step did not finish: listed as done, with its undo, never as planned.
+    assert "removed gadget gadget first" in progress(case).done
+    assert not [line for line in progress(case).not_done if "gadget first" in line]
+    assert ("removed gadget gadget first", "add gadget first again") in [
+        tuple(change) for change in changes(case)]
+
+    case = await workflow.remediate(RemediationRequest(ROB, request_id="r1"))  # the retry
+
+    assert gadgets.removed == ["first", "second"]
+    step = case.done("gadgets")
+    assert step is not None and step.data["removed"] == ["first", "second"]
+    assert [c["what"] for c in step.data["changes"]] == [
+        "removed gadget gadget first", "removed gadget gadget second"]
