@@ -86,3 +86,25 @@ async def test_a_rule_disabled_by_hygiene_is_one_change_in_status_and_cards(
     done = progress(case).done
     rule_lines = [line for line in done if "disabled" in line and "Junk" not in line]
     assert len(rule_lines) == 1, f"the two rules' disabling is listed as: {rule_lines}"
+
+
+async def test_a_grant_never_revoked_is_not_done_when_the_methods_step_finished(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Lynne's plan: remove her attacker's Authenticator, revoke the Mail Organizer Pro grant,
+    disable the hidden forwarding rule. The methods step finishes; every revocation meets a
+    503 until the case gives up and escalates. The card's "not done" list takes the plan's
+    "not removed" lines only while no cleanup step has finished, so it says nothing of the
+    grant that still reads her mail nor of the hidden rule that still forwards it."""
+    tenant.add_fault(Fault(status=503, method="DELETE", path="oauth2PermissionGrants",
+                           times=None))
+    app = app_for(sandbox_url, tenant, tmp_path / "db", max_delivery_count=3)
+    case = await remediate(app, LYNNE)
+    await app.aclose()
+    assert case.state is CaseState.ESCALATED
+    assert case.done("signin_methods") is not None and case.done("consent_grants") is None
+
+    not_done = progress(case).not_done
+    assert any("Mail Organizer Pro" in line for line in not_done), (
+        f"the grant left in place is not in the card's not-done list: {not_done}")
+    assert any("not shown by Graph" in line or "'.'" in line for line in not_done), (
+        f"the hidden rule left enabled is not in the card's not-done list: {not_done}")
