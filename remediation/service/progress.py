@@ -62,8 +62,11 @@ def changes(case: Case) -> list[Change]:
         made.append(Change("sign-in sessions revoked", "cannot be undone: the person signs "
                                                        "in again"))
     hygiene = case.done(HYGIENE)
-    if hygiene is not None and hygiene.data.get("mode") == "disable":
-        for finding in _findings(hygiene.data):
+    made_findings = (_findings(hygiene.data) if hygiene is not None
+                     and hygiene.data.get("mode") == "disable"
+                     else [] if hygiene is not None else _hygiene_partials(case))
+    if made_findings:
+        for finding in made_findings:
             name = shown(str(finding.get("name") or ""), NAME_LIMIT)
             if finding.get("rule_id"):
                 made.append(Change(f"inbox rule “{name}” disabled", "enable it again in "
@@ -88,10 +91,21 @@ def changes(case: Case) -> list[Change]:
 
 def _unfinished_removals(case: Case) -> list[Step]:
     """The removals journaled by cleanup steps that never finished (their ``partial``
-    notes): made all the same, and listed until a finished attempt takes them in."""
+    notes): made all the same, and listed until a finished attempt takes them in. Mailbox
+    hygiene's own notes are ``_hygiene_partials``."""
     finished = {step.name for step in _leftover_steps(case)}
     return [note for note in case.steps if note.status is StepStatus.INFO
-            and isinstance(note.data.get(PARTIAL), dict) and note.name not in finished]
+            and isinstance(note.data.get(PARTIAL), dict) and note.name != HYGIENE
+            and note.name not in finished]
+
+
+def _hygiene_partials(case: Case) -> list[dict[str, Any]]:
+    """The rules disabled and forwarding cleared by mailbox hygiene attempts, while no
+    attempt has finished (a finished one lists them all)."""
+    if case.done(HYGIENE) is not None:
+        return []
+    return [note.data[PARTIAL] for note in case.steps if note.name == HYGIENE
+            and note.status is StepStatus.INFO and isinstance(note.data.get(PARTIAL), dict)]
 
 
 def _leftover_steps(case: Case) -> list[Step]:
@@ -120,12 +134,13 @@ def _leftovers(case: Case, done: list[str], not_done: list[str]) -> None:
             item = found.get(str(stayed.get("key")), {})
             not_done.append(f"not removed: {_named(item)} "
                             f"({shown(str(stayed.get('why') or ''), NAME_LIMIT * 2)})")
-    if steps:
-        return
+    finished = {step.name for step in steps}
     plan = case.done(PLAN)
     surveys = plan.data.get("leftovers", {}) if plan is not None else {}
     made = {str(note.data[PARTIAL].get("key")) for note in _unfinished_removals(case)}
-    for found in surveys.values() if isinstance(surveys, dict) else ():
+    for name, found in surveys.items() if isinstance(surveys, dict) else ():
+        if name in finished:
+            continue
         for item in found if isinstance(found, list) else ():
             if (isinstance(item, dict) and item.get("disposition") == "remove"
                     and str(item.get("key")) not in made):
@@ -140,8 +155,10 @@ def _hygiene(case: Case, done: list[str], not_done: list[str]) -> None:
     step = case.done(HYGIENE)
     if step is None:
         if _started(case, HYGIENE):  # it stops at the first refusal: some may be done
-            not_done.append("inbox rule and forwarding changes not finished "
-                            "(some may have been made)")
+            made = _hygiene_partials(case)
+            done.extend(_described(made, "{n} {rules} disabled", "mailbox forwarding cleared"))
+            not_done.append("inbox rule and forwarding changes not finished"
+                            + (" (the others)" if made else " (some may have been made)"))
             return
         plan = case.done(PLAN)
         findings = _findings(plan.data) if plan is not None else []

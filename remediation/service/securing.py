@@ -305,15 +305,19 @@ class Securing:
     async def _hygiene(self, case: Case, user: DirectoryUser) -> StepResult:
         """Disable suspicious rules and clear forwarding. Each change is journaled the
         moment it is made (a ``partial`` note): a retry after a failure in between no longer
-        finds a rule it disabled, and takes it from that note instead."""
+        finds a rule it disabled, and takes it from that note instead; one it finds again
+        (enabled again meanwhile) it disables again."""
         if self._mailbox is None:
             return StepResult("mailbox hygiene not configured")
         earlier = [Finding(**note.data[PARTIAL]) for note in case.steps
                    if note.name == HYGIENE and note.status is StepStatus.INFO
                    and isinstance(note.data.get(PARTIAL), dict)]
         current = await self._findings(user)
-        made = {(f.rule_id, f.name if f.rule_id is None else "") for f in earlier}
-        findings = [*[f for f in earlier if f.rule_id not in {c.rule_id for c in current}],
+        # What an earlier attempt changed and is still as it left it; anything found again
+        # (a rule enabled again meanwhile: a token outlives the revocation by up to an hour)
+        # is changed again.
+        findings = [*[f for f in earlier
+                      if (f.rule_id, f.name) not in {(c.rule_id, c.name) for c in current}],
                     *current]
         data = {"findings": [_finding_data(f) for f in findings],
                 "mode": self._settings.hygiene}
@@ -323,8 +327,6 @@ class Securing:
         if self._settings.hygiene == "report":
             return StepResult(f"found, reported and left as they are: {summary}", data)
         for finding in current:
-            if (finding.rule_id, finding.name if finding.rule_id is None else "") in made:
-                continue
             if finding.rule_id is not None:
                 await self._mailbox.disable_rule(user.id, finding.rule_id)
             else:
