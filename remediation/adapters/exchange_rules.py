@@ -9,7 +9,8 @@ Cmdlets (InvokeCommand; each sent only parameters its office-docs-powershell ref
   reports "You can't use both the Identity and Mailbox parameters to specify a mailbox",
   office-docs-powershell#4087);
 - ``Get-MailboxFolderStatistics {"Identity": upn, "FolderScope": <type>}``: the well-known
-  folder of each type (Inbox, Archive, ConversationHistory, DeletedItems, JunkEmail), its
+  folder of each type (Inbox, Archive, ConversationHistory, DeletedItems, JunkEmail,
+  RssSubscriptions), its
   ``FolderPath`` in the mailbox's language: rules name folders by path, so a path is matched to
   a folder *type*, never to an English name;
 - ``Get-AdminAuditLogConfig``: ``UnifiedAuditLogIngestionEnabled`` (read it in Exchange Online,
@@ -49,14 +50,15 @@ from typing import Any
 from remediation.adapters.exchange_client import ExchangeAdminClient
 from remediation.adapters.mailbox import GraphExchangeMailbox
 from remediation.domain.exchange_rules import folder_path
-from remediation.domain.hygiene import INBOX
+from remediation.domain.hygiene import INBOX, RSS_FEEDS
 from remediation.domain.rule_history import RULE_OPERATIONS, AuditLogOff
 
-# Get-MailboxFolderStatistics FolderScope values -> Graph's well-known names (mailFolder
-# resource type, "Well-known folder names"): inbox and hygiene's RARELY_READ_FOLDERS.
+# Get-MailboxFolderStatistics FolderScope values (its reference lists them) -> Graph's
+# well-known names (mailFolder resource type, "Well-known folder names"): inbox and hygiene's
+# RARELY_READ_FOLDERS; and RssSubscriptions, which Graph v1.0 has no name for (RSS_FEEDS).
 FOLDER_SCOPES = {"Inbox": INBOX, "Archive": "archive",
                  "ConversationHistory": "conversationhistory", "DeletedItems": "deleteditems",
-                 "JunkEmail": "junkemail"}
+                 "JunkEmail": "junkemail", "RssSubscriptions": RSS_FEEDS}
 PAGE = 5000  # Search-UnifiedAuditLog's largest ResultSize
 MAX_PAGES = 10  # a session holds at most 50,000 records
 # Records reach the log minutes after the fact; a margin past now costs nothing.
