@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from remediation.adapters.exchange_client import ExchangeAdminClient
     from remediation.adapters.graph_caller import GraphCaller
     from remediation.adapters.mailbox import GraphExchangeMailbox
+    from remediation.adapters.mailbox_delegation import ExchangeMailboxDelegation
     from remediation.adapters.service_bus import QueueClient
 
 Closer = Callable[[], Awaitable[None]]
@@ -237,31 +238,36 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     closers.append(exchange.close)
     alerts = GraphAlerts(graph)
     directory, mailbox = GraphDirectory(graph), GraphExchangeMailbox(graph, exchange)
+    delegation = ExchangeMailboxDelegation(exchange)
     return TenantPorts(directory=directory,
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
                        alert_updater=alerts, mailbox=mailbox,
                        leftover_kinds=_leftover_kinds(settings, graph, directory, mailbox,
-                                                      exchange),
-                       delegation=ExchangeMailboxDelegation(exchange))
+                                                      exchange, delegation),
+                       delegation=delegation)
 
 
 def _leftover_kinds(settings: Settings, graph: "GraphCaller", directory: Directory,
                     mailbox: "GraphExchangeMailbox", exchange: "ExchangeAdminClient",
-                    ) -> tuple[LeftoverKind, ...]:
+                    delegation: "ExchangeMailboxDelegation") -> tuple[LeftoverKind, ...]:
     """What the attacker left behind, one kind each (service/leftovers.py), in the order
     they are cleaned: sign-in methods first (with one of theirs the attacker passes
     self-service password reset and takes the account back), then the consents whose tokens
-    outlive the reset, then the inbox rules only Exchange shows."""
-    from remediation.adapters.exchange_rules import ExchangeRuleReader
+    outlive the reset, then the inbox rules only Exchange shows, then who else holds a right
+    on the mailbox (reported, never removed). One unified audit log reader for both."""
+    from remediation.adapters.exchange_rules import ExchangeRuleReader, UnifiedAuditLog
     from remediation.adapters.graph_consents import GraphConsentGrants
     from remediation.adapters.graph_signin_methods import GraphSignInMethods
     from remediation.service.exchange_rules import ExchangeInboxRules
+    from remediation.service.mailbox_permissions import MailboxPermissions
 
+    audit = UnifiedAuditLog(exchange)
     return (GraphSignInMethods(graph, settings.signin_cleanup),
             GraphConsentGrants(graph, settings.signin_cleanup),
-            ExchangeInboxRules(ExchangeRuleReader(exchange, mailbox), directory,
+            ExchangeInboxRules(ExchangeRuleReader(exchange, mailbox, audit), directory,
                                mode=settings.mailbox_hygiene,
-                               tenant_domains=settings.tenant_domains))
+                               tenant_domains=settings.tenant_domains),
+            MailboxPermissions(delegation, audit, directory))
 
 
 def _service_bus(settings: Settings, shared: _Shared, closers: list[Closer],

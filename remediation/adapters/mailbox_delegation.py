@@ -2,7 +2,8 @@
 through Exchange admin REST (InvokeCommand), each cmdlet with only the parameters its
 reference lists (office-docs-powershell ``exchange/exchange-ps/ExchangePowerShell/``):
 
-- ``Get-Mailbox {"Identity": x}``: ``RecipientTypeDetails``; with
+- ``Get-Mailbox {"Identity": x}``: ``RecipientTypeDetails``, the mailbox's ``Name`` (what the
+  unified audit log's records name it by) and other names; with
   ``IncludeGrantSendOnBehalfToWithDisplayNames`` (a JSON boolean, as switches are sent),
   the send-on-behalf delegates' addresses (``GrantSendOnBehalfToWithDisplayNames``; without
   it they are GUIDs in ``GrantSendOnBehalfTo``, read as a fallback);
@@ -18,7 +19,12 @@ new (remediation/permissions.py). Errors arrive translated from ExchangeAdminCli
 """
 
 from remediation.adapters.exchange_client import ExchangeAdminClient, ExchangeCmdletError
-from remediation.domain.delegates import Delegate, delegates_from
+from remediation.domain.delegates import (
+    Delegate,
+    MailboxAccess,
+    delegates_from,
+    mailbox_names,
+)
 from remediation.domain.errors import PermanentError
 
 
@@ -42,6 +48,11 @@ class ExchangeMailboxDelegation:
     async def mailbox_delegates(self, address: str) -> list[Delegate]:
         """Everyone holding FullAccess, SendAs or SendOnBehalf on the mailbox (three reads).
         Raises PermanentError when there is no such mailbox."""
+        return list((await self.mailbox_access(address)).delegates)
+
+    async def mailbox_access(self, address: str) -> MailboxAccess:
+        """The mailbox's names (``delegates.mailbox_names``, from the same Get-Mailbox row)
+        and its delegates: the same three reads as ``mailbox_delegates``."""
         _require(address)
         mailboxes = await self._exchange.invoke("Get-Mailbox", {
             "Identity": address, "IncludeGrantSendOnBehalfToWithDisplayNames": True})
@@ -55,8 +66,8 @@ class ExchangeMailboxDelegation:
             "Get-MailboxPermission", {"Identity": address, "ResultSize": "Unlimited"})
         recipients = await self._exchange.invoke(
             "Get-RecipientPermission", {"Identity": address, "ResultSize": "Unlimited"})
-        return delegates_from(permissions, recipients,
-                              behalf if isinstance(behalf, list) else [behalf])
+        return MailboxAccess(mailbox_names(mailbox), tuple(delegates_from(
+            permissions, recipients, behalf if isinstance(behalf, list) else [behalf])))
 
 
 def _require(address: str) -> None:

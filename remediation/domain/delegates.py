@@ -77,6 +77,31 @@ class MailboxFacts:
         return (self.kind or "").lower() in UNOWNED_KINDS
 
 
+@dataclass(frozen=True)
+class MailboxAccess:
+    """One read of who can use a mailbox: its ``names`` as Exchange gives them (Name,
+    ExternalDirectoryObjectId, UserPrincipalName, PrimarySmtpAddress: the unified audit log's
+    ObjectId names it by its Name) and its ``delegates``."""
+
+    names: tuple[str, ...]
+    delegates: tuple[Delegate, ...]
+
+
+MAILBOX_NAME_FIELDS = ("Name", "ExternalDirectoryObjectId", "UserPrincipalName",
+                       "PrimarySmtpAddress")
+
+
+def mailbox_names(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """A Get-Mailbox row's names of the mailbox, in MAILBOX_NAME_FIELDS order, each once
+    (compared without letter case)."""
+    found: dict[str, str] = {}
+    for key in MAILBOX_NAME_FIELDS:
+        value = str(row.get(key) or "").strip()
+        if value:
+            found.setdefault(value.casefold(), value)
+    return tuple(found.values())
+
+
 def delegates_from(mailbox_rows: Iterable[Mapping[str, Any]],
                    recipient_rows: Iterable[Mapping[str, Any]],
                    send_on_behalf: Iterable[object]) -> list[Delegate]:

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from remediation.domain.hygiene import Finding, suspicious_rules
+from remediation.domain.hygiene import EXCHANGE_ONLY_FOLDERS, Finding, suspicious_rules
 
 FOLDER_KEY = "exchange-folder:"
 _RECIPIENT = re.compile(r'^\s*(?:"(?P<name>[^"]*)"\s*)?\[(?P<kind>[A-Za-z]+):(?P<value>[^\]]*)\]')
@@ -197,6 +197,15 @@ def judge(rules: Iterable[Mapping[str, Any]], well_known: Mapping[str, str],
     known = {FOLDER_KEY + path: name for path, name in well_known.items()}
     return {str(finding.rule_id): finding
             for finding in suspicious_rules(shapes, shown, domains, known)}
+
+
+def graph_judgement(rules: Iterable[Mapping[str, Any]], well_known: Mapping[str, str],
+                    domains: frozenset[str]) -> dict[str, Finding]:
+    """What mailbox hygiene finds judging the same rules through Graph: ``judge`` without the
+    folder types Graph has no well-known name for (``hygiene.EXCHANGE_ONLY_FOLDERS``). A rule
+    ``judge`` finds and this does not is one the Graph step leaves alone."""
+    return judge(rules, {path: name for path, name in well_known.items()
+                         if name not in EXCHANGE_ONLY_FOLDERS}, domains)
 
 
 def moves_mail(rules: Iterable[Mapping[str, Any]]) -> bool:

@@ -8,8 +8,13 @@ from typing import Any
 # locale of the user's mailbox" (mailFolder resource type, Well-known folder names,
 # https://learn.microsoft.com/graph/api/resources/mailfolder). Display names are the
 # mailbox's language ("Archiv", "Junk-E-Mail"): never compared. RSS Feeds has no well-known
-# name in Graph v1.0; a rule that moves mail there and marks it read is found by that.
+# name in Graph v1.0: through Graph a rule that moves mail there is found only when it also
+# marks it read; Exchange names it by type (Get-MailboxFolderStatistics -FolderScope
+# RssSubscriptions), under RSS_FEEDS, a name of ours no Graph folder bears.
 RARELY_READ_FOLDERS = ("archive", "conversationhistory", "deleteditems", "junkemail")
+RSS_FEEDS = "rssfeeds"
+EXCHANGE_ONLY_FOLDERS = (RSS_FEEDS,)
+_FOLDER_LABELS = {RSS_FEEDS: "RSS Feeds"}
 INBOX = "inbox"
 _FORWARDING_ACTIONS = ("forwardTo", "forwardAsAttachmentTo", "redirectTo")
 
@@ -41,7 +46,8 @@ def suspicious_rules(rules: Iterable[Mapping[str, Any]], folder_names: Mapping[s
                      domains: frozenset[str],
                      well_known: Mapping[str, str] | None = None) -> list[Finding]:
     """``folder_names``: folder id -> display name (only to show); ``well_known``: folder id
-    -> well-known name (``inbox`` and RARELY_READ_FOLDERS, those the mailbox has)."""
+    -> well-known name (``inbox``, RARELY_READ_FOLDERS and, from Exchange only,
+    EXCHANGE_ONLY_FOLDERS: those the mailbox has)."""
     findings = []
     for rule in rules:
         reasons = _rule_reasons(rule, folder_names, domains, well_known or {})
@@ -84,8 +90,9 @@ def _rule_reasons(rule: Mapping[str, Any], folder_names: Mapping[str, str],
         known = well_known.get(folder) or (folder.lower() if folder.lower() in (
             INBOX, *RARELY_READ_FOLDERS) else None)
         marks_read = actions.get("markAsRead") is True
-        if known in RARELY_READ_FOLDERS:
-            reasons.append(f"moves matching mail to {name} (the {known} folder)"
+        if known in RARELY_READ_FOLDERS or known in EXCHANGE_ONLY_FOLDERS:
+            label = _FOLDER_LABELS.get(known, known)
+            reasons.append(f"moves matching mail to {name} (the {label} folder)"
                            + (" and marks it read" if marks_read else ""))
         elif marks_read and known != INBOX:
             reasons.append(f"moves matching mail to {name} and marks it read")

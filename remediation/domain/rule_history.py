@@ -75,23 +75,18 @@ class DeletedRule:
 def read_event(record: Mapping[str, Any]) -> RuleEvent | None:
     """The event of one Search-UnifiedAuditLog row; None for a row that is not about an inbox
     rule or cannot be read."""
-    audit = record.get("AuditData")
-    if isinstance(audit, str):
-        try:
-            audit = json.loads(audit)
-        except ValueError:
-            return None
-    if not isinstance(audit, Mapping):
+    audit = audit_data(record)
+    if audit is None:
         return None
     operation = str(audit.get("Operation") or record.get("Operations") or "")
-    at = _time(audit.get("CreationTime"))
+    at = audit_time(audit.get("CreationTime"))
     record_id = str(audit.get("Id") or record.get("Identity") or "")
     if operation.lower() == "updateinboxrules":
         return _update_event(audit, record_id, at)
     kind = _CMDLET_KINDS.get(operation.lower())
-    if kind is None or str(audit.get("ResultStatus", "True")).lower() in ("false", "failed"):
+    if kind is None or not succeeded(audit):
         return None
-    parameters = _pairs(audit.get("Parameters"))
+    parameters = pairs(audit.get("Parameters"))
     names: list[str] = []
     identities: list[str] = []
     for text in (str(audit.get("ObjectId") or "").rpartition("\\")[2],
@@ -186,7 +181,7 @@ def _histories(events: list[RuleEvent]) -> list[list[RuleEvent]]:
 
 def _update_event(audit: Mapping[str, Any], record_id: str,
                   at: datetime | None) -> RuleEvent | None:
-    properties = _pairs(audit.get("OperationProperties"))
+    properties = pairs(audit.get("OperationProperties"))
     kind = _UPDATE_KINDS.get(str(properties.get("RuleOperation") or "").lower())
     if kind is None:
         return None
@@ -205,7 +200,25 @@ def _update_event(audit: Mapping[str, Any], record_id: str,
     return RuleEvent(record_id, kind, at, name, frozenset(tokens), fields, "UpdateInboxRules")
 
 
-def _pairs(value: object) -> dict[str, Any]:
+def audit_data(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A Search-UnifiedAuditLog row's AuditData (a JSON string, or already an object); None
+    when it cannot be read."""
+    audit = record.get("AuditData")
+    if isinstance(audit, str):
+        try:
+            audit = json.loads(audit)
+        except ValueError:
+            return None
+    return audit if isinstance(audit, Mapping) else None
+
+
+def succeeded(audit: Mapping[str, Any]) -> bool:
+    """Whether the cmdlet the record keeps ran (``ResultStatus`` "True"; a refused one is
+    "False" or "Failed")."""
+    return str(audit.get("ResultStatus", "True")).lower() not in ("false", "failed")
+
+
+def pairs(value: object) -> dict[str, Any]:
     """``[{"Name": n, "Value": v}, ...]`` as a dict (later names win)."""
     pairs: dict[str, Any] = {}
     if isinstance(value, list):
@@ -215,7 +228,7 @@ def _pairs(value: object) -> dict[str, Any]:
     return pairs
 
 
-def _time(value: object) -> datetime | None:
+def audit_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     try:

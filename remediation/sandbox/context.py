@@ -32,14 +32,23 @@ def describe(path: str, raw: bytes, address_of: Callable[[str], str]) -> Call:
     body = parse_body(raw)
     cmdlet, parameters = cmdlet_input(body)
     if cmdlet is not None:
-        users = parameters.get("UserIds")
+        users, objects = parameters.get("UserIds"), parameters.get("ObjectIds")
         subject = (parameters.get("SenderAddress") or parameters.get("Mailbox")
                    or parameters.get("Identity")
-                   or (users[0] if isinstance(users, list) and users else None))
+                   or (users[0] if isinstance(users, list) and users else None)
+                   or _known_object(objects, address_of))
         target = str(subject).lower() if subject else None
     else:
         target = graph_user_segment(path)
     return Call(body, cmdlet, address_of(target) if target else None)
+
+
+def _known_object(objects: object, address_of: Callable[[str], str]) -> str | None:
+    """Of a search's ObjectIds, the first naming a user (by id or address), else the first."""
+    if not isinstance(objects, list) or not objects:
+        return None
+    named = [str(item) for item in objects if "@" in address_of(str(item).lower())]
+    return named[0] if named else str(objects[0])
 
 
 def parse_body(raw: bytes) -> Any:

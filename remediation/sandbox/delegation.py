@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,6 +66,41 @@ class MailboxGrants:
         with self._lock:
             return [g.trustee for g in self._grants
                     if g.mailbox_id == mailbox.id and g.right == right]
+
+
+def mailbox_name(user: SandboxUser) -> str:
+    """Exchange's Name of the mailbox: the account's object id unless seeded otherwise (the
+    real records' ObjectId: blueteam0ps/det-eng-samples ``t1098.002_*``)."""
+    return user.mailbox_name or user.id
+
+
+def grant_recorded(tenant: SandboxTenant, mailbox: SandboxUser, trustee: SandboxUser,
+                   right: str, *, actor: str, at: datetime | None = None,
+                   by_id: bool = False) -> dict[str, Any]:
+    """Grant ``right`` as ``actor`` running the cmdlet would, and keep the unified audit log's
+    record of it (``unified_audit_log``'s module note): FullAccess by Add-MailboxPermission,
+    SendAs by Add-RecipientPermission, SendOnBehalf by Set-Mailbox -GrantSendOnBehalfTo.
+    ``by_id``: the caller named both accounts by object id (as the admin center does), not
+    by address. Returns the log's row."""
+    from remediation.sandbox.unified_audit_log import HOSTED  # it imports state: not above
+
+    tenant.mailbox_grants.grant(mailbox, trustee, right)
+    who = trustee.id if by_id else trustee.user_principal_name
+    whose = mailbox.id if by_id else mailbox.user_principal_name
+    parameters: list[tuple[str, str]]
+    if right == FULL_ACCESS:
+        operation = "Add-MailboxPermission"
+        parameters = [("Identity", whose), ("AccessRights", FULL_ACCESS), ("User", who),
+                      ("InheritanceType", "All")]
+    elif right == SEND_AS:
+        operation = "Add-RecipientPermission"
+        parameters = [("Identity", whose), ("Trustee", who), ("AccessRights", SEND_AS)]
+    else:
+        operation = "Set-Mailbox"
+        parameters = [("Identity", f"{HOSTED}/{mailbox_name(mailbox)}"),
+                      ("GrantSendOnBehalfTo", who)]
+    return tenant.unified_audit_log.admin_cmdlet(mailbox_name(mailbox), operation, parameters,
+                                                 actor=actor, at=at)
 
 
 def permission_rows(tenant: SandboxTenant, mailbox: SandboxUser) -> list[dict[str, Any]]:

@@ -157,6 +157,8 @@ def get_mailbox(request: web.Request, tenant: SandboxTenant,
 def _mailbox_row(tenant: SandboxTenant, user: SandboxUser, names: bool) -> dict[str, Any]:
     smtp = user.forwarding_smtp_address
     return {
+        "Name": delegation.mailbox_name(user), "Alias": user.address.split("@")[0],
+        "ExternalDirectoryObjectId": user.id, "ExchangeGuid": user.exchange_guid,
         "PrimarySmtpAddress": user.address,
         "UserPrincipalName": user.user_principal_name,
         "RecipientTypeDetails": user.recipient_type_details,

@@ -9,7 +9,7 @@ from typing import Any
 from remediation.sandbox.alert_seed import demo_alerts
 from remediation.sandbox.clock import utc_now
 from remediation.sandbox.consents import ServicePrincipal, give_consent
-from remediation.sandbox.delegation import FULL_ACCESS, SEND_AS, SEND_ON_BEHALF
+from remediation.sandbox.delegation import FULL_ACCESS, SEND_AS, SEND_ON_BEHALF, grant_recorded
 from remediation.sandbox.inbox_rules import hidden_rule, system_rules
 from remediation.sandbox.signin_methods import authenticator, phone
 from remediation.sandbox.state import (
@@ -40,6 +40,11 @@ RATE_LIMIT_REASON = ("EmailSendingLimitExceeded;InternalRecipientCountToday=12;"
                      "ExternalRecipientCountToday=10412;ExceedingLimitType=External;"
                      "LastMessagetraceId=5f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f;"
                      "LastMessageRcptCount=250")
+# Who else may use Lynne's mailbox: her assistant for months (no record in the window), and
+# the account an administrator's stolen session gave FullAccess three hours before the block.
+LYNNE_ASSISTANT = "alex.wilber@contoso.com"
+LYNNE_INTRUDER = "megan.bowen@contoso.com"
+STOLEN_ADMIN = "it.helpdesk@contoso.com"
 HIDDEN_RULE_ID = 16752869479666417665  # Lynne's hidden forwarding rule (RuleIdentity)
 DELETED_RULE_ID = 17639250888751054849  # the rule the attacker created and deleted
 
@@ -193,6 +198,13 @@ def delegation_grants(tenant: SandboxTenant) -> None:
     tenant.mailbox_grants.grant(shared, alex, SEND_ON_BEHALF)
 
 
+def _lynne_delegates(tenant: SandboxTenant) -> None:
+    lynne = tenant.user(LYNNE)
+    tenant.mailbox_grants.grant(lynne, tenant.user(LYNNE_ASSISTANT), SEND_ON_BEHALF)
+    grant_recorded(tenant, lynne, tenant.user(LYNNE_INTRUDER), FULL_ACCESS, actor=STOLEN_ADMIN,
+                   at=hours_ago(3), by_id=True)
+
+
 def storm_addresses() -> list[str]:
     return [f"storm{n:02d}@contoso.com" for n in range(1, STORM_SIZE + 1)]
 
@@ -216,6 +228,7 @@ def demo_tenant(*, with_alerts: bool = True, storm: bool = True) -> SandboxTenan
     _lynne_consents(tenant)
     _lynne_sign_in(tenant, tenant.user("lynne.robbins@contoso.com"))
     _lynne_history(tenant)
+    _lynne_delegates(tenant)
     if with_alerts:
         for raw in demo_alerts():
             tenant.add_alert(raw)

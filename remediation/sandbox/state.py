@@ -120,6 +120,9 @@ class SandboxUser:
     # Exchange's RecipientTypeDetails of its mailbox (Get-Mailbox): UserMailbox, or
     # SharedMailbox / RoomMailbox / EquipmentMailbox (whose Entra account is disabled).
     recipient_type_details: str = "UserMailbox"
+    # Exchange's Name of the mailbox (the unified audit log's ObjectId names it so); None:
+    # its Entra object id, the Name the real records show (sandbox/delegation.mailbox_name).
+    mailbox_name: str | None = None
     external_user_state: str | None = None
     reset_forbidden: bool = False
     unblock_limit_reached: bool = False

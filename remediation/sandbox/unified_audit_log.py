@@ -9,10 +9,23 @@ Get-AdminAuditLogConfig answer.
   ``ObjectId`` and ``Parameters`` ``[{"Name", "Value"}]`` (every value a string). A
   New-InboxRule's ObjectId ends ``\\<rule name>``; Set-InboxRule's (and so Remove-InboxRule's)
   ``<mailbox guid>\\<RuleIdentity>``; ``Identity`` in Parameters is what the caller typed.
+- Mailbox permissions (real records: blueteam0ps/det-eng-samples ``dataset/t1098.002_Mail
+  Account Delegation full access permissions.json``, ``t1098.002_Mail account
+  delegation-SendAs permission.csv``, ``t1098.002_user-reset_mailbox_full_access.json``;
+  Set-Mailbox: ``t1114_Set-Mailbox-ForwardSMTPAddress.csv``): the ObjectId is the mailbox's
+  Name (its Entra object id, or an older name such as ``stinger_1ea0eb0f93``), ``UserId``
+  who ran the cmdlet; Parameters as typed: ``Add-MailboxPermission`` ``Identity`` (an
+  address or an object id), ``AccessRights`` ``FullAccess``, ``User``, ``InheritanceType``;
+  ``Add-RecipientPermission`` ``Identity``, ``Trustee``, ``AccessRights`` ``SendAs``;
+  ``Set-Mailbox`` ``Identity`` ``<forest>/Microsoft Exchange Hosted Organizations/<org>/
+  <Name>``. How a ``GrantSendOnBehalfTo`` value is kept is seen in no public record: the
+  sandbox keeps the delegate as typed (*unconfirmed*).
 - Search-UnifiedAuditLog (office-docs-powershell ``Search-UnifiedAuditLog.md``): StartDate
   and EndDate required; ResultSize at most 5,000 (100 by default); SessionCommand
   ``ReturnLargeSet`` or ``ReturnNextPreviewPage``; the same SessionId pages on until a call
-  returns nothing. ``UserIds`` and ``Operations`` are String[]: a bare string is refused
+  returns nothing. ``UserIds`` filters by who acted, ``ObjectIds`` by "the target object
+  that was acted upon" (its AuditData ObjectId; ``*`` a wildcard). ``UserIds``,
+  ``ObjectIds`` and ``Operations`` are String[]: a bare string is refused
   ("Must be an array ... a bare string binds ... as a scalar, which EXO rejects with an
   argument transformation error", CIPP-API ``Push-BECRun.ps1``).
 - Ingestion off (``UnifiedAuditLogIngestionEnabled`` False, as Get-AdminAuditLogConfig reports
@@ -23,6 +36,7 @@ Get-AdminAuditLogConfig answer.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -38,6 +52,9 @@ SESSION_COMMANDS = ("returnlargeset", "returnnextpreviewpage")
 INGESTION_OFF = ("(sandbox wording; Hawk#303 reports only 'BadRequest') The unified audit log "
                  "is not being recorded in this organization.")
 _TRANSFORMATION = "System.Management.Automation.ParameterBindingArgumentTransformationException"
+# How the log names a mailbox's home in an ObjectId or an Identity it kept.
+HOSTED = ("NAMPR01A001.PROD.OUTLOOK.COM/Microsoft Exchange Hosted Organizations/"
+           "contoso.onmicrosoft.com")
 
 
 @dataclass
@@ -58,26 +75,33 @@ class SandboxAuditLog:
                     actor: str | None = None) -> dict[str, Any]:
         """Record an inbox rule cmdlet the way the log keeps it (the rule's name ends the
         ObjectId of a New-InboxRule; give ``object_id`` for Set- and Remove-InboxRule)."""
+        name = parameters.get("Name") or parameters.get("Identity") or ""
+        return self.admin_cmdlet(
+            object_id or (f"{HOSTED}/{user.id}\\{name}"), operation,
+            [("AlwaysDeleteOutlookRulesBlob", "False"), ("Force", "False"),
+             *parameters.items()],
+            at=at, actor=actor or user.user_principal_name)
+
+    def admin_cmdlet(self, object_id: str, operation: str,
+                     parameters: list[tuple[str, str]], *, actor: str,
+                     at: datetime | None = None,
+                     app_id: str = "00000002-0000-0ff1-ce00-000000000000") -> dict[str, Any]:
+        """Record an Exchange cmdlet ``actor`` ran on ``object_id`` (ExchangeAdmin, RecordType
+        1), its ``parameters`` as typed (every value a string)."""
         when = at or utc_now()
         record_id = str(uuid.uuid4())
-        upn = actor or user.user_principal_name
-        name = parameters.get("Name") or parameters.get("Identity") or ""
         audit = {
             "CreationTime": when.strftime("%Y-%m-%dT%H:%M:%S"), "Id": record_id,
             "Operation": operation, "OrganizationId": str(uuid.uuid4()), "RecordType": 1,
-            "ResultStatus": "True", "UserKey": upn, "UserType": 2, "Version": 1,
-            "Workload": "Exchange", "ClientIP": "203.0.113.7:51000",
-            "ObjectId": object_id or ("NAMPR01A001.PROD.OUTLOOK.COM/Microsoft Exchange Hosted "
-                                      f"Organizations/contoso.onmicrosoft.com/{user.id}\\{name}"),
-            "UserId": upn, "AppId": "00000002-0000-0ff1-ce00-000000000000",
-            "ExternalAccess": False, "OrganizationName": "contoso.onmicrosoft.com",
-            "Parameters": [{"Name": "AlwaysDeleteOutlookRulesBlob", "Value": "False"},
-                           {"Name": "Force", "Value": "False"},
-                           *({"Name": key, "Value": value} for key, value in parameters.items())],
+            "ResultStatus": "True", "UserKey": actor, "UserType": 2, "Version": 1,
+            "Workload": "Exchange", "ClientIP": "203.0.113.7:51000", "ObjectId": object_id,
+            "UserId": actor, "AppId": app_id, "ExternalAccess": False,
+            "OrganizationName": "contoso.onmicrosoft.com",
+            "Parameters": [{"Name": key, "Value": value} for key, value in parameters],
             "SessionId": str(uuid.uuid4())}
         return self.add({"RecordType": "ExchangeAdmin",
                          "CreationDate": when.strftime("%Y-%m-%dT%H:%M:%S"),
-                         "UserIds": upn, "Operations": operation,
+                         "UserIds": actor, "Operations": operation,
                          "AuditData": json.dumps(audit), "Identity": record_id,
                          "IsValid": True, "ObjectState": "Unchanged"})
 
@@ -92,6 +116,7 @@ class SandboxAuditLog:
         start, end = _date(parameters, "StartDate"), _date(parameters, "EndDate")
         operations = _strings(parameters, "Operations")
         users = _strings(parameters, "UserIds")
+        objects = _strings(parameters, "ObjectIds")
         size = _result_size(parameters.get("ResultSize"))
         command = parameters.get("SessionCommand")
         if command is not None and str(command).lower() not in SESSION_COMMANDS:
@@ -103,7 +128,7 @@ class SandboxAuditLog:
             raise TenantError(400, "BadRequest", INGESTION_OFF)
         with self._lock:
             found = [row for row in self.records
-                     if _matches(row, start, end, operations, users)]
+                     if _matches(row, start, end, operations, users, objects)]
             session = parameters.get("SessionId")
             first = self.sessions.get(str(session), 0) if session else 0
             page = found[first:first + size]
@@ -114,13 +139,25 @@ class SandboxAuditLog:
 
 
 def _matches(row: dict[str, Any], start: datetime, end: datetime,
-             operations: list[str] | None, users: list[str] | None) -> bool:
+             operations: list[str] | None, users: list[str] | None,
+             objects: list[str] | None) -> bool:
     at = parse_timestamp(str(row["CreationDate"]))
     if not start <= at <= end:
         return False
     if operations is not None and str(row["Operations"]).lower() not in operations:
         return False
-    return users is None or str(row["UserIds"]).lower() in users
+    if users is not None and str(row["UserIds"]).lower() not in users:
+        return False
+    if objects is None:
+        return True
+    object_id = str(json.loads(row["AuditData"]).get("ObjectId") or "").lower()
+    return any(_object_pattern(pattern).fullmatch(object_id) for pattern in objects)
+
+
+def _object_pattern(value: str) -> re.Pattern[str]:
+    """An ObjectIds value: the object id itself, ``*`` its only wildcard (the reference's
+    SharePoint example puts one in front of a site URL)."""
+    return re.compile(".*".join(re.escape(part) for part in value.split("*")))
 
 
 def _date(parameters: dict[str, Any], name: str) -> datetime:

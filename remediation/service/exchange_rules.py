@@ -3,9 +3,12 @@ deleted after use. A ``LeftoverKind`` (step ``exchange_inbox_rules``).
 
 - Survey: every rule ``Get-InboxRule -IncludeHidden`` lists, judged by mailbox hygiene's
   criteria (``domain.exchange_rules``). Exchange's own rules (junk e-mail, out of office,
-  delegate) are left out. A suspicious rule Graph also lists is mailbox hygiene's (it was
-  disabled or reported there, once): kept here, its key recorded. A suspicious rule only
-  Exchange shows is disabled (``MAILBOX_HYGIENE=disable``) or reported (``report``).
+  delegate) are left out. A suspicious rule Graph also lists is mailbox hygiene's when that
+  step's judgement finds it too (``graph_judgement``: it was disabled or reported there,
+  once): kept here, its key recorded. A suspicious rule only Exchange shows, and one Graph
+  lists that mailbox hygiene cannot find (it moves mail to RSS Feeds, a folder Graph v1.0
+  has no well-known name for, and reading its container class would need ``Mail.Read``), is
+  disabled (``MAILBOX_HYGIENE=disable``) or reported (``report``) here.
   Ordinary rules are the owner's and no leftover at all, so a rule the owner adds after the
   case acted does not read as the attacker's return, while an ordinary rule turned
   suspicious, or a disabled one enabled again, does (``Cleanup.returned``).
@@ -28,6 +31,7 @@ from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import RemediationError
 from remediation.domain.exchange_rules import (
     ExchangeRule,
+    graph_judgement,
     graph_rule_identity,
     graph_shape,
     judge,
@@ -52,6 +56,8 @@ STEP = "exchange_inbox_rules"
 HISTORY_KEY = "audit-log"
 CLIENT_SIDE = ("disabled through Exchange, which also removes the mailbox's Outlook "
                "client-side rules (Disable-InboxRule reference)")
+GRAPH_BLIND = ("Graph lists it, but the mailbox hygiene step cannot tell this folder through "
+               "Graph (no well-known name): handled here")
 FORWARDING_REASONS = ("forwardTo", "forwardAsAttachmentTo", "redirectTo")  # hygiene's words
 _SNAPSHOT = ("Name", "RuleIdentity", "Identity", "Enabled", "Priority", "ForwardTo",
              "RedirectTo", "ForwardAsAttachmentTo", "MoveToFolder", "CopyToFolder",
@@ -105,13 +111,18 @@ class ExchangeInboxRules:
         times = creation_times(events)
         shapes = [graph_shape(rule) for rule in judged] + [rule.shape for rule in history]
         folders = await self._reader.well_known_folders(mailbox) if moves_mail(shapes) else {}
-        findings = judge(shapes, folders, await self._tenant_domains())
+        domains = await self._tenant_domains()
+        findings = judge(shapes, folders, domains)
         in_graph = await self._in_graph(user, any(rule.identity in findings for rule in judged))
+        # What mailbox hygiene found in the rules Graph lists: those are its, handled once.
+        hygiene = graph_judgement([graph_shape(rule) for rule in judged
+                                   if rule.identity in in_graph], folders, domains)
         found = []
         for rule in judged:
             finding = findings.get(rule.identity)
             if finding is not None:
                 found.append(self._rule(mailbox, rule, finding.why, rule.identity in in_graph,
+                                        rule.identity in hygiene,
                                         created_at(times, rule.name, rule.identity)))
         found += [_deleted(rule, findings.get(rule.key)) for rule in history
                   if rule.targets or rule.key in findings]
@@ -121,16 +132,19 @@ class ExchangeInboxRules:
         await self._reader.disable_rule(user.user_principal_name, leftover.key)
 
     def _rule(self, mailbox: str, rule: ExchangeRule, why: str, in_graph: bool,
-              created: datetime | None) -> Leftover:
+              hygiene_s: bool, created: datetime | None) -> Leftover:
         snapshot = {key: rule.row[key] for key in _SNAPSHOT if key in rule.row}
         snapshot["RuleIdentity"] = rule.identity
-        if in_graph:
+        if in_graph and hygiene_s:
             return Leftover("inbox rule", rule.identity, f"{rule.name!r}", Disposition.KEEP,
                             f"{why}; Graph lists it too: the mailbox hygiene step handles it",
                             snapshot=snapshot)
+        if in_graph:
+            why = f"{why}; {GRAPH_BLIND}"
         act = self._mode == "disable"
         return Leftover(
-            "inbox rule", rule.identity, f"{rule.name!r} (not shown by Graph)",
+            "inbox rule", rule.identity,
+            f"{rule.name!r}" if in_graph else f"{rule.name!r} (not shown by Graph)",
             Disposition.REMOVE if act else Disposition.REPORT,
             f"{why}; {CLIENT_SIDE}" if act else why, created,
             "audit log" if created else "unknown",

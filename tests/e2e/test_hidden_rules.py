@@ -204,3 +204,77 @@ async def test_an_ordinary_rule_the_owner_adds_after_the_case_acted_is_no_alarm(
     assert case.state is CaseState.VERIFIED, case.reason
     returned = case.done("returned_0")
     assert returned is not None and json.dumps(returned.data["added"]) == "[]"
+
+
+JONAS = "jonas.weber@contoso.com"
+
+
+def german_rss_rule(tenant: SandboxTenant) -> tuple[Any, str]:
+    """A German mailbox with a plain rule Graph lists: move invoices to "RSS-Feeds", nothing
+    else (no mark as read). Graph has no well-known name for RSS Feeds."""
+    from remediation.sandbox import SandboxUser
+
+    jonas = tenant.add_user(SandboxUser(JONAS, "Jonas Weber", language="de"))
+    tenant.block(JONAS)
+    jonas.inbox_rules = [{"id": "AQAAAJ5dZqM=", "displayName": "Rechnungen", "sequence": 1,
+                          "isEnabled": True, "hasError": False, "isReadOnly": False,
+                          "conditions": {"subjectContains": ["Rechnung"]},
+                          "actions": {"moveToFolder": jonas.folder_id("RSS-Feeds"),
+                                      "stopProcessingRules": True}}]
+    return jonas, str(rule_identity("AQAAAJ5dZqM="))
+
+
+async def test_a_rule_graph_lists_moving_mail_to_rss_feeds_is_disabled_through_exchange_once(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    jonas, number = german_rss_rule(tenant)
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    case = (await remediate(app, JONAS))[JONAS]
+    await app.aclose()
+
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert jonas.inbox_rules[0]["isEnabled"] is False
+    assert [call["Identity"] for call in cmdlet_calls(tenant, "Disable-InboxRule")] == [number]
+    assert not [r for r in tenant.requests() if r.method == "PATCH" and "messageRules" in r.path]
+    step = case.done(STEP)
+    assert step is not None
+    [rule] = [entry for entry in step.data["found"] if entry["key"] == number]
+    assert rule["disposition"] == "remove"
+    assert "rss-feeds" in rule["why"].lower() and "RSS Feeds folder" in rule["why"]
+    assert step.data["changes"][0]["undo"] == (f"Enable-InboxRule -Identity {number} "
+                                               f"-Mailbox {JONAS}")
+    plan = case.done("plan")
+    assert plan is not None and plan.detail.count("'Rechnungen'") == 1
+
+
+async def test_report_mode_reports_the_rss_feeds_rule_once_and_disables_nothing(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    jonas, number = german_rss_rule(tenant)
+    app = app_for(sandbox_url, tenant, tmp_path / "db", mailbox_hygiene="report")
+    case = (await remediate(app, JONAS))[JONAS]
+    await app.aclose()
+
+    assert case.state is CaseState.VERIFIED, case.reason
+    assert jonas.inbox_rules[0]["isEnabled"] is True
+    assert cmdlet_calls(tenant, "Disable-InboxRule") == []
+    step = case.done(STEP)
+    assert step is not None
+    [rule] = [entry for entry in step.data["found"] if entry["key"] == number]
+    assert rule["disposition"] == "report"
+    plan = case.done("plan")
+    assert plan is not None and plan.detail.count("'Rechnungen'") == 1
+
+
+async def test_an_rss_feeds_rule_that_also_marks_read_stays_mailbox_hygiene_s(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """Lynne's 'Invoices' moves to RSS Feeds and marks read: Graph's step finds it by that and
+    disables it; Exchange's step keeps it as that step's, as before."""
+    app = app_for(sandbox_url, tenant, tmp_path / "db")
+    case = (await remediate(app, LYNNE))[LYNNE]
+    await app.aclose()
+
+    invoices = tenant.user(LYNNE).inbox_rules[1]
+    number = str(rule_identity(invoices["id"]))
+    assert invoices["isEnabled"] is False
+    assert number not in {call["Identity"] for call in cmdlet_calls(tenant, "Disable-InboxRule")}
+    entries = {entry["key"]: entry for entry in case.done("plan").data["leftovers"][STEP]}
+    assert entries[number]["disposition"] == "keep"

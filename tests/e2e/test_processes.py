@@ -118,7 +118,7 @@ def test_no_password_appears_in_logs_journal_queue_or_status(
         + [comment.encode() for comment in comments])
     for evidence in (b"password reset", b"circuit breaker open", b"mailbox_hygiene",
                      b"evil-mail.example", b"INFO", b"signin_methods", b"consent_grants",
-                     b"Mail Organizer Pro",
+                     b"Mail Organizer Pro", b"mailbox_permissions",
                      b"Temporary Access Pass"):
         assert evidence in haystack  # the search covers every new path and the debug log
     for masked in ("+• ••• ••• ••42", "+•• •••• ••••61"):  # journaled masked, as JSON

@@ -40,7 +40,7 @@ SENT = {
     "Disable-InboxRule": {"Identity", "Mailbox", "Confirm"},
     "Get-MailboxFolderStatistics": {"Identity", "FolderScope"},
     "Get-AdminAuditLogConfig": set(),
-    "Search-UnifiedAuditLog": {"StartDate", "EndDate", "Operations", "UserIds",
+    "Search-UnifiedAuditLog": {"StartDate", "EndDate", "Operations", "UserIds", "ObjectIds",
                                "SessionCommand", "SessionId", "ResultSize"},
 }
 

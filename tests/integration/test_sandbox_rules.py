@@ -160,3 +160,54 @@ def test_with_ingestion_off_the_config_says_so_and_searches_fail(
 
     assert config[0]["UnifiedAuditLogIngestionEnabled"] is False
     assert refused.status_code == 400
+
+
+def test_a_permission_grant_is_found_by_the_mailbox_it_acted_on_not_by_who_acted(
+        client: httpx.Client, tenant: SandboxTenant) -> None:
+    """Add-MailboxPermission's record names the mailbox by its Name in ObjectId (Get-Mailbox
+    gives the Name), the accounts as the administrator typed them; UserIds is who acted."""
+    from remediation.sandbox.seed import LYNNE_INTRUDER, STOLEN_ADMIN
+
+    [mailbox] = invoke(client, tenant, "Get-Mailbox", Identity=LYNNE).json()["value"]
+    operations = ["Add-MailboxPermission", "Add-RecipientPermission", "Set-Mailbox"]
+    by_object = search(client, tenant, Operations=operations, ObjectIds=[mailbox["Name"]])
+    by_user = search(client, tenant, Operations=operations, UserIds=[LYNNE])
+    by_wildcard = search(client, tenant, Operations=operations,
+                         ObjectIds=[mailbox["Name"][:8] + "*"])
+    bare = search(client, tenant, ObjectIds=mailbox["Name"])
+
+    [row] = by_object.json()["value"]
+    data = json.loads(row["AuditData"])
+    assert mailbox["Name"] == mailbox["ExternalDirectoryObjectId"] == tenant.user(LYNNE).id
+    assert row["UserIds"] == data["UserId"] == STOLEN_ADMIN
+    assert data["ObjectId"] == mailbox["Name"]
+    assert {p["Name"]: p["Value"] for p in data["Parameters"]} == {
+        "Identity": tenant.user(LYNNE).id, "AccessRights": "FullAccess",
+        "User": tenant.user(LYNNE_INTRUDER).id, "InheritanceType": "All"}
+    assert by_user.json()["value"] == []  # she did not run it
+    assert len(by_wildcard.json()["value"]) == 1
+    assert bare.status_code == 400 and "System.String[]" in cause(bare)
+
+
+def test_graph_and_exchange_name_a_german_rss_feeds_folder_alike(
+        client: httpx.Client, tenant: SandboxTenant) -> None:
+    """The folder Graph lists (no well-known name for it), the one FolderScope
+    RssSubscriptions finds, and the one a rule moving mail there names are one folder."""
+    from remediation.sandbox import SandboxUser
+
+    jonas = tenant.add_user(SandboxUser("jonas@contoso.com", "Jonas", language="de"))
+    rss = jonas.folder_id("RSS-Feeds")
+    jonas.inbox_rules = [{"id": "AQAAAJ5dZqK=", "displayName": "Feeds", "sequence": 1,
+                          "isEnabled": True, "conditions": {},
+                          "actions": {"moveToFolder": rss}}]
+    graph = client.get("/v1.0/users/jonas@contoso.com/mailFolders").json()["value"]
+    scoped = invoke(client, tenant, "Get-MailboxFolderStatistics", Identity="jonas@contoso.com",
+                    FolderScope="RssSubscriptions").json()["value"]
+    [rule] = invoke(client, tenant, "Get-InboxRule", Mailbox="jonas@contoso.com").json()["value"]
+    unknown = client.get("/v1.0/users/jonas@contoso.com/mailFolders/rssfeeds")
+
+    assert {folder["id"]: folder["displayName"] for folder in graph}[rss] == "RSS-Feeds"
+    assert [(row["FolderPath"], row["FolderType"]) for row in scoped] == [
+        ("/RSS-Feeds", "RssSubscription")]
+    assert rule["MoveToFolder"] == "jonas:\\RSS-Feeds"
+    assert unknown.status_code in (400, 404)  # Graph v1.0 has no well-known name for it

@@ -7,6 +7,7 @@ from typing import Any
 
 from remediation.domain.exchange_rules import (
     folder_path,
+    graph_judgement,
     graph_rule_identity,
     graph_shape,
     judge,
@@ -15,6 +16,7 @@ from remediation.domain.exchange_rules import (
     rule_identity,
     system_rule,
 )
+from remediation.domain.hygiene import RSS_FEEDS
 from remediation.domain.rule_history import created_at, creation_times, deleted_rules, read_event
 
 DOMAINS = frozenset({"contoso.com"})
@@ -72,6 +74,24 @@ def test_rules_are_judged_by_hygiene_s_criteria_with_folders_known_by_type() -> 
     assert set(findings) == {"16752869479666417665", "3"}
     assert "eve@evil.example" in findings["16752869479666417665"].why
     assert "the archive folder" in findings["3"].why
+
+
+def test_rss_feeds_is_known_by_its_folder_scope_and_hygiene_through_graph_cannot_see_it(
+        ) -> None:
+    """A German mailbox's "RSS-Feeds" (FolderScope RssSubscriptions): a rule moving mail there
+    is suspicious; hygiene's own judgement through Graph finds it only when it also marks the
+    mail read."""
+    plain = read_rule(row("p", MoveToFolder="jonas:\\RSS-Feeds"))
+    marks = read_rule({**row("m", MoveToFolder="jonas:\\RSS-Feeds", MarkAsRead=True),
+                       "RuleIdentity": 2})
+    assert plain is not None and marks is not None
+    shapes = [graph_shape(plain), graph_shape(marks)]
+    known = {"rss-feeds": RSS_FEEDS, "archiv": "archive"}
+
+    found = judge(shapes, known, DOMAINS)
+    assert set(found) == {plain.identity, "2"}
+    assert "(the RSS Feeds folder)" in found[plain.identity].why
+    assert set(graph_judgement(shapes, known, DOMAINS)) == {"2"}
 
 
 def audit(operation: str, at: str, object_id: str, **parameters: str) -> dict[str, Any]:
