@@ -58,6 +58,7 @@ CLIENT_SIDE = ("disabled through Exchange, which also removes the mailbox's Outl
                "client-side rules (Disable-InboxRule reference)")
 GRAPH_BLIND = ("Graph lists it, but the mailbox hygiene step cannot tell this folder through "
                "Graph (no well-known name): handled here")
+HYGIENE_HANDLES = "hygiene_handles"  # a snapshot flag: the plan lists it under hygiene
 FORWARDING_REASONS = ("forwardTo", "forwardAsAttachmentTo", "redirectTo")  # hygiene's words
 _SNAPSHOT = ("Name", "RuleIdentity", "Identity", "Enabled", "Priority", "ForwardTo",
              "RedirectTo", "ForwardAsAttachmentTo", "MoveToFolder", "CopyToFolder",
@@ -135,10 +136,17 @@ class ExchangeInboxRules:
               hygiene_s: bool, created: datetime | None) -> Leftover:
         snapshot = {key: rule.row[key] for key in _SNAPSHOT if key in rule.row}
         snapshot["RuleIdentity"] = rule.identity
-        if in_graph and hygiene_s:
+        if in_graph and hygiene_s and self._mode != "disable":
             return Leftover("inbox rule", rule.identity, f"{rule.name!r}", Disposition.KEEP,
                             f"{why}; Graph lists it too: the mailbox hygiene step handles it",
                             snapshot=snapshot)
+        if in_graph and hygiene_s:
+            # Mailbox hygiene disables it first (the plan shows it there, once). Found
+            # enabled after that step, it was enabled again meanwhile (an access token
+            # outlives the revocation by up to an hour): disabled here again, and to a
+            # verification check it is the attacker back.
+            snapshot[HYGIENE_HANDLES] = True
+            why = f"{why}; Graph lists it too, and it was found enabled after mailbox hygiene"
         if in_graph:
             why = f"{why}; {GRAPH_BLIND}"
         act = self._mode == "disable"

@@ -200,8 +200,9 @@ class Cleanup:
         verbs = {kind.step: wording(kind).remove for kind in self.kinds}
         for step, found in surveys.items():
             for leftover in found:
-                if leftover.disposition is Disposition.KEEP:
-                    continue
+                if (leftover.disposition is Disposition.KEEP
+                        or leftover.snapshot.get("hygiene_handles")):
+                    continue  # kept, or already a line of mailbox hygiene's in the plan
                 verb = (verbs.get(step, DEFAULT_WORDING.remove)
                         if leftover.disposition is Disposition.REMOVE else "report")
                 lines.append(f"{verb} {leftover.kind} {leftover.name}: {leftover.why}")
