@@ -25,9 +25,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict remediation
 
+# Two workers (pytest-xdist): most tests wait on HTTP, the sandbox and Azurite, so two
+# processes on two cores halve the wall time; each starts its own Azurite and sandboxes.
+TEST_WORKERS ?= 2
+
 test: lint $(NODE_STAMP)
 	PYTHON=$(PYTHON) bash infra/scan.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
