@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediation.domain.blocks import BlockedSender
-from remediation.domain.case_states import WORKING, check_transition
+from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, RemediationError
@@ -336,6 +336,7 @@ class FakeJournal:
         self.sources: dict[str, str] = {}  # source -> SourceHealth as JSON
 
     async def add_case(self, case: Case) -> None:
+        check_opening(case.case_id, case.state)
         if case.case_id in self._cases:
             raise ValueError(f"case {case.case_id} already exists")
         self._cases[case.case_id] = json.dumps(case.to_dict())

@@ -1,7 +1,10 @@
 """Cases for the journal tests (contract and SQLite-specific)."""
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 from remediation.domain.cases import Case, CaseState
 from remediation.service.ports import Journal
@@ -20,3 +23,39 @@ async def stored(journal: Journal, case_id: str) -> Case:
     case = await journal.get_case(case_id)
     assert case is not None
     return case
+
+
+_SEEDING = ExitStack()
+_seeders = 0  # seeds under way (concurrent ones share one patch)
+
+
+@contextmanager
+def any_opening_state() -> Iterator[None]:
+    """While it lasts, the journals store a new case in any state: for tests that start from
+    a case in a later state (no product path opens one; ``check_opening``). Concurrent seeds
+    (asyncio.gather) share one patch, taken off when the last ends."""
+    global _seeders
+    import remediation.adapters.sqlite_journal as sqlite_journal
+    import remediation.adapters.table_journal as table_journal
+    import tests.fakes as fakes
+
+    if _seeders == 0:
+        for module in (sqlite_journal, table_journal, fakes):
+            _SEEDING.enter_context(mock.patch.object(module, "check_opening", _any_state))
+    _seeders += 1
+    try:
+        yield
+    finally:
+        _seeders -= 1
+        if _seeders == 0:
+            _SEEDING.close()
+
+
+def _any_state(case_id: str, state: CaseState) -> None:
+    """``check_opening`` for ``any_opening_state``: every state passes."""
+
+
+async def seed(journal: Journal, case: Case) -> None:
+    """Store ``case`` as it is, whatever its state (``any_opening_state``)."""
+    with any_opening_state():
+        await journal.add_case(case)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediation.adapters.sqlite_db import SqliteDatabase
-from remediation.domain.case_states import WORKING, check_transition
+from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate
 from remediation.domain.sources import SourceHealth
@@ -18,6 +18,7 @@ class SqliteJournal:
         self._db = database
 
     async def add_case(self, case: Case) -> None:
+        check_opening(case.case_id, case.state)
         def insert(connection: sqlite3.Connection) -> None:
             connection.execute(
                 "INSERT INTO cases (case_id, user, state, created_at, updated_at, version, doc)"

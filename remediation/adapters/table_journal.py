@@ -64,7 +64,7 @@ from azure.data.tables.aio import TableClient
 
 from remediation.adapters.credentials import token_failure
 from remediation.config import ConfigError
-from remediation.domain.case_states import WORKING, check_transition
+from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.sources import SourceHealth
@@ -118,6 +118,7 @@ class TableJournal:
             await self._owned_credential.close()
 
     async def add_case(self, case: Case) -> None:
+        check_opening(case.case_id, case.state)
         client = await self._table()
         rows = [_case_entity(case), *(_step_entity(case.case_id, step) for step in case.steps)]
         if case.state in WORKING:  # first: a working case is never missing from the index

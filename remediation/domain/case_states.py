@@ -81,3 +81,13 @@ def check_transition(case_id: str, before: CaseState, after: CaseState) -> None:
         raise ForbiddenTransition(
             f"case {case_id}: no transition from {before.value} to {after.value}")
 
+
+def check_opening(case_id: str, state: CaseState) -> None:
+    """Refuse a new case in a state no case starts in: every case opens ``received`` (its
+    work to do) or ``rejected`` (a request refused at the door). The journals call it.
+
+    Raises ForbiddenTransition."""
+    if state not in INITIAL:
+        raise ForbiddenTransition(
+            f"case {case_id}: a case opens {' or '.join(sorted(s.value for s in INITIAL))}, "
+            f"never {state.value}")

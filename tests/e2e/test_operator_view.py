@@ -24,6 +24,7 @@ from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from remediation.service.messages import Approval
 from tests.cli_helpers import clean_environment, run_cli
 from tests.conftest import sandbox_env, sandbox_settings
+from tests.journal_cases import seed as seed_case
 
 __all__ = ["clean_environment"]  # a fixture, used by name
 
@@ -243,7 +244,7 @@ async def seed(db: Path, cases: list[Case]) -> None:
     try:
         journal = SqliteJournal(database)
         for case in cases:
-            await journal.add_case(case)
+            await seed_case(journal, case)
     finally:
         database.close()
 

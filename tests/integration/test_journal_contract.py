@@ -32,7 +32,7 @@ from remediation.domain.errors import ConcurrentUpdate, PermanentError, Transien
 from remediation.domain.sources import REASON_LIMIT, SourceHealth
 from remediation.service.ports import Journal
 from tests.integration.conftest import OpenJournal
-from tests.journal_cases import ROB, T0, make_case, stored
+from tests.journal_cases import ROB, T0, make_case, seed, stored
 
 
 @pytest.fixture
@@ -58,8 +58,8 @@ async def test_every_case_field_round_trips(journal: Journal) -> None:
                     {"force": True, "rules": [{"name": "x", "n": 1}], "none": None}),))
     bare = make_case("bare", state=CaseState.SKIPPED)
 
-    await journal.add_case(full)
-    await journal.add_case(bare)
+    await seed(journal, full)
+    await seed(journal, bare)
 
     again = await stored(journal, "full")
     assert again == full
@@ -70,10 +70,10 @@ async def test_every_case_field_round_trips(journal: Journal) -> None:
 
 
 async def test_list_cases_newest_first(journal: Journal) -> None:
-    await journal.add_case(make_case("late", at=T0 + timedelta(hours=2)))
-    await journal.add_case(make_case("early", at=T0))
-    await journal.add_case(make_case("adele", "adele@contoso.com", at=T0 + timedelta(hours=1)))
-    await journal.add_case(make_case("bad", state=CaseState.REJECTED,
+    await seed(journal, make_case("late", at=T0 + timedelta(hours=2)))
+    await seed(journal, make_case("early", at=T0))
+    await seed(journal, make_case("adele", "adele@contoso.com", at=T0 + timedelta(hours=1)))
+    await seed(journal, make_case("bad", state=CaseState.REJECTED,
                                      at=T0 + timedelta(hours=3)))
     await journal.add_step("late", Step("received", StepStatus.INFO, T0))
 
@@ -90,8 +90,8 @@ async def test_list_cases_newest_first(journal: Journal) -> None:
 async def test_list_cases_newest_first_across_utc_offsets(journal: Journal) -> None:
     # 10:30 in Paris (+02:00) is 08:30 UTC: older than 09:00 UTC, though its text sorts later.
     paris = timezone(timedelta(hours=2))
-    await journal.add_case(make_case("utc", at=T0))
-    await journal.add_case(make_case("paris", at=datetime(2024, 5, 1, 10, 30, tzinfo=paris)))
+    await seed(journal, make_case("utc", at=T0))
+    await seed(journal, make_case("paris", at=datetime(2024, 5, 1, 10, 30, tzinfo=paris)))
 
     assert await ids(journal.list_cases()) == ["utc", "paris"]
     assert await ids(journal.list_cases(since=T0 - timedelta(minutes=15))) == ["utc"]
@@ -101,7 +101,7 @@ async def test_list_cases_narrowed_by_state_time_and_user(journal: Journal) -> N
     states = [CaseState.SKIPPED, CaseState.ESCALATED, CaseState.AWAITING_APPROVAL,
               CaseState.IN_PROGRESS, CaseState.VERIFIED, CaseState.ESCALATED]
     for n, state in enumerate(states):
-        await journal.add_case(make_case(f"c{n}", ROB if n % 2 else "adele@contoso.com",
+        await seed(journal, make_case(f"c{n}", ROB if n % 2 else "adele@contoso.com",
                                          state=state, at=T0 + timedelta(minutes=n)))
     # A state changed after the case was stored counts as it is now.
     await journal.update_case((await stored(journal, "c3")).evolve(state=CaseState.ESCALATED))
@@ -134,7 +134,7 @@ async def test_list_cases_reads_past_many_cases_in_pages(journal: Journal) -> No
 
     async def add(n: int) -> None:
         async with gate:
-            await journal.add_case(make_case(
+            await seed(journal, make_case(
                 f"c{n:04d}", f"u{n % 7}@contoso.com",
                 state=CaseState.ESCALATED if n == 3 else CaseState.SKIPPED,
                 at=T0 + timedelta(seconds=n)))
@@ -151,8 +151,8 @@ async def test_list_cases_reads_past_many_cases_in_pages(journal: Journal) -> No
 
 
 async def test_steps_are_kept_in_the_order_they_were_added(journal: Journal) -> None:
-    await journal.add_case(make_case("c1", steps=(Step("received", StepStatus.INFO, T0),)))
-    await journal.add_case(make_case("c2"))
+    await seed(journal, make_case("c1", steps=(Step("received", StepStatus.INFO, T0),)))
+    await seed(journal, make_case("c2"))
     # Timestamps out of order on purpose: the journal keeps arrival order, not clock order.
     steps = [Step("lookup_user", StepStatus.STARTED, T0 + timedelta(seconds=5)),
              Step("lookup_user", StepStatus.DONE, T0 + timedelta(seconds=1), "found rob",
@@ -173,20 +173,20 @@ async def test_steps_are_kept_in_the_order_they_were_added(journal: Journal) -> 
 
 async def test_latest_case_is_the_newest_one_not_rejected(journal: Journal) -> None:
     assert await journal.latest_case(ROB) is None
-    await journal.add_case(make_case("first", at=T0, state=CaseState.VERIFIED))
-    await journal.add_case(make_case("second", at=T0 + timedelta(hours=1),
+    await seed(journal, make_case("first", at=T0, state=CaseState.VERIFIED))
+    await seed(journal, make_case("second", at=T0 + timedelta(hours=1),
                                      state=CaseState.ESCALATED))
-    await journal.add_case(make_case("rejected", at=T0 + timedelta(hours=2),
+    await seed(journal, make_case("rejected", at=T0 + timedelta(hours=2),
                                      state=CaseState.REJECTED))
-    await journal.add_case(make_case("adele", "adele@contoso.com", at=T0 + timedelta(hours=3)))
-    await journal.add_case(make_case("older", at=T0 - timedelta(days=1)))
+    await seed(journal, make_case("adele", "adele@contoso.com", at=T0 + timedelta(hours=3)))
+    await seed(journal, make_case("older", at=T0 - timedelta(days=1)))
 
     assert (await stored_latest(journal, ROB)).case_id == "second"
 
-    await journal.add_case(make_case("same-time", at=T0 + timedelta(hours=1)))
-    await journal.add_case(make_case("sub-second", at=T0 + timedelta(hours=1, microseconds=5)))
+    await seed(journal, make_case("same-time", at=T0 + timedelta(hours=1)))
+    await seed(journal, make_case("sub-second", at=T0 + timedelta(hours=1, microseconds=5)))
     assert (await stored_latest(journal, ROB)).case_id == "sub-second"
-    await journal.add_case(make_case("tie", at=T0 + timedelta(hours=1, microseconds=5)))
+    await seed(journal, make_case("tie", at=T0 + timedelta(hours=1, microseconds=5)))
     assert (await stored_latest(journal, ROB)).case_id == "tie"  # same time: opened later
 
 
@@ -197,8 +197,8 @@ async def stored_latest(journal: Journal, user: str) -> Case:
 
 
 async def test_case_with_request_finds_request_ids_added_later(journal: Journal) -> None:
-    await journal.add_case(make_case("c1", request_ids=("alert:da1",)))
-    await journal.add_case(make_case("c2", request_ids=("manual:1",)))
+    await seed(journal, make_case("c1", request_ids=("alert:da1",)))
+    await seed(journal, make_case("c2", request_ids=("manual:1",)))
     case = await stored(journal, "c1")
 
     await journal.update_case(case.evolve(request_ids=("alert:da1", "sweep:rob:2024-05-01")))
@@ -218,7 +218,7 @@ async def found(journal: Journal, request_id: str) -> Case:
 
 
 async def test_update_case_bumps_the_version_and_keeps_the_steps(journal: Journal) -> None:
-    await journal.add_case(make_case("c1"))
+    await seed(journal, make_case("c1"))
     await journal.add_step("c1", Step("received", StepStatus.INFO, T0))
     case = await stored(journal, "c1")
 
@@ -235,7 +235,7 @@ async def test_update_case_bumps_the_version_and_keeps_the_steps(journal: Journa
 
 
 async def test_a_stale_writer_gets_concurrent_update(journal: Journal) -> None:
-    await journal.add_case(make_case("c1"))
+    await seed(journal, make_case("c1"))
     view = await stored(journal, "c1")
     await journal.update_case(view.evolve(state=CaseState.IN_PROGRESS))
 
@@ -250,7 +250,7 @@ async def test_a_stale_writer_gets_concurrent_update(journal: Journal) -> None:
 
 async def test_every_transition_of_the_state_table_is_stored(journal: Journal) -> None:
     for n, ((before, event), after) in enumerate(TRANSITIONS.items()):
-        await journal.add_case(make_case(f"t{n}", state=before))
+        await seed(journal, make_case(f"t{n}", state=before))
         await journal.update_case((await stored(journal, f"t{n}")).evolve(state=after))
         assert (await stored(journal, f"t{n}")).state is after, (before, event)
 
@@ -264,7 +264,7 @@ async def test_every_transition_of_the_state_table_is_stored(journal: Journal) -
 ])
 async def test_a_transition_not_in_the_table_is_refused_and_changes_nothing(
         journal: Journal, before: CaseState, after: CaseState) -> None:
-    await journal.add_case(make_case("c1", state=before, reason="as it was"))
+    await seed(journal, make_case("c1", state=before, reason="as it was"))
     case = await stored(journal, "c1")
 
     with pytest.raises(ForbiddenTransition, match=f"c1.*{before.value}.*{after.value}"):
@@ -282,7 +282,7 @@ async def test_working_cases_are_the_cases_not_final_yet(journal: Journal) -> No
               CaseState.AWAITING_APPROVAL, CaseState.REJECTED,
               CaseState.AWAITING_VERIFICATION]
     for n, state in enumerate(states):
-        await journal.add_case(make_case(f"w{n}", state=state, at=T0 + timedelta(minutes=n)))
+        await seed(journal, make_case(f"w{n}", state=state, at=T0 + timedelta(minutes=n)))
     # Cases that end leave the working set; those still working stay in it.
     await journal.update_case((await stored(journal, "w2")).evolve(state=CaseState.ESCALATED))
     await journal.update_case((await stored(journal, "w0")).evolve(state=CaseState.IN_PROGRESS))
@@ -303,10 +303,10 @@ def test_the_state_table_leads_every_working_state_to_a_final_one() -> None:
 
 
 async def test_a_case_id_is_stored_once(journal: Journal) -> None:
-    await journal.add_case(make_case("c1"))
+    await seed(journal, make_case("c1"))
 
     with pytest.raises((ConcurrentUpdate, sqlite3.IntegrityError)):
-        await journal.add_case(make_case("c1", user="mallory@contoso.com"))
+        await seed(journal, make_case("c1", user="mallory@contoso.com"))
 
     assert (await stored(journal, "c1")).user == ROB
     assert await journal.latest_case("mallory@contoso.com") is None
@@ -345,7 +345,7 @@ async def test_addresses_with_characters_table_keys_forbid(journal: Journal) -> 
     users = ["o'brien#1@contoso.com", "o'brien~231@contoso.com", "o'brien%231@contoso.com",
              "a/b\\c?d@contoso.com", "tab\there@contoso.com", "zoë@contoso.com"]
     for n, user in enumerate(users):
-        await journal.add_case(make_case(f"case/{n}#?", user, request_ids=(f"manual/{user}",),
+        await seed(journal, make_case(f"case/{n}#?", user, request_ids=(f"manual/{user}",),
                                          at=T0 + timedelta(minutes=n)))
 
     for n, user in enumerate(users):
@@ -363,7 +363,7 @@ async def test_large_cases_and_steps_are_kept_whole(journal: Journal) -> None:
     case = make_case("big", reason="r" * 70_000, alert_ids=tuple(f"da{n}" for n in range(2000)))
     step = Step("inspect_mailbox", StepStatus.DONE, T0, "400 rules", {"rules": rules})
 
-    await journal.add_case(case)
+    await seed(journal, case)
     await journal.add_step("big", step)
     await journal.update_case((await stored(journal, "big")).evolve(reason="s" * 80_000))
 
@@ -483,8 +483,8 @@ async def test_the_fake_journal_keeps_the_claim_rules() -> None:
 
 async def test_a_case_takes_the_primary_address_once_it_is_known(journal: Journal) -> None:
     # Opened under the object id a request named, before the lookup; renamed after it.
-    await journal.add_case(make_case("c1", ROB_ID, request_ids=("manual:1",)))
-    await journal.add_case(make_case("other", "adele@contoso.com", at=T0 + timedelta(hours=1)))
+    await seed(journal, make_case("c1", ROB_ID, request_ids=("manual:1",)))
+    await seed(journal, make_case("other", "adele@contoso.com", at=T0 + timedelta(hours=1)))
 
     renamed = await journal.update_case((await stored(journal, "c1")).evolve(user=ROB))
     await journal.update_case(renamed.evolve(state=CaseState.IN_PROGRESS))
@@ -501,10 +501,10 @@ async def test_users_known_as_finds_an_account_by_any_of_its_names(journal: Jour
     """``status --user``: cases are kept under the account's primary address (or, before the
     lookup, the name a request gave), and found by every name they record."""
     upn, alias, listed = "ryoung@contoso.onmicrosoft.com", "rob.young@contoso.com", "sales@x.com"
-    await journal.add_case(make_case("c1", ROB, user_id=ROB_ID, sender=ROB,
+    await seed(journal, make_case("c1", ROB, user_id=ROB_ID, sender=ROB,
                                      listed_addresses=(listed,), aliases=(upn, alias, ROB)))
-    await journal.add_case(make_case("c2", alias, at=T0 + timedelta(hours=1)))  # no lookup
-    await journal.add_case(make_case("other", "adele@contoso.com", user_id=ADELE_ID,
+    await seed(journal, make_case("c2", alias, at=T0 + timedelta(hours=1)))  # no lookup
+    await seed(journal, make_case("other", "adele@contoso.com", user_id=ADELE_ID,
                                      aliases=("adele@contoso.com",)))
 
     for name in (ROB, ROB_ID, upn, listed):
@@ -624,7 +624,7 @@ def azurite_table(azurite_table_connection_string: str) -> TableClient:
 async def test_a_step_too_big_for_one_row_is_refused_clearly(azurite_table: TableClient) -> None:
     journal = TableJournal(azurite_table)
     try:
-        await journal.add_case(make_case("c1"))
+        await seed(journal, make_case("c1"))
         with pytest.raises(PermanentError, match=r"step dump of case c1 .* at most"):
             await journal.add_step("c1", Step("dump", StepStatus.INFO, T0, "x" * 600_000))
         assert (await stored(journal, "c1")).steps == ()
@@ -647,7 +647,7 @@ async def test_working_cases_journaled_before_the_index_are_found(
               CaseState.AWAITING_APPROVAL, CaseState.ESCALATED,
               CaseState.AWAITING_VERIFICATION]
     for n, state in enumerate(states):
-        await before.add_case(make_case(f"w{n}", state=state, at=T0 + timedelta(minutes=n)))
+        await seed(before, make_case(f"w{n}", state=state, at=T0 + timedelta(minutes=n)))
     client = TableClient.from_connection_string(azurite_table_connection_string, table_name)
     async with client:  # as that journal wrote them: no row in the working index
         async for row in client.query_entities("PartitionKey eq 'working'"):
@@ -675,7 +675,7 @@ async def test_a_working_row_left_for_an_ended_case_is_dropped(
     """Left by a backfill that raced the worker ending the case, or a delete that failed."""
     journal = TableJournal(azurite_table)
     try:
-        await journal.add_case(make_case("ended", state=CaseState.VERIFIED))
+        await seed(journal, make_case("ended", state=CaseState.VERIFIED))
         await azurite_table.create_entity({"PartitionKey": "working", "RowKey": "ended"})
 
         assert await journal.working_cases() == []

@@ -18,7 +18,7 @@ from remediation.domain.cases import Case, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate
 from remediation.service.ports import Journal
 from tests.fakes import FakeJournal
-from tests.journal_cases import ROB, T0, make_case, stored
+from tests.journal_cases import ROB, T0, make_case, seed, stored
 
 
 @pytest.fixture
@@ -32,8 +32,8 @@ def journal(request: pytest.FixtureRequest, sqlite_journal: SqliteJournal) -> Jo
 
 
 async def test_steps_belong_to_their_own_case(journal: Journal) -> None:
-    await journal.add_case(make_case("c1"))
-    await journal.add_case(make_case("c2"))
+    await seed(journal, make_case("c1"))
+    await seed(journal, make_case("c2"))
     await journal.add_step("c1", Step("one", StepStatus.INFO, T0))
     await journal.add_step("c2", Step("two", StepStatus.INFO, T0))
 
@@ -42,8 +42,8 @@ async def test_steps_belong_to_their_own_case(journal: Journal) -> None:
 
 
 async def test_latest_case_breaks_a_tie_by_insertion(journal: Journal) -> None:
-    await journal.add_case(make_case("open"))
-    await journal.add_case(make_case("forced", force=True))  # same second, opened later
+    await seed(journal, make_case("open"))
+    await seed(journal, make_case("forced", force=True))  # same second, opened later
 
     latest = await journal.latest_case(ROB)
 
@@ -52,8 +52,8 @@ async def test_latest_case_breaks_a_tie_by_insertion(journal: Journal) -> None:
 
 
 async def test_latest_case_orders_sub_second_times(journal: Journal) -> None:
-    await journal.add_case(make_case("b", at=T0 + timedelta(microseconds=500_000)))
-    await journal.add_case(make_case("a", at=T0))  # whole second: no fraction in isoformat
+    await seed(journal, make_case("b", at=T0 + timedelta(microseconds=500_000)))
+    await seed(journal, make_case("a", at=T0))  # whole second: no fraction in isoformat
 
     latest = await journal.latest_case(ROB)
 
@@ -68,7 +68,7 @@ async def test_updating_a_missing_case_is_refused(journal: Journal) -> None:
 
 async def test_concurrent_updates_from_two_processes_let_exactly_one_win(
         db_path: Path, sqlite_journal: SqliteJournal) -> None:
-    await sqlite_journal.add_case(make_case("c1"))
+    await seed(sqlite_journal, make_case("c1"))
     other = SqliteDatabase(db_path)
     try:
         journals = [sqlite_journal, SqliteJournal(other)]

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from remediation.adapters.table_journal import build_table_journal
-from tests.journal_cases import make_case
+from tests.journal_cases import make_case, seed
 
 
 async def test_status_reads_the_table_journal_when_one_is_configured(
@@ -19,7 +19,7 @@ async def test_status_reads_the_table_journal_when_one_is_configured(
     journal = build_table_journal(endpoint=None, connection_string=azurite_table_connection_string,
                                   table_name=table_name)
     try:
-        await journal.add_case(make_case("20261130-0badcafe"))
+        await seed(journal, make_case("20261130-0badcafe"))
     finally:
         await journal.close()
     env = {**os.environ, "JOURNAL_TABLE_CONNECTION_STRING": azurite_table_connection_string,

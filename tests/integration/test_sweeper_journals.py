@@ -14,7 +14,7 @@ from remediation.service.sweeper import MAX_RESUMES, STALL_AFTER, Sweeper
 from remediation.service.workflow import RESUME_QUEUED, RemediationWorkflow, WorkflowSettings
 from tests.fakes import FakeClock, FakeTenant
 from tests.integration.conftest import OpenJournal
-from tests.journal_cases import T0, make_case, stored
+from tests.journal_cases import T0, make_case, seed, stored
 from tests.sweeping import FakeRequestsQueue, ReadTogether
 
 WORKERS = 3
@@ -35,12 +35,12 @@ def sweeper_on(journal: Journal, clock: FakeClock, queue: FakeRequestsQueue,
 async def test_of_sweepers_on_every_worker_one_resumes_and_one_escalates(
         open_journal: OpenJournal) -> None:
     journal = open_journal()
-    await journal.add_case(make_case("stuck", state=CaseState.IN_PROGRESS))
+    await seed(journal, make_case("stuck", state=CaseState.IN_PROGRESS))
     # Resumed as often as it may be, and nothing moved it since.
     spent = tuple(Step(RESUME_QUEUED, StepStatus.INFO, T0, "resumed by the sweeper",
                        {"token": f"t{n}", "state": "in_progress"})
                   for n in range(MAX_RESUMES))
-    await journal.add_case(make_case("spent", user="adele@contoso.com",
+    await seed(journal, make_case("spent", user="adele@contoso.com",
                                      state=CaseState.IN_PROGRESS, steps=spent))
     clock = FakeClock(T0 + STALL_AFTER + timedelta(seconds=1))
     queue = FakeRequestsQueue()

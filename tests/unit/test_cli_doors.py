@@ -13,6 +13,7 @@ from remediation.config import Settings
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from tests import cli_helpers
 from tests.cli_helpers import clean_environment  # noqa: F401 (a fixture)
+from tests.journal_cases import seed as seed_case
 
 ROB = "rob@contoso.com"
 GUID = "4dde311e-5509-9c6a-ce00-08dee8f01678"
@@ -69,7 +70,7 @@ def seeded(db: Path, state: CaseState, *steps: Step) -> str:
         app = bootstrap(Settings.from_env({"REMEDIATION_DB": str(db)}))
         now = datetime.now(UTC)
         try:
-            await app.journal.add_case(Case(
+            await seed_case(app.journal, Case(
                 case_id="20260101-abcdef12", user=ROB, state=state, created_at=now,
                 updated_at=now, source="alert", steps=steps))
         finally:

@@ -14,6 +14,7 @@ from remediation.entrypoints.report import case_details
 from remediation.service.journaling import CaseRecorder
 from remediation.service.outcomes import Outcomes
 from tests.fakes import FakeTenant
+from tests.journal_cases import seed
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ROW = re.compile(r"^\| `(?P<kind>[a-z_]+)` \|(?P<rest>.*)\|$")
@@ -64,7 +65,7 @@ async def test_a_crash_right_after_the_escalation_still_leaves_its_kind() -> Non
     recorder = CaseRecorder(tenant.journal, tenant.clock)
     outcomes = Outcomes(recorder, tenant.scheduler, None, notify_escalations=False)
     now = tenant.clock.now()
-    await tenant.journal.add_case(Case(case_id="20240501-0000abcd", user="rob@contoso.com",
+    await seed(tenant.journal, Case(case_id="20240501-0000abcd", user="rob@contoso.com",
                                        state=CaseState.RECEIVED, created_at=now,
                                        updated_at=now))
     journal_step = tenant.journal.add_step

@@ -28,6 +28,7 @@ from remediation.service.status import (
 )
 from tests.cli_helpers import clean_environment, run_cli
 from tests.fakes import START, FakeJournal
+from tests.journal_cases import seed
 
 __all__ = ["clean_environment"]  # a fixture, used by name
 
@@ -43,7 +44,7 @@ def case(n: int, state: CaseState, minutes: int, user: str = ROB, **fields: obje
 async def journal_of(*cases: Case) -> FakeJournal:
     journal = FakeJournal()
     for each in cases:
-        await journal.add_case(each)
+        await seed(journal, each)
     return journal
 
 

@@ -1,5 +1,5 @@
-"""Hostile tester 14d: the state table's ``INITIAL`` is enforced by neither journal (each
-test fails on the code it was written against)."""
+"""A case opens `received` or `rejected` (``INITIAL`` in the state table): both journals
+refuse any other opening state (found by a hostile tester; failed before)."""
 
 import pytest
 
