@@ -134,7 +134,7 @@ PERMISSIONS: tuple[Permission, ...] = (
                "registered security info', 'Admin registered security info'); with "
                "Directory.Read.All, the least privileged pair of Graph v1.0 List "
                "directoryAudits",
-               "remediation/adapters/graph_consents.py: directory_audits; "
+               "remediation/adapters/graph_audit_log.py: directory_audits; "
                "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
     Permission("Exchange.ManageAsApp", EXCHANGE_ONLINE,
                "call Exchange admin REST (InvokeCommand) as the app: Restricted users "

@@ -54,6 +54,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from remediation.adapters.graph_audit_log import directory_audits
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
 from remediation.domain.consents import (
     App,
@@ -88,26 +89,6 @@ def literal(value: str) -> str:
 def odata_time(moment: datetime) -> str:
     """A DateTimeOffset literal as ``$filter`` takes it: UTC, unquoted, ``Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-async def directory_audits(graph: GraphCaller, what: str,
-                           clause: str) -> list[dict[str, Any]]:
-    """Every record of ``GET /auditLogs/directoryAudits?$filter={clause}``, all pages
-    (``AuditLog.Read.All`` and ``Directory.Read.All``). Raises as GraphCaller does: a 403
-    names the missing permission's call, a 400 ``Invalid filter clause`` an unsupported
-    clause. Meant to be shared by every reader of the directory audit log."""
-    def build(client: "GraphServiceClient") -> "RequestInformation":
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.audit_logs.directory_audits.directory_audits_request_builder import (
-            DirectoryAuditsRequestBuilder,
-        )
-
-        query = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
-            filter=clause)
-        return client.audit_logs.directory_audits.to_get_request_information(
-            RequestConfiguration(query_parameters=query))
-
-    return await graph.get_all(what, build)
 
 
 def consents_clause(user_id: str, since: datetime) -> str:

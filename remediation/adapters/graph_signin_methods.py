@@ -32,6 +32,7 @@ privileged application permission that lists and deletes every type; ``AuditLog.
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from remediation.adapters.graph_audit_log import directory_audits
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import PermanentError
@@ -47,11 +48,9 @@ from remediation.domain.signin_methods import (
 )
 
 if TYPE_CHECKING:
-    from kiota_abstractions.request_information import RequestInformation
     from msgraph.generated.users.item.authentication.authentication_request_builder import (
         AuthenticationRequestBuilder,
     )
-    from msgraph.graph_service_client import GraphServiceClient
 
 STEP = "signin_methods"
 DEFAULT_STAYED = (
@@ -118,8 +117,8 @@ class GraphSignInMethods:
         for activity in REGISTERED:
             clause = (f"activityDisplayName eq '{activity}' and "
                       f"targetResources/any(t: t/id eq '{literal}')")
-            items = await self._graph.get_all("read the directory audit log",
-                                              _audit_request(clause))
+            items = await directory_audits(self._graph, "read the directory audit log",
+                                           clause)
             found += [record for item in items
                       if (record := registration_from_json(item)) is not None]
         return found
@@ -152,18 +151,3 @@ class GraphSignInMethods:
 def _default_refused(error: GraphRequestError) -> bool:
     text = error.reason.lower()
     return error.status == 400 and "default" in text and "cannot" in text
-
-
-def _audit_request(clause: str) -> Callable[["GraphServiceClient"], "RequestInformation"]:
-    def build(client: "GraphServiceClient") -> "RequestInformation":
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.audit_logs.directory_audits import (
-            directory_audits_request_builder as audits,
-        )
-
-        builder = audits.DirectoryAuditsRequestBuilder
-        query = builder.DirectoryAuditsRequestBuilderGetQueryParameters(filter=clause)
-        return client.audit_logs.directory_audits.to_get_request_information(
-            RequestConfiguration(query_parameters=query))
-
-    return build
