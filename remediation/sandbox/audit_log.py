@@ -5,7 +5,7 @@ What "List directoryAudits" documents (microsoft-graph-docs-contrib
 ``$filter`` on ``activityDisplayName`` (eq, startswith), ``activityDateTime`` (eq, ge, le; an
 unquoted DateTimeOffset), ``loggedByService`` (eq), ``initiatedBy/user/id``,
 ``initiatedBy/user/displayName``, ``initiatedBy/user/userPrincipalName``,
-``initiatedBy/app/appId``, ``initiatedBy/app/displayName`` (eq), ``startswith`` on
+``initiatedBy/app/appId``, ``initiatedBy/app/appDisplayName`` (eq), ``startswith`` on
 ``initiatedBy/user/userPrincipalName``, and ``targetResources/any(t: t/id eq '…')`` (or
 ``t/displayName``), joined by ``and``. Anything else, a quoted time among them, is answered
 ``400 BadRequest`` "Invalid filter clause" (the words Graph PowerShell users quote:
@@ -42,7 +42,7 @@ _EQ_FIELDS = {
     "initiatedby/user/displayname": ("initiatedBy", "user", "displayName"),
     "initiatedby/user/userprincipalname": ("initiatedBy", "user", "userPrincipalName"),
     "initiatedby/app/appid": ("initiatedBy", "app", "appId"),
-    "initiatedby/app/displayname": ("initiatedBy", "app", "displayName"),
+    "initiatedby/app/appdisplayname": ("initiatedBy", "app", "displayName"),
 }
 _STARTSWITH_FIELDS = ("activitydisplayname", "initiatedby/user/userprincipalname")
 _EQ = re.compile(rf"^([\w/]+)\s+eq\s+{_STRING}$", re.IGNORECASE)

@@ -94,8 +94,7 @@ SPECS: tuple[CmdletSpec, ...] = (
           "IncludeUnresolvedPermissions IncludeUserWithDisplayName Owner "
           "ReadFromDomainController ResultSize SoftDeletedMailbox UseCustomRouting User"),
     _spec("Get-RecipientPermission",
-          "Identity AccessRights IncludeTrusteeWithPrimarySmtpAddress ReadFromDomainController "
-          "ResultSize Trustee"),
+          "Identity AccessRights ReadFromDomainController ResultSize Trustee"),
     # Read at office-docs-powershell 43bd072 (Search-UnifiedAuditLog: StartDate and EndDate
     # required; LegacyFlow is listed for Exchange Online too), 09d3fb8 (Get-AdminAuditLogConfig:
     # DomainController is on-premises only) and 0eb18da (Get-MailboxFolderStatistics).

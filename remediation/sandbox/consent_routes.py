@@ -29,7 +29,14 @@ def _refused(error: GrantRefused) -> web.Response:
 
 @routes.get("/v1.0/oauth2PermissionGrants")
 async def list_grants(request: web.Request) -> web.Response:
+    """Graph v1.0 "List oAuth2PermissionGrants" supports only ``$filter`` (eq): any other
+    query option is refused (``$skiptoken`` is the sandbox's own next link)."""
     tenant = request.app[TENANT]
+    other = sorted(name for name in request.query
+                   if name.startswith("$") and name not in ("$filter", "$skiptoken"))
+    if other:
+        return graph_error(400, "Request_UnsupportedQuery",
+                           f"Query option '{other[0]}' is not supported.")  # sandbox's words
     try:
         grants = tenant.consents.listing(request.query.get("$filter"))
     except GrantRefused as error:

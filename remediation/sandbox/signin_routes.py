@@ -1,4 +1,4 @@
-"""Microsoft Graph routes for sign-in methods and the directory audit log.
+"""Microsoft Graph routes for sign-in methods.
 
 - ``GET /users/{id}/authentication/methods`` (Graph v1.0 "List methods"): "This method does
   not support optional query parameters": the sandbox refuses any ``$`` option.
@@ -6,24 +6,16 @@
   phoneAuthenticationMethod", "Delete microsoftAuthenticatorAuthenticationMethod", ...: 204,
   or the refusals ``signin_methods.py`` lists). The external method's page spells its path
   with a trailing ``/$ref``, msgraph-sdk without: both are served.
-- ``GET /auditLogs/directoryAudits`` (Graph v1.0 "List directoryAudits"): ``$filter`` with
-  ``eq``, ``ge``, ``le`` and ``startswith`` on the properties the directoryAudit resource
-  marks filterable (``activityDateTime`` eq/ge/le with an unquoted date, ``activityDisplayName``
-  eq/startswith, ``targetResources/any(t: t/id eq '…')``, ``initiatedBy/user/id``, ...),
-  clauses joined by ``and``; anything else (``or``, ``ne``, ``contains``, ``resultReason``, a
-  quoted date) is ``400 BadRequest`` "Invalid filter clause", the words Graph answered for a
-  filter it did not take (microsoft-graph-docs #17309). Newest first; ``$top`` and next links.
+- The directory audit log that dates registrations is served by ``consent_routes.py``
+  (``audit_log.py``), one log for every record kind.
 
 Permissions (remediation/sandbox/app_rights.py): ``UserAuthenticationMethod.ReadWrite.All``
-for the methods; ``AuditLog.Read.All`` for the log, which also needs ``Directory.Read.All``
-("List directoryAudits": "AuditLog.Read.All and Directory.Read.All"), checked here.
+for the methods.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -34,25 +26,6 @@ from remediation.sandbox.graph_routes import graph_root
 from remediation.sandbox.signin_methods import MethodRefused
 
 routes = web.RouteTableDef()
-Record = dict[str, Any]
-Predicate = Callable[[Record], bool]
-
-_INVALID_FILTER = "Invalid filter clause"
-_STRING = r"'((?:[^']|'')*)'"
-_DATE = r"(\d{4}-\d{2}-\d{2}(?:T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?)"
-_PATHS = {"activitydisplayname": ("activityDisplayName",),
-          "loggedbyservice": ("loggedByService",), "correlationid": ("correlationId",),
-          "id": ("id",), "initiatedby/user/id": ("initiatedBy", "user", "id"),
-          "initiatedby/user/displayname": ("initiatedBy", "user", "displayName"),
-          "initiatedby/user/userprincipalname": ("initiatedBy", "user", "userPrincipalName"),
-          "initiatedby/app/appid": ("initiatedBy", "app", "appId"),
-          "initiatedby/app/displayname": ("initiatedBy", "app", "displayName")}
-_STARTSWITH = frozenset({"activitydisplayname", "initiatedby/user/userprincipalname"})
-_EQ = re.compile(rf"^([\w/]+)\s+eq\s+{_STRING}$", re.IGNORECASE)
-_STARTS = re.compile(rf"^startswith\(\s*([\w/]+)\s*,\s*{_STRING}\s*\)$", re.IGNORECASE)
-_WHEN = re.compile(rf"^activityDateTime\s+(eq|ge|le)\s+{_DATE}$", re.IGNORECASE)
-_TARGET = re.compile(rf"^targetResources/any\(\s*(\w+)\s*:\s*\1/(id|displayName)\s+eq\s+"
-                     rf"{_STRING}\s*\)$", re.IGNORECASE)
 
 
 def _user_id(request: web.Request) -> str | web.Response:
