@@ -111,8 +111,11 @@ class TenantPreflight:
             "role_assignments": lambda: self._graph_count(
                 "roleManagement/directory/roleAssignments?$top=1", "role assignments"),
             **{key: self._pim_read(path) for key, path in _PIM.items()},
-            "consent_grants": lambda: self._graph_count("oauth2PermissionGrants?$top=1",
-                                                        "grants"),
+            # List oAuth2PermissionGrants takes only $filter (no $top): asked for a principal
+            # no grant names, an empty answer proves the grants readable.
+            "consent_grants": lambda: self._graph_count(
+                "oauth2PermissionGrants?$filter=principalId eq "
+                "'00000000-0000-0000-0000-000000000000'", "grants"),
             "audit_log": lambda: self._graph_count("auditLogs/directoryAudits?$top=1",
                                                    "records"),
             "restricted_users": self._restricted_users,

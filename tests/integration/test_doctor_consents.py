@@ -20,7 +20,7 @@ def env(clean_environment: None,  # noqa: F811 (the fixture imported above)
             "HTTP_MAX_RETRIES": "0"}
 
 
-def test_the_consent_reads_pass_and_ask_for_one_item(
+def test_the_consent_reads_pass_and_ask_only_what_graph_takes(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         env: dict[str, str], tenant: SandboxTenant) -> None:
     status, out = doctor(monkeypatch, capsys, env, None)
@@ -29,8 +29,11 @@ def test_the_consent_reads_pass_and_ask_for_one_item(
     for check in ("read consent grants", "read the directory audit log"):
         assert row(out, check).startswith("ok "), row(out, check)
     reads = {r.path: r for r in tenant.requests() if r.method == "GET"}
-    for path in ("/v1.0/oauth2PermissionGrants", "/v1.0/auditLogs/directoryAudits"):
-        assert reads[path].query["$top"] == "1"
+    assert reads["/v1.0/auditLogs/directoryAudits"].query["$top"] == "1"
+    # List oAuth2PermissionGrants takes only $filter: a principal no grant names.
+    grants = reads["/v1.0/oauth2PermissionGrants"].query
+    assert set(grants) == {"$filter"}
+    assert grants["$filter"] == "principalId eq '00000000-0000-0000-0000-000000000000'"
 
 
 @pytest.mark.parametrize(("check", "permission"), [
