@@ -217,3 +217,14 @@ async def test_a_missing_setting_answers_500_naming_it(deployment: dict[str, str
     assert status == 500
     assert document == {"error": "the preflight could not run: configuration error: "
                                  "AZURE_TENANT_ID: not set (the tenant id, a GUID)"}
+
+
+def test_the_readme_lists_every_function_and_asks_the_preflight_first() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    azure = readme.split("## Running in Azure", 1)[1].split("\n## ", 1)[0]
+    for name in bindings():
+        assert f"| `{name}` |" in azure, f"README, Running in Azure: no row for {name}"
+    before = readme.split("## Before you switch it on", 1)[1].split("\n## ", 1)[0]
+    assert before.index("/api/preflight?code=") < before.index("remediation doctor` where")
+    assert "az functionapp function keys list" in before
+    assert "--function-name preflight" in before
