@@ -138,7 +138,11 @@ def _parser() -> argparse.ArgumentParser:
     doctor = _command(
         commands, "doctor", "preflight: settings, the token's permissions and roles, and one "
         "harmless read per capability (exit 0 only when all is in place)",
-        "remediation doctor   # with the deployment's app settings in the environment")
+        "remediation doctor   # with the deployment's app settings in the environment",
+        "remediation doctor --json   # the document GET /api/preflight answers")
+    doctor.add_argument("--json", action="store_true",
+                        help="machine-readable: {ready, summary, counts, findings: [{check, "
+                             "status, result, fix}]}, the preflight function's answer")
     doctor.set_defaults(command=_doctor)
 
     sandbox = _command(commands, "sandbox", "serve the sandbox tenant alone",
@@ -458,7 +462,7 @@ def _doctor(args: argparse.Namespace) -> int:
     settings: Settings = args.settings.require_tenant()
     from remediation.entrypoints.doctor import run_doctor
 
-    return asyncio.run(run_doctor(settings, sys.stdout))
+    return asyncio.run(run_doctor(settings, sys.stdout, as_json=args.json))
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -1,16 +1,19 @@
 """``remediation doctor``: the preflight, with the deployment's own settings and identity.
 
 Wires the preflight's reads to the same adapters the worker uses (one credential for all of
-them), runs ``service.doctor.examine`` and prints a table of check / result / fix. Exit
+them), runs ``service.doctor.examine`` and prints a table of check / result / fix (``--json``: the
+same findings as one JSON document, ``document``, which the Function App's preflight function
+answers too: entrypoints/preflight.py). Exit
 status 0 only when everything needed is in place, 1 otherwise: a line that says ``FAIL`` or
 ``UNVERIFIED`` (needed, and not seen) (a bad setting never gets here: the command line stops
 with status 2 first). No token or secret is ever printed: tokens
 become claims inside the adapter, and every cell is passed through the log redaction too.
 """
 
+import json
 import re
 import textwrap
-from typing import TextIO
+from typing import Any, TextIO
 
 from remediation.config import Settings
 from remediation.logsafety import redact
@@ -22,9 +25,11 @@ _STATUS = max(len(status.value) for status in Status) + 2  # the status column, 
 _FIX = _STATUS + 2  # a fix is indented under its finding
 
 
-async def run_doctor(settings: Settings, out: TextIO) -> int:
+async def run_doctor(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
+    """The table (or, ``as_json``, the document the preflight function answers) on ``out``;
+    0 when everything needed is in place, else 1."""
     report = await diagnose(settings)
-    out.write(render(report, settings))
+    out.write(report_json(report, settings) + "\n" if as_json else render(report, settings))
     return 0 if report.ready else 1
 
 
@@ -116,13 +121,48 @@ def render(report: Report, settings: Settings, width: int = WIDTH) -> str:
         if finding.fix:
             lines += [" " * _FIX + line
                       for line in _wrapped(f"fix: {_cell(finding.fix)}", width - _FIX)]
-    failed, unverified = report.count(Status.FAIL), report.count(Status.UNVERIFIED)
     lines.append("")
-    lines += _wrapped("everything needed is in place" if report.ready else
-                      f"not everything needed is in place: {failed} check(s) failed, "
-                      f"{unverified} could not be verified; apply each fix, then run doctor "
-                      "again", width)
+    lines += _wrapped(summary(report), width)
     return "\n".join(lines) + "\n"
+
+
+def summary(report: Report) -> str:
+    """The verdict, in the words the table ends with."""
+    failed, unverified = report.count(Status.FAIL), report.count(Status.UNVERIFIED)
+    return ("everything needed is in place" if report.ready else
+            f"not everything needed is in place: {failed} check(s) failed, "
+            f"{unverified} could not be verified; apply each fix, then run doctor again")
+
+
+def document(report: Report, settings: Settings) -> dict[str, Any]:
+    """The table as one JSON object, for tools (``doctor --json``, the preflight function)::
+
+        {"schema": 1, "ready": bool, "summary": str, "tenant_id": str,
+         "graph_endpoint": str, "exchange_endpoint": str,
+         "counts": {status: int, ...},
+         "findings": [{"check": str, "status": str, "result": str, "fix": str}, ...]}
+
+    ``ready`` is the exit status's verdict (no blocking finding); ``counts`` has every status
+    the table knows (``Status``, whatever values it holds), zero included; the findings come
+    in the table's order, each ``status`` the table's word, ``fix`` "" when there is none.
+    Each text is the table's cell, on one line, whole, secrets masked."""
+    return {
+        "schema": 1,
+        "ready": report.ready,
+        "summary": summary(report),
+        "tenant_id": settings.tenant_id,
+        "graph_endpoint": _cell(settings.graph_endpoint),
+        "exchange_endpoint": _cell(settings.exchange_endpoint),
+        "counts": {status.value: report.count(status) for status in Status},
+        "findings": [{"check": _cell(finding.check), "status": finding.status.value,
+                      "result": _cell(finding.result), "fix": _cell(finding.fix)}
+                     for finding in report.findings],
+    }
+
+
+def report_json(report: Report, settings: Settings) -> str:
+    """``document`` as JSON text (ASCII, indented for a person reading it too)."""
+    return json.dumps(document(report, settings), indent=2)
 
 
 def _wrapped(text: str, width: int, *, indent: int = 0) -> list[str]:
