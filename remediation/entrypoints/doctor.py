@@ -4,7 +4,8 @@ Wires the preflight's reads to the same adapters the worker uses (one credential
 them), runs ``service.doctor.examine`` and prints a table of check / result / fix. Exit
 status 0 only when everything needed is in place, 1 otherwise: a line that says ``FAIL`` or
 ``UNVERIFIED`` (needed, and not seen) (a bad setting never gets here: the command line stops
-with status 2 first). No token or secret is ever printed: tokens
+with status 2 first). A ``WARN`` line (a setting worth a decision, e.g. no protected group)
+never changes the status; the closing line counts it. No token or secret is ever printed: tokens
 become claims inside the adapter, and every cell is passed through the log redaction too.
 """
 
@@ -45,6 +46,7 @@ async def diagnose(settings: Settings) -> Report:
     )
     from remediation.bootstrap import bootstrap
     from remediation.domain.sources import polled
+    from remediation.service.doctor_settings import with_settings_findings
     from remediation.service.doctor_sources import with_source_findings
 
     credential = build_credential(settings)
@@ -80,9 +82,12 @@ async def diagnose(settings: Settings) -> Report:
         credential=credential, scopes=scopes(settings.graph_endpoint, settings.exchange_endpoint),
         graph=graph, exchange=exchange, queues=queues, journal=journal, schedule=schedule)
     try:
-        return await with_source_findings(await examine(preflight, target(settings)),
-                                          app.journal if journal_there else None,
-                                          polled(sweep=settings.sweep_restricted_users))
+        report = await with_source_findings(await examine(preflight, target(settings)),
+                                            app.journal if journal_there else None,
+                                            polled(sweep=settings.sweep_restricted_users))
+        return await with_settings_findings(report, settings.protected_group_ids,
+                                            settings.mode,
+                                            app.journal if journal_there else None)
     finally:
         await app.aclose()
         await graph.close()
@@ -116,13 +121,26 @@ def render(report: Report, settings: Settings, width: int = WIDTH) -> str:
         if finding.fix:
             lines += [" " * _FIX + line
                       for line in _wrapped(f"fix: {_cell(finding.fix)}", width - _FIX)]
-    failed, unverified = report.count(Status.FAIL), report.count(Status.UNVERIFIED)
     lines.append("")
-    lines += _wrapped("everything needed is in place" if report.ready else
-                      f"not everything needed is in place: {failed} check(s) failed, "
-                      f"{unverified} could not be verified; apply each fix, then run doctor "
-                      "again", width)
+    lines += _wrapped(closing(report), width)
     return "\n".join(lines) + "\n"
+
+
+def closing(report: Report) -> str:
+    """The table's last line: in place or not, with the failures and warnings counted. A
+    warning never makes it "not in place", and "in place" is never said unqualified while a
+    warning stands."""
+    failed, unverified = report.count(Status.FAIL), report.count(Status.UNVERIFIED)
+    count = report.count(Status.WARN)
+    warnings = f"{count} warning{'s' if count != 1 else ''}"
+    if not report.ready:
+        return (f"not everything needed is in place: {failed} check(s) failed, {unverified} "
+                f"could not be verified{f', {warnings}' if count else ''}; apply each fix, "
+                "then run doctor again")
+    if count:
+        return (f"everything needed is in place, with {warnings}: read each WARN line "
+                "before you switch it on")
+    return "everything needed is in place"
 
 
 def _wrapped(text: str, width: int, *, indent: int = 0) -> list[str]:
