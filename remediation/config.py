@@ -4,7 +4,7 @@ import ipaddress
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -56,6 +56,49 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it first (``NAME: problem``)."""
 
 
+# An app setting that is a Key Vault (or App Configuration) reference App Service could not
+# resolve reaches the app as the reference's own text: "If a reference isn't resolved
+# properly, the reference string is used instead" (Microsoft Learn, "Use Key Vault references
+# as app settings in Azure App Service and Azure Functions", Troubleshooting; source:
+# MicrosoftDocs/azure-docs, articles/app-service/app-service-key-vault-references.md).
+_UNRESOLVED = re.compile(r"\s*@Microsoft\.(KeyVault|AppConfiguration)\(", re.IGNORECASE)
+# What to check for each kind, as the portal shows it (keyVaultReferenceIdentity names the
+# identity for both kinds: "App Configuration references" on Microsoft Learn).
+_REFERENCES = {
+    "keyvault": ("Key Vault", "KeyVault", "secret",
+                 "the vault, the secret, the identity's Key Vault Secrets User role"),
+    "appconfiguration": ("App Configuration", "AppConfiguration", "value",
+                         "the store, the key, the identity's App Configuration Data Reader "
+                         "role"),
+}
+
+
+class _Resolved(Mapping[str, str]):
+    """The environment, where a setting that is still a reference is a ConfigError naming it
+    (never its text: a webhook URL, a group list or a mode is never read from it)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> str:
+        value = self._env[name]
+        unresolved = _UNRESOLVED.match(value)
+        if unresolved:
+            kind, written, what, check = _REFERENCES[unresolved[1].lower()]
+            raise ConfigError(
+                f"{name}: an unresolved {kind} reference (@Microsoft.{written}(...)): App "
+                f"Service could not read the {what}; the app's Environment variables page in "
+                f"the Azure portal shows the reference's status ({check}, "
+                "keyVaultReferenceIdentity); fix it, then restart the app")
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
 @dataclass(frozen=True)
 class Settings:
     tenant_id: str = ""
@@ -105,7 +148,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
+        env = _Resolved(os.environ if env is None else env)
         defaults = cls()
 
         def text(name: str, default: str) -> str:

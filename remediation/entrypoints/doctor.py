@@ -6,7 +6,8 @@ same findings as one JSON document, ``document``, which the Function App's prefl
 answers too: entrypoints/preflight.py). Exit
 status 0 only when everything needed is in place, 1 otherwise: a line that says ``FAIL`` or
 ``UNVERIFIED`` (needed, and not seen) (a bad setting never gets here: the command line stops
-with status 2 first). No token or secret is ever printed: tokens
+with status 2 first). A ``WARN`` line (a setting worth a decision, e.g. no protected group)
+never changes the status; the closing line counts it. No token or secret is ever printed: tokens
 become claims inside the adapter, and every cell is passed through the log redaction too.
 """
 
@@ -50,6 +51,7 @@ async def diagnose(settings: Settings) -> Report:
     )
     from remediation.bootstrap import bootstrap
     from remediation.domain.sources import polled
+    from remediation.service.doctor_settings import with_settings_findings
     from remediation.service.doctor_sources import with_source_findings
 
     credential = build_credential(settings)
@@ -85,9 +87,12 @@ async def diagnose(settings: Settings) -> Report:
         credential=credential, scopes=scopes(settings.graph_endpoint, settings.exchange_endpoint),
         graph=graph, exchange=exchange, queues=queues, journal=journal, schedule=schedule)
     try:
-        return await with_source_findings(await examine(preflight, target(settings)),
-                                          app.journal if journal_there else None,
-                                          polled(sweep=settings.sweep_restricted_users))
+        report = await with_source_findings(await examine(preflight, target(settings)),
+                                            app.journal if journal_there else None,
+                                            polled(sweep=settings.sweep_restricted_users))
+        return await with_settings_findings(report, settings.protected_group_ids,
+                                            settings.mode,
+                                            app.journal if journal_there else None)
     finally:
         await app.aclose()
         await graph.close()
@@ -127,11 +132,20 @@ def render(report: Report, settings: Settings, width: int = WIDTH) -> str:
 
 
 def summary(report: Report) -> str:
-    """The verdict, in the words the table ends with."""
+    """The table's last line: in place or not, with the failures and warnings counted. A
+    warning never makes it "not in place", and "in place" is never said unqualified while a
+    warning stands."""
     failed, unverified = report.count(Status.FAIL), report.count(Status.UNVERIFIED)
-    return ("everything needed is in place" if report.ready else
-            f"not everything needed is in place: {failed} check(s) failed, "
-            f"{unverified} could not be verified; apply each fix, then run doctor again")
+    count = report.count(Status.WARN)
+    warnings = f"{count} warning{'s' if count != 1 else ''}"
+    if not report.ready:
+        return (f"not everything needed is in place: {failed} check(s) failed, {unverified} "
+                f"could not be verified{f', {warnings}' if count else ''}; apply each fix, "
+                "then run doctor again")
+    if count:
+        return (f"everything needed is in place, with {warnings}: read each WARN line "
+                "before you switch it on")
+    return "everything needed is in place"
 
 
 def document(report: Report, settings: Settings) -> dict[str, Any]:

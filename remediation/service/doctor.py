@@ -55,6 +55,7 @@ class Status(Enum):
     FAIL = "FAIL"
     UNVERIFIED = "UNVERIFIED"  # needed, and could not be seen: stops the switch-over too
     INFO = "info"  # worth knowing; never stops the switch-over
+    WARN = "WARN"  # a setting worth a decision before the switch-over; never stops it
 
 
 BLOCKING = (Status.FAIL, Status.UNVERIFIED)
