@@ -9,8 +9,9 @@
 // then grant the identity its Microsoft Graph and Exchange permissions (README, Deployment).
 //
 // Settings: each setting an operator may change is a parameter below, which azd takes from
-// the azd environment under the app setting's own name (main.parameters.json:
-// `azd env set PROTECTED_GROUP_IDS <id>,<id>`, then `azd up`), with the default written here.
+// the azd environment under the app setting's name with AZURE_ in front (main.parameters.json:
+// `azd env set AZURE_PROTECTED_GROUP_IDS <id>,<id>`, then `azd up`; the prefix keeps a shell
+// variable of a local run out of a deployment), with the default written here.
 // The template writes the app settings whole: a value set with `azd env set` survives every
 // `azd up`; one set in the portal is overwritten by the next. The other app settings are
 // wiring to the resources created here, not parameters.

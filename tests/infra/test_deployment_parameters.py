@@ -1,12 +1,14 @@
 """What `azd up` passes the template: every parameter main.bicep requires comes from the azd
 environment (infra/main.parameters.json), every app setting an operator would change is a
-parameter taken from the azd environment under the app setting's own name, with the
+parameter taken from the azd environment under the app setting's name with ``AZURE_`` in
+front (a shell variable of the app setting's own name, left from a local run, must never reach
+a deployment: azd falls back to the process environment for a name its .env lacks), with the
 template's default, so that a value set with `azd env set` survives every `azd up` (the
 template writes the app settings whole: one set in the portal is overwritten), and the
 README's deployment steps say what to set and why the tenant is the subscription's own.
 
 A new app setting written by main.bicep fails these tests until it is either an operator
-setting (a parameter, mapped in main.parameters.json as ``${NAME=default}``, listed in the
+setting (a parameter, mapped in main.parameters.json as ``${AZURE_NAME=default}``, listed in the
 README) or named in ``FIXED_WIRING`` with the reason it is not the operator's to change.
 """
 
@@ -137,18 +139,18 @@ def test_every_app_setting_is_fixed_wiring_or_an_operator_setting() -> None:
 
 
 @pytest.mark.parametrize("setting", sorted(operator_settings()))
-def test_each_operator_setting_comes_from_the_azd_environment_under_its_own_name(
+def test_each_operator_setting_comes_from_the_azd_environment_under_its_azure_name(
         setting: str) -> None:
-    """``azd env set NAME value`` then ``azd up``: the app setting NAME gets the value. Unset,
-    azd substitutes the default written after ``=``, which is the template's own (an empty
-    default is written ``${NAME}``: azd then leaves the parameter out and the template's
+    """``azd env set AZURE_NAME value`` then ``azd up``: the app setting NAME gets the value.
+    Unset, azd substitutes the default written after ``=``, which is the template's own (an
+    empty default is written ``${AZURE_NAME}``: azd then leaves the parameter out and the template's
     default applies)."""
     parameter = operator_settings()[setting]
     assert parameter in mapped(), f"{setting}: main.parameters.json does not map {parameter}"
     match = AZD_VARIABLE.match(mapped()[parameter])
     assert match, f"{parameter}: {mapped()[parameter]!r} is not an azd variable"
     name, default = match[1], match[2]
-    assert name == setting, f"{parameter}: azd name {name}, app setting {setting}"
+    assert name == f"AZURE_{setting}", f"{parameter}: azd name {name}, app setting {setting}"
     assert (default or "") == bicep_default(parameter), f"{setting}: default {default!r}"
     assert default is not None or bicep_default(parameter) == "", setting
 
@@ -201,7 +203,7 @@ def test_the_readme_deployment_steps_explain_what_to_set() -> None:
 def test_the_readme_lists_each_azd_setting_with_its_default(setting: str) -> None:
     default = bicep_default(operator_settings()[setting])
     rows = [line for line in deployment_steps().splitlines()
-            if line.startswith(f"| `{setting}` |")]
+            if line.startswith(f"| `AZURE_{setting}` |")]
     assert len(rows) == 1, f"README, Deployment: one table row for {setting}"
     shown = f"`{default}`" if default else "empty"
     assert rows[0].split("|")[2].strip().startswith(shown), rows[0]
