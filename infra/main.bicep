@@ -28,6 +28,13 @@ param protectedGroupIds string = ''
 
 param maxRemediationsPerHour int = 20
 
+@description('Optional administrative unit object id: only its members are ever changed (README, Permissions). Run infra/grant-permissions.sh --scope-au with the same id.')
+param scopeAdministrativeUnitId string = ''
+
+@allowed(['tenant-wide', 'exchange-rbac'])
+@description('How the app reaches mailboxes: tenant-wide Graph permissions, or Exchange RBAC for Applications scoped to the administrative unit (infra/grant-exchange-scope.ps1).')
+param mailboxAccess string = 'tenant-wide'
+
 @secure()
 @description('Optional Teams or Slack incoming webhook for escalations.')
 param escalationWebhookUrl string = ''
@@ -99,6 +106,8 @@ module functionApp 'modules/functionapp.bicep' = {
       RETURN_ACTION: 'escalate'
       RATE_LIMIT_BLOCKS: 'escalate' // a rate-limit block no compromise alert names: escalate, approve or remediate
       PROTECTED_GROUP_IDS: protectedGroupIds
+      SCOPE_ADMINISTRATIVE_UNIT_ID: scopeAdministrativeUnitId
+      MAILBOX_ACCESS: mailboxAccess
       MAX_REMEDIATIONS_PER_HOUR: string(maxRemediationsPerHour)
       ESCALATION_WEBHOOK_URL: escalationWebhookUrl
       ESCALATION_WEBHOOK_FORMAT: escalationWebhookFormat

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from remediation.sandbox import (
+    admin_unit_routes,
     alert_routes,
     consent_routes,
     control_routes,
@@ -50,7 +51,7 @@ def create_app(tenant: SandboxTenant) -> web.Application:
     app[TENANT] = tenant
     for table in (control_routes.routes, identity_routes.routes, graph_routes.routes,
                   role_routes.routes, consent_routes.routes, signin_routes.routes,
-                  alert_routes.routes, exchange_routes.routes):
+                  alert_routes.routes, exchange_routes.routes, admin_unit_routes.routes):
         app.add_routes(table)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
