@@ -20,6 +20,7 @@ from remediation.sandbox import (
     exchange_routes,
     graph_routes,
     identity_routes,
+    mailbox_rbac,
     role_routes,
     signin_routes,
 )
@@ -124,6 +125,11 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     permission = required_permission(request.method, request.path)
     if permission is None or tenant.allows(permission, request[BEARER]):
         return await handler(request)
+    scoped = mailbox_rbac.scoped_answer(tenant, permission, request.path)
+    if scoped is None:
+        return await handler(request)
+    if not mailbox_rbac.not_scoped(scoped):
+        return scoped
     if is_exchange_path(request.path):
         return exchange_routes.unauthorized(tenant)
     return graph_error(403, "Authorization_RequestDenied",

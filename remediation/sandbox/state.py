@@ -340,6 +340,10 @@ class SandboxTenant:
         self.app_user_administrator_scopes: tuple[str, ...] = ("/",)
         self.app_directory_readers = False
         self.admin_units = AdministrativeUnits()
+        # Exchange RBAC for Applications roles scoped to a unit: Graph permission -> unit id
+        # (sandbox/mailbox_rbac.py). Tenant-wide Entra grants are taken away with
+        # ``denied_permissions``.
+        self.mailbox_rbac: dict[str, str] = {}
         # Application permissions taken away from the app (names from remediation/
         # permissions.py): the endpoints needing one answer 403 Authorization_RequestDenied
         # (Exchange: 401), and tokens issued from then on leave it out of ``roles``.

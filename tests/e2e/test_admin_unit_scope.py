@@ -6,6 +6,7 @@ The sandbox answers as Graph does for an AU-scoped role (sandbox/admin_units.py)
 from pathlib import Path
 
 from remediation.domain.cases import CaseState
+from remediation.permissions import EXCHANGE_APPLICATION_ROLES
 from remediation.sandbox import SandboxTenant
 from remediation.service.messages import Approval
 from tests.e2e.test_safety import app_for, changed, remediate
@@ -80,4 +81,22 @@ async def test_an_account_that_left_the_unit_while_its_case_waited_is_not_touche
     assert case is not None
     assert case.state is CaseState.ESCALATED and kind(case) == "out_of_scope"
     assert changed(tenant, DIEGO) == []
+    await app.aclose()
+
+
+async def test_with_exchange_rbac_a_member_is_secured_without_graph_mailbox_grants(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    scoped_tenant(tenant)
+    replaced = [role.replaces for role in EXCHANGE_APPLICATION_ROLES]
+    tenant.denied_permissions.update(replaced)  # --mailbox-scope
+    tenant.mailbox_rbac.update(dict.fromkeys(replaced, UNIT))  # grant-exchange-scope.ps1
+    app = app_for(sandbox_url, tenant, tmp_path / "db", scope_administrative_unit_id=UNIT,
+                  mailbox_access="exchange-rbac")
+
+    cases = await remediate(app, ADELE, JOHANNA)
+
+    assert cases[ADELE].state in (CaseState.AWAITING_VERIFICATION, CaseState.VERIFIED)
+    rules = [r for r in tenant.requests() if r.path.endswith("/messageRules")]
+    assert rules and all(r.status == 200 for r in rules)
+    assert kind(cases[JOHANNA]) == "out_of_scope"
     await app.aclose()
