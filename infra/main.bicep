@@ -41,6 +41,13 @@ param protectedGroupIds string = ''
 @description('MAX_REMEDIATIONS_PER_HOUR: password resets in any rolling hour, tenant-wide.')
 param maxRemediationsPerHour int = 20
 
+@description('Optional administrative unit object id: only its members are ever changed (README, Permissions). Run infra/grant-permissions.sh --scope-au with the same id.')
+param scopeAdministrativeUnitId string = ''
+
+@allowed(['tenant-wide', 'exchange-rbac'])
+@description('How the app reaches mailboxes: tenant-wide Graph permissions, or Exchange RBAC for Applications scoped to the administrative unit (infra/grant-exchange-scope.ps1).')
+param mailboxAccess string = 'tenant-wide'
+
 @secure()
 @description('ESCALATION_WEBHOOK_URL: optional Teams or Slack incoming webhook for escalations, kept in Key Vault.')
 param escalationWebhookUrl string = ''
@@ -155,6 +162,8 @@ module functionApp 'modules/functionapp.bicep' = {
       // The operator's settings, from the parameters above.
       REMEDIATION_MODE: remediationMode
       PROTECTED_GROUP_IDS: protectedGroupIds
+      SCOPE_ADMINISTRATIVE_UNIT_ID: scopeAdministrativeUnitId
+      MAILBOX_ACCESS: mailboxAccess
       MAX_REMEDIATIONS_PER_HOUR: string(maxRemediationsPerHour)
       // A Key Vault reference, resolved by App Service with the app's identity; empty: none.
       ESCALATION_WEBHOOK_URL: empty(escalationWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookSecretUri})'

@@ -44,6 +44,7 @@ from remediation.service.ports import (
     RestrictedSenders,
     VerificationScheduler,
 )
+from remediation.service.scope import AdministrativeScope
 from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 
@@ -100,6 +101,7 @@ class TenantPorts:
     # revocation, re-read by verification.
     leftover_kinds: Sequence[LeftoverKind] = ()
     delegation: MailboxDelegation | None = None
+    scope: AdministrativeScope | None = None  # administrative unit membership
 
 
 def bootstrap(
@@ -141,7 +143,7 @@ def bootstrap(
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
         mailbox=tenant.mailbox, leftover_kinds=tenant.leftover_kinds,
         delegation=tenant.delegation, requests=requests,
-        webhook=_webhook(settings, closers))
+        webhook=_webhook(settings, closers), scope=tenant.scope)
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for)
     intake = Intake(
@@ -203,7 +205,8 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles,
         compromise_window=settings.compromise_window, signin_cleanup=settings.signin_cleanup,
         return_action=settings.return_action,
-        rate_limit_blocks=settings.rate_limit_blocks)
+        rate_limit_blocks=settings.rate_limit_blocks,
+        administrative_unit_id=settings.scope_administrative_unit_id)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:
@@ -222,6 +225,7 @@ def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | N
 def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) -> TenantPorts:
     from remediation.adapters.exchange_client import ExchangeAdminClient
     from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
+    from remediation.adapters.graph_admin_units import GraphAdministrativeUnits
     from remediation.adapters.graph_alerts import GraphAlerts
     from remediation.adapters.graph_caller import GraphCaller
     from remediation.adapters.graph_directory import GraphDirectory
@@ -239,7 +243,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     alerts = GraphAlerts(graph)
     directory, mailbox = GraphDirectory(graph), GraphExchangeMailbox(graph, exchange)
     delegation = ExchangeMailboxDelegation(exchange)
-    return TenantPorts(directory=directory,
+    return TenantPorts(directory=directory, scope=GraphAdministrativeUnits(graph),
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
                        alert_updater=alerts, mailbox=mailbox,
                        leftover_kinds=_leftover_kinds(settings, graph, directory, mailbox,

@@ -140,6 +140,10 @@ class Settings:
     escalation_webhook_format: str = "teams"
     tenant_domains: frozenset[str] = frozenset()
     case_link_template: str = "remediation status --user {user}"
+    # Least privilege the operator chose (README, "Permissions"): the administrative unit
+    # whose members alone the robot may change, and how it reaches mailboxes.
+    scope_administrative_unit_id: str | None = None
+    mailbox_access: str = "tenant-wide"
 
     @property
     def uses_loopback_endpoints(self) -> bool:
@@ -197,6 +201,9 @@ class Settings:
                                                defaults.escalation_webhook_format).lower(),
                 tenant_domains=_domains(env.get("TENANT_DOMAINS", "")),
                 case_link_template=text("CASE_LINK_TEMPLATE", defaults.case_link_template),
+                scope_administrative_unit_id=text("SCOPE_ADMINISTRATIVE_UNIT_ID", "").lower()
+                or None,
+                mailbox_access=text("MAILBOX_ACCESS", defaults.mailbox_access).lower(),
             )
         except ValueError as error:
             raise ConfigError(str(error)) from None
@@ -230,6 +237,7 @@ class Settings:
                 raise ConfigError(f"PROTECTED_GROUP_IDS: {group_id!r} is not a group object id "
                                   "(a GUID)")
         _check_case_link(self.case_link_template)
+        _check_scope(self.scope_administrative_unit_id, self.mailbox_access)
         if self.alert_lookback <= self.alert_poll_interval:
             raise ConfigError(
                 f"ALERT_LOOKBACK: {format_duration(self.alert_lookback)} must be longer than "
@@ -481,3 +489,20 @@ def _int(env: Mapping[str, str], name: str, default: _D, low: int, high: int) ->
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ConfigError(f"{name}: must be a whole number from {low} to {high}, got {raw!r}")
     return int(raw)
+
+
+MAILBOX_ACCESS = ("tenant-wide", "exchange-rbac")
+
+
+def _check_scope(unit_id: str | None, mailbox_access: str) -> None:
+    """SCOPE_ADMINISTRATIVE_UNIT_ID is a unit's object id; MAILBOX_ACCESS=exchange-rbac
+    scopes mailboxes to that same unit, so it needs one."""
+    if unit_id is not None and not GUID.fullmatch(unit_id):
+        raise ConfigError(f"SCOPE_ADMINISTRATIVE_UNIT_ID: {unit_id!r} is not an administrative "
+                          "unit's object id (a GUID)")
+    if mailbox_access not in MAILBOX_ACCESS:
+        raise ConfigError(f"MAILBOX_ACCESS: {mailbox_access!r} is not one of "
+                          f"{', '.join(MAILBOX_ACCESS)}")
+    if mailbox_access == "exchange-rbac" and unit_id is None:
+        raise ConfigError("MAILBOX_ACCESS: exchange-rbac scopes mailboxes to the administrative "
+                          "unit of SCOPE_ADMINISTRATIVE_UNIT_ID, which is not set")

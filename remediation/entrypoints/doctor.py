@@ -107,7 +107,9 @@ def target(settings: Settings) -> Target:
         service_bus_namespace=settings.service_bus_namespace,
         remediation_db=str(settings.remediation_db),
         table_journal=bool(settings.journal_table_endpoint
-                           or settings.journal_table_connection_string))
+                           or settings.journal_table_connection_string),
+        administrative_unit_id=settings.scope_administrative_unit_id,
+        mailbox_access=settings.mailbox_access)
 
 
 def render(report: Report, settings: Settings, width: int = WIDTH) -> str:

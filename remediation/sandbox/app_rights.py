@@ -94,6 +94,9 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
      "DelegatedPermissionGrant.ReadWrite.All"),
     (None, re.compile(r"^/v1\.0/(oauth2PermissionGrants|servicePrincipals)(/|\(|$)"),
      "Directory.Read.All"),
+    # Administrative units and their members (sandbox/admin_units.py): AdministrativeUnit.
+    # Read.All or Directory.Read.All; the app holds the second.
+    ("GET", re.compile(r"^/v1\.0/directory/administrativeUnits(/|$)"), "Directory.Read.All"),
     (None, re.compile(r"^/v1\.0/auditLogs/directoryAudits(/|$)"), "AuditLog.Read.All"),
     (None, re.compile(r"^/v1\.0/users/[^/]+/authentication(/|$)"),
      "UserAuthenticationMethod.ReadWrite.All"),

@@ -44,6 +44,7 @@ from remediation.service.ports import (
     RestrictedSenders,
     VerificationScheduler,
 )
+from remediation.service.scope import AdministrativeScope
 from remediation.service.securing import Securing
 from remediation.service.settings import WorkflowSettings
 from remediation.service.shared_mailboxes import SharedMailboxes
@@ -79,9 +80,14 @@ class RemediationWorkflow:
         leftover_kinds: Sequence[LeftoverKind] = (),
         delegation: MailboxDelegation | None = None,
         requests: RequestSender | None = None,
+        scope: AdministrativeScope | None = None,
     ) -> None:
         """``delegation``: reads a disabled account's mailbox (shared? its delegates);
-        ``requests``: where a shared mailbox's case queues its delegates' requests."""
+        ``requests``: where a shared mailbox's case queues its delegates' requests;
+        ``scope``: administrative unit membership, needed when the settings name a unit."""
+        if settings.administrative_unit_id and scope is None:
+            raise ValueError("an administrative unit is configured, and nothing reads its "
+                             "membership")
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
         self._outcomes = Outcomes(recorder, scheduler, notifier,
@@ -94,7 +100,7 @@ class RemediationWorkflow:
         self._securing = Securing(recorder, self._outcomes, directory, exchange, mailbox,
                                   scheduler, settings,
                                   SharedMailboxes(directory, delegation, self._claims, requests),
-                                  cleanup)
+                                  cleanup, scope)
         self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays, cleanup,
                                           settings.return_action)
