@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from remediation.config import MAILBOX_ACCESS
 from remediation.service.settings import (
     HYGIENE_MODES,
     MODES,
@@ -64,7 +65,8 @@ FIXED_WIRING = {
 # An operator setting whose values the code lists: the template allows exactly those.
 ALLOWED = {"REMEDIATION_MODE": MODES, "MAILBOX_HYGIENE": HYGIENE_MODES,
            "SIGNIN_CLEANUP": SIGNIN_CLEANUP_MODES, "RETURN_ACTION": RETURN_ACTIONS,
-           "RATE_LIMIT_BLOCKS": RATE_LIMIT_MODES, "ESCALATION_WEBHOOK_FORMAT": WEBHOOK_FORMATS}
+           "RATE_LIMIT_BLOCKS": RATE_LIMIT_MODES, "ESCALATION_WEBHOOK_FORMAT": WEBHOOK_FORMATS,
+           "MAILBOX_ACCESS": MAILBOX_ACCESS}
 # The ones whose value is a secret: the parameter is @secure() and the app setting a Key Vault
 # reference (tests/infra/test_bicep.py checks the reference).
 SECRETS = {"ESCALATION_WEBHOOK_URL"}
