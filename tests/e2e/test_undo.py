@@ -227,6 +227,16 @@ async def test_a_dry_run_says_what_it_would_restore_and_changes_nothing(lynne: L
     assert writes(tenant, mark) == []
     assert names(await lynne.case(case.case_id), "undo") == []
 
+    # Queued while the worker enforced, taken by a worker now in dry-run: nothing changes.
+    code, _, err = await lynne.cli("undo", case.case_id, "--by", BY,
+                                   REMEDIATION_MODE="enforce")
+    assert code == 0, err
+    await lynne.work(mode="dry-run")
+    assert mailbox_state(tenant) == acted and writes(tenant, mark) == []
+    [refused] = [s for s in (await lynne.case(case.case_id)).steps if s.name == "undo_refused"]
+    assert refused.detail.startswith("undo refused: REMEDIATION_MODE=dry-run changes nothing; "
+                                     "it would restore: inbox rule “..” disabled")
+
 
 async def test_a_case_still_working_nothing_to_restore_or_no_case_is_refused_in_one_line(
         lynne: Lynne) -> None:
