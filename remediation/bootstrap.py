@@ -28,6 +28,7 @@ from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.config import Settings
 from remediation.service.handler import MessageHandler, Retrying, RetryPolicy
 from remediation.service.intake import Intake, IntakeSettings
+from remediation.service.journaling import CaseRecorder
 from remediation.service.leftovers import LeftoverKind
 from remediation.service.ports import (
     AlertSource,
@@ -46,6 +47,7 @@ from remediation.service.ports import (
 )
 from remediation.service.scope import AdministrativeScope
 from remediation.service.sweeper import Sweeper
+from remediation.service.undo import Restorer, Undoing
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ class Application:
     requests: RequestSender
     queue: SqliteQueue | None = None
     closers: list[Closer] = field(default_factory=list)
+    # Internal messages queued at once on the requests queue (an undo: remediation undo).
+    request_copies: MessageRetries | None = None
 
     def worker(self, *, concurrency: int | None = None, poll_interval: float = 0.5,
                retry_backoff: float | None = None) -> LocalWorker:
@@ -102,6 +106,8 @@ class TenantPorts:
     leftover_kinds: Sequence[LeftoverKind] = ()
     delegation: MailboxDelegation | None = None
     scope: AdministrativeScope | None = None  # administrative unit membership
+    # Puts a case's changes back (remediation undo, issue 16).
+    restorer: Restorer | None = None
 
 
 def bootstrap(
@@ -152,12 +158,15 @@ def bootstrap(
         settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
                                 sweep=settings.sweep_restricted_users),
         sweeper=sweeper)
+    undo = None if tenant.restorer is None else Undoing(
+        CaseRecorder(journal, clock), tenant.directory, tenant.restorer,
+        protected_group_ids=settings.protected_group_ids, mode=settings.mode)
     handler = MessageHandler(workflow, retrying=Retrying(
         requests=retries[0], follow_ups=retries[1], clock=clock,
-        backoff=RetryPolicy(first=settings.retry_backoff)))
+        backoff=RetryPolicy(first=settings.retry_backoff)), undo=undo)
     return Application(settings=settings, journal=journal, workflow=workflow,
                        handler=handler, intake=intake, requests=requests,
-                       queue=queue, closers=closers)
+                       queue=queue, closers=closers, request_copies=retries[0])
 
 
 class _Shared:
@@ -231,6 +240,7 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     from remediation.adapters.graph_directory import GraphDirectory
     from remediation.adapters.mailbox import GraphExchangeMailbox
     from remediation.adapters.mailbox_delegation import ExchangeMailboxDelegation
+    from remediation.adapters.tenant_restorer import TenantRestorer
 
     timeout = settings.http_timeout.total_seconds()
     graph = GraphCaller(settings.graph_endpoint, shared.credential(), timeout=timeout,
@@ -248,7 +258,8 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
                        alert_updater=alerts, mailbox=mailbox,
                        leftover_kinds=_leftover_kinds(settings, graph, directory, mailbox,
                                                       exchange, delegation),
-                       delegation=delegation)
+                       delegation=delegation,
+                       restorer=TenantRestorer(graph, exchange, mailbox))
 
 
 def _leftover_kinds(settings: Settings, graph: "GraphCaller", directory: Directory,

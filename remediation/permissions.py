@@ -102,9 +102,11 @@ PERMISSIONS: tuple[Permission, ...] = (
                "read Defender alerts (alerts_v2), comment on them and resolve them",
                "remediation/adapters/graph_alerts.py: GraphAlerts"),
     Permission("MailboxSettings.ReadWrite", MICROSOFT_GRAPH,
-               "read inbox rules and disable a suspicious one",
+               "read inbox rules and disable a suspicious one; remediation undo enables it "
+               "again (the same PATCH of the messageRule, isEnabled true)",
                "remediation/adapters/mailbox.py: GraphExchangeMailbox.inbox_rules, "
-               "disable_rule"),
+               "disable_rule; remediation/adapters/tenant_restorer.py: "
+               "TenantRestorer.enable_graph_rule"),
     Permission("Mail.ReadBasic.All", MICROSOFT_GRAPH,
                "mail folders: list their names (to show where a rule moves mail) and read "
                "the well-known ones by name (/mailFolders/archive, ...: which folder it is, "
@@ -123,9 +125,13 @@ PERMISSIONS: tuple[Permission, ...] = (
                "remove"),
     Permission("DelegatedPermissionGrant.ReadWrite.All", MICROSOFT_GRAPH,
                "app consents: revoke a consent the account gave inside the compromise window "
-               "(DELETE /oauth2PermissionGrants/{id}); the least privileged application "
-               "permission of Graph v1.0 Delete oAuth2PermissionGrant",
-               "remediation/adapters/graph_consents.py: GraphConsentGrants.remove"),
+               "(DELETE /oauth2PermissionGrants/{id}), and give it back on remediation undo "
+               "(POST /oauth2PermissionGrants); the least privileged application permission "
+               "of Graph v1.0 Delete oAuth2PermissionGrant and of Create "
+               "oAuth2PermissionGrant (microsoft-graph-docs-contrib "
+               "api-reference/v1.0/api/oauth2permissiongrant-post.md)",
+               "remediation/adapters/graph_consents.py: GraphConsentGrants.remove; "
+               "remediation/adapters/tenant_restorer.py: TenantRestorer.create_grant"),
     Permission("Directory.Read.All", MICROSOFT_GRAPH,
                "app consents: the account's and the organisation's delegated permission "
                "grants (least privileged for Graph v1.0 List oAuth2PermissionGrants) and each "
@@ -133,7 +139,9 @@ PERMISSIONS: tuple[Permission, ...] = (
                "this covers it); the directory audit log needs it too (List directoryAudits: "
                "AuditLog.Read.All and Directory.Read.All; microsoft-graph-docs #13632)",
                "remediation/adapters/graph_consents.py: GraphConsentGrants.survey; "
-               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
+               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey; "
+               "remediation/adapters/tenant_restorer.py: TenantRestorer.grant (undo reads a "
+               "grant before giving it back: Get oAuth2PermissionGrant)"),
     Permission("AuditLog.Read.All", MICROSOFT_GRAPH,
                "the directory audit log: when the account consented to an app (\"Consent to "
                "application\" records it initiated) and when a sign-in method Graph gives no "
@@ -148,11 +156,12 @@ PERMISSIONS: tuple[Permission, ...] = (
                "cmdlets, Get-/Set-Mailbox, Get-MailboxPermission / Get-RecipientPermission (a "
                "shared mailbox's delegates), inbox rules Graph never shows (Get-InboxRule "
                "-IncludeHidden, Disable-InboxRule, Get-MailboxFolderStatistics) and their "
-               "history (Get-AdminAuditLogConfig, Search-UnifiedAuditLog); also needs the "
+               "history (Get-AdminAuditLogConfig, Search-UnifiedAuditLog); remediation undo's "
+               "Enable-InboxRule and Set-Mailbox (forwarding set back); also needs the "
                "Exchange Administrator role",
                "remediation/adapters/exchange_client.py: ExchangeAdminClient (used by "
-               "exchange_restricted.py, mailbox.py, mailbox_delegation.py and "
-               "exchange_rules.py)"),
+               "exchange_restricted.py, mailbox.py, mailbox_delegation.py, "
+               "exchange_rules.py and tenant_restorer.py)"),
 )
 
 DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from remediation.config import ConfigError, Settings
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
+from remediation.entrypoints.undo import add_command as add_undo_command
 from remediation.logsafety import configure_logging, redact
 
 if TYPE_CHECKING:
@@ -111,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("case_id", help="the case id shown by `status`")
     approve.add_argument("--by", help="who approves (default: your login@host)")
     approve.set_defaults(command=_approve)
+
+    add_undo_command(commands, _command)
 
     status = _command(
         commands, "status", "show when each source of the poll last succeeded, then cases, "

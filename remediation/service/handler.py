@@ -53,6 +53,7 @@ from remediation.service.messages import (
     resume_in,
 )
 from remediation.service.ports import Clock, MessageRetries
+from remediation.service.undo import Undoing, UndoRequest, undo_in
 from remediation.service.workflow import RemediationWorkflow
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,14 @@ class _OnFailure:
 class MessageHandler:
     def __init__(self, workflow: RemediationWorkflow, *, retrying: Retrying | None = None,
                  time_budget: timedelta = DELIVERY_TIME_BUDGET,
-                 settlement_budget: timedelta = SETTLEMENT_TIME_BUDGET) -> None:
+                 settlement_budget: timedelta = SETTLEMENT_TIME_BUDGET,
+                 undo: Undoing | None = None) -> None:
         """Without ``retrying`` (tests of the workflow alone), a transient failure abandons
-        the message, as an exception always does."""
+        the message, as an exception always does. ``undo`` acts on undo messages (without
+        it they are rejected)."""
         self._workflow = workflow
         self._retrying = retrying
+        self._undo = undo
         self._time_budget = time_budget
         self._settlement_budget = settlement_budget
 
@@ -170,12 +174,19 @@ class MessageHandler:
         if retrying is not None:
             retrying = replace(retrying, backoff=replace(retrying.backoff, first=first))
         return MessageHandler(self._workflow, retrying=retrying, time_budget=self._time_budget,
-                              settlement_budget=self._settlement_budget)
+                              settlement_budget=self._settlement_budget, undo=self._undo)
 
     async def on_request(self, delivery: Delivery) -> Case | None:
-        """The requests queue: remediation requests, and approvals of waiting cases.
+        """The requests queue: remediation requests, approvals of waiting cases, resumes and
+        undos.
 
         Returns the case (None when a retry was scheduled before any case existed)."""
+        try:
+            undo = undo_in(delivery.body)
+        except InvalidRequest as error:
+            return await self._workflow.reject(_claimed_user(delivery.body), error.reason)
+        if undo is not None:
+            return await self._undo_case(delivery, undo)
         try:
             resume = resume_in(delivery.body)
             approval = approval_in(delivery.body) if resume is None else None
@@ -235,6 +246,22 @@ class MessageHandler:
                                                        kind=EscalationKind.GAVE_UP),
                 escalation_reason=lambda: self._workflow.escalation_reason(
                     case_id=resume.case_id)))
+
+    async def _undo_case(self, delivery: Delivery, undo: UndoRequest) -> Case | None:
+        """An undo (``remediation undo``): retried within bounds, then ended with the reason
+        (completed: the case itself is final and stays as it is)."""
+        undoing = self._undo
+        if undoing is None:
+            return await self._workflow.reject(undo.user, "this worker does not undo cases")
+        try:
+            return await self._attempt(delivery, lambda: undoing.run(undo))
+        except InvalidRequest as error:
+            return await self._workflow.reject(undo.user, error.reason)
+        except Exception as error:
+            return await self._after_failure(delivery, error, _OnFailure(
+                "undo", lambda retrying: retrying.requests,
+                _journal_on(self._workflow, undo.case_id),
+                lambda reason: undoing.gave_up(undo, reason), complete_on_give_up=True))
 
     async def on_verification(self, delivery: Delivery) -> Case | None:
         """The verifications queue: verification checks and Defender alert updates."""
