@@ -1,7 +1,9 @@
 """``remediation doctor``: the preflight, with the deployment's own settings and identity.
 
 Wires the preflight's reads to the same adapters the worker uses (one credential for all of
-them), runs ``service.doctor.examine`` and prints a table of check / result / fix. Exit
+them), runs ``service.doctor.examine`` and prints a table of check / result / fix, headed by
+a PAUSED line while the kill switch is on (``service.doctor_pause``: paused, the deployment
+is not ready to change anything, and the doctor fails). Exit
 status 0 only when everything needed is in place, 1 otherwise: a line that says ``FAIL`` or
 ``UNVERIFIED`` (needed, and not seen) (a bad setting never gets here: the command line stops
 with status 2 first). No token or secret is ever printed: tokens
@@ -15,6 +17,7 @@ from typing import TextIO
 from remediation.config import Settings
 from remediation.logsafety import redact
 from remediation.service.doctor import Report, Status, Target, examine
+from remediation.service.doctor_pause import pause_headline
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 WIDTH = 80  # a terminal's default, and what fits a ticket or a chat message unwrapped
@@ -45,6 +48,7 @@ async def diagnose(settings: Settings) -> Report:
     )
     from remediation.bootstrap import bootstrap
     from remediation.domain.sources import polled
+    from remediation.service.doctor_pause import with_pause_finding
     from remediation.service.doctor_sources import with_source_findings
 
     credential = build_credential(settings)
@@ -80,9 +84,10 @@ async def diagnose(settings: Settings) -> Report:
         credential=credential, scopes=scopes(settings.graph_endpoint, settings.exchange_endpoint),
         graph=graph, exchange=exchange, queues=queues, journal=journal, schedule=schedule)
     try:
-        return await with_source_findings(await examine(preflight, target(settings)),
-                                          app.journal if journal_there else None,
-                                          polled(sweep=settings.sweep_restricted_users))
+        report = await with_source_findings(await examine(preflight, target(settings)),
+                                            app.journal if journal_there else None,
+                                            polled(sweep=settings.sweep_restricted_users))
+        return await with_pause_finding(report, app.journal if journal_there else None)
     finally:
         await app.aclose()
         await graph.close()
@@ -104,7 +109,9 @@ def render(report: Report, settings: Settings, width: int = WIDTH) -> str:
     """The table, a finding a row: its status, then ``check: result`` and, under it, the fix.
     Every cell wraps to ``width`` columns, whatever a finding says and however many rows
     there are; the status column stays clear for the eye to run down."""
-    lines = _wrapped(f"remediation doctor: tenant {settings.tenant_id}, Graph "
+    headline = pause_headline(report)
+    lines = [*_wrapped(headline, width), ""] if headline else []
+    lines += _wrapped(f"remediation doctor: tenant {settings.tenant_id}, Graph "
                      f"{settings.graph_endpoint}, Exchange {settings.exchange_endpoint}", width,
                      indent=2)
     lines += ["", "status".ljust(_STATUS) + "check: result", " " * _FIX + "fix: what to do", ""]
