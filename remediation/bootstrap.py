@@ -87,7 +87,11 @@ class Application:
             {self.settings.remediation_queue: handler.on_request,
              self.settings.verification_queue: handler.on_verification},
             concurrency=concurrency or self.settings.worker_concurrency,
-            poll_interval=poll_interval, max_attempts=self.settings.max_delivery_count)
+            poll_interval=poll_interval, max_attempts=self.settings.max_delivery_count,
+            paused=self._paused)
+
+    async def _paused(self) -> bool:
+        return await self.journal.pause_state() is not None
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):

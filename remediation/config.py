@@ -250,6 +250,12 @@ class Settings:
                 f"maxDeliveryCount (QUEUE_MAX_DELIVERY_COUNT, {self.broker_max_delivery_count})"
                 ": Service Bus would dead-letter a message before its case is escalated")
         _check_database(self.remediation_db, usable=self.uses_local_database)
+        if self.max_remediations_per_hour < 1:  # a breaker always open is no way to stop it
+            raise ConfigError(
+                "MAX_REMEDIATIONS_PER_HOUR: 0 would refuse every password reset and escalate "
+                "every case as a mass compromise; it must be at least 1. To stop the robot, "
+                "run `remediation pause --by NAME --reason TEXT` (and `remediation resume` "
+                "to go on)")
         if self.mode not in MODES:
             raise ConfigError(f"REMEDIATION_MODE: must be one of {', '.join(MODES)}")
         if self.mailbox_hygiene not in HYGIENE_MODES:

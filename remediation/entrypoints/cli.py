@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                    "remediation run --until-idle")
     run.add_argument("--until-idle", action="store_true",
                      help="poll once, exit once nothing is queued or scheduled (0 if every "
-                          "case is final and every source of the poll was read)")
+                          "case is final and every source of the poll was read; 3 if paused "
+                          "by `remediation pause`: the work waits)")
     run.set_defaults(command=_run)
 
     enqueue = _command(
@@ -114,6 +115,20 @@ def _parser() -> argparse.ArgumentParser:
     approve.set_defaults(command=_approve)
 
     add_undo_command(commands, _command)
+
+    pause = _command(
+        commands, "pause", "the kill switch: from their next message no worker changes "
+        "anything in the tenant until `resume` (requests and checks wait)",
+        'remediation pause --by alice@contoso.com --reason "mass phishing: reviewing by hand"')
+    pause.add_argument("--by", help="who pauses (default: your login@host)")
+    pause.add_argument("--reason", required=True, help="why (shown by status and doctor, and "
+                       "on every case kept)")
+    pause.set_defaults(command=_pause)
+
+    resume = _command(commands, "resume", "lift the pause: workers act again from their next "
+                      "message", "remediation resume --by alice@contoso.com")
+    resume.add_argument("--by", help="who resumes (default: your login@host)")
+    resume.set_defaults(command=_resume)
 
     status = _command(
         commands, "status", "show when each source of the poll last succeeded, then cases, "
@@ -192,6 +207,10 @@ async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
             report = await app.intake.poll()
             await app.worker().run(until_idle=True)
             await _sweep_until_settled(app)
+            from remediation.entrypoints.kill_switch import paused_exit
+
+            if (paused := await paused_exit(app)) is not None:  # the work waits: exit 3
+                return paused
             from remediation.service.status import OPEN_STATES
 
             open_cases = await app.journal.list_cases(states=OPEN_STATES)  # every one
@@ -340,6 +359,18 @@ def _already_approved(case: "Case") -> str | None:
     return (f"approval of case {case.case_id} ({case.user}) already queued "
             f"({queued.detail}, {queued.at:%Y-%m-%d %H:%M} UTC): the case proceeds when a "
             "worker takes it; nothing queued again")
+
+
+def _pause(args: argparse.Namespace) -> int:
+    from remediation.entrypoints.kill_switch import default_operator, pause
+
+    return asyncio.run(pause(args.settings, args.by or default_operator(), args.reason))
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from remediation.entrypoints.kill_switch import default_operator, resume
+
+    return asyncio.run(resume(args.settings, args.by or default_operator()))
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -3,7 +3,9 @@
 Wires the preflight's reads to the same adapters the worker uses (one credential for all of
 them), runs ``service.doctor.examine`` and prints a table of check / result / fix (``--json``: the
 same findings as one JSON document, ``document``, which the Function App's preflight function
-answers too: entrypoints/preflight.py). Exit
+answers too: entrypoints/preflight.py), headed by a PAUSED line while the kill switch is on
+(``service.doctor_pause``: paused, the deployment is not ready to change anything, and the
+doctor fails). Exit
 status 0 only when everything needed is in place, 1 otherwise: a line that says ``FAIL`` or
 ``UNVERIFIED`` (needed, and not seen) (a bad setting never gets here: the command line stops
 with status 2 first). A ``WARN`` line (a setting worth a decision, e.g. no protected group)
@@ -19,6 +21,7 @@ from typing import Any, TextIO
 from remediation.config import Settings
 from remediation.logsafety import redact
 from remediation.service.doctor import Report, Status, Target, examine
+from remediation.service.doctor_pause import pause_headline
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 WIDTH = 80  # a terminal's default, and what fits a ticket or a chat message unwrapped
@@ -51,6 +54,7 @@ async def diagnose(settings: Settings) -> Report:
     )
     from remediation.bootstrap import bootstrap
     from remediation.domain.sources import polled
+    from remediation.service.doctor_pause import with_pause_finding
     from remediation.service.doctor_settings import with_settings_findings
     from remediation.service.doctor_sources import with_source_findings
 
@@ -90,9 +94,10 @@ async def diagnose(settings: Settings) -> Report:
         report = await with_source_findings(await examine(preflight, target(settings)),
                                             app.journal if journal_there else None,
                                             polled(sweep=settings.sweep_restricted_users))
-        return await with_settings_findings(report, settings.protected_group_ids,
-                                            settings.mode,
-                                            app.journal if journal_there else None)
+        report = await with_settings_findings(report, settings.protected_group_ids,
+                                              settings.mode,
+                                              app.journal if journal_there else None)
+        return await with_pause_finding(report, app.journal if journal_there else None)
     finally:
         await app.aclose()
         await graph.close()
@@ -116,7 +121,9 @@ def render(report: Report, settings: Settings, width: int = WIDTH) -> str:
     """The table, a finding a row: its status, then ``check: result`` and, under it, the fix.
     Every cell wraps to ``width`` columns, whatever a finding says and however many rows
     there are; the status column stays clear for the eye to run down."""
-    lines = _wrapped(f"remediation doctor: tenant {settings.tenant_id}, Graph "
+    headline = pause_headline(report)
+    lines = [*_wrapped(headline, width), ""] if headline else []
+    lines += _wrapped(f"remediation doctor: tenant {settings.tenant_id}, Graph "
                      f"{settings.graph_endpoint}, Exchange {settings.exchange_endpoint}", width,
                      indent=2)
     lines += ["", "status".ljust(_STATUS) + "check: result", " " * _FIX + "fix: what to do", ""]

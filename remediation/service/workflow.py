@@ -30,6 +30,7 @@ from remediation.service.messages import (
 )
 from remediation.service.notifications import Notifications
 from remediation.service.outcomes import Outcomes
+from remediation.service.pausing import Pausing
 from remediation.service.ports import (
     AlertNotifier,
     AlertSource,
@@ -105,6 +106,7 @@ class RemediationWorkflow:
                                           settings.verify_delays, cleanup,
                                           settings.return_action)
         self._alert_source = alert_source
+        self.pausing = Pausing(recorder, self._episodes)  # the kill switch (handler)
         self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)
 
     async def remediate(self, request: RemediationRequest) -> Case:
