@@ -168,7 +168,7 @@ cases by state, how long from the block (or first alert) to the password reset, 
 and verification, escalations by reason, failed steps by step and by Microsoft error code, the \
 circuit breaker and the dead-letter queues. The same queries are in `docs/queries.kql` for \
 Log Analytics. What to do about an escalation: the README's "When a case escalates"; one \
-case's full record: `remediation report CASE_ID`."""
+case's steps: `remediation status --user ADDRESS`."""
 
 
 def build(queries: list[Query]) -> dict[str, Any]:
