@@ -1,8 +1,8 @@
 // The remediation worker in Azure: a Flex Consumption Function App with a user-assigned
 // identity, its storage account (host storage and the case journal's table), a Service Bus
 // namespace with the two session-enabled queues, a Key Vault holding the escalation webhook's
-// URL, and monitoring. Identity-based connections only: no connection string or key is
-// created or stored.
+// URL, and monitoring (Log Analytics, Application Insights and the operators' workbook over
+// it). Identity-based connections only: no connection string or key is created or stored.
 //
 // Deploy: `azd up` (azure.yaml), or
 //   az deployment group create -g RG -f infra/main.bicep -p environmentName=<3 to 12 characters>
@@ -123,6 +123,17 @@ module serviceBus 'modules/servicebus.bicep' = {
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
   params: { name: '${environmentName}-${suffix}', location: location, tags: tags }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    name: environmentName // its display name, and with the resource group its GUID
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    serviceBusNamespaceId: serviceBus.outputs.id
+  }
 }
 
 module keyVault 'modules/keyvault.bicep' = {

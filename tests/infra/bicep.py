@@ -199,6 +199,12 @@ class Template:
         if kind == "items" and isinstance(arguments["arg_1"], dict):
             return [{"key": key, "value": item}
                     for key, item in sorted(arguments["arg_1"].items())]
+        if kind == "load_text_content":  # read when Bicep compiles, relative to the file
+            return (self.path.parent / arguments["file_path"]).read_text(encoding="utf-8")
+        if kind == "replace" and isinstance(arguments["original_string"], str):
+            new = arguments["new_string"]
+            text = f"<{new.expression}>" if isinstance(new, Deployed) else str(new)
+            return arguments["original_string"].replace(arguments["old_string"], text)
         if kind == "subscription_resource_id" and arguments.get("subscription_id") is None:
             names = [arguments[key] for key in ("resource_name_1", "resource_name_2")
                      if arguments.get(key) is not None]
