@@ -7,6 +7,7 @@ said, never attempted."""
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -393,3 +394,38 @@ async def test_an_undo_that_keeps_failing_ends_with_the_reason_and_keeps_what_it
     assert code == 0, err
     assert out.count("would restore:") == 1  # what is left: the hidden rule
     assert "would restore: disabled inbox rule '.' (not shown by Graph)" in out
+
+
+async def test_an_undo_queued_while_paused_waits_and_restores_after_resume(
+        lynne: Lynne) -> None:
+    """The kill switch holds undos too: while paused the worker writes nothing to the
+    tenant, whatever the message; after `resume` the undo restores as it would have."""
+    tenant = lynne.tenant
+    before = mailbox_state(tenant)
+    case = await lynne.remediated()
+    acted = mailbox_state(tenant)
+
+    async def work() -> None:  # the local worker, pause re-checks compressed
+        app = lynne.app()
+        app.handler = app.handler.with_pause_recheck(timedelta(seconds=0.05))
+        try:
+            await app.worker(poll_interval=0.02, retry_backoff=0.05).run(until_idle=True)
+        finally:
+            await app.aclose()
+
+    code, _, err = await lynne.cli("pause", "--by", BY, "--reason", "reviewing undos")
+    assert code == 0, err
+    code, _, err = await lynne.cli("undo", case.case_id, "--by", BY)
+    assert code == 0, err
+    mark = len(tenant.requests())
+    for _ in range(3):  # kept, re-checked, kept again
+        await work()
+        await asyncio.sleep(0.06)
+
+    assert writes(tenant, mark) == []
+    assert mailbox_state(tenant) == acted
+    code, _, err = await lynne.cli("resume", "--by", BY)
+    assert code == 0, err
+    await asyncio.sleep(0.06)
+    await work()
+    assert mailbox_state(tenant) == before
