@@ -98,6 +98,7 @@ module functionApp 'modules/functionapp.bicep' = {
       SIGNIN_CLEANUP: 'remove'
       RETURN_ACTION: 'escalate'
       RATE_LIMIT_BLOCKS: 'escalate' // a rate-limit block no compromise alert names: escalate, approve or remediate
+      APPROVAL_TIMEOUT: '24h' // a case waiting for approval longer escalates (approval_expired)
       PROTECTED_GROUP_IDS: protectedGroupIds
       MAX_REMEDIATIONS_PER_HOUR: string(maxRemediationsPerHour)
       ESCALATION_WEBHOOK_URL: escalationWebhookUrl

@@ -143,7 +143,7 @@ def bootstrap(
         delegation=tenant.delegation, requests=requests,
         webhook=_webhook(settings, closers))
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
-                      session_for=session_id_for)
+                      session_for=session_id_for, approval_timeout=settings.approval_timeout)
     intake = Intake(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
         workflow=workflow, clock=clock, directory=tenant.directory,
@@ -203,7 +203,8 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles,
         compromise_window=settings.compromise_window, signin_cleanup=settings.signin_cleanup,
         return_action=settings.return_action,
-        rate_limit_blocks=settings.rate_limit_blocks)
+        rate_limit_blocks=settings.rate_limit_blocks,
+        approval_timeout=settings.approval_timeout)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:

@@ -51,3 +51,5 @@ class EscalationKind(StrEnum):
     SHARED_MAILBOX = "shared_mailbox"
     # A recipient rate-limit block no compromise alert names (RATE_LIMIT_BLOCKS=escalate).
     RATE_LIMIT = "rate_limit"
+    # Nobody approved or rejected a waiting case within APPROVAL_TIMEOUT: nothing was changed.
+    APPROVAL_EXPIRED = "approval_expired"
