@@ -128,3 +128,37 @@ async def test_of_a_reject_and_an_approval_racing_exactly_one_is_stored(
         assert case.state is CaseState.REJECTED and case.decided_by == "alice"
         assert "approved" not in steps and APPROVAL_REFUSED in steps
         assert tenant.directory.count("reset_password") == 0
+
+
+async def test_of_two_sweepers_expiring_one_approval_one_escalates_it(
+        open_journal: OpenJournal) -> None:
+    """Every worker sweeps: both read the waiting case before either writes (the worst
+    interleaving); the claim under the version read lets one escalate it, once."""
+    from remediation.domain.escalation_kinds import EscalationKind
+    from remediation.service.sweeper import Sweeper
+    from tests.sweeping import FakeRequestsQueue, ReadTogether
+
+    tenant = FakeTenant()
+    tenant.directory.add_user(ROB)
+    tenant.exchange.block(ROB, created=tenant.clock.now() - timedelta(minutes=30))
+    waiting = await workflow(tenant, open_journal()).remediate(RemediationRequest(
+        user=ROB, source="alert", request_id="alert-1"))
+    assert waiting.state is CaseState.AWAITING_APPROVAL
+    tenant.clock.advance(hours=25)
+    barrier = asyncio.Barrier(2)
+    sweepers = []
+    for _ in range(2):
+        journal = ReadTogether(open_journal(), barrier)
+        sweepers.append(Sweeper(journal=journal, workflow=workflow(tenant, journal),
+                                resumes=FakeRequestsQueue(), clock=tenant.clock,
+                                session_for=lambda user: user,
+                                approval_timeout=timedelta(hours=24)))
+
+    reports = await asyncio.gather(*(sweeper.sweep() for sweeper in sweepers))
+
+    assert sorted(len(report.escalated) for report in reports) == [0, 1]
+    assert [report.errors for report in reports] == [[], []]
+    case = await stored(open_journal(), waiting.case_id)
+    assert case.state is CaseState.ESCALATED
+    assert case.escalation_kind == EscalationKind.APPROVAL_EXPIRED.value
+    assert [step.name for step in case.steps].count("escalated") == 1
