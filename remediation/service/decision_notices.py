@@ -4,8 +4,10 @@ exact commands), and a case a person rejected or closed.
 
 The same two formats as the escalation notice (``escalations``): ``teams``, an Adaptive Card
 1.4 in the Workflows message envelope (TextBlock, FactSet, Action.OpenUrl only: a 1.5 card
-posted by a flow is not displayed); ``slack``, ``{"text": ...}`` in mrkdwn with ``&``, ``<``
-and ``>`` escaped (https://api.slack.com/reference/surfaces/formatting#escaping). Text from
+posted by a flow is not displayed; the commands in a TextBlock with ``fontType`` Monospace,
+a TextBlock property since schema 1.2, https://adaptivecards.io/explorer/TextBlock.html);
+``slack``, ``{"text": ...}`` in mrkdwn with ``&``, ``<`` and ``>`` escaped
+(https://api.slack.com/reference/surfaces/formatting#escaping). Text from
 outside (the account, the plan, who decided and why) passes through ``shown``; the journal
 holds it redacted already, and the post is redacted once more on its way out
 (``Notifications``). No secret is ever part of a notice: the commands name the case only.
