@@ -41,6 +41,9 @@ param protectedGroupIds string = ''
 @description('MAX_REMEDIATIONS_PER_HOUR: password resets in any rolling hour, tenant-wide.')
 param maxRemediationsPerHour int = 20
 
+@description('APPROVAL_TIMEOUT: how long a case waits for approval before it escalates (approval_expired), at most 7d.')
+param approvalTimeout string = '24h'
+
 @description('Optional administrative unit object id: only its members are ever changed (README, Permissions). Run infra/grant-permissions.sh --scope-au with the same id.')
 param scopeAdministrativeUnitId string = ''
 
@@ -172,6 +175,7 @@ module functionApp 'modules/functionapp.bicep' = {
       JOURNAL_TABLE_NAME: 'remediationjournal'
       // The operator's settings, from the parameters above.
       REMEDIATION_MODE: remediationMode
+      APPROVAL_TIMEOUT: approvalTimeout // a case waiting for approval longer escalates (approval_expired)
       PROTECTED_GROUP_IDS: protectedGroupIds
       SCOPE_ADMINISTRATIVE_UNIT_ID: scopeAdministrativeUnitId
       MAILBOX_ACCESS: mailboxAccess

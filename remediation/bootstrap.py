@@ -155,7 +155,7 @@ def bootstrap(
         delegation=tenant.delegation, requests=requests,
         webhook=_webhook(settings, closers), scope=tenant.scope)
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
-                      session_for=session_id_for)
+                      session_for=session_id_for, approval_timeout=settings.approval_timeout)
     intake = Intake(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
         workflow=workflow, clock=clock, directory=tenant.directory,
@@ -219,7 +219,8 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         compromise_window=settings.compromise_window, signin_cleanup=settings.signin_cleanup,
         return_action=settings.return_action,
         rate_limit_blocks=settings.rate_limit_blocks,
-        administrative_unit_id=settings.scope_administrative_unit_id)
+        administrative_unit_id=settings.scope_administrative_unit_id,
+        approval_timeout=settings.approval_timeout)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:

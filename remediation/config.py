@@ -20,6 +20,7 @@ from remediation.domain.durations import (
     parse_duration,
 )
 from remediation.service.settings import (
+    DEFAULT_APPROVAL_TIMEOUT,
     HYGIENE_MODES,
     MODES,
     RATE_LIMIT_MODES,
@@ -49,6 +50,9 @@ LONGEST = {
     # The audit log keeps 30 days at most (P1/P2; 7 on Free): a longer window would count
     # methods whose registration nobody can date any more.
     "COMPROMISE_WINDOW": timedelta(days=30),
+    # A week, as the verification delays and the look-back: a block left waiting longer is
+    # no decision anyone is still about to take.
+    "APPROVAL_TIMEOUT": timedelta(days=7),
 }
 
 
@@ -134,6 +138,7 @@ class Settings:
     signin_cleanup: str = "remove"
     return_action: str = "escalate"
     rate_limit_blocks: str = "escalate"
+    approval_timeout: timedelta = DEFAULT_APPROVAL_TIMEOUT
     protected_group_ids: frozenset[str] = frozenset()
     max_remediations_per_hour: int = 20
     escalation_webhook_url: str | None = field(default=None, repr=False)
@@ -194,6 +199,8 @@ class Settings:
                 signin_cleanup=text("SIGNIN_CLEANUP", defaults.signin_cleanup).lower(),
                 return_action=text("RETURN_ACTION", defaults.return_action).lower(),
                 rate_limit_blocks=text("RATE_LIMIT_BLOCKS", defaults.rate_limit_blocks),
+                approval_timeout=_duration("APPROVAL_TIMEOUT",
+                                           text("APPROVAL_TIMEOUT", "24h")),
                 protected_group_ids=_group_ids(env.get("PROTECTED_GROUP_IDS", "")),
                 max_remediations_per_hour=_int(env, "MAX_REMEDIATIONS_PER_HOUR", 20, 0, 100000),
                 escalation_webhook_url=env.get("ESCALATION_WEBHOOK_URL", "").strip() or None,

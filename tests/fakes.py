@@ -371,7 +371,8 @@ class FakeJournal:
         return cases[0] if cases else None
 
     async def latest_case(self, user: str) -> Case | None:
-        cases = [c for c in self._all() if c.user == user and c.state is not CaseState.REJECTED]
+        cases = [c for c in self._all() if c.user == user
+                 and (c.state is not CaseState.REJECTED or c.decided_by)]
         return cases[-1] if cases else None
 
     async def current_episode(self, user_id: str) -> str | None:

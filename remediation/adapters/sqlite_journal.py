@@ -77,9 +77,12 @@ class SqliteJournal:
         return await self._db.read(select)
 
     async def latest_case(self, user: str) -> Case | None:
+        """The user's newest case but a request refused at the door (``rejected`` with no
+        ``decided_by``: it named nobody for sure); one a person rejected counts."""
         def select(connection: sqlite3.Connection) -> Case | None:
             row = connection.execute(
-                "SELECT doc FROM cases WHERE user = ? AND state != 'rejected'"
+                "SELECT doc FROM cases WHERE user = ? AND (state != 'rejected'"
+                " OR json_extract(doc, '$.decided_by') IS NOT NULL)"
                 " ORDER BY created_at DESC, rowid DESC LIMIT 1", (user,)).fetchone()
             return None if row is None else _load(connection, row["doc"])
 

@@ -201,9 +201,11 @@ class TableJournal:
                     "PartitionKey eq @pk", parameters={"pk": _user_key(user)},
                     select=["case_id"], results_per_page=10):
                 case = await self.get_case(row["case_id"])
-                # An index row left under a name the case no longer has is not this user's.
+                # An index row left under a name the case no longer has is not this user's;
+                # a request refused at the door named nobody for sure (a person's reject
+                # counts, as in SqliteJournal).
                 if (case is not None and case.user == user
-                        and case.state is not CaseState.REJECTED):
+                        and (case.state is not CaseState.REJECTED or case.decided_by)):
                     return case
         return None
 

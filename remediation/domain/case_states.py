@@ -9,7 +9,12 @@ A case is opened ``received`` (a request to work on) or ``rejected`` (an invalid
 on record). From a working state (received, in_progress, awaiting_approval,
 awaiting_verification) some message or scheduled retry always leads on; the sweeper
 (``service.sweeper``) finds a working case nothing moved for too long and resumes or
-escalates it. A final state has no row: nothing leaves it.
+escalates it, and one waiting for a person's approval longer than APPROVAL_TIMEOUT.
+
+A final state has no row of the robot's: nothing the robot does leaves it. One row of
+``AFTER_THE_END`` leaves one: a person closing an escalated case (``remediation close``),
+which nothing but that person's command takes, so an escalated case is no working case
+(no message is owed to it). ``WORKING`` is therefore the states of the robot's rows only.
 """
 
 from enum import StrEnum
@@ -27,6 +32,8 @@ class Event(StrEnum):
     UNBLOCKED = "unblocked"  # secured, block lifted, verification checks scheduled
     VERIFIED = "verified"  # a check found the block gone
     ESCALATE = "escalate"  # a permanent failure, a guardrail, new evidence, given up
+    REJECT = "reject"  # `remediation reject`: a person refuses a waiting case
+    CLOSE = "close"  # `remediation close`: a person handled an escalated case
 
 
 S, E = CaseState, Event
@@ -42,17 +49,24 @@ TRANSITIONS: dict[tuple[CaseState, Event], CaseState] = {
     (S.IN_PROGRESS, E.UNBLOCKED): S.AWAITING_VERIFICATION,
     (S.IN_PROGRESS, E.ESCALATE): S.ESCALATED,
     (S.AWAITING_APPROVAL, E.APPROVED): S.IN_PROGRESS,
-    (S.AWAITING_APPROVAL, E.ESCALATE): S.ESCALATED,  # given up, or the sweeper
+    (S.AWAITING_APPROVAL, E.ESCALATE): S.ESCALATED,  # given up, or APPROVAL_TIMEOUT
+    (S.AWAITING_APPROVAL, E.REJECT): S.REJECTED,  # nothing changed in the tenant
     (S.AWAITING_VERIFICATION, E.VERIFIED): S.VERIFIED,
     (S.AWAITING_VERIFICATION, E.ESCALATE): S.ESCALATED,  # re-blocked, still listed, new evidence
 }
 
+#: The rows that leave a final state: a person's decision after the robot handed over.
+AFTER_THE_END: dict[tuple[CaseState, Event], CaseState] = {
+    (S.ESCALATED, E.CLOSE): S.CLOSED,  # the escalation is handled; the record stays
+}
+TRANSITIONS.update(AFTER_THE_END)
+
 #: The states a case may be opened in.
 INITIAL: frozenset[CaseState] = frozenset({S.RECEIVED, S.REJECTED})
 
-#: The states some message or retry must still move on.
+#: The states some message or retry must still move on: those of the robot's own rows.
 WORKING: frozenset[CaseState] = frozenset(
-    state for state, _ in TRANSITIONS)
+    state for (state, event) in TRANSITIONS if (state, event) not in AFTER_THE_END)
 
 
 class ForbiddenTransition(Exception):

@@ -16,6 +16,7 @@ class CaseState(StrEnum):
     SKIPPED = "skipped"
     REJECTED = "rejected"
     PLANNED = "planned"
+    CLOSED = "closed"  # an escalation a person handled (``remediation close``)
 
     @property
     def is_final(self) -> bool:
@@ -23,7 +24,7 @@ class CaseState(StrEnum):
 
 
 _FINAL = frozenset({CaseState.VERIFIED, CaseState.ESCALATED, CaseState.SKIPPED,
-                    CaseState.REJECTED, CaseState.PLANNED})
+                    CaseState.REJECTED, CaseState.PLANNED, CaseState.CLOSED})
 
 
 class StepStatus(StrEnum):
@@ -84,6 +85,10 @@ class Case:
     # An escalated case's kind (``escalation_kinds.EscalationKind`` value), saved with the
     # state so that no crash leaves the case without the README row that says what to do.
     escalation_kind: str | None = None
+    # Who ended the case by a decision of their own (``remediation reject`` of a waiting
+    # case, ``remediation close`` of an escalated one), saved with the state it decided;
+    # None for every end the robot reached itself, a request refused at the door included.
+    decided_by: str | None = None
     version: int = 0
     steps: tuple[Step, ...] = ()
 
@@ -137,7 +142,8 @@ class Case:
             "listed_addresses": list(self.listed_addresses), "aliases": list(self.aliases),
             "block_created": _iso(self.block_created), "unblocked_at": _iso(self.unblocked_at),
             "last_block_seen": _iso(self.last_block_seen), "ended_at": _iso(self.ended_at),
-            "escalation_kind": self.escalation_kind, "version": self.version,
+            "escalation_kind": self.escalation_kind, "decided_by": self.decided_by,
+            "version": self.version,
         }
 
     @classmethod
@@ -158,6 +164,7 @@ class Case:
             last_block_seen=_parse(raw.get("last_block_seen")),
             ended_at=_parse(raw.get("ended_at")),
             escalation_kind=raw.get("escalation_kind"),
+            decided_by=raw.get("decided_by"),
             version=int(raw.get("version", 0)), steps=steps,
         )
 

@@ -54,3 +54,5 @@ class EscalationKind(StrEnum):
     # Outside the administrative unit the operator chose (SCOPE_ADMINISTRATIVE_UNIT_ID):
     # nothing was changed, the robot never touches it.
     OUT_OF_SCOPE = "out_of_scope"
+    # Nobody approved or rejected a waiting case within APPROVAL_TIMEOUT: nothing was changed.
+    APPROVAL_EXPIRED = "approval_expired"

@@ -19,6 +19,7 @@ from remediation.config import ConfigError, Settings
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
 from remediation.entrypoints.undo import add_command as add_undo_command
+from remediation.entrypoints.decisions import add_commands as add_decisions
 from remediation.logsafety import configure_logging, redact
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_examples("remediation demo", "remediation doctor",
                          "remediation status --user rob@contoso.com",
+                         "remediation approve CASE_ID   # or: reject / close CASE_ID "
+                         "--reason TEXT",
                          "remediation COMMAND --help   # what COMMAND does, with an example"))
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -113,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("case_id", help="the case id shown by `status`")
     approve.add_argument("--by", help="who approves (default: your login@host)")
     approve.set_defaults(command=_approve)
+    add_decisions(commands, _command)  # reject, close
 
     add_undo_command(commands, _command)
 
@@ -311,6 +315,7 @@ async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> 
     from remediation.adapters.clock import SystemClock
     from remediation.bootstrap import bootstrap
     from remediation.domain.cases import CaseState, Step, StepStatus
+    from remediation.domain.decisions import described_state
     from remediation.service.journaling import CaseRecorder
     from remediation.service.messages import Approval, approver
 
@@ -326,7 +331,8 @@ async def _send_approval(settings: Settings, case_id: str, approved_by: str) -> 
             print(already)
             return 0
         if case.state is not CaseState.AWAITING_APPROVAL:
-            raise InvalidRequest(f"case {case_id} is {case.state.value}, not awaiting approval")
+            raise InvalidRequest(f"case {case_id} is {described_state(case)}, not awaiting "
+                                 "approval")
         await app.requests.send_approval(Approval(case_id, case.user, approved_by))
         recorder = CaseRecorder(app.journal, SystemClock())
         await recorder.add_step(case_id, Step(

@@ -66,7 +66,7 @@ def summary(case: Case) -> str:
         parts.append(f"{merged} duplicate request(s) merged")
     if case.listed_address and case.listed_address != case.user:
         parts.append(f"listed as {case.listed_address}")
-    if case.alert_ids and case.state is not CaseState.REJECTED:
+    if case.alert_ids and (case.state is not CaseState.REJECTED or case.decided_by):
         parts.append(f"{len(case.alert_ids)} Defender alert(s)")
     hygiene = case.done("mailbox_hygiene")
     if hygiene is not None and hygiene.data.get("findings"):
@@ -104,7 +104,8 @@ def case_details(case: Case) -> str:
                      f"{step.status.value:<8} {shown(step.detail, TEXT_LIMIT)}")
         kind = step.data.get("kind") if step.name == "escalated" else None
         if isinstance(kind, str):
-            lines.append(_what_to_do(kind))
+            lines.append(_what_to_do(kind) if case.state is not CaseState.CLOSED else
+                         f"{'':<23}kind {_cell(kind)}; closed since: nothing left to do")
             told = True
     if not told and case.state is CaseState.ESCALATED and case.escalation_kind:
         lines.append(_what_to_do(case.escalation_kind))  # saved with the state; no step

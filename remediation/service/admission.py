@@ -4,13 +4,15 @@ A verification check, an alert update or an approval is a queue message anyone w
 rights can write by hand. It acts only when it matches what the case journaled: the case's
 account (its address, object id or any name its lookup found), a check the case scheduled
 and whose time has come, an alert update the case queued (a ``start`` only while the case
-is working). Each function answers why a message is refused, or None; the caller journals
-the refusal on the case and changes nothing else.
+is working). A case a person rejected or closed (``decided_refusal``) takes no approval and
+no check at all. Each function answers why a message is refused, or None; the caller
+journals the refusal on the case and changes nothing else.
 """
 
 from datetime import datetime, timedelta
 
-from remediation.domain.cases import Case, StepStatus
+from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.decisions import decided
 from remediation.service.journaling import LOOKUP, SCHEDULE
 from remediation.service.messages import AlertUpdate, VerificationCheck
 
@@ -38,9 +40,30 @@ def names_of(case: Case) -> set[str]:
     return {name.lower() for name in names if isinstance(name, str) and name}
 
 
+def decided_refusal(case: Case, what: str) -> str | None:
+    """Why ``what`` (an approval, a verification check) may not act on ``case``: a person
+    rejected or closed it (``remediation reject`` / ``close``); None when nobody did."""
+    by = decided(case)
+    if by is None:
+        return None
+    return (f"{what} refused: case {case.case_id} was {by} at "
+            f"{decided_at(case):%Y-%m-%d %H:%M:%S} UTC; nothing was done")
+
+
+def decided_at(case: Case) -> datetime:
+    """When a person decided: the decision's step, else the save of the state it decided."""
+    name = case.state.value if case.state in (CaseState.REJECTED, CaseState.CLOSED) else None
+    return next((step.at for step in reversed(case.steps) if step.name == name),
+                case.updated_at)
+
+
 def check_refusal(case: Case, check: VerificationCheck, now: datetime) -> str | None:
     """Why ``check`` may not act on ``case`` at ``now``, or None: it must name the case's
-    account and a check the case scheduled, and come no earlier than that check's time."""
+    account and a check the case scheduled, and come no earlier than that check's time,
+    on a case no person has rejected or closed."""
+    refused = decided_refusal(case, "verification check")
+    if refused is not None:
+        return refused
     if check.user.lower() not in names_of(case):
         return (f"verification check refused: it names {check.user}, but case "
                 f"{case.case_id} is about {case.user}; nothing was done")

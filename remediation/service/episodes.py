@@ -18,6 +18,7 @@ from typing import Any
 
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.decisions import owned_by_a_person, refused_by_a_person
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.escalation_kinds import EscalationKind
@@ -210,7 +211,7 @@ class Episodes:
         if request.force:
             why, text = "forced", "a manual request forced it (--force)" + (
                 f", requested by {request.requested_by}" if request.requested_by else "")
-        elif holder.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
+        elif _changed_nothing(holder):
             why, text = "nothing_done", "that case changed nothing in the tenant"
         elif _is_new_evidence(holder, request):
             why, text = "confirmed_evidence", (
@@ -285,8 +286,7 @@ class Episodes:
             # with this reason.
             raise TransientError(_unread_reason(holder, request))
         if _is_new_evidence(holder, request):
-            if holder.state is CaseState.ESCALATED and await self._human_owns_block(
-                    holder, user):
+            if owned_by_a_person(holder) and await self._human_owns_block(holder, user):
                 return _Placement.HANDED_OVER
             return _Placement.NEW
         return _Placement.MERGE if await self._same_episode(holder, user) else _Placement.NEW
@@ -325,7 +325,7 @@ class Episodes:
             # block, its time readable or not. Nothing listed and nothing confirmed new: the
             # same episode, however long ago it ended (only --force starts over).
             return not entries
-        if case.state is CaseState.ESCALATED:
+        if owned_by_a_person(case):  # escalated, or closed or rejected by a person
             if not entries:
                 return recent
             known = max(filter(None, (case.last_block_seen, case.block_created)),
@@ -435,7 +435,7 @@ def _settled_placement(case: Case, request: RemediationRequest) -> _Placement | 
     """Where a request goes when the journal alone can tell (None: the tenant must be asked
     whether a finished case's block is the one this request is about, or Graph again about
     alerts it could not confirm)."""
-    if case.state in (CaseState.REJECTED, CaseState.SKIPPED, CaseState.PLANNED):
+    if _changed_nothing(case):
         return _Placement.NEW
     if _unconfirmed_evidence(case, request):
         return None  # _placement asks Graph again later, whatever the case's state
@@ -445,6 +445,15 @@ def _settled_placement(case: Case, request: RemediationRequest) -> _Placement | 
     if not fresh and _new_alerts(case, request):
         return _Placement.MERGE  # alerts created before the case acted: its own
     return None
+
+
+def _changed_nothing(case: Case) -> bool:
+    """Skipped, planned, or a request refused at the door: the case changed nothing and
+    nobody owns a block through it, so a request about its person opens their next episode.
+    A case a person rejected changed nothing either, but that person owns its block
+    (``owned_by_a_person``): requests about it are recorded on it, as on an escalation."""
+    return case.state in (CaseState.SKIPPED, CaseState.PLANNED) or (
+        case.state is CaseState.REJECTED and not refused_by_a_person(case))
 
 
 def _starts_over(holder: Case, request: RemediationRequest) -> bool:
@@ -531,8 +540,8 @@ def _new_evidence_reason(case: Case, request: RemediationRequest) -> str:
 
 def _handed_over(case: Case, request: RemediationRequest) -> str:
     return (f"new evidence: {_evidence(case, request)}, after case {case.case_id} was "
-            "escalated; the block it was handed for is still listed and a human owns it: "
-            "nothing was changed")
+            f"{case.state.value}; the block it was handed for is still listed and a human "
+            "owns it: nothing was changed")
 
 
 def _merged_into(case: Case) -> str | None:

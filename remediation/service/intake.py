@@ -40,6 +40,7 @@ from remediation.domain.alerts import (
 )
 from remediation.domain.blocks import BlockedSender, known_blocks
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.decisions import owned_by_a_person
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import InvalidRequest, RemediationError, TransientError
 from remediation.domain.escalation_kinds import EscalationKind
@@ -361,7 +362,8 @@ def _why(error: Exception) -> str:
 
 
 def _owns(case: Case, entry: BlockedSender) -> bool:
-    """Is ``entry`` a block that ``case`` is handling, has handled, or handed to a human?"""
+    """Is ``entry`` a block that ``case`` is handling, has handled, or handed to a human
+    (escalated, or closed or rejected by a person)?"""
     if not case.state.is_final:
         return True
     if entry.created is None:
@@ -371,4 +373,4 @@ def _owns(case: Case, entry: BlockedSender) -> bool:
     known = known_blocks(case.block_created, case.last_block_seen)
     if known is not None and entry.created <= known:
         return True
-    return case.state is CaseState.ESCALATED and entry.created <= case.updated_at
+    return owned_by_a_person(case) and entry.created <= case.updated_at

@@ -123,8 +123,9 @@ def redacted_step(step: Step) -> Step:
 
 
 def redacted_case(case: Case) -> Case:
-    """``case`` with secrets masked in the free text it carries (the reason, the requester).
-    Addresses and ids are left alone: they are keys."""
+    """``case`` with secrets masked in the free text it carries (the reason, the requester,
+    who decided). Addresses and ids are left alone: they are keys."""
     return case.evolve(reason=None if case.reason is None else redact(case.reason),
                        requested_by=None if case.requested_by is None
-                       else redact(case.requested_by))
+                       else redact(case.requested_by),
+                       decided_by=None if case.decided_by is None else redact(case.decided_by))

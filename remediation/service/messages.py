@@ -32,7 +32,13 @@ class VerificationCheck:
                            "user": self.user, "attempt": self.attempt}, separators=(",", ":"))
 
 
-ALERT_PHASES = ("start", "verified", "escalated")
+ALERT_PHASES = ("start", "verified", "escalated", "approval", "rejected", "closed")
+# What each phase tells: the Defender alerts of the case (a comment, and for the robot's own
+# phases a status), the escalation webhook, or both. ``approval`` is the "approval needed"
+# post of a case that starts waiting; ``rejected`` and ``closed`` are a person's decisions.
+COMMENTED_PHASES = frozenset({"start", "verified", "escalated", "rejected", "closed"})
+POSTED_PHASES = frozenset({"escalated", "approval", "rejected", "closed"})
+DECIDED_PHASES = frozenset({"rejected", "closed"})
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Telling people: comments and status on the Defender alerts of a case, and the escalation
-webhook (Teams / Slack, see ``escalations``). Each runs from its own queue message, so a
-failure here is retried on its own and never holds up securing the account.
+webhook (Teams / Slack, see ``escalations``; a person's decisions and "approval needed",
+``decision_notices``). Each runs from its own queue message, so a failure here is retried on
+its own and never holds up securing the account.
 """
 
 import logging
@@ -14,9 +15,15 @@ from remediation.domain.errors import InvalidRequest, PermanentError, TransientE
 from remediation.logsafety import redact, redacted_data
 from remediation.service.admission import ALERT_UPDATE_REFUSED, update_refusal
 from remediation.service.claims import AlertClaims
+from remediation.service.decision_notices import decision_comment, notice_payload
 from remediation.service.escalations import ACCOUNT_LIMIT, REASON_LIMIT, escalation_payload
 from remediation.service.journaling import HYGIENE, CaseRecorder, StepResult
-from remediation.service.messages import AlertUpdate
+from remediation.service.messages import (
+    COMMENTED_PHASES,
+    DECIDED_PHASES,
+    POSTED_PHASES,
+    AlertUpdate,
+)
 from remediation.service.ports import AlertUpdater, EscalationWebhook, WebhookDelivery
 from remediation.service.progress import progress
 from remediation.service.settings import WorkflowSettings
@@ -31,6 +38,9 @@ ALERT_CHANGES: dict[str, dict[str, str]] = {
                  "determination": "compromisedAccount"},
     "escalated": {"status": "inProgress"},
 }
+# The state a phase's notice waits for (queued just before the case was saved in it).
+_EXPECTED = {"verified": CaseState.VERIFIED, "escalated": CaseState.ESCALATED,
+             "rejected": CaseState.REJECTED, "closed": CaseState.CLOSED}
 
 
 class Notifications:
@@ -57,12 +67,14 @@ class Notifications:
         if refusal is not None:
             return await self._recorder.note(case, ALERT_UPDATE_REFUSED, StepStatus.INFO,
                                              refusal, {"phase": update.phase})
-        expected = {"verified": CaseState.VERIFIED, "escalated": CaseState.ESCALATED}.get(
-            update.phase)
+        if update.phase == "approval":
+            return await self._announce_wait(case)
+        expected = _EXPECTED.get(update.phase)
         if expected is not None and case.state is not expected:
             # Queued just before the case was saved final; try again once it is.
             raise TransientError(f"case {case.case_id} is not {expected.value} yet")
-        if self._alerts is not None and self._settings.mode != "dry-run":
+        if (self._alerts is not None and self._settings.mode != "dry-run"
+                and update.phase in COMMENTED_PHASES):
             if self._claims is not None:  # an id no request could confirm is read back now
                 case = await self._claims.settle(case, case.alert_ids)
             # The journal holds redacted text already; redacting again also covers cases
@@ -75,12 +87,29 @@ class Notifications:
                              for step in case.steps)
                 case = await self._step(case, name,
                                         partial(self._comment, alert_id, text, unsure))
+                changes = ALERT_CHANGES.get(update.phase)
+                if changes is None:  # a person's decision: a comment, never a verdict
+                    continue
                 case = await self._step(case, f"alert_status:{update.phase}:{alert_id}",
-                                        partial(self._update, alert_id,
-                                                ALERT_CHANGES[update.phase]))
-        if update.phase == "escalated" and self._webhook is not None:
-            case = await self._step(case, "webhook:escalated", partial(self._post, case))
+                                        partial(self._update, alert_id, changes))
+        if update.phase in POSTED_PHASES and self._webhook is not None:
+            case = await self._step(case, f"webhook:{update.phase}",
+                                    partial(self._post, case, update.phase))
         return case
+
+    async def _announce_wait(self, case: Case) -> Case:
+        """Post "approval needed" with the exact commands, once per case (``webhook:
+        approval`` journaled done), while the case still waits; a case that moved on before
+        the notice came is not announced (noted, never retried)."""
+        if self._webhook is None:
+            return case
+        if case.state is not CaseState.AWAITING_APPROVAL:
+            if case.done("webhook:approval") is None:
+                case = await self._recorder.note(
+                    case, "approval_notice_skipped", StepStatus.INFO,
+                    f"approval notice not posted: the case is {case.state.value} already")
+            return case
+        return await self._step(case, "webhook:approval", partial(self._post, case, "approval"))
 
     async def gave_up(self, update: AlertUpdate, reason: str) -> None:
         await self._recorder.add_step(update.case_id, Step(
@@ -110,20 +139,26 @@ class Notifications:
         return StepResult(f"alert {alert_id} set to " + ", ".join(
             f"{key}={value}" for key, value in changes.items()))
 
-    async def _post(self, case: Case) -> StepResult:
-        """Post the escalation notice and journal what the answer proves (``WebhookDelivery``)."""
+    async def _post(self, case: Case, phase: str = "escalated") -> StepResult:
+        """Post the notice of ``phase`` and journal what the answer proves
+        (``WebhookDelivery``)."""
         assert self._webhook is not None
-        outcome = await self._webhook.post(
-            redacted_data(escalation_payload(case, self._settings)))
+        payload = (escalation_payload(case, self._settings) if phase == "escalated"
+                   else notice_payload(case, phase, self._settings))
+        outcome = await self._webhook.post(redacted_data(payload))
         data = {"outcome": outcome.value, "format": self._settings.webhook_format}
+        what = {"escalated": "escalation", "approval": "approval notice"}.get(
+            phase, f"{phase} notice")
         if outcome is WebhookDelivery.ACCEPTED:
             shows = ("Teams shows the card only if the flow runs"
                      if self._settings.webhook_format == "teams" else "not yet shown")
-            return StepResult(f"escalation accepted by the webhook (202): {shows}", data)
-        return StepResult("escalation delivered to the webhook", data)
+            return StepResult(f"{what} accepted by the webhook (202): {shows}", data)
+        return StepResult(f"{what} delivered to the webhook", data)
 
 
 def alert_comment(case: Case, phase: str, settings: WorkflowSettings) -> str:
+    if phase in DECIDED_PHASES:
+        return decision_comment(case, phase)
     prefix = f"Automated remediation, case {case.case_id} ({shown(case.user, ACCOUNT_LIMIT)}):"
     mailbox = _mailbox_note(case)
     if phase == "start":

@@ -9,10 +9,16 @@ import logging
 from datetime import datetime
 
 from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.decisions import refused_by_a_person
 from remediation.domain.errors import RemediationError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.journaling import BREAKER, REVOKE, SCHEDULE, CaseRecorder
-from remediation.service.messages import AlertUpdate
+from remediation.service.messages import (
+    COMMENTED_PHASES,
+    DECIDED_PHASES,
+    POSTED_PHASES,
+    AlertUpdate,
+)
 from remediation.service.ports import AlertNotifier, VerificationScheduler
 
 log = logging.getLogger(__name__)
@@ -78,26 +84,35 @@ class Outcomes:
         """The alert update a request merged into ``case`` calls for: ``start`` only once the
         case has begun to act (securing queues it itself when it begins: a comment saying
         "resetting the password..." on a case that waits for approval would be untrue)."""
-        phase = {CaseState.VERIFIED: "verified", CaseState.ESCALATED: "escalated"}.get(
-            case.state, "start")
+        phase = {CaseState.VERIFIED: "verified", CaseState.ESCALATED: "escalated",
+                 CaseState.CLOSED: "closed"}.get(case.state, "start")
+        if refused_by_a_person(case):
+            phase = "rejected"  # its new alerts are told who rejected the case, and why
         if phase == "start" and not acting(case):
             return case
         return await self.follow_up(case, phase)
 
     async def follow_up(self, case: Case, phase: str) -> Case:
-        """Queue the alert update / escalation notice for ``phase`` once (journaled)."""
-        wanted = (self._alert_updates and bool(case.alert_ids)) or (
-            phase == "escalated" and self._notify_escalations)
-        if self._notifier is None or not wanted:
+        """Queue the alert update / notice for ``phase`` once (journaled). A person's
+        decision (``DECIDED_PHASES``) is queued whatever this process knows of the webhook:
+        the command line that decides may have none configured, the worker that delivers
+        it does. ``approval`` tells the escalation channel only, once per case."""
+        commented = (self._alert_updates and bool(case.alert_ids)
+                     and phase in COMMENTED_PHASES)
+        posted = phase in POSTED_PHASES and (self._notify_escalations
+                                             or phase in DECIDED_PHASES)
+        if self._notifier is None or not (commented or posted):
             return case
-        update = AlertUpdate(case.case_id, case.user, phase, len(case.alert_ids))
+        count = len(case.alert_ids) if phase in COMMENTED_PHASES else 0
+        update = AlertUpdate(case.case_id, case.user, phase, count)
         name = f"alerts_queued:{phase}:{update.alert_count}"
         if case.done(name):
             return case
         # Journaled before it is sent: the update acts only when the case queued it.
         case = await self._recorder.note(case, name, StepStatus.STARTED)
         await self._notifier.notify(update)
-        what = f"{update.alert_count} Defender alert(s)" if case.alert_ids else "a human"
+        what = (f"{update.alert_count} Defender alert(s)" if count else
+                "the escalation channel" if phase == "approval" else "a human")
         return await self._recorder.note(case, name, StepStatus.DONE,
                                          f"{phase} notice queued for {what}")
 

@@ -189,7 +189,10 @@ class Journal(Protocol):
         """The case that a request (alert, sweep entry, manual request) was recorded in."""
         ...
 
-    async def latest_case(self, user: str) -> Case | None: ...
+    async def latest_case(self, user: str) -> Case | None:
+        """The newest case of ``user`` but a request refused at the door (``rejected``
+        with no ``decided_by``); a case a person rejected counts."""
+        ...
 
     async def current_episode(self, user_id: str) -> str | None:
         """The case holding the current block episode of the directory object ``user_id``."""

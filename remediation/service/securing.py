@@ -174,9 +174,11 @@ class Securing:
     async def _await_approval(self, case: Case, plan: str) -> Case:
         case = await self._recorder.save(case, state=CaseState.AWAITING_APPROVAL,
                                          reason=f"waiting for approval: {plan}")
-        await self._recorder.note(case, "awaiting_approval", StepStatus.INFO,
-                                  f"run `remediation approve {case.case_id}` to proceed")
+        case = await self._recorder.note(case, "awaiting_approval", StepStatus.INFO,
+                                         f"run `remediation approve {case.case_id}` to "
+                                         f"proceed, or `remediation reject {case.case_id}`")
         log.info("case %s for %s awaits approval", case.case_id, case.user)
+        await self._outcomes.follow_up(case, "approval")  # the channel is told, once
         return await self._recorder.require(case.case_id)
 
     # -- the steps --------------------------------------------------------------------------

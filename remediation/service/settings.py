@@ -14,6 +14,7 @@ WEBHOOK_FORMATS = ("teams", "slack")  # remediation/service/escalations.py build
 # A rate-limit block no compromise alert names (domain/rate_limits.py): explain it and change
 # nothing, wait for a person's approval, or remediate it like any other block.
 RATE_LIMIT_MODES = ("escalate", "approve", "remediate")
+DEFAULT_APPROVAL_TIMEOUT = timedelta(hours=24)  # APPROVAL_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class WorkflowSettings:
     rate_limit_blocks: str = "escalate"  # one of RATE_LIMIT_MODES
     # Only this administrative unit's members may be changed (service/scope.py).
     administrative_unit_id: str | None = None
+    # How long a case waits for a person's approval before it escalates (the sweeper);
+    # the "approval needed" notice says until when. None: it waits for ever.
+    approval_timeout: timedelta | None = DEFAULT_APPROVAL_TIMEOUT
 
     @property
     def merge_window(self) -> timedelta:

@@ -3,7 +3,7 @@
 Every message that moves a case can be lost (a retry that could not be scheduled, a copy
 completed without its work, a dead-lettered check, a crash between two writes). The sweeper
 reads the working cases (received, in progress, awaiting verification; a case waiting for a
-person's approval is the approval timeout's, issue 16) and finds those whose pending work is
+person's approval is the approval timeout's, below) and finds those whose pending work is
 overdue: nothing journaled that moves it (``moves_case``: a refused message, a duplicate
 merged, an alert id ignored never count), no retry due and no check due for longer than
 ``stall_after`` (``STALL_AFTER``, 24 minutes: a delivery's time budget, 8, its settlement,
@@ -13,9 +13,12 @@ merged, an alert id ignored never count), no retry due and no check due for long
 once rather than at this sweeper's "now"), or after
 ``max_resumes`` resumes in a row that moved nothing escalates the case with the reason.
 The poll runs it on every worker; ``run --until-idle`` runs it again once the queues are
-empty, when a working case has by definition nothing pending (``idle``). While the kill
-switch is on (``remediation pause``) it does nothing: the cases wait for the pause, their
-messages are kept (``service.pausing``), and none is stuck.
+empty, when a working case has by definition nothing pending (``idle``). A case waiting for
+approval longer than APPROVAL_TIMEOUT (``approval_timeout``) is escalated with that reason
+(``approval_expired``); shorter, it is left alone, idle or not: a person's decision is no
+pending message. While the kill switch is on (``remediation pause``) it does nothing: the
+cases wait for the pause, their messages are kept (``service.pausing``), none is stuck, and
+no approval expires (it expires at the first sweep after ``resume``).
 
 Several sweepers may read one case at once. Each claims the case before it acts, by
 storing it back unchanged but for ``updated_at`` under the version it read
@@ -78,6 +81,9 @@ class Sweeper:
     session_for: Callable[[str], str]  # the queue's session id of a user
     stall_after: timedelta = STALL_AFTER
     max_resumes: int = MAX_RESUMES
+    # APPROVAL_TIMEOUT: a case waiting for a person's approval longer escalates; None:
+    # waiting cases are left alone (``expire_approval``).
+    approval_timeout: timedelta | None = None
 
     def with_stall_after(self, stall_after: timedelta) -> "Sweeper":
         """The same sweeper with another bound (the demo's and tests' compressed time)."""
@@ -95,15 +101,17 @@ class Sweeper:
             report.errors.append(f"the kill switch could not be read: {_why(error)}")
             return report
         try:
-            cases = [case for case in await self.journal.working_cases()
-                     if case.state in SWEPT]
+            working = await self.journal.working_cases()
         except Exception as error:
             report.errors.append(f"working cases could not be listed: {_why(error)}")
             return report
         now = self.clock.now()
-        for case in cases:
+        for case in working:
             try:
-                await self._sweep_one(case, now, idle, report)
+                if case.state in SWEPT:
+                    await self._sweep_one(case, now, idle, report)
+                elif case.state is CaseState.AWAITING_APPROVAL:
+                    await self._expire_approval(case, now, report)
             except Exception as error:
                 report.errors.append(f"case {case.case_id}: {_why(error)}")
         if report.resumed or report.escalated or report.errors:
@@ -149,6 +157,46 @@ class Sweeper:
                                          properties={"kind": "resume",
                                                      "case_id": case.case_id}, at=None)
         report.resumed.append(case.case_id)
+
+
+    async def _expire_approval(self, case: Case, now: datetime, report: SweepReport) -> None:
+        """Escalate a case that has waited for approval longer than ``approval_timeout``
+        (``approval_expired``, nothing changed). Claimed like any swept case, so one sweeper
+        escalates it; an approval or a reject stored meanwhile wins (the escalation's save
+        is under the version read, ``service.decisions``) and the case is left to it."""
+        since = waiting_since(case, now)
+        timeout = self.approval_timeout
+        if timeout is None or (since is not None and now < since + timeout):
+            return
+        try:  # the claim: of the sweepers that read this version, one goes on
+            await self.journal.update_case(case.evolve(updated_at=now))
+        except ConcurrentUpdate:
+            log.info("sweep: case %s changed since it was read; left to whoever changed it",
+                     case.case_id)
+            return
+        waited = (f"waiting since {since:%Y-%m-%d %H:%M:%S} UTC" if since is not None
+                  else "waiting since an unknown time (every time it records is ahead of "
+                  "this clock)")
+        try:
+            await self.workflow.escalate(
+                case.case_id, f"approval timed out: nobody approved or rejected the case "
+                f"within APPROVAL_TIMEOUT ({format_duration(timeout)}), {waited}; nothing "
+                "was changed", kind=EscalationKind.APPROVAL_EXPIRED)
+        except ConcurrentUpdate:  # approved or rejected just now: that decision stands
+            log.info("sweep: case %s was decided while its approval expired", case.case_id)
+            return
+        report.escalated.append(case.case_id)
+
+
+def waiting_since(case: Case, now: datetime) -> datetime | None:
+    """When ``case`` last began to wait for approval (its ``awaiting_approval`` step, else
+    its ``updated_at``), by times no clock far ahead of ``now`` wrote (``pending_until``);
+    None when no time can be trusted: then the timeout is taken as passed."""
+    times = [step.at for step in case.steps
+             if step.name == "awaiting_approval" and step.at <= now + CLOCK_SKEW]
+    if times:
+        return max(times)
+    return case.updated_at if case.updated_at <= now + CLOCK_SKEW else None
 
 
 def resumes_that_moved_nothing(case: Case) -> int:

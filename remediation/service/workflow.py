@@ -13,11 +13,17 @@ from typing import Any
 
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
-from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
+from remediation.domain.errors import (
+    ConcurrentUpdate,
+    InvalidRequest,
+    PermanentError,
+    RemediationError,
+)
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest, parse_evidence_time
-from remediation.service.admission import names_of
+from remediation.service.admission import decided_refusal, names_of
 from remediation.service.claims import AlertClaims
+from remediation.service.decisions import Decided, Decisions
 from remediation.service.episodes import Episodes, new_case_id
 from remediation.service.journaling import SCHEDULE, CaseRecorder, StepResult
 from remediation.service.leftovers import Cleanup, LeftoverKind
@@ -108,6 +114,7 @@ class RemediationWorkflow:
         self._alert_source = alert_source
         self.pausing = Pausing(recorder, self._episodes)  # the kill switch (handler)
         self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)
+        self._decisions = Decisions(recorder, self._outcomes)
 
     async def remediate(self, request: RemediationRequest) -> Case:
         """Handle one request: open (or resume, or merge into) a case and run its steps.
@@ -129,7 +136,9 @@ class RemediationWorkflow:
         case = await self._settle_claims(case, request, read)
         if case.state is CaseState.AWAITING_APPROVAL and request.source == "manual":
             return await self._approved_by_request(case, request)
-        if not should_run or case.state.is_final or case.state is CaseState.AWAITING_APPROVAL:
+        if case.state is CaseState.AWAITING_APPROVAL:  # told once, even if the first died
+            return await self._outcomes.follow_up(case, "approval")
+        if not should_run or case.state.is_final:
             return case
         return await self._secure(case)
 
@@ -140,18 +149,43 @@ class RemediationWorkflow:
         is journaled as forced and passes the circuit breaker, as a forced case does."""
         by = ("forced " if request.force else "") + f"manual request {request.request_id}" + (
             f" from {request.requested_by}" if request.requested_by else "")
-        case = await self._recorder.note(case, "approved", StepStatus.INFO, f"approved by {by}",
+        taken = await self._take_waiting(case, f"approval by {by}")
+        if taken is None:
+            return await self._recorder.require(case.case_id)
+        case = await self._recorder.note(taken, "approved", StepStatus.INFO, f"approved by {by}",
                                          {"approved_by": by, "request_id": request.request_id,
                                           "forced": request.force})
-        # "waiting for approval: ..." no longer says where the case stands.
-        case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=None)
         return await self._secure(case)
+
+    async def _take_waiting(self, case: Case, what: str) -> Case | None:
+        """Move a waiting case on for an approval (``what``), under the version read: of an
+        approval and a reject (or the approval timeout) that read one version, one is
+        stored (``service.decisions``). None when another decision won: ``what`` is
+        journaled refused, with what became of the case, and nothing is done."""
+        try:
+            # "waiting for approval: ..." no longer says where the case stands.
+            return await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=None)
+        except ConcurrentUpdate:
+            current = await self._recorder.require(case.case_id)
+            if current.state is CaseState.AWAITING_APPROVAL:
+                raise  # it changed and still waits: the delivery is tried again
+            refusal = decided_refusal(current, what) or (
+                f"{what} refused: case {case.case_id} became {current.state.value} while it "
+                "was being approved; nothing was done")
+            await self._recorder.note(current, APPROVAL_REFUSED, StepStatus.INFO, refusal)
+            log.warning("case %s: %s", case.case_id, refusal)
+            return None
 
     async def approve(self, approval: Approval, *, retry: bool = False) -> Case:
         """Let a case waiting for approval proceed (approve mode). ``retry``: this delivery
         is the approval's own retry (a scheduled copy, or a redelivery): only then does an
         approved case that stopped in progress go on from its next step; any other copy
-        (a replay, on another session, while the first still works) changes nothing."""
+        (a replay, on another session, while the first still works) changes nothing.
+
+        The case is moved on under the version read before ``approved`` is journaled: an
+        approval racing a reject (or the approval timeout) is stored only if it wins, and
+        one that lost, or that comes after the case ended without it, is journaled
+        ``approval_refused`` with what became of the case and does nothing."""
         case = await self._recorder.require(approval.case_id)
         refusal = _approval_refusal(case, approval)
         if refusal is not None:  # the handler journals it as a rejected request too
@@ -165,15 +199,34 @@ class RemediationWorkflow:
             # The retry of an approval whose work failed after it was accepted: the case
             # goes on from its next step (never stuck because the copy finds it not waiting).
             return await self._secure(case)
+        what = f"approval by {approval.approved_by}"
         if case.state is not CaseState.AWAITING_APPROVAL:
+            refusal = decided_refusal(case, what) or (
+                f"{what} refused: case {case.case_id} is {case.state.value}, not awaiting "
+                "approval; nothing was done"
+                if case.state.is_final and not _was_approved(case) else None)
+            if refusal is not None:  # a reject, a close, an expiry: said on the case
+                return await self._recorder.note(case, APPROVAL_REFUSED, StepStatus.INFO,
+                                                 refusal)
             log.info("approval of case %s ignored: it is %s", case.case_id, case.state.value)
             return case
-        case = await self._recorder.note(case, APPROVED, StepStatus.INFO,
+        taken = await self._take_waiting(case, what)
+        if taken is None:
+            return await self._recorder.require(case.case_id)
+        case = await self._recorder.note(taken, APPROVED, StepStatus.INFO,
                                          f"approved by {approval.approved_by}",
                                          {"approved_by": approval.approved_by})
-        # "waiting for approval: ..." no longer says where the case stands.
-        case = await self._recorder.save(case, state=CaseState.IN_PROGRESS, reason=None)
         return await self._secure(case)
+
+    async def reject_waiting(self, case_id: str, *, by: str, reason: str) -> Decided:
+        """``remediation reject``: a person ends a case waiting for approval ``rejected``;
+        nothing changes in the tenant (``service.decisions``). Raises InvalidRequest."""
+        return await self._decisions.reject(case_id, by=by, reason=reason)
+
+    async def close_escalated(self, case_id: str, *, by: str, reason: str) -> Decided:
+        """``remediation close``: a person who handled an escalated case ends it ``closed``
+        (``service.decisions``). Raises InvalidRequest."""
+        return await self._decisions.close(case_id, by=by, reason=reason)
 
     async def resume(self, resume: Resume) -> Case:
         """Take a working case on from its next step, whatever stopped it (the sweeper's

@@ -319,7 +319,8 @@ async def test_run_until_idle_sees_an_open_case_behind_five_hundred_final_ones(
         clean_environment: None, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "state.db"
-    waiting = journal_case(1, CaseState.AWAITING_APPROVAL, T0 + timedelta(hours=1),
+    # Waiting since now: a case waiting longer than APPROVAL_TIMEOUT would be escalated.
+    waiting = journal_case(1, CaseState.AWAITING_APPROVAL, datetime.now(UTC),
                            "waiting@contoso.com")
     await seed(db, [*(journal_case(100 + n, CaseState.VERIFIED, T0 + timedelta(seconds=n))
                       for n in range(500)), waiting])

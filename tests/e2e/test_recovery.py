@@ -5,8 +5,8 @@ over) ends as the table says. One scenario per row; the delays are compressed.""
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -429,6 +429,44 @@ async def rate_limit(t: Tenant) -> None:
     await forced_again(t, case, NEWSLETTER, resets=1)
 
 
+class Later:
+    """The clock of a worker ``ahead`` of now: the sweeper a day on, without waiting a day."""
+
+    def __init__(self, ahead: timedelta) -> None:
+        self._ahead = ahead
+
+    def now(self) -> datetime:
+        return utc_now() + self._ahead
+
+
+async def approval_expired(t: Tenant) -> None:
+    app = t.start(mode="approve")
+    await app.requests.send(RemediationRequest(user=ADELE, source="alert",
+                                               request_id=uuid.uuid4().hex))
+    await t.run()
+    [waiting] = await t.cases()
+    assert waiting.state is CaseState.AWAITING_APPROVAL, show([waiting])
+    sweeper = app.intake.sweeper
+    assert sweeper is not None and sweeper.approval_timeout == timedelta(hours=24)
+    await replace(sweeper, clock=Later(timedelta(hours=23))).sweep()  # not yet
+    assert [c.state for c in await t.cases()] == [CaseState.AWAITING_APPROVAL]
+    await replace(sweeper, clock=Later(timedelta(hours=24, minutes=1))).sweep()
+    case = await t.escalated(ADELE, "within APPROVAL_TIMEOUT (24h)", Kind.APPROVAL_EXPIRED)
+    assert t.resets(ADELE) == 0 and ADELE in t.sandbox.blocked_addresses()
+    # `approve` moves only a case waiting for approval.
+    with pytest.raises(InvalidRequest, match=f"case {case.case_id} is escalated, not "
+                                             "awaiting approval"):
+        await _send_approval(app.settings, case.case_id, "soc lead")
+    await stays_escalated(t, case, ADELE)
+    # The table: decide now. To remediate, --force (a manual request proceeds at once) ...
+    await forced_again(t, case, ADELE, resets=1)
+    # ... or, handled by hand, close it: the record stays, closed.
+    closed = await app.workflow.close_escalated(case.case_id, by="soc lead",
+                                                reason="remediated by the forced case")
+    assert closed.case.state is CaseState.CLOSED
+    assert closed.case.escalation_kind == Kind.APPROVAL_EXPIRED.value
+
+
 Scenario = Callable[[Tenant], Awaitable[None]]
 # Each scenario, by the kind it escalates with (several rows may share one kind).
 SCENARIOS: dict[str, tuple[Kind, Scenario]] = {
@@ -453,6 +491,7 @@ SCENARIOS: dict[str, tuple[Kind, Scenario]] = {
     "disabled account": (Kind.DISABLED_ACCOUNT, disabled_account),
     "shared mailbox": (Kind.SHARED_MAILBOX, shared_mailbox),
     "rate limit": (Kind.RATE_LIMIT, rate_limit),
+    "approval expired": (Kind.APPROVAL_EXPIRED, approval_expired),
 }
 
 
