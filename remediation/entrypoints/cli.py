@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from remediation.config import ConfigError, Settings
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
-from remediation.entrypoints.undo import add_command as add_undo_command
 from remediation.entrypoints.decisions import add_commands as add_decisions
+from remediation.entrypoints.undo import add_command as add_undo_command
 from remediation.logsafety import configure_logging, redact
 
 if TYPE_CHECKING:

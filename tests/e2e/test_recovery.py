@@ -467,6 +467,28 @@ async def approval_expired(t: Tenant) -> None:
     assert closed.case.escalation_kind == Kind.APPROVAL_EXPIRED.value
 
 
+
+UNIT = "4d819ce9-9257-44a5-8d6e-2f1b3c5a7e90"
+
+
+async def out_of_scope(t: Tenant) -> None:
+    # The app may change only the unit's members (User Administrator over the unit);
+    # Adele is not one.
+    t.sandbox.admin_units.add(UNIT, "Remediation scope", set())
+    t.sandbox.app_user_administrator_scopes = (f"/administrativeUnits/{UNIT}",)
+    t.sandbox.app_directory_readers = True
+    t.start(scope_administrative_unit_id=UNIT)
+    await t.request(ADELE)
+    await t.run()
+    case = await t.escalated(ADELE, f"not a member of administrative unit {UNIT}",
+                             Kind.OUT_OF_SCOPE)
+    assert t.resets(ADELE) == 0 and ADELE in t.sandbox.blocked_addresses()
+    assert t.writes(ADELE) == []
+    await stays_escalated(t, case, ADELE)
+    # The table: if it belongs in the unit, add it and --force.
+    t.sandbox.admin_units.add_member(UNIT, t.sandbox.user(ADELE).id)
+    await forced_again(t, case, ADELE, resets=1)
+
 Scenario = Callable[[Tenant], Awaitable[None]]
 # Each scenario, by the kind it escalates with (several rows may share one kind).
 SCENARIOS: dict[str, tuple[Kind, Scenario]] = {
@@ -492,6 +514,7 @@ SCENARIOS: dict[str, tuple[Kind, Scenario]] = {
     "shared mailbox": (Kind.SHARED_MAILBOX, shared_mailbox),
     "rate limit": (Kind.RATE_LIMIT, rate_limit),
     "approval expired": (Kind.APPROVAL_EXPIRED, approval_expired),
+    "out of scope": (Kind.OUT_OF_SCOPE, out_of_scope),
 }
 
 
