@@ -21,6 +21,7 @@ from remediation.sandbox import (
     identity_routes,
     role_routes,
     signin_routes,
+    webhook_routes,
 )
 from remediation.sandbox.app_rights import (
     BEARER,
@@ -50,7 +51,7 @@ def create_app(tenant: SandboxTenant) -> web.Application:
     app[TENANT] = tenant
     for table in (control_routes.routes, identity_routes.routes, graph_routes.routes,
                   role_routes.routes, consent_routes.routes, signin_routes.routes,
-                  alert_routes.routes, exchange_routes.routes):
+                  alert_routes.routes, exchange_routes.routes, webhook_routes.routes):
         app.add_routes(table)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
