@@ -141,7 +141,7 @@ def bootstrap(
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
         mailbox=tenant.mailbox, leftover_kinds=tenant.leftover_kinds,
         delegation=tenant.delegation, requests=requests,
-        webhook=_webhook(settings, closers))
+        webhook=_webhook(settings, closers), follow_up_sends=retries[1])
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for)
     intake = Intake(

@@ -4,7 +4,7 @@ incoming webhook would receive, kept so that a test or a person can read it back
 ``POST /_sandbox/webhook/teams`` answers as a Teams Workflows "When a Teams webhook request is
 received" trigger does: ``202 Accepted`` for any JSON, before its flow runs; the flow shows
 only an Adaptive Card of version 1.4 or lower inside the message envelope, and fails unseen on
-anything else (API-NOTES.md section 8; https://learn.microsoft.com/connectors/teams/). A post
+anything else (https://learn.microsoft.com/connectors/teams/#microsoft-teams-webhook). A post
 the flow could not show is kept with ``shown`` false. A message over about 28 KB fails in the
 flow ("Request Entity too large", https://learn.microsoft.com/connectors/teams/ , known
 issues): kept with ``shown`` false too.

@@ -17,6 +17,7 @@ from remediation.domain.errors import InvalidRequest, PermanentError, Remediatio
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest, parse_evidence_time
 from remediation.service.admission import names_of
+from remediation.service.breaker_posts import BreakerPosts
 from remediation.service.claims import AlertClaims
 from remediation.service.episodes import Episodes, new_case_id
 from remediation.service.journaling import SCHEDULE, CaseRecorder, StepResult
@@ -24,6 +25,7 @@ from remediation.service.leftovers import Cleanup, LeftoverKind
 from remediation.service.messages import (
     AlertUpdate,
     Approval,
+    BreakerPost,
     Resume,
     VerificationCheck,
     approver,
@@ -40,6 +42,7 @@ from remediation.service.ports import (
     Journal,
     Mailbox,
     MailboxDelegation,
+    MessageRetries,
     RequestSender,
     RestrictedSenders,
     VerificationScheduler,
@@ -79,9 +82,12 @@ class RemediationWorkflow:
         leftover_kinds: Sequence[LeftoverKind] = (),
         delegation: MailboxDelegation | None = None,
         requests: RequestSender | None = None,
+        follow_up_sends: MessageRetries | None = None,
     ) -> None:
         """``delegation``: reads a disabled account's mailbox (shared? its delegates);
-        ``requests``: where a shared mailbox's case queues its delegates' requests."""
+        ``requests``: where a shared mailbox's case queues its delegates' requests;
+        ``follow_up_sends``: the verifications queue's scheduled sends, for the grouped post
+        of the cases the circuit breaker holds (without it each posts its own)."""
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
         self._outcomes = Outcomes(recorder, scheduler, notifier,
@@ -99,7 +105,10 @@ class RemediationWorkflow:
                                           settings.verify_delays, cleanup,
                                           settings.return_action)
         self._alert_source = alert_source
-        self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)
+        self._breaker_posts = BreakerPosts(recorder, webhook, follow_up_sends, settings)
+        self._notifications = Notifications(
+            recorder, alerts, webhook, settings, self._claims,
+            None if follow_up_sends is None else self._breaker_posts)
 
     async def remediate(self, request: RemediationRequest) -> Case:
         """Handle one request: open (or resume, or merge into) a case and run its steps.
@@ -273,6 +282,13 @@ class RemediationWorkflow:
 
     async def alert_update_gave_up(self, update: AlertUpdate, reason: str) -> None:
         await self._notifications.gave_up(update, reason)
+
+    async def post_held(self, message: BreakerPost) -> Case:
+        """The grouped post of the cases the circuit breaker holds (``breaker_posts``)."""
+        return await self._breaker_posts.post(message)
+
+    async def held_post_gave_up(self, message: BreakerPost, reason: str) -> None:
+        await self._breaker_posts.gave_up(message, reason)
 
     async def escalate(self, case_id: str, reason: str, *, kind: EscalationKind) -> Case:
         """End a case for a human to take over, and cancel checks it no longer needs;
