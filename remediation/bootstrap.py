@@ -26,6 +26,7 @@ from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.config import Settings
+from remediation.domain.cases import Case
 from remediation.service.handler import MessageHandler, Retrying, RetryPolicy
 from remediation.service.intake import Intake, IntakeSettings
 from remediation.service.leftovers import LeftoverKind
@@ -70,9 +71,11 @@ class Application:
     closers: list[Closer] = field(default_factory=list)
 
     def worker(self, *, concurrency: int | None = None, poll_interval: float = 0.5,
-               retry_backoff: float | None = None) -> LocalWorker:
+               retry_backoff: float | None = None,
+               on_case: Callable[[Case], None] | None = None) -> LocalWorker:
         """The local runtime's worker; ``retry_backoff`` (seconds) replaces RETRY_BACKOFF
-        for the retries its handler schedules (the demo's compressed time)."""
+        for the retries its handler schedules (the demo's compressed time); ``on_case``:
+        told of each case a message returned (``LocalWorker``)."""
         if self.queue is None:
             raise RuntimeError("no local queue: this application sends to Service Bus")
         handler = self.handler if retry_backoff is None else self.handler.with_backoff(
@@ -82,7 +85,8 @@ class Application:
             {self.settings.remediation_queue: handler.on_request,
              self.settings.verification_queue: handler.on_verification},
             concurrency=concurrency or self.settings.worker_concurrency,
-            poll_interval=poll_interval, max_attempts=self.settings.max_delivery_count)
+            poll_interval=poll_interval, max_attempts=self.settings.max_delivery_count,
+            on_case=on_case)
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):

@@ -2,11 +2,9 @@
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import logging
 import os
-import signal
 import socket
 import sqlite3
 import sys
@@ -18,12 +16,11 @@ from typing import TYPE_CHECKING
 from remediation.config import ConfigError, Settings
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
-from remediation.logsafety import configure_logging, redact
+from remediation.logsafety import configure_logging
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from remediation.bootstrap import Application
     from remediation.domain.cases import Case, CaseState
     from remediation.domain.requests import RemediationRequest
     from remediation.sandbox import SandboxTenant
@@ -169,69 +166,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from remediation.entrypoints.runner import run_local
+
     settings: Settings = args.settings.require_tenant()
-    return asyncio.run(_run_worker(settings, until_idle=args.until_idle))
-
-
-async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
-    from remediation.bootstrap import bootstrap
-    from remediation.domain.display import shown
-    from remediation.entrypoints.report import TEXT_LIMIT
-
-    await _check_local_database(settings)
-    app = bootstrap(settings)
-    try:
-        if until_idle:
-            report = await app.intake.poll()
-            await app.worker().run(until_idle=True)
-            await _sweep_until_settled(app)
-            from remediation.service.status import OPEN_STATES
-
-            open_cases = await app.journal.list_cases(states=OPEN_STATES)  # every one
-            for case in open_cases:
-                log.warning("case %s for %s is still %s", case.case_id, case.user,
-                            case.state.value)
-            for source, reason in report.failed_sources.items():
-                # stderr does not pass the logging filter: the reason is masked here.
-                print(f"remediation: source {source.label} failed in this poll: "
-                      f"{shown(redact(reason), TEXT_LIMIT)}", file=sys.stderr)
-            return 1 if open_cases or report.failed_sources else 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        poller = asyncio.create_task(_poll_until(app, stop))
-        await app.worker().run(stop=stop)
-        await poller
-        return 0
-    finally:
-        await app.aclose()
-
-
-async def _sweep_until_settled(app: "Application") -> None:
-    """With the queues empty, a working case has nothing pending: the sweeper resumes it
-    (or, after its last resume, escalates it) and the worker runs again, a bounded number
-    of rounds."""
-    sweeper = app.intake.sweeper
-    if sweeper is None:
-        return
-    for _ in range(sweeper.max_resumes + 1):
-        swept = await sweeper.sweep(idle=True)
-        if not swept.resumed:
-            return
-        await app.worker().run(until_idle=True)
-
-
-async def _poll_until(app: "Application", stop: asyncio.Event) -> None:
-    """Poll alerts and the Restricted users list every ALERT_POLL_INTERVAL until stopped."""
-    interval = app.settings.alert_poll_interval.total_seconds()
-    while not stop.is_set():
-        try:
-            await app.intake.poll()
-        except Exception:  # a failed poll must not stop the worker; the next one overlaps
-            log.exception("alert poll failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+    asyncio.run(_check_local_database(settings))
+    return run_local(settings, until_idle=args.until_idle)
 
 
 async def _check_local_database(settings: Settings) -> None:
