@@ -141,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = _command(commands, "sandbox", "serve the sandbox tenant alone",
                        "remediation sandbox --port 8080")
     sandbox.add_argument("--port", type=int, default=8080,
-                         help="the loopback port to listen on (default: 8080)")
+                         help="the loopback port to listen on (default: 8080; 0: any free "
+                              "one, named in what it prints)")
     sandbox.set_defaults(command=_sandbox, own_settings=True)
     return parser
 
@@ -409,37 +410,24 @@ def _sandbox(args: argparse.Namespace) -> int:
         tenant.token = os.environ["SANDBOX_TOKEN"]
     if os.environ.get("IDENTITY_HEADER"):  # keep the secret a shell already holds
         tenant.identity_header = os.environ["IDENTITY_HEADER"]
-    url = f"http://127.0.0.1:{args.port}"
-    print("\n".join(_sandbox_banner(tenant, url, args.port)), file=sys.stderr)
-    asyncio.run(serve_forever(tenant, "127.0.0.1", args.port))
+    port = args.port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    print("\n".join(_sandbox_banner(tenant, url, port)), file=sys.stderr, flush=True)
+    asyncio.run(serve_forever(tenant, "127.0.0.1", port))
     return 0
 
 
+def _free_port() -> int:
+    """A loopback port nobody listens on now (``--port 0``)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 def _sandbox_banner(tenant: "SandboxTenant", url: str, port: int) -> list[str]:
-    """How to point a worker, then doctor, at the sandbox: ``export`` lines to paste as they
-    are. The worker gets the static token (it never expires); doctor the app's own identity,
-    as in Azure: DefaultAzureCredential asks the sandbox's managed identity endpoint for a
-    token per resource, a JWT carrying the app's roles and wids (a static token shows
-    neither, and a JWT for Graph is refused by Exchange). The sandbox's cases get a journal of
-    their own, so they never mix with the default one."""
-    from pathlib import Path
-    from shlex import quote
+    """The quick start to paste: the worker's environment, the commands, then doctor's
+    identity (``sandbox_banner``)."""
+    from remediation.entrypoints.sandbox_banner import banner
 
-    from remediation.sandbox.identity_routes import IDENTITY_PATH
-
-    database = Path.cwd() / ".remediation" / f"sandbox-{port}.db"
-    return [
-        f"sandbox tenant serving on {url}",
-        "point a worker (remediation run) at it with:",
-        f"  export AZURE_TENANT_ID={quote(tenant.tenant_id)}",
-        f"  export GRAPH_ENDPOINT={quote(url)}",
-        f"  export EXCHANGE_ENDPOINT={quote(url)}",
-        f"  export REMEDIATION_DB={quote(str(database))}",
-        f"  export SANDBOX_TOKEN={quote(tenant.token)}",
-        "for remediation doctor, the app's own identity instead (its managed identity",
-        "endpoint, as Azure Functions gives one; tokens carry the app's roles and wids):",
-        "  export SANDBOX_TOKEN=",
-        f"  export IDENTITY_ENDPOINT={quote(url + IDENTITY_PATH)}",
-        f"  export IDENTITY_HEADER={quote(tenant.identity_header)}",
-        f"  export AZURE_CLIENT_ID={quote(tenant.managed_identity_client_id)}",
-    ]
+    return banner(tenant, url, port)
