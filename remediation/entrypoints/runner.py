@@ -99,8 +99,7 @@ class LocalRun:
     async def run(self, *, until_idle: bool) -> int:
         loop = asyncio.get_running_loop()
         work = asyncio.create_task(self._until_idle() if until_idle else self._forever())
-        for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, self._stopping, signum, work)
+        handled = _handle_signals(loop, self._stopping, work)
         reporter = asyncio.create_task(self._report_progress())
         report: IntakeReport | None = None
         try:
@@ -109,7 +108,7 @@ class LocalRun:
             if self._signal is None:  # cancelled from outside, not by a second signal
                 raise
         finally:
-            for signum in STOP_SIGNALS:
+            for signum in handled:
                 loop.remove_signal_handler(signum)
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -233,6 +232,21 @@ class LocalRun:
         ending = Ending(until_idle, None if self._signal is None else _signal_name(self._signal))
         lines = summary(ending, worked_on, still_open, snapshot, self._clock.now())
         print("\n".join(lines), file=self._out, flush=True)
+
+
+def _handle_signals(loop: asyncio.AbstractEventLoop,
+                    stopping: Callable[[signal.Signals, "asyncio.Task[object]"], None],
+                    work: "asyncio.Task[object]") -> list[signal.Signals]:
+    """Ctrl-C and SIGTERM call ``stopping``, where the loop can take them (its main thread,
+    not Windows); the signals taken."""
+    handled = []
+    for signum in STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(signum, stopping, signum, work)
+        except (NotImplementedError, RuntimeError):  # Ctrl-C stays KeyboardInterrupt there
+            continue
+        handled.append(signum)
+    return handled
 
 
 def _signal_name(signum: signal.Signals) -> str:
