@@ -23,7 +23,7 @@ from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID
 from remediation.sandbox.state import SandboxTenant
 from remediation.sandbox.webhook_routes import TEAMS_PATH, WEBHOOK_PATH
 
-QUICK_START_DELAYS = "5s,15s,30s"
+QUICK_START_DELAYS = "10s,20s,30s"
 QUICK_START_USER = "adele.vance@contoso.com"
 # Settings that would point a worker at Azure rather than at the sandbox and its own journal.
 AZURE_ONLY = ("ServiceBusConnection__fullyQualifiedNamespace", "JOURNAL_TABLE_ENDPOINT",

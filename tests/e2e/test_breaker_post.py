@@ -28,7 +28,7 @@ LIMIT = 2  # MAX_REMEDIATIONS_PER_HOUR: of the eight storm accounts, six are hel
 # The first delay is how long a grouped post waits for the storm's other holds (the shorter of
 # two minutes and the first verification delay): long enough for all eight to reach the
 # breaker, however slow the machine.
-DELAYS = (timedelta(seconds=3), timedelta(seconds=3.5), timedelta(seconds=4))
+DELAYS = (timedelta(seconds=5), timedelta(seconds=5.5), timedelta(seconds=6))
 JOHANNA = "johanna.lorenz@contoso.com"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.request import urlopen
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-WAIT = 300  # seconds: the quick start's checks come at +5s, +15s, +30s
+WAIT = 300  # seconds: the quick start's checks come at +10s, +20s, +30s
 
 
 def remediation_on_path(folder: Path) -> Path:
