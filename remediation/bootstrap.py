@@ -29,6 +29,7 @@ from remediation.config import Settings
 from remediation.domain.cases import Case
 from remediation.service.handler import MessageHandler, Retrying, RetryPolicy
 from remediation.service.intake import Intake, IntakeSettings
+from remediation.service.journaling import CaseRecorder
 from remediation.service.leftovers import LeftoverKind
 from remediation.service.ports import (
     AlertSource,
@@ -45,7 +46,9 @@ from remediation.service.ports import (
     RestrictedSenders,
     VerificationScheduler,
 )
+from remediation.service.scope import AdministrativeScope
 from remediation.service.sweeper import Sweeper
+from remediation.service.undo import Restorer, Undoing
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 
 if TYPE_CHECKING:
@@ -69,6 +72,8 @@ class Application:
     requests: RequestSender
     queue: SqliteQueue | None = None
     closers: list[Closer] = field(default_factory=list)
+    # Internal messages queued at once on the requests queue (an undo: remediation undo).
+    request_copies: MessageRetries | None = None
 
     def worker(self, *, concurrency: int | None = None, poll_interval: float = 0.5,
                retry_backoff: float | None = None,
@@ -86,7 +91,10 @@ class Application:
              self.settings.verification_queue: handler.on_verification},
             concurrency=concurrency or self.settings.worker_concurrency,
             poll_interval=poll_interval, max_attempts=self.settings.max_delivery_count,
-            on_case=on_case)
+            paused=self._paused, on_case=on_case)
+
+    async def _paused(self) -> bool:
+        return await self.journal.pause_state() is not None
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
@@ -104,6 +112,9 @@ class TenantPorts:
     # revocation, re-read by verification.
     leftover_kinds: Sequence[LeftoverKind] = ()
     delegation: MailboxDelegation | None = None
+    scope: AdministrativeScope | None = None  # administrative unit membership
+    # Puts a case's changes back (remediation undo, issue 16).
+    restorer: Restorer | None = None
 
 
 def bootstrap(
@@ -145,7 +156,8 @@ def bootstrap(
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
         mailbox=tenant.mailbox, leftover_kinds=tenant.leftover_kinds,
         delegation=tenant.delegation, requests=requests,
-        webhook=_webhook(settings, closers), follow_up_sends=retries[1])
+        webhook=_webhook(settings, closers), scope=tenant.scope,
+        follow_up_sends=retries[1])
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for)
     intake = Intake(
@@ -154,12 +166,15 @@ def bootstrap(
         settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
                                 sweep=settings.sweep_restricted_users),
         sweeper=sweeper)
+    undo = None if tenant.restorer is None else Undoing(
+        CaseRecorder(journal, clock), tenant.directory, tenant.restorer,
+        protected_group_ids=settings.protected_group_ids, mode=settings.mode)
     handler = MessageHandler(workflow, retrying=Retrying(
         requests=retries[0], follow_ups=retries[1], clock=clock,
-        backoff=RetryPolicy(first=settings.retry_backoff)))
+        backoff=RetryPolicy(first=settings.retry_backoff)), undo=undo)
     return Application(settings=settings, journal=journal, workflow=workflow,
                        handler=handler, intake=intake, requests=requests,
-                       queue=queue, closers=closers)
+                       queue=queue, closers=closers, request_copies=retries[0])
 
 
 class _Shared:
@@ -207,7 +222,8 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         webhook_format=settings.escalation_webhook_format, alert_titles=settings.alert_titles,
         compromise_window=settings.compromise_window, signin_cleanup=settings.signin_cleanup,
         return_action=settings.return_action,
-        rate_limit_blocks=settings.rate_limit_blocks)
+        rate_limit_blocks=settings.rate_limit_blocks,
+        administrative_unit_id=settings.scope_administrative_unit_id)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:
@@ -226,11 +242,13 @@ def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | N
 def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) -> TenantPorts:
     from remediation.adapters.exchange_client import ExchangeAdminClient
     from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
+    from remediation.adapters.graph_admin_units import GraphAdministrativeUnits
     from remediation.adapters.graph_alerts import GraphAlerts
     from remediation.adapters.graph_caller import GraphCaller
     from remediation.adapters.graph_directory import GraphDirectory
     from remediation.adapters.mailbox import GraphExchangeMailbox
     from remediation.adapters.mailbox_delegation import ExchangeMailboxDelegation
+    from remediation.adapters.tenant_restorer import TenantRestorer
 
     timeout = settings.http_timeout.total_seconds()
     graph = GraphCaller(settings.graph_endpoint, shared.credential(), timeout=timeout,
@@ -243,12 +261,13 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
     alerts = GraphAlerts(graph)
     directory, mailbox = GraphDirectory(graph), GraphExchangeMailbox(graph, exchange)
     delegation = ExchangeMailboxDelegation(exchange)
-    return TenantPorts(directory=directory,
+    return TenantPorts(directory=directory, scope=GraphAdministrativeUnits(graph),
                        exchange=ExchangeRestrictedSenders(exchange), alerts=alerts,
                        alert_updater=alerts, mailbox=mailbox,
                        leftover_kinds=_leftover_kinds(settings, graph, directory, mailbox,
                                                       exchange, delegation),
-                       delegation=delegation)
+                       delegation=delegation,
+                       restorer=TenantRestorer(graph, exchange, mailbox))
 
 
 def _leftover_kinds(settings: Settings, graph: "GraphCaller", directory: Directory,

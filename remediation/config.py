@@ -4,7 +4,7 @@ import ipaddress
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -56,6 +56,49 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it first (``NAME: problem``)."""
 
 
+# An app setting that is a Key Vault (or App Configuration) reference App Service could not
+# resolve reaches the app as the reference's own text: "If a reference isn't resolved
+# properly, the reference string is used instead" (Microsoft Learn, "Use Key Vault references
+# as app settings in Azure App Service and Azure Functions", Troubleshooting; source:
+# MicrosoftDocs/azure-docs, articles/app-service/app-service-key-vault-references.md).
+_UNRESOLVED = re.compile(r"\s*@Microsoft\.(KeyVault|AppConfiguration)\(", re.IGNORECASE)
+# What to check for each kind, as the portal shows it (keyVaultReferenceIdentity names the
+# identity for both kinds: "App Configuration references" on Microsoft Learn).
+_REFERENCES = {
+    "keyvault": ("Key Vault", "KeyVault", "secret",
+                 "the vault, the secret, the identity's Key Vault Secrets User role"),
+    "appconfiguration": ("App Configuration", "AppConfiguration", "value",
+                         "the store, the key, the identity's App Configuration Data Reader "
+                         "role"),
+}
+
+
+class _Resolved(Mapping[str, str]):
+    """The environment, where a setting that is still a reference is a ConfigError naming it
+    (never its text: a webhook URL, a group list or a mode is never read from it)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> str:
+        value = self._env[name]
+        unresolved = _UNRESOLVED.match(value)
+        if unresolved:
+            kind, written, what, check = _REFERENCES[unresolved[1].lower()]
+            raise ConfigError(
+                f"{name}: an unresolved {kind} reference (@Microsoft.{written}(...)): App "
+                f"Service could not read the {what}; the app's Environment variables page in "
+                f"the Azure portal shows the reference's status ({check}, "
+                "keyVaultReferenceIdentity); fix it, then restart the app")
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
 @dataclass(frozen=True)
 class Settings:
     tenant_id: str = ""
@@ -97,6 +140,10 @@ class Settings:
     escalation_webhook_format: str = "teams"
     tenant_domains: frozenset[str] = frozenset()
     case_link_template: str = "remediation status --user {user}"
+    # Least privilege the operator chose (README, "Permissions"): the administrative unit
+    # whose members alone the robot may change, and how it reaches mailboxes.
+    scope_administrative_unit_id: str | None = None
+    mailbox_access: str = "tenant-wide"
 
     @property
     def uses_loopback_endpoints(self) -> bool:
@@ -105,7 +152,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
+        env = _Resolved(os.environ if env is None else env)
         defaults = cls()
 
         def text(name: str, default: str) -> str:
@@ -154,6 +201,9 @@ class Settings:
                                                defaults.escalation_webhook_format).lower(),
                 tenant_domains=_domains(env.get("TENANT_DOMAINS", "")),
                 case_link_template=text("CASE_LINK_TEMPLATE", defaults.case_link_template),
+                scope_administrative_unit_id=text("SCOPE_ADMINISTRATIVE_UNIT_ID", "").lower()
+                or None,
+                mailbox_access=text("MAILBOX_ACCESS", defaults.mailbox_access).lower(),
             )
         except ValueError as error:
             raise ConfigError(str(error)) from None
@@ -187,6 +237,7 @@ class Settings:
                 raise ConfigError(f"PROTECTED_GROUP_IDS: {group_id!r} is not a group object id "
                                   "(a GUID)")
         _check_case_link(self.case_link_template)
+        _check_scope(self.scope_administrative_unit_id, self.mailbox_access)
         if self.alert_lookback <= self.alert_poll_interval:
             raise ConfigError(
                 f"ALERT_LOOKBACK: {format_duration(self.alert_lookback)} must be longer than "
@@ -199,6 +250,12 @@ class Settings:
                 f"maxDeliveryCount (QUEUE_MAX_DELIVERY_COUNT, {self.broker_max_delivery_count})"
                 ": Service Bus would dead-letter a message before its case is escalated")
         _check_database(self.remediation_db, usable=self.uses_local_database)
+        if self.max_remediations_per_hour < 1:  # a breaker always open is no way to stop it
+            raise ConfigError(
+                "MAX_REMEDIATIONS_PER_HOUR: 0 would refuse every password reset and escalate "
+                "every case as a mass compromise; it must be at least 1. To stop the robot, "
+                "run `remediation pause --by NAME --reason TEXT` (and `remediation resume` "
+                "to go on)")
         if self.mode not in MODES:
             raise ConfigError(f"REMEDIATION_MODE: must be one of {', '.join(MODES)}")
         if self.mailbox_hygiene not in HYGIENE_MODES:
@@ -438,3 +495,20 @@ def _int(env: Mapping[str, str], name: str, default: _D, low: int, high: int) ->
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ConfigError(f"{name}: must be a whole number from {low} to {high}, got {raw!r}")
     return int(raw)
+
+
+MAILBOX_ACCESS = ("tenant-wide", "exchange-rbac")
+
+
+def _check_scope(unit_id: str | None, mailbox_access: str) -> None:
+    """SCOPE_ADMINISTRATIVE_UNIT_ID is a unit's object id; MAILBOX_ACCESS=exchange-rbac
+    scopes mailboxes to that same unit, so it needs one."""
+    if unit_id is not None and not GUID.fullmatch(unit_id):
+        raise ConfigError(f"SCOPE_ADMINISTRATIVE_UNIT_ID: {unit_id!r} is not an administrative "
+                          "unit's object id (a GUID)")
+    if mailbox_access not in MAILBOX_ACCESS:
+        raise ConfigError(f"MAILBOX_ACCESS: {mailbox_access!r} is not one of "
+                          f"{', '.join(MAILBOX_ACCESS)}")
+    if mailbox_access == "exchange-rbac" and unit_id is None:
+        raise ConfigError("MAILBOX_ACCESS: exchange-rbac scopes mailboxes to the administrative "
+                          "unit of SCOPE_ADMINISTRATIVE_UNIT_ID, which is not set")

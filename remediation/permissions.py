@@ -34,14 +34,21 @@ class Permission:
     used_by: str
 
 
+TENANT_WIDE = "/"  # a role assignment's directoryScopeId for the whole tenant
+ADMINISTRATIVE_UNIT = "/administrativeUnits/{unit}"  # ... for one administrative unit
+
+
 @dataclass(frozen=True)
 class DirectoryRole:
-    """A Microsoft Entra built-in role assigned to the app's service principal (tenant-wide)."""
+    """A Microsoft Entra built-in role assigned to the app's service principal, at
+    ``scope`` (a unifiedRoleAssignment's directoryScopeId: TENANT_WIDE, or
+    ADMINISTRATIVE_UNIT with the unit's id in it)."""
 
     name: str
     template_id: str
     reason: str
     used_by: str
+    scope: str = TENANT_WIDE
 
 
 PERMISSIONS: tuple[Permission, ...] = (
@@ -95,9 +102,11 @@ PERMISSIONS: tuple[Permission, ...] = (
                "read Defender alerts (alerts_v2), comment on them and resolve them",
                "remediation/adapters/graph_alerts.py: GraphAlerts"),
     Permission("MailboxSettings.ReadWrite", MICROSOFT_GRAPH,
-               "read inbox rules and disable a suspicious one",
+               "read inbox rules and disable a suspicious one; remediation undo enables it "
+               "again (the same PATCH of the messageRule, isEnabled true)",
                "remediation/adapters/mailbox.py: GraphExchangeMailbox.inbox_rules, "
-               "disable_rule"),
+               "disable_rule; remediation/adapters/tenant_restorer.py: "
+               "TenantRestorer.enable_graph_rule"),
     Permission("Mail.ReadBasic.All", MICROSOFT_GRAPH,
                "mail folders: list their names (to show where a rule moves mail) and read "
                "the well-known ones by name (/mailFolders/archive, ...: which folder it is, "
@@ -116,9 +125,13 @@ PERMISSIONS: tuple[Permission, ...] = (
                "remove"),
     Permission("DelegatedPermissionGrant.ReadWrite.All", MICROSOFT_GRAPH,
                "app consents: revoke a consent the account gave inside the compromise window "
-               "(DELETE /oauth2PermissionGrants/{id}); the least privileged application "
-               "permission of Graph v1.0 Delete oAuth2PermissionGrant",
-               "remediation/adapters/graph_consents.py: GraphConsentGrants.remove"),
+               "(DELETE /oauth2PermissionGrants/{id}), and give it back on remediation undo "
+               "(POST /oauth2PermissionGrants); the least privileged application permission "
+               "of Graph v1.0 Delete oAuth2PermissionGrant and of Create "
+               "oAuth2PermissionGrant (microsoft-graph-docs-contrib "
+               "api-reference/v1.0/api/oauth2permissiongrant-post.md)",
+               "remediation/adapters/graph_consents.py: GraphConsentGrants.remove; "
+               "remediation/adapters/tenant_restorer.py: TenantRestorer.create_grant"),
     Permission("Directory.Read.All", MICROSOFT_GRAPH,
                "app consents: the account's and the organisation's delegated permission "
                "grants (least privileged for Graph v1.0 List oAuth2PermissionGrants) and each "
@@ -126,7 +139,9 @@ PERMISSIONS: tuple[Permission, ...] = (
                "this covers it); the directory audit log needs it too (List directoryAudits: "
                "AuditLog.Read.All and Directory.Read.All; microsoft-graph-docs #13632)",
                "remediation/adapters/graph_consents.py: GraphConsentGrants.survey; "
-               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey"),
+               "remediation/adapters/graph_signin_methods.py: GraphSignInMethods.survey; "
+               "remediation/adapters/tenant_restorer.py: TenantRestorer.grant (undo reads a "
+               "grant before giving it back: Get oAuth2PermissionGrant)"),
     Permission("AuditLog.Read.All", MICROSOFT_GRAPH,
                "the directory audit log: when the account consented to an app (\"Consent to "
                "application\" records it initiated) and when a sign-in method Graph gives no "
@@ -141,11 +156,12 @@ PERMISSIONS: tuple[Permission, ...] = (
                "cmdlets, Get-/Set-Mailbox, Get-MailboxPermission / Get-RecipientPermission (a "
                "shared mailbox's delegates), inbox rules Graph never shows (Get-InboxRule "
                "-IncludeHidden, Disable-InboxRule, Get-MailboxFolderStatistics) and their "
-               "history (Get-AdminAuditLogConfig, Search-UnifiedAuditLog); also needs the "
+               "history (Get-AdminAuditLogConfig, Search-UnifiedAuditLog); remediation undo's "
+               "Enable-InboxRule and Set-Mailbox (forwarding set back); also needs the "
                "Exchange Administrator role",
                "remediation/adapters/exchange_client.py: ExchangeAdminClient (used by "
-               "exchange_restricted.py, mailbox.py, mailbox_delegation.py and "
-               "exchange_rules.py)"),
+               "exchange_restricted.py, mailbox.py, mailbox_delegation.py, "
+               "exchange_rules.py and tenant_restorer.py)"),
 )
 
 DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
@@ -178,3 +194,86 @@ DIRECTORY_ROLES: tuple[DirectoryRole, ...] = (
 def permissions_on(resource: str) -> tuple[str, ...]:
     """The names of the application permissions needed on ``resource``."""
     return tuple(p.name for p in PERMISSIONS if p.resource == resource)
+
+
+# -- Narrower options the operator may choose (README, "Permissions (least privilege)") -----
+# Each replaces entries above; the grant script takes them with --scope-au and
+# --mailbox-scope, and `remediation doctor` checks what SCOPE_ADMINISTRATIVE_UNIT_ID and
+# MAILBOX_ACCESS say was chosen.
+
+USER_ADMINISTRATOR_ID = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+
+# SCOPE_ADMINISTRATIVE_UNIT_ID / --scope-au: User Administrator at one unit's scope instead of
+# the tenant's (entra-docs docs/identity/role-based-access-control/admin-units-assign-roles.md:
+# User Administrator is among the roles that "can be assigned with administrative unit scope",
+# service principals among the principals; "role permissions apply only when managing members
+# of the administrative unit", and resets reach only members without administrator roles).
+ADMINISTRATIVE_UNIT_ROLES: tuple[DirectoryRole, ...] = (
+    DirectoryRole("User Administrator", USER_ADMINISTRATOR_ID,
+                  "app-only password resets and sign-in blocks, for the administrative unit's "
+                  "members only (and none holding a directory role); an account outside is "
+                  "escalated out_of_scope before any change",
+                  "remediation/adapters/graph_directory.py: GraphDirectory.reset_password, "
+                  "disable_sign_in", scope=ADMINISTRATIVE_UNIT),
+    DirectoryRole("Directory Readers", "88d8e3e3-8f55-4a1e-953a-9b9898b8876b",
+                  "a service principal can use a role assigned at an administrative unit's "
+                  "scope only when it also holds \"the Directory Readers role (or another role "
+                  "that includes read permissions) at a tenant scope\" (entra-docs "
+                  "admin-units-assign-roles.md, Service principals and guest users); it reads "
+                  "nothing Directory.Read.All does not already",
+                  "remediation/adapters/graph_directory.py: GraphDirectory.reset_password"),
+)
+
+
+@dataclass(frozen=True)
+class ExchangeApplicationRole:
+    """An Exchange Online RBAC for Applications role (``New-ManagementRoleAssignment -App``)
+    granted to the app's service principal in Exchange, scoped to the administrative unit,
+    in place of the tenant-wide Graph permission ``replaces``."""
+
+    name: str
+    replaces: str
+    reason: str
+    used_by: str
+
+
+# MAILBOX_ACCESS=exchange-rbac / --mailbox-scope (Microsoft Learn, "Role Based Access Control
+# for Applications in Exchange Online", exchange/permissions-exo/application-rbac: each
+# "Application ..." role grants the Graph permission of its name, limited to the mailboxes of
+# the assignment's scope; Test-ServicePrincipalAuthorization's reference, office-docs-
+# powershell, shows an "AdministrativeUnit" ScopeType). "These permission grants are
+# independent of the unscoped grants in Microsoft Entra ID" (Graph, auth-limit-mailbox-access):
+# the Entra grant of the same permission must go, or it still reaches every mailbox.
+EXCHANGE_APPLICATION_ROLES: tuple[ExchangeApplicationRole, ...] = (
+    ExchangeApplicationRole(
+        "Application MailboxSettings.ReadWrite", "MailboxSettings.ReadWrite",
+        "read inbox rules and disable a suspicious one, in the unit's mailboxes only",
+        "remediation/adapters/mailbox.py: GraphExchangeMailbox.inbox_rules, disable_rule"),
+    ExchangeApplicationRole(
+        "Application Mail.ReadBasic", "Mail.ReadBasic.All",
+        "mail folder names and the well-known folders, in the unit's mailboxes only (Exchange "
+        "has no role named Mail.ReadBasic.All: this one grants Mail.ReadBasic, which the scoped "
+        "read of `remediation doctor` proves enough, or not, in the tenant)",
+        "remediation/adapters/mailbox.py: GraphExchangeMailbox.folder_names, "
+        "well_known_folders"),
+)
+
+
+def directory_roles(administrative_unit: str | None = None) -> tuple[DirectoryRole, ...]:
+    """The directory roles of the chosen option, scopes filled in: tenant-wide, or (with a
+    unit) User Administrator at the unit, Directory Readers and Exchange Administrator
+    tenant-wide."""
+    if administrative_unit is None:
+        return DIRECTORY_ROLES
+    scoped = tuple(DirectoryRole(r.name, r.template_id, r.reason, r.used_by,
+                                 r.scope.format(unit=administrative_unit))
+                   for r in ADMINISTRATIVE_UNIT_ROLES)
+    return scoped + tuple(r for r in DIRECTORY_ROLES if r.template_id != USER_ADMINISTRATOR_ID)
+
+
+def graph_permissions(mailbox_access: str = "tenant-wide") -> tuple[str, ...]:
+    """The Graph application permissions of the chosen option: with ``exchange-rbac`` the
+    ones Exchange RBAC for Applications replaces are not needed (and should not be held)."""
+    replaced = ({role.replaces for role in EXCHANGE_APPLICATION_ROLES}
+                if mailbox_access == "exchange-rbac" else set())
+    return tuple(name for name in permissions_on(MICROSOFT_GRAPH) if name not in replaced)

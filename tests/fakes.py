@@ -24,6 +24,7 @@ from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, RemediationError
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
+from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.requests import RemediationRequest
 from remediation.domain.sources import SourceHealth
 from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
@@ -334,6 +335,8 @@ class FakeJournal:
         self.episodes: dict[str, str] = {}  # user object id -> case id
         self.step_claims: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.sources: dict[str, str] = {}  # source -> SourceHealth as JSON
+        self.kill_switch = json.dumps(KillSwitch().to_dict())
+        self.pause_reads = 0  # how many times a worker asked whether it is paused
 
     async def add_case(self, case: Case) -> None:
         check_opening(case.case_id, case.state)
@@ -421,6 +424,24 @@ class FakeJournal:
             return False
         self.reset_places[case_id] = now
         return True
+
+    async def pause(self, paused: Paused) -> Paused:
+        switch = self._switch().pause(paused)
+        self.kill_switch = json.dumps(switch.to_dict())
+        assert switch.paused is not None
+        return switch.paused
+
+    async def resume(self, by: str, at: datetime) -> Paused | None:
+        switch = self._switch()
+        self.kill_switch = json.dumps(switch.resume(by, at).to_dict())
+        return switch.paused
+
+    async def pause_state(self) -> Paused | None:
+        self.pause_reads += 1
+        return self._switch().paused
+
+    def _switch(self) -> KillSwitch:
+        return KillSwitch.from_dict(json.loads(self.kill_switch))
 
     async def record_source(self, source: str, at: datetime, failure: str | None = None) -> None:
         known = await self._source(source)

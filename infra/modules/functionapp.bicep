@@ -1,4 +1,5 @@
-// A Flex Consumption (FC1) Function App on Python 3.11, identity-based host storage.
+// A Flex Consumption (FC1) Function App on Python 3.11, identity-based host storage. Its app
+// settings are written whole on every deployment: one added in the portal is removed.
 param name string
 param location string
 param tags object
@@ -49,6 +50,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // The identity App Service resolves Key Vault references with (the webhook URL's): the
+    // user-assigned one, as the app has no system-assigned identity.
+    keyVaultReferenceIdentity: identityId
     functionAppConfig: {
       deployment: {
         storage: {

@@ -25,4 +25,5 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output applicationInsightsName string = insights.name
+output applicationInsightsId string = insights.id
 output connectionString string = insights.properties.ConnectionString

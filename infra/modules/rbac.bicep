@@ -1,5 +1,6 @@
 // Azure RBAC for the app's identity, least privilege per resource. (Graph application
-// permissions and the Exchange role are granted in Entra ID: see the README.)
+// permissions and the Exchange role are granted in Entra ID: see the README. Key Vault
+// Secrets User, on the webhook URL's vault, is assigned in keyvault.bicep, before the app starts.)
 param principalId string
 param storageAccountName string
 param serviceBusNamespaceName string

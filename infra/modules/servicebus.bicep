@@ -42,6 +42,7 @@ resource verifications 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-previe
 }
 
 output name string = namespace.name
+output id string = namespace.id
 output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
 output requestsQueue string = requests.name
 output verificationsQueue string = verifications.name

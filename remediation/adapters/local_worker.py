@@ -28,10 +28,15 @@ class LocalWorker:
     def __init__(self, queue: SqliteQueue, handlers: dict[str, Handler], *,
                  concurrency: int = 8, poll_interval: float = 0.5,
                  max_attempts: int | None = None,
+                 paused: Callable[[], Awaitable[bool]] | None = None,
                  on_case: Callable[[Case], None] | None = None) -> None:
         """``max_attempts``: MAX_DELIVERY_COUNT, the attempts across copies (default: the
-        queue's own maximum, after which it dead-letters a message); ``on_case``: told of
-        each case a handler returns (what ``run`` sums up at its end)."""
+        queue's own maximum, after which it dead-letters a message). ``paused``: is the kill
+        switch on? ``until_idle`` then ends once no message is due now: every message
+        left is kept for the pause (asked again every few minutes), and waiting for them
+        would never end. ``on_case``: told of each case a handler returns (what ``run``
+        sums up at its end)."""
+        self._paused = paused
         self._queue = queue
         self._on_case = on_case
         self._max_attempts = max_attempts or queue.max_delivery_count
@@ -53,7 +58,7 @@ class LocalWorker:
                 await self._process(message)
                 continue
             next_at = await self._queue.next_visible_at(self._queues)
-            if next_at is None and until_idle:
+            if until_idle and (next_at is None or await self._is_paused()):
                 return
             wait = self._poll_interval if next_at is None else max(
                 0.01, min(self._poll_interval, next_at - time.time()))
@@ -85,6 +90,15 @@ class LocalWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
         self.processed += 1
+
+    async def _is_paused(self) -> bool:
+        if self._paused is None:
+            return False
+        try:
+            return await self._paused()
+        except Exception:  # the handler reads the switch too, and acts on nothing unread
+            log.warning("could not read the kill switch", exc_info=True)
+            return False
 
     async def _keep_locked(self, message: ReceivedMessage) -> None:
         while True:

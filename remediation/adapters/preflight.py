@@ -50,6 +50,7 @@ from remediation.permissions import EXCHANGE_ONLINE, MICROSOFT_GRAPH
 from remediation.service.doctor import (
     NOT_ONBOARDED,
     UNSUPPORTED,
+    NoMember,
     NoPimData,
     Refused,
     TokenUnavailable,
@@ -136,23 +137,53 @@ class TenantPreflight:
         return await self._reads[capability]()
 
     async def role_assignments(self, principal_id: str) -> frozenset[str]:
+        return frozenset(role for role, scope in await self.role_assignments_at(principal_id)
+                         if scope == "/")
+
+    async def role_assignments_at(self, principal_id: str) -> frozenset[tuple[str, str]]:
         if not _GUID.fullmatch(principal_id):
             raise Refused(0, "", f"{principal_id[:40]!r} is not an object id")
-        path = ("roleManagement/directory/roleAssignments"
-                f"?$filter=principalId%20eq%20'{principal_id}'")
+        page = await self._graph_page("roleManagement/directory/roleAssignments"
+                                      f"?$filter=principalId%20eq%20'{principal_id}'")
+        items = page.get("value")
+        return frozenset(
+            (str(item["roleDefinitionId"]).lower(), str(item.get("directoryScopeId", "/")))
+            for item in (items if isinstance(items, list) else [])
+            if isinstance(item, dict) and item.get("roleDefinitionId"))
+
+    async def administrative_unit(self, unit_id: str) -> str:
+        """``GET /directory/administrativeUnits/{id}`` (Graph v1.0, "Get administrativeUnit":
+        AdministrativeUnit.Read.All or Directory.Read.All)."""
+        page = await self._graph_page(f"directory/administrativeUnits/{_segment(unit_id)}"
+                                      "?$select=id,displayName")
+        return str(page.get("displayName") or "no display name")
+
+    async def unit_mailbox(self, unit_id: str) -> str:
+        """One user member of the unit (``/members/microsoft.graph.user``, the OData cast "List
+        members" documents), then its inbox rules and one mail folder: the reads Exchange RBAC
+        for Applications must allow for MAILBOX_ACCESS=exchange-rbac. Reads only."""
+        members = (await self._graph_page(f"directory/administrativeUnits/{_segment(unit_id)}"
+                                          "/members/microsoft.graph.user?$select=id")).get("value")
+        first = next((item.get("id") for item in (members if isinstance(members, list) else [])
+                      if isinstance(item, dict) and item.get("id")), None)
+        if first is None:
+            raise NoMember()
+        user = _segment(str(first))
+        rules = await self._graph_page(f"users/{user}/mailFolders/inbox/messageRules")
+        await self._graph_page(f"users/{user}/mailFolders?$top=1")
+        listed = rules.get("value")
+        count = len(listed) if isinstance(listed, list) else 0
+        return f"member {first}: inbox rules readable ({count}), mail folders readable"
+
+    async def _graph_page(self, path: str) -> dict[str, Any]:
         try:
-            page = await self._graph.send_json(f"doctor: GET {path}", _get(path))
+            return await self._graph.send_json(f"doctor: GET {path}", _get(path))
         except GraphRequestError as error:
             raise Refused(error.status, error.code) from None
         except TransientError as error:
             raise Unreachable(error.reason) from None
         except PermanentError as error:
             raise Refused(0, "", error.reason) from None
-        items = page.get("value")
-        return frozenset(
-            str(item["roleDefinitionId"]).lower() for item in
-            (items if isinstance(items, list) else []) if isinstance(item, dict)
-            and item.get("roleDefinitionId") and item.get("directoryScopeId", "/") == "/")
 
     def _pim_read(self, path: str) -> Callable[[], Awaitable[str]]:
         return lambda: self._graph_count(
@@ -383,6 +414,13 @@ def _get(path: str) -> Callable[["GraphServiceClient"], "RequestInformation"]:
         return info
 
     return build
+
+
+def _segment(value: str) -> str:
+    """A path segment of an id from settings or Graph: nothing but the id's own characters."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")
 
 
 def _answered(items: Any, what: str) -> str:

@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS reset_places (
     case_id TEXT PRIMARY KEY,
     reserved_at INTEGER NOT NULL  -- microseconds since the epoch, UTC
 );
+-- The kill switch (``remediation pause``): one row, domain.pause.KillSwitch as JSON, read
+-- at the start of every delivery and written in one write transaction.
+CREATE TABLE IF NOT EXISTS kill_switch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    doc TEXT NOT NULL
+);
 -- What each source of the poll (alerts, the Restricted users sweep) last did: its last
 -- success and its last failure with the reason, as SourceHealth JSON.
 CREATE TABLE IF NOT EXISTS sources (

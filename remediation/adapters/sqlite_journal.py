@@ -10,6 +10,7 @@ from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate
+from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.sources import SourceHealth
 
 
@@ -203,6 +204,37 @@ class SqliteJournal:
 
         return await self._db.write(reserve)
 
+    async def pause(self, paused: Paused) -> Paused:
+        """Read and write the switch in one write transaction (BEGIN IMMEDIATE): of two
+        people pausing at once, the first one's pause stands."""
+        def turn_on(connection: sqlite3.Connection) -> Paused:
+            switch = _kill_switch(connection).pause(paused)
+            _store_kill_switch(connection, switch)
+            assert switch.paused is not None
+            return switch.paused
+
+        return await self._db.write(turn_on)
+
+    async def resume(self, by: str, at: datetime) -> Paused | None:
+        def turn_off(connection: sqlite3.Connection) -> Paused | None:
+            switch = _kill_switch(connection)
+            if switch.paused is not None:
+                _store_kill_switch(connection, switch.resume(by, at))
+            return switch.paused
+
+        return await self._db.write(turn_off)
+
+    async def pause_state(self) -> Paused | None:
+        """``status`` opens the file read-only: a journal written before the switch existed
+        has no such table until a worker opens it, and is not paused."""
+        def select(connection: sqlite3.Connection) -> Paused | None:
+            if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                  " AND name = 'kill_switch'").fetchone() is None:
+                return None
+            return _kill_switch(connection).paused
+
+        return await self._db.read(select)
+
     async def record_source(self, source: str, at: datetime, failure: str | None = None) -> None:
         """Read, merge and write in one write transaction (BEGIN IMMEDIATE): no outcome is
         lost to another process writing at the same time."""
@@ -230,6 +262,17 @@ class SqliteJournal:
             return [SourceHealth.from_dict(json.loads(row["doc"])) for row in rows]
 
         return await self._db.read(select)
+
+
+def _kill_switch(connection: sqlite3.Connection) -> KillSwitch:
+    row = connection.execute("SELECT doc FROM kill_switch WHERE id = 1").fetchone()
+    return KillSwitch() if row is None else KillSwitch.from_dict(json.loads(row["doc"]))
+
+
+def _store_kill_switch(connection: sqlite3.Connection, switch: KillSwitch) -> None:
+    connection.execute(
+        "INSERT INTO kill_switch (id, doc) VALUES (1, ?) ON CONFLICT (id)"
+        " DO UPDATE SET doc = excluded.doc", (json.dumps(switch.to_dict()),))
 
 
 def _filters(user: str | None, states: Collection[CaseState] | None,

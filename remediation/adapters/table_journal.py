@@ -26,6 +26,9 @@ Layout (PartitionKey / RowKey):
   ``working_cases`` call that finds no marker;
 - ``breaker`` / ``resets``: the reset circuit breaker, the recent ``[time, case id]`` pairs
   as JSON, replaced under its ETag so concurrent workers cannot both take the last place;
+- ``breaker`` / ``pause``: the kill switch (``domain.pause.KillSwitch`` as JSON: the pause in
+  force and the last one lifted), read at the start of every delivery and replaced under its
+  ETag, so of two people pausing at once the first one's pause stands;
 - ``source`` / ``{source}``: a source of the poll (``alerts``, ``restricted_users``), its last
   success and last failure with the reason as JSON, replaced under its ETag so an outcome
   another worker wrote meanwhile is merged, never overwritten.
@@ -67,6 +70,7 @@ from remediation.config import ConfigError
 from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
+from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.sources import SourceHealth
 
 Entity = dict[str, Any]
@@ -87,6 +91,7 @@ _INVERT = 10**20 - 1
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 3, "connection_timeout": 10,
                                    "read_timeout": 30}
 _BREAKER_KEY = ("breaker", "resets")
+_KILL_SWITCH_KEY = ("breaker", "pause")
 _SOURCES = "source"
 # One row per working case (RowKey: the escaped case id), so the sweeper reads only them.
 _WORKING = "working"
@@ -358,6 +363,45 @@ class TableJournal:
             await asyncio.sleep(random.uniform(0, _BREAKER_BACKOFF * (attempt + 1)))  # noqa: S311
         raise TransientError("the reset breaker row kept changing under concurrent writers; "
                              "try again later")
+
+    async def pause(self, paused: Paused) -> Paused:
+        """Read the switch, and write it back only if nobody changed it since (ETag); a lost
+        race reads again, and finds the other pause in force."""
+        for _ in range(_CLAIM_ATTEMPTS):
+            with _translated("pausing every worker"):
+                row, switch = await self._kill_switch()
+                if switch.paused is not None:
+                    return switch.paused
+                if await self._store_kill_switch(row, switch.pause(paused)):
+                    return paused
+        raise TransientError("the kill switch row kept changing under concurrent writers; "
+                             "try again")
+
+    async def resume(self, by: str, at: datetime) -> Paused | None:
+        for _ in range(_CLAIM_ATTEMPTS):
+            with _translated("resuming every worker"):
+                row, switch = await self._kill_switch()
+                if switch.paused is None:
+                    return None
+                if await self._store_kill_switch(row, switch.resume(by, at)):
+                    return switch.paused
+        raise TransientError("the kill switch row kept changing under concurrent writers; "
+                             "try again")
+
+    async def pause_state(self) -> Paused | None:
+        with _translated("reading the kill switch"):
+            return (await self._kill_switch())[1].paused
+
+    async def _kill_switch(self) -> tuple[TableEntity | None, KillSwitch]:
+        row = await _get(await self._table(), *_KILL_SWITCH_KEY)
+        return row, (KillSwitch() if row is None
+                     else KillSwitch.from_dict(json.loads(_joined(row))))
+
+    async def _store_kill_switch(self, row: TableEntity | None, switch: KillSwitch) -> bool:
+        entity = {"PartitionKey": _KILL_SWITCH_KEY[0], "RowKey": _KILL_SWITCH_KEY[1],
+                  "paused": switch.paused is not None,
+                  **_parts(json.dumps(switch.to_dict()), "the kill switch")}
+        return await _create_or_replace(await self._table(), entity, row)
 
     async def record_source(self, source: str, at: datetime, failure: str | None = None) -> None:
         """Read the source's row, merge the outcome, and write it back only if nobody

@@ -51,3 +51,6 @@ class EscalationKind(StrEnum):
     SHARED_MAILBOX = "shared_mailbox"
     # A recipient rate-limit block no compromise alert names (RATE_LIMIT_BLOCKS=escalate).
     RATE_LIMIT = "rate_limit"
+    # Outside the administrative unit the operator chose (SCOPE_ADMINISTRATIVE_UNIT_ID):
+    # nothing was changed, the robot never touches it.
+    OUT_OF_SCOPE = "out_of_scope"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from remediation.config import ConfigError, Settings
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
+from remediation.entrypoints.undo import add_command as add_undo_command
 from remediation.logsafety import configure_logging
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                    "remediation run --until-idle")
     run.add_argument("--until-idle", action="store_true",
                      help="poll once, exit once nothing is queued or scheduled (0 if every "
-                          "case is final and every source of the poll was read)")
+                          "case is final and every source of the poll was read; 3 if paused "
+                          "by `remediation pause`: the work waits)")
     run.set_defaults(command=_run)
 
     enqueue = _command(
@@ -108,6 +110,22 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("case_id", help="the case id shown by `status`")
     approve.add_argument("--by", help="who approves (default: your login@host)")
     approve.set_defaults(command=_approve)
+
+    add_undo_command(commands, _command)
+
+    pause = _command(
+        commands, "pause", "the kill switch: from their next message no worker changes "
+        "anything in the tenant until `resume` (requests and checks wait)",
+        'remediation pause --by alice@contoso.com --reason "mass phishing: reviewing by hand"')
+    pause.add_argument("--by", help="who pauses (default: your login@host)")
+    pause.add_argument("--reason", required=True, help="why (shown by status and doctor, and "
+                       "on every case kept)")
+    pause.set_defaults(command=_pause)
+
+    resume = _command(commands, "resume", "lift the pause: workers act again from their next "
+                      "message", "remediation resume --by alice@contoso.com")
+    resume.add_argument("--by", help="who resumes (default: your login@host)")
+    resume.set_defaults(command=_resume)
 
     status = _command(
         commands, "status", "show when each source of the poll last succeeded, then cases, "
@@ -135,7 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     doctor = _command(
         commands, "doctor", "preflight: settings, the token's permissions and roles, and one "
         "harmless read per capability (exit 0 only when all is in place)",
-        "remediation doctor   # with the deployment's app settings in the environment")
+        "remediation doctor   # with the deployment's app settings in the environment",
+        "remediation doctor --json   # the document GET /api/preflight answers")
+    doctor.add_argument("--json", action="store_true",
+                        help="machine-readable: {ready, summary, counts, findings: [{check, "
+                             "status, result, fix}]}, the preflight function's answer")
     doctor.set_defaults(command=_doctor)
 
     sandbox = _command(commands, "sandbox", "serve the sandbox tenant alone",
@@ -275,6 +297,18 @@ def _already_approved(case: "Case") -> str | None:
             "worker takes it; nothing queued again")
 
 
+def _pause(args: argparse.Namespace) -> int:
+    from remediation.entrypoints.kill_switch import default_operator, pause
+
+    return asyncio.run(pause(args.settings, args.by or default_operator(), args.reason))
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from remediation.entrypoints.kill_switch import default_operator, resume
+
+    return asyncio.run(resume(args.settings, args.by or default_operator()))
+
+
 def _status(args: argparse.Namespace) -> int:
     from remediation.domain.requests import normalise_user
     from remediation.domain.sources import polled
@@ -398,7 +432,7 @@ def _doctor(args: argparse.Namespace) -> int:
     settings: Settings = args.settings.require_tenant()
     from remediation.entrypoints.doctor import run_doctor
 
-    return asyncio.run(run_doctor(settings, sys.stdout))
+    return asyncio.run(run_doctor(settings, sys.stdout, as_json=args.json))
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_SCHEDULE = "0 */2 * * * *"
+# The preflight's timer: at every start of the host (runOnStartup; at most once an hour, see
+# entrypoints/preflight.py) and every day at 06:00 UTC.
+PREFLIGHT_SCHEDULE = "0 0 6 * * *"
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -146,3 +149,21 @@ async def remediate(message: func.ServiceBusMessage) -> None:
 async def verify(message: func.ServiceBusMessage) -> None:
     app = await application()
     await app.handler.on_verification(delivery(message, app.settings))
+
+
+@blueprint.function_name("preflight")
+@blueprint.route(route="preflight", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def preflight(req: func.HttpRequest) -> func.HttpResponse:
+    from remediation.entrypoints.preflight import answer
+
+    status, body = await answer(application)
+    return func.HttpResponse(body, status_code=status, mimetype="application/json")
+
+
+@blueprint.function_name("preflight_at_start")
+@blueprint.timer_trigger(arg_name="timer", schedule=PREFLIGHT_SCHEDULE, run_on_startup=True,
+                         use_monitor=False)
+async def preflight_at_start(timer: func.TimerRequest) -> None:
+    from remediation.entrypoints.preflight import log_at_start
+
+    await log_at_start(application)

@@ -15,6 +15,7 @@ from typing import Any
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.display import shown
 from remediation.domain.sources import SourceHealth
+from remediation.entrypoints.kill_switch import paused_json, paused_line
 from remediation.service.progress import changes
 from remediation.service.status import StatusView
 
@@ -32,9 +33,11 @@ def cases_as_json(cases: list[Case]) -> str:
 
 
 def status_as_json(view: StatusView) -> str:
-    """``status --json --with-total``: the cases and how many matched, by state, and each
-    source of the poll with its last success and last failure."""
-    return json.dumps({"total": view.total, "shown": len(view.cases),
+    """``status --json --with-total``: whether paused (``paused``: who, why, since, or
+    null), the cases and how many matched, by state, and each source of the poll with its
+    last success and last failure."""
+    return json.dumps({"paused": paused_json(view.paused),
+                       "total": view.total, "shown": len(view.cases),
                        "counts": {state.value: n for state, n in sorted(view.counts.items())},
                        "sources": [health.to_dict() for health in view.sources],
                        "cases": [_case_json(case) for case in view.cases]}, indent=2)
@@ -119,7 +122,7 @@ def _what_to_do(kind: str) -> str:
 def status_table(view: StatusView, width: int | None = None) -> str:
     """The cases (open and escalated first), under a line that counts them and over one
     that says how many were left out."""
-    lines = _sources(view)
+    lines = [*_paused(view), *_sources(view)]
     if not view.total and not view.attention:
         return "\n".join([*lines, "no cases"])
     lines.append(_headline(view))
@@ -131,7 +134,7 @@ def status_table(view: StatusView, width: int | None = None) -> str:
 
 def status_details(view: StatusView, user: str) -> str:
     """``status --user``: every step of each case, the same counts around them."""
-    sources = "\n".join(_sources(view)[:-1])
+    sources = "\n".join([*_paused(view), *_sources(view)][:-1])
     if not view.cases and not view.total:
         return "\n\n".join([*filter(None, [sources]), f"no cases for {_cell(user)}"])
     return "\n\n".join([*filter(None, [sources]), _headline(view),
@@ -149,6 +152,11 @@ def source_line(health: SourceHealth) -> str:
         return f"{health.label}: NEVER SUCCEEDED (no poll has read it yet)"
     return (f"{health.label}: FAILED at {_stamp(health.last_failure)}: "
             f"{shown(health.last_failure_reason, TEXT_LIMIT)}; {succeeded}")
+
+
+def _paused(view: StatusView) -> list[str]:
+    """The kill switch's line, then an empty line (nothing when not paused)."""
+    return [] if view.paused is None else [paused_line(view.paused), ""]
 
 
 def _sources(view: StatusView) -> list[str]:

@@ -87,12 +87,17 @@ class Progress:
 @dataclass(frozen=True)
 class Ending:
     """How a run ended: ``signal`` names the signal that stopped it (None: it ran its
-    course), ``until_idle`` whether it was to stop once idle."""
+    course), ``until_idle`` whether it was to stop once idle, ``paused`` whether the kill
+    switch held the work."""
 
     until_idle: bool
     signal: str | None = None
+    paused: bool = False  # idle because the kill switch holds the work
 
     def headline(self, still_open: int) -> str:
+        if self.paused:
+            return (f"run summary: paused, {_count(still_open, 'case')} open; the work waits "
+                    "for `remediation resume`")
         if self.signal is not None:
             before = " before it was idle" if self.until_idle else ""
             return (f"run summary: stopped by {self.signal}{before}; the queue keeps what is "

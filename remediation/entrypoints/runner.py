@@ -14,7 +14,8 @@ journal by the next run, as after a crash: the message's lock runs out and it co
 
 Exit status (README, "Command line"): ``run --until-idle`` 0 when it went idle with every
 case final and every source of its poll read, 1 when a case is still open or a source
-failed, 128 + the signal's number when a signal stopped it first (130 for Ctrl-C, 143 for
+failed, 3 while the kill switch is on (``kill_switch``: the work it holds waits), 128 + the
+signal's number when a signal stopped it first (130 for Ctrl-C, 143 for
 SIGTERM: not idle; the queue keeps the rest); ``run`` 0 when a signal stopped it, its one
 way to end. Configuration and database errors stay ``cli``'s (2).
 """
@@ -37,6 +38,7 @@ from remediation.config import Settings
 from remediation.domain.cases import Case
 from remediation.domain.display import shown
 from remediation.domain.errors import InvalidRequest
+from remediation.entrypoints.kill_switch import paused_exit
 from remediation.entrypoints.run_report import (
     PROGRESS_EVERY,
     PROGRESS_HEARTBEAT,
@@ -95,6 +97,7 @@ class LocalRun:
         self._stop = asyncio.Event()
         self._signal: signal.Signals | None = None
         self._worked_on: dict[str, None] = {}  # case ids, in the order first seen
+        self._paused = False  # idle because the kill switch holds the work
 
     async def run(self, *, until_idle: bool) -> int:
         loop = asyncio.get_running_loop()
@@ -210,8 +213,12 @@ class LocalRun:
             next_at=None if backlog.next_at is None else _utc(backlog.next_at))
 
     async def _idle_status(self, report: IntakeReport | None) -> int:
-        """Gone idle: 0 when every case is final and every source of the poll was read, 1
-        otherwise (each open case logged, each failed source on stderr)."""
+        """Gone idle: 3 (``kill_switch.EXIT_PAUSED``, its PAUSED line on stderr) while the
+        kill switch is on, else 0 when every case is final and every source of the poll
+        was read, 1 otherwise (each open case logged, each failed source on stderr)."""
+        if (paused := await paused_exit(self._app)) is not None:  # the work waits
+            self._paused = True
+            return paused
         still_open = await self._app.journal.working_cases()
         for case in still_open:
             log.warning("case %s for %s is still %s", case.case_id, case.user,
@@ -229,7 +236,8 @@ class LocalRun:
                                        for case_id in self._worked_on] if case is not None]
         still_open = await journal.working_cases()
         snapshot = await self._snapshot(open_cases=len(still_open))
-        ending = Ending(until_idle, None if self._signal is None else _signal_name(self._signal))
+        ending = Ending(until_idle, None if self._signal is None else _signal_name(self._signal),
+                        paused=self._paused)
         lines = summary(ending, worked_on, still_open, snapshot, self._clock.now())
         print("\n".join(lines), file=self._out, flush=True)
 

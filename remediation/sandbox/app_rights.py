@@ -92,8 +92,14 @@ _GRAPH_RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
     # reads Directory.Read.All; the audit log also checks Directory.Read.All in its route.
     ("DELETE", re.compile(r"^/v1\.0/oauth2PermissionGrants/"),
      "DelegatedPermissionGrant.ReadWrite.All"),
+    # Giving a revoked consent back (remediation undo): "Create oAuth2PermissionGrant".
+    ("POST", re.compile(r"^/v1\.0/oauth2PermissionGrants$"),
+     "DelegatedPermissionGrant.ReadWrite.All"),
     (None, re.compile(r"^/v1\.0/(oauth2PermissionGrants|servicePrincipals)(/|\(|$)"),
      "Directory.Read.All"),
+    # Administrative units and their members (sandbox/admin_units.py): AdministrativeUnit.
+    # Read.All or Directory.Read.All; the app holds the second.
+    ("GET", re.compile(r"^/v1\.0/directory/administrativeUnits(/|$)"), "Directory.Read.All"),
     (None, re.compile(r"^/v1\.0/auditLogs/directoryAudits(/|$)"), "AuditLog.Read.All"),
     (None, re.compile(r"^/v1\.0/users/[^/]+/authentication(/|$)"),
      "UserAuthenticationMethod.ReadWrite.All"),

@@ -2,7 +2,8 @@
 
 - ``GET /v1.0/oauth2PermissionGrants`` (``$filter`` as remediation/sandbox/consents.py says),
   ``GET`` / ``DELETE /v1.0/oauth2PermissionGrants/{id}`` (204; 404 for a grant that is not
-  there): "List", "Get" and "Delete oAuth2PermissionGrant";
+  there), ``POST /v1.0/oauth2PermissionGrants`` (201; 409 for one that exists): "List",
+  "Get", "Delete" and "Create oAuth2PermissionGrant";
 - ``GET /v1.0/servicePrincipals/{id}`` with ``$select``: "Get servicePrincipal";
 - ``GET /v1.0/auditLogs/directoryAudits`` (remediation/sandbox/audit_log.py). Graph documents
   ``AuditLog.Read.All`` *and* ``Directory.Read.All`` for it ("List directoryAudits"): the
@@ -16,9 +17,10 @@ from aiohttp import web
 from remediation.sandbox.app_rights import BEARER, DIRECTORY_READ
 from remediation.sandbox.audit_log import INVALID_FILTER
 from remediation.sandbox.consents import GrantRefused, select_app
-from remediation.sandbox.context import TENANT
+from remediation.sandbox.context import CALL, TENANT
 from remediation.sandbox.errors import graph_error
 from remediation.sandbox.graph_routes import graph_root, page
+from remediation.sandbox.state import SandboxTenant
 
 routes = web.RouteTableDef()
 
@@ -42,6 +44,28 @@ async def list_grants(request: web.Request) -> web.Response:
     except GrantRefused as error:
         return _refused(error)
     return page(request, grants, tenant.graph_page_size, "oauth2PermissionGrants")
+
+
+@routes.post("/v1.0/oauth2PermissionGrants")
+async def create_grant(request: web.Request) -> web.Response:
+    tenant = request.app[TENANT]
+    body = request[CALL].body
+    if not isinstance(body, dict):
+        return graph_error(400, "BadRequest", "A JSON object is expected.")  # sandbox's words
+    try:
+        grant = tenant.consents.create(body, lambda key: _is_user(tenant, key))
+    except GrantRefused as error:
+        return _refused(error)
+    return web.json_response({
+        "@odata.context": f"{graph_root(request)}/$metadata#oauth2PermissionGrants/$entity",
+        **grant}, status=201)
+
+
+def _is_user(tenant: SandboxTenant, object_id: str) -> bool:
+    try:
+        return tenant.directory_user(object_id).id.lower() == object_id.lower()
+    except KeyError:
+        return False
 
 
 @routes.get("/v1.0/oauth2PermissionGrants/{grant}")

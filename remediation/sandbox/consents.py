@@ -16,7 +16,14 @@ oauth2permissiongrant.md`` and ``servicePrincipal``):
   filter (``400 Request_UnsupportedQuery``, the directory's words for a filter it does not
   take);
 - a service principal's ``verifiedPublisher`` has null fields when the publisher is not
-  verified.
+  verified;
+- ``create`` is "Create oAuth2PermissionGrant" (``oauth2permissiongrant-post.md``): clientId,
+  consentType (``Principal`` or ``AllPrincipals``), resourceId required, principalId required
+  for ``Principal`` and null for ``AllPrincipals``, scope at most 3850 characters; ``201`` with
+  the grant. One that exists for the same client, resource and principal is ``409
+  Request_MultipleObjectsWithSameKeyValue`` "Permission entry already exists."
+  (hashicorp/terraform-provider-azuread#690). The texts of the 400s are the sandbox's own
+  (Graph's are not documented), their status and code Graph's.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import copy
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,6 +47,8 @@ PRINCIPAL, ALL_PRINCIPALS = "Principal", "AllPrincipals"
 _FILTER_FIELDS = {"clientid": "clientId", "consenttype": "consentType",
                   "principalid": "principalId", "resourceid": "resourceId"}
 _EQ = re.compile(r"^(\w+)\s+eq\s+'((?:[^']|'')*)'$", re.IGNORECASE)
+_GRANT_PROPERTIES = ("id", "clientId", "consentType", "principalId", "resourceId", "scope")
+SCOPE_LIMIT = 3850  # "Must not exceed 3850 characters in length" (Create oAuth2PermissionGrant)
 _SP_PROPERTIES = ("id", "displayName", "appId", "publisherName", "verifiedPublisher",
                   "appOwnerOrganizationId", "servicePrincipalType", "accountEnabled")
 
@@ -133,6 +143,43 @@ class ConsentStore:
             self._grants[key] = created
             return copy.deepcopy(created)
 
+    def create(self, body: dict[str, Any], user_exists: Callable[[str], bool]) -> dict[str, Any]:
+        """POST /oauth2PermissionGrants: the grant created, or GrantRefused (400 for what Graph
+        requires, 409 for a grant that exists). ``user_exists`` says whether a principalId
+        names a user of the tenant."""
+        unknown = [name for name in body if name not in _GRANT_PROPERTIES
+                   and not str(name).startswith("@odata.")]
+        if unknown:
+            raise GrantRefused(400, "BadRequest", f"Property '{unknown[0]}' does not exist on "
+                               "type 'microsoft.graph.oAuth2PermissionGrant'.")
+        client, resource = body.get("clientId"), body.get("resourceId")
+        consent, principal = body.get("consentType"), body.get("principalId")
+        scope = body.get("scope") or ""
+        if not isinstance(client, str) or not isinstance(resource, str) or not client \
+                or not resource:
+            raise _bad("clientId and resourceId are required")
+        if consent not in (PRINCIPAL, ALL_PRINCIPALS):
+            raise _bad("consentType must be Principal or AllPrincipals")
+        if (consent == PRINCIPAL) != bool(principal):
+            raise _bad("principalId is required for consentType Principal and must be null "
+                       "for AllPrincipals")
+        if not isinstance(scope, str) or len(scope) > SCOPE_LIMIT:
+            raise _bad(f"scope must be a string of at most {SCOPE_LIMIT} characters")
+        with self._lock:
+            if client not in self._apps or resource not in self._apps:
+                raise _bad("clientId and resourceId must name service principals of the "
+                           "tenant")
+            if principal is not None and not user_exists(str(principal)):
+                raise _bad("principalId must name a user of the tenant")
+            key = grant_id(client, resource, principal)
+            if key in self._grants:
+                raise GrantRefused(409, "Request_MultipleObjectsWithSameKeyValue",
+                                   "Permission entry already exists.")
+            created = {"clientId": client, "consentType": consent, "id": key,
+                       "principalId": principal, "resourceId": resource, "scope": scope}
+            self._grants[key] = created
+            return copy.deepcopy(created)
+
     def grants(self) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(list(self._grants.values()))
@@ -167,6 +214,10 @@ class ConsentStore:
             wanted.append((_FILTER_FIELDS[name], match.group(2).replace("''", "'").lower()))
         return [grant for grant in self.grants()
                 if all(str(grant.get(name) or "").lower() == value for name, value in wanted)]
+
+
+def _bad(what: str) -> GrantRefused:
+    return GrantRefused(400, "Request_BadRequest", f"(sandbox wording) {what}.")
 
 
 def _missing(key: str) -> GrantRefused:

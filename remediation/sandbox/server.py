@@ -13,12 +13,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from remediation.sandbox import (
+    admin_unit_routes,
     alert_routes,
     consent_routes,
     control_routes,
     exchange_routes,
     graph_routes,
     identity_routes,
+    mailbox_rbac,
     role_routes,
     signin_routes,
     webhook_routes,
@@ -51,7 +53,8 @@ def create_app(tenant: SandboxTenant) -> web.Application:
     app[TENANT] = tenant
     for table in (control_routes.routes, identity_routes.routes, graph_routes.routes,
                   role_routes.routes, consent_routes.routes, signin_routes.routes,
-                  alert_routes.routes, exchange_routes.routes, webhook_routes.routes):
+                  alert_routes.routes, exchange_routes.routes, admin_unit_routes.routes,
+                  webhook_routes.routes):
         app.add_routes(table)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
@@ -124,6 +127,11 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     permission = required_permission(request.method, request.path)
     if permission is None or tenant.allows(permission, request[BEARER]):
         return await handler(request)
+    scoped = mailbox_rbac.scoped_answer(tenant, permission, request.path)
+    if scoped is None:
+        return await handler(request)
+    if not mailbox_rbac.not_scoped(scoped):
+        return scoped
     if is_exchange_path(request.path):
         return exchange_routes.unauthorized(tenant)
     return graph_error(403, "Authorization_RequestDenied",

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from remediation.domain.roles import EXCHANGE_ADMINISTRATOR, USER_ADMINISTRATOR
 from remediation.permissions import PERMISSIONS, permissions_on
 from remediation.sandbox import app_rights, pim_shapes
+from remediation.sandbox.admin_units import DIRECTORY_READERS, AdministrativeUnits, scope_unit
 from remediation.sandbox.audit_log import AuditLog
 from remediation.sandbox.clock import graph_timestamp, parse_timestamp, utc_now
 from remediation.sandbox.consents import ConsentStore
@@ -333,6 +334,17 @@ class SandboxTenant:
         # "Update user", https://learn.microsoft.com/graph/api/user-update);
         # False: every reset answers 403 Authorization_RequestDenied.
         self.app_has_user_administrator = True
+        # Where the app's User Administrator assignment applies (unifiedRoleAssignment
+        # directoryScopeId): "/" tenant-wide, "/administrativeUnits/{id}" one unit's members
+        # (sandbox/admin_units.py); both may be listed. An AU-scoped role is usable only with
+        # a directory read role at tenant scope: ``app_directory_readers``.
+        self.app_user_administrator_scopes: tuple[str, ...] = ("/",)
+        self.app_directory_readers = False
+        self.admin_units = AdministrativeUnits()
+        # Exchange RBAC for Applications roles scoped to a unit: Graph permission -> unit id
+        # (sandbox/mailbox_rbac.py). Tenant-wide Entra grants are taken away with
+        # ``denied_permissions``.
+        self.mailbox_rbac: dict[str, str] = {}
         # Application permissions taken away from the app (names from remediation/
         # permissions.py): the endpoints needing one answer 403 Authorization_RequestDenied
         # (Exchange: 401), and tokens issued from then on leave it out of ``roles``.
@@ -460,6 +472,10 @@ class SandboxTenant:
             implied += [RoleGrant(self.app_object_id, template_id, "/",
                                   f"{template_id}-{self.app_object_id}")
                         for template_id in self.app_directory_roles()]
+            implied += [RoleGrant(self.app_object_id, USER_ADMINISTRATOR, scope,
+                                  f"{USER_ADMINISTRATOR}-{self.app_object_id}-{scope_unit(scope)}")
+                        for scope in self.app_user_administrator_scopes
+                        if self.app_has_user_administrator and scope != "/"]
             grants = implied + list(self.role_assignments)
         return [g for g in grants if principal_id is None or g.principal_id == principal_id]
 
@@ -563,8 +579,7 @@ class SandboxTenant:
     def reset_password(self, address_or_id: str, password: Any, force_change: bool) -> None:
         with self._lock:
             user = self._graph_user(address_or_id)
-            if (user.reset_forbidden or not self.app_has_user_administrator
-                    or self._beyond_user_administrator(user)):
+            if user.reset_forbidden or not self._app_may_manage(user):
                 raise TenantError(403, "Authorization_RequestDenied",
                                   "Insufficient privileges to complete the operation.")
             if user.on_premises_sync_enabled:
@@ -577,6 +592,23 @@ class SandboxTenant:
             user.password_changes.append(
                 {"password": password, "forceChangePasswordNextSignIn": force_change})
             self.signin.password_changed(user.id, utc_now())
+
+    def _app_may_manage(self, user: SandboxUser) -> bool:
+        """The app's User Administrator role reaches this account: tenant-wide, any account
+        but those beyond the role; at an administrative unit's scope, only the unit's members
+        holding no directory role at all, and only with Directory Readers at tenant scope
+        (sandbox/admin_units.py). Otherwise Graph answers 403 Authorization_RequestDenied."""
+        if not self.app_has_user_administrator:
+            return False
+        if "/" in self.app_user_administrator_scopes:
+            return not self._beyond_user_administrator(user)
+        units = [unit for scope in self.app_user_administrator_scopes
+                 if (unit := scope_unit(scope)) is not None]
+        holds_role = bool(user.role_template_ids) or any(
+            grant.principal_id == user.id for grant in self.role_assignments)
+        return (self.app_directory_readers and not holds_role
+                and not self._beyond_user_administrator(user)
+                and any(self.admin_units.holds(unit, user.id) for unit in units))
 
     def _beyond_user_administrator(self, user: SandboxUser) -> bool:
         """Graph refuses the app (a User Administrator) this account's reset: it holds a role
@@ -601,7 +633,7 @@ class SandboxTenant:
             if not isinstance(enabled, bool):
                 raise TenantError(400, "Request_BadRequest",
                                   "Invalid value specified for property 'accountEnabled'.")
-            if not self.app_has_user_administrator or self._beyond_user_administrator(user):
+            if not self._app_may_manage(user):
                 raise TenantError(403, "Authorization_RequestDenied",
                                   "Insufficient privileges to complete the operation.")
             user.account_enabled = enabled
@@ -818,7 +850,11 @@ class SandboxTenant:
         """The template ids of the app's directory roles (User Administrator for resets,
         Exchange Administrator for the Exchange cmdlets)."""
         with self._lock:
-            roles = [USER_ADMINISTRATOR] if self.app_has_user_administrator else []
+            # ``wids`` lists tenant-wide roles only: an AU-scoped one is not in it.
+            roles = [USER_ADMINISTRATOR] if (self.app_has_user_administrator and "/" in
+                                            self.app_user_administrator_scopes) else []
+            if self.app_directory_readers:
+                roles.append(DIRECTORY_READERS)
             if self.exchange.app_access == "granted":
                 roles.append(EXCHANGE_ADMINISTRATOR)
             return roles

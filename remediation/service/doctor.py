@@ -55,6 +55,7 @@ class Status(Enum):
     FAIL = "FAIL"
     UNVERIFIED = "UNVERIFIED"  # needed, and could not be seen: stops the switch-over too
     INFO = "info"  # worth knowing; never stops the switch-over
+    WARN = "WARN"  # a setting worth a decision before the switch-over; never stops it
 
 
 BLOCKING = (Status.FAIL, Status.UNVERIFIED)
@@ -110,6 +111,10 @@ class NoPimData(Exception):
     """A PIM read answered that the tenant has no PIM (no Entra ID P2): no eligibility."""
 
 
+class NoMember(Exception):
+    """The administrative unit has no user member whose mailbox could be read."""
+
+
 class Unreachable(Exception):
     """A read that got no answer: connection refused, timeout, DNS, throttled for too long."""
 
@@ -131,6 +136,18 @@ class Preflight(Protocol):
         """The role definition ids assigned to ``principal_id`` tenant-wide (a built-in
         role's is its template id). Raises Refused or Unreachable."""
 
+    async def role_assignments_at(self, principal_id: str) -> frozenset[tuple[str, str]]:
+        """(role definition id, directoryScopeId) of every role assigned to ``principal_id``,
+        at any scope. Raises Refused or Unreachable."""
+
+    async def administrative_unit(self, unit_id: str) -> str:
+        """The administrative unit's display name. Raises Refused (404: no such unit) or
+        Unreachable."""
+
+    async def unit_mailbox(self, unit_id: str) -> str:
+        """Read one user member's inbox rules and mail folders; what was seen, in a few
+        words. Raises NoMember, Refused or Unreachable."""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -143,6 +160,9 @@ class Target:
     service_bus_namespace: str | None
     remediation_db: str
     table_journal: bool
+    # The least privilege chosen (README, Permissions): doctor_scope.py checks it.
+    administrative_unit_id: str | None = None
+    mailbox_access: str = "tenant-wide"
 
 
 @dataclass(frozen=True)
@@ -201,16 +221,31 @@ async def examine(preflight: Preflight, target: Target) -> Report:
         except TokenUnavailable as error:
             findings.append(Finding(f"token for {resource}", Status.FAIL,
                                     f"no token: {error.reason}", CREDENTIAL_FIX))
+    from remediation.service import doctor_scope as scope
+
     grant = _grant(claims.values())
     reads = await asyncio.gather(*(_read(preflight, capability, target, grant)
                                    for capability in CAPABILITIES))
     by_capability = dict(zip(CAPABILITIES, reads, strict=True))
+    replaced = scope.replaced_permissions(target.mailbox_access)
     for resource, token in claims.items():
-        findings.extend(_token_findings(resource, token, target, grant))
+        findings.extend(_token_findings(resource, token, target, grant, replaced))
         if token is None:
-            findings.extend(_permissions_seen_by_reads(resource, by_capability))
-    findings.extend(await _role_findings(preflight, claims.values(), grant))
+            findings.extend(_permissions_seen_by_reads(resource, by_capability, replaced))
+    if target.administrative_unit_id:
+        findings.extend(await scope.scoped_role_findings(
+            preflight, _principal(claims.values()), target.administrative_unit_id, grant))
+    else:
+        findings.extend(await _role_findings(preflight, claims.values(), grant))
     findings.extend(reads)
+    scoped_reads = await scope.scope_reads(preflight, target.administrative_unit_id,
+                                           target.mailbox_access, grant)
+    findings.extend(scoped_reads)
+    if replaced:
+        graph = claims.get(MICROSOFT_GRAPH)
+        mailbox = next((f for f in scoped_reads if f.check == scope.MAILBOX_CHECK), None)
+        findings.extend(scope.mailbox_permission_findings(
+            sorted(replaced), mailbox, graph.roles if graph is not None else None))
     if target.mode == "dry-run":
         findings.append(Finding(
             "mode", Status.INFO, "dry-run: reads and plans, changes nothing in the tenant",
@@ -219,12 +254,19 @@ async def examine(preflight: Preflight, target: Target) -> Report:
 
 
 def _grant(tokens: Iterable[TokenClaims | None]) -> str:
-    principal = next((t.object_id for t in tokens if t is not None and t.object_id), None)
-    return f"{GRANT_SCRIPT} {principal or UNKNOWN_PRINCIPAL}"
+    return f"{GRANT_SCRIPT} {_principal(tokens) or UNKNOWN_PRINCIPAL}"
+
+
+def _principal(tokens: Iterable[TokenClaims | None]) -> str | None:
+    """The app's service principal, as an app token names it (``oid``)."""
+    return next((t.object_id for t in tokens if t is not None and not t.delegated
+                 and t.object_id), None)
 
 
 def _token_findings(resource: str, token: TokenClaims | None, target: Target,
-                    grant: str) -> list[Finding]:
+                    grant: str, replaced: frozenset[str] = frozenset()) -> list[Finding]:
+    """``replaced``: permissions the chosen option grants elsewhere (doctor_scope.py judges
+    them)."""
     check = f"token for {resource}"
     if token is None:
         return [Finding(check, Status.INFO, "not a JWT: its permissions and roles cannot be "
@@ -243,7 +285,7 @@ def _token_findings(resource: str, token: TokenClaims | None, target: Target,
     else:
         holder = f" of service principal {token.object_id}" if token.object_id else ""
         findings.append(Finding(check, Status.OK, f"an app token{holder}"))
-    needed = permissions_on(resource)
+    needed = [name for name in permissions_on(resource) if name not in replaced]
     for name in needed:
         if name in token.roles:
             findings.append(Finding(f"permission {name}", Status.OK, "in the token's roles"))
@@ -260,13 +302,13 @@ def _token_findings(resource: str, token: TokenClaims | None, target: Target,
     return findings
 
 
-def _permissions_seen_by_reads(resource: str,
-                               reads: Mapping[Capability, Finding]) -> list[Finding]:
+def _permissions_seen_by_reads(resource: str, reads: Mapping[Capability, Finding],
+                               replaced: frozenset[str] = frozenset()) -> list[Finding]:
     """The permissions on ``resource`` when its token is not a JWT: those a passing read
     uses are granted; the others (the writes above all: reset, revoke, inbox rules) cannot be
     seen without doing what they allow."""
     findings = []
-    for name in permissions_on(resource):
+    for name in (n for n in permissions_on(resource) if n not in replaced):
         check = f"permission {name}"
         users = [reads[capability] for capability in CAPABILITIES if name in capability.needs]
         failed = [read for read in users if read.status is not Status.OK]

@@ -86,7 +86,7 @@ class Episodes:
                 return await self._merge(holder, request, why=_why_merged(holder, request)), False
             if placement is _Placement.ESCALATE:
                 return await self._escalate_with(holder, request), False
-        return await self._place(await self._receive(request), request)
+        return await self._place(await self.receive(request), request)
 
     async def reject(self, user: str, reason: str, source: str = "unknown",
                      request_id: str | None = None, alert_ids: tuple[str, ...] = ()) -> Case:
@@ -103,7 +103,7 @@ class Episodes:
     async def given_up(self, request: RemediationRequest, reason: str) -> Case:
         """Journal a request that failed before its case was (the journal failing, a merge
         that never went through) and escalate it: never dropped with only a log line."""
-        case = await self._receive(request)
+        case = await self.receive(request)
         return await self._outcomes.escalate(case.case_id, reason, kind=EscalationKind.GAVE_UP)
 
     async def working_case(self, request_id: str) -> Case | None:
@@ -143,7 +143,7 @@ class Episodes:
         holder_id = await journal.current_episode(latest.user_id)
         return latest if holder_id == latest.case_id else None
 
-    async def _receive(self, request: RemediationRequest) -> Case:
+    async def receive(self, request: RemediationRequest) -> Case:
         """Journal the request as a new case under the name it gave; nothing asked yet."""
         assert request.request_id is not None
         now = self._recorder.clock.now()

@@ -29,6 +29,11 @@ giving up gets ``SETTLEMENT_TIME_BUDGET``; together they stay inside host.json's
 arithmetic). Work that outlives its budget is cancelled, as if the worker had died at that
 point, and fails transient ("delivery time budget exhausted"): the retry resumes from the
 journal like any other.
+
+The kill switch (``service.pausing``): every attempt first reads it; paused, the delivery is
+kept instead of worked: a copy at now + ``PAUSE_RECHECK`` carrying the attempts made before
+this delivery (a pause counts none, so none is dead-lettered however long it lasts), the
+pause noted on its case once, the original completed.
 """
 
 import asyncio
@@ -43,6 +48,7 @@ from remediation.domain.cases import Case
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import MAX_RETRY_AFTER, InvalidRequest, TransientError
 from remediation.domain.escalation_kinds import EscalationKind
+from remediation.domain.pause import Paused
 from remediation.domain.requests import describe, parse_request
 from remediation.service.messages import (
     AlertUpdate,
@@ -53,7 +59,9 @@ from remediation.service.messages import (
     parse_follow_up,
     resume_in,
 )
+from remediation.service.pausing import PAUSE_RECHECK
 from remediation.service.ports import Clock, MessageRetries
+from remediation.service.undo import Undoing, UndoRequest, undo_in
 from remediation.service.workflow import RemediationWorkflow
 
 log = logging.getLogger(__name__)
@@ -154,16 +162,31 @@ class _OnFailure:
     escalation_reason: Callable[[], Awaitable[str | None]] | None = None
 
 
+@dataclass(frozen=True)
+class _Keep:
+    """How a delivery of one kind is kept while paused: the queue its copy goes to, and how
+    its case is told (once per pause)."""
+
+    retries: Callable[["Retrying"], MessageRetries]
+    note: Callable[[Paused], Awaitable[Case | None]]
+
+
 class MessageHandler:
     def __init__(self, workflow: RemediationWorkflow, *, retrying: Retrying | None = None,
                  time_budget: timedelta = DELIVERY_TIME_BUDGET,
-                 settlement_budget: timedelta = SETTLEMENT_TIME_BUDGET) -> None:
+                 settlement_budget: timedelta = SETTLEMENT_TIME_BUDGET,
+                 undo: Undoing | None = None,
+                 pause_recheck: timedelta = PAUSE_RECHECK) -> None:
         """Without ``retrying`` (tests of the workflow alone), a transient failure abandons
-        the message, as an exception always does."""
+        the message, as an exception always does, and so does a delivery while paused.
+        ``undo`` acts on undo messages (without it they are rejected). ``pause_recheck``: how
+        long a message kept by a pause waits before it asks again."""
         self._workflow = workflow
         self._retrying = retrying
+        self._undo = undo
         self._time_budget = time_budget
         self._settlement_budget = settlement_budget
+        self._pause_recheck = pause_recheck
 
     def with_backoff(self, first: timedelta) -> "MessageHandler":
         """The same handler with another first back-off (the demo's compressed time)."""
@@ -171,12 +194,27 @@ class MessageHandler:
         if retrying is not None:
             retrying = replace(retrying, backoff=replace(retrying.backoff, first=first))
         return MessageHandler(self._workflow, retrying=retrying, time_budget=self._time_budget,
-                              settlement_budget=self._settlement_budget)
+                              settlement_budget=self._settlement_budget, undo=self._undo,
+                              pause_recheck=self._pause_recheck)
+
+    def with_pause_recheck(self, recheck: timedelta) -> "MessageHandler":
+        """The same handler with another pause re-check interval (tests' compressed time)."""
+        return MessageHandler(self._workflow, retrying=self._retrying,
+                              time_budget=self._time_budget,
+                              settlement_budget=self._settlement_budget, undo=self._undo,
+                              pause_recheck=recheck)
 
     async def on_request(self, delivery: Delivery) -> Case | None:
-        """The requests queue: remediation requests, and approvals of waiting cases.
+        """The requests queue: remediation requests, approvals of waiting cases, resumes and
+        undos.
 
         Returns the case (None when a retry was scheduled before any case existed)."""
+        try:
+            undo = undo_in(delivery.body)
+        except InvalidRequest as error:
+            return await self._workflow.reject(_claimed_user(delivery.body), error.reason)
+        if undo is not None:
+            return await self._undo_case(delivery, undo)
         try:
             resume = resume_in(delivery.body)
             approval = approval_in(delivery.body) if resume is None else None
@@ -192,8 +230,11 @@ class MessageHandler:
             request = replace(request, request_id=delivery.first_message_id)
         request_id = request.request_id
         assert request_id is not None
+        keep = _Keep(lambda retrying: retrying.requests,
+                     lambda paused: self._workflow.pausing.keep_request(
+                         request, paused, self._pause_recheck))
         try:
-            return await self._attempt(delivery, lambda: self._workflow.remediate(request))
+            return await self._attempt(delivery, lambda: self._workflow.remediate(request), keep)
         except Exception as error:
             return await self._after_failure(delivery, error, _OnFailure(
                 "remediation", lambda retrying: retrying.requests,
@@ -208,7 +249,8 @@ class MessageHandler:
         try:
             retry = RETRY_OF in delivery.properties or delivery.delivery_count > 1
             return await self._attempt(
-                delivery, lambda: self._workflow.approve(approval, retry=retry))
+                delivery, lambda: self._workflow.approve(approval, retry=retry),
+                self._keep_case(approval.case_id, lambda retrying: retrying.requests))
         except InvalidRequest as error:
             return await self._workflow.reject(approval.user, error.reason)
         except Exception as error:
@@ -225,7 +267,9 @@ class MessageHandler:
         """The sweeper's message: its retries are copies of it, and its last attempt
         escalates the case."""
         try:
-            return await self._attempt(delivery, lambda: self._workflow.resume(resume))
+            return await self._attempt(
+                delivery, lambda: self._workflow.resume(resume),
+                self._keep_case(resume.case_id, lambda retrying: retrying.requests))
         except InvalidRequest as error:
             return await self._workflow.reject(resume.user, error.reason)
         except Exception as error:
@@ -237,6 +281,24 @@ class MessageHandler:
                 escalation_reason=lambda: self._workflow.escalation_reason(
                     case_id=resume.case_id)))
 
+    async def _undo_case(self, delivery: Delivery, undo: UndoRequest) -> Case | None:
+        """An undo (``remediation undo``): retried within bounds, then ended with the reason
+        (completed: the case itself is final and stays as it is)."""
+        undoing = self._undo
+        if undoing is None:
+            return await self._workflow.reject(undo.user, "this worker does not undo cases")
+        try:
+            return await self._attempt(
+                delivery, lambda: undoing.run(undo),
+                self._keep_case(undo.case_id, lambda retrying: retrying.requests))
+        except InvalidRequest as error:
+            return await self._workflow.reject(undo.user, error.reason)
+        except Exception as error:
+            return await self._after_failure(delivery, error, _OnFailure(
+                "undo", lambda retrying: retrying.requests,
+                _journal_on(self._workflow, undo.case_id),
+                lambda reason: undoing.gave_up(undo, reason), complete_on_give_up=True))
+
     async def on_verification(self, delivery: Delivery) -> Case | None:
         """The verifications queue: verification checks, Defender alert updates and the
         grouped posts of the cases the circuit breaker holds."""
@@ -244,16 +306,18 @@ class MessageHandler:
             message = parse_follow_up(delivery.body)
         except InvalidRequest as error:
             return await self._workflow.reject(_claimed_user(delivery.body), error.reason)
+        keep = self._keep_case(message.case_id, lambda retrying: retrying.follow_ups)
         try:
             if isinstance(message, BreakerPost):
                 held = message
-                return await self._attempt(delivery, lambda: self._workflow.post_held(held))
+                return await self._attempt(
+                    delivery, lambda: self._workflow.post_held(held), keep)
             if isinstance(message, AlertUpdate):
                 alerts = message
-                return await self._attempt(delivery,
-                                           lambda: self._workflow.update_alerts(alerts))
+                return await self._attempt(
+                    delivery, lambda: self._workflow.update_alerts(alerts), keep)
             check = message
-            return await self._attempt(delivery, lambda: self._workflow.verify(check))
+            return await self._attempt(delivery, lambda: self._workflow.verify(check), keep)
         except InvalidRequest as error:
             return await self._workflow.reject(message.user, error.reason)
         except Exception as error:
@@ -289,21 +353,53 @@ class MessageHandler:
         await self._workflow.alert_update_gave_up(update, reason)
         return await self._workflow.case(update.case_id)
 
-    async def _attempt(self, delivery: Delivery,
-                       work: Callable[[], Awaitable[Case]]) -> Case:
-        """Run ``work`` within the delivery's time budget, unless no attempt is left."""
+    def _keep_case(self, case_id: str,
+                   retries: Callable[["Retrying"], MessageRetries]) -> _Keep:
+        return _Keep(retries, lambda paused: self._workflow.pausing.keep_case(
+            case_id, paused, self._pause_recheck))
+
+    async def _attempt(self, delivery: Delivery, work: Callable[[], Awaitable[Case]],
+                       keep: _Keep) -> Case | None:
+        """Run ``work`` within the delivery's time budget, unless no attempt is left or the
+        kill switch is on (then the delivery is kept: ``_keep``)."""
         if delivery.past_last:
             raise _NoAttemptLeft(f"no attempt left (attempt {delivery.attempt} of "
                                  f"{delivery.max_delivery_count}): given up already")
         budget = asyncio.timeout(self._time_budget.total_seconds())
         try:
             async with budget:
+                paused = await self._workflow.pausing.state()
+                if paused is not None:
+                    return await self._keep(delivery, paused, keep)
                 return await work()
         except TimeoutError:
             if not budget.expired():
                 raise
             raise TransientError("delivery time budget exhausted "
                                  f"({format_duration(self._time_budget)})") from None
+
+    async def _keep(self, delivery: Delivery, paused: Paused, keep: _Keep) -> Case | None:
+        """Schedule the copy that asks again after ``pause_recheck``, then tell the case (a
+        failure to tell it is logged: the copy is what matters); the original completes.
+        The copy carries the attempts made before this delivery: a pause uses none up. A
+        copy that cannot be scheduled fails the attempt like any transient failure."""
+        if self._retrying is None:
+            raise TransientError(f"paused by {paused.by}: nothing is done until "
+                                 "`remediation resume`")
+        retrying = self._retrying
+        at = retrying.clock.now() + self._pause_recheck
+        properties = _copied_properties(delivery)
+        properties.update({ATTEMPTS: delivery.attempt - 1, RETRY_OF: delivery.first_message_id})
+        message_id = await keep.retries(retrying).schedule_copy(
+            delivery.body, session_id=delivery.session_id, properties=properties, at=at)
+        log.info("paused: message %s kept, asked again at %s as message %s",
+                 delivery.message_id, at.isoformat(), message_id)
+        try:
+            return await keep.note(paused)
+        except Exception:
+            log.warning("could not note the pause on the case of message %s",
+                        delivery.message_id, exc_info=True)
+            return None
 
     async def _after_failure(self, delivery: Delivery, error: Exception,
                              on: _OnFailure) -> Case | None:
@@ -354,9 +450,7 @@ class MessageHandler:
         """Schedule the copy; None when it could not be (the message is abandoned instead,
         and offered again at once)."""
         at = retrying.clock.now() + retrying.backoff.delay(delivery.attempt, error.retry_after)
-        properties: dict[str, str | int | float | bool] = {
-            key: value for key, value in delivery.properties.items()
-            if isinstance(key, str) and isinstance(value, str | int | float | bool)}
+        properties = _copied_properties(delivery)
         properties.update({ATTEMPTS: delivery.attempt, RETRY_OF: delivery.first_message_id})
         try:
             message_id = await on.retries(retrying).schedule_copy(
@@ -391,6 +485,12 @@ class _NoAttemptLeft(TransientError):
 class _Retry:
     at: datetime
     message_id: str
+
+
+def _copied_properties(delivery: Delivery) -> dict[str, str | int | float | bool]:
+    """The application properties a copy of ``delivery`` keeps (those Service Bus takes)."""
+    return {key: value for key, value in delivery.properties.items()
+            if isinstance(key, str) and isinstance(value, str | int | float | bool)}
 
 
 def _journal_on(workflow: RemediationWorkflow,

@@ -11,6 +11,7 @@ from remediation.domain.delegates import Delegate
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
+from remediation.domain.pause import Paused
 from remediation.domain.requests import RemediationRequest
 from remediation.domain.sources import SourceHealth
 from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
@@ -242,6 +243,22 @@ class Journal(Protocol):
                             window: timedelta) -> bool:
         """Atomically count the resets of the last ``window`` across every worker; take a
         place for ``case_id`` if fewer than ``limit`` (a case that has one keeps it)."""
+        ...
+
+    async def pause(self, paused: Paused) -> Paused:
+        """Turn the kill switch on for every worker, unless it is on already; return the
+        pause in force (an earlier one keeps its who, why and since). Atomic across workers,
+        like ``reserve_reset``, and stored next to it."""
+        ...
+
+    async def resume(self, by: str, at: datetime) -> Paused | None:
+        """Turn the kill switch off; return the pause it lifted (None: it was off, and
+        nothing changed). Who lifted it and when are kept with it."""
+        ...
+
+    async def pause_state(self) -> Paused | None:
+        """The pause in force, or None: one small read, made at the start of every
+        delivery (never cached)."""
         ...
 
     async def record_source(self, source: str, at: datetime, failure: str | None = None) -> None:

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from remediation.domain.cases import Case, Step, StepStatus
+from remediation.domain.consents import regrant_body
 from remediation.domain.display import shown
+from remediation.domain.undo import Call, Restore, restorations
 from remediation.service.journaling import HYGIENE, PLAN, RESET, REVOKE, UNBLOCK
 from remediation.service.leftovers import PARTIAL
 
@@ -51,16 +53,42 @@ class Change(NamedTuple):
     undo: str
 
 
+class Made(NamedTuple):
+    """A ``Change`` with where it comes from: ``step`` is the journal step that made it
+    (``remediation undo --step`` takes it), ``key`` names it among that step's changes,
+    ``restore`` says how the robot puts it back (None: it cannot; ``undo`` says who does
+    what instead)."""
+
+    what: str
+    undo: str
+    step: str
+    key: str
+    restore: Restore | None = None
+
+
+# The step verification journals when RETURN_ACTION=disable blocks sign-in
+# (service/verification.py BLOCK_SIGN_IN; not imported: verification reaches this module).
+BLOCK_SIGN_IN = "block_sign_in"
+EXCHANGE_RULES, CONSENTS = "exchange_inbox_rules", "consent_grants"
+
+
 def changes(case: Case) -> list[Change]:
     """Every change ``case`` made to the account, in order, each with what undoes it: the
-    journal's own record, for the person who must put something back."""
-    made: list[Change] = []
+    journal's own record, for the person who must put something back. A change an undo
+    restored says so (by whom, when), one it could not says why."""
+    return [Change(made.what, made.undo) for made in made_changes(case)]
+
+
+def made_changes(case: Case) -> list[Made]:
+    """``changes`` with the step, key and restoration of each: what ``remediation undo``
+    lists and restores, so that it and ``status`` agree."""
+    made: list[Made] = []
     if case.done(RESET) is not None:
-        made.append(Change("password reset", "cannot be undone: the person sets a new "
-                                             "password at their next sign-in"))
+        made.append(Made("password reset", "cannot be undone: the person sets a new "
+                                             "password at their next sign-in", RESET, "password"))
     if case.done(REVOKE) is not None:
-        made.append(Change("sign-in sessions revoked", "cannot be undone: the person signs "
-                                                       "in again"))
+        made.append(Made("sign-in sessions revoked", "cannot be undone: the person signs "
+                                                       "in again", REVOKE, "sessions"))
     hygiene = case.done(HYGIENE)
     made_findings = (_findings(hygiene.data) if hygiene is not None
                      and hygiene.data.get("mode") == "disable"
@@ -69,24 +97,76 @@ def changes(case: Case) -> list[Change]:
         for finding in made_findings:
             name = shown(str(finding.get("name") or ""), NAME_LIMIT)
             if finding.get("rule_id"):
-                made.append(Change(f"inbox rule “{name}” disabled", "enable it again in "
-                                   "Outlook, or Enable-InboxRule (kept, with a snapshot)"))
+                made.append(Made(f"inbox rule “{name}” disabled", "enable it again in "
+                                   "Outlook, or Enable-InboxRule (kept, with a snapshot)",
+                                   HYGIENE, str(finding["rule_id"]), Restore(
+                                       Call.GRAPH_RULE, {"rule_id": str(finding["rule_id"])})))
             else:
-                made.append(Change("mailbox forwarding cleared", "set it again with "
-                                   "Set-Mailbox (the journal's snapshot has the old value)"))
+                made.append(Made("mailbox forwarding cleared", "set it again with "
+                                   "Set-Mailbox (the journal's snapshot has the old value)",
+                                   HYGIENE, "forwarding", Restore(
+                                       Call.FORWARDING, dict(finding.get("snapshot") or {}))))
     for step in _leftover_steps(case):
-        made += [Change(shown(str(change.get("what") or ""), NAME_LIMIT * 2),
-                        shown(str(change.get("undo") or "-"), NAME_LIMIT * 4))
-                 for change in step.data.get("changes", []) if isinstance(change, dict)]
-    made += [Change(shown(note.detail, NAME_LIMIT * 2),
-                    shown(str(note.data[PARTIAL].get("undo") or "-"), NAME_LIMIT * 4))
+        keys = [str(key) for key in step.data.get("removed", [])]
+        found = {str(item.get("key")): item for item in step.data.get("found", [])
+                 if isinstance(item, dict)}
+        entries = [change for change in step.data.get("changes", []) if isinstance(change, dict)]
+        for index, change in enumerate(entries):
+            key = keys[index] if len(keys) == len(entries) else ""
+            made.append(Made(shown(str(change.get("what") or ""), NAME_LIMIT * 2),
+                               shown(str(change.get("undo") or "-"), NAME_LIMIT * 4),
+                               step.name, key, _leftover_restore(step.name, found.get(key))))
+    made += [Made(shown(note.detail, NAME_LIMIT * 2),
+                    shown(str(note.data[PARTIAL].get("undo") or "-"), NAME_LIMIT * 4),
+                    note.name, str(note.data[PARTIAL].get("key") or ""),
+                    _leftover_restore(note.name, note.data[PARTIAL]))
              for note in _unfinished_removals(case)]
     unblock = case.done(UNBLOCK)
     if unblock is not None and unblock.data.get("listed", True):
-        made.append(Change("block removed from the Restricted users list",
+        made.append(Made("block removed from the Restricted users list",
                            "nothing to undo: Exchange blocks the account again if it sends "
-                           "spam again"))
-    return made
+                           "spam again", UNBLOCK, "block"))
+    if case.done(BLOCK_SIGN_IN) is not None:
+        made.append(Made("sign-in blocked (RETURN_ACTION=disable)", SIGN_IN_BLOCKED,
+                           BLOCK_SIGN_IN, "sign-in"))
+    records = restorations(case)
+    return [_with_undo(change, records.get((change.step, change.key))) for change in made]
+
+
+SIGN_IN_BLOCKED = ("not undone by the robot, which never re-enables an account: once a "
+                   "person has secured it, an administrator sets Account enabled again "
+                   "(Entra admin center, the user's properties; or Graph PATCH of the user "
+                   "with accountEnabled true)")
+
+
+def _with_undo(change: Made, record: Step | None) -> Made:
+    """``change`` as an undo left it: restored (by whom, when), or not, and why."""
+    if record is None or change.restore is None:
+        return change
+    by = str(record.data.get("by") or "")
+    if record.status is StepStatus.DONE:
+        who = f" ({shown(by, NAME_LIMIT)})" if by else ""
+        return change._replace(undo=f"restored by undo{who} at {record.at:%Y-%m-%d %H:%M} UTC")
+    why = shown(str(record.data.get("why") or record.detail), NAME_LIMIT * 2)
+    return change._replace(undo=f"undo could not restore it ({why}); {change.undo}")
+
+
+def _leftover_restore(step: str, entry: object) -> Restore | None:
+    """How a cleanup step's removal is put back: a hidden rule enabled again through
+    Exchange, a consent granted again as it was; None for the rest (a sign-in method is the
+    person's to register again)."""
+    if not isinstance(entry, dict):
+        return None
+    snapshot = entry.get("snapshot") if isinstance(entry.get("snapshot"), dict) else {}
+    assert isinstance(snapshot, dict)
+    if step == EXCHANGE_RULES:
+        return Restore(Call.EXCHANGE_RULE,
+                       {"identity": str(snapshot.get("RuleIdentity") or entry.get("key"))})
+    if step == CONSENTS and all(snapshot.get(name) for name in (
+            "id", "clientId", "consentType", "resourceId")):
+        return Restore(Call.CONSENT, {"id": str(snapshot["id"]),
+                                      "body": regrant_body(snapshot)})
+    return None
 
 
 def _unfinished_removals(case: Case) -> list[Step]:

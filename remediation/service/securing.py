@@ -48,6 +48,7 @@ from remediation.service.leftovers import PARTIAL, WINDOW, Cleanup
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import Directory, Mailbox, RestrictedSenders, VerificationScheduler
+from remediation.service.scope import OUT_OF_SCOPE, AdministrativeScope, out_of_scope_reason
 from remediation.service.settings import WorkflowSettings
 from remediation.service.shared_mailboxes import SharedMailboxes
 from remediation.service.triage import rate_limit_hold
@@ -67,10 +68,13 @@ class Securing:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, directory: Directory,
                  exchange: RestrictedSenders, mailbox: Mailbox | None,
                  scheduler: VerificationScheduler, settings: WorkflowSettings,
-                 shared: SharedMailboxes, cleanup: Cleanup | None = None) -> None:
+                 shared: SharedMailboxes, cleanup: Cleanup | None = None,
+                 scope: AdministrativeScope | None = None) -> None:
         """``shared``: disabled accounts' mailboxes, delegates' cases, and the alert reads
-        of the rate-limit triage; ``cleanup``: what the attacker left behind."""
+        of the rate-limit triage; ``cleanup``: what the attacker left behind; ``scope``:
+        administrative unit membership (settings.administrative_unit_id)."""
         self._recorder = recorder
+        self._scope = scope
         self._shared = shared
         self._cleanup = cleanup
         self._outcomes = outcomes
@@ -155,6 +159,8 @@ class Securing:
                           guard: StepResult) -> tuple[str, EscalationKind]:
         """Why the guardrails escalate, and the kind; for a shared mailbox, also the cases
         opened for the delegates its alerts name (journaled once)."""
+        if guard.data.get(OUT_OF_SCOPE):
+            return guard.detail, EscalationKind.OUT_OF_SCOPE
         kind = (EscalationKind.DISABLED_ACCOUNT if guard.data.get("disabled")
                 else EscalationKind.GUARDRAIL)
         if not (guard.data.get("mailbox") or {}).get("unowned"):
@@ -187,6 +193,11 @@ class Securing:
                           {**judged.data, "lookup": lookup_result(fresh).data})
 
     async def _guardrails(self, user: DirectoryUser) -> StepResult:
+        unit = self._settings.administrative_unit_id
+        if unit and self._scope is not None and not await self._scope.holds(unit, user.id):
+            # First, before anything else is read of it: not the robot's to touch at all.
+            return StepResult(out_of_scope_reason(user, unit),
+                              {"verdict": Verdict.ESCALATE.value, OUT_OF_SCOPE: unit})
         memberships = await self._directory.memberships(user.id,
                                                         self._settings.protected_group_ids)
         domains = await self._directory.tenant_domains()

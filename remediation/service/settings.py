@@ -37,6 +37,8 @@ class WorkflowSettings:
     signin_cleanup: str = "remove"  # sign-in methods and consents in the window
     return_action: str = "escalate"  # verification finds the attacker back: also "disable"
     rate_limit_blocks: str = "escalate"  # one of RATE_LIMIT_MODES
+    # Only this administrative unit's members may be changed (service/scope.py).
+    administrative_unit_id: str | None = None
 
     @property
     def merge_window(self) -> timedelta:

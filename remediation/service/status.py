@@ -4,7 +4,8 @@ watching (open) or a human (escalated) on top, so no flood of other cases can hi
 Tools get every matching case, newest first, unless they ask for fewer; people get a page
 (``TABLE_LIMIT`` rows unless they say otherwise) with the counts that tell them what the page
 left out. Both get each source of the poll with its last success and last failure, so a
-source that stopped answering is seen before any case.
+source that stopped answering is seen before any case, and before everything the kill switch
+(``remediation pause``) when it is on.
 """
 
 import heapq
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from remediation.domain.cases import Case, CaseState
+from remediation.domain.pause import Paused
 from remediation.domain.sources import Source, SourceHealth
 from remediation.service.ports import Journal
 from remediation.service.sources import source_health
@@ -44,6 +46,7 @@ class StatusView:
     # Open and escalated cases of the user and time asked for, whatever ``states`` chose.
     attention: dict[CaseState, int] = field(default_factory=dict)
     sources: list[SourceHealth] = field(default_factory=list)
+    paused: Paused | None = None  # the kill switch, shown before anything else
 
     @property
     def total(self) -> int:
@@ -68,7 +71,7 @@ async def newest_cases(journal: Journal, query: StatusQuery) -> StatusView:
     cases = await _list(journal, users, query.states, query.since, query.limit)
     counts = await _count(journal, users, query.since)
     return StatusView(cases, _chosen(counts, query.states), _chosen(counts, ON_TOP),
-                      await source_health(journal, query.sources))
+                      await source_health(journal, query.sources), await journal.pause_state())
 
 
 async def cases_for_people(journal: Journal, query: StatusQuery) -> StatusView:
@@ -83,7 +86,7 @@ async def cases_for_people(journal: Journal, query: StatusQuery) -> StatusView:
         rest = await _list(journal, users, wanted - ON_TOP, query.since, limit - len(first))
     counts = await _count(journal, users, query.since)
     return StatusView([*first, *rest], _chosen(counts, query.states), _chosen(counts, ON_TOP),
-                      await source_health(journal, query.sources))
+                      await source_health(journal, query.sources), await journal.pause_state())
 
 
 async def _users(journal: Journal, name: str | None) -> tuple[str | None, ...]:

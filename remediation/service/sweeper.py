@@ -13,7 +13,9 @@ merged, an alert id ignored never count), no retry due and no check due for long
 once rather than at this sweeper's "now"), or after
 ``max_resumes`` resumes in a row that moved nothing escalates the case with the reason.
 The poll runs it on every worker; ``run --until-idle`` runs it again once the queues are
-empty, when a working case has by definition nothing pending (``idle``).
+empty, when a working case has by definition nothing pending (``idle``). While the kill
+switch is on (``remediation pause``) it does nothing: the cases wait for the pause, their
+messages are kept (``service.pausing``), and none is stuck.
 
 Several sweepers may read one case at once. Each claims the case before it acts, by
 storing it back unchanged but for ``updated_at`` under the version it read
@@ -86,6 +88,12 @@ class Sweeper:
         ``idle`` (the queues hold nothing), every working case. Never raises: a case that
         cannot be swept is named in the report's ``errors``, the next sweep tries again."""
         report = SweepReport()
+        try:
+            if await self.journal.pause_state() is not None:
+                return report  # kill switch: a case held by a pause is not stuck
+        except Exception as error:  # unsure whether paused: touch nothing
+            report.errors.append(f"the kill switch could not be read: {_why(error)}")
+            return report
         try:
             cases = [case for case in await self.journal.working_cases()
                      if case.state in SWEPT]

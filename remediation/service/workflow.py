@@ -32,6 +32,7 @@ from remediation.service.messages import (
 )
 from remediation.service.notifications import Notifications
 from remediation.service.outcomes import Outcomes
+from remediation.service.pausing import Pausing
 from remediation.service.ports import (
     AlertNotifier,
     AlertSource,
@@ -47,6 +48,7 @@ from remediation.service.ports import (
     RestrictedSenders,
     VerificationScheduler,
 )
+from remediation.service.scope import AdministrativeScope
 from remediation.service.securing import Securing
 from remediation.service.settings import WorkflowSettings
 from remediation.service.shared_mailboxes import SharedMailboxes
@@ -82,12 +84,17 @@ class RemediationWorkflow:
         leftover_kinds: Sequence[LeftoverKind] = (),
         delegation: MailboxDelegation | None = None,
         requests: RequestSender | None = None,
+        scope: AdministrativeScope | None = None,
         follow_up_sends: MessageRetries | None = None,
     ) -> None:
         """``delegation``: reads a disabled account's mailbox (shared? its delegates);
         ``requests``: where a shared mailbox's case queues its delegates' requests;
+        ``scope``: administrative unit membership, needed when the settings name a unit;
         ``follow_up_sends``: the verifications queue's scheduled sends, for the grouped post
         of the cases the circuit breaker holds (without it each posts its own)."""
+        if settings.administrative_unit_id and scope is None:
+            raise ValueError("an administrative unit is configured, and nothing reads its "
+                             "membership")
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
         self._outcomes = Outcomes(recorder, scheduler, notifier,
@@ -100,11 +107,12 @@ class RemediationWorkflow:
         self._securing = Securing(recorder, self._outcomes, directory, exchange, mailbox,
                                   scheduler, settings,
                                   SharedMailboxes(directory, delegation, self._claims, requests),
-                                  cleanup)
+                                  cleanup, scope)
         self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays, cleanup,
                                           settings.return_action)
         self._alert_source = alert_source
+        self.pausing = Pausing(recorder, self._episodes)  # the kill switch (handler)
         self._breaker_posts = BreakerPosts(recorder, webhook, follow_up_sends, settings)
         self._notifications = Notifications(
             recorder, alerts, webhook, settings, self._claims,

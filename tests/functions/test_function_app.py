@@ -52,7 +52,7 @@ def test_the_module_holds_exactly_one_function_app() -> None:
     apps = [v for v in vars(function_app).values() if isinstance(v, func.FunctionApp)]
     assert apps == [function_app.app]
     assert set(bindings()) == {"poll_alerts", "receive_alert", "receive_defender_stream",
-                               "remediate", "verify"}
+                               "remediate", "verify", "preflight", "preflight_at_start"}
 
 
 def test_service_bus_triggers_use_sessions_settings_and_the_identity_connection() -> None:

@@ -125,6 +125,11 @@ def test_the_app_imports_with_azure_settings() -> None:
      "(QUEUE_MAX_DELIVERY_COUNT, 10): Service Bus would dead-letter a message before its case "
      "is escalated"),
     ({"RETRY_BACKOFF": "16m"}, "RETRY_BACKOFF: '16m' must be more than 0s and at most 15m"),
+    # A breaker always open is no pause: the one line says how to stop the robot.
+    ({"MAX_REMEDIATIONS_PER_HOUR": "0"},
+     "MAX_REMEDIATIONS_PER_HOUR: 0 would refuse every password reset and escalate every case "
+     "as a mass compromise; it must be at least 1. To stop the robot, run `remediation pause "
+     "--by NAME --reason TEXT` (and `remediation resume` to go on)"),
     # Listening on Service Bus without a tenant would fail every message.
     ({"ServiceBusConnection__fullyQualifiedNamespace": "sb.servicebus.windows.net"},
      "AZURE_TENANT_ID: not set (the tenant id, a GUID)"),

@@ -106,8 +106,15 @@ class Template:
                 if declared["type"] == resource_type and not declared["existing"]}
 
     def instances(self, symbol: str) -> list[dict[str, Any]]:
-        """The resource's body, evaluated: one per loop item, or one."""
+        """The resource's body, evaluated: one per loop item, or one; none when its
+        ``if (...)`` is false with these arguments."""
         config = self.section("resources")[symbol]["config"]
+        if "condition" in config and "loop_type" not in config:
+            condition = self.value(config["condition"])
+            assert isinstance(condition, bool), f"{symbol}: condition {condition}"
+            if not condition:
+                return []
+            config = config["config"]
         if "loop_type" in config:
             evaluated = self._loop(config, {})
             assert isinstance(evaluated, list)
@@ -187,9 +194,17 @@ class Template:
             for argument in arguments.values():
                 merged.update(argument)
             return merged
+        if kind == "empty" and isinstance(arguments["item_to_test"], str | list | dict):
+            return len(arguments["item_to_test"]) == 0
         if kind == "items" and isinstance(arguments["arg_1"], dict):
             return [{"key": key, "value": item}
                     for key, item in sorted(arguments["arg_1"].items())]
+        if kind == "load_text_content":  # read when Bicep compiles, relative to the file
+            return (self.path.parent / arguments["file_path"]).read_text(encoding="utf-8")
+        if kind == "replace" and isinstance(arguments["original_string"], str):
+            new = arguments["new_string"]
+            text = f"<{new.expression}>" if isinstance(new, Deployed) else str(new)
+            return arguments["original_string"].replace(arguments["old_string"], text)
         if kind == "subscription_resource_id" and arguments.get("subscription_id") is None:
             names = [arguments[key] for key in ("resource_name_1", "resource_name_2")
                      if arguments.get(key) is not None]
@@ -197,6 +212,16 @@ class Template:
         return Deployed(show({"function": function}))
 
     def _operator(self, node: dict[str, Any], local: Mapping[str, Any]) -> Any:
+        operator = node["operator"]
+        if operator["type"] == "conditional":  # a ? b : c, decided when a is known
+            operands = operator["operands"]
+            condition = self.value(operands["condition"], local)
+            if isinstance(condition, bool):
+                return self.value(operands["true_value" if condition else "false_value"], local)
+            return Deployed(show(node))
+        if operator["type"] == "not":
+            operand = self.value(operator["operands"]["bool_value"], local)
+            return (not operand) if isinstance(operand, bool) else Deployed(show(node))
         path = _path(node)
         if path is None:
             return Deployed(show(node))
@@ -211,7 +236,7 @@ class Template:
             return self.module(head).output(rest[1])
         if head in resources:
             if rest == ["name"]:
-                return self.value(resources[head]["config"]["name"])
+                return self.value(_body(resources[head])["name"])
             return Deployed(".".join([self.reference(head), *rest]))
         found = self._name(head, local) if head in local or self._declares(head) else None
         for key in rest:
@@ -227,7 +252,13 @@ class Template:
         """A resource, named by its type and deployed name, so that two files that refer to
         one resource (one declares it, the other as ``existing``) agree."""
         declared = self.section("resources")[symbol]
-        return f"{declared['type']}[{self.value(declared['config']['name'])}]"
+        return f"{declared['type']}[{self.value(_body(declared)['name'])}]"
+
+
+def _body(declared: dict[str, Any]) -> dict[str, Any]:
+    """A resource's body, inside its ``if (...)`` when it has one."""
+    config: dict[str, Any] = declared["config"]
+    return config["config"] if "condition" in config and "loop_type" not in config else config
 
 
 def main() -> Template:

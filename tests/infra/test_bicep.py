@@ -20,7 +20,17 @@ from remediation.config import Settings
 from remediation.domain.durations import parse_duration
 from remediation.entrypoints import functions
 from remediation.service.settings import MODES
-from tests.infra.bicep import INFRA, MAIN, ROOT, Deployed, bicep_files, main, parse, parser
+from tests.infra.bicep import (
+    INFRA,
+    MAIN,
+    ROOT,
+    Deployed,
+    Template,
+    bicep_files,
+    main,
+    parse,
+    parser,
+)
 
 # Azure built-in roles by role definition id, as listed on Microsoft's "Azure built-in roles"
 # page, https://learn.microsoft.com/azure/role-based-access-control/built-in-roles (source:
@@ -32,6 +42,10 @@ BUILT_IN_ROLES = {
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    # "Read secret contents ... Only works for key vaults that use the 'Azure role-based access
+    # control' permission model" (MicrosoftDocs/azure-docs, articles/key-vault/general/
+    # rbac-guide.md, "Azure built-in roles for Key Vault data plane operations").
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
 }
 
 # What the README's Deployment section promises the app's identity, and on which resource.
@@ -42,6 +56,7 @@ EXPECTED_ROLES = {
     ("Storage Queue Data Contributor", "Microsoft.Storage/storageAccounts"),  # host
     ("Storage Table Data Contributor", "Microsoft.Storage/storageAccounts"),  # the journal
     ("Monitoring Metrics Publisher", "Microsoft.Insights/components"),  # Entra-only ingestion
+    ("Key Vault Secrets User", "Microsoft.KeyVault/vaults"),  # the webhook URL's reference
 }
 
 # Service Bus limits, from Microsoft Learn. Duplicate detection window: "Max value is 7 days
@@ -57,8 +72,7 @@ LOCK_DURATION_MAX = timedelta(minutes=5)
 
 # Settings.from_env reads these, but the template leaves them to the code's default in Azure.
 AZURE_DEFAULTS = {
-    "GRAPH_ENDPOINT", "EXCHANGE_ENDPOINT", "HTTP_TIMEOUT", "HTTP_MAX_RETRIES", "ALERT_TITLES",
-    "TENANT_DOMAINS", "CASE_LINK_TEMPLATE",
+    "GRAPH_ENDPOINT", "EXCHANGE_ENDPOINT", "HTTP_TIMEOUT", "HTTP_MAX_RETRIES",
     "JOURNAL_TABLE_ENDPOINT",  # derived from AzureWebJobsStorage__accountName
 }
 # Settings.from_env reads these for the local runtime only; the template must not set them.
@@ -78,8 +92,9 @@ def iso_duration(text: str) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-def app_settings() -> dict[str, Any]:
-    [app] = main().module("functionApp").instances("app")
+def app_settings(template: Template | None = None) -> dict[str, Any]:
+    """The app settings ``template`` (main.bicep with its defaults) writes, by name."""
+    [app] = (template or main()).module("functionApp").instances("app")
     settings = app["properties"]["siteConfig"]["appSettings"]
     named = {setting["name"]: setting["value"] for setting in settings}
     assert len(named) == len(settings), "an app setting is set twice"
@@ -221,7 +236,7 @@ def test_the_app_sets_every_setting_the_code_reads_in_azure() -> None:
     read |= set(re.findall(r'os\.environ\.get\("(\w+)"', source))  # read at import
     settings = app_settings()
     assert sorted(read - AZURE_DEFAULTS - LOCAL_ONLY - set(settings)) == []
-    assert sorted(LOCAL_ONLY & set(settings)) == []
+    assert sorted((LOCAL_ONLY | AZURE_DEFAULTS) & set(settings)) == []
 
 
 def test_every_connection_is_identity_based_or_its_function_disabled() -> None:
@@ -281,26 +296,30 @@ def test_the_journal_table_is_the_one_the_app_names() -> None:
 
 
 def test_the_identity_gets_exactly_the_roles_the_readme_lists_on_the_right_resources() -> None:
+    """Every role assignment of every module: to the app's identity, a built-in role known by
+    its id, on a resource the templates create."""
     template = main()
-    rbac = template.module("rbac")
     principal = template.module("identity").output("principalId")
-    owners = {  # the resources the other modules create, by type and name
+    owners = {  # the resources the modules create, by type and name
         "Microsoft.ServiceBus/namespaces": template.module("serviceBus").reference("namespace"),
         "Microsoft.Storage/storageAccounts": template.module("storage").reference("storage"),
         "Microsoft.Insights/components": template.module("monitoring").reference("insights"),
+        "Microsoft.KeyVault/vaults": template.module("keyVault").reference("vault"),
     }
     assigned = set()
-    for symbol in rbac.resources("Microsoft.Authorization/roleAssignments"):
-        for assignment in rbac.instances(symbol):
-            properties = assignment["properties"]
-            assert properties["principalId"] == principal
-            assert properties["principalType"] == "ServicePrincipal"
-            kind, _, guid = properties["roleDefinitionId"].rpartition("/")
-            assert kind == "Microsoft.Authorization/roleDefinitions"
-            assert guid in BUILT_IN_ROLES, f"unknown role definition {guid}"
-            scope = rbac.section("resources")[assignment["scope"]]
-            assert rbac.reference(assignment["scope"]) == owners[scope["type"]]
-            assigned.add((BUILT_IN_ROLES[guid], scope["type"]))
+    for module in template.section("modules"):
+        owner = template.module(module)
+        for symbol in owner.resources("Microsoft.Authorization/roleAssignments"):
+            for assignment in owner.instances(symbol):
+                properties = assignment["properties"]
+                assert properties["principalId"] == principal
+                assert properties["principalType"] == "ServicePrincipal"
+                kind, _, guid = properties["roleDefinitionId"].rpartition("/")
+                assert kind == "Microsoft.Authorization/roleDefinitions"
+                assert guid in BUILT_IN_ROLES, f"unknown role definition {guid}"
+                scope = owner.section("resources")[assignment["scope"]]
+                assert owner.reference(assignment["scope"]) == owners[scope["type"]]
+                assigned.add((BUILT_IN_ROLES[guid], scope["type"]))
     assert assigned == EXPECTED_ROLES
 
 
@@ -327,3 +346,65 @@ def test_every_checkov_skip_is_one_check_with_its_reason_beside_its_resource() -
         assert match, f"{path.name}: {line.strip()}"
         assert len(match[2].split()) >= 8, f"{path.name}: say why {match[1]} does not apply"
     assert not list(ROOT.glob(".checkov.y*ml")) and not list(INFRA.glob(".checkov.y*ml"))
+
+
+# --- the webhook URL, a Key Vault reference --------------------------------------------------
+
+WEBHOOK = "https://prod-00.westeurope.logic.azure.com/workflows/abc/triggers/manual?sig=c2ln"
+
+
+def with_webhook() -> Template:
+    """main.bicep as azd deploys it with ESCALATION_WEBHOOK_URL set."""
+    return Template(MAIN, {"escalationWebhookUrl": WEBHOOK})
+
+
+def test_the_vault_uses_azure_rbac_with_soft_delete_and_purge_protection() -> None:
+    vaults = main().module("keyVault")
+    [symbol] = vaults.resources("Microsoft.KeyVault/vaults")
+    [vault] = vaults.instances(symbol)
+    properties = vault["properties"]
+    assert properties["enableRbacAuthorization"] is True  # roles, not access policies
+    assert "accessPolicies" not in properties
+    assert properties["enableSoftDelete"] is True
+    assert properties["enablePurgeProtection"] is True
+    assert 7 <= properties["softDeleteRetentionInDays"] <= 90  # Key Vault's bounds
+    assert properties["sku"]["name"] == "standard"
+
+
+def test_the_webhook_secret_is_created_only_when_a_url_is_given() -> None:
+    vaults = main().module("keyVault")
+    [symbol] = vaults.resources("Microsoft.KeyVault/vaults/secrets")
+    assert vaults.instances(symbol) == []  # none given: no secret, and none overwritten
+    [secret] = with_webhook().module("keyVault").instances(symbol)
+    assert secret["properties"]["value"] == WEBHOOK
+    assert secret["properties"]["contentType"] == "text/uri-list"  # checkov cannot see it
+
+
+def test_the_app_reads_the_webhook_url_through_a_key_vault_reference() -> None:
+    """``@Microsoft.KeyVault(SecretUri=...)``, resolved by App Service with the identity named
+    by the site's ``keyVaultReferenceIdentity`` (Microsoft Learn, "Use Key Vault references as
+    app settings in Azure App Service and Azure Functions": "Reference syntax", "Access vaults
+    with a user-assigned identity"; MicrosoftDocs/azure-docs, articles/app-service/
+    app-service-key-vault-references.md). The versioned URI: a new URL is a new version, so
+    the app setting changes and the app reads it at once, not within App Service's 24-hour
+    refresh of a versionless reference."""
+    template = with_webhook()
+    secret = template.module("keyVault").reference("webhook")
+    settings = app_settings(template)
+    assert settings["ESCALATION_WEBHOOK_URL"] == (
+        f"@Microsoft.KeyVault(SecretUri=<{secret}.properties.secretUriWithVersion>)")
+    assert WEBHOOK not in json.dumps(settings, default=str), "the URL itself is an app setting"
+    assert app_settings()["ESCALATION_WEBHOOK_URL"] == ""  # none given: no webhook
+    [app] = template.module("functionApp").instances("app")
+    assert app["properties"]["keyVaultReferenceIdentity"] == template.module("identity").output(
+        "id")
+
+
+def test_the_app_is_deployed_after_its_identity_may_read_the_secret() -> None:
+    """The reference is resolved when the app starts: the role must exist by then. The app
+    setting names the vault module's output, so Bicep deploys that module, role assignment
+    included, before the app."""
+    written = main().section("modules")["functionApp"]["config"]["params"]["appSettings"]
+    assert "keyVault.outputs.webhookSecretUri" in json.dumps(written["ESCALATION_WEBHOOK_URL"])
+    vaults = main().module("keyVault")
+    assert vaults.resources("Microsoft.Authorization/roleAssignments"), "the role is elsewhere"

@@ -11,8 +11,16 @@ from typing import Any
 
 import pytest
 
-from remediation.permissions import DIRECTORY_ROLES, PERMISSIONS, RESOURCE_APP_IDS
+from remediation.permissions import (
+    DIRECTORY_ROLES,
+    EXCHANGE_APPLICATION_ROLES,
+    PERMISSIONS,
+    RESOURCE_APP_IDS,
+    USER_ADMINISTRATOR_ID,
+    directory_roles,
+)
 
+USER_ADMINISTRATOR = USER_ADMINISTRATOR_ID
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "grant-permissions.sh"
 PRINCIPAL = "7d3b5c1a-0f2e-4a6b-9c8d-1e2f3a4b5c6d"
@@ -61,8 +69,10 @@ elif args[:1] == ["rest"]:
         if match:
             done([role for resource, role in state["app_roles"] if resource == match.group(1)])
     if method == "GET" and uri == f"{assignments}?$filter=principalId%20eq%20'{principal}'":
-        if query == "value[?directoryScopeId=='/'].roleDefinitionId":
-            done([role for role, scope in state["directory_roles"] if scope == "/"])
+        match = re.fullmatch(r"value\[\?directoryScopeId=='([^']+)'\]\.roleDefinitionId",
+                             query or "")
+        if match:
+            done([role for role, scope in state["directory_roles"] if scope == match.group(1)])
     if method == "POST" and uri == app_roles:
         body = json.loads(opt("--body"))
         grant = [body["resourceId"], body["appRoleId"]]
@@ -107,13 +117,13 @@ class Tenant:
         state: dict[str, Any] = json.loads(self.state.read_text())
         return state
 
-    def run(self) -> subprocess.CompletedProcess[str]:
+    def run(self, *options: str) -> subprocess.CompletedProcess[str]:
         state = self.read()
         state["calls"] = []
         self.state.write_text(json.dumps(state))
         env = {"PATH": f"{self.bin}:/usr/bin:/bin", "FAKE_AZ_STATE": str(self.state)}
-        return subprocess.run(["bash", str(SCRIPT), PRINCIPAL], env=env, capture_output=True,
-                              text=True, timeout=120, check=False)
+        return subprocess.run(["bash", str(SCRIPT), *options, PRINCIPAL], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
 
     def posts(self) -> list[str]:
         return [json.loads(call[call.index("--body") + 1]).get("appRoleId")
@@ -163,3 +173,78 @@ def test_an_upgrade_adds_only_what_is_missing(tmp_path: Path) -> None:
     assert sorted(tenant.posts()) == sorted([*new, user_administrator])
     assert sorted(tenant.read()["app_roles"]) == sorted(app_roles)
     assert "assigned User Administrator" in result.stdout
+
+
+UNIT = "4d819ce9-9257-44a5-8d6e-2f1b3c5a7e90"
+MAILBOX = {f"role-{role.replaces}" for role in EXCHANGE_APPLICATION_ROLES}
+
+
+def scoped_grants(*, mailbox_scope: bool = False) -> tuple[list[list[str]], list[list[str]]]:
+    app_roles, _ = every_grant()
+    if mailbox_scope:
+        app_roles = [grant for grant in app_roles if grant[1] not in MAILBOX]
+    return app_roles, [[role.template_id, role.scope] for role in directory_roles(UNIT)]
+
+
+def test_scope_au_assigns_user_administrator_at_the_units_scope(tmp_path: Path) -> None:
+    tenant = Tenant(tmp_path, [], [])
+
+    result = tenant.run("--scope-au", UNIT)
+
+    assert result.returncode == 0, result.stderr
+    app_roles, directory_roles_ = scoped_grants()
+    state = tenant.read()
+    assert sorted(state["app_roles"]) == sorted(app_roles)
+    assert sorted(state["directory_roles"]) == sorted(directory_roles_)
+    assert [USER_ADMINISTRATOR, f"/administrativeUnits/{UNIT}"] in state["directory_roles"]
+    assert [USER_ADMINISTRATOR, "/"] not in state["directory_roles"]
+    assert f"assigned User Administrator at /administrativeUnits/{UNIT}" in result.stdout
+    assert "broader than chosen" not in result.stdout
+    again = tenant.run("--scope-au", UNIT)
+    assert again.returncode == 0 and tenant.posts() == []
+
+
+def test_scope_au_names_a_tenant_wide_assignment_and_removes_nothing(tmp_path: Path) -> None:
+    tenant = Tenant(tmp_path, *every_grant())  # granted before the unit was chosen
+
+    result = tenant.run("--scope-au", UNIT)
+
+    assert result.returncode == 0, result.stderr
+    assert [USER_ADMINISTRATOR, "/"] in tenant.read()["directory_roles"]
+    assert "broader than chosen: User Administrator is also assigned tenant-wide" in (
+        result.stdout)
+
+
+def test_mailbox_scope_leaves_the_graph_mailbox_permissions_out(tmp_path: Path) -> None:
+    tenant = Tenant(tmp_path, [], [])
+
+    result = tenant.run("--scope-au", UNIT, "--mailbox-scope")
+
+    assert result.returncode == 0, result.stderr
+    app_roles, directory_roles_ = scoped_grants(mailbox_scope=True)
+    assert sorted(tenant.read()["app_roles"]) == sorted(app_roles)
+    assert sorted(tenant.read()["directory_roles"]) == sorted(directory_roles_)
+    for role in EXCHANGE_APPLICATION_ROLES:
+        assert f"not granted {role.replaces} (Exchange RBAC for Applications" in result.stdout
+
+
+def test_mailbox_scope_names_a_tenant_wide_mailbox_permission_still_held(
+        tmp_path: Path) -> None:
+    tenant = Tenant(tmp_path, *every_grant())
+
+    result = tenant.run("--scope-au", UNIT, "--mailbox-scope")
+
+    assert result.returncode == 0, result.stderr
+    for role in EXCHANGE_APPLICATION_ROLES:
+        assert f"broader than chosen: {role.replaces} is granted tenant-wide" in result.stdout
+
+
+@pytest.mark.parametrize("options", [("--scope-au", "Remediation scope"), ("--mailbox-scope",),
+                                     ("--scope-au",), ("--everything",)])
+def test_a_bad_option_changes_nothing(tmp_path: Path, options: tuple[str, ...]) -> None:
+    tenant = Tenant(tmp_path, [], [])
+
+    result = tenant.run(*options)
+
+    assert result.returncode != 0
+    assert tenant.read()["calls"] == []

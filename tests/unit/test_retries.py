@@ -26,7 +26,13 @@ from remediation.service.handler import (
 )
 from remediation.service.messages import AlertUpdate, VerificationCheck, parse_follow_up
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
-from tests.fakes import FakeAlertNotifier, FakeAlertSource, FakeAlertUpdater, FakeTenant
+from tests.fakes import (
+    FakeAlertNotifier,
+    FakeAlertSource,
+    FakeAlertUpdater,
+    FakeJournal,
+    FakeTenant,
+)
 
 ROB = "rob@contoso.com"
 DELAYS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
@@ -79,8 +85,8 @@ class Harness:
         return case
 
 
-def make(budget: timedelta | None = None) -> Harness:
-    tenant = FakeTenant()
+def make(budget: timedelta | None = None, journal: FakeJournal | None = None) -> Harness:
+    tenant = FakeTenant() if journal is None else FakeTenant(journal=journal)
     tenant.directory.add_user(ROB)
     tenant.exchange.block(ROB, created=tenant.clock.now() - timedelta(minutes=30))
     alerts, notifier = FakeAlertUpdater(), FakeAlertNotifier()

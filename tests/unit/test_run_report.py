@@ -87,3 +87,14 @@ def test_the_summary_of_a_run_stopped_by_ctrl_c_says_so() -> None:
     assert summary(Ending(until_idle=True), [], [], snapshot(open_cases=0, checks=0,
                                                              next_at=None), NOW)[0] == (
         "run summary: idle, every case is final")
+
+
+def test_the_summary_of_a_run_the_kill_switch_held_says_it_waits_for_resume() -> None:
+    waiting = [case(1, CaseState.RECEIVED)]
+    lines = summary(Ending(until_idle=True, paused=True), waiting, waiting,
+                    snapshot(open_cases=1, checks=0, other=1), NOW)
+
+    assert lines[0] == ("run summary: paused, 1 case open; the work waits for "
+                        "`remediation resume`")
+    assert lines[3] == ("  still open: 1 (1 received); 1 other message scheduled, next at "
+                        "11:42:10 UTC (in 59 min)")
