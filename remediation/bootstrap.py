@@ -26,6 +26,7 @@ from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.adapters.sqlite_queue import SqliteQueue
 from remediation.config import Settings
+from remediation.domain.cases import Case
 from remediation.service.handler import MessageHandler, Retrying, RetryPolicy
 from remediation.service.intake import Intake, IntakeSettings
 from remediation.service.journaling import CaseRecorder
@@ -75,9 +76,11 @@ class Application:
     request_copies: MessageRetries | None = None
 
     def worker(self, *, concurrency: int | None = None, poll_interval: float = 0.5,
-               retry_backoff: float | None = None) -> LocalWorker:
+               retry_backoff: float | None = None,
+               on_case: Callable[[Case], None] | None = None) -> LocalWorker:
         """The local runtime's worker; ``retry_backoff`` (seconds) replaces RETRY_BACKOFF
-        for the retries its handler schedules (the demo's compressed time)."""
+        for the retries its handler schedules (the demo's compressed time); ``on_case``:
+        told of each case a message returned (``LocalWorker``)."""
         if self.queue is None:
             raise RuntimeError("no local queue: this application sends to Service Bus")
         handler = self.handler if retry_backoff is None else self.handler.with_backoff(
@@ -88,7 +91,7 @@ class Application:
              self.settings.verification_queue: handler.on_verification},
             concurrency=concurrency or self.settings.worker_concurrency,
             poll_interval=poll_interval, max_attempts=self.settings.max_delivery_count,
-            paused=self._paused)
+            paused=self._paused, on_case=on_case)
 
     async def _paused(self) -> bool:
         return await self.journal.pause_state() is not None
@@ -153,7 +156,8 @@ def bootstrap(
         alerts=tenant.alert_updater, alert_source=tenant.alerts, notifier=follow_ups,
         mailbox=tenant.mailbox, leftover_kinds=tenant.leftover_kinds,
         delegation=tenant.delegation, requests=requests,
-        webhook=_webhook(settings, closers), scope=tenant.scope)
+        webhook=_webhook(settings, closers), scope=tenant.scope,
+        follow_up_sends=retries[1])
     sweeper = Sweeper(journal=journal, workflow=workflow, resumes=retries[0], clock=clock,
                       session_for=session_id_for, approval_timeout=settings.approval_timeout)
     intake = Intake(

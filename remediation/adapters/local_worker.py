@@ -28,14 +28,17 @@ class LocalWorker:
     def __init__(self, queue: SqliteQueue, handlers: dict[str, Handler], *,
                  concurrency: int = 8, poll_interval: float = 0.5,
                  max_attempts: int | None = None,
-                 paused: Callable[[], Awaitable[bool]] | None = None) -> None:
+                 paused: Callable[[], Awaitable[bool]] | None = None,
+                 on_case: Callable[[Case], None] | None = None) -> None:
         """``max_attempts``: MAX_DELIVERY_COUNT, the attempts across copies (default: the
         queue's own maximum, after which it dead-letters a message). ``paused``: is the kill
         switch on? ``until_idle`` then ends once no message is due now: every message
         left is kept for the pause (asked again every few minutes), and waiting for them
-        would never end."""
+        would never end. ``on_case``: told of each case a handler returns (what ``run``
+        sums up at its end)."""
         self._paused = paused
         self._queue = queue
+        self._on_case = on_case
         self._max_attempts = max_attempts or queue.max_delivery_count
         self._handlers = handlers
         self._queues = tuple(handlers)
@@ -70,7 +73,7 @@ class LocalWorker:
                             broker_max_delivery_count=self._queue.max_delivery_count)
         renewal = asyncio.create_task(self._keep_locked(message))
         try:
-            await self._handlers[message.queue](delivery)
+            case = await self._handlers[message.queue](delivery)
         except Exception as error:
             reason = error.reason if isinstance(error, RemediationError) else (
                 f"unexpected {type(error).__name__}")
@@ -80,6 +83,8 @@ class LocalWorker:
                         message.delivery_count, reason)
         else:
             await self._queue.complete(message)
+            if case is not None and self._on_case is not None:
+                self._on_case(case)
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):

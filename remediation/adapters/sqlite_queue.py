@@ -18,7 +18,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,19 @@ class QueueCounts:
     completed: int
     dead_lettered: int
     cancelled: int
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the active messages of some queues are doing now: ``ready`` to be taken,
+    ``locked`` (a receiver has them), ``scheduled`` per ``kind`` application property
+    (``"verify"``, ``"remediate"``...; ``""`` when none), and when the earliest scheduled one
+    becomes receivable (epoch seconds, None if none is scheduled)."""
+
+    ready: int = 0
+    locked: int = 0
+    scheduled: dict[str, int] = field(default_factory=dict)
+    next_at: float | None = None
 
 
 class SqliteQueue:
@@ -226,6 +239,33 @@ class SqliteQueue:
             return None if row["at"] is None else float(row["at"])
 
         return await self._db.read(earliest)
+
+    async def backlog(self, queues: tuple[str, ...]) -> Backlog:
+        """The active messages of ``queues`` as ``Backlog`` counts them (one read)."""
+        now = time.time()
+        names = json.dumps(queues)
+
+        def count(connection: sqlite3.Connection) -> Backlog:
+            rows = connection.execute(
+                "SELECT COALESCE(json_extract(properties, '$.kind'), '') AS kind,"
+                " SUM(locked_until > ?) AS locked,"
+                " SUM(visible_at <= ? AND (locked_until IS NULL OR locked_until <= ?)) AS ready,"
+                " SUM(visible_at > ? AND (locked_until IS NULL OR locked_until <= ?))"
+                "  AS scheduled,"
+                " MIN(CASE WHEN visible_at > ? AND (locked_until IS NULL OR locked_until <= ?)"
+                "  THEN visible_at END) AS next_at"
+                " FROM messages WHERE queue IN (SELECT value FROM json_each(?))"
+                " AND state = 'active' GROUP BY kind",
+                (now, now, now, now, now, now, now, names)).fetchall()
+            times = [float(row["next_at"]) for row in rows if row["next_at"] is not None]
+            return Backlog(
+                ready=sum(int(row["ready"] or 0) for row in rows),
+                locked=sum(int(row["locked"] or 0) for row in rows),
+                scheduled={str(row["kind"]): int(row["scheduled"]) for row in rows
+                           if row["scheduled"]},
+                next_at=min(times, default=None))
+
+        return await self._db.read(count)
 
     async def dead_letters(self, queue: str | None = None) -> list[dict[str, Any]]:
         def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:

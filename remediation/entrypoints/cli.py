@@ -2,11 +2,9 @@
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import logging
 import os
-import signal
 import socket
 import sqlite3
 import sys
@@ -20,12 +18,11 @@ from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
 from remediation.entrypoints.decisions import add_commands as add_decisions
 from remediation.entrypoints.undo import add_command as add_undo_command
-from remediation.logsafety import configure_logging, redact
+from remediation.logsafety import configure_logging
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from remediation.bootstrap import Application
     from remediation.domain.cases import Case, CaseState
     from remediation.domain.requests import RemediationRequest
     from remediation.sandbox import SandboxTenant
@@ -170,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = _command(commands, "sandbox", "serve the sandbox tenant alone",
                        "remediation sandbox --port 8080")
     sandbox.add_argument("--port", type=int, default=8080,
-                         help="the loopback port to listen on (default: 8080)")
+                         help="the loopback port to listen on (default: 8080; 0: any free "
+                              "one, named in what it prints)")
     sandbox.set_defaults(command=_sandbox, own_settings=True)
     return parser
 
@@ -195,73 +193,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from remediation.entrypoints.runner import run_local
+
     settings: Settings = args.settings.require_tenant()
-    return asyncio.run(_run_worker(settings, until_idle=args.until_idle))
-
-
-async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
-    from remediation.bootstrap import bootstrap
-    from remediation.domain.display import shown
-    from remediation.entrypoints.report import TEXT_LIMIT
-
-    await _check_local_database(settings)
-    app = bootstrap(settings)
-    try:
-        if until_idle:
-            report = await app.intake.poll()
-            await app.worker().run(until_idle=True)
-            await _sweep_until_settled(app)
-            from remediation.entrypoints.kill_switch import paused_exit
-
-            if (paused := await paused_exit(app)) is not None:  # the work waits: exit 3
-                return paused
-            from remediation.service.status import OPEN_STATES
-
-            open_cases = await app.journal.list_cases(states=OPEN_STATES)  # every one
-            for case in open_cases:
-                log.warning("case %s for %s is still %s", case.case_id, case.user,
-                            case.state.value)
-            for source, reason in report.failed_sources.items():
-                # stderr does not pass the logging filter: the reason is masked here.
-                print(f"remediation: source {source.label} failed in this poll: "
-                      f"{shown(redact(reason), TEXT_LIMIT)}", file=sys.stderr)
-            return 1 if open_cases or report.failed_sources else 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        poller = asyncio.create_task(_poll_until(app, stop))
-        await app.worker().run(stop=stop)
-        await poller
-        return 0
-    finally:
-        await app.aclose()
-
-
-async def _sweep_until_settled(app: "Application") -> None:
-    """With the queues empty, a working case has nothing pending: the sweeper resumes it
-    (or, after its last resume, escalates it) and the worker runs again, a bounded number
-    of rounds."""
-    sweeper = app.intake.sweeper
-    if sweeper is None:
-        return
-    for _ in range(sweeper.max_resumes + 1):
-        swept = await sweeper.sweep(idle=True)
-        if not swept.resumed:
-            return
-        await app.worker().run(until_idle=True)
-
-
-async def _poll_until(app: "Application", stop: asyncio.Event) -> None:
-    """Poll alerts and the Restricted users list every ALERT_POLL_INTERVAL until stopped."""
-    interval = app.settings.alert_poll_interval.total_seconds()
-    while not stop.is_set():
-        try:
-            await app.intake.poll()
-        except Exception:  # a failed poll must not stop the worker; the next one overlaps
-            log.exception("alert poll failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+    asyncio.run(_check_local_database(settings))
+    return run_local(settings, until_idle=args.until_idle)
 
 
 async def _check_local_database(settings: Settings) -> None:
@@ -514,37 +450,24 @@ def _sandbox(args: argparse.Namespace) -> int:
         tenant.token = os.environ["SANDBOX_TOKEN"]
     if os.environ.get("IDENTITY_HEADER"):  # keep the secret a shell already holds
         tenant.identity_header = os.environ["IDENTITY_HEADER"]
-    url = f"http://127.0.0.1:{args.port}"
-    print("\n".join(_sandbox_banner(tenant, url, args.port)), file=sys.stderr)
-    asyncio.run(serve_forever(tenant, "127.0.0.1", args.port))
+    port = args.port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    print("\n".join(_sandbox_banner(tenant, url, port)), file=sys.stderr, flush=True)
+    asyncio.run(serve_forever(tenant, "127.0.0.1", port))
     return 0
 
 
+def _free_port() -> int:
+    """A loopback port nobody listens on now (``--port 0``)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 def _sandbox_banner(tenant: "SandboxTenant", url: str, port: int) -> list[str]:
-    """How to point a worker, then doctor, at the sandbox: ``export`` lines to paste as they
-    are. The worker gets the static token (it never expires); doctor the app's own identity,
-    as in Azure: DefaultAzureCredential asks the sandbox's managed identity endpoint for a
-    token per resource, a JWT carrying the app's roles and wids (a static token shows
-    neither, and a JWT for Graph is refused by Exchange). The sandbox's cases get a journal of
-    their own, so they never mix with the default one."""
-    from pathlib import Path
-    from shlex import quote
+    """The quick start to paste: the worker's environment, the commands, then doctor's
+    identity (``sandbox_banner``)."""
+    from remediation.entrypoints.sandbox_banner import banner
 
-    from remediation.sandbox.identity_routes import IDENTITY_PATH
-
-    database = Path.cwd() / ".remediation" / f"sandbox-{port}.db"
-    return [
-        f"sandbox tenant serving on {url}",
-        "point a worker (remediation run) at it with:",
-        f"  export AZURE_TENANT_ID={quote(tenant.tenant_id)}",
-        f"  export GRAPH_ENDPOINT={quote(url)}",
-        f"  export EXCHANGE_ENDPOINT={quote(url)}",
-        f"  export REMEDIATION_DB={quote(str(database))}",
-        f"  export SANDBOX_TOKEN={quote(tenant.token)}",
-        "for remediation doctor, the app's own identity instead (its managed identity",
-        "endpoint, as Azure Functions gives one; tokens carry the app's roles and wids):",
-        "  export SANDBOX_TOKEN=",
-        f"  export IDENTITY_ENDPOINT={quote(url + IDENTITY_PATH)}",
-        f"  export IDENTITY_HEADER={quote(tenant.identity_header)}",
-        f"  export AZURE_CLIENT_ID={quote(tenant.managed_identity_client_id)}",
-    ]
+    return banner(tenant, url, port)

@@ -23,6 +23,7 @@ from remediation.sandbox import (
     mailbox_rbac,
     role_routes,
     signin_routes,
+    webhook_routes,
 )
 from remediation.sandbox.app_rights import (
     BEARER,
@@ -52,7 +53,8 @@ def create_app(tenant: SandboxTenant) -> web.Application:
     app[TENANT] = tenant
     for table in (control_routes.routes, identity_routes.routes, graph_routes.routes,
                   role_routes.routes, consent_routes.routes, signin_routes.routes,
-                  alert_routes.routes, exchange_routes.routes, admin_unit_routes.routes):
+                  alert_routes.routes, exchange_routes.routes, admin_unit_routes.routes,
+                  webhook_routes.routes):
         app.add_routes(table)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

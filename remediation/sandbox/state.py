@@ -27,6 +27,7 @@ from remediation.sandbox.delegation import MailboxGrants
 from remediation.sandbox.exchange_quirks import ExchangeQuirks, TimeFormat, exchange_time
 from remediation.sandbox.faults import Fault
 from remediation.sandbox.signin_methods import SignInMethods
+from remediation.sandbox.webhook_inbox import WebhookInbox
 
 DEFAULT_TENANT_ID = "8f6d1c2e-5b4a-4e3f-9a1b-7c2d3e4f5a6b"
 DEFAULT_BLOCK_REASON = (
@@ -354,6 +355,8 @@ class SandboxTenant:
         self.identity_header = f"sandbox-identity-{uuid.uuid4().hex}"
         self.managed_identity_client_id = SANDBOX_APP_ID
         self.token_requests: list[str] = []
+        # What the escalation webhook's far end received (webhook_routes).
+        self.webhook = WebhookInbox()
         # Entra puts ``wids`` in an app token only sometimes: False plays a token without it.
         self.token_carries_wids = True
         # Characters Graph may refuse in a /users/{key} segment: such a key is answered 400

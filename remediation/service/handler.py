@@ -53,6 +53,7 @@ from remediation.domain.requests import describe, parse_request
 from remediation.service.messages import (
     AlertUpdate,
     Approval,
+    BreakerPost,
     Resume,
     approval_in,
     parse_follow_up,
@@ -299,13 +300,18 @@ class MessageHandler:
                 lambda reason: undoing.gave_up(undo, reason), complete_on_give_up=True))
 
     async def on_verification(self, delivery: Delivery) -> Case | None:
-        """The verifications queue: verification checks and Defender alert updates."""
+        """The verifications queue: verification checks, Defender alert updates and the
+        grouped posts of the cases the circuit breaker holds."""
         try:
             message = parse_follow_up(delivery.body)
         except InvalidRequest as error:
             return await self._workflow.reject(_claimed_user(delivery.body), error.reason)
         keep = self._keep_case(message.case_id, lambda retrying: retrying.follow_ups)
         try:
+            if isinstance(message, BreakerPost):
+                held = message
+                return await self._attempt(
+                    delivery, lambda: self._workflow.post_held(held), keep)
             if isinstance(message, AlertUpdate):
                 alerts = message
                 return await self._attempt(
@@ -317,6 +323,14 @@ class MessageHandler:
         except Exception as error:
             case_id = message.case_id
             journal = _journal_on(self._workflow, case_id)
+            if isinstance(message, BreakerPost):
+                # A report like the alert updates: given up on quietly (its case is named
+                # as not posted; every other held case has a message of its own).
+                post = message
+                return await self._after_failure(delivery, error, _OnFailure(
+                    "grouped circuit-breaker post", lambda retrying: retrying.follow_ups,
+                    journal, lambda reason: self._held_post_gave_up(post, reason),
+                    complete_on_give_up=True))
             if isinstance(message, AlertUpdate):
                 # Alerts are the report, not the remediation: give up on them quietly.
                 update = message
@@ -330,6 +344,10 @@ class MessageHandler:
                 lambda reason: self._workflow.escalate(case_id, reason,
                                                        kind=EscalationKind.UNVERIFIED),
                 escalation_reason=lambda: self._workflow.escalation_reason(case_id=case_id)))
+
+    async def _held_post_gave_up(self, post: BreakerPost, reason: str) -> Case:
+        await self._workflow.held_post_gave_up(post, reason)
+        return await self._workflow.case(post.case_id)
 
     async def _alert_update_gave_up(self, update: AlertUpdate, reason: str) -> Case:
         await self._workflow.alert_update_gave_up(update, reason)

@@ -61,15 +61,42 @@ class AlertUpdate:
                            "alert_count": self.alert_count}, separators=(",", ":"))
 
 
-def parse_follow_up(body: bytes | str) -> VerificationCheck | AlertUpdate:
-    """A message of the verifications queue: a verification check or an alert update."""
+# The session of every grouped circuit-breaker post (``BreakerPost``): one at a time, across
+# every worker. No user's session id looks like it (an address has an @, an object id is a
+# GUID).
+BREAKER_SESSION = "circuit-breaker"
+
+
+@dataclass(frozen=True)
+class BreakerPost:
+    """Post the grouped notice of the cases the circuit breaker holds, unless case
+    ``case_id`` (held, its individual post skipped) was named in one already. Sent once per
+    held case, scheduled a little after the hold (``breaker_posts``)."""
+
+    case_id: str
+    user: str
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": SCHEMA_VERSION, "kind": "breaker_post",
+                           "case_id": self.case_id, "user": self.user}, separators=(",", ":"))
+
+
+FOLLOW_UP_KINDS = ("verify", "alerts", "breaker_post")
+
+
+def parse_follow_up(body: bytes | str) -> VerificationCheck | AlertUpdate | BreakerPost:
+    """A message of the verifications queue: a verification check, an alert update, or a
+    grouped circuit-breaker post."""
     fields = decode_json(body)
-    if not isinstance(fields, dict) or fields.get("kind") not in ("verify", "alerts"):
-        raise InvalidRequest("not a verification message (kind must be 'verify' or 'alerts')")
+    if not isinstance(fields, dict) or fields.get("kind") not in FOLLOW_UP_KINDS:
+        raise InvalidRequest("not a verification message (kind must be 'verify', 'alerts' or "
+                             "'breaker_post')")
     case_id = fields.get("case_id")
     if not isinstance(case_id, str) or not 0 < len(case_id) <= 64:
         raise InvalidRequest("verification message needs a 'case_id'")
     user = normalise_user(fields.get("user"))
+    if fields["kind"] == "breaker_post":
+        return BreakerPost(case_id=case_id, user=user)
     if fields["kind"] == "alerts":
         phase, count = fields.get("phase"), fields.get("alert_count", 0)
         if phase not in ALERT_PHASES:

@@ -12,8 +12,10 @@ from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError, TransientError
+from remediation.domain.escalation_kinds import EscalationKind
 from remediation.logsafety import redact, redacted_data
 from remediation.service.admission import ALERT_UPDATE_REFUSED, update_refusal
+from remediation.service.breaker_posts import BreakerPosts
 from remediation.service.claims import AlertClaims
 from remediation.service.decision_notices import decision_comment, notice_payload
 from remediation.service.escalations import ACCOUNT_LIMIT, REASON_LIMIT, escalation_payload
@@ -46,8 +48,12 @@ _EXPECTED = {"verified": CaseState.VERIFIED, "escalated": CaseState.ESCALATED,
 class Notifications:
     def __init__(self, recorder: CaseRecorder, alerts: AlertUpdater | None,
                  webhook: EscalationWebhook | None, settings: WorkflowSettings,
-                 claims: AlertClaims | None = None) -> None:
+                 claims: AlertClaims | None = None,
+                 breaker_posts: BreakerPosts | None = None) -> None:
+        """``breaker_posts``: where a case the circuit breaker held is named instead of
+        posting its own escalation (None: each posts its own)."""
         self._recorder = recorder
+        self._breaker_posts = breaker_posts
         self._alerts = alerts
         self._webhook = webhook
         self._settings = settings
@@ -93,8 +99,12 @@ class Notifications:
                 case = await self._step(case, f"alert_status:{update.phase}:{alert_id}",
                                         partial(self._update, alert_id, changes))
         if update.phase in POSTED_PHASES and self._webhook is not None:
-            case = await self._step(case, f"webhook:{update.phase}",
-                                    partial(self._post, case, update.phase))
+            # One the circuit breaker held is named in one grouped post (breaker_posts).
+            post = (partial(self._breaker_posts.join, case)
+                    if update.phase == "escalated" and self._breaker_posts is not None
+                    and case.escalation_kind == EscalationKind.CIRCUIT_BREAKER.value
+                    else partial(self._post, case, update.phase))
+            case = await self._step(case, f"webhook:{update.phase}", post)
         return case
 
     async def _announce_wait(self, case: Case) -> Case:

@@ -15,6 +15,10 @@ WEBHOOK_FORMATS = ("teams", "slack")  # remediation/service/escalations.py build
 # nothing, wait for a person's approval, or remediate it like any other block.
 RATE_LIMIT_MODES = ("escalate", "approve", "remediate")
 DEFAULT_APPROVAL_TIMEOUT = timedelta(hours=24)  # APPROVAL_TIMEOUT
+# How long after the circuit breaker holds a case its grouped post waits for the storm's other
+# holds (breaker_posts.py); never longer than the first verification delay, so compressed
+# time (the demo, a sandbox quick start) compresses it too.
+BREAKER_POST_WAIT = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -44,3 +48,8 @@ class WorkflowSettings:
     def merge_window(self) -> timedelta:
         """A finished case absorbs new requests for as long as it could still be verifying."""
         return self.verify_delays[-1]
+
+    @property
+    def breaker_post_wait(self) -> timedelta:
+        """From a hold to the grouped post that names it (``BREAKER_POST_WAIT`` at most)."""
+        return min(BREAKER_POST_WAIT, self.verify_delays[0])

@@ -22,6 +22,7 @@ from remediation.domain.errors import (
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest, parse_evidence_time
 from remediation.service.admission import decided_refusal, names_of
+from remediation.service.breaker_posts import BreakerPosts
 from remediation.service.claims import AlertClaims
 from remediation.service.decisions import Decided, Decisions
 from remediation.service.episodes import Episodes, new_case_id
@@ -30,6 +31,7 @@ from remediation.service.leftovers import Cleanup, LeftoverKind
 from remediation.service.messages import (
     AlertUpdate,
     Approval,
+    BreakerPost,
     Resume,
     VerificationCheck,
     approver,
@@ -47,6 +49,7 @@ from remediation.service.ports import (
     Journal,
     Mailbox,
     MailboxDelegation,
+    MessageRetries,
     RequestSender,
     RestrictedSenders,
     VerificationScheduler,
@@ -88,10 +91,13 @@ class RemediationWorkflow:
         delegation: MailboxDelegation | None = None,
         requests: RequestSender | None = None,
         scope: AdministrativeScope | None = None,
+        follow_up_sends: MessageRetries | None = None,
     ) -> None:
         """``delegation``: reads a disabled account's mailbox (shared? its delegates);
         ``requests``: where a shared mailbox's case queues its delegates' requests;
-        ``scope``: administrative unit membership, needed when the settings name a unit."""
+        ``scope``: administrative unit membership, needed when the settings name a unit;
+        ``follow_up_sends``: the verifications queue's scheduled sends, for the grouped post
+        of the cases the circuit breaker holds (without it each posts its own)."""
         if settings.administrative_unit_id and scope is None:
             raise ValueError("an administrative unit is configured, and nothing reads its "
                              "membership")
@@ -113,7 +119,10 @@ class RemediationWorkflow:
                                           settings.return_action)
         self._alert_source = alert_source
         self.pausing = Pausing(recorder, self._episodes)  # the kill switch (handler)
-        self._notifications = Notifications(recorder, alerts, webhook, settings, self._claims)
+        self._breaker_posts = BreakerPosts(recorder, webhook, follow_up_sends, settings)
+        self._notifications = Notifications(
+            recorder, alerts, webhook, settings, self._claims,
+            None if follow_up_sends is None else self._breaker_posts)
         self._decisions = Decisions(recorder, self._outcomes)
 
     async def remediate(self, request: RemediationRequest) -> Case:
@@ -334,6 +343,13 @@ class RemediationWorkflow:
 
     async def alert_update_gave_up(self, update: AlertUpdate, reason: str) -> None:
         await self._notifications.gave_up(update, reason)
+
+    async def post_held(self, message: BreakerPost) -> Case:
+        """The grouped post of the cases the circuit breaker holds (``breaker_posts``)."""
+        return await self._breaker_posts.post(message)
+
+    async def held_post_gave_up(self, message: BreakerPost, reason: str) -> None:
+        await self._breaker_posts.gave_up(message, reason)
 
     async def escalate(self, case_id: str, reason: str, *, kind: EscalationKind) -> Case:
         """End a case for a human to take over, and cancel checks it no longer needs;

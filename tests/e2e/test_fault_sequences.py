@@ -19,7 +19,7 @@ from remediation.config import Settings
 from remediation.domain.cases import CaseState
 from remediation.domain.errors import RemediationError
 from remediation.domain.requests import RemediationRequest
-from remediation.entrypoints.cli import _run_worker
+from remediation.entrypoints.runner import run_worker
 from remediation.sandbox import SandboxTenant
 from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from remediation.sandbox.faults import Fault
@@ -118,7 +118,7 @@ async def test_a_worker_that_died_mid_case_is_replaced_by_a_new_process(
     finally:
         await app.aclose()
 
-    status = await _run_worker(settings, until_idle=True)
+    status = await run_worker(settings, until_idle=True)
 
     await assert_every_case_moves(settings, approved=True)
     assert status == 0

@@ -12,7 +12,7 @@ from remediation.bootstrap import Application, bootstrap
 from remediation.domain.cases import Case, CaseState
 from remediation.domain.errors import TransientError
 from remediation.domain.requests import RemediationRequest
-from remediation.entrypoints.cli import _run_worker
+from remediation.entrypoints.runner import run_worker
 from remediation.sandbox import SandboxTenant
 from remediation.sandbox.faults import Fault
 from remediation.service.messages import Approval
@@ -75,7 +75,7 @@ async def test_run_until_idle_resumes_a_case_whose_retry_was_lost(
     assert (await only_case(app)).state is CaseState.IN_PROGRESS
     await app.aclose()
 
-    status = await _run_worker(settings, until_idle=True)
+    status = await run_worker(settings, until_idle=True)
 
     app = bootstrap(settings)
     case = await only_case(app)

@@ -59,7 +59,9 @@ from remediation.service.handler import Delivery, MessageHandler
 from remediation.service.intake import Intake, IntakeSettings
 from remediation.service.messages import (
     ALERT_PHASES,
+    FOLLOW_UP_KINDS,
     AlertUpdate,
+    BreakerPost,
     VerificationCheck,
     parse_approval,
     parse_follow_up,
@@ -350,10 +352,11 @@ follow_ups = st.one_of(
     st.builds(VerificationCheck, case_id=case_ids, user=normalised_users,
               attempt=st.integers(0, 99)),
     st.builds(AlertUpdate, case_id=case_ids, user=normalised_users,
-              phase=st.sampled_from(ALERT_PHASES), alert_count=st.integers(0, 1000)))
+              phase=st.sampled_from(ALERT_PHASES), alert_count=st.integers(0, 1000)),
+    st.builds(BreakerPost, case_id=case_ids, user=normalised_users))
 
 WRONG_FOLLOW_UP: dict[str, st.SearchStrategy[Any]] = {
-    "kind": json_values.filter(lambda v: v not in ("verify", "alerts")),
+    "kind": json_values.filter(lambda v: v not in FOLLOW_UP_KINDS),
     "case_id": st.one_of(non(str), st.just(""), st.text(min_size=65, max_size=80)),
     "user": WRONG_VALUES["user"],
     "attempt": st.one_of(non(int), st.booleans(), st.integers(max_value=-1),
@@ -765,7 +768,7 @@ def test_the_worker_journals_every_invalid_request_as_rejected_and_touches_nothi
 @examples(500)
 @given(message=follow_ups)
 def test_a_follow_up_message_round_trips_through_the_queue(
-        message: VerificationCheck | AlertUpdate) -> None:
+        message: VerificationCheck | AlertUpdate | BreakerPost) -> None:
     assert parse_follow_up(message.to_json()) == message
     assert parse_follow_up(message.to_json().encode()) == message
 
