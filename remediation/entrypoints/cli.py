@@ -186,13 +186,18 @@ def _examples(*lines: str) -> str:
 
 def _demo(args: argparse.Namespace) -> int:
     from remediation.entrypoints.demo import main as demo_main
+    from remediation.entrypoints.telemetry import configured
 
-    return demo_main(sys.stdout)
+    with configured(Settings().mode):  # the demo's own settings: the default mode
+        return demo_main(sys.stdout)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from remediation.entrypoints.telemetry import configured
+
     settings: Settings = args.settings.require_tenant()
-    return asyncio.run(_run_worker(settings, until_idle=args.until_idle))
+    with configured(settings.mode):  # flushed before the process exits
+        return asyncio.run(_run_worker(settings, until_idle=args.until_idle))
 
 
 async def _run_worker(settings: Settings, *, until_idle: bool) -> int:
