@@ -31,6 +31,10 @@ var hostSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // With host.json's telemetryMode OpenTelemetry: the worker passes each invocation's trace
+  // context and streams the app's own telemetry, which the app configures on its first
+  // invocation (Microsoft Learn, "Use OpenTelemetry with Azure Functions").
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {

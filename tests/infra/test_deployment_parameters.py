@@ -60,6 +60,8 @@ FIXED_WIRING = {
     "AzureWebJobsStorage__clientId": "the user-assigned identity the template creates",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "the Application Insights the template creates",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra-only ingestion with the identity",
+    "PYTHON_ENABLE_OPENTELEMETRY": "the worker streams the app's OpenTelemetry (host.json's "
+                                   "telemetryMode)",
 }
 
 # An operator setting whose values the code lists: the template allows exactly those.
