@@ -15,8 +15,9 @@ point that runs the work: the Functions app on its first invocation, ``remediati
   when ``opentelemetry-exporter-otlp-proto-http`` is installed (not a dependency).
 
 A tracer provider set already is used as it is: the Functions Python worker configures Azure
-Monitor itself when ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY`` is true (azure-functions-
-python-worker, ``otel.py``), and configuring twice would export everything twice.
+Monitor itself when it starts if ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY`` is true, as the
+Bicep sets it (azure-functions-python-worker, ``otel.py``: ``configure_azure_monitor`` with the
+connection string, the root logger), and configuring twice would export everything twice.
 
 The HTTP calls underneath are traced by the SDKs' own instrumentation: azure-core (Exchange's
 admin API, Service Bus, Table Storage, token requests; every query value in a URL but

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from remediation.sandbox import SandboxTenant
 from tests.conftest import sandbox_env
 from tests.ingestion_fake import environment, fake_ingestion
@@ -74,14 +76,29 @@ def test_run_exports_the_case_to_application_insights_before_it_exits(
         assert json.dumps(change["password"]).encode() not in haystack
 
 
+@pytest.mark.parametrize("worker_configures", [False, True],
+                         ids=["configured-by-the-app", "configured-by-the-worker"])
 def test_the_functions_app_exports_from_its_first_invocation_in_the_callers_trace(
-        threaded_sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+        threaded_sandbox_url: str, tenant: SandboxTenant, tmp_path: Path,
+        worker_configures: bool) -> None:
+    """Without PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY the app configures Azure Monitor on
+    its first invocation; with it (as the Bicep sets it) the worker has, before it imported the
+    app (azure-functions-python-worker ``initialize_azure_monitor``), and the app uses that
+    one: everything is exported once."""
     trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    script = textwrap.dedent(f"""
+    worker = textwrap.dedent("""
+        import os
+        from azure.monitor.opentelemetry import configure_azure_monitor
+        os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
+        configure_azure_monitor(
+            connection_string=os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+            logger_name="")
+        """) if worker_configures else ""
+    script = worker + textwrap.dedent(f"""
         import asyncio, json, sys
         import function_app
         loaded = [m for m in sys.modules if m.startswith(("azure.monitor", "opentelemetry"))]
-        assert loaded == [], loaded  # nothing of telemetry at import (cold start)
+        assert {worker_configures} or loaded == [], loaded  # none of it at import
         from azure.functions.servicebus import ServiceBusMessage
         from remediation.entrypoints import functions
 
@@ -99,13 +116,19 @@ def test_the_functions_app_exports_from_its_first_invocation_in_the_callers_trac
     with fake_ingestion() as ingestion:
         env = {**sandbox_env(threaded_sandbox_url, tenant, tmp_path / "state.db"),
                **environment(ingestion)}
+        if worker_configures:  # as the Bicep sets it
+            env.update({"OTEL_TRACES_SAMPLER": "microsoft.fixed_percentage",
+                        "OTEL_TRACES_SAMPLER_ARG": "1.0"})
         done = subprocess.run([sys.executable, "-c", script], env={**os.environ, **env},
                               cwd=ROOT, capture_output=True, text=True, timeout=120,
                               check=False)
         assert done.returncode == 0, done.stderr
 
-        [request] = ingestion.named("Request", "remediation request")
+        [request] = ingestion.named("Request", "remediation request")  # once
         assert request["tags"]["ai.operation.id"] == trace_id  # type: ignore[index]
         assert request["tags"]["ai.operation.parentId"] == parent  # type: ignore[index]
         assert properties(request)["remediation.state"] == "awaiting_verification"
-        assert ingestion.named("RemoteDependency", "step unblock")
+        assert len(ingestion.named("RemoteDependency", "step unblock")) == 1
+        case_id = properties(request)["remediation.case_id"]
+        journal = [e["data"]["baseData"]["message"] for e in ingestion.of_type("Message")]
+        assert journal.count(f"case {case_id} unblock done") == 1
