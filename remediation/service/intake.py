@@ -46,6 +46,7 @@ from remediation.domain.errors import InvalidRequest, RemediationError, Transien
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest, describe, normalise_user
 from remediation.domain.sources import Source
+from remediation.service import telemetry
 from remediation.service.claims import CONFIRMED, one_account
 from remediation.service.journaling import CaseRecorder
 from remediation.service.ports import (
@@ -129,11 +130,16 @@ class Intake:
         self.sweeper = sweeper
 
     async def poll(self) -> IntakeReport:
-        """Read recent alerts (overlapping window) and sweep the Restricted users list.
+        """Read recent alerts (overlapping window) and sweep the Restricted users list, in a
+        span of its own (``remediation poll``).
 
         A failure of one source is reported and does not stop the other; the overlap of
         the next poll picks up whatever this one missed.
         """
+        with telemetry.current().span(telemetry.POLL, "internal", {}):
+            return await self._poll()
+
+    async def _poll(self) -> IntakeReport:
         report = IntakeReport()
         since = self._clock.now() - self._settings.lookback
         failure: str | None = None
