@@ -6,6 +6,7 @@ tampering. The journals' own rows are tampered with in tests/integration/test_jo
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.journal_chain import (
@@ -45,7 +46,7 @@ def without(case: Case, seq: int) -> Case:
     return case.evolve(steps=tuple(s for s in case.steps if s.link and s.link.seq != seq))
 
 
-def edited(case: Case, seq: int, **changes: object) -> Case:
+def edited(case: Case, seq: int, **changes: Any) -> Case:
     return case.evolve(steps=tuple(replace(s, **changes) if s.link and s.link.seq == seq
                                    else s for s in case.steps))
 
