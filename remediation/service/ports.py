@@ -179,12 +179,20 @@ class Journal(Protocol):
     async def add_case(self, case: Case) -> None: ...
 
     async def update_case(self, case: Case) -> Case:
-        """Store ``case`` if its version is current; return it with the next version."""
+        """Store ``case`` if its version is current; return it with the next version (and
+        the record's new seal, ``domain.journal_chain``)."""
         ...
 
-    async def add_step(self, case_id: str, step: Step) -> None: ...
+    async def add_step(self, case_id: str, step: Step) -> None:
+        """Append ``step`` as the case's next link of its hash chain (``domain.journal_chain``:
+        its number, the previous step's hash, its own, and the chain's head, in one atomic
+        write): concurrent writers never break the chain."""
+        ...
 
-    async def get_case(self, case_id: str) -> Case | None: ...
+    async def get_case(self, case_id: str) -> Case | None:
+        """The case with its steps in order, each with its chain link as written (none for
+        a step written before the chain), the chain's head and the record's seal."""
+        ...
 
     async def case_with_request(self, request_id: str) -> Case | None:
         """The case that a request (alert, sweep entry, manual request) was recorded in."""
