@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
@@ -52,6 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidRequest as error:
         print(f"remediation: {error.reason}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`remediation status | head`): nothing is wrong and nothing
+        # more is said; stdout points at /dev/null so the interpreter's own flush at exit
+        # stays quiet too (Python docs, "Note on SIGPIPE").
+        with contextlib.suppress(OSError, ValueError):  # a stdout with no descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a process a closed pipe stopped
     except (OSError, sqlite3.Error) as error:  # the local database, a file, the network
         print(f"remediation: {_failure(error, getattr(args, 'settings', None))}",
               file=sys.stderr)

@@ -118,12 +118,19 @@ def summary(ending: Ending, worked_on: Iterable[Case], still_open: Iterable[Case
     by_kind = ", ".join(f"{kind} {count}" for kind, count in sorted(
         kinds.items(), key=lambda item: (-item[1], item[0])))
     scheduled = snapshot.scheduled_text(now)
-    return [ending.headline(len(still)),
-            f"  cases worked on: {len(cases)}{_per_state(cases)}",
-            f"  escalations by kind: {by_kind or 'none'}",
-            f"  still open: {len(still)}{_per_state(still)}; {scheduled}" if still else
-            "  still open: none" + ("" if scheduled == "nothing scheduled" else
-                                    f"; {scheduled}")]
+    lines = [ending.headline(len(still)),
+             f"  cases worked on: {len(cases)}{_per_state(cases)}",
+             f"  escalations by kind: {by_kind or 'none'}",
+             f"  still open: {len(still)}{_per_state(still)}; {scheduled}" if still else
+             "  still open: none" + ("" if scheduled == "nothing scheduled" else
+                                     f"; {scheduled}")]
+    waiting = [case for case in still if case.state is CaseState.AWAITING_APPROVAL]
+    if waiting:  # nothing moves them but a person: say how
+        lines.append(f"  waiting for a person: {_count(len(waiting), 'case')}; decide each "
+                     "with `remediation approve CASE_ID` or `remediation reject CASE_ID "
+                     "--reason WHY` (`remediation status --state awaiting_approval` lists "
+                     "them)")
+    return lines
 
 
 def _per_state(cases: list[Case]) -> str:

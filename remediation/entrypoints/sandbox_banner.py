@@ -14,6 +14,7 @@ resource, a JWT carrying the app's roles and wids (a static token shows neither,
 Graph is refused by Exchange); the credentials that would win over it are unset.
 """
 
+from datetime import UTC, datetime
 from pathlib import Path
 from shlex import quote
 
@@ -30,13 +31,18 @@ AZURE_ONLY = ("ServiceBusConnection__fullyQualifiedNamespace", "JOURNAL_TABLE_EN
               "JOURNAL_TABLE_CONNECTION_STRING", "AzureWebJobsStorage__accountName")
 
 
-def worker_environment(tenant: SandboxTenant, url: str, port: int) -> dict[str, str]:
-    """Every setting a worker needs against the sandbox at ``url``, by name."""
+def worker_environment(tenant: SandboxTenant, url: str, port: int,
+                       started: datetime | None = None) -> dict[str, str]:
+    """Every setting a worker needs against the sandbox at ``url``, by name. The journal is
+    this sandbox's start's own (``sandbox-PORT-YYYYMMDDTHHMMSS.db``): the tenant is seeded
+    afresh at every start, and a journal kept from an earlier start would count its resets
+    against the breaker and hold its cases as known."""
+    stamp = (started or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
     return {
         "AZURE_TENANT_ID": tenant.tenant_id,
         "GRAPH_ENDPOINT": url,
         "EXCHANGE_ENDPOINT": url,
-        "REMEDIATION_DB": str(Path.cwd() / ".remediation" / f"sandbox-{port}.db"),
+        "REMEDIATION_DB": str(Path.cwd() / ".remediation" / f"sandbox-{port}-{stamp}.db"),
         "SANDBOX_TOKEN": tenant.token,
         "REMEDIATION_MODE": "enforce",
         "PROTECTED_GROUP_IDS": BREAK_GLASS_GROUP_ID,
@@ -54,7 +60,8 @@ def banner(tenant: SandboxTenant, url: str, port: int) -> list[str]:
     return [
         f"sandbox tenant serving on {url}: the demo's accounts, blocks and Defender alerts "
         "(nothing in it is real)",
-        "quick start: in another terminal, point a worker (remediation run) at it with:",
+        "quick start: in another terminal (inside .venv), paste this first block to point a "
+        "worker (remediation run) at it:",
         *(f"  export {name}={quote(value)}"
           for name, value in worker_environment(tenant, url, port).items()),
         f"  unset {' '.join(AZURE_ONLY)}",

@@ -299,7 +299,7 @@ class Undoing:
             await record.note(case, name, StepStatus.FAILED, error.reason,
                               {**data, "permanent": False})
             raise
-        detail = (f"restored {made.what}" if result == RESTORED
+        detail = (f"undone: {made.what}" if result == RESTORED
                   else f"{made.what}: already as it was, nothing to do")
         return await record.note(case, name, StepStatus.DONE, detail, {**data, "result": result})
 

@@ -92,3 +92,18 @@ def test_pasted_as_printed_the_banner_points_a_worker_and_doctor_at_the_sandbox(
 
     status, out, _ = run_cli(monkeypatch, capsys, {**exported(lines), **database}, "doctor")
     assert status == 0, out
+
+
+def test_each_start_of_the_sandbox_names_a_journal_of_its_own(tenant: SandboxTenant) -> None:
+    """The tenant is seeded afresh at every start: a journal kept from an earlier start
+    would count that start's resets against the breaker and hold its blocks as known, and
+    the quick start would end differently the second time."""
+    from datetime import UTC, datetime
+
+    from remediation.entrypoints.sandbox_banner import worker_environment
+
+    url = "http://127.0.0.1:8080"
+    first = worker_environment(tenant, url, 8080, datetime(2026, 12, 6, 10, 0, tzinfo=UTC))
+    again = worker_environment(tenant, url, 8080, datetime(2026, 12, 6, 10, 5, tzinfo=UTC))
+    assert first["REMEDIATION_DB"] != again["REMEDIATION_DB"]
+    assert Path(first["REMEDIATION_DB"]).name == "sandbox-8080-20261206T100000.db"

@@ -98,3 +98,18 @@ def test_the_summary_of_a_run_the_kill_switch_held_says_it_waits_for_resume() ->
                         "`remediation resume`")
     assert lines[3] == ("  still open: 1 (1 received); 1 other message scheduled, next at "
                         "11:42:10 UTC (in 59 min)")
+
+
+def test_cases_waiting_for_a_person_end_the_summary_with_how_to_decide_them() -> None:
+    """Approve mode: nothing moves a waiting case but a person, and the summary says how
+    (before, it said only "2 cases still open" and exited 1)."""
+    waiting = [case(1, CaseState.AWAITING_APPROVAL), case(2, CaseState.AWAITING_APPROVAL)]
+    lines = summary(Ending(until_idle=True), waiting, waiting, snapshot(checks=0, next_at=None),
+                    NOW)
+    assert lines[-1] == (
+        "  waiting for a person: 2 cases; decide each with `remediation approve CASE_ID` or "
+        "`remediation reject CASE_ID --reason WHY` (`remediation status --state "
+        "awaiting_approval` lists them)")
+    verified = [case(3, CaseState.VERIFIED)]
+    assert not any("waiting for a person" in line for line in summary(
+        Ending(until_idle=True), verified, [], snapshot(checks=0, next_at=None), NOW))
