@@ -1,0 +1,62 @@
+"""Hostile round on issue 16 (decisions, the kill switch, undo), against in-memory fakes.
+
+Each test reproduces an interleaving or an input a real deployment meets; it failed on the
+code it was written against (main at 37ef452)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from remediation.domain.cases import CaseState
+from remediation.domain.escalation_kinds import EscalationKind
+from remediation.service.messages import Approval
+from remediation.service.sweeper import Sweeper
+from remediation.service.workflow import RemediationWorkflow
+from tests.sweeping import FakeRequestsQueue
+from tests.unit.test_decisions import ROB, TIMEOUT, Harness, harness
+
+
+class ApprovedMeanwhile:
+    """The sweeper's view of the workflow on one worker, while a second worker delivers an
+    approval of the same case: the approval is stored after the sweeper claimed the case
+    (its ``update_case`` under the version it read) and before the sweeper's escalation
+    reads the case again. Two workers, one journal: nothing orders them otherwise."""
+
+    def __init__(self, flow: RemediationWorkflow, approval: Approval) -> None:
+        self._flow = flow
+        self._approval: Approval | None = approval
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._flow, name)
+
+    async def escalate(self, case_id: str, reason: str, *, kind: EscalationKind) -> Any:
+        approval, self._approval = self._approval, None
+        if approval is not None:
+            await self._flow.approve(approval)  # the other worker's delivery, done meanwhile
+        return await self._flow.escalate(case_id, reason, kind=kind)
+
+
+async def test_an_approval_stored_after_the_expiry_sweep_claimed_the_case_is_not_overruled(
+) -> None:
+    """The approval timeout promises that of an approval and the expiry that read one
+    version, one is stored, and an approval stored meanwhile wins (sweeper.py,
+    ``_expire_approval``). Here the approval lands between the sweeper's claim and its
+    escalation: the password is reset and the block lifted, and the case must not then be
+    escalated as ``approval_expired``, "nothing was changed"."""
+    h: Harness = harness()
+    waiting = await h.waiting()
+    h.tenant.clock.advance(TIMEOUT + timedelta(minutes=5))
+    sweeper = Sweeper(journal=h.tenant.journal,
+                      workflow=ApprovedMeanwhile(h.flow, Approval(  # type: ignore[arg-type]
+                          waiting.case_id, ROB, "bob")),
+                      resumes=FakeRequestsQueue(), clock=h.tenant.clock,
+                      session_for=lambda user: user, approval_timeout=TIMEOUT)
+
+    await sweeper.sweep()
+
+    case = await h.case(waiting.case_id)
+    assert h.tenant.directory.count("reset_password") == 1  # the approval acted
+    # The approval won: the case goes on to its checks, never "expired, nothing changed".
+    assert case.escalation_kind != EscalationKind.APPROVAL_EXPIRED.value, case.reason
+    assert case.state is CaseState.AWAITING_VERIFICATION, (case.state, case.reason)
