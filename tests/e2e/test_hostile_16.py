@@ -2,10 +2,13 @@
 operator chose, undo, the kill switch. Each test failed on the code it was written against
 (main at 37ef452)."""
 
+import asyncio
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from remediation.adapters.local_worker import LocalWorker
 from remediation.bootstrap import bootstrap
@@ -17,6 +20,7 @@ from remediation.sandbox.signin_methods import phone
 from tests.cli_helpers import clean_environment
 from tests.conftest import sandbox_settings
 from tests.e2e.test_admin_unit_scope import ADELE, UNIT
+from tests.e2e.test_decisions import Operator
 from tests.e2e.test_signin_methods import ATTACKER_PHONE, register
 from tests.e2e.test_undo import BY, LYNNE, Lynne, lynne, mailbox_state, writes
 from tests.journal_cases import seed
@@ -156,3 +160,40 @@ async def test_a_token_pasted_into_the_pause_reason_is_masked_like_a_rejects(
     assert code == 0, err
     assert TOKEN not in out
     assert TOKEN.encode() not in lynne.db.read_bytes()
+
+
+async def test_an_approval_given_in_time_while_paused_is_not_expired_at_resume(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path, clean_environment: None,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A case waits for approval; the robot is paused (an incident); within APPROVAL_TIMEOUT
+    bob approves it (`remediation approve` journals `approval_queued` and queues it; the pause
+    keeps it, "requests and checks are kept and wait"). The pause is lifted after the
+    timeout: the first poll's sweep must not escalate the case "approval timed out: nobody
+    approved or rejected the case within APPROVAL_TIMEOUT", which the journal itself
+    contradicts, and the kept approval must not then be refused."""
+    operator = Operator(sandbox_url, tenant, tmp_path / "state.db", "", monkeypatch, capsys,
+                        mode="approve", approval_timeout=timedelta(seconds=2))
+    operator.app.handler = operator.app.handler.with_pause_recheck(timedelta(seconds=0.05))
+    try:
+        await operator.alert(ADELE)
+        waiting = await operator.case(ADELE)
+        assert waiting.state is CaseState.AWAITING_APPROVAL
+        code, _, err = await operator.cli("pause", "--by", BY, "--reason", "incident")
+        assert code == 0, err
+        code, _, err = await operator.cli("approve", waiting.case_id, "--by", "bob")
+        assert code == 0, err
+        await operator.run()  # the approval is kept by the pause
+        await asyncio.sleep(2.5)  # the pause outlasts the rest of APPROVAL_TIMEOUT
+        code, _, err = await operator.cli("resume", "--by", BY)
+        assert code == 0, err
+
+        sweeper = operator.app.intake.sweeper
+        assert sweeper is not None
+        await sweeper.sweep()  # the first poll after resume (every 2 minutes)
+        await operator.run()  # the kept approval comes back (within 5 minutes)
+
+        case = await operator.case(ADELE)
+        assert case.escalation_kind != "approval_expired", case.reason
+        assert operator.resets(ADELE) == 1, case.reason
+    finally:
+        await operator.app.aclose()

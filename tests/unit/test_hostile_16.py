@@ -9,12 +9,21 @@ from datetime import timedelta
 from typing import Any
 
 from remediation.domain.cases import CaseState
+from remediation.domain.errors import TransientError
 from remediation.domain.escalation_kinds import EscalationKind
+from remediation.domain.requests import RemediationRequest
 from remediation.service.messages import Approval
 from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow
 from tests.sweeping import FakeRequestsQueue
-from tests.unit.test_decisions import ROB, TIMEOUT, Harness, harness
+from tests.unit.test_decisions import (
+    GRACE,
+    ROB,
+    TIMEOUT,
+    Harness,
+    harness,
+    harness_enforcing,
+)
 
 
 class ApprovedMeanwhile:
@@ -60,3 +69,32 @@ async def test_an_approval_stored_after_the_expiry_sweep_claimed_the_case_is_not
     # The approval won: the case goes on to its checks, never "expired, nothing changed".
     assert case.escalation_kind != EscalationKind.APPROVAL_EXPIRED.value, case.reason
     assert case.state is CaseState.AWAITING_VERIFICATION, (case.state, case.reason)
+
+
+async def test_an_escalation_notice_still_in_the_queue_when_the_case_is_closed_is_delivered(
+) -> None:
+    """A case escalates; its notice (the Defender comment with the reason and what was and
+    was not done, the escalation card) waits in the queue: Graph is failing for a while, or
+    the robot is paused, which keeps every alert update. Meanwhile the person who handles
+    escalations reads `status`, does the work by hand and closes the case. The notice, when
+    it is delivered, finds the case closed rather than escalated: it must still tell the
+    alert why the case escalated, not fail as "not escalated yet" on every attempt until it
+    is given up."""
+    h = harness()
+    h.source.stand_in_sender = GRACE
+    h.source.stand_in_created["fa-g"] = h.tenant.clock.now() - timedelta(minutes=20)
+    case = await harness_enforcing(h).remediate(RemediationRequest(
+        user=GRACE, source="alert", alert_ids=("fa-g",), request_id="alert-fa-g"))
+    assert case.state is CaseState.ESCALATED, case.reason
+    kept, h.notifier.updates = h.notifier.updates, []  # not delivered yet
+    assert [update.phase for update in kept] == ["escalated"]
+
+    await h.flow.close_escalated(case.case_id, by="bob", reason="reset by phone")
+    h.notifier.updates = [*kept, *h.notifier.updates]
+    try:
+        await h.deliver()
+    except TransientError as error:  # retried until MAX_DELIVERY_COUNT, then given up
+        raise AssertionError(f"the escalation notice is never delivered: {error}") from None
+
+    comments = h.alerts.comments_on("fa-g")
+    assert any("protected group" in comment for comment in comments), comments
