@@ -5,13 +5,17 @@ code it was written against (main at 37ef452)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from remediation.domain.cases import CaseState
 from remediation.domain.errors import TransientError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest
+from remediation.service.doctor import Report, Status
+from remediation.service.doctor_settings import PROTECTED_GROUPS, with_settings_findings
 from remediation.service.messages import Approval
 from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow
@@ -24,6 +28,8 @@ from tests.unit.test_decisions import (
     harness,
     harness_enforcing,
 )
+
+PARAMETERS = Path(__file__).parents[2] / "infra" / "main.parameters.json"
 
 
 class ApprovedMeanwhile:
@@ -98,3 +104,20 @@ async def test_an_escalation_notice_still_in_the_queue_when_the_case_is_closed_i
 
     comments = h.alerts.comments_on("fa-g")
     assert any("protected group" in comment for comment in comments), comments
+
+
+async def test_the_doctors_fix_for_no_protected_group_names_the_azd_value_azd_up_reads() -> None:
+    """`doctor` warns that no protected group is configured, and its fix says how to set one
+    in Azure. azd up takes the setting from the azd environment value that
+    infra/main.parameters.json names (README, Deployment: `AZURE_` in front, on purpose).
+    An operator who runs the fix as written sets a value nothing reads: the next `azd up`
+    writes PROTECTED_GROUP_IDS empty again, and nobody is protected."""
+    parameters = json.loads(PARAMETERS.read_text())
+    read = parameters["parameters"]["protectedGroupIds"]["value"]  # "${NAME}"
+    name = read.strip("${}").split("=")[0]
+
+    report = await with_settings_findings(Report(()), frozenset(), "dry-run", None)
+
+    [warning] = [f for f in report.findings if f.check == PROTECTED_GROUPS]
+    assert warning.status is Status.WARN
+    assert f"azd env set {name} " in warning.fix, warning.fix
