@@ -10,15 +10,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from remediation.domain.cases import CaseState
+from remediation.domain.cases import Case, CaseState
 from remediation.domain.errors import TransientError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest
 from remediation.service.doctor import Report, Status
-from remediation.service.doctor_settings import PROTECTED_GROUPS, with_settings_findings
+from remediation.service.doctor_settings import (
+    MODE,
+    PROTECTED_GROUPS,
+    with_settings_findings,
+)
 from remediation.service.messages import Approval
 from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow
+from tests.fakes import FakeTenant
 from tests.sweeping import FakeRequestsQueue
 from tests.unit.test_decisions import (
     GRACE,
@@ -121,3 +126,22 @@ async def test_the_doctors_fix_for_no_protected_group_names_the_azd_value_azd_up
     [warning] = [f for f in report.findings if f.check == PROTECTED_GROUPS]
     assert warning.status is Status.WARN
     assert f"azd env set {name} " in warning.fix, warning.fix
+
+
+async def test_enforce_is_still_a_first_run_when_no_case_ever_planned_anything() -> None:
+    """`doctor` warns for REMEDIATION_MODE=enforce on a first run: "no plan has been seen
+    yet" (README, Before you switch it on). The operator tried the queue by hand first, as
+    the README shows (`{"user": ...}` in Service Bus Explorer), with a typo: the request was
+    journaled `rejected` at the door. Nothing was ever planned, approved or changed, yet
+    the doctor now says "enforce ... cases have finished before" and warns no more."""
+    tenant = FakeTenant()
+    journal = tenant.journal
+    await journal.add_case(Case(
+        case_id="20240501-0000aaaa", user="rob@contoso", state=CaseState.REJECTED,
+        created_at=tenant.clock.now(), updated_at=tenant.clock.now(), source="manual",
+        reason="'rob@contoso' is neither an email address nor an object id"))
+
+    report = await with_settings_findings(Report(()), frozenset({GRACE}), "enforce", journal)
+
+    [mode] = [f for f in report.findings if f.check == MODE]
+    assert mode.status is Status.WARN, mode.result
