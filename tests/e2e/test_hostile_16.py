@@ -14,8 +14,10 @@ from remediation.adapters.local_worker import LocalWorker
 from remediation.bootstrap import bootstrap
 from remediation.domain.cases import Case, CaseState
 from remediation.domain.requests import RemediationRequest
+from remediation.domain.roles import EXCHANGE_ADMINISTRATOR
 from remediation.sandbox import SandboxTenant
 from remediation.sandbox.clock import utc_now
+from remediation.sandbox.seed import BREAK_GLASS_GROUP_ID
 from remediation.sandbox.signin_methods import phone
 from tests.cli_helpers import clean_environment
 from tests.conftest import sandbox_settings
@@ -197,3 +199,50 @@ async def test_an_approval_given_in_time_while_paused_is_not_expired_at_resume(
         assert operator.resets(ADELE) == 1, case.reason
     finally:
         await operator.app.aclose()
+
+
+async def test_an_undo_never_touches_an_account_that_became_an_administrator(
+        lynne: Lynne) -> None:
+    """README, Safety: the robot never touches "holders of any directory role ... whatever
+    the input": before any change it reads the account's roles. An undo is a change (rules
+    enabled, forwarding set, a consent granted), yet the worker checks only the protected
+    groups: Lynne, made an Exchange Administrator since her case, has her mailbox forwarded
+    outside and her rules enabled again by the robot."""
+    tenant = lynne.tenant
+    case = await lynne.remediated()
+    assert case.state is CaseState.VERIFIED, case.reason
+    acted = mailbox_state(tenant)
+    tenant.user(LYNNE).role_template_ids.append(EXCHANGE_ADMINISTRATOR)
+    mark = len(tenant.requests())
+
+    code, _, _ = await lynne.cli("undo", case.case_id, "--by", BY)
+    if code == 0:
+        await lynne.work()
+
+    assert writes(tenant, mark) == []
+    assert mailbox_state(tenant) == acted
+
+
+async def test_return_action_disable_never_blocks_an_account_now_in_a_protected_group(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    """README, Safety: whoever is a member of a group in PROTECTED_GROUP_IDS (break-glass
+    accounts) is never changed, "whatever the input"; the guardrails read the groups "before
+    any change". Blocking sign-in (RETURN_ACTION=disable) is a change made hours after the
+    case's guardrails ran: Adele, added to the break-glass group since, is locked out."""
+    register(tenant, ADELE, phone(ATTACKER_PHONE, registered=utc_now() - timedelta(hours=3)))
+    app = bootstrap(sandbox_settings(sandbox_url, tenant, tmp_path / "db",
+                                     sweep_restricted_users=False, return_action="disable",
+                                     protected_group_ids=frozenset({BREAK_GLASS_GROUP_ID})))
+    await app.requests.send(RemediationRequest(user=ADELE, request_id=uuid.uuid4().hex))
+    assert app.queue is not None
+    await LocalWorker(app.queue, {app.settings.remediation_queue: app.handler.on_request},
+                      poll_interval=0.05).run(until_idle=True)
+    tenant.user(ADELE).group_ids.append(BREAK_GLASS_GROUP_ID)  # a break-glass account now
+    register(tenant, ADELE, phone(ATTACKER_PHONE))
+
+    await app.worker(poll_interval=0.05).run(until_idle=True)
+    [case] = await app.journal.list_cases()
+    await app.aclose()
+
+    assert case.state is CaseState.ESCALATED
+    assert tenant.user(ADELE).account_enabled is True
