@@ -10,8 +10,9 @@ The command (``entrypoints/undo.py``) checks the case (``refusal``, ``plan``), j
 ``undo_queued`` with a token and queues an ``UndoRequest`` on the requests queue (session:
 the account), as ``approve`` does. A worker acts only when the case journaled that token and
 no undo with it ended (``message_refusal``): a forged or replayed message is journaled
-``undo_refused`` and changes nothing. The worker checks the case again, then runs the
-guardrails a case runs before any change, on the account as it is now
+``undo_refused`` and changes nothing. The worker checks the case again (a newer case of the
+account is looked for under every name the journal knows it by, ``account_cases``), then runs
+the guardrails a case runs before any change, on the account as it is now
 (``guarding.py``: the administrative unit, directory roles active or eligible, protected
 groups, guests, a disabled account ...): when they say no, ``undo_refused`` with their reason,
 nothing changed. Then it restores each change as its own journaled step: a redelivery skips
@@ -50,10 +51,11 @@ from remediation.service.admission import names_of
 from remediation.service.guarding import Guardrails
 from remediation.service.guarding import refusal as guardrails_refusal
 from remediation.service.journaling import CaseRecorder
+from remediation.service.ports import Journal
 from remediation.service.progress import Made, made_changes
 
 TOKEN_LIMIT, LINE_LIMIT = 64, 400
-NEWER_CASES_READ = 50  # the account's newest cases read to find one newer than the undone
+NEWER_CASES_READ = 50  # each name's newest cases read to find one newer than the undone
 
 
 class Restorer(Protocol):
@@ -178,6 +180,21 @@ def refusal(case: Case, others: Sequence[Case]) -> str | None:
     return None
 
 
+async def account_cases(journal: Journal, case: Case) -> list[Case]:
+    """The cases of ``case``'s account, under every name the journal knows it by, as
+    ``status --user`` finds them (``Journal.users_known_as`` of each name the case records:
+    its address, object id, aliases): a later case is journaled under the primary address
+    of its time, which a rename changes. The newest ``NEWER_CASES_READ`` of each name."""
+    names = {case.user}
+    for name in sorted(case.known_as):
+        names |= await journal.users_known_as(name)
+    found: dict[str, Case] = {}
+    for user in sorted(names):
+        for other in await journal.list_cases(user, limit=NEWER_CASES_READ):
+            found[other.case_id] = other
+    return sorted(found.values(), key=lambda other: other.created_at, reverse=True)
+
+
 def message_refusal(case: Case, request: UndoRequest) -> str | None:
     """Why an undo message may not act on ``case``, or None: it must name the case's account
     and carry a token the case journaled (``undo_queued``) whose undo has not ended."""
@@ -235,7 +252,7 @@ class Undoing:
         note = queued(case, request.token)
         assert note is not None
         step, by = note.data.get("step"), str(note.data.get("by") or "")
-        others = await self._recorder.journal.list_cases(case.user, limit=NEWER_CASES_READ)
+        others = await account_cases(self._recorder.journal, case)
         why = refusal(case, others)
         try:
             todo = plan(case, step if isinstance(step, str) else None).to_restore
