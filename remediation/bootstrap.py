@@ -168,8 +168,7 @@ def bootstrap(
                                 acts=settings.mode != "dry-run"),
         sweeper=sweeper)
     undo = None if tenant.restorer is None else Undoing(
-        CaseRecorder(journal, clock), tenant.directory, tenant.restorer,
-        protected_group_ids=settings.protected_group_ids, mode=settings.mode)
+        CaseRecorder(journal, clock), tenant.restorer, workflow.guardrails, mode=settings.mode)
     handler = MessageHandler(workflow, retrying=Retrying(
         requests=retries[0], follow_ups=retries[1], clock=clock,
         backoff=RetryPolicy(first=settings.retry_backoff)), undo=undo)

@@ -13,7 +13,7 @@ Journal records of an undo (all on the case, its state unchanged):
   ``step`` and ``key`` name the change;
 - ``undo_finished`` (note): the undo with ``token`` ended: what was restored, what was not;
 - ``undo_refused`` (note): an undo message that may not act (forged, replayed, another
-  account's, a case still working, a protected account); nothing changed;
+  account's, a case still working, an account the guardrails forbid); nothing changed.
 - ``undo_not_queued`` (note): queuing the message failed after ``undo_queued`` was written.
 """
 

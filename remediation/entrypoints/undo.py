@@ -67,7 +67,7 @@ async def undo_case(settings: "Settings", case_id: str, *, by: str, step: str | 
     from remediation.domain.undo import UNDO_NOT_QUEUED, UNDO_QUEUED, pending
     from remediation.entrypoints.cli import _check_local_database
     from remediation.service.journaling import CaseRecorder
-    from remediation.service.undo import NEWER_CASES_READ, UndoRequest, plan, refusal
+    from remediation.service.undo import UndoRequest, account_cases, plan, refusal
 
     dry_run = dry_run or settings.mode == "dry-run"
     await _check_local_database(settings)
@@ -76,7 +76,7 @@ async def undo_case(settings: "Settings", case_id: str, *, by: str, step: str | 
         case = await app.journal.get_case(case_id)
         if case is None:
             raise InvalidRequest(f"no case {case_id!r} in the journal")
-        why = refusal(case, await app.journal.list_cases(case.user, limit=NEWER_CASES_READ))
+        why = refusal(case, await account_cases(app.journal, case))
         if why is not None:
             raise InvalidRequest(why)
         undo = plan(case, step)

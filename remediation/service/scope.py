@@ -27,9 +27,14 @@ class AdministrativeScope(Protocol):
         ...
 
 
+def outside_unit(user: DirectoryUser, unit_id: str) -> str:
+    """That the account is outside the unit, without advice (an undo refused says it)."""
+    return (f"{user.sender_address} is not a member of administrative unit {unit_id} "
+            "(SCOPE_ADMINISTRATIVE_UNIT_ID), the part of the directory the robot may change")
+
+
 def out_of_scope_reason(user: DirectoryUser, unit_id: str) -> str:
     """Why an account outside the unit is escalated, and what to do, in one line."""
-    return (f"{user.sender_address} is not a member of administrative unit {unit_id} "
-            "(SCOPE_ADMINISTRATIVE_UNIT_ID), the part of the directory the robot may change: "
-            "nothing was changed. Secure it by hand, or add it to the unit and run "
-            f"`remediation enqueue --user {user.sender_address} --force`")
+    return (f"{outside_unit(user, unit_id)}: nothing was changed. Secure it by hand, or add "
+            f"it to the unit and run `remediation enqueue --user {user.sender_address} "
+            "--force`")

@@ -21,7 +21,7 @@ from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import PermanentError, RemediationError, TransientError
 from remediation.domain.escalation_kinds import EscalationKind
-from remediation.domain.guardrails import Verdict, judge
+from remediation.domain.guardrails import Verdict
 from remediation.domain.hygiene import (
     Finding,
     moves_mail,
@@ -31,6 +31,7 @@ from remediation.domain.hygiene import (
 from remediation.domain.leftovers import CompromiseWindow
 from remediation.domain.passwords import generate_password
 from remediation.service.episodes import lookup_result, user_from_lookup
+from remediation.service.guarding import Guardrails
 from remediation.service.journaling import (
     BREAKER,
     GUARDRAILS,
@@ -48,7 +49,7 @@ from remediation.service.leftovers import PARTIAL, WINDOW, Cleanup
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
 from remediation.service.ports import Directory, Mailbox, RestrictedSenders, VerificationScheduler
-from remediation.service.scope import OUT_OF_SCOPE, AdministrativeScope, out_of_scope_reason
+from remediation.service.scope import OUT_OF_SCOPE, AdministrativeScope
 from remediation.service.settings import WorkflowSettings
 from remediation.service.shared_mailboxes import SharedMailboxes
 from remediation.service.triage import rate_limit_hold
@@ -74,7 +75,8 @@ class Securing:
         of the rate-limit triage; ``cleanup``: what the attacker left behind; ``scope``:
         administrative unit membership (settings.administrative_unit_id)."""
         self._recorder = recorder
-        self._scope = scope
+        # The checks before any change: an undo and RETURN_ACTION=disable run them too.
+        self.guardrails = Guardrails(directory, settings, shared, scope)
         self._shared = shared
         self._cleanup = cleanup
         self._outcomes = outcomes
@@ -94,7 +96,7 @@ class Securing:
         if case.user_id is None:
             case = await record.save(case, user_id=user.id, sender=user.sender_address,
                                      aliases=user.aliases)
-        case, guard = await record.run(case, GUARDRAILS, lambda: self._guardrails(user))
+        case, guard = await record.run(case, GUARDRAILS, lambda: self.guardrails.check(user))
         verdict = Verdict(guard.data["verdict"])
         if verdict is Verdict.ESCALATE:
             raise PermanentError(*await self._escalation(case, user, guard))
@@ -189,24 +191,9 @@ class Securing:
     async def _guardrails_again(self, user: DirectoryUser) -> StepResult:
         """The guardrails on a fresh lookup and fresh memberships: an account made an admin
         or put in a protected group while its case waited is escalated, not reset."""
-        fresh = await self._directory.find_user(user.id)
-        judged = await self._guardrails(fresh)
+        fresh, judged = await self.guardrails.check_now(user.id)
         return StepResult(f"checked again on approval: {judged.detail}",
                           {**judged.data, "lookup": lookup_result(fresh).data})
-
-    async def _guardrails(self, user: DirectoryUser) -> StepResult:
-        unit = self._settings.administrative_unit_id
-        if unit and self._scope is not None and not await self._scope.holds(unit, user.id):
-            # First, before anything else is read of it: not the robot's to touch at all.
-            return StepResult(out_of_scope_reason(user, unit),
-                              {"verdict": Verdict.ESCALATE.value, OUT_OF_SCOPE: unit})
-        memberships = await self._directory.memberships(user.id,
-                                                        self._settings.protected_group_ids)
-        domains = await self._directory.tenant_domains()
-        guard = judge(user, memberships, domains, self._settings.protected_group_ids,
-                      await self._shared.facts(user))
-        detail = guard.reason or "an ordinary account: may be secured automatically"
-        return StepResult(detail, {"verdict": guard.verdict.value, **guard.facts})
 
     async def _plan(self, case: Case, user: DirectoryUser, verdict: Verdict) -> StepResult:
         """Everything that will be done, from reads only (the dry-run and approval output)."""

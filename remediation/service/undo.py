@@ -10,11 +10,15 @@ The command (``entrypoints/undo.py``) checks the case (``refusal``, ``plan``), j
 ``undo_queued`` with a token and queues an ``UndoRequest`` on the requests queue (session:
 the account), as ``approve`` does. A worker acts only when the case journaled that token and
 no undo with it ended (``message_refusal``): a forged or replayed message is journaled
-``undo_refused`` and changes nothing. The worker checks the case again, then the guardrail (a
-member of a protected group is never touched), then restores each change as its own journaled
-step: a redelivery skips those done, and each looks before it acts (a consent is read before
-it is granted again, so it is never granted twice; forwarding is read before it is set, and
-one set again since is left alone). A transient failure is retried by the handler within
+``undo_refused`` and changes nothing. The worker checks the case again (a newer case of the
+account is looked for under every name the journal knows it by, ``account_cases``), then runs
+the guardrails a case runs before any change, on the account as it is now
+(``guarding.py``: the administrative unit, directory roles active or eligible, protected
+groups, guests, a disabled account ...): when they say no, ``undo_refused`` with their reason,
+nothing changed. Then it restores each change as its own journaled step: a redelivery skips
+those done, and each looks before it acts (a consent is read before it is granted again, so it
+is never granted twice; forwarding is read before it is set, and one set again since is left
+alone). A transient failure is retried by the handler within
 MAX_DELIVERY_COUNT; on the last attempt ``Undoing.gave_up`` ends the undo with the reason.
 """
 
@@ -27,7 +31,6 @@ from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.directory import DirectoryUser, bare_address
 from remediation.domain.display import shown
 from remediation.domain.errors import InvalidRequest, PermanentError, RemediationError
-from remediation.domain.guardrails import TenantDomains, judge
 from remediation.domain.hygiene import MailboxForwarding
 from remediation.domain.requests import SCHEMA_VERSION, decode_json, describe, normalise_user
 from remediation.domain.undo import (
@@ -45,12 +48,14 @@ from remediation.domain.undo import (
     restored,
 )
 from remediation.service.admission import names_of
+from remediation.service.guarding import Guardrails
+from remediation.service.guarding import refusal as guardrails_refusal
 from remediation.service.journaling import CaseRecorder
-from remediation.service.ports import Directory
+from remediation.service.ports import Journal
 from remediation.service.progress import Made, made_changes
 
 TOKEN_LIMIT, LINE_LIMIT = 64, 400
-NEWER_CASES_READ = 50  # the account's newest cases read to find one newer than the undone
+NEWER_CASES_READ = 50  # each name's newest cases read to find one newer than the undone
 
 
 class Restorer(Protocol):
@@ -175,6 +180,21 @@ def refusal(case: Case, others: Sequence[Case]) -> str | None:
     return None
 
 
+async def account_cases(journal: Journal, case: Case) -> list[Case]:
+    """The cases of ``case``'s account, under every name the journal knows it by, as
+    ``status --user`` finds them (``Journal.users_known_as`` of each name the case records:
+    its address, object id, aliases): a later case is journaled under the primary address
+    of its time, which a rename changes. The newest ``NEWER_CASES_READ`` of each name."""
+    names = {case.user}
+    for name in sorted(case.known_as):
+        names |= await journal.users_known_as(name)
+    found: dict[str, Case] = {}
+    for user in sorted(names):
+        for other in await journal.list_cases(user, limit=NEWER_CASES_READ):
+            found[other.case_id] = other
+    return sorted(found.values(), key=lambda other: other.created_at, reverse=True)
+
+
 def message_refusal(case: Case, request: UndoRequest) -> str | None:
     """Why an undo message may not act on ``case``, or None: it must name the case's account
     and carry a token the case journaled (``undo_queued``) whose undo has not ended."""
@@ -214,13 +234,12 @@ def how(made: Made) -> str:
 class Undoing:
     """The worker's side: acts on an ``UndoRequest``."""
 
-    def __init__(self, recorder: CaseRecorder, directory: Directory, restorer: Restorer, *,
-                 protected_group_ids: frozenset[str] = frozenset(),
-                 mode: str = "enforce") -> None:
+    def __init__(self, recorder: CaseRecorder, restorer: Restorer, guardrails: Guardrails,
+                 *, mode: str = "enforce") -> None:
+        """``guardrails``: the workflow's own (``RemediationWorkflow.guardrails``)."""
         self._recorder = recorder
-        self._directory = directory
         self._restorer = restorer
-        self._protected = protected_group_ids
+        self._guardrails = guardrails
         self._mode = mode  # REMEDIATION_MODE: dry-run restores nothing
 
     async def run(self, request: UndoRequest) -> Case:
@@ -233,7 +252,7 @@ class Undoing:
         note = queued(case, request.token)
         assert note is not None
         step, by = note.data.get("step"), str(note.data.get("by") or "")
-        others = await self._recorder.journal.list_cases(case.user, limit=NEWER_CASES_READ)
+        others = await account_cases(self._recorder.journal, case)
         why = refusal(case, others)
         try:
             todo = plan(case, step if isinstance(step, str) else None).to_restore
@@ -264,22 +283,18 @@ class Undoing:
 
     async def _account(self, case: Case, token: str) -> DirectoryUser | Case:
         """The account as the directory has it now, or the case with the undo refused (gone,
-        or protected: never touched)."""
+        or one the guardrails say the robot may not change)."""
         if case.user_id is None:
             return await self._refuse(case, token, "undo refused: the case never found the "
                                                    "account; nothing was done")
         try:
-            user = await self._directory.find_user(case.user_id)
-            memberships = (await self._directory.memberships(user.id, self._protected)
-                           if self._protected else None)
+            user, guard = await self._guardrails.check_now(case.user_id)
         except PermanentError as error:
             return await self._refuse(case, token, f"undo refused: the account cannot be "
                                                    f"read ({error.reason}); nothing was done")
-        if memberships is not None:
-            guard = judge(user, memberships, TenantDomains(), self._protected)
-            if guard.facts.get("protected_access"):
-                return await self._refuse(case, token, f"undo refused: {guard.reason}; "
-                                                       "nothing was done")
+        why = guardrails_refusal(user, guard)
+        if why is not None:
+            return await self._refuse(case, token, f"undo refused: {why}; nothing was done")
         return user
 
     async def _restore(self, case: Case, made: Made, user: DirectoryUser, by: str,

@@ -7,6 +7,12 @@ listed, or one added after it planned, is the account's block as much as the lis
 
 The finding of a check is journaled first and acted on after, so a redelivery after a
 failure in between acts on the same finding instead of looking again.
+
+With RETURN_ACTION=disable, a check that finds the attacker back blocks the account's sign-in,
+a change made hours after the case's guardrails ran: they run again first, on the account as
+it is then (``guarding.py``: the administrative unit, roles, protected groups, ...), journaled
+``guardrails_before_block``; when they say no, the case escalates without the block, saying
+why.
 """
 
 from datetime import datetime, timedelta
@@ -19,6 +25,7 @@ from remediation.domain.errors import InvalidRequest, PermanentError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.addresses import current_addresses, entries_for
 from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
+from remediation.service.guarding import Guardrails, refusal
 from remediation.service.journaling import CaseRecorder, StepResult
 from remediation.service.leftovers import Cleanup
 from remediation.service.messages import VerificationCheck
@@ -27,12 +34,20 @@ from remediation.service.ports import Directory, RestrictedSenders
 
 RETURNED = "returned"  # verify_N's twin: what was added to the account since the case acted
 BLOCK_SIGN_IN = "block_sign_in"
+BLOCK_GUARDRAILS = "guardrails_before_block"  # the guardrails again, before the sign-in block
 
 
 class Verification:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, exchange: RestrictedSenders,
                  directory: Directory, delays: tuple[timedelta, ...],
-                 cleanup: Cleanup | None = None, return_action: str = "escalate") -> None:
+                 cleanup: Cleanup | None = None, return_action: str = "escalate",
+                 guardrails: Guardrails | None = None) -> None:
+        """``guardrails``: run before the sign-in block; required with RETURN_ACTION=disable
+        (ValueError without them)."""
+        if return_action == "disable" and guardrails is None:
+            raise ValueError("RETURN_ACTION=disable blocks sign-in, and no guardrails run "
+                             "before it")
+        self._guardrails = guardrails
         self._recorder = recorder
         self._cleanup = cleanup
         self._return_action = return_action
@@ -86,21 +101,39 @@ class Verification:
         return case.done(name)
 
     async def _attacker_back(self, case_id: str, returned: Step) -> Case:
-        """Escalate at once; with RETURN_ACTION=disable block the account's sign-in first."""
+        """Escalate at once; with RETURN_ACTION=disable block the account's sign-in first,
+        if the guardrails, run again now, allow a change to it."""
         reason = f"the attacker is still active: {returned.detail}"
         if self._return_action == "disable":
             case = await self._recorder.require(case_id)
             user_id = case.user_id
             assert user_id is not None
             try:
-                await self._recorder.run(case, BLOCK_SIGN_IN,
-                                         lambda: self._block_sign_in(user_id))
-                reason += "; sign-in blocked (RETURN_ACTION=disable): re-enable the account " \
-                    "once a person has secured it"
+                case, guard = await self._recorder.run(
+                    case, BLOCK_GUARDRAILS, lambda: self._guardrails_now(user_id))
+                why = guard.data.get("refused")
+                if isinstance(why, str):
+                    reason += (f"; sign-in NOT blocked (RETURN_ACTION=disable): the "
+                               f"guardrails, checked again before it, say no: {why}")
+                else:
+                    await self._recorder.run(case, BLOCK_SIGN_IN,
+                                             lambda: self._block_sign_in(user_id))
+                    reason += "; sign-in blocked (RETURN_ACTION=disable): re-enable the " \
+                        "account once a person has secured it"
             except PermanentError as error:
                 reason += f"; sign-in could NOT be blocked: {error.reason}"
         return await self._outcomes.escalate(case_id, reason,
                                              kind=EscalationKind.ATTACKER_RETURNED)
+
+    async def _guardrails_now(self, user_id: str) -> StepResult:
+        """The guardrails on the account as it is now; ``data["refused"]``: why they forbid
+        the block (absent when they allow it)."""
+        assert self._guardrails is not None
+        user, result = await self._guardrails.check_now(user_id)
+        why = refusal(user, result)
+        detail = (f"checked again before blocking sign-in: {result.detail}" if why is None
+                  else f"sign-in not blocked: {why}")
+        return StepResult(detail, {**result.data, **({"refused": why} if why else {})})
 
     async def _block_sign_in(self, user_id: str) -> StepResult:
         await self._directory.disable_sign_in(user_id)

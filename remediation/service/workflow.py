@@ -114,9 +114,11 @@ class RemediationWorkflow:
                                   scheduler, settings,
                                   SharedMailboxes(directory, delegation, self._claims, requests),
                                   cleanup, scope)
+        # The checks before any change to an account, for the undo worker too (bootstrap).
+        self.guardrails = self._securing.guardrails
         self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays, cleanup,
-                                          settings.return_action)
+                                          settings.return_action, self.guardrails)
         self._alert_source = alert_source
         self.pausing = Pausing(recorder, self._episodes)  # the kill switch (handler)
         self._breaker_posts = BreakerPosts(recorder, webhook, follow_up_sends, settings)
