@@ -33,6 +33,7 @@ _META = re.compile(r"[\\`*_\[\]<>&!~|#$@]|:(?=/)|/(?=/)|\.(?=\w)")
 _PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _NUMBERED = re.compile(r"^(\d+)([.)])")
 _AT_WORD = re.compile(r"[^\s@]*@\S*")
+_OPENING, _CLOSING = "(\"'<[{", ",:;.!?)\"'>]}"
 _OURS = re.compile(r"(`[^`]+`|\*[^*\s][^*]*\*)")
 
 
@@ -42,10 +43,21 @@ def md(text: str) -> str:
     text = shown(text, TEXT_LIMIT)
     pieces, last = [], 0
     for word in _AT_WORD.finditer(text):
-        pieces += [_escaped(text[last:word.start()]), code_span(word.group(0))]
-        last = word.end()
+        start, end = _trimmed(word.group(0), word.start(), word.end())
+        pieces += [_escaped(text[last:start]), code_span(text[start:end])]
+        last = end
     pieces.append(_escaped(text[last:]))
     return _no_block("".join(pieces))
+
+
+def _trimmed(word: str, start: int, end: int) -> tuple[int, int]:
+    """Where the address in ``word`` (at ``start``..``end``) begins and ends: without the
+    punctuation of the sentence around it ("(a@b.c)," is "a@b.c")."""
+    core = word.lstrip(_OPENING).rstrip(_CLOSING)
+    if "@" not in core:
+        return start, end
+    lead = len(word) - len(word.lstrip(_OPENING))
+    return start + lead, start + lead + len(core)
 
 
 def _no_block(text: str) -> str:

@@ -250,10 +250,18 @@ def _escalation(case: Case) -> Item:
 
 def _decisions(case: Case) -> list[Item]:
     names = (*_DECISIONS, "rejected") if case.decided_by else _DECISIONS
-    items = _named(case, names)
+    items = [Item(_decision(step), step.at) for step in case.steps if step.name in names]
     if case.escalation_kind == "approval_expired":
         items.append(Item(f"nobody decided in time: {case.reason}", case.ended_at))
     return items
+
+
+def _decision(step: Step) -> str:
+    if step.name == "awaiting_approval":
+        return f"waiting for a person's approval: {step.detail}"
+    if step.detail.startswith("by "):  # "rejected" / "closed": "by NAME: WHY"
+        return f"{step.name} {step.detail}"
+    return step.detail or step.name
 
 
 def _undos(case: Case) -> list[Item]:

@@ -54,7 +54,7 @@ def worked_case(**changes: object) -> Case:
              {"alert_id": "fa1", "first_activity": at(-40).isoformat()}),
         Step("alert_ignored", StepStatus.INFO, at(0), "alert fa2: another person's alert",
              {"alert_id": "fa2"}),
-        Step("awaiting_approval", StepStatus.INFO, at(1), "waiting for approval: plan"),
+        Step("awaiting_approval", StepStatus.INFO, at(1), "run `remediation approve` ..."),
         Step("paused", StepStatus.INFO, at(2), "paused by carol since 09:02: mass phishing"),
         Step("approved", StepStatus.INFO, at(5), "approved by alice@contoso.com"),
         Step("reset_password", StepStatus.DONE, at(6), "new random password set"),
@@ -123,7 +123,8 @@ def test_what_started_it_what_was_checked_and_how_each_alert_ended() -> None:
         "determination=compromisedAccount",
         "alert fa2: not this case's to update: alert fa2: another person's alert"]
     assert notes(report, "alerts")[0] == {"comments": "1 comment(s) by the robot"}
-    assert texts(report, "decisions") == ["waiting for approval: plan",
+    assert texts(report, "decisions") == ["waiting for a person's approval: run "
+                                          "`remediation approve` ...",
                                           "approved by alice@contoso.com"]
     assert texts(report, "pauses") == ["paused by carol since 09:02: mass phishing"]
     assert texts(report, "left") == []  # verified, nothing reported: nothing for a person
@@ -163,7 +164,7 @@ def test_a_person_s_rejection_is_a_decision_and_leaves_the_block_to_a_person() -
     case = worked_case(state=CaseState.REJECTED, decided_by="alice@contoso.com",
                        reason="rejected by alice@contoso.com: the owner was sending",
                        steps=(*worked_case().steps[:5], Step(
-                           "rejected", StepStatus.INFO, at(3), "rejected by "
+                           "rejected", StepStatus.INFO, at(3), "by "
                            "alice@contoso.com: the owner was sending",
                            {"by": "alice@contoso.com"})))
     report = case_report(case, at(200))
