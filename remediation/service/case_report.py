@@ -178,9 +178,39 @@ def _request_notes(step: Step) -> tuple[Note, ...]:
 
 
 def _changes(case: Case) -> list[Item]:
-    return [Item(made.what, _made_at(case, made),
-                 (Note("undo", made.undo), Note("step", made.step)))
-            for made in made_changes(case)]
+    whole = _whole(case)
+    items = []
+    for made in made_changes(case):
+        what, undo = whole.get((made.step, made.key), (made.what, made.undo))
+        if made.undo.startswith(("restored by undo", "undo could not")):
+            undo = made.undo  # what became of it says more than how it could be undone
+        items.append(Item(what, _made_at(case, made), (Note("undo", undo),
+                                                       Note("step", made.step))))
+    return items
+
+
+def _whole(case: Case) -> dict[tuple[str, str], tuple[str, str]]:
+    """The cleanup steps' changes as journaled, uncut (``progress`` cuts them for cards):
+    by (step, key), what was done and how to undo it. A consent's undo holds the Graph body
+    that grants it again."""
+    whole: dict[tuple[str, str], tuple[str, str]] = {}
+    for step in case.steps:
+        changes = step.data.get("changes")
+        keys = step.data.get("removed")
+        if step.status not in (StepStatus.DONE, StepStatus.FAILED) or not (
+                isinstance(changes, list) and isinstance(keys, list)
+                and len(changes) == len(keys)):
+            continue
+        for key, change in zip(keys, changes, strict=True):
+            if isinstance(change, dict) and change.get("what"):
+                whole[(step.name, str(key))] = (plain(change.get("what")),
+                                                plain(change.get("undo")) or "-")
+    for note in case.steps:
+        partial = note.data.get(PARTIAL)
+        if isinstance(partial, dict) and partial.get("key") and partial.get("undo"):
+            whole.setdefault((note.name, str(partial["key"])),
+                             (note.detail, plain(partial.get("undo"))))
+    return whole
 
 
 def _made_at(case: Case, made: Made) -> datetime | None:

@@ -133,6 +133,13 @@ async def test_a_verified_case_says_what_was_found_changed_undone_and_verified(
     assert changes["disabled inbox rule '.' (not shown by Graph)"]["undo"] == (
         f"Enable-InboxRule -Identity 16752869479666417665 -Mailbox {LYNNE}")
     assert all(item["at"] for item in changes.values())
+    # Uncut, unlike a card: the consent's undo holds the whole Graph body that grants it again.
+    [consent] = [item for text, item in changes.items()
+                 if text.startswith("removed consent grant Mail Organizer Pro")]
+    assert consent["text"].endswith("on Microsoft Graph: Mail.ReadWrite Mail.Send "
+                                    "offline_access User.Read")
+    assert consent["undo"].endswith('"scope": "Mail.ReadWrite Mail.Send offline_access '
+                                    'User.Read"}')
     methods = {i["text"]: i["outcome"] for i in body["sections"]["found"]["signin_methods"]}
     assert methods["Microsoft Authenticator on SM-G991B"] == "removed"
     assert "kept" in methods.values()
