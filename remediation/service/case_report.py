@@ -260,7 +260,8 @@ def _left(case: Case) -> list[Item]:
                           "the plan above is what enforce mode would do", case.ended_at))
     elif not case.state.is_final:
         items.append(Item(f"the case is still {_STATES[case.state]}", case.updated_at))
-    if case.done(LOOKUP) is not None and case.state not in (CaseState.SKIPPED,):
+    if case.done(LOOKUP) is not None and case.state not in (CaseState.SKIPPED,
+                                                            CaseState.CLOSED):
         items += [Item(line) for line in progress(case).not_done]
     return items
 

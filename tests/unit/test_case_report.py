@@ -227,3 +227,31 @@ def test_no_secret_in_any_format() -> None:
         assert secret not in text and "eyJhbGciOiJSUzI1NiJ9" not in text
         assert "<redacted" in text or "&lt;redacted" in text
     assert Page(html_page(report)).plain.count("redacted") >= 2
+
+
+def test_a_closed_escalation_says_who_closed_it_and_what_it_escalated_for() -> None:
+    steps = (*worked_case().steps[:3],
+             Step("escalated", StepStatus.INFO, at(9), "still on the Restricted users list",
+                  {"kind": "still_listed"}),
+             Step("closed", StepStatus.INFO, at(300), "by bob@contoso.com: removed by hand",
+                  {"decided_by": "bob@contoso.com"}))
+    case = worked_case(state=CaseState.CLOSED, escalation_kind="still_listed",
+                       decided_by="bob@contoso.com", steps=steps,
+                       reason="closed by bob@contoso.com: removed by hand")
+    report = case_report(case, at(400))
+
+    assert texts(report, "decisions") == ["closed by bob@contoso.com: removed by hand"]
+    [left] = section(report, "left").items
+    assert left.text == "nothing: closed by bob@contoso.com: removed by hand"
+    assert {n.label: n.value for n in left.notes} == {"escalated_as": "still_listed"}
+
+
+def test_an_expired_approval_is_a_decision_nobody_made() -> None:
+    case = worked_case(state=CaseState.ESCALATED, escalation_kind="approval_expired",
+                       reason="approval timed out: nobody approved or rejected the case "
+                       "within APPROVAL_TIMEOUT (24h)", steps=worked_case().steps[:5])
+    report = case_report(case, at(2000))
+
+    assert texts(report, "decisions")[-1].startswith("nobody decided in time: approval timed")
+    said = notes(report, "left")[0]
+    assert said["what_to_do"].startswith("decide now: to remediate, `remediation enqueue")
