@@ -1,4 +1,5 @@
-"""How long `import function_app` takes in a fresh interpreter, and which SDKs it loads.
+"""How long `import function_app` takes in a fresh interpreter, and which SDKs (telemetry's
+exporter included) it loads.
 
 Usage: .venv/bin/python bench/cold_start.py [RUNS]
 """
@@ -16,7 +17,8 @@ elapsed = time.perf_counter() - started
 heavy = sorted({m.split('.')[0] + '.' + m.split('.')[1] if m.startswith('azure.') else
                 m.split('.')[0] for m in sys.modules
                 if m.startswith(('msgraph', 'kiota', 'azure.servicebus', 'azure.data',
-                                 'azure.identity', 'aiohttp', 'httpx'))})
+                                 'azure.identity', 'aiohttp', 'httpx', 'azure.monitor',
+                                 'opentelemetry'))})
 print(json.dumps({"seconds": elapsed, "heavy": heavy}))
 """
 

@@ -27,7 +27,8 @@
   directory role tenant-wide. README, "Permissions (least privilege)", says why.
 
 .EXAMPLE
-  pwsh infra/grant-exchange-scope.ps1 -AppId <client id> -ObjectId <principal id> -AdministrativeUnitId <unit id>
+  Connect-ExchangeOnline   # then, in the same session:
+  ./infra/grant-exchange-scope.ps1 -AppId <client id> -ObjectId <principal id> -AdministrativeUnitId <unit id>
 #>
 param(
     [Parameter(Mandatory = $true)] [string] $AppId,  # the managed identity's client id

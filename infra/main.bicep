@@ -99,6 +99,11 @@ param caseLinkTemplate string = ''
 @description('ALERT_TITLES: semicolon-separated alert titles to act on; empty: the three default policy titles.')
 param alertTitles string = ''
 
+// --- who else may read the journal (not an app setting) -------------------------------------
+
+@description('Object id of an Entra group whose members may read the journal table (Storage Table Data Reader, on that table only) to run `remediation status` and `report` against Azure; empty: nobody but the app.')
+param operatorsGroupId string = ''
+
 var suffix = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = { 'azd-env-name': environmentName, workload: 'spam-block-remediation' }
 var maxDeliveryCount = 10
@@ -110,7 +115,7 @@ module identity 'modules/identity.bicep' = {
 
 module storage 'modules/storage.bicep' = {
   name: 'storage'
-  params: { name: 'st${suffix}', location: location, tags: tags }
+  params: { name: 'st${suffix}', location: location, tags: tags, operatorsGroupId: operatorsGroupId }
 }
 
 module serviceBus 'modules/servicebus.bicep' = {
@@ -216,3 +221,4 @@ output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output SERVICE_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name // the journal's account

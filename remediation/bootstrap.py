@@ -164,7 +164,8 @@ def bootstrap(
         alerts=tenant.alerts, exchange=tenant.exchange, journal=journal, requests=requests,
         workflow=workflow, clock=clock, directory=tenant.directory,
         settings=IntakeSettings(titles=settings.alert_titles, lookback=settings.alert_lookback,
-                                sweep=settings.sweep_restricted_users),
+                                sweep=settings.sweep_restricted_users,
+                                acts=settings.mode != "dry-run"),
         sweeper=sweeper)
     undo = None if tenant.restorer is None else Undoing(
         CaseRecorder(journal, clock), tenant.directory, tenant.restorer,

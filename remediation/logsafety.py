@@ -115,6 +115,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                                            "%H:%M:%S"))
     handler.addFilter(RedactingFilter())
+    # The journal's own records (service/telemetry.py) are for the telemetry exporter only:
+    # `status` shows the journal.
+    handler.addFilter(lambda record: record.name != "remediation.journal")
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

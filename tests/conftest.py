@@ -20,6 +20,18 @@ from remediation.sandbox.identity_routes import IDENTITY_PATH
 pytest_plugins = ["tests.azurite"]
 
 
+# Where the machine's telemetry would go (entrypoints/telemetry.py): never from a test, unless
+# the test sets it (commands run in-process would configure the process's exporters).
+TELEMETRY_SETTINGS = ("APPLICATIONINSIGHTS_CONNECTION_STRING", "REMEDIATION_TELEMETRY",
+                      "OTEL_EXPORTER_OTLP_ENDPOINT", "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY")
+
+
+@pytest.fixture(autouse=True)
+def _no_telemetry_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in TELEMETRY_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def tenant() -> SandboxTenant:
     """The demo tenant without its Defender alerts (detection tests add their own)."""

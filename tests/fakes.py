@@ -13,7 +13,7 @@ import copy
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,8 @@ from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, RemediationError
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
+from remediation.domain.journal_chain import link_for, seal_for
+from remediation.domain.journal_links import CaseSeal, ChainHead, StepLink
 from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.requests import RemediationRequest
 from remediation.domain.sources import SourceHealth
@@ -323,13 +325,16 @@ class FakeJournal:
     """The case journal in memory, with SqliteJournal's rules.
 
     Everything stored goes through JSON (so non-serialisable data fails here too), steps
-    keep their insertion order, and ``update_case`` raises ConcurrentUpdate for a stale
-    version.
+    keep their insertion order and carry the hash chain (head and seal too, as the real
+    journals do), and ``update_case`` raises ConcurrentUpdate for a stale version.
     """
 
     def __init__(self) -> None:
         self._cases: dict[str, str] = {}
         self._steps: dict[str, list[str]] = {}
+        self._links: dict[str, list[StepLink]] = {}
+        self._heads: dict[str, ChainHead] = {}
+        self._seals: dict[str, CaseSeal] = {}
         self._order: list[str] = []
         self.reset_places: dict[str, datetime] = {}
         self.episodes: dict[str, str] = {}  # user object id -> case id
@@ -343,7 +348,10 @@ class FakeJournal:
         if case.case_id in self._cases:
             raise ValueError(f"case {case.case_id} already exists")
         self._cases[case.case_id] = json.dumps(case.to_dict())
-        self._steps[case.case_id] = [json.dumps(step.to_dict()) for step in case.steps]
+        self._steps[case.case_id], self._links[case.case_id] = [], []
+        for step in case.steps:
+            self._append(case.case_id, step)
+        self._seals[case.case_id] = seal_for(case, self._heads.get(case.case_id))
         self._order.append(case.case_id)
 
     async def update_case(self, case: Case) -> Case:
@@ -353,7 +361,8 @@ class FakeJournal:
         check_transition(case.case_id, CaseState(json.loads(raw)["state"]), case.state)
         stored = case.evolve(version=case.version + 1)
         self._cases[case.case_id] = json.dumps(stored.to_dict())
-        return stored
+        seal = self._seals[case.case_id] = seal_for(stored, self._heads.get(case.case_id))
+        return stored.evolve(seal=seal)
 
     async def working_cases(self) -> list[Case]:
         return await self.list_cases(states=WORKING)
@@ -361,7 +370,13 @@ class FakeJournal:
     async def add_step(self, case_id: str, step: Step) -> None:
         if case_id not in self._steps:
             raise KeyError(f"no case {case_id} to add a step to")
+        self._append(case_id, step)
+
+    def _append(self, case_id: str, step: Step) -> None:
+        link = link_for(case_id, step, self._heads.get(case_id))
         self._steps[case_id].append(json.dumps(step.to_dict()))
+        self._links[case_id].append(link)
+        self._heads[case_id] = ChainHead(link.seq, link.hash)
 
     async def get_case(self, case_id: str) -> Case | None:
         return self._load(case_id) if case_id in self._cases else None
@@ -466,8 +481,11 @@ class FakeJournal:
         return [self._load(case_id) for _, case_id in indexed]
 
     def _load(self, case_id: str) -> Case:
-        steps = tuple(Step.from_dict(json.loads(s)) for s in self._steps[case_id])
-        return Case.from_dict(json.loads(self._cases[case_id]), steps)
+        steps = tuple(replace(Step.from_dict(json.loads(s)), link=link)
+                      for s, link in zip(self._steps[case_id], self._links[case_id],
+                                         strict=True))
+        return Case.from_dict(json.loads(self._cases[case_id]), steps).evolve(
+            chain_head=self._heads.get(case_id), seal=self._seals.get(case_id))
 
 
 def _matches(case: Case, user: str | None, states: Collection[CaseState] | None,

@@ -1,8 +1,17 @@
 // Host storage, the deployment package container, and the case journal's table.
-// Shared-key access is off: everything authenticates with the managed identity.
+// Shared-key access is off: everything authenticates with the managed identity (and the
+// operators' group, which may read the journal table: `remediation status` and `report`).
 param name string
 param location string
 param tags object
+
+@description('Object id of the Entra group whose members may read the journal table; empty: nobody but the app.')
+param operatorsGroupId string = ''
+
+// Storage Table Data Reader: tables/read and tables/entities/read, nothing else (Microsoft
+// Learn, "Azure built-in roles for Storage"; MicrosoftDocs/azure-docs, articles/
+// role-based-access-control/built-in-roles/storage.md).
+var storageTableDataReader = '76199698-9eea-4c19-bc75-cec21354c6b6'
 
 var deploymentContainerName = 'app-package'
 
@@ -40,6 +49,18 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
 resource journal 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tables
   name: 'remediationjournal'
+}
+
+// The operators read the journal table alone, not the account's other data (a role assignment
+// may be scoped to one table: Microsoft Learn, "Assign an Azure role for access to table data").
+resource operatorsRead 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorsGroupId)) {
+  name: guid(journal.id, operatorsGroupId, storageTableDataReader)
+  scope: journal
+  properties: {
+    principalId: operatorsGroupId
+    principalType: 'Group'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataReader)
+  }
 }
 
 output name string = storage.name

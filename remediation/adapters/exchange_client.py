@@ -265,16 +265,20 @@ class ExchangeAdminClient:
             from azure.core import AsyncPipelineClient
             from azure.core.pipeline.policies import (
                 AsyncBearerTokenCredentialPolicy,
+                DistributedTracingPolicy,
                 UserAgentPolicy,
             )
 
             # No azure-core retry policy: ours (with_retries) classifies by cause and keeps
-            # to the budget; no ContentDecodePolicy: we read each body once, ourselves.
+            # to the budget; no ContentDecodePolicy: we read each body once, ourselves. The
+            # tracing policy makes each request a client span when telemetry is on (its URL
+            # with every query value but api-version redacted), as in every Azure SDK.
             self._pipeline = AsyncPipelineClient(
                 base_url=self._url,
                 policies=[
                     UserAgentPolicy("remediation-worker"),
                     AsyncBearerTokenCredentialPolicy(self._credential, self._scope),
+                    DistributedTracingPolicy(),
                 ],
             )
         return self._pipeline

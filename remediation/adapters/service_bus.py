@@ -8,7 +8,9 @@
 - Verification checks are scheduled with ``schedule_messages``; the sequence number is
   journaled so a superseded check can be cancelled. Alert updates share that queue.
 - ``application_properties`` carry ``kind``, ``source`` and ``case_id`` for operators reading
-  the queue; bodies are JSON with a schema version.
+  the queue, and the sender's trace context (``traceparent``, ``tracestate``: W3C, when
+  telemetry is on), so a check hours later joins its case's trace; bodies are JSON with a
+  schema version.
 - Delayed retries (``ServiceBusMessageRetries``) are copies of a delivered message scheduled
   with ``schedule_messages`` under a **new** message id: duplicate detection would drop a
   copy that reused the original's.
@@ -29,6 +31,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from remediation.adapters.queue_limits import check_message, fitted_id, session_id_for
 from remediation.domain.errors import TransientError
 from remediation.domain.requests import SCHEMA_VERSION, RemediationRequest
+from remediation.service import telemetry
 from remediation.service.messages import AlertUpdate, Approval, VerificationCheck
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,8 @@ def _service_bus_message(body: bytes, *, message_id: str, session_id: str | None
                          properties: Mapping[str, Any]) -> Any:
     from azure.servicebus import ServiceBusMessage
 
+    # The trace context of the work sending it (a copy's own replaces the original's).
+    properties = {**properties, **telemetry.current().carrier()}
     check_message(body, message_id=message_id, session_id=session_id, properties=properties)
     kind = properties.get("kind")
     application_properties: dict[str | bytes, Any] = {

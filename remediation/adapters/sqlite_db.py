@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS cases (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     version INTEGER NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    seal TEXT  -- the record's CaseSeal as JSON (domain.journal_chain); NULL: written before
 );
 CREATE INDEX IF NOT EXISTS cases_by_user ON cases (user, created_at);
 -- Newest first (status): julianday() reads the stored ISO times with their UTC offsets.
@@ -37,7 +38,16 @@ CREATE TABLE IF NOT EXISTS steps (
     case_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     doc TEXT NOT NULL,
+    prev TEXT,  -- the hash chain (domain.journal_chain): the previous chained step's hash
+    hash TEXT,  -- and this step's; both NULL for a step written before the chain
     PRIMARY KEY (case_id, seq)
+);
+-- The head of each case's hash chain: the last chained step's number and hash, written in
+-- the transaction that writes that step (a step deleted from the end shows against it).
+CREATE TABLE IF NOT EXISTS chain_heads (
+    case_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
     sequence_number INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -90,6 +100,9 @@ CREATE TABLE IF NOT EXISTS sources (
     doc TEXT NOT NULL
 );
 """
+# Columns added since the first schema: a file written before gets them when a writer opens
+# it (``status`` opens files read-only and reads around their absence).
+_ADDED_COLUMNS = {"steps": ("prev TEXT", "hash TEXT"), "cases": ("seal TEXT",)}
 
 
 class SqliteDatabase:
@@ -164,10 +177,27 @@ class SqliteDatabase:
             with self._guard:
                 if not self._ready and not self.read_only:
                     connection.executescript(_SCHEMA)
+                    _add_columns(connection)
                     self._ready = True
                 self._connections.append(connection)
             self._local.connection = connection
         return connection
+
+
+def _add_columns(connection: sqlite3.Connection) -> None:
+    """Give a file written by an earlier version the columns added since (``_ADDED_COLUMNS``),
+    in one write transaction: of two processes opening it at once, the second finds them."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column.split()[0] not in present:
+                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _create_owner_only(path: Path) -> None:

@@ -1,8 +1,16 @@
-"""The case journal in SQLite: the local runtime's twin of the Table Storage journal."""
+"""The case journal in SQLite: the local runtime's twin of the Table Storage journal.
+
+Each case's steps carry a hash chain (``domain.journal_chain``): a step's ``seq``, ``prev``
+and ``hash`` are written in the transaction that inserts it (BEGIN IMMEDIATE: one writer at a
+time, across every process sharing the file), with the chain's head (``chain_heads``); the
+case record's seal (``cases.seal``) in the transaction that writes the record. Steps written
+before the chain keep their numbers and have no hash; the chain continues the numbering.
+"""
 
 import json
 import sqlite3
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +18,8 @@ from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate
+from remediation.domain.journal_chain import link_at, seal_for
+from remediation.domain.journal_links import GENESIS, CaseSeal, ChainHead, StepLink
 from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.sources import SourceHealth
 
@@ -28,6 +38,8 @@ class SqliteJournal:
                  case.updated_at.isoformat(), case.version, json.dumps(case.to_dict())))
             for step in case.steps:
                 _insert_step(connection, case.case_id, step)
+            connection.execute("UPDATE cases SET seal = ? WHERE case_id = ?",
+                               (_seal(connection, case).to_json(), case.case_id))
             _record_requests(connection, case)
 
         await self._db.write(insert)
@@ -37,42 +49,44 @@ class SqliteJournal:
         ``domain.case_states`` (else ForbiddenTransition); ConcurrentUpdate when stale."""
         stored = case.evolve(version=case.version + 1)
 
-        def update(connection: sqlite3.Connection) -> None:
+        def update(connection: sqlite3.Connection) -> CaseSeal:
             row = connection.execute("SELECT state, version FROM cases WHERE case_id = ?",
                                      (case.case_id,)).fetchone()
             if row is not None and row["version"] == case.version:
                 check_transition(case.case_id, CaseState(row["state"]), stored.state)
+            seal = _seal(connection, stored)
             # ``user`` too: a case opened under the name a request gave (an object id, an
             # alias) takes the account's primary address once the lookup found it.
             cursor = connection.execute(
-                "UPDATE cases SET user = ?, state = ?, updated_at = ?, version = ?, doc = ?"
-                " WHERE case_id = ? AND version = ?",
+                "UPDATE cases SET user = ?, state = ?, updated_at = ?, version = ?, doc = ?,"
+                " seal = ? WHERE case_id = ? AND version = ?",
                 (stored.user, stored.state.value, stored.updated_at.isoformat(),
-                 stored.version, json.dumps(stored.to_dict()), case.case_id, case.version))
+                 stored.version, json.dumps(stored.to_dict()), seal.to_json(), case.case_id,
+                 case.version))
             if cursor.rowcount != 1:
                 raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
             _record_requests(connection, stored)
+            return seal
 
-        await self._db.write(update)
-        return stored
+        return stored.evolve(seal=await self._db.write(update))
 
     async def add_step(self, case_id: str, step: Step) -> None:
         await self._db.write(lambda connection: _insert_step(connection, case_id, step))
 
     async def get_case(self, case_id: str) -> Case | None:
         def select(connection: sqlite3.Connection) -> Case | None:
-            row = connection.execute("SELECT doc FROM cases WHERE case_id = ?",
+            row = connection.execute("SELECT * FROM cases WHERE case_id = ?",
                                      (case_id,)).fetchone()
-            return None if row is None else _load(connection, row["doc"])
+            return None if row is None else _load(connection, row)
 
         return await self._db.read(select)
 
     async def case_with_request(self, request_id: str) -> Case | None:
         def select(connection: sqlite3.Connection) -> Case | None:
             row = connection.execute(
-                "SELECT cases.doc FROM case_requests JOIN cases USING (case_id)"
+                "SELECT cases.* FROM case_requests JOIN cases USING (case_id)"
                 " WHERE request_id = ?", (request_id,)).fetchone()
-            return None if row is None else _load(connection, row["doc"])
+            return None if row is None else _load(connection, row)
 
         return await self._db.read(select)
 
@@ -81,10 +95,10 @@ class SqliteJournal:
         ``decided_by``: it named nobody for sure); one a person rejected counts."""
         def select(connection: sqlite3.Connection) -> Case | None:
             row = connection.execute(
-                "SELECT doc FROM cases WHERE user = ? AND (state != 'rejected'"
+                "SELECT * FROM cases WHERE user = ? AND (state != 'rejected'"
                 " OR json_extract(doc, '$.decided_by') IS NOT NULL)"
                 " ORDER BY created_at DESC, rowid DESC LIMIT 1", (user,)).fetchone()
-            return None if row is None else _load(connection, row["doc"])
+            return None if row is None else _load(connection, row)
 
         return await self._db.read(select)
 
@@ -98,14 +112,14 @@ class SqliteJournal:
             return []
         where, parameters = _filters(user, states, since)
         order = " ORDER BY julianday(created_at) DESC, rowid DESC"
-        sql = f"SELECT doc FROM cases{where}{order}"  # noqa: S608 (every value a parameter)
+        sql = f"SELECT * FROM cases{where}{order}"  # noqa: S608 (every value a parameter)
         if limit is not None:
             sql += " LIMIT ?"
             parameters.append(limit)
 
         def select(connection: sqlite3.Connection) -> list[Case]:
             rows = connection.execute(sql, parameters).fetchall()
-            return [_load(connection, row["doc"]) for row in rows]
+            return [_load(connection, row) for row in rows]
 
         return await self._db.read(select)
 
@@ -312,14 +326,65 @@ def _record_requests(connection: sqlite3.Connection, case: Case) -> None:
 
 
 def _insert_step(connection: sqlite3.Connection, case_id: str, step: Step) -> None:
+    """Insert ``step`` as the case's next, chained after the head (after the last hashed step
+    when the head is missing), and move the head to it. The caller's write transaction
+    (BEGIN IMMEDIATE) makes read, insert and head one atomic step."""
+    head = _chain_head(connection, case_id)
+    last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM steps WHERE case_id = ?",
+                              (case_id,)).fetchone()[0]
+    if head is None:
+        row = connection.execute(
+            "SELECT hash FROM steps WHERE case_id = ? AND hash IS NOT NULL"
+            " ORDER BY seq DESC LIMIT 1", (case_id,)).fetchone()
+        prev = GENESIS if row is None else str(row["hash"])
+    else:
+        prev = head.hash
+    link = link_at(case_id, step, max(last, head.seq if head else 0) + 1, prev)
     connection.execute(
-        "INSERT INTO steps (case_id, seq, doc) VALUES"
-        " (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE case_id = ?), ?)",
-        (case_id, case_id, json.dumps(step.to_dict())))
+        "INSERT INTO steps (case_id, seq, doc, prev, hash) VALUES (?, ?, ?, ?, ?)",
+        (case_id, link.seq, json.dumps(step.to_dict()), link.prev, link.hash))
+    connection.execute(
+        "INSERT INTO chain_heads (case_id, seq, hash) VALUES (?, ?, ?) ON CONFLICT (case_id)"
+        " DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        (case_id, link.seq, link.hash))
 
 
-def _load(connection: sqlite3.Connection, doc: str) -> Case:
-    raw = json.loads(doc)
-    rows = connection.execute("SELECT doc FROM steps WHERE case_id = ? ORDER BY seq",
+def _chain_head(connection: sqlite3.Connection, case_id: str) -> ChainHead | None:
+    """The case's chain head; None when it has none, or the file (opened read-only, written
+    before the chain) has no such table."""
+    try:
+        row = connection.execute("SELECT seq, hash FROM chain_heads WHERE case_id = ?",
+                                 (case_id,)).fetchone()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return None
+        raise
+    return None if row is None else ChainHead(int(row["seq"]), str(row["hash"]))
+
+
+def _seal(connection: sqlite3.Connection, case: Case) -> CaseSeal:
+    return seal_for(case, _chain_head(connection, case.case_id))
+
+
+def _load(connection: sqlite3.Connection, row: sqlite3.Row) -> Case:
+    """The case of a ``cases`` row (all its columns) with its steps, chain head and seal; a
+    file written before the chain (read-only) has none of their columns."""
+    raw = json.loads(row["doc"])
+    seal = row["seal"] if _has(row, "seal") else None
+    rows = connection.execute("SELECT * FROM steps WHERE case_id = ? ORDER BY seq",
                               (raw["case_id"],)).fetchall()
-    return Case.from_dict(raw, tuple(Step.from_dict(json.loads(row["doc"])) for row in rows))
+    steps = tuple(replace(Step.from_dict(json.loads(step["doc"])), link=_link(step))
+                  for step in rows)
+    return Case.from_dict(raw, steps).evolve(
+        chain_head=_chain_head(connection, raw["case_id"]), seal=CaseSeal.from_json(seal))
+
+
+def _has(row: sqlite3.Row, column: str) -> bool:
+    """Whether the row has ``column`` (``in`` on a Row looks at its values, not its names)."""
+    return column in set(row.keys())
+
+
+def _link(row: sqlite3.Row) -> StepLink | None:
+    if not _has(row, "hash") or row["hash"] is None:
+        return None
+    return StepLink(int(row["seq"]), str(row["prev"] or GENESIS), str(row["hash"]))

@@ -3,7 +3,9 @@
 Scheduled delivery, a lock while a message is processed (renewable; it expires if the
 worker dies), a delivery count, dead-lettering after a maximum with the reason, duplicate
 detection on ``message_id``, and sessions: at most one locked message per session id at a
-time, which is how one user's messages are never processed concurrently.
+time, which is how one user's messages are never processed concurrently. Like the Service Bus
+client with tracing on, a message sent carries the sender's trace context in its application
+properties (``traceparent``, ``tracestate``), when telemetry is on.
 
 Like Service Bus, and unlike a friendlier queue: an abandoned message is offered again at
 once (a delayed retry is a scheduled copy the handler sends); ids longer than 128
@@ -24,6 +26,7 @@ from typing import Any
 
 from remediation.adapters.queue_limits import DUPLICATE_DETECTION_WINDOW, check_message
 from remediation.adapters.sqlite_db import SqliteDatabase
+from remediation.service import telemetry
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 
@@ -107,6 +110,7 @@ class SqliteQueue:
         """The write that enqueues a message, checked first (ValueError)."""
         payload = body.encode() if isinstance(body, str) else body
         message_id = message_id or uuid.uuid4().hex
+        properties = {**(properties or {}), **telemetry.current().carrier()}
         check_message(payload, message_id=message_id, session_id=session_id,
                       properties=properties)
         if queue in self.session_queues and not session_id:

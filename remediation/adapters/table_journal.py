@@ -3,10 +3,16 @@
 Layout (PartitionKey / RowKey):
 
 - ``case:{case id}`` / ``case``: the case as JSON (``doc``, ``doc_1``, ...), plus ``user``,
-  ``state``, ``version``, ``created_at`` and ``updated_at`` for people browsing the table, and
-  ``names`` (its ``known_as``, space-separated) for ``users_known_as``;
-- ``case:{case id}`` / ``step-{ns}-{random}``: one row per step, sorting by time of writing,
-  inserted (never upserted) so two writers cannot overwrite each other's step;
+  ``state``, ``version``, ``created_at`` and ``updated_at`` for people browsing the table,
+  ``names`` (its ``known_as``, space-separated) for ``users_known_as``, and ``seal`` (the
+  record's ``CaseSeal`` as JSON, ``domain.journal_chain``; absent: written before the chain);
+- ``case:{case id}`` / ``step-s{seq, 10 digits}``: one row per step (``doc``..., ``name``,
+  ``status``) with its place in the case's hash chain (``seq``, ``prev``, ``hash``), inserted
+  (never upserted) in one transaction with the ``chain`` row: the key is the step's number,
+  so of two writers appending at once one wins it and the other reads the head again;
+- ``case:{case id}`` / ``chain``: the chain's head (``seq``, ``hash`` of its last step);
+- ``case:{case id}`` / ``step-{ns}-{random}``: a step written before the chain (no hash),
+  sorting by time of writing, before every chained step;
 - ``user:{user}`` / ``{created, newest first}-{insertion, newest first}-{case id}``: an index
   row per case, for ``latest_case`` and ``list_cases(user)`` (moved, same row key, when a
   case opened under another name takes the account's primary address);
@@ -42,12 +48,12 @@ import asyncio
 import heapq
 import json
 import random
-import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,12 +76,26 @@ from remediation.config import ConfigError
 from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
+from remediation.domain.journal_chain import link_for, seal_for
+from remediation.domain.journal_links import (
+    GENESIS,
+    UNREADABLE,
+    CaseSeal,
+    ChainHead,
+    StepLink,
+)
 from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.sources import SourceHealth
 
 Entity = dict[str, Any]
 
 _CASE_ROW = "case"
+_CHAIN_ROW = "chain"  # the case's hash chain head, in its partition
+_CHAINED_STEPS = ("step-s", "step-t")  # RowKey range of the chained step rows
+# A lost append means another writer took the number: within one journal object appends to
+# a case wait their turn, so losses come from other processes only.
+_APPEND_ATTEMPTS = 20
+_APPEND_BACKOFF = 0.02
 _NAMES_LIMIT = 32000  # characters in one string property (64 KiB of UTF-16)
 _ALL_CASES = "cases"
 # Table Storage limits: 64 KiB per string property (UTF-16), 1 MiB per entity, 100 entities
@@ -116,6 +136,7 @@ class TableJournal:
         self._table_lock = asyncio.Lock()
         self._working_indexed = False
         self._index_lock = asyncio.Lock()
+        self._appends: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -125,7 +146,14 @@ class TableJournal:
     async def add_case(self, case: Case) -> None:
         check_opening(case.case_id, case.state)
         client = await self._table()
-        rows = [_case_entity(case), *(_step_entity(case.case_id, step) for step in case.steps)]
+        head: ChainHead | None = None
+        steps = []
+        for step in case.steps:
+            link = link_for(case.case_id, step, head)
+            steps.append(_step_entity(case.case_id, step, link))
+            head = ChainHead(link.seq, link.hash)
+        rows = [_case_entity(case, seal_for(case, head)), *steps,
+                *([_head_entity(case.case_id, head)] if head is not None else [])]
         if case.state in WORKING:  # first: a working case is never missing from the index
             with _translated(f"indexing working case {case.case_id}"):
                 await client.upsert_entity(_working_entity(case.case_id))
@@ -144,11 +172,10 @@ class TableJournal:
         client = await self._table()
         stored = case.evolve(version=case.version + 1)
         with _translated(f"updating case {case.case_id}"):
-            try:
-                current = await client.get_entity(_case_key(case.case_id), _CASE_ROW,
-                                                  select=["version", "user", "state"])
-            except ResourceNotFoundError:
-                raise ConcurrentUpdate(f"case {case.case_id} does not exist") from None
+            current, head_row = await _case_and_head(client, case.case_id)
+            if current is None:
+                raise ConcurrentUpdate(f"case {case.case_id} does not exist")
+            seal = seal_for(stored, _head_of(head_row))
             if current.get("version") != case.version:
                 raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
             # The ETag below makes the state read here the state replaced.
@@ -158,7 +185,7 @@ class TableJournal:
                 moved = await _copy_user_index(client, stored, str(current["user"]))
             try:
                 await client.update_entity(
-                    _case_entity(stored), mode=UpdateMode.REPLACE,
+                    _case_entity(stored, seal), mode=UpdateMode.REPLACE,
                     etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified)
             except (ResourceModifiedError, ResourceNotFoundError):
                 raise ConcurrentUpdate(
@@ -171,12 +198,47 @@ class TableJournal:
                 with suppress(ResourceNotFoundError):  # left behind, working_cases drops it
                     await client.delete_entity(_WORKING, _escape(case.case_id))
         await self._record_requests(stored)
-        return stored
+        return stored.evolve(seal=seal)
 
     async def add_step(self, case_id: str, step: Step) -> None:
+        """Append ``step`` as the case's next chained step: one transaction inserts its row,
+        keyed by its number (so it fails if another writer took that number), and moves the
+        ``chain`` row to it; a lost race reads the head again (and the rows, in case the head
+        was left behind) and tries the next number. TransientError when other writers kept
+        winning."""
         client = await self._table()
-        with _translated(f"adding step {step.name} to case {case_id}"):
-            await client.create_entity(_step_entity(case_id, step))
+        key = _case_key(case_id)
+        async with self._appending(case_id):
+            for attempt in range(_APPEND_ATTEMPTS):
+                with _translated(f"adding step {step.name} to case {case_id}"):
+                    link = link_for(case_id, step,
+                                    await _chain_tail(client, key, rows=attempt > 0))
+                    try:
+                        await client.submit_transaction([
+                            ("create", _step_entity(case_id, step, link)),
+                            ("upsert", _head_entity(case_id, ChainHead(link.seq, link.hash)),
+                             {"mode": UpdateMode.REPLACE})])
+                        return
+                    except TableTransactionError as error:
+                        if error.status_code != 409:
+                            raise
+                await asyncio.sleep(random.uniform(0, _APPEND_BACKOFF * (attempt + 1)))  # noqa: S311
+        raise TransientError(f"the steps of case {case_id} kept changing under concurrent "
+                             "writers; try again later")
+
+    @asynccontextmanager
+    async def _appending(self, case_id: str) -> AsyncIterator[None]:
+        """One append at a time per case within this journal object (the lock is dropped
+        when nobody holds or waits for it)."""
+        lock, users = self._appends.setdefault(case_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._appends[case_id]
 
     async def get_case(self, case_id: str) -> Case | None:
         client = await self._table()
@@ -511,7 +573,14 @@ class TableJournal:
                 if not self._table_ready:
                     with _translated("creating the journal table"), \
                             suppress(ResourceExistsError):
-                        await self._client.create_table()
+                        try:
+                            await self._client.create_table()
+                        except HttpResponseError as error:
+                            # A reader (Storage Table Data Reader: no tables/write) may not
+                            # create a table; the deployment created it, and the reads say
+                            # whether it is there.
+                            if error.status_code != 403:
+                                raise
                     self._table_ready = True
         return self._client
 
@@ -649,12 +718,12 @@ async def _insert(client: TableClient, row: Entity) -> None:
         await client.create_entity(row)
 
 
-def _case_entity(case: Case) -> Entity:
+def _case_entity(case: Case, seal: CaseSeal) -> Entity:
     doc = _parts(json.dumps(case.to_dict()), f"case {case.case_id}")
     return {"PartitionKey": _case_key(case.case_id), "RowKey": _CASE_ROW, "user": case.user,
             "state": case.state.value, "version": case.version,
             "created_at": _utc(case.created_at), "updated_at": _utc(case.updated_at),
-            "names": _names(case), **doc}
+            "names": _names(case), "seal": seal.to_json(), **doc}
 
 
 def _names(case: Case) -> str:
@@ -669,11 +738,72 @@ def _names(case: Case) -> str:
     return " ".join(names)
 
 
-def _step_entity(case_id: str, step: Step) -> Entity:
+def _step_entity(case_id: str, step: Step, link: StepLink) -> Entity:
     doc = _parts(json.dumps(step.to_dict()), f"step {step.name} of case {case_id}")
-    row_key = f"step-{_ticker.next():020d}-{secrets.token_hex(4)}"
-    return {"PartitionKey": _case_key(case_id), "RowKey": row_key, "name": step.name,
-            "status": step.status.value, **doc}
+    return {"PartitionKey": _case_key(case_id), "RowKey": f"step-s{link.seq:010d}",
+            "name": step.name, "status": step.status.value, "seq": link.seq,
+            "prev": link.prev, "hash": link.hash, **doc}
+
+
+def _head_entity(case_id: str, head: ChainHead) -> Entity:
+    return {"PartitionKey": _case_key(case_id), "RowKey": _CHAIN_ROW, "seq": head.seq,
+            "hash": head.hash}
+
+
+def _head_of(row: TableEntity | None) -> ChainHead | None:
+    """The head a ``chain`` row records (None: no row); one edited into something that is
+    no head's reads as a head that matches no step."""
+    if row is None:
+        return None
+    try:
+        return ChainHead(int(row["seq"]), str(row["hash"]))
+    except (KeyError, TypeError, ValueError):
+        return ChainHead(0, UNREADABLE)
+
+
+def _link_of(row: TableEntity) -> StepLink | None:
+    """A step row's link (None: written before the chain, or edited into no link)."""
+    if row.get("hash") is None:
+        return None
+    try:
+        return StepLink(int(row["seq"]), str(row.get("prev") or GENESIS), str(row["hash"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+async def _case_and_head(client: TableClient,
+                         case_id: str) -> tuple[TableEntity | None, TableEntity | None]:
+    """The case row (``version``, ``user``, ``state`` and its ETag) and the ``chain`` row,
+    in one query."""
+    rows = [row async for row in client.query_entities(
+        # Spaces around the parentheses: the SDK finds parameters between spaces.
+        "PartitionKey eq @pk and ( RowKey eq @case or RowKey eq @chain )",
+        parameters={"pk": _case_key(case_id), "case": _CASE_ROW, "chain": _CHAIN_ROW},
+        select=["RowKey", "version", "user", "state", "seq", "hash"])]
+    found = {str(row["RowKey"]): row for row in rows}
+    return found.get(_CASE_ROW), found.get(_CHAIN_ROW)
+
+
+async def _chain_tail(client: TableClient, key: str, *, rows: bool) -> ChainHead | None:
+    """Where the next step chains on: the ``chain`` row; with ``rows`` (a lost race), or when
+    there is no head row (a case whose steps were all written before the chain, or a head
+    deleted by hand), the last chained step row too, whichever is further."""
+    head = _head_of(await _get(client, key, _CHAIN_ROW))
+    if head is not None and head.hash == UNREADABLE:
+        head = None
+    if head is None or rows:
+        last: ChainHead | None = None
+        async for row in client.query_entities(
+                "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after",
+                parameters={"pk": key, "first": _CHAINED_STEPS[0],
+                            "after": _CHAINED_STEPS[1]},
+                select=["seq", "hash"], results_per_page=1000):
+            link = _link_of(row)
+            if link is not None and (last is None or link.seq > last.seq):
+                last = ChainHead(link.seq, link.hash)
+        if last is not None and (head is None or last.seq > head.seq):
+            head = last
+    return head
 
 
 def _index_entities(case: Case) -> list[Entity]:
@@ -725,8 +855,11 @@ def _case_from_rows(rows: list[TableEntity]) -> Case | None:
         return None
     step_rows = sorted((row for row in rows if row["RowKey"].startswith("step-")),
                        key=lambda row: str(row["RowKey"]))
-    steps = tuple(Step.from_dict(json.loads(_joined(row))) for row in step_rows)
-    return Case.from_dict(json.loads(_joined(case_rows[0])), steps)
+    steps = tuple(replace(Step.from_dict(json.loads(_joined(row))), link=_link_of(row))
+                  for row in step_rows)
+    head = next((row for row in rows if row["RowKey"] == _CHAIN_ROW), None)
+    return Case.from_dict(json.loads(_joined(case_rows[0])), steps).evolve(
+        chain_head=_head_of(head), seal=CaseSeal.from_json(case_rows[0].get("seal")))
 
 
 def _parts(text: str, what: str) -> Entity:

@@ -5,6 +5,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from remediation.domain.journal_links import CaseSeal, ChainHead, StepLink
+
 
 class CaseState(StrEnum):
     RECEIVED = "received"
@@ -43,6 +45,9 @@ class Step:
     at: datetime
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    # Its place in the case's hash chain, as the journal read it (None: written before the
+    # chain, or not read from a journal); never part of ``to_dict`` or of equality.
+    link: StepLink | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status.value, "at": self.at.isoformat(),
@@ -91,6 +96,10 @@ class Case:
     decided_by: str | None = None
     version: int = 0
     steps: tuple[Step, ...] = ()
+    # The hash chain's head and the record's seal, as the journal read them
+    # (``domain.journal_chain``); never part of ``to_dict`` or of equality.
+    chain_head: ChainHead | None = field(default=None, compare=False, repr=False)
+    seal: CaseSeal | None = field(default=None, compare=False, repr=False)
 
     @property
     def listed_address(self) -> str | None:

@@ -190,16 +190,20 @@ def _examples(*lines: str) -> str:
 
 def _demo(args: argparse.Namespace) -> int:
     from remediation.entrypoints.demo import main as demo_main
+    from remediation.entrypoints.telemetry import configured
 
-    return demo_main(sys.stdout)
+    with configured(Settings().mode):  # the demo's own settings: the default mode
+        return demo_main(sys.stdout)
 
 
 def _run(args: argparse.Namespace) -> int:
     from remediation.entrypoints.runner import run_local
+    from remediation.entrypoints.telemetry import configured
 
     settings: Settings = args.settings.require_tenant()
     asyncio.run(_check_local_database(settings))
-    return run_local(settings, until_idle=args.until_idle)
+    with configured(settings.mode):  # flushed before the process exits
+        return run_local(settings, until_idle=args.until_idle)
 
 
 async def _check_local_database(settings: Settings) -> None:

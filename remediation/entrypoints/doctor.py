@@ -54,6 +54,7 @@ async def diagnose(settings: Settings) -> Report:
     )
     from remediation.bootstrap import bootstrap
     from remediation.domain.sources import polled
+    from remediation.service.doctor_integrity import with_integrity_findings
     from remediation.service.doctor_pause import with_pause_finding
     from remediation.service.doctor_settings import with_settings_findings
     from remediation.service.doctor_sources import with_source_findings
@@ -97,6 +98,7 @@ async def diagnose(settings: Settings) -> Report:
         report = await with_settings_findings(report, settings.protected_group_ids,
                                               settings.mode,
                                               app.journal if journal_there else None)
+        report = await with_integrity_findings(report, app.journal if journal_there else None)
         return await with_pause_finding(report, app.journal if journal_there else None)
     finally:
         await app.aclose()

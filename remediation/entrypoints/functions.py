@@ -7,7 +7,9 @@ exception abandons it, which Service Bus redelivers at once (dead-lettered by th
 the queue's max delivery count, with the case escalated on the last attempt first).
 
 Importing this module must stay cheap (cold start): the composition root, and with it the
-Graph, Exchange, Service Bus and Table SDKs, load on the first invocation.
+Graph, Exchange, Service Bus and Table SDKs, load on the first invocation, and so does
+telemetry (``entrypoints/telemetry.py``: Azure Monitor's exporter when
+APPLICATIONINSIGHTS_CONNECTION_STRING is set).
 
 The settings are checked twice. When function_app.py is imported (the host indexing the
 app), ``check_settings_at_start``: a bad setting fails indexing, so no trigger listens and
@@ -50,9 +52,11 @@ async def application() -> "Application":
     async with _startup:
         if _application is None:
             from remediation.bootstrap import bootstrap
+            from remediation.entrypoints.telemetry import configure
             from remediation.logsafety import RedactingFilter
 
             settings = checked_settings()
+            configure(settings.mode, functions=True)  # APPLICATIONINSIGHTS_CONNECTION_STRING
             for handler in logging.getLogger().handlers:
                 handler.addFilter(RedactingFilter())
             _application = bootstrap(settings)

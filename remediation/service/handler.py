@@ -61,6 +61,7 @@ from remediation.service.messages import (
 )
 from remediation.service.pausing import PAUSE_RECHECK
 from remediation.service.ports import Clock, MessageRetries
+from remediation.service.telemetry import delivery_span
 from remediation.service.undo import Undoing, UndoRequest, undo_in
 from remediation.service.workflow import RemediationWorkflow
 
@@ -206,9 +207,12 @@ class MessageHandler:
 
     async def on_request(self, delivery: Delivery) -> Case | None:
         """The requests queue: remediation requests, approvals of waiting cases, resumes and
-        undos.
+        undos, each delivery in a span of its own (``service.telemetry``).
 
         Returns the case (None when a retry was scheduled before any case existed)."""
+        return await _traced(delivery, "request", self._request)
+
+    async def _request(self, delivery: Delivery) -> Case | None:
         try:
             undo = undo_in(delivery.body)
         except InvalidRequest as error:
@@ -301,7 +305,11 @@ class MessageHandler:
 
     async def on_verification(self, delivery: Delivery) -> Case | None:
         """The verifications queue: verification checks, Defender alert updates and the
-        grouped posts of the cases the circuit breaker holds."""
+        grouped posts of the cases the circuit breaker holds, each delivery in a span of its
+        own."""
+        return await _traced(delivery, "verification", self._follow_up)
+
+    async def _follow_up(self, delivery: Delivery) -> Case | None:
         try:
             message = parse_follow_up(delivery.body)
         except InvalidRequest as error:
@@ -491,6 +499,22 @@ def _copied_properties(delivery: Delivery) -> dict[str, str | int | float | bool
     """The application properties a copy of ``delivery`` keeps (those Service Bus takes)."""
     return {key: value for key, value in delivery.properties.items()
             if isinstance(key, str) and isinstance(value, str | int | float | bool)}
+
+
+async def _traced(delivery: Delivery, kind: str,
+                  handle: Callable[[Delivery], Awaitable[Case | None]]) -> Case | None:
+    """``handle`` the delivery in its span (``remediation <kind>``, ``kind`` unless the body
+    names another), a child of the trace context the message carries."""
+    with delivery_span(delivery.body, delivery.properties, kind) as trace:
+        try:
+            case = await handle(delivery)
+        except Exception as error:
+            # Abandoned: the broker dead-letters it after its own last delivery.
+            trace.abandoned(error, dead_lettered=delivery.broker_max_delivery_count is not None
+                            and delivery.delivery_count >= delivery.broker_max_delivery_count)
+            raise
+        trace.settled(case)
+        return case
 
 
 def _journal_on(workflow: RemediationWorkflow,

@@ -46,6 +46,7 @@ from remediation.domain.errors import InvalidRequest, RemediationError, Transien
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest, describe, normalise_user
 from remediation.domain.sources import Source
+from remediation.service import telemetry
 from remediation.service.claims import CONFIRMED, one_account
 from remediation.service.journaling import CaseRecorder
 from remediation.service.ports import (
@@ -73,6 +74,8 @@ class IntakeSettings:
     titles: tuple[str, ...]
     lookback: timedelta
     sweep: bool = True
+    # REMEDIATION_MODE is not dry-run: a block only planned in a dry-run is acted on now.
+    acts: bool = True
 
 
 @dataclass
@@ -110,6 +113,12 @@ def block_request_id(entry: BlockedSender) -> str:
     return "block-" + hashlib.sha256(f"{entry.sender_address}|{created}".encode()).hexdigest()[:32]
 
 
+def acting_request_id(request_id: str) -> str:
+    """The request that acts on a block a dry-run only planned (``block_request_id`` is on
+    record already, as the planned case's), once the mode acts."""
+    return f"{request_id}-act"
+
+
 class Intake:
     def __init__(self, *, alerts: AlertSource, exchange: RestrictedSenders, journal: Journal,
                  requests: RequestSender, workflow: RemediationWorkflow, clock: Clock,
@@ -129,11 +138,16 @@ class Intake:
         self.sweeper = sweeper
 
     async def poll(self) -> IntakeReport:
-        """Read recent alerts (overlapping window) and sweep the Restricted users list.
+        """Read recent alerts (overlapping window) and sweep the Restricted users list, in a
+        span of its own (``remediation poll``).
 
         A failure of one source is reported and does not stop the other; the overlap of
         the next poll picks up whatever this one missed.
         """
+        with telemetry.current().span(telemetry.POLL, "internal", {}):
+            return await self._poll()
+
+    async def _poll(self) -> IntakeReport:
         report = IntakeReport()
         since = self._clock.now() - self._settings.lookback
         failure: str | None = None
@@ -302,6 +316,11 @@ class Intake:
             user, f"{reason} ({alert.title}); read its evidence by hand",
             source="alert", request_id=alert_request_id(alert.id), alert_ids=(alert.id,))
 
+    def _acts_on(self, case: Case) -> bool:
+        """Is ``case`` a block a dry-run only planned, now that the mode acts (README,
+        Before you switch it on: dry-run, then approve or enforce)?"""
+        return self._settings.acts and case.state is CaseState.PLANNED
+
     async def _sweep(self, report: IntakeReport) -> None:
         for entry in await self._exchange.all_blocked():
             try:
@@ -315,10 +334,16 @@ class Intake:
         if entry.sender_address in report.senders:
             return  # an alert of this same poll already asked for it
         request_id = block_request_id(entry)
-        if await self._journal.case_with_request(request_id) is not None:
-            return
+        known = await self._journal.case_with_request(request_id)
+        if known is not None:
+            if not self._acts_on(known):
+                return
+            # Planned in a dry-run and the mode acts now: one request to act on the block.
+            request_id = acting_request_id(request_id)
+            if await self._journal.case_with_request(request_id) is not None:
+                return
         latest = await self._journal.latest_case(entry.sender_address)
-        if latest is not None and _owns(latest, entry):
+        if latest is not None and _owns(latest, entry) and not self._acts_on(latest):
             return
         try:
             user = normalise_user(entry.sender_address)

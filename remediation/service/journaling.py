@@ -7,8 +7,12 @@ Everything journaled passes ``redact`` first (reasons, step details, the strings
 data): a Graph or Exchange error may quote a token, a password field or the webhook URL, and
 what the journal holds is what comments, cards and ``status`` show. Text from outside is
 otherwise stored as it came; whatever shows it escapes it (``domain.display``).
+
+The recorder is also what reports the work (``service.telemetry``): a span per step it runs,
+a log record per step it journals, and the counters and times of cases as they are saved.
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -21,12 +25,14 @@ from remediation.domain.errors import (
     RemediationError,
 )
 from remediation.logsafety import redact, redacted_data
+from remediation.service import telemetry
 from remediation.service.ports import Clock, Journal
 
 LOOKUP, GUARDRAILS, PLAN, BREAKER = "lookup_user", "guardrails", "plan", "circuit_breaker"
 RESET, REVOKE, HYGIENE = "reset_password", "revoke_sessions", "mailbox_hygiene"
 UNBLOCK, SCHEDULE = "unblock", "schedule_verification"
 _SAVE_ATTEMPTS = 5
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,27 +48,37 @@ class CaseRecorder:
 
     async def run(self, case: Case, name: str,
                   action: Callable[[], Awaitable[StepResult]]) -> tuple[Case, StepResult]:
-        """Run ``action`` as step ``name`` unless a previous attempt finished it."""
+        """Run ``action`` as step ``name`` unless a previous attempt finished it (in a span
+        of its own, ``step <name>``)."""
         done = case.done(name)
         if done is not None:
             return case, StepResult(done.detail, done.data)
-        case = await self.note(case, name, StepStatus.STARTED)
-        try:
-            result = await action()
-        except RemediationError as error:
-            # Refused (permanent) or no clear answer: escalation notices tell the two apart.
-            await self.note(case, name, StepStatus.FAILED, error.reason,
-                            {**getattr(error, "data", {}),
-                             "permanent": isinstance(error, PermanentError)})
-            raise
-        case = await self.note(await self.require(case.case_id), name, StepStatus.DONE,
-                               result.detail, result.data)
-        return case, result
+        with telemetry.StepTrace(case, name) as trace:
+            case = await self.note(case, name, StepStatus.STARTED)
+            try:
+                result = await action()
+            except RemediationError as error:
+                trace.failed(error)
+                # Refused (permanent) or no clear answer: escalation notices tell them apart.
+                await self.note(case, name, StepStatus.FAILED, error.reason,
+                                {**getattr(error, "data", {}),
+                                 "permanent": isinstance(error, PermanentError)})
+                raise
+            trace.done()
+            case = await self.note(await self.require(case.case_id), name, StepStatus.DONE,
+                                   result.detail, result.data)
+            return case, result
+
+    def traced(self, case: Case, name: str) -> telemetry.StepTrace:
+        """The span of work journaled as step ``name`` without ``run`` (a verification's
+        look, noted ``done`` once it has an answer)."""
+        return telemetry.StepTrace(case, name)
 
     async def note(self, case: Case, name: str, status: StepStatus, detail: str = "",
                    data: dict[str, Any] | None = None) -> Case:
         step = await self.add_step(case.case_id,
-                                   Step(name, status, self.clock.now(), detail, data or {}))
+                                   Step(name, status, self.clock.now(), detail, data or {}),
+                                   case=case)
         return case.evolve(steps=(*case.steps, step))
 
     async def save(self, case: Case, *, touch: bool = True, **changes: Any) -> Case:
@@ -84,20 +100,36 @@ class CaseRecorder:
                     raise
                 case = current.evolve(steps=case.steps)
                 continue
-            return stored.evolve(steps=case.steps)
+            stored = stored.evolve(steps=case.steps)
+            telemetry.saved(case.state, stored)
+            return stored
         raise AssertionError("unreachable")
 
     async def add_case(self, case: Case) -> Case:
         """Journal a new case (its reason and steps redacted); returns what was stored."""
         case = redacted_case(case).evolve(steps=tuple(redacted_step(s) for s in case.steps))
         await self.journal.add_case(case)
+        telemetry.opened(case)
         return case
 
-    async def add_step(self, case_id: str, step: Step) -> Step:
-        """Journal ``step`` redacted; returns what was stored."""
+    async def add_step(self, case_id: str, step: Step, *, case: Case | None = None) -> Step:
+        """Journal ``step`` redacted; returns what was stored. ``case``: the case as the
+        caller holds it, for the step's log record (else it is read, when one is wanted)."""
         step = redacted_step(step)
         await self.journal.add_step(case_id, step)
+        if telemetry.current().enabled:
+            await self._report(case_id, step, case)
         return step
+
+    async def _report(self, case_id: str, step: Step, case: Case | None) -> None:
+        """The step's log record: never a reason to fail what was journaled."""
+        try:
+            case = case if case is not None else await self.journal.get_case(case_id)
+            if case is not None:
+                telemetry.journaled(case, step)
+        except Exception:
+            log.warning("could not report step %s of case %s", telemetry.ours(step.name),
+                        telemetry.ours(case_id), exc_info=True)
 
     async def require(self, case_id: str) -> Case:
         case = await self.journal.get_case(case_id)

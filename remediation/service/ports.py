@@ -1,9 +1,10 @@
 """The outside world as the workflow sees it. Adapters implement these; tests fake them."""
 
 from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step
@@ -178,12 +179,20 @@ class Journal(Protocol):
     async def add_case(self, case: Case) -> None: ...
 
     async def update_case(self, case: Case) -> Case:
-        """Store ``case`` if its version is current; return it with the next version."""
+        """Store ``case`` if its version is current; return it with the next version (and
+        the record's new seal, ``domain.journal_chain``)."""
         ...
 
-    async def add_step(self, case_id: str, step: Step) -> None: ...
+    async def add_step(self, case_id: str, step: Step) -> None:
+        """Append ``step`` as the case's next link of its hash chain (``domain.journal_chain``:
+        its number, the previous step's hash, its own, and the chain's head, in one atomic
+        write): concurrent writers never break the chain."""
+        ...
 
-    async def get_case(self, case_id: str) -> Case | None: ...
+    async def get_case(self, case_id: str) -> Case | None:
+        """The case with its steps in order, each with its chain link as written (none for
+        a step written before the chain), the chain's head and the record's seal."""
+        ...
 
     async def case_with_request(self, request_id: str) -> Case | None:
         """The case that a request (alert, sweep entry, manual request) was recorded in."""
@@ -281,3 +290,46 @@ class Clock(Protocol):
 
 class FollowUps(VerificationScheduler, AlertNotifier, Protocol):
     """The verifications queue: scheduled checks and alert updates."""
+
+
+class TraceSpan(Protocol):
+    """One span as the core sees it: attributes are strings of our own vocabulary (ids,
+    states, kinds, step names), never text from outside (``service/telemetry.py``)."""
+
+    def set_attributes(self, attributes: Mapping[str, str]) -> None: ...
+
+    def failed(self, description: str) -> None:
+        """Mark the span's status an error; ``description``: an error code or a class name,
+        never a reason."""
+        ...
+
+
+class Telemetry(Protocol):
+    """Traces and metrics (OpenTelemetry: ``adapters/telemetry.py``). The core reports
+    through ``service.telemetry``, which names every span, attribute and instrument."""
+
+    @property
+    def enabled(self) -> bool:
+        """False for the default that reports nothing (then nothing is computed for it)."""
+        ...
+
+    def span(self, name: str, kind: Literal["consumer", "internal"],
+             attributes: Mapping[str, str], carrier: Mapping[str, Any] | None = None,
+             ) -> AbstractContextManager[TraceSpan]:
+        """A span, current while the block runs. ``carrier``: a received message's
+        application properties; its W3C ``traceparent`` / ``tracestate`` make the span a child
+        of the context that sent it (none, or an invalid one: the current context)."""
+        ...
+
+    def add(self, counter: str, attributes: Mapping[str, str]) -> None:
+        """Add 1 to a counter of ``service.telemetry.COUNTERS``."""
+        ...
+
+    def record(self, histogram: str, value: float, attributes: Mapping[str, str]) -> None:
+        """Record ``value`` in a histogram of ``service.telemetry.HISTOGRAMS``."""
+        ...
+
+    def carrier(self) -> dict[str, str]:
+        """The current trace context as message application properties (``traceparent``,
+        ``tracestate`` when not empty; W3C Trace Context), {} when there is none."""
+        ...

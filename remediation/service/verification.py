@@ -74,8 +74,10 @@ class Verification:
         done = case.done(name)
         if done is not None:
             return done
-        user = await self._directory.find_user(case.user_id)
-        added = await self._cleanup.returned(case, user)
+        with self._recorder.traced(case, name) as trace:
+            user = await self._directory.find_user(case.user_id)
+            added = await self._cleanup.returned(case, user)
+            trace.done()
         detail = ("added since the case acted: " + "; ".join(
             f"{leftover.kind} {leftover.name}" for leftover in added)) if added else (
             "nothing added since the case acted")
@@ -105,8 +107,10 @@ class Verification:
         return StepResult("sign-in blocked (accountEnabled false)")
 
     async def _look(self, case: Case, name: str, attempt: int) -> Step:
-        entries = await entries_for(self._exchange,
-                                    await current_addresses(self._directory, case))
+        with self._recorder.traced(case, name) as trace:
+            entries = await entries_for(self._exchange,
+                                        await current_addresses(self._directory, case))
+            trace.done()
         # The block we removed, or failing its time, the unblock itself: an entry created
         # after it is a new block; one whose time is unknown is never taken for one.
         known = case.block_created or case.unblocked_at

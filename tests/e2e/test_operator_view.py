@@ -25,6 +25,7 @@ from remediation.service.messages import Approval
 from tests.cli_helpers import clean_environment, run_cli
 from tests.conftest import sandbox_env, sandbox_settings
 from tests.journal_cases import seed as seed_case
+from tests.telemetry_capture import captured_telemetry
 
 __all__ = ["clean_environment"]  # a fixture, used by name
 
@@ -204,14 +205,22 @@ async def test_a_graph_error_quoting_secrets_is_stored_commented_and_posted_mask
     tenant.add_fault(Fault(status=400, path=r"/revokeSignInSessions$", times=None,
                            code="Request_BadRequest", message=quoted))
     db = tmp_path / "state.db"
-    app = app_for(sandbox_url, tenant, db, escalation_webhook_url=url)
-    alert_id = await run_alert(app, tenant, ADELE)
-    [case] = await app.journal.list_cases(ADELE)
-    await app.aclose()
+    with captured_telemetry() as captured:  # spans, metrics and log records, HTTP calls too
+        app = app_for(sandbox_url, tenant, db, escalation_webhook_url=url)
+        alert_id = await run_alert(app, tenant, ADELE)
+        [case] = await app.journal.list_cases(ADELE)
+        await app.aclose()
+        telemetry = captured.text()
 
     assert case.state is CaseState.ESCALATED
     assert "Request_BadRequest" in (case.reason or "")
-    secrets = (OPAQUE, JWT, PASSWORD, url, "Zm9vYmFyc2VjcmV0a2V5MTIzNDU2Nzg5")
+    # The search covers telemetry: the failed step with its code, the HTTP calls, the journal.
+    for evidence in ('"remediation.error_code": "Request_BadRequest"', "/revokeSignInSessions",
+                     f"case {case.case_id} escalated info", "remediation.cases.final"):
+        assert evidence in telemetry
+    [reset] = tenant.user(ADELE).password_changes
+    secrets = (OPAQUE, JWT, PASSWORD, url, "Zm9vYmFyc2VjcmV0a2V5MTIzNDU2Nzg5",
+               reset["password"])
     stored = await asyncio.to_thread(
         lambda: b"".join(path.read_bytes() for path in tmp_path.glob("state.db*")))
     comments = json.dumps(tenant.alert(alert_id)["comments"])
@@ -219,7 +228,7 @@ async def test_a_graph_error_quoting_secrets_is_stored_commented_and_posted_mask
     table = await status_of(monkeypatch, capsys, db, "--json")
     for where, text in (("reason", case.reason or ""), ("steps", repr(case.steps)),
                         ("comment", comments), ("webhook", json.dumps(post)),
-                        ("status", table)):
+                        ("status", table), ("telemetry", telemetry)):
         for secret in secrets:
             assert secret not in text, f"{secret[:12]}… in the {where}"
     for secret in secrets:

@@ -96,7 +96,8 @@ def test_no_password_appears_in_logs_journal_queue_or_status(
                            audit=False)
     db = tmp_path / "state.db"
     env = {**sandbox_env(url, tenant, db), "SWEEP_RESTRICTED_USERS": "true",
-           "PROTECTED_GROUP_IDS": BREAK_GLASS_GROUP_ID, "MAX_REMEDIATIONS_PER_HOUR": "12"}
+           "PROTECTED_GROUP_IDS": BREAK_GLASS_GROUP_ID, "MAX_REMEDIATIONS_PER_HOUR": "12",
+           "REMEDIATION_TELEMETRY": "console"}  # every span, metric and log record too
     # Lynne first: her mailbox hygiene must run before the storm fills the breaker.
     users = ["lynne.robbins@contoso.com", "patti.fernandez@contoso.com",
              "diego.siciliani@contoso.com", "diego.siciliani@contoso.com", "nobody@contoso.com"]
@@ -119,7 +120,9 @@ def test_no_password_appears_in_logs_journal_queue_or_status(
     for evidence in (b"password reset", b"circuit breaker open", b"mailbox_hygiene",
                      b"evil-mail.example", b"INFO", b"signin_methods", b"consent_grants",
                      b"Mail Organizer Pro", b"mailbox_permissions",
-                     b"Temporary Access Pass"):
+                     b"Temporary Access Pass", b'"name": "step reset_password"',
+                     b'"remediation.step": "signin_methods"', b'"http.url": "http',
+                     b"remediation.time_to_reset"):
         assert evidence in haystack  # the search covers every new path and the debug log
     for masked in ("+• ••• ••• ••42", "+•• •••• ••••61"):  # journaled masked, as JSON
         assert json.dumps(masked)[1:-1].encode() in haystack, masked

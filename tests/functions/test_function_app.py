@@ -105,7 +105,7 @@ def test_event_hub_trigger_reads_its_hub_and_connection_from_settings() -> None:
 def test_importing_the_app_loads_no_sdk() -> None:
     script = ("import sys, function_app; print([m for m in sys.modules if m.startswith("
               "('msgraph', 'kiota', 'azure.servicebus', 'azure.data', 'azure.identity', "
-              "'aiohttp', 'httpx'))])")
+              "'aiohttp', 'httpx', 'azure.monitor', 'opentelemetry'))])")
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True).stdout
     assert output.strip() == "[]"

@@ -60,6 +60,10 @@ FIXED_WIRING = {
     "AzureWebJobsStorage__clientId": "the user-assigned identity the template creates",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "the Application Insights the template creates",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra-only ingestion with the identity",
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "the worker sends the app's OpenTelemetry "
+                                                   "(host.json's telemetryMode)",
+    "OTEL_TRACES_SAMPLER": "every trace kept: a case is a few dozen spans",
+    "OTEL_TRACES_SAMPLER_ARG": "every trace kept: a case is a few dozen spans",
 }
 
 # An operator setting whose values the code lists: the template allows exactly those.

@@ -286,3 +286,23 @@ def test_the_readme_says_where_the_workbook_and_the_queries_are() -> None:
     assert "docs/queries.kql" in readme
     assert "infra/workbook.py" in readme
     assert (ROOT / "docs" / "queries.kql").is_file()
+
+
+def test_the_allowed_names_are_the_ones_the_code_exports() -> None:
+    """The names this reader allows are the telemetry module's own (remediation/service/
+    telemetry.py), so a name changed in the code fails here, not in an empty chart."""
+    from remediation.service import telemetry
+
+    exported_metrics = {telemetry.CASES_FINAL, telemetry.ESCALATIONS, telemetry.BREAKER_HELD,
+                        telemetry.DEAD_LETTERED, telemetry.TIME_TO_RESET,
+                        telemetry.TIME_TO_UNBLOCK, telemetry.TIME_TO_VERIFIED}
+    assert set(METRICS) == exported_metrics
+    attributes = {telemetry.CASE_ID, telemetry.STEP, telemetry.OUTCOME, telemetry.STATE,
+                  telemetry.ESCALATION_KIND, telemetry.MODE, telemetry.SOURCE,
+                  telemetry.ERROR_CODE, telemetry.KIND, telemetry.ACCOUNT,
+                  telemetry.REASON_KIND}
+    allowed = (DELIVERY_SPAN | STEP_SPAN | JOURNAL_RECORD
+               | set().union(*METRICS.values()))
+    assert allowed <= attributes, allowed - attributes
+    assert telemetry.POLL == "remediation poll"
+    assert set(MESSAGE_KINDS) == set(telemetry._KINDS.values())
