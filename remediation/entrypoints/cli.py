@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from remediation.config import ConfigError, Settings
 from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
+from remediation.entrypoints.case_report import add_command as add_report_command
 from remediation.entrypoints.decisions import add_commands as add_decisions
 from remediation.entrypoints.undo import add_command as add_undo_command
 from remediation.logsafety import configure_logging
@@ -161,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --json: an object {total, shown, counts, sources, cases} "
                              "instead of the bare list")
     status.set_defaults(command=_status)
+    add_report_command(commands, _command)
 
     doctor = _command(
         commands, "doctor", "preflight: settings, the token's permissions and roles, and one "

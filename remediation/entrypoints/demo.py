@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import os
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -19,6 +18,8 @@ from remediation.domain.cases import Case
 from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.requests import RemediationRequest
+from remediation.entrypoints.demo_story import report_hint
+from remediation.entrypoints.demo_story import story as told
 from remediation.entrypoints.report import cases_as_table
 from remediation.sandbox import SandboxServer, SandboxTenant, demo_tenant
 from remediation.sandbox.identity_routes import IDENTITY_PATH
@@ -37,6 +38,10 @@ DEMO_REQUESTS = (
 
 
 DEMO_BREAKER = 13
+# The demo's own journal (and local queue), kept after it exits so that `remediation report`
+# and `status` can read its cases (REMEDIATION_DB=.remediation/demo.db); each run starts it
+# afresh. Never the operator's REMEDIATION_DB.
+DEMO_JOURNAL = Path(".remediation/demo.db")
 # The account whose leftovers (what the attacker added: sign-in methods, ...) the demo shows.
 LEFT_BEHIND_SHOWN = "lynne.robbins@contoso.com"
 _DONE_WITH = {"keep": "kept", "report": "reported"}
@@ -82,15 +87,18 @@ def managed_identity_environment(base_url: str, tenant: SandboxTenant) -> Iterat
                 os.environ[name] = value
 
 
-async def run_demo(out: TextIO) -> int:
+async def run_demo(out: TextIO, journal: Path = DEMO_JOURNAL) -> int:
+    """The demo, its story on ``out`` (log lines go to the log, stderr); its cases stay in
+    ``journal`` (a file it replaces) for ``remediation report``."""
+    for leftover in (journal, Path(f"{journal}-wal"), Path(f"{journal}-shm")):
+        leftover.unlink(missing_ok=True)  # a fresh journal: the last run's cases would merge
     tenant = demo_tenant(storm=False)
     server = SandboxServer(tenant)
     base_url = await server.start()
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="remediation-demo-") as folder, \
-                managed_identity_environment(base_url, tenant):
-            app = bootstrap(demo_settings(base_url, tenant, Path(folder) / "state.db"))
+        with managed_identity_environment(base_url, tenant):
+            app = bootstrap(demo_settings(base_url, tenant, journal))
             try:
                 cases = await _play(app, tenant, base_url, out)
             finally:
@@ -100,15 +108,17 @@ async def run_demo(out: TextIO) -> int:
     print(cases_as_table(cases), file=out)
     for line in _left_behind(cases, LEFT_BEHIND_SHOWN):
         print(line, file=out)
-    print("\nDefender alerts afterwards:", file=out)
-    for line in _alert_lines(tenant):
+    print("\nDefender alerts afterwards, each with its account:", file=out)
+    for line in _alert_lines(tenant, cases):
         print(f"  {line}", file=out)
     print(f"\nWhat the tenant saw: {_tenant_summary(tenant)}", file=out)
     resources = ", ".join(sorted(set(tenant.token_requests))) or "none"
     print("Tokens: from the sandbox's managed identity endpoint through "
           f"DefaultAzureCredential, as in Azure; resources asked for: {resources}", file=out)
-    print(f"Finished in {time.monotonic() - started:.1f}s. Passwords were never shown, "
+    print("", *told(cases, tenant.alerts(), storm_addresses()), sep="\n", file=out)
+    print(f"\nFinished in {time.monotonic() - started:.1f}s. Passwords were never shown, "
           "stored or logged.", file=out)
+    print(*report_hint(cases, journal, LEFT_BEHIND_SHOWN), sep="\n", file=out)
     return 0
 
 
@@ -169,13 +179,16 @@ def _left_behind(cases: list[Case], user: str) -> list[str]:
             "the unblock):", *lines]
 
 
-def _alert_lines(tenant: SandboxTenant) -> list[str]:
+def _alert_lines(tenant: SandboxTenant, cases: list[Case]) -> list[str]:
+    owner = {alert_id: case.user for case in cases for alert_id in case.alert_ids}
     lines = []
     for alert in tenant.alerts():
         outcome = alert["status"] + (f"/{alert['classification']}/{alert['determination']}"
                                      if alert.get("classification") else "")
-        lines.append(f"{alert['title'][:44]:<44} {alert['serviceSource'][:30]:<30} "
-                     f"{outcome:<42} {len(alert.get('comments') or [])} comment(s)")
+        account = shown(owner.get(str(alert["id"]), "(no case: not ours)"), 30)
+        lines.append(f"{account:<30} {shown(alert['title'], 44):<44} "
+                     f"{alert['serviceSource'][:30]:<30} {outcome:<42} "
+                     f"{len(alert.get('comments') or [])} comment(s)")
     return lines
 
 

@@ -1,16 +1,40 @@
-"""`remediation demo` shows every seeded scenario ending where it should."""
+"""`remediation demo` shows every seeded scenario ending where it should, tells the story in
+plain sentences (each alert next to its account), and ends saying where a case's report can
+be read; `remediation report` works on every case it made (issue 17)."""
 
+import asyncio
 import io
+import json
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
-from remediation.entrypoints.demo import DEMO_BREAKER, run_demo
+import pytest
+
+from remediation.entrypoints.demo import DEMO_BREAKER, LEFT_BEHIND_SHOWN, run_demo
 from remediation.sandbox.seed import STORM_SIZE
+from tests.cli_helpers import clean_environment, run_cli
+
+__all__ = ["clean_environment"]  # a fixture, used by name
 
 
-async def test_demo_shows_each_case_and_its_outcome() -> None:
+@dataclass(frozen=True)
+class Demo:
+    text: str
+    journal: Path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The demo, run once for this module's tests, its journal where a test can read it."""
+    journal = tmp_path_factory.mktemp("demo") / "demo.db"
     out = io.StringIO()
-    assert await run_demo(out) == 0
-    text = out.getvalue()
+    assert asyncio.run(run_demo(out, journal)) == 0
+    return Demo(out.getvalue(), journal)
+
+
+def test_demo_shows_each_case_and_its_outcome(demo: Demo) -> None:
+    text = demo.text
     rows = re.findall(r"^\d{8}-[0-9a-f]{8}\s+(.+?)\s+(verified|escalated|rejected|skipped)\s+"
                       r"(\S+)\s", text, flags=re.MULTILINE)
     outcome = {user: (source, state) for user, state, source in rows}
@@ -73,3 +97,77 @@ async def test_demo_shows_each_case_and_its_outcome() -> None:
     # one token per documented resource.
     assert ("resources asked for: https://graph.microsoft.com, https://outlook.office365.com"
             in flat)
+
+
+def story(text: str) -> dict[str, str]:
+    """The "What happened" section: each paragraph by the account it starts with."""
+    _, found, after = text.partition("\nWhat happened\n=============\n")
+    assert found, "no 'What happened' section"
+    section = after.split("\n\n", 1)[0]
+    paragraphs = [" ".join(chunk.split()) for chunk in re.split(r"^- ", section,
+                                                                flags=re.MULTILINE)]
+    return {paragraph.split(":", 1)[0]: paragraph for paragraph in paragraphs if paragraph}
+
+
+def test_demo_tells_what_happened_in_sentences_each_alert_next_to_its_account(
+        demo: Demo) -> None:
+    told = story(demo.text)
+
+    adele = told["adele.vance@contoso.com"]
+    assert adele.startswith("adele.vance@contoso.com: A Defender alert “User restricted from "
+                            "sending email” started its case. Done: password reset")
+    assert adele.endswith("Its alert “User restricted from sending email” is resolved as "
+                          "truePositive (compromisedAccount).")
+    lee = told["lee.gu@contoso.com"]
+    assert ("Defender alerts “Suspicious email sending patterns detected” and “USER "
+            "RESTRICTED FROM SENDING EMAIL” started its case") in lee
+    assert lee.count("is resolved as truePositive") == 2
+    megan = told["megan.bowen@contoso.com"]
+    assert "Handed to a person (reblocked): re-blocked at" in megan
+    assert megan.endswith("Its alert “email sending limit exceeded” is in progress, with the "
+                          "robot's comments.")
+    assert "Nothing was changed in the tenant. Handed to a person (shared_mailbox)" in (
+        told["info@contoso.com"])
+    assert "The shared mailbox's case opened this one" in told["nestor.wilke@contoso.com"]
+    assert told["grace.taylor@contoso.com"].startswith(
+        "grace.taylor@contoso.com: The Restricted users list sweep found it blocked. Nothing "
+        "was changed in the tenant. Handed to a person (guardrail)")
+    assert "A manual request (“no such user”) started it" in told["nobody@contoso.com"]
+    storm = told[f"storm01…storm08 ({STORM_SIZE} accounts blocked at once, found by the "
+                 "sweep)"]
+    assert "handed to a person (circuit_breaker: the hourly limit of password resets was " \
+           "reached)" in storm
+    assert "(microsoftDefenderForEndpoint), still new (untouched)" in told[
+        "Alerts no case took (not an outbound-spam alert, or not one of ours)"]
+    # Told after the run, apart from the table and the log lines, before the closing lines.
+    assert demo.text.index("What happened") > demo.text.index("Defender alerts afterwards")
+    assert demo.text.index("What happened") < demo.text.index("Finished in")
+
+
+def test_demo_ends_with_the_command_that_reads_a_case_s_report_and_every_case_has_one(
+        demo: Demo, clean_environment: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    last = demo.text.rstrip("\n").splitlines()[-3:]
+    command = re.fullmatch(r"  REMEDIATION_DB=(\S+) remediation report (\d{8}-[0-9a-f]{8})",
+                           last[1])
+    assert command is not None, last
+    assert Path(command[1]) == demo.journal.resolve()
+    assert "(REMEDIATION_DB)" in " ".join(demo.text.splitlines()[-6:-2])
+    env = {"REMEDIATION_DB": command[1]}
+
+    code, report, err = run_cli(monkeypatch, capsys, env, "report", command[2])
+
+    assert (code, err) == (0, "")
+    assert report.startswith(f"# Case report {command[2]}\n")
+    assert f"- **Account:** `{LEFT_BEHIND_SHOWN}`" in report
+    code, listed, _ = run_cli(monkeypatch, capsys, env, "status", "--json")
+    cases = json.loads(listed)
+    assert code == 0 and len(cases) >= 20
+    for case in cases:
+        for shape in ((), ("--html",), ("--json",)):
+            code, out, err = run_cli(monkeypatch, capsys, env, "report", case["case_id"],
+                                     *shape)
+            assert (code, err) == (0, ""), (case["user"], shape)
+            assert case["case_id"] in out
+    code, period, _ = run_cli(monkeypatch, capsys, env, "report", "--json")
+    assert code == 0 and json.loads(period)["total"] == len(cases)
