@@ -21,7 +21,7 @@ from remediation.domain.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from remediation.config import Settings
-    from remediation.domain.cases import CaseState
+    from remediation.domain.cases import Case, CaseState
     from remediation.service.ports import Journal
 
 Command = Callable[..., argparse.ArgumentParser]
@@ -78,7 +78,7 @@ async def write_case_report(settings: "Settings", case_id: str, shape: str,
         case = await journal.get_case(case_id)
     if case is None:
         raise InvalidRequest(f"no case {case_id[:80]!r} in the journal")
-    report = case_report(case, datetime.now(UTC))
+    report = case_report(case, datetime.now(UTC)).with_fact("Integrity", integrity(case))
     render = {"html": html_page, "json": as_json}.get(shape, markdown)
     out.write(render(report).rstrip("\n") + "\n")
     return 0
@@ -129,3 +129,14 @@ async def reading_journal(settings: "Settings") -> AsyncIterator["Journal"]:
         yield SqliteJournal(database)
     finally:
         database.close()
+
+
+def integrity(case: "Case") -> str:
+    """The record's hash chain (domain/journal_chain.py) in one line: intact, or each edit
+    and deletion it shows, then what could not be checked (steps written before the chain)."""
+    from remediation.domain.journal_chain import check_chain
+
+    check = check_chain(case)
+    verdict = ("TAMPERED: " + "; ".join(check.problems) if check.problems
+               else "intact: every chained step is as it was written")
+    return verdict + ("; " + "; ".join(check.notes) if check.notes else "")

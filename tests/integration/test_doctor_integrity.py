@@ -73,6 +73,10 @@ async def test_doctor_passes_a_journal_as_the_app_wrote_it(
     assert row(out, "journal integrity") == (
         "ok journal integrity: the newest 2 cases are as the app wrote them")
     assert status == 0, out
+    status, out = await remediation(monkeypatch, capsys, env, "report", CASE, "--json")
+    [integrity] = [fact["value"] for fact in json.loads(out)["facts"]
+                   if fact["label"] == "Integrity"]
+    assert integrity.startswith("intact"), integrity
 
 
 async def test_doctor_names_an_edited_step_and_a_deleted_one(
@@ -95,6 +99,15 @@ async def test_doctor_names_an_edited_step_and_a_deleted_one(
                  if f["check"] == f"journal integrity of case {CASE}"]
     assert finding["status"] == "FAIL"
     assert "step 4 (reset_password) was changed" in finding["result"]
+    # `remediation report` says it too, in its header facts.
+    status, out = await remediation(monkeypatch, capsys, env, "report", CASE, "--json")
+    assert status == 0, out
+    [integrity] = [fact["value"] for fact in json.loads(out)["facts"]
+                   if fact["label"] == "Integrity"]
+    assert integrity.startswith("TAMPERED: step 4 (reset_password) was changed after it was "
+                                "written; a step between 4 and 6 is missing"), integrity
+    status, out = await remediation(monkeypatch, capsys, env, "report", CASE)
+    assert "TAMPERED" in out
 
 
 async def test_doctor_names_an_edited_case_record(
