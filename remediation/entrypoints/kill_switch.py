@@ -16,6 +16,7 @@ from remediation.config import Settings
 from remediation.domain.display import shown
 from remediation.domain.durations import format_duration
 from remediation.domain.pause import Paused, pause_reason
+from remediation.logsafety import redact
 from remediation.service.messages import approver
 from remediation.service.pausing import PAUSE_RECHECK
 
@@ -46,9 +47,11 @@ def paused_json(paused: Paused | None) -> dict[str, str] | None:
 
 async def pause(settings: Settings, by: str, reason: str, out: TextIO | None = None) -> int:
     """Turn the switch on (exit 0; already on: say by whom, change nothing, exit 0). Who and
-    why are checked first (InvalidRequest: exit 2, nothing stored). ``out``: stdout."""
+    why are checked first (InvalidRequest: exit 2, nothing stored), then masked if they
+    hold a secret (``logsafety.redact``, as a reject's are: the journal keeps them and
+    ``status`` shows them). ``out``: stdout."""
     out = out or sys.stdout
-    wanted = Paused(approver(by), pause_reason(reason), datetime.now(UTC))
+    wanted = Paused(redact(approver(by)), redact(pause_reason(reason)), datetime.now(UTC))
     app = _application(settings)
     try:
         paused = await app.journal.pause(wanted)

@@ -47,6 +47,9 @@ REFUSED = "breaker_post_refused"
 # How far back the journal is read for other held cases: a case held now was opened at most
 # this long ago, bar approvals held longer (its own message names it all the same).
 LOOKBACK = timedelta(days=1)
+# A held case is escalated; a person may close it before the grouped post is made (its
+# ``BreakerPost`` waits ``breaker_post_wait``): it was held, and is named all the same.
+HELD_STATES = frozenset({CaseState.ESCALATED, CaseState.CLOSED})
 
 
 class BreakerPosts:
@@ -112,7 +115,7 @@ class BreakerPosts:
         now = self._recorder.clock.now()
         since = min(case.created_at, now) - LOOKBACK
         found = [other for other in await self._recorder.journal.list_cases(
-            states={CaseState.ESCALATED}, since=since) if awaiting_post(other)]
+            states=HELD_STATES, since=since) if awaiting_post(other)]
         if case.case_id not in {other.case_id for other in found}:
             found.append(case)
         return sorted(found, key=lambda other: (_held_at(other), other.case_id))
@@ -151,11 +154,12 @@ class BreakerPosts:
 
 
 def awaiting_post(case: Case) -> bool:
-    """Held by the circuit breaker (escalated, ``circuit_breaker``), not named in a grouped
-    post yet (nor refused one), and not posted on its own (a case held before grouped posts
-    existed had its own). One whose notice has not run yet is named all the same: its own
-    message then finds it named."""
-    if case.state is not CaseState.ESCALATED or (
+    """Held by the circuit breaker (escalated ``circuit_breaker``, or closed since by a
+    person: it was held all the same), not named in a grouped post yet (nor refused one),
+    and not posted on its own (a case held before grouped posts existed had its own). One
+    whose notice has not run yet is named all the same: its own message then finds it
+    named."""
+    if case.state not in HELD_STATES or (
             case.escalation_kind != EscalationKind.CIRCUIT_BREAKER.value):
         return False
     if any(step.name == GROUPED and step.status in (StepStatus.DONE, StepStatus.FAILED)

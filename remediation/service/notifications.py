@@ -76,7 +76,7 @@ class Notifications:
         if update.phase == "approval":
             return await self._announce_wait(case)
         expected = _EXPECTED.get(update.phase)
-        if expected is not None and case.state is not expected:
+        if expected is not None and told_as(case, update.phase) is None:
             # Queued just before the case was saved final; try again once it is.
             raise TransientError(f"case {case.case_id} is not {expected.value} yet")
         if (self._alerts is not None and self._settings.mode != "dry-run"
@@ -85,7 +85,8 @@ class Notifications:
                 case = await self._claims.settle(case, case.alert_ids)
             # The journal holds redacted text already; redacting again also covers cases
             # journaled before a secret was known (the webhook URL) or by an older version.
-            text = redact(alert_comment(case, update.phase, self._settings))
+            text = redact(alert_comment(told_as(case, update.phase) or case, update.phase,
+                                        self._settings))
             for alert_id in case.alert_ids:
                 name = f"alert_comment:{update.phase}:{alert_id}"
                 # An earlier attempt that started but never heard back may have posted it.
@@ -94,7 +95,9 @@ class Notifications:
                 case = await self._step(case, name,
                                         partial(self._comment, alert_id, text, unsure))
                 changes = ALERT_CHANGES.get(update.phase)
-                if changes is None:  # a person's decision: a comment, never a verdict
+                if changes is None or case.state is CaseState.CLOSED:
+                    # A person's decision, or an escalation a person has handled since: a
+                    # comment, never a verdict nor "in progress" again on their alert.
                     continue
                 case = await self._step(case, f"alert_status:{update.phase}:{alert_id}",
                                         partial(self._update, alert_id, changes))
@@ -103,7 +106,8 @@ class Notifications:
             post = (partial(self._breaker_posts.join, case)
                     if update.phase == "escalated" and self._breaker_posts is not None
                     and case.escalation_kind == EscalationKind.CIRCUIT_BREAKER.value
-                    else partial(self._post, case, update.phase))
+                    else partial(self._post, told_as(case, update.phase) or case,
+                                 update.phase))
             case = await self._step(case, f"webhook:{update.phase}", post)
         return case
 
@@ -164,6 +168,24 @@ class Notifications:
                      if self._settings.webhook_format == "teams" else "not yet shown")
             return StepResult(f"{what} accepted by the webhook (202): {shows}", data)
         return StepResult(f"{what} delivered to the webhook", data)
+
+
+def told_as(case: Case, phase: str) -> Case | None:
+    """``case`` as the notice of ``phase`` tells it, or None while the case has not reached
+    that phase yet (the notice is queued just before the case is saved in it). A case a
+    person closed since it escalated is told as it stood when it escalated (the reason its
+    ``escalated`` step journaled): ``closed`` comes after ``escalated``, and an escalation
+    notice still queued then (Graph failing, a pause) is delivered, never retried until it
+    is given up."""
+    expected = _EXPECTED.get(phase)
+    if expected is None or case.state is expected:
+        return case
+    if phase != "escalated" or case.state is not CaseState.CLOSED:
+        return None
+    escalated = next((step for step in reversed(case.steps) if step.name == "escalated"),
+                     None)
+    return case.evolve(state=CaseState.ESCALATED,
+                       reason=escalated.detail if escalated is not None else case.reason)
 
 
 def alert_comment(case: Case, phase: str, settings: WorkflowSettings) -> str:

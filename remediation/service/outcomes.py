@@ -10,7 +10,7 @@ from datetime import datetime
 
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.decisions import refused_by_a_person
-from remediation.domain.errors import RemediationError
+from remediation.domain.errors import ConcurrentUpdate, RemediationError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.journaling import BREAKER, REVOKE, SCHEDULE, CaseRecorder
 from remediation.service.messages import (
@@ -22,6 +22,10 @@ from remediation.service.messages import (
 from remediation.service.ports import AlertNotifier, VerificationScheduler
 
 log = logging.getLogger(__name__)
+
+#: Escalations that say something true of one state only: "nobody approved or rejected the
+#: case" is said of a case still waiting for approval, never of one a decision moved on.
+ONLY_FROM = {EscalationKind.APPROVAL_EXPIRED: CaseState.AWAITING_APPROVAL}
 
 
 class Outcomes:
@@ -37,7 +41,12 @@ class Outcomes:
     async def escalate(self, case_id: str, reason: str, *, kind: EscalationKind) -> Case:
         """End a case for a human to take over, and cancel checks it no longer needs.
         ``kind`` (saved on the case with its state, ``Case.escalation_kind``, and journaled
-        on the ``escalated`` step) names the README's recovery."""
+        on the ``escalated`` step) names the README's recovery.
+
+        A kind in ``ONLY_FROM`` escalates only a case in its state, atomically: the case is
+        read in it and saved escalated under that version. Raises ConcurrentUpdate when the
+        case is in another state (a final one included), or leaves it meanwhile (an approval
+        stored between the sweeper's claim and this escalation): that decision stands."""
         return (await self._escalate(case_id, reason, kind))[0]
 
     async def escalate_if_open(self, case_id: str, reason: str, *,
@@ -50,6 +59,10 @@ class Outcomes:
     async def _escalate(self, case_id: str, reason: str,
                         kind: EscalationKind) -> tuple[Case, bool]:
         case = await self._recorder.require(case_id)
+        only_from = ONLY_FROM.get(kind)
+        if only_from is not None and case.state is not only_from:
+            raise ConcurrentUpdate(f"case {case_id} is {case.state.value}, no longer "
+                                   f"{only_from.value}: not escalated {kind.value}")
         if case.state.is_final:
             return case, False
         case = await self.follow_up(case, "escalated")

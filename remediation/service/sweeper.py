@@ -16,9 +16,11 @@ The poll runs it on every worker; ``run --until-idle`` runs it again once the qu
 empty, when a working case has by definition nothing pending (``idle``). A case waiting for
 approval longer than APPROVAL_TIMEOUT (``approval_timeout``) is escalated with that reason
 (``approval_expired``); shorter, it is left alone, idle or not: a person's decision is no
-pending message. While the kill switch is on (``remediation pause``) it does nothing: the
-cases wait for the pause, their messages are kept (``service.pausing``), none is stuck, and
-no approval expires (it expires at the first sweep after ``resume``).
+pending message. An approval queued in time and not arrived yet holds the expiry off, for
+at most APPROVAL_TIMEOUT more (``service.approval_wait``). While the kill switch is on
+(``remediation pause``) it does nothing: the cases wait for the pause, their messages are
+kept (``service.pausing``), none is stuck, and no approval expires (it expires at the first
+sweep after ``resume``).
 
 Several sweepers may read one case at once. Each claims the case before it acts, by
 storing it back unchanged but for ``updated_at`` under the version it read
@@ -44,6 +46,7 @@ from remediation.domain.durations import format_duration
 from remediation.domain.errors import ConcurrentUpdate
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.admission import CLOCK_SKEW
+from remediation.service.approval_wait import EXPIRY_DEFERRED, held_by
 from remediation.service.episodes import NEW_EPISODE
 from remediation.service.handler import (
     DELIVERY_TIME_BUDGET,
@@ -162,12 +165,25 @@ class Sweeper:
     async def _expire_approval(self, case: Case, now: datetime, report: SweepReport) -> None:
         """Escalate a case that has waited for approval longer than ``approval_timeout``
         (``approval_expired``, nothing changed). Claimed like any swept case, so one sweeper
-        escalates it; an approval or a reject stored meanwhile wins (the escalation's save
-        is under the version read, ``service.decisions``) and the case is left to it."""
+        escalates it; an approval or a reject stored meanwhile wins and the case is left to
+        it: before the claim, the claim fails; after it, the escalation does, for an
+        ``approval_expired`` escalation takes only a case still waiting, read and saved
+        under one version (``Outcomes.escalate``, ``ONLY_FROM``). Only an expiry that was
+        stored is counted in ``report``. An approval given in time and still on its way
+        (kept by a pause, say) holds the expiry off (``service.approval_wait``)."""
         since = waiting_since(case, now)
         timeout = self.approval_timeout
         if timeout is None or (since is not None and now < since + timeout):
             return
+        held = held_by(case, since, timeout, now)  # an approval given in time, on its way
+        if held is not None:
+            if held.until is None:  # first found held: noted, the bound counts from here
+                await CaseRecorder(self.journal, self.clock).note(
+                    case, EXPIRY_DEFERRED, StepStatus.INFO, held.note(),
+                    {"approval_queued_at": held.approval.at.isoformat()})
+                return
+            if now < held.until:
+                return
         try:  # the claim: of the sweepers that read this version, one goes on
             await self.journal.update_case(case.evolve(updated_at=now))
         except ConcurrentUpdate:
@@ -177,13 +193,15 @@ class Sweeper:
         waited = (f"waiting since {since:%Y-%m-%d %H:%M:%S} UTC" if since is not None
                   else "waiting since an unknown time (every time it records is ahead of "
                   "this clock)")
+        why = (f"nobody approved or rejected the case within APPROVAL_TIMEOUT "
+               f"({format_duration(timeout)})" if held is None else held.never_arrived())
         try:
             await self.workflow.escalate(
-                case.case_id, f"approval timed out: nobody approved or rejected the case "
-                f"within APPROVAL_TIMEOUT ({format_duration(timeout)}), {waited}; nothing "
-                "was changed", kind=EscalationKind.APPROVAL_EXPIRED)
-        except ConcurrentUpdate:  # approved or rejected just now: that decision stands
-            log.info("sweep: case %s was decided while its approval expired", case.case_id)
+                case.case_id, f"approval timed out: {why}, {waited}; nothing was changed",
+                kind=EscalationKind.APPROVAL_EXPIRED)
+        except ConcurrentUpdate:  # approved or rejected after the claim: that decision stands
+            log.info("sweep: case %s was decided while its approval expired; left to that "
+                     "decision", case.case_id)
             return
         report.escalated.append(case.case_id)
 

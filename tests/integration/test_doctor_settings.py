@@ -1,7 +1,7 @@
 """`remediation doctor` against the sandbox tenant warns about two settings an operator would
 regret: no protected group (admins are still guarded by their roles, but break-glass and VIP
-accounts are not), and `enforce` on a first run (no case has ever finished: nobody has seen a
-plan). A warning (`WARN`) is counted in the closing line and never fails the exit status: the
+accounts are not), and `enforce` on a first run (no case has ever been planned: nobody has
+seen a plan). A warning (`WARN`) is counted in the closing line and never fails the exit status: the
 closing line no longer says "everything needed is in place" unqualified."""
 
 import asyncio
@@ -64,7 +64,7 @@ def test_no_protected_group_is_a_warning_naming_the_risk(
     line = row(out, "protected groups")
     assert line.startswith("WARN protected groups: none (PROTECTED_GROUP_IDS is empty)"), line
     assert "directory role" in line and "break-glass" in line, line
-    assert "fix: list" in line and "azd env set PROTECTED_GROUP_IDS" in line, line
+    assert "fix: list" in line and "azd env set AZURE_PROTECTED_GROUP_IDS" in line, line
     assert closing == (f"{IN_PLACE}, with 1 warning: read each WARN line before you switch "
                        "it on"), closing
 
@@ -84,7 +84,8 @@ def test_a_protected_group_configured_is_ok_and_the_closing_line_unqualified(
 def test_enforce_on_a_first_run_is_a_warning_suggesting_dry_run_or_approve(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         env: dict[str, str], tmp_path: Path) -> None:
-    seed_cases(tmp_path / "state.db", CaseState.AWAITING_VERIFICATION, CaseState.RECEIVED)
+    # A request refused at the door, one just received: neither was planned.
+    seed_cases(tmp_path / "state.db", CaseState.REJECTED, CaseState.RECEIVED)
 
     status, out, closing = doctor(monkeypatch, capsys, env, REMEDIATION_MODE="enforce",
                                   PROTECTED_GROUP_IDS=BREAK_GLASS_GROUP_ID)
@@ -92,7 +93,7 @@ def test_enforce_on_a_first_run_is_a_warning_suggesting_dry_run_or_approve(
     assert status == 0, out
     line = row(out, "mode")
     assert line.startswith("WARN mode: enforce on a first run"), line
-    assert "no case has finished" in line, line
+    assert "no case has been planned" in line, line
     assert "REMEDIATION_MODE=dry-run" in line and "approve" in line, line
     assert closing == (f"{IN_PLACE}, with 1 warning: read each WARN line before you switch "
                        "it on"), closing
@@ -111,7 +112,7 @@ def test_enforce_with_no_journal_yet_is_a_first_run_too(
 
 
 @pytest.mark.parametrize("finished", [CaseState.PLANNED, CaseState.VERIFIED,
-                                      CaseState.ESCALATED])
+                                      CaseState.AWAITING_VERIFICATION])
 def test_enforce_after_a_finished_case_is_no_first_run(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         env: dict[str, str], tmp_path: Path, finished: CaseState) -> None:

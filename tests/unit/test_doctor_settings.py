@@ -35,8 +35,8 @@ async def test_a_journal_that_cannot_be_read_may_be_a_first_run() -> None:
 
     finding = by_check(report)["mode"]
     assert finding.status is Status.WARN
-    assert finding.result == ("enforce, and whether any case has finished could not be read "
-                              "(TimeoutError): this may be a first run")
+    assert finding.result == ("enforce, and whether any case has been planned could not be "
+                              "read (TimeoutError): this may be a first run")
     assert "REMEDIATION_MODE=dry-run" in finding.fix
 
 
