@@ -25,17 +25,18 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   properties: { reserved: true }
 }
 
+// With host.json's telemetryMode OpenTelemetry, the Python worker configures Azure Monitor
+// (azure-monitor-opentelemetry) when it starts, before it indexes the app, and streams the
+// app's telemetry itself: no host-level duplicates, and the log lines of indexing are kept
+// (Microsoft Learn, "Use OpenTelemetry with Azure Functions"). Every trace is kept (the
+// distro's default sampler would keep at most 5 a second): PYTHON_APPLICATIONINSIGHTS_*,
+// OTEL_TRACES_SAMPLER below.
 var hostSettings = {
   AzureWebJobsStorage__accountName: storage.name
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-  // With host.json's telemetryMode OpenTelemetry, the Python worker configures Azure Monitor
-  // (azure-monitor-opentelemetry) when it starts, before it indexes the app, and streams the
-  // app's telemetry itself: no host-level duplicates, and the log lines of indexing are kept
-  // (Microsoft Learn, "Use OpenTelemetry with Azure Functions"). Every trace is kept (the
-  // distro's default would keep at most 5 a second).
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
   OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
   OTEL_TRACES_SAMPLER_ARG: '1.0'
