@@ -17,6 +17,7 @@ from remediation.domain.requests import RemediationRequest
 from remediation.sandbox import SandboxTenant
 from remediation.sandbox.alert_seed import RESTRICTED
 from remediation.service.case_report import first_signal
+from remediation.service.messages import Approval
 from remediation.service.period_report import summarise
 from tests.conftest import sandbox_settings
 from tests.e2e.test_forged_messages import delivery
@@ -151,3 +152,28 @@ async def test_a_case_a_person_rejects_is_counted_as_reaching_a_final_state(
     assert case.state is CaseState.REJECTED
     in_the_command = "remediation.cases.final" in done.stderr
     assert counted or in_the_command, "a rejected case counted nowhere"
+
+
+async def test_an_approved_case_is_one_trace_from_its_request_to_its_verification(
+        sandbox_url: str, tenant: SandboxTenant, tmp_path: Path) -> None:
+    # README, Telemetry: "The trace context travels on every queue message ..., so a
+    # verification check hours later and every retry copy join their case's trace." In
+    # approve mode the approval comes from `remediation approve` (a process with no span):
+    # its message carries no trace context, and everything the case then does (the reset,
+    # the unblock, the checks) is a trace of its own, apart from the request's.
+    app = bootstrap(sandbox_settings(sandbox_url, tenant, tmp_path / "db",
+                                     sweep_restricted_users=False, mode="approve"))
+    with captured_telemetry(mode="approve") as captured:
+        await app.requests.send(RemediationRequest(user=ADELE, source="restricted-list",
+                                                   request_id=uuid.uuid4().hex))
+        await app.worker(poll_interval=0.05).run(until_idle=True)
+        [case] = await app.journal.list_cases(ADELE)
+        assert case.state is CaseState.AWAITING_APPROVAL
+        await app.requests.send_approval(Approval(case.case_id, ADELE, "bob@contoso.com"))
+        await app.worker(poll_interval=0.05).run(until_idle=True)
+        await app.aclose()
+        [request] = captured.named("remediation request")
+        [approval] = captured.named("remediation approval")
+        [reset] = captured.named("step reset_password")
+    assert approval.context.trace_id == request.context.trace_id
+    assert reset.context.trace_id == request.context.trace_id
