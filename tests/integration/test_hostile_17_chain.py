@@ -10,11 +10,12 @@ import uuid
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from remediation.domain.cases import Step, StepStatus
+from remediation.domain.cases import CaseState, Step, StepStatus
 from remediation.domain.journal_chain import chain_problems
 from tests.integration.test_journal_chain import journaled
 from tests.journal_cases import T0, stored
@@ -99,3 +100,50 @@ async def test_steps_cut_from_the_end_with_the_head_copied_back_show(
     case = await stored(store.journal(), "c1")
     assert [step.name for step in case.steps][-1] == "schedule_verification"
     assert chain_problems(case) != [], "a journal cut short reads as intact"
+
+
+async def test_a_case_record_put_back_as_it_was_earlier_shows(
+        store: Store) -> None:  # noqa: F811
+    # README: "Whenever the case record is written (its state, its reason ...) it is sealed
+    # ... with the head it was written after", so a replaced record shows. A copy of the
+    # record taken while the case was in progress, written back over the verified one (one
+    # row, seal included, no hash computed), reads as intact: the case is in progress again.
+    journal = store.journal()
+    await journaled(journal)  # its record last written after step 6 (awaiting_verification)
+    earlier = await _case_row(store, "c1")
+    case = await stored(journal, "c1")
+    await journal.add_step("c1", Step("verify_0", StepStatus.DONE, T0 + timedelta(hours=1),
+                                      "no longer blocked"))
+    await journal.update_case((await stored(journal, "c1")).evolve(
+        state=CaseState.VERIFIED, reason="verified"))
+
+    await _put_case_row(store, "c1", earlier)
+
+    rolled = await stored(store.journal(), "c1")
+    assert rolled.state is case.state is CaseState.AWAITING_VERIFICATION
+    assert chain_problems(rolled) != [], "a record rolled back reads as intact"
+
+
+async def _case_row(store: Store, case_id: str) -> dict[str, Any]:  # noqa: F811
+    if store.kind == "sqlite":
+        with closing(sqlite3.connect(store.path)) as connection:
+            connection.row_factory = sqlite3.Row
+            return dict(connection.execute("SELECT * FROM cases WHERE case_id = ?",
+                                           (case_id,)).fetchone())
+    async with TableClient.from_connection_string(store.connection_string,
+                                                  store.table_name) as table:
+        return dict(await table.get_entity(f"case:{case_id}", "case"))
+
+
+async def _put_case_row(store: Store, case_id: str,  # noqa: F811
+                        row: dict[str, Any]) -> None:
+    if store.kind == "sqlite":
+        with closing(sqlite3.connect(store.path)) as connection, connection:
+            names = [name for name in row if name != "case_id"]
+            connection.execute(
+                f"UPDATE cases SET {', '.join(f'{n} = ?' for n in names)} WHERE case_id = ?",  # noqa: S608 (our columns)
+                (*(row[n] for n in names), case_id))
+        return
+    async with TableClient.from_connection_string(store.connection_string,
+                                                  store.table_name) as table:
+        await table.upsert_entity(row, mode=UpdateMode.REPLACE)
