@@ -2,6 +2,11 @@
 product's adapter, as entrypoints/telemetry.py sets it up for a process (global providers,
 azure-core's tracing plugin, the httpx instrumentation, kiota muted), for one test at a time.
 
+Log records are captured by a handler on the root logger, where a Functions worker configured
+without ``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME`` hangs its exporter's (the widest the
+product meets), guarded as the product guards every exporting handler
+(``entrypoints.telemetry.guard_exporters``): what it captures is what would be exported.
+
 OpenTelemetry's global tracer provider can be set once per process: it is set the first time a
 test asks, with a processor that hands spans to the running test's exporter only (none
 between tests), and kiota's tracers muted as in production. The HTTP instrumentation and the
@@ -27,8 +32,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from remediation.adapters.telemetry import OpenTelemetry
-from remediation.entrypoints.telemetry import _mute_kiota
-from remediation.logsafety import RedactingFilter
+from remediation.entrypoints.telemetry import _mute_kiota, guard_exporters
 from remediation.service import telemetry
 
 
@@ -126,7 +130,6 @@ def captured_telemetry(mode: str = "enforce") -> Iterator[Captured]:
     log_provider = LoggerProvider(shutdown_on_exit=False)
     log_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     handler = LoggingHandler(logger_provider=log_provider)
-    handler.addFilter(RedactingFilter())
     root, journal = logging.getLogger(), logging.getLogger(telemetry.JOURNAL_LOGGER)
     level = journal.level
     meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
@@ -137,6 +140,7 @@ def captured_telemetry(mode: str = "enforce") -> Iterator[Captured]:
     instrumentor = HTTPXClientInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     root.addHandler(handler)
+    guard_exporters()
     journal.setLevel(logging.INFO)
     try:
         yield Captured(spans, reader, logs)

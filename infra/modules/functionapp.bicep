@@ -38,6 +38,10 @@ var hostSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  // The worker hangs the exporter's log handler on this logger (configure_azure_monitor's
+  // logger_name; its default is the root logger, every library's lines): the app exports
+  // the journal's records and the preflight's only (remediation/entrypoints/telemetry.py).
+  PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME: 'remediation'
   OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
   OTEL_TRACES_SAMPLER_ARG: '1.0'
 }

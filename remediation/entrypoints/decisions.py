@@ -3,8 +3,10 @@
 Each reads and writes the journal of the deployment (SQLite locally, Table Storage when it
 is configured) and queues the decision's notices on the follow-ups queue, as ``approve``
 queues its approval: the worker comments on the case's Defender alerts and posts to the
-escalation channel. How a decision stays safe against a worker approving the same case at
-the same moment: ``remediation.service.decisions``.
+escalation channel. Each sets up telemetry as ``run`` does (``entrypoints.telemetry``): the
+final state it stores is counted by this process, with the same exporter settings. How a
+decision stays safe against a worker approving the same case at the same moment:
+``remediation.service.decisions``.
 """
 
 import argparse
@@ -26,13 +28,22 @@ def default_decider() -> str:
 
 
 def reject(args: argparse.Namespace) -> int:
-    return asyncio.run(_decide(args.settings, "rejected", args.case_id, _by(args),
-                               args.reason))
+    return _decided(args, "rejected")
 
 
 def close(args: argparse.Namespace) -> int:
-    return asyncio.run(_decide(args.settings, "closed", args.case_id, _by(args),
-                               args.reason))
+    return _decided(args, "closed")
+
+
+def _decided(args: argparse.Namespace, decision: str) -> int:
+    """The decision, with the process's telemetry as ``run`` sets it up (flushed before the
+    command exits): the final state it stores is counted here, by the process that stores
+    it (``remediation.cases.final``), and nowhere else."""
+    from remediation.entrypoints.telemetry import configured
+
+    with configured(args.settings.mode):
+        return asyncio.run(_decide(args.settings, decision, args.case_id, _by(args),
+                                   args.reason))
 
 
 def _by(args: argparse.Namespace) -> str:

@@ -68,7 +68,12 @@ def check_settings_at_start() -> Settings:
     logged in one line naming it, then raised, so the host fails to index the app and
     starts no listener. Cheap and offline (no SDK, no network). AZURE_TENANT_ID is required
     only once the app listens on Service Bus (the namespace is set): tools and tests import
-    the app with no Azure settings at all."""
+    the app with no Azure settings at all. The worker's exporter, configured before the
+    import, exports only what ``entrypoints.telemetry.guard_exporters`` lets through from
+    here on."""
+    from remediation.entrypoints.telemetry import guard_exporters
+
+    guard_exporters()
     try:
         settings = Settings.from_env()
         return settings.require_tenant() if settings.service_bus_namespace else settings

@@ -22,8 +22,17 @@ connection string, the root logger), and configuring twice would export everythi
 The HTTP calls underneath are traced by the SDKs' own instrumentation: azure-core (Exchange's
 admin API, Service Bus, Table Storage, token requests; every query value in a URL but
 ``api-version`` is redacted) and httpx (Graph, through msgraph-sdk). aiohttp is not
-instrumented: the escalation webhook's URL is a secret. Log records of every logger reach the
-exporter through the root logger, past logsafety's ``RedactingFilter``.
+instrumented: the escalation webhook's URL is a secret.
+
+Log records: only those of ``EXPORTED_LOGGERS`` are exported, the journal's copy (logger
+``remediation.journal``: ids, the account's address and the product's own words) and the
+preflight's table; every other log line, which may quote a reason, a rule name or a service's
+error text, stays in the process's own log. The exporter's handler hangs on the logger
+``remediation`` (``configure_azure_monitor(logger_name=...)``; in Azure the app setting
+``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME`` tells the worker the same), and ``guard_exporters``
+puts ``ExportedOnly`` and logsafety's ``RedactingFilter`` on every OpenTelemetry handler in
+the process, wherever it hangs (a worker configured without that setting hangs it on the root
+logger).
 """
 
 import importlib
@@ -44,6 +53,11 @@ LOCAL_EXPORTER = "REMEDIATION_TELEMETRY"  # "console"
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 RESOURCE_DETECTORS = "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS"
 SERVICE_NAME = "remediation"
+#: The logger the exporter's handler hangs on (``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME`` in
+#: the Bicep), and the loggers whose records it exports: the journal's copy and the
+#: preflight's table (README, Telemetry; "Before you switch it on").
+EXPORT_LOGGER = "remediation"
+EXPORTED_LOGGERS = (telemetry.JOURNAL_LOGGER, "remediation.entrypoints.preflight")
 
 Shutdown = Callable[[], None]
 
@@ -73,8 +87,9 @@ def configure(mode: str | None, *, functions: bool = False) -> Shutdown | None:
     else:
         shutdown = _local()
     _mute_kiota(trace.get_tracer_provider())
+    guard_exporters()
     root = logging.getLogger()
-    for handler in root.handlers:  # the exporter's handler among them
+    for handler in root.handlers:
         if not any(isinstance(found, RedactingFilter) for found in handler.filters):
             handler.addFilter(RedactingFilter())
     # The journal's records go out whatever the root logger's level (the Functions worker's
@@ -84,6 +99,30 @@ def configure(mode: str | None, *, functions: bool = False) -> Shutdown | None:
         logging.getLogger("azure").setLevel(logging.WARNING)
     telemetry.install(OpenTelemetry(mode=mode))
     return shutdown
+
+
+class ExportedOnly(logging.Filter):
+    """Passes the records of ``EXPORTED_LOGGERS`` (and their children) only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return any(record.name == name or record.name.startswith(f"{name}.")
+                   for name in EXPORTED_LOGGERS)
+
+
+def guard_exporters() -> None:
+    """Every OpenTelemetry logging handler in the process, on any logger, exports the
+    records of ``EXPORTED_LOGGERS`` only, redacted (``ExportedOnly``, ``RedactingFilter``).
+    Cheap and imports nothing: a handler is known by its class's module."""
+    loggers = [logging.getLogger(), *(found for found in
+                                      logging.Logger.manager.loggerDict.values()
+                                      if isinstance(found, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not type(handler).__module__.startswith("opentelemetry."):
+                continue
+            for kind in (ExportedOnly, RedactingFilter):
+                if not any(isinstance(found, kind) for found in handler.filters):
+                    handler.addFilter(kind())
 
 
 @contextmanager
@@ -142,6 +181,7 @@ def _azure_monitor(functions: bool) -> Shutdown:
         options["resource"] = _local_resource()
     configure_azure_monitor(
         connection_string=os.environ[CONNECTION_STRING].strip(),
+        logger_name=EXPORT_LOGGER,  # the journal's records and the preflight's (ExportedOnly)
         # HTTP client spans: azure-core (Exchange, Service Bus, Tables) and httpx (Graph).
         instrumentation_options={"azure_sdk": {"enabled": True}, "httpx": {"enabled": True},
                                  "requests": {"enabled": False}, "urllib": {"enabled": False},
@@ -174,7 +214,7 @@ def _local() -> Shutdown:
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     _logs.set_logger_provider(logger_provider)
-    logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
+    logging.getLogger(EXPORT_LOGGER).addHandler(LoggingHandler(logger_provider=logger_provider))
     _instrument_http()
     return _providers_shutdown()
 

@@ -29,6 +29,7 @@ from remediation.domain.undo import (
 from remediation.logsafety import redact, redacted_data
 from remediation.service.case_findings import found, plain, when
 from remediation.service.episodes import NEW_EPISODE
+from remediation.service.first_signal import first_signal
 from remediation.service.journaling import HYGIENE, LOOKUP, SCHEDULE
 from remediation.service.leftovers import PARTIAL
 from remediation.service.pausing import PAUSED
@@ -86,25 +87,6 @@ def case_report(case: Case, now: datetime) -> CaseReport:
                                                for f in _facts(case, now)),
                       tuple(redacted(section) for section in sections),
                       redacted_data(case.to_dict()))
-
-
-def first_signal(case: Case) -> tuple[datetime, str]:
-    """When the trouble was first seen, and by what: the earliest of the block's listing
-    time and the alerts' times (first activity, or creation) the journal recorded; else when
-    the case was created."""
-    signs: list[tuple[datetime, str]] = []
-    if case.block_created is not None:
-        signs.append((case.block_created, "blocked"))
-    for step in case.steps:
-        at = when(step.data.get("block_created")) if step.name == "unblock" else None
-        if at is not None:
-            signs.append((at, "blocked"))
-        for key in ("first_activity", "evidence_at"):
-            at = when(step.data.get(key)) if step.name in (*_REQUESTS, "alert_confirmed") \
-                else None
-            if at is not None:
-                signs.append((at, "first Defender alert"))
-    return min(signs, key=lambda sign: sign[0]) if signs else (case.created_at, "case opened")
 
 
 def _facts(case: Case, now: datetime) -> list[Fact]:

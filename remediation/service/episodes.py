@@ -23,6 +23,7 @@ from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest
+from remediation.service import telemetry
 from remediation.service.addresses import account_addresses, entries_for
 from remediation.service.journaling import LOOKUP, CaseRecorder, StepResult
 from remediation.service.outcomes import Outcomes
@@ -155,8 +156,9 @@ class Episodes:
                     force=request.force, listed_addresses=_address_named(request))
         case = await self._recorder.add_case(case)
         detail = f"{request.source} request" + (" (forced)" if request.force else "")
+        # The trace it opened in: what a message sent with none joins (service.telemetry).
         return await self._recorder.note(case, "received", StepStatus.INFO, detail,
-                                         request_data(request))
+                                         {**request_data(request), **telemetry.trace_data()})
 
     async def _place(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
         """Look the person up, then open their next episode with ``case`` or settle it into

@@ -61,7 +61,7 @@ from remediation.service.messages import (
 )
 from remediation.service.pausing import PAUSE_RECHECK
 from remediation.service.ports import Clock, MessageRetries
-from remediation.service.telemetry import delivery_span
+from remediation.service.telemetry import delivery_carrier, delivery_span
 from remediation.service.undo import Undoing, UndoRequest, undo_in
 from remediation.service.workflow import RemediationWorkflow
 
@@ -210,7 +210,7 @@ class MessageHandler:
         undos, each delivery in a span of its own (``service.telemetry``).
 
         Returns the case (None when a retry was scheduled before any case existed)."""
-        return await _traced(delivery, "request", self._request)
+        return await _traced(delivery, "request", self._request, self._workflow.case)
 
     async def _request(self, delivery: Delivery) -> Case | None:
         try:
@@ -307,7 +307,7 @@ class MessageHandler:
         """The verifications queue: verification checks, Defender alert updates and the
         grouped posts of the cases the circuit breaker holds, each delivery in a span of its
         own."""
-        return await _traced(delivery, "verification", self._follow_up)
+        return await _traced(delivery, "verification", self._follow_up, self._workflow.case)
 
     async def _follow_up(self, delivery: Delivery) -> Case | None:
         try:
@@ -502,10 +502,13 @@ def _copied_properties(delivery: Delivery) -> dict[str, str | int | float | bool
 
 
 async def _traced(delivery: Delivery, kind: str,
-                  handle: Callable[[Delivery], Awaitable[Case | None]]) -> Case | None:
+                  handle: Callable[[Delivery], Awaitable[Case | None]],
+                  find: Callable[[str], Awaitable[Case]]) -> Case | None:
     """``handle`` the delivery in its span (``remediation <kind>``, ``kind`` unless the body
-    names another), a child of the trace context the message carries."""
-    with delivery_span(delivery.body, delivery.properties, kind) as trace:
+    names another), a child of the trace context the message carries, else of the one its
+    case opened in (``find`` reads the case: ``telemetry.delivery_carrier``)."""
+    carrier = await delivery_carrier(delivery.body, delivery.properties, find)
+    with delivery_span(delivery.body, carrier, kind) as trace:
         try:
             case = await handle(delivery)
         except Exception as error:

@@ -139,13 +139,17 @@ class Intake:
 
     async def poll(self) -> IntakeReport:
         """Read recent alerts (overlapping window) and sweep the Restricted users list, in a
-        span of its own (``remediation poll``).
+        span of its own (``remediation poll``, failed naming each source that failed).
 
         A failure of one source is reported and does not stop the other; the overlap of
         the next poll picks up whatever this one missed.
         """
-        with telemetry.current().span(telemetry.POLL, "internal", {}):
-            return await self._poll()
+        with telemetry.current().span(telemetry.POLL, "internal", {}) as span:
+            report = await self._poll()
+            if report.failed_sources:  # our words only: the reasons stay in the log
+                span.failed("source failed: " + ", ".join(
+                    source.label for source in report.failed_sources))
+            return report
 
     async def _poll(self) -> IntakeReport:
         report = IntakeReport()
@@ -302,7 +306,8 @@ class Intake:
         await recorder.add_step(case.case_id, Step(
             "received", StepStatus.INFO, now,
             f"alert {alert.id}: its evidence names {len(alert.candidates)} accounts",
-            {"alert_id": alert.id, "candidates": list(alert.candidates)}))
+            {"alert_id": alert.id, "candidates": list(alert.candidates),
+             **telemetry.trace_data()}))
         # Intake read the alert from Graph: the escalation may comment on it.
         await recorder.add_step(case.case_id, Step(
             CONFIRMED, StepStatus.INFO, now,

@@ -1,8 +1,8 @@
 """``remediation report --since/--state``: the cases of a period, counted, from the journal.
 
 How many cases by state; how long from each case's first signal (the block's listing time
-or its first Defender alert, whichever came first, when the journal recorded one; else when
-the case opened: ``case_report.first_signal``) to its password reset (step
+or its first Defender alert, whichever came first, as Exchange and Graph gave them; else when
+the case opened: ``first_signal``) to its password reset (step
 ``reset_password`` done) and to its unblock (step ``unblock`` done having removed a block:
 a case whose account was not listed unblocked nothing and is not counted); p50, p95
 (nearest rank) and the longest of each; and the escalations by kind (escalated cases, and
@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from remediation.domain.cases import Case, CaseState
-from remediation.service.case_report import first_signal
+from remediation.service.first_signal import first_signal
 from remediation.service.journaling import RESET, UNBLOCK
 from remediation.service.ports import Journal
 from remediation.service.report_model import PeriodReport, Timing

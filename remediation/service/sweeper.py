@@ -20,7 +20,9 @@ pending message. An approval queued in time and not arrived yet holds the expiry
 at most APPROVAL_TIMEOUT more (``service.approval_wait``). While the kill switch is on
 (``remediation pause``) it does nothing: the cases wait for the pause, their messages are
 kept (``service.pausing``), none is stuck, and no approval expires (it expires at the first
-sweep after ``resume``).
+sweep after ``resume``). What it does to a case it claimed is a span of its own,
+``remediation sweep`` (``telemetry.case_span``), in the case's trace and carrying the state
+it left the case in, as a delivery's span does: a case it escalated shows escalated.
 
 Several sweepers may read one case at once. Each claims the case before it acts, by
 storing it back unchanged but for ``updated_at`` under the version it read
@@ -45,6 +47,7 @@ from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import ConcurrentUpdate
 from remediation.domain.escalation_kinds import EscalationKind
+from remediation.service import telemetry
 from remediation.service.admission import CLOCK_SKEW
 from remediation.service.approval_wait import EXPIRY_DEFERRED, held_by
 from remediation.service.episodes import NEW_EPISODE
@@ -135,15 +138,21 @@ class Sweeper:
             log.info("sweep: case %s changed since it was read; left to whoever changed it",
                      case.case_id)
             return
+        with telemetry.case_span(case, telemetry.SWEEP) as trace:
+            trace.settled(await self._move(case, due, unmoved, idle, report))
+
+    async def _move(self, case: Case, due: datetime | None, unmoved: int, idle: bool,
+                    report: SweepReport) -> Case:
+        """Escalate the claimed ``case`` (stuck) or queue its resume; returns it as left."""
         idle_since = f"{due:%Y-%m-%d %H:%M:%S} UTC" if due is not None else (
             "an unknown time (every time it records is ahead of this clock)")
         if unmoved >= self.max_resumes:
-            await self.workflow.escalate(
+            case = await self.workflow.escalate(
                 case.case_id, f"stuck {case.state.value}: nothing moved it since {idle_since}"
                 f", {unmoved} resumes later; a human must finish it (the journal says how "
                 "far it got)", kind=EscalationKind.STUCK)
             report.escalated.append(case.case_id)
-            return
+            return case
         recorder = CaseRecorder(self.journal, self.clock)
         token = secrets.token_hex(8)
         why = ("the queues are empty" if idle else
@@ -160,6 +169,7 @@ class Sweeper:
                                          properties={"kind": "resume",
                                                      "case_id": case.case_id}, at=None)
         report.resumed.append(case.case_id)
+        return case
 
 
     async def _expire_approval(self, case: Case, now: datetime, report: SweepReport) -> None:
@@ -195,14 +205,16 @@ class Sweeper:
                   "this clock)")
         why = (f"nobody approved or rejected the case within APPROVAL_TIMEOUT "
                f"({format_duration(timeout)})" if held is None else held.never_arrived())
-        try:
-            await self.workflow.escalate(
-                case.case_id, f"approval timed out: {why}, {waited}; nothing was changed",
-                kind=EscalationKind.APPROVAL_EXPIRED)
-        except ConcurrentUpdate:  # approved or rejected after the claim: that decision stands
-            log.info("sweep: case %s was decided while its approval expired; left to that "
-                     "decision", case.case_id)
-            return
+        with telemetry.case_span(case, telemetry.SWEEP) as trace:
+            try:
+                escalated = await self.workflow.escalate(
+                    case.case_id, f"approval timed out: {why}, {waited}; nothing was changed",
+                    kind=EscalationKind.APPROVAL_EXPIRED)
+            except ConcurrentUpdate:  # approved or rejected after the claim: that one stands
+                log.info("sweep: case %s was decided while its approval expired; left to "
+                         "that decision", case.case_id)
+                return
+            trace.settled(escalated)
         report.escalated.append(case.case_id)
 
 

@@ -18,7 +18,7 @@ The exporter maps them (azure-monitor-opentelemetry-exporter): CONSUMER spans to
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from types import TracebackType
@@ -27,12 +27,16 @@ from typing import Any, Literal
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import InvalidRequest, PermanentError
 from remediation.domain.escalation_kinds import EscalationKind
-from remediation.domain.requests import decode_json
+from remediation.domain.requests import decode_json, normalise_user
 from remediation.service.ports import Telemetry, TraceSpan
 
 NAME = "remediation"  # the tracer's and the meter's
 JOURNAL_LOGGER = "remediation.journal"
 POLL = "remediation poll"
+# Work on a case that no queue message brought: the sweeper resuming or escalating it.
+SWEEP = "sweep"
+# Where the trace context a case opened in is kept: its ``received`` step's data.
+TRACE = "trace"
 
 CASE_ID, STEP, OUTCOME = "remediation.case_id", "remediation.step", "remediation.outcome"
 STATE, ESCALATION_KIND = "remediation.state", "remediation.escalation_kind"
@@ -66,6 +70,8 @@ _KINDS = {"remediate": "request", "approve": "approval", "resume": "resume", "un
 # vocabulary of states and kinds, addresses and object ids. Anything else is replaced.
 _NOT_OURS = re.compile(r"[^A-Za-z0-9_.:@+\-]")
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACESTATE_LIMIT = 512  # W3C Trace Context: a vendor may cut a longer one
 
 
 class _NoSpan:
@@ -168,6 +174,69 @@ def delivery_span(body: bytes, properties: Mapping[str, Any],
         yield DeliveryTrace(telemetry, span, kind)
 
 
+async def delivery_carrier(body: bytes, properties: Mapping[str, Any],
+                           find: Callable[[str], Awaitable[Case]]) -> Mapping[str, Any]:
+    """The trace context a delivery's span joins: the one its message carries; for one that
+    carries none and names a case (an approval, an undo or a decision's notice sent by a
+    command with no trace of its own, a hand-sent message), the trace its case opened in
+    (``case_trace``, read with ``find``). Never raises: a case that cannot be read leaves
+    the delivery a trace of its own."""
+    if not current().enabled or properties.get("traceparent"):
+        return properties
+    try:
+        fields = decode_json(body)
+    except InvalidRequest:
+        return properties
+    case_id = fields.get("case_id") if isinstance(fields, dict) else None
+    if not isinstance(case_id, str) or not case_id:
+        return properties
+    try:
+        case = await find(case_id)
+    except Exception:  # no such case, or the journal cannot answer now: the handling says so
+        return properties
+    return {**properties, **case_trace(case)}
+
+
+def trace_data() -> dict[str, Any]:
+    """The current trace context, for the data of the step that opens a case (``TRACE``);
+    empty while no trace is current."""
+    telemetry = current()
+    carrier = telemetry.carrier() if telemetry.enabled else {}
+    return {TRACE: carrier} if carrier.get("traceparent") else {}
+
+
+def case_trace(case: Case) -> dict[str, str]:
+    """The trace context ``case`` opened in (its ``received`` step, ``trace_data``): what
+    work on the case that no message brought, or whose message carries none, joins. Empty
+    when none was kept (a case opened while telemetry was off)."""
+    received = next((step for step in case.steps if step.name == "received"), None)
+    kept = received.data.get(TRACE) if received is not None else None
+    if not isinstance(kept, dict):
+        return {}
+    parent, state = kept.get("traceparent"), kept.get("tracestate")
+    if not isinstance(parent, str) or not _TRACEPARENT.fullmatch(parent):
+        return {}
+    if isinstance(state, str) and state and len(state) <= _TRACESTATE_LIMIT:
+        return {"traceparent": parent, "tracestate": state}
+    return {"traceparent": parent}
+
+
+@contextmanager
+def case_span(case: Case, kind: str) -> Iterator["DeliveryTrace"]:
+    """The span (CONSUMER: a ``requests`` row, as a delivery's) of work on ``case`` that no
+    queue message brought, ``remediation <kind>`` (``SWEEP``), in the trace the case opened
+    in; ``settled`` with the case as the work left it, so the case's latest state is read
+    from it as from a delivery (docs/queries.kql, ``cases_by_state``)."""
+    telemetry = current()
+    with telemetry.span(f"{NAME} {kind}", "consumer", {CASE_ID: ours(case.case_id)},
+                        carrier=case_trace(case)) as span:
+        try:
+            yield DeliveryTrace(telemetry, span, kind)
+        except Exception as error:
+            span.failed(type(error).__name__)
+            raise
+
+
 class DeliveryTrace:
     def __init__(self, telemetry: Telemetry, span: TraceSpan, kind: str) -> None:
         self._telemetry, self._span, self.kind = telemetry, span, kind
@@ -228,24 +297,12 @@ class StepTrace:
 
 
 def first_signal(case: Case) -> datetime:
-    """When the case's trouble was first seen: the earliest of its block's listing time
-    (``Case.block_created``, Exchange's CreatedDatetime), the first activity of the alerts
-    Graph confirmed for it (``alert_confirmed`` steps: firstActivityDateTime, else
-    createdDateTime) and the start of its compromise window (``compromise_window``: the same
-    signs, read by the plan), else the request's arrival (``Case.created_at``)."""
+    """When the case's trouble was first seen (``service.first_signal``: the block's listing
+    time or the first activity of a confirmed alert, else the request's arrival)."""
     # Imported here: claims and leftovers report through the recorder, which imports this.
-    from remediation.service.claims import CONFIRMED
-    from remediation.service.leftovers import WINDOW
+    from remediation.service.first_signal import first_signal as signal
 
-    signs: list[datetime | None] = [case.block_created]
-    for step in case.steps:
-        data = step.data
-        if step.name == CONFIRMED and data.get("alert_id") in case.alert_ids:
-            signs.append(_time(data.get("first_activity")))
-        elif step.name == WINDOW and step.status is StepStatus.DONE and any(
-                not str(sign).startswith("no dated sign") for sign in data.get("signs") or ()):
-            signs.append(_time(data.get("trouble_started")))
-    return min((sign for sign in signs if sign is not None), default=case.created_at)
+    return signal(case)[0]
 
 
 def journaled(case: Case, step: Step) -> None:
@@ -290,10 +347,12 @@ def _ended(telemetry: Telemetry, case: Case) -> None:
             telemetry.record(histogram, seconds, {SOURCE: ours(case.source)})
 
 
-def _time(value: object) -> datetime | None:
+def _account(user: str) -> str | None:
+    """The case's account as an attribute: an address or an object id, as a request must
+    name it (``normalise_user``); None for anything else (a rejected message's claim)."""
     try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
+        return normalise_user(user)
+    except InvalidRequest:
         return None
 
 
@@ -305,7 +364,10 @@ def _log(case: Case, step: Step) -> None:
     level = logging.WARNING if step.status is StepStatus.FAILED or (
         escalated and step.name == "escalated") else logging.INFO
     extra = {CASE_ID: ours(case.case_id), STEP: name, OUTCOME: outcome,
-             ACCOUNT: ours(case.user, 254), STATE: case.state.value}
+             STATE: case.state.value}
+    account = _account(case.user)
+    if account is not None:
+        extra[ACCOUNT] = account
     if escalated:
         extra[REASON_KIND] = ours(str(case.escalation_kind))
     logging.getLogger(JOURNAL_LOGGER).log(level, "case %s %s %s", extra[CASE_ID], name,

@@ -62,6 +62,8 @@ FIXED_WIRING = {
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra-only ingestion with the identity",
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "the worker sends the app's OpenTelemetry "
                                                    "(host.json's telemetryMode)",
+    "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME": "the exporter's log handler on the app's "
+                                              "logger: no library's lines exported",
     "OTEL_TRACES_SAMPLER": "every trace kept: a case is a few dozen spans",
     "OTEL_TRACES_SAMPLER_ARG": "every trace kept: a case is a few dozen spans",
 }

@@ -18,3 +18,13 @@ def test_the_worker_sends_the_apps_opentelemetry_to_the_apps_insights() -> None:
     assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]
     assert (settings["OTEL_TRACES_SAMPLER"], settings["OTEL_TRACES_SAMPLER_ARG"]) == (
         "microsoft.fixed_percentage", "1.0")
+
+
+def test_the_worker_exports_the_apps_log_records_only() -> None:
+    """The worker passes ``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME`` to
+    ``configure_azure_monitor`` as ``logger_name`` (azure-functions-python-worker,
+    ``otel.py``); its default, the root logger, would export every library's lines. The app
+    hangs its own exporter's handler on the same logger."""
+    from remediation.entrypoints.telemetry import EXPORT_LOGGER
+
+    assert app_settings()["PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME"] == EXPORT_LOGGER

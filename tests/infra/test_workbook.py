@@ -71,7 +71,7 @@ METRICS = {
     "remediation.dead_lettered": {"remediation.kind"},
 }
 MESSAGE_KINDS = ("request", "approval", "resume", "undo", "verification", "alert_update")
-DELIVERY_NAMES = rf"remediation ({'|'.join(MESSAGE_KINDS)}|poll)"
+DELIVERY_NAMES = rf"remediation ({'|'.join(MESSAGE_KINDS)}|poll|sweep)"
 OUTCOMES = {"done", "failed", "skipped", "info", "started"}
 
 SCHEMA = kql.Schema(
@@ -305,4 +305,5 @@ def test_the_allowed_names_are_the_ones_the_code_exports() -> None:
                | set().union(*METRICS.values()))
     assert allowed <= attributes, allowed - attributes
     assert telemetry.POLL == "remediation poll"
+    assert f"{telemetry.NAME} {telemetry.SWEEP}" == "remediation sweep"
     assert set(MESSAGE_KINDS) == set(telemetry._KINDS.values())

@@ -29,10 +29,16 @@ def case(n: int, state: CaseState, *, created: float = 0, block: float | None = 
          alert: float | None = None, reset: float | None = None,
          unblock: float | None = None, listed: bool = True, kind: str | None = None) -> Case:
     """Case ``n`` created at T0 + ``created`` s, blocked / alerted / reset / unblocked at
-    T0 + those seconds (None: not recorded)."""
+    T0 + those seconds (None: not recorded). An alert's time is its first activity as Graph
+    read it back (``alert_confirmed``), never the time the request claimed."""
+    alert_ids = (f"alert-{n}",) if alert is not None else ()
     steps = [Step("received", StepStatus.INFO, at(created), "request", {
         "source": "alert" if alert is not None else "restricted-list",
-        "evidence_at": at(alert).isoformat() if alert is not None else None})]
+        "alert_ids": list(alert_ids)})]
+    if alert is not None:
+        steps.append(Step("alert_confirmed", StepStatus.INFO, at(created), "read back", {
+            "alert_id": alert_ids[0], "read_back": True,
+            "first_activity": at(alert).isoformat()}))
     if reset is not None:
         steps.append(Step("reset_password", StepStatus.DONE, at(reset), "reset"))
     if unblock is not None:
@@ -41,7 +47,7 @@ def case(n: int, state: CaseState, *, created: float = 0, block: float | None = 
     return Case(case_id=f"20260105-0000000{n}", user=f"user{n}@contoso.com", state=state,
                 created_at=at(created), updated_at=at(created),
                 block_created=at(block) if block is not None else None,
-                escalation_kind=kind, steps=tuple(steps))
+                alert_ids=alert_ids, escalation_kind=kind, steps=tuple(steps))
 
 
 # From the first signal (the earlier of block and alert, else the creation):
