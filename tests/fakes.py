@@ -24,7 +24,13 @@ from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, RemediationError
 from remediation.domain.guardrails import Memberships, TenantDomains
 from remediation.domain.hygiene import MailboxForwarding
-from remediation.domain.journal_chain import link_for, seal_for
+from remediation.domain.journal_head import (
+    Found,
+    case_opened,
+    continuing,
+    record_written,
+    step_written,
+)
 from remediation.domain.journal_links import CaseSeal, ChainHead, StepLink
 from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.requests import RemediationRequest
@@ -332,7 +338,7 @@ class FakeJournal:
     def __init__(self) -> None:
         self._cases: dict[str, str] = {}
         self._steps: dict[str, list[str]] = {}
-        self._links: dict[str, list[StepLink]] = {}
+        self._links: dict[str, list[StepLink | None]] = {}
         self._heads: dict[str, ChainHead] = {}
         self._seals: dict[str, CaseSeal] = {}
         self._order: list[str] = []
@@ -348,10 +354,17 @@ class FakeJournal:
         if case.case_id in self._cases:
             raise ValueError(f"case {case.case_id} already exists")
         self._cases[case.case_id] = json.dumps(case.to_dict())
-        self._steps[case.case_id], self._links[case.case_id] = [], []
-        for step in case.steps:
-            self._append(case.case_id, step)
-        self._seals[case.case_id] = seal_for(case, self._heads.get(case.case_id))
+        links, self._seals[case.case_id], self._heads[case.case_id] = case_opened(case)
+        self._steps[case.case_id] = [json.dumps(step.to_dict()) for step in case.steps]
+        self._links[case.case_id] = list(links)
+        self._order.append(case.case_id)
+
+    def add_case_before_the_chain(self, case: Case) -> None:
+        """Store ``case`` as a version from before the hash chain wrote it: its steps without
+        links, no head, no seal; steps added since begin the chain (``GENESIS``)."""
+        self._cases[case.case_id] = json.dumps(case.to_dict())
+        self._steps[case.case_id] = [json.dumps(step.to_dict()) for step in case.steps]
+        self._links[case.case_id] = [None] * len(case.steps)
         self._order.append(case.case_id)
 
     async def update_case(self, case: Case) -> Case:
@@ -361,8 +374,9 @@ class FakeJournal:
         check_transition(case.case_id, CaseState(json.loads(raw)["state"]), case.state)
         stored = case.evolve(version=case.version + 1)
         self._cases[case.case_id] = json.dumps(stored.to_dict())
-        seal = self._seals[case.case_id] = seal_for(stored, self._heads.get(case.case_id))
-        return stored.evolve(seal=seal)
+        seal, head = record_written(stored, self._found(case.case_id))
+        self._seals[case.case_id], self._heads[case.case_id] = seal, head
+        return stored.evolve(seal=seal, chain_head=head)
 
     async def working_cases(self) -> list[Case]:
         return await self.list_cases(states=WORKING)
@@ -370,13 +384,16 @@ class FakeJournal:
     async def add_step(self, case_id: str, step: Step) -> None:
         if case_id not in self._steps:
             raise KeyError(f"no case {case_id} to add a step to")
-        self._append(case_id, step)
-
-    def _append(self, case_id: str, step: Step) -> None:
-        link = link_for(case_id, step, self._heads.get(case_id))
+        link, self._heads[case_id] = step_written(case_id, step, continuing(
+            case_id, self._found(case_id)))
         self._steps[case_id].append(json.dumps(step.to_dict()))
         self._links[case_id].append(link)
-        self._heads[case_id] = ChainHead(link.seq, link.hash)
+
+    def _found(self, case_id: str) -> Found:
+        links = [link for link in self._links[case_id] if link is not None]
+        return Found(self._heads.get(case_id),
+                     ChainHead(links[-1].seq, links[-1].hash) if links else None,
+                     links[0].prev if links else None, self._seals.get(case_id))
 
     async def get_case(self, case_id: str) -> Case | None:
         return self._load(case_id) if case_id in self._cases else None

@@ -43,11 +43,17 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (case_id, seq)
 );
 -- The head of each case's hash chain: the last chained step's number and hash, written in
--- the transaction that writes that step (a step deleted from the end shows against it).
+-- the transaction that writes that step (a step deleted from the end shows against it), and
+-- again in the one that writes the case record: the record's seal hash (an earlier copy of
+-- the record put back shows), the first flaw a writer found, the head's own digest
+-- (domain.journal_links.ChainHead; the last three NULL in a head written before them).
 CREATE TABLE IF NOT EXISTS chain_heads (
     case_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    record TEXT,
+    flaw TEXT,
+    digest TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     sequence_number INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -102,7 +108,8 @@ CREATE TABLE IF NOT EXISTS sources (
 """
 # Columns added since the first schema: a file written before gets them when a writer opens
 # it (``status`` opens files read-only and reads around their absence).
-_ADDED_COLUMNS = {"steps": ("prev TEXT", "hash TEXT"), "cases": ("seal TEXT",)}
+_ADDED_COLUMNS = {"steps": ("prev TEXT", "hash TEXT"), "cases": ("seal TEXT",),
+                  "chain_heads": ("record TEXT", "flaw TEXT", "digest TEXT")}
 
 
 class SqliteDatabase:

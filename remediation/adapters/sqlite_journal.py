@@ -3,8 +3,9 @@
 Each case's steps carry a hash chain (``domain.journal_chain``): a step's ``seq``, ``prev``
 and ``hash`` are written in the transaction that inserts it (BEGIN IMMEDIATE: one writer at a
 time, across every process sharing the file), with the chain's head (``chain_heads``); the
-case record's seal (``cases.seal``) in the transaction that writes the record. Steps written
-before the chain keep their numbers and have no hash; the chain continues the numbering.
+case record's seal (``cases.seal``) in the transaction that writes the record, with the head
+naming it (``domain.journal_head``). Steps written before the chain keep their numbers and
+have no hash; the chain continues the numbering.
 """
 
 import json
@@ -18,7 +19,14 @@ from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate
-from remediation.domain.journal_chain import link_at, seal_for
+from remediation.domain.journal_head import (
+    Found,
+    case_opened,
+    continuing,
+    needs_rows,
+    record_written,
+    step_written,
+)
 from remediation.domain.journal_links import GENESIS, CaseSeal, ChainHead, StepLink
 from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.sources import SourceHealth
@@ -30,16 +38,20 @@ class SqliteJournal:
 
     async def add_case(self, case: Case) -> None:
         check_opening(case.case_id, case.state)
+        links, seal, head = case_opened(case)
+
         def insert(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT INTO cases (case_id, user, state, created_at, updated_at, version, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO cases (case_id, user, state, created_at, updated_at, version, doc,"
+                " seal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (case.case_id, case.user, case.state.value, case.created_at.isoformat(),
-                 case.updated_at.isoformat(), case.version, json.dumps(case.to_dict())))
-            for step in case.steps:
-                _insert_step(connection, case.case_id, step)
-            connection.execute("UPDATE cases SET seal = ? WHERE case_id = ?",
-                               (_seal(connection, case).to_json(), case.case_id))
+                 case.updated_at.isoformat(), case.version, json.dumps(case.to_dict()),
+                 seal.to_json()))
+            connection.executemany(
+                "INSERT INTO steps (case_id, seq, doc, prev, hash) VALUES (?, ?, ?, ?, ?)",
+                [(case.case_id, link.seq, json.dumps(step.to_dict()), link.prev, link.hash)
+                 for step, link in zip(case.steps, links, strict=True)])
+            _store_head(connection, case.case_id, head)
             _record_requests(connection, case)
 
         await self._db.write(insert)
@@ -49,12 +61,12 @@ class SqliteJournal:
         ``domain.case_states`` (else ForbiddenTransition); ConcurrentUpdate when stale."""
         stored = case.evolve(version=case.version + 1)
 
-        def update(connection: sqlite3.Connection) -> CaseSeal:
+        def update(connection: sqlite3.Connection) -> tuple[CaseSeal, ChainHead]:
             row = connection.execute("SELECT state, version FROM cases WHERE case_id = ?",
                                      (case.case_id,)).fetchone()
             if row is not None and row["version"] == case.version:
                 check_transition(case.case_id, CaseState(row["state"]), stored.state)
-            seal = _seal(connection, stored)
+            seal, head = record_written(stored, _found(connection, case.case_id))
             # ``user`` too: a case opened under the name a request gave (an object id, an
             # alias) takes the account's primary address once the lookup found it.
             cursor = connection.execute(
@@ -65,10 +77,12 @@ class SqliteJournal:
                  case.version))
             if cursor.rowcount != 1:
                 raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+            _store_head(connection, case.case_id, head)
             _record_requests(connection, stored)
-            return seal
+            return seal, head
 
-        return stored.evolve(seal=await self._db.write(update))
+        seal, head = await self._db.write(update)
+        return stored.evolve(seal=seal, chain_head=head)
 
     async def add_step(self, case_id: str, step: Step) -> None:
         await self._db.write(lambda connection: _insert_step(connection, case_id, step))
@@ -326,44 +340,66 @@ def _record_requests(connection: sqlite3.Connection, case: Case) -> None:
 
 
 def _insert_step(connection: sqlite3.Connection, case_id: str, step: Step) -> None:
-    """Insert ``step`` as the case's next, chained after the head (after the last hashed step
-    when the head is missing), and move the head to it. The caller's write transaction
-    (BEGIN IMMEDIATE) makes read, insert and head one atomic step."""
-    head = _chain_head(connection, case_id)
+    """Insert ``step`` as the case's next, chained where ``journal_head.continuing`` says,
+    numbered after every step of the case (a file's steps from before the chain keep theirs),
+    and move the head to it. The caller's write transaction (BEGIN IMMEDIATE) makes read,
+    insert and head one atomic step."""
+    after = continuing(case_id, _found(connection, case_id))
     last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM steps WHERE case_id = ?",
                               (case_id,)).fetchone()[0]
-    if head is None:
-        row = connection.execute(
-            "SELECT hash FROM steps WHERE case_id = ? AND hash IS NOT NULL"
-            " ORDER BY seq DESC LIMIT 1", (case_id,)).fetchone()
-        prev = GENESIS if row is None else str(row["hash"])
-    else:
-        prev = head.hash
-    link = link_at(case_id, step, max(last, head.seq if head else 0) + 1, prev)
+    seq = max(last, after.after.seq if after.after is not None else 0) + 1
+    link, head = step_written(case_id, step, after, seq)
     connection.execute(
         "INSERT INTO steps (case_id, seq, doc, prev, hash) VALUES (?, ?, ?, ?, ?)",
         (case_id, link.seq, json.dumps(step.to_dict()), link.prev, link.hash))
+    _store_head(connection, case_id, head)
+
+
+def _found(connection: sqlite3.Connection, case_id: str) -> Found:
+    """What a writer reads of the case's chain (``journal_head.Found``), the record's seal
+    included."""
+    head = _chain_head(connection, case_id)
+    last: ChainHead | None = None
+    first: str | None = None
+    if needs_rows(head):
+        row = connection.execute(
+            "SELECT seq, hash FROM steps WHERE case_id = ? AND hash IS NOT NULL"
+            " ORDER BY seq DESC LIMIT 1", (case_id,)).fetchone()
+        last = None if row is None else ChainHead(int(row["seq"]), str(row["hash"]))
+        row = connection.execute(
+            "SELECT prev FROM steps WHERE case_id = ? AND hash IS NOT NULL"
+            " ORDER BY seq LIMIT 1", (case_id,)).fetchone()
+        first = None if row is None else str(row["prev"] or GENESIS)
+    row = connection.execute("SELECT seal FROM cases WHERE case_id = ?",
+                             (case_id,)).fetchone()
+    return Found(head, last, first, CaseSeal.from_json(None if row is None else row["seal"]))
+
+
+def _store_head(connection: sqlite3.Connection, case_id: str, head: ChainHead) -> None:
     connection.execute(
-        "INSERT INTO chain_heads (case_id, seq, hash) VALUES (?, ?, ?) ON CONFLICT (case_id)"
-        " DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        (case_id, link.seq, link.hash))
+        "INSERT INTO chain_heads (case_id, seq, hash, record, flaw, digest)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET seq = excluded.seq,"
+        " hash = excluded.hash, record = excluded.record, flaw = excluded.flaw,"
+        " digest = excluded.digest",
+        (case_id, head.seq, head.hash, head.record, head.flaw, head.digest))
 
 
 def _chain_head(connection: sqlite3.Connection, case_id: str) -> ChainHead | None:
     """The case's chain head; None when it has none, or the file (opened read-only, written
-    before the chain) has no such table."""
+    before the chain) has no such table. A file from before heads carried a digest (read
+    only) has none of the head's later columns."""
     try:
-        row = connection.execute("SELECT seq, hash FROM chain_heads WHERE case_id = ?",
+        row = connection.execute("SELECT * FROM chain_heads WHERE case_id = ?",
                                  (case_id,)).fetchone()
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
             return None
         raise
-    return None if row is None else ChainHead(int(row["seq"]), str(row["hash"]))
-
-
-def _seal(connection: sqlite3.Connection, case: Case) -> CaseSeal:
-    return seal_for(case, _chain_head(connection, case.case_id))
+    if row is None:
+        return None
+    later = {name: row[name] if _has(row, name) else None
+             for name in ("record", "flaw", "digest")}
+    return ChainHead(int(row["seq"]), str(row["hash"]), **later)
 
 
 def _load(connection: sqlite3.Connection, row: sqlite3.Row) -> Case:

@@ -10,7 +10,9 @@ Layout (PartitionKey / RowKey):
   ``status``) with its place in the case's hash chain (``seq``, ``prev``, ``hash``), inserted
   (never upserted) in one transaction with the ``chain`` row: the key is the step's number,
   so of two writers appending at once one wins it and the other reads the head again;
-- ``case:{case id}`` / ``chain``: the chain's head (``seq``, ``hash`` of its last step);
+- ``case:{case id}`` / ``chain``: the chain's head (``seq``, ``hash`` of its last step,
+  ``record``, ``flaw``, ``digest``: ``adapters.table_chain``), replaced under its ETag with
+  every step and every write of the case row, in the same transaction;
 - ``case:{case id}`` / ``step-{ns}-{random}``: a step written before the chain (no hash),
   sorting by time of writing, before every chained step;
 - ``user:{user}`` / ``{created, newest first}-{insertion, newest first}-{case id}``: an index
@@ -72,26 +74,34 @@ from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from remediation.adapters.credentials import token_failure
+from remediation.adapters.table_chain import (
+    CASE_ROW,
+    CHAIN_ROW,
+    found,
+    head_entity,
+    head_of,
+    head_write,
+    link_of,
+    step_key,
+)
 from remediation.config import ConfigError
 from remediation.domain.case_states import WORKING, check_opening, check_transition
 from remediation.domain.cases import Case, CaseState, Step
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
-from remediation.domain.journal_chain import link_for, seal_for
-from remediation.domain.journal_links import (
-    GENESIS,
-    UNREADABLE,
-    CaseSeal,
-    ChainHead,
-    StepLink,
+from remediation.domain.journal_head import (
+    case_opened,
+    continuing,
+    record_written,
+    step_written,
 )
+from remediation.domain.journal_links import CaseSeal, StepLink
 from remediation.domain.pause import KillSwitch, Paused
 from remediation.domain.sources import SourceHealth
 
 Entity = dict[str, Any]
 
-_CASE_ROW = "case"
-_CHAIN_ROW = "chain"  # the case's hash chain head, in its partition
-_CHAINED_STEPS = ("step-s", "step-t")  # RowKey range of the chained step rows
+_CASE_ROW = CASE_ROW
+_CHAIN_ROW = CHAIN_ROW
 # A lost append means another writer took the number: within one journal object appends to
 # a case wait their turn, so losses come from other processes only.
 _APPEND_ATTEMPTS = 20
@@ -146,14 +156,11 @@ class TableJournal:
     async def add_case(self, case: Case) -> None:
         check_opening(case.case_id, case.state)
         client = await self._table()
-        head: ChainHead | None = None
-        steps = []
-        for step in case.steps:
-            link = link_for(case.case_id, step, head)
-            steps.append(_step_entity(case.case_id, step, link))
-            head = ChainHead(link.seq, link.hash)
-        rows = [_case_entity(case, seal_for(case, head)), *steps,
-                *([_head_entity(case.case_id, head)] if head is not None else [])]
+        links, seal, head = case_opened(case)
+        rows = [_case_entity(case, seal),
+                *(_step_entity(case.case_id, step, link)
+                  for step, link in zip(case.steps, links, strict=True)),
+                head_entity(_case_key(case.case_id), head)]
         if case.state in WORKING:  # first: a working case is never missing from the index
             with _translated(f"indexing working case {case.case_id}"):
                 await client.upsert_entity(_working_entity(case.case_id))
@@ -169,28 +176,42 @@ class TableJournal:
         await self._record_requests(case)
 
     async def update_case(self, case: Case) -> Case:
+        """Replace the case row under its ETag and the ``chain`` row under its own, in one
+        transaction; a step appended meanwhile (the head moved, the record not) reads the
+        head again and tries again. ConcurrentUpdate when the record changed since read."""
         client = await self._table()
         stored = case.evolve(version=case.version + 1)
+        key = _case_key(case.case_id)
+        moved: list[Entity] | None = None
         with _translated(f"updating case {case.case_id}"):
-            current, head_row = await _case_and_head(client, case.case_id)
-            if current is None:
-                raise ConcurrentUpdate(f"case {case.case_id} does not exist")
-            seal = seal_for(stored, _head_of(head_row))
-            if current.get("version") != case.version:
-                raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
-            # The ETag below makes the state read here the state replaced.
-            check_transition(case.case_id, CaseState(current["state"]), stored.state)
-            renamed = current.get("user") not in (None, stored.user)
-            if renamed:  # opened under another name (an object id, an alias): index it anew
-                moved = await _copy_user_index(client, stored, str(current["user"]))
-            try:
-                await client.update_entity(
-                    _case_entity(stored, seal), mode=UpdateMode.REPLACE,
-                    etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified)
-            except (ResourceModifiedError, ResourceNotFoundError):
-                raise ConcurrentUpdate(
-                    f"case {case.case_id} changed since it was read") from None
-            if renamed:
+            for attempt in range(_APPEND_ATTEMPTS):
+                current, head_row = await _case_and_head(client, case.case_id)
+                if current is None:
+                    raise ConcurrentUpdate(f"case {case.case_id} does not exist")
+                if current.get("version") != case.version:
+                    raise ConcurrentUpdate(f"case {case.case_id} changed since it was read")
+                # The ETag below makes the state read here the state replaced.
+                check_transition(case.case_id, CaseState(current["state"]), stored.state)
+                renamed = current.get("user") not in (None, stored.user)
+                if renamed and moved is None:  # opened under another name: index it anew
+                    moved = await _copy_user_index(client, stored, str(current["user"]))
+                seal, head = record_written(stored, await found(
+                    client, key, head_row, rows=attempt > 0, case_row=current))
+                try:
+                    await client.submit_transaction([
+                        ("update", _case_entity(stored, seal),
+                         {"mode": UpdateMode.REPLACE, "etag": current.metadata["etag"],
+                          "match_condition": MatchConditions.IfNotModified}),
+                        head_write(key, head, head_row)])
+                    break
+                except TableTransactionError as error:
+                    if error.status_code not in (404, 409, 412):
+                        raise
+                await asyncio.sleep(random.uniform(0, _APPEND_BACKOFF * (attempt + 1)))  # noqa: S311
+            else:
+                raise ConcurrentUpdate(f"case {case.case_id} kept changing under concurrent "
+                                       "writers")
+            if moved is not None:
                 for row in moved:
                     with suppress(ResourceNotFoundError):
                         await client.delete_entity(row["PartitionKey"], row["RowKey"])
@@ -198,29 +219,30 @@ class TableJournal:
                 with suppress(ResourceNotFoundError):  # left behind, working_cases drops it
                     await client.delete_entity(_WORKING, _escape(case.case_id))
         await self._record_requests(stored)
-        return stored.evolve(seal=seal)
+        return stored.evolve(seal=seal, chain_head=head)
 
     async def add_step(self, case_id: str, step: Step) -> None:
         """Append ``step`` as the case's next chained step: one transaction inserts its row,
-        keyed by its number (so it fails if another writer took that number), and moves the
-        ``chain`` row to it; a lost race reads the head again (and the rows, in case the head
-        was left behind) and tries the next number. TransientError when other writers kept
+        keyed by its number (so it fails if another writer took that number), and replaces
+        the ``chain`` row under the ETag read (so it fails if a step or a record write moved
+        it meanwhile); a lost race reads the head again (and the rows, in case the head was
+        left behind) and tries the next number. TransientError when other writers kept
         winning."""
         client = await self._table()
         key = _case_key(case_id)
         async with self._appending(case_id):
             for attempt in range(_APPEND_ATTEMPTS):
                 with _translated(f"adding step {step.name} to case {case_id}"):
-                    link = link_for(case_id, step,
-                                    await _chain_tail(client, key, rows=attempt > 0))
+                    head_row = await _get(client, key, _CHAIN_ROW)
+                    link, head = step_written(case_id, step, continuing(
+                        case_id, await found(client, key, head_row, rows=attempt > 0)))
                     try:
                         await client.submit_transaction([
                             ("create", _step_entity(case_id, step, link)),
-                            ("upsert", _head_entity(case_id, ChainHead(link.seq, link.hash)),
-                             {"mode": UpdateMode.REPLACE})])
+                            head_write(key, head, head_row)])
                         return
                     except TableTransactionError as error:
-                        if error.status_code != 409:
+                        if error.status_code not in (404, 409, 412):
                             raise
                 await asyncio.sleep(random.uniform(0, _APPEND_BACKOFF * (attempt + 1)))  # noqa: S311
         raise TransientError(f"the steps of case {case_id} kept changing under concurrent "
@@ -740,70 +762,23 @@ def _names(case: Case) -> str:
 
 def _step_entity(case_id: str, step: Step, link: StepLink) -> Entity:
     doc = _parts(json.dumps(step.to_dict()), f"step {step.name} of case {case_id}")
-    return {"PartitionKey": _case_key(case_id), "RowKey": f"step-s{link.seq:010d}",
+    return {"PartitionKey": _case_key(case_id), "RowKey": step_key(link.seq),
             "name": step.name, "status": step.status.value, "seq": link.seq,
             "prev": link.prev, "hash": link.hash, **doc}
 
 
-def _head_entity(case_id: str, head: ChainHead) -> Entity:
-    return {"PartitionKey": _case_key(case_id), "RowKey": _CHAIN_ROW, "seq": head.seq,
-            "hash": head.hash}
-
-
-def _head_of(row: TableEntity | None) -> ChainHead | None:
-    """The head a ``chain`` row records (None: no row); one edited into something that is
-    no head's reads as a head that matches no step."""
-    if row is None:
-        return None
-    try:
-        return ChainHead(int(row["seq"]), str(row["hash"]))
-    except (KeyError, TypeError, ValueError):
-        return ChainHead(0, UNREADABLE)
-
-
-def _link_of(row: TableEntity) -> StepLink | None:
-    """A step row's link (None: written before the chain, or edited into no link)."""
-    if row.get("hash") is None:
-        return None
-    try:
-        return StepLink(int(row["seq"]), str(row.get("prev") or GENESIS), str(row["hash"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 async def _case_and_head(client: TableClient,
                          case_id: str) -> tuple[TableEntity | None, TableEntity | None]:
-    """The case row (``version``, ``user``, ``state`` and its ETag) and the ``chain`` row,
-    in one query."""
+    """The case row (``version``, ``user``, ``state``, ``seal`` and its ETag) and the
+    ``chain`` row, in one query."""
     rows = [row async for row in client.query_entities(
         # Spaces around the parentheses: the SDK finds parameters between spaces.
         "PartitionKey eq @pk and ( RowKey eq @case or RowKey eq @chain )",
         parameters={"pk": _case_key(case_id), "case": _CASE_ROW, "chain": _CHAIN_ROW},
-        select=["RowKey", "version", "user", "state", "seq", "hash"])]
+        select=["RowKey", "version", "user", "state", "seal", "seq", "hash", "record", "flaw",
+                "digest"])]
     found = {str(row["RowKey"]): row for row in rows}
     return found.get(_CASE_ROW), found.get(_CHAIN_ROW)
-
-
-async def _chain_tail(client: TableClient, key: str, *, rows: bool) -> ChainHead | None:
-    """Where the next step chains on: the ``chain`` row; with ``rows`` (a lost race), or when
-    there is no head row (a case whose steps were all written before the chain, or a head
-    deleted by hand), the last chained step row too, whichever is further."""
-    head = _head_of(await _get(client, key, _CHAIN_ROW))
-    if head is not None and head.hash == UNREADABLE:
-        head = None
-    if head is None or rows:
-        last: ChainHead | None = None
-        async for row in client.query_entities(
-                "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after",
-                parameters={"pk": key, "first": _CHAINED_STEPS[0],
-                            "after": _CHAINED_STEPS[1]},
-                select=["seq", "hash"], results_per_page=1000):
-            link = _link_of(row)
-            if link is not None and (last is None or link.seq > last.seq):
-                last = ChainHead(link.seq, link.hash)
-        if last is not None and (head is None or last.seq > head.seq):
-            head = last
-    return head
 
 
 def _index_entities(case: Case) -> list[Entity]:
@@ -855,11 +830,11 @@ def _case_from_rows(rows: list[TableEntity]) -> Case | None:
         return None
     step_rows = sorted((row for row in rows if row["RowKey"].startswith("step-")),
                        key=lambda row: str(row["RowKey"]))
-    steps = tuple(replace(Step.from_dict(json.loads(_joined(row))), link=_link_of(row))
+    steps = tuple(replace(Step.from_dict(json.loads(_joined(row))), link=link_of(row))
                   for row in step_rows)
     head = next((row for row in rows if row["RowKey"] == _CHAIN_ROW), None)
     return Case.from_dict(json.loads(_joined(case_rows[0])), steps).evolve(
-        chain_head=_head_of(head), seal=CaseSeal.from_json(case_rows[0].get("seal")))
+        chain_head=head_of(head), seal=CaseSeal.from_json(case_rows[0].get("seal")))
 
 
 def _parts(text: str, what: str) -> Entity:

@@ -10,27 +10,43 @@ journal put them.
 import json
 from dataclasses import dataclass
 
-GENESIS = ""  # the "previous hash" of a case's first chained step
+GENESIS = ""  # the "previous hash" of a chain begun on a case opened before the chain
 UNREADABLE = "unreadable"  # a seal whose text is no seal's: it matches no record
 
 
 @dataclass(frozen=True)
 class StepLink:
     """A step's place in its case's chain: its number (1, 2, ... per case, no gaps), the hash
-    of the chained step before it (``GENESIS`` for the first) and its own hash (64 hex)."""
+    of the chained step before it (for the first: ``journal_chain.genesis(case_id)`` in a
+    case opened with the chain, ``GENESIS`` in one opened before) and its own hash (64 hex).
+    ``stored_as``: the key the store files the step under when it is not the one its number
+    gives (Table Storage: the RowKey of another number); None when they agree."""
 
     seq: int
     prev: str
     hash: str
+    stored_as: str | None = None
 
 
 @dataclass(frozen=True)
 class ChainHead:
     """The chain's last step as the journal recorded it, in the same write as that step: its
-    number and hash. A step deleted from the end shows against it."""
+    number and hash (0 and ``journal_chain.genesis(case_id)`` for a case opened with no
+    step). A step deleted from the end shows against it.
+
+    Moved by every step and every record write, a stored head also holds ``record``, the
+    seal hash of the case record as last written (None: not written since the head kept
+    it), so an earlier copy of the record put back shows; ``flaw``, what a writer found
+    wrong with the head or the record when it moved the head (kept in every head after it);
+    and ``digest``, its own hash over the case id and those four (``journal_chain.
+    head_digest``; None: written before heads carried one), so a head edited by hand shows.
+    """
 
     seq: int
     hash: str
+    record: str | None = None
+    flaw: str | None = None
+    digest: str | None = None
 
 
 @dataclass(frozen=True)

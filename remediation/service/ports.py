@@ -180,7 +180,8 @@ class Journal(Protocol):
 
     async def update_case(self, case: Case) -> Case:
         """Store ``case`` if its version is current; return it with the next version (and
-        the record's new seal, ``domain.journal_chain``)."""
+        the record's new seal and the chain's head naming it, written with the record in one
+        atomic write: ``domain.journal_head.record_written``)."""
         ...
 
     async def add_step(self, case_id: str, step: Step) -> None:

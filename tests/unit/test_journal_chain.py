@@ -117,6 +117,8 @@ async def test_the_head_shows_a_rewritten_last_step_and_a_missing_or_moved_head(
         "the chain's head is missing: a step after step 8 (verify) could have been deleted "
         "unseen"]
     assert chain_problems(case.evolve(chain_head=ChainHead(6, "x" * 64))) == [
+        "the chain's head has no digest: it was rewritten outside the app, and steps after "
+        "step 6 could have been deleted unseen",
         "steps after step 6 were added outside the app (the chain's head ends there)"]
 
 
@@ -140,18 +142,48 @@ async def test_the_record_names_the_step_it_was_written_after() -> None:
         without(case, 3))
 
 
+async def begun_later(older: tuple[Step, ...], *, sealed: bool) -> Case:
+    """A case a version before the chain opened with ``older``, six steps added since (and
+    its record written again when ``sealed``)."""
+    journal = FakeJournal()
+    journal.add_case_before_the_chain(make_case("c1", steps=older))
+    for name in NAMES[2:]:
+        await journal.add_step("c1", Step(name, StepStatus.DONE, START, f"{name} done"))
+    case = await journal.get_case("c1")
+    assert case is not None
+    return await journal.update_case(case) if sealed else case
+
+
 async def test_steps_written_before_the_chain_are_counted_not_blamed() -> None:
-    case = await journaled()
     older = (Step("received", StepStatus.INFO, START - timedelta(days=1)),
              Step("lookup_user", StepStatus.DONE, START - timedelta(days=1), "found"))
-    legacy = case.evolve(steps=(*older, *case.steps), seal=None)
+    legacy = await begun_later(older, sealed=False)
 
     assert chain_problems(legacy) == []
     assert chain_notes(legacy) == [
         "2 steps written before the chain (not verifiable)",
         "the case record was written before the chain (not verifiable)"]
-    assert chain_notes(case.evolve(steps=(older[0], *case.steps))) == [
+    assert chain_notes(await begun_later(older[:1], sealed=True)) == [
         "1 step written before the chain (not verifiable)"]
+
+
+async def test_a_step_without_a_hash_in_a_case_opened_with_the_chain_was_added_by_hand(
+        ) -> None:
+    """A case opened with the chain cannot hold a step from before it: the first step follows
+    the case's genesis, and a case opened with none has its head there."""
+    case = await journaled()
+    forged = Step("approved", StepStatus.INFO, START - timedelta(days=1), "by the ceo")
+
+    assert chain_problems(case.evolve(steps=(forged, *case.steps))) == [
+        "a step before step 1 (received) has no hash: it was added outside the app (this "
+        "case was chained from its opening)"]
+    journal = FakeJournal()
+    await journal.add_case(make_case("c2"))
+    empty = await journal.get_case("c2")
+    assert empty is not None and chain_problems(empty) == []
+    assert chain_problems(empty.evolve(steps=(forged,))) == [
+        "a step (approved) has no hash: it was added outside the app (this case was chained "
+        "from its opening)"]
 
 
 async def test_a_step_without_a_hash_after_the_chain_began_was_added_by_hand() -> None:
