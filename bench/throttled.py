@@ -1,0 +1,164 @@
+"""Throttled: a share of the tenant's answers are 429 with ``Retry-After``: the whole run's
+time against the same run unthrottled, and no retry sooner than the service asked.
+
+Usage: python -m bench.throttled [USERS] [SHARE] [RETRY_AFTER] [LATENCY]
+Defaults: 20 blocked users, 20% of Graph and Exchange calls answered 429 with
+``Retry-After: 1``, 0.05 s per call, WORKER_CONCURRENCY = USERS, RETRY_BACKOFF 1s.
+
+- The fault (``remediation/sandbox/faults.py``): ``Fault(status=429, retry_after=1,
+  chance=0.2, times=None)`` on every ``/v1.0/`` and ``/adminapi/`` path, drawn from the
+  tenant's seeded random (``seed_faults``), so the same calls in the same order meet the
+  same answers.
+- Ideal: the unthrottled run's time plus, for the most throttled user, its 429s (on the
+  requests naming it) times ``Retry-After``: each throttled call on its chain waited exactly
+  what was asked, nothing else slowed. (Its 429s on tenant-wide reads are not counted: a
+  lower bound.)
+- Retry sooner than asked: for each 429, the next request identical to it (method, path,
+  query, cmdlet and body; a password reset's body aside) is its retry; it is sooner than
+  asked when it arrived less than ``Retry-After`` after the 429 left the tenant (its arrival
+  plus the latency). A 429 with no later identical request was never retried (counted).
+  In the concurrent run only requests naming their user are attributable (``retries``); a
+  third run, one user at WORKER_CONCURRENCY 1, checks every request.
+"""
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench import harness
+from bench.harness import Report
+from remediation.sandbox import Fault, SandboxTenant
+from remediation.sandbox.state import RecordedRequest
+
+TENANT_PATHS = r"^/(v1\.0|adminapi)/"
+SEED = 18
+
+
+async def run(users: int, latency: float, share: float, retry_after: float,
+              folder: Path, concurrency: int | None = None) -> dict[str, Any]:
+    tenant = harness.blocked_tenant(users, latency)
+    names = [harness.address(n) for n in range(users)]
+    async with harness.served(tenant) as url:
+        db = folder / f"throttled-{share}-{concurrency}.db"
+        env = harness.runtime_env(url, tenant, db, WORKER_CONCURRENCY=concurrency or users)
+        runtime = harness.Runtime(env, folder)
+        await runtime.start()
+        try:
+            await runtime.ready(tenant)
+            if share:
+                tenant.seed_faults(SEED)
+                tenant.add_fault(Fault(status=429, retry_after=retry_after, chance=share,
+                                       times=None, path=TENANT_PATHS, code="TooManyRequests",
+                                       message="Too many requests"))
+            before = len(tenant.requests())
+            app = harness.application(env)
+            try:
+                sent = await harness.enqueue(app, names)
+                cases = await harness.wait_settled(app, db, users, runtime)
+            finally:
+                await app.aclose()
+        finally:
+            await runtime.stop()
+    calls = tenant.requests()[before:]
+    states = sorted({case.state.value for case in cases})
+    ended = max((case.ended_at or case.updated_at).timestamp() for case in cases)
+    return {"share": share, "whole_run_s": round(ended - min(sent.values()), 3),
+            "states": states, "calls": len(calls),
+            "throttled": sum(1 for r in calls if r.status == 429),
+            "queue_retries": sum(1 for case in cases for step in case.steps
+                                 if step.name == "retry"),
+            "resets": sum(len(user.password_changes) for user in tenant.users()),
+            "still_blocked": len(tenant.blocked_addresses()),
+            **retries(calls, latency, retry_after, tenant, serial=concurrency == 1)}
+
+
+def retries(calls: list[RecordedRequest], latency: float, retry_after: float,
+            tenant: SandboxTenant, *, serial: bool) -> dict[str, Any]:
+    """How long after each 429 its retry came, measured from the answer. A retry is the next
+    request identical to the 429's (``_identity``). Where several cases run at once, only
+    requests that name their user (by address or object id) are attributable: a tenant-wide
+    read (the protected group's members, the tenant's consents) is the same request in every
+    case, and the next identical one may be another case's first try. ``serial``: one case
+    at a time, every request is its case's."""
+    keys = {name: user.user_principal_name for user in tenant.users()
+            for name in (user.id.lower(), user.user_principal_name.lower())}
+    gaps: list[float] = []
+    never = shared = 0
+    per_user: Counter[str] = Counter()
+    for index, answer in enumerate(calls):
+        if answer.status != 429:
+            continue
+        key = _identity(answer)
+        named = next((user for name, user in keys.items() if name in key[-1]), None)
+        if named is not None:
+            per_user[named] += 1
+        if not serial and named is None:
+            shared += 1
+            continue
+        retry = next((r for r in calls[index + 1:] if _identity(r) == key), None)
+        if retry is None:
+            never += 1
+            continue
+        gaps.append(retry.at - (answer.at + latency))
+    return {"retried": len(gaps), "never_retried": never, "shared_unattributed": shared,
+            "most_429s_of_one_user": max(per_user.values(), default=0),
+            "sooner_than_asked": sum(1 for gap in gaps if gap < retry_after),
+            "min_wait_s": round(min(gaps), 3) if gaps else None,
+            "median_wait_s": round(harness.median(gaps), 3) if gaps else None}
+
+
+def _identity(request: RecordedRequest) -> tuple[str, ...]:
+    """What a retry repeats; its last item is the request's whole text, lower case."""
+    body = "" if request.method == "PATCH" and "/users/" in request.path else json.dumps(
+        request.body, sort_keys=True, default=str)
+    query = json.dumps(request.query, sort_keys=True)
+    text = " ".join((request.method, request.path, query, request.target or "", body))
+    return (request.method, request.path, query, request.cmdlet or "", text.lower())
+
+
+async def main() -> None:
+    users = int(harness.arg(1, "20"))
+    share = float(harness.arg(2, "0.2"))
+    retry_after = float(harness.arg(3, "1"))
+    latency = float(harness.arg(4, str(harness.LATENCY)))
+    report = Report("throttled")
+    report.say(f"throttled: {users} users, {share:.0%} of calls answered 429 with Retry-After "
+               f"{retry_after:g}, {latency * 1000:.0f} ms per call, WORKER_CONCURRENCY {users}")
+    with harness.scratch() as name:
+        folder = Path(name)
+        ideal = await run(users, latency, 0.0, retry_after, folder)
+        throttled = await run(users, latency, share, retry_after, folder)
+        serial = await run(1, latency, share, retry_after, folder, concurrency=1)
+    bound = ideal["whole_run_s"] + throttled["most_429s_of_one_user"] * retry_after
+    for figures, expected in ((ideal, users), (throttled, users), (serial, 1)):
+        if figures["states"] != ["verified"] or figures["resets"] != expected:
+            raise RuntimeError(f"expected {expected} verified cases, one reset each: {figures}")
+    report.say(f"  unthrottled: {ideal['whole_run_s']:.2f} s, {ideal['calls']} calls")
+    report.say(f"  throttled:   {throttled['whole_run_s']:.2f} s, {throttled['calls']} calls, "
+               f"{throttled['throttled']} answered 429 ({throttled['throttled'] / users:.1f} "
+               f"per case), {throttled['queue_retries']} deliveries retried through the queue")
+    report.say(f"  ideal under throttling (unthrottled + the most throttled user's "
+               f"{throttled['most_429s_of_one_user']} 429s x Retry-After): "
+               f"{bound:.2f} s; throttled / ideal {throttled['whole_run_s'] / bound:.2f}, "
+               f"throttled / unthrottled {throttled['whole_run_s'] / ideal['whole_run_s']:.2f}")
+    for label, figures in (("requests naming their user", throttled),
+                           ("one case alone, every request", serial)):
+        report.say(f"  retries ({label}): {figures['retried']} after a 429, "
+                   f"{figures['sooner_than_asked']} sooner than asked (shortest wait "
+                   f"{figures['min_wait_s']} s, median {figures['median_wait_s']} s from the "
+                   f"answer), {figures['never_retried']} never retried")
+    report.say(f"  ({throttled['shared_unattributed']} 429s on tenant-wide reads in the "
+               "concurrent run: the same request in every case, not attributable there)")
+    report.say(f"  every case verified, {throttled['resets']} resets for {users} users, "
+               f"{throttled['still_blocked']} still blocked")
+    report.figures.update({"unthrottled": ideal, "throttled": throttled, "serial": serial,
+                           "ideal_s": round(bound, 3),
+                           "over_ideal": round(throttled["whole_run_s"] / bound, 3),
+                           "users": users, "latency_s": latency, "retry_after_s": retry_after})
+    report.emit()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
