@@ -2,12 +2,13 @@
 (telemetry's exporter included) it loads; the first remediation in a fresh process (time
 and peak memory); the installed size of ``requirements.txt``.
 
-Usage: python -m bench.cold_start [RUNS] [--no-install]
+Usage: python -m bench.cold_start [RUNS] [LATENCY] [--no-install]
 RUNS (default 5): fresh interpreters for the import, and fresh processes for the first
 remediation (each a ``remediation run --until-idle`` with one request queued, against a
-sandbox served by this process with 0.05 s per call). Its time is from the process's spawn
-to the journal's ``reset_password`` done, to ``unblock`` done, and to its exit (after the
-verification at +1 s); its peak memory is the child's ``ru_maxrss`` (``os.wait4``).
+sandbox served by this process with LATENCY, default 0.05 s, per call). Its time is from
+the process's spawn to the journal's ``reset_password`` done, to ``unblock`` done, and to
+its exit (after the verification at +1 s); its peak memory is the child's ``ru_maxrss``
+(``os.wait4``).
 
 Installed size: ``pip install --target TMP -r requirements.txt`` (the whole resolved set,
 from the configured index; bytecode compiled as pip does by default), then the bytes on disk,
@@ -58,8 +59,8 @@ def import_time(runs: int) -> dict[str, Any]:
             "modules": results[0]["modules"]}
 
 
-async def first_remediation(folder: Path) -> dict[str, Any]:
-    tenant = harness.blocked_tenant(1)
+async def first_remediation(folder: Path, latency: float) -> dict[str, Any]:
+    tenant = harness.blocked_tenant(1, latency)
     async with harness.served(tenant) as url:
         db = folder / f"cold-{time.monotonic_ns()}.db"
         env = harness.runtime_env(url, tenant, db)
@@ -167,7 +168,9 @@ def _mib(size: int) -> str:
 
 
 async def main() -> None:
-    runs = int(next((a for a in sys.argv[1:] if not a.startswith("--")), "5"))
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    runs = int(numbers[0]) if numbers else 5
+    latency = float(numbers[1]) if len(numbers) > 1 else harness.LATENCY
     install = "--no-install" not in sys.argv and shutil.which("du") is not None
     report = Report("cold_start")
     imported = import_time(runs)
@@ -178,11 +181,11 @@ async def main() -> None:
     firsts = []
     with harness.scratch() as folder:
         for _ in range(runs):
-            firsts.append(await first_remediation(Path(folder)))
+            firsts.append(await first_remediation(Path(folder), latency))
     first = {name: round(statistics.median(r[name] for r in firsts), 3) for name in firsts[0]}
-    first["runs"] = runs
+    first.update(runs=runs, latency_s=latency)
     report.say(f"first remediation in a fresh `remediation run --until-idle` (median of {runs}, "
-               f"{harness.LATENCY * 1000:.0f} ms per call): reset {first['to_reset_s']:.2f} s, "
+               f"{latency * 1000:.0f} ms per call): reset {first['to_reset_s']:.2f} s, "
                f"unblock {first['to_unblock_s']:.2f} s, exit {first['to_exit_s']:.2f} s after "
                f"the spawn; peak RSS {first['peak_rss_mib']:.0f} MiB, CPU "
                f"{first['cpu_s']:.2f} s")

@@ -118,7 +118,8 @@ async def main() -> None:
     latency = float(harness.arg(2, str(harness.LATENCY)))
     report = Report("time_to_secure")
     report.say(f"time to secure and to unblock: {latency * 1000:.0f} ms per tenant call, "
-               "one verification at +1 s; product = `remediation run` (warm), script = "
+               f"one verification at +{harness.VERIFY_DELAY:g} s; product = `remediation run` "
+               "(warm), script = "
                "sequential reset/revoke/unblock per user")
     rows: list[dict[str, Any]] = []
     scripts: dict[int, dict[str, Any]] = {}
