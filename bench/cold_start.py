@@ -11,8 +11,9 @@ its exit (after the verification at +1 s); its peak memory is the child's ``ru_m
 (``os.wait4``).
 
 Installed size: ``pip install --target TMP -r requirements.txt`` (the whole resolved set,
-from the configured index; bytecode compiled as pip does by default), then the bytes on disk,
-with and without ``__pycache__``, and the largest distributions. With ``--no-install``, or
+from the configured index; bytecode compiled as pip does by default), then the files' bytes,
+with and without ``__pycache__``, what ``du -sk`` counts on disk (whole blocks), and the
+largest top-level folders. With ``--no-install``, or
 when pip fails (no index reachable), the size is summed from the files this interpreter's
 environment installed for the requirements' closure (their RECORD files).
 """
@@ -103,6 +104,9 @@ def installed_size(install: bool) -> dict[str, Any]:
                 capture_output=True, text=True, timeout=600, check=False)
             if done.returncode == 0:
                 sizes = _folder_sizes(target)
+                du = subprocess.run(["du", "-sk", str(target)], capture_output=True,
+                                    text=True, check=True).stdout.split()[0]
+                sizes["du_bytes"] = int(du) * 1024  # blocks on disk: small files round up
                 return {"method": "pip install --target", "seconds": round(
                     time.monotonic() - started, 1), **sizes}
             print(f"pip install failed ({done.stderr.strip()[-300:]}): summing RECORD files",
@@ -192,7 +196,9 @@ async def main() -> None:
     size = installed_size(install)
     largest = ", ".join(f"{name} {_mib(b)}" for name, b in size["largest"].items())
     report.say(f"installed size of requirements.txt ({size['method']}): {_mib(size['bytes'])}, "
-               f"{_mib(size['bytes_without_pycache'])} without __pycache__, "
+               f"{_mib(size['bytes_without_pycache'])} without __pycache__"
+               + (f", {_mib(size['du_bytes'])} on disk (du)" if "du_bytes" in size else "")
+               + f", "
                f"{size['distributions']} distributions; largest: {largest}")
     report.figures.update({"import": imported, "first_remediation": first,
                            "installed": size})

@@ -36,7 +36,7 @@ async def product(users: int, latency: float, concurrency: int,
     tenant = harness.blocked_tenant(users, latency)
     names = [harness.address(n) for n in range(users)]
     async with harness.served(tenant) as url:
-        db = folder / f"product-{users}.db"
+        db = folder / f"product-{users}-{concurrency}.db"
         env = harness.runtime_env(url, tenant, db, WORKER_CONCURRENCY=concurrency)
         runtime = harness.Runtime(env, folder)
         await runtime.start()
