@@ -89,7 +89,8 @@ def retries(calls: list[RecordedRequest], latency: float, retry_after: float,
     keys = {name: user.user_principal_name for user in tenant.users()
             for name in (user.id.lower(), user.user_principal_name.lower())}
     gaps: list[float] = []
-    never = shared = 0
+    never: list[str] = []
+    shared = 0
     for index, answer in enumerate(calls):
         if answer.status != 429:
             continue
@@ -100,10 +101,11 @@ def retries(calls: list[RecordedRequest], latency: float, retry_after: float,
             continue
         retry = next((r for r in calls[index + 1:] if _identity(r) == key), None)
         if retry is None:
-            never += 1
+            never.append(answer.cmdlet or f"{answer.method} {answer.path}")
             continue
         gaps.append(retry.at - (answer.at + latency))
-    return {"retried": len(gaps), "never_retried": never, "shared_unattributed": shared,
+    return {"retried": len(gaps), "never_retried": len(never), "never_retried_calls": never,
+            "shared_unattributed": shared,
             "sooner_than_asked": sum(1 for gap in gaps if gap < retry_after),
             "min_wait_s": round(min(gaps), 3) if gaps else None,
             "median_wait_s": round(harness.median(gaps), 3) if gaps else None}
@@ -169,7 +171,9 @@ async def main() -> None:
         report.say(f"  retries ({label}): {figures['retried']} after a 429, "
                    f"{figures['sooner_than_asked']} sooner than asked (shortest wait "
                    f"{figures['min_wait_s']} s, median {figures['median_wait_s']} s from the "
-                   f"answer), {figures['never_retried']} never retried")
+                   f"answer), {figures['never_retried']} never retried"
+                   + (f" ({', '.join(figures['never_retried_calls'])})"
+                      if figures["never_retried_calls"] else ""))
     report.say(f"  ({throttled['shared_unattributed']} 429s on tenant-wide reads in the "
                "concurrent run: the same request in every case, not attributable there)")
     report.say(f"  every case verified, {throttled['resets']} resets for {users} users, "
