@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint typecheck unit integration clean
+.PHONY: demo test lint typecheck unit integration clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ TEST_WORKERS ?= 2
 test: lint $(NODE_STAMP)
 	PYTHON=$(PYTHON) bash infra/scan.sh
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+# The benchmarks of docs/BENCHMARKS.md (bench/__main__.py): each script prints its figures
+# and one JSON line, also appended to .remediation/bench-results.jsonl; under ten minutes.
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,96 @@
+"""The sequential administrator's script the bench compares the product with: Microsoft's
+runbook done by hand, one user after another, through the product's own clients (the same
+Graph and Exchange clients, credential and retries).
+
+For each user, one after another: reset the password (``PATCH /users/{upn}``), revoke the
+sessions (``POST .../revokeSignInSessions``), remove the block
+(``Remove-BlockedSenderAddress``). Then, for each user once ``--verify-after`` seconds have
+passed since its unblock, one check that it is off the list (``Get-BlockedSenderAddress``).
+With ``--alerts`` it first pages through the Office 365 alerts (the same ``alerts_v2``
+listing the product polls) and takes the senders the outbound-spam alerts name, each once.
+No guardrail, no clean-up, no journal: the least a careful person would do.
+
+Reads the product's configuration from the environment and a JSON list of addresses on
+stdin; prints one JSON line: ``started``, ``ended`` (wall-clock seconds, after its clients
+and token are ready) and per user ``reset``, ``revoke``, ``unblock``, ``verified`` times.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from remediation.adapters.credentials import TokenGuard, build_credential
+from remediation.adapters.exchange_client import ExchangeAdminClient
+from remediation.adapters.exchange_restricted import ExchangeRestrictedSenders
+from remediation.adapters.graph_alerts import GraphAlerts
+from remediation.adapters.graph_caller import GraphCaller
+from remediation.adapters.graph_directory import GraphDirectory
+from remediation.adapters.token_scopes import exchange_scope, graph_scope
+from remediation.config import Settings
+from remediation.domain.alerts import DEFAULT_ALERT_TITLES
+from remediation.domain.passwords import generate_password
+
+
+async def main(users: list[str], verify_after: float, from_alerts: bool) -> dict[str, Any]:
+    settings = Settings.from_env()
+    credential = TokenGuard(build_credential(settings))
+    timeout = settings.http_timeout.total_seconds()
+    graph = GraphCaller(settings.graph_endpoint, credential, timeout=timeout,
+                        max_retries=settings.http_max_retries)
+    exchange = ExchangeAdminClient(settings.exchange_endpoint, settings.tenant_id, credential,
+                                   timeout=timeout, max_retries=settings.http_max_retries)
+    directory, restricted = GraphDirectory(graph), ExchangeRestrictedSenders(exchange)
+    for scope in (graph_scope(settings.graph_endpoint),
+                  exchange_scope(settings.exchange_endpoint)):
+        await credential.get_token(scope)  # a warm script, as the product's runtime is
+    times: dict[str, dict[str, float]] = {}
+    started = time.time()
+    try:
+        if from_alerts:
+            users = await _alerted_senders(GraphAlerts(graph))
+        for user in users:
+            await directory.reset_password(user, generate_password())
+            mark = times[user] = {"reset": time.time()}
+            await directory.revoke_sessions(user)
+            mark["revoke"] = time.time()
+            await restricted.unblock(user)
+            mark["unblock"] = time.time()
+        for user in users:
+            wait = times[user]["unblock"] + verify_after - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            listed = await restricted.blocked_entries(user)
+            times[user]["verified"] = time.time()
+            times[user]["still_listed"] = float(bool(listed))
+    finally:
+        await graph.close()
+        await exchange.close()
+        await credential.close()
+    return {"started": started, "ended": time.time(), "users": times}
+
+
+async def _alerted_senders(alerts: GraphAlerts) -> list[str]:
+    titles = {title.lower() for title in DEFAULT_ALERT_TITLES}
+    senders: dict[str, None] = {}
+    async for page in alerts.recent_alerts(datetime.now(UTC) - timedelta(hours=1)):
+        for alert in page:
+            if str(alert.get("title", "")).lower() not in titles:
+                continue
+            for evidence in alert.get("evidence") or []:
+                address = evidence.get("primaryAddress")
+                if address:
+                    senders[str(address).lower()] = None
+    return list(senders)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--verify-after", type=float, default=1.0)
+    parser.add_argument("--alerts", action="store_true")
+    args = parser.parse_args()
+    answer = asyncio.run(main(json.load(sys.stdin), args.verify_after, args.alerts))
+    print(json.dumps(answer))

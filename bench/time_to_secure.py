@@ -1,0 +1,185 @@
+"""Time to secure (request in -> password reset done) and time to unblock, p50/p95/max, at
+each size of a burst of blocked users, against the sequential administrator's script in the
+same run; the ratio of p95 to the case's critical path; tenant calls per case by kind.
+
+Usage: python -m bench.time_to_secure [SIZES] [LATENCY_SECONDS]
+Defaults: sizes 1,60,200,60@8; 0.05 s per tenant call. A size is a number of users, run at
+WORKER_CONCURRENCY = the size (a concurrency that matches the load), or USERS@CONCURRENCY
+(60@8: the default concurrency).
+
+How each figure is taken:
+- The tenant (the sandbox, ``latency`` added to every Graph and Exchange call) is served in
+  this process; the product is ``python -m remediation run`` in a process of its own, warm
+  (it has polled once) before the burst is queued, one manual request per user, as
+  ``remediation enqueue`` queues it. A request is *in* when it is on the queue.
+- Time to secure / to unblock: from the request's time in to the journal's ``done`` entry of
+  ``reset_password`` / ``unblock`` (queue wait, the worker's polling and every step before).
+- Critical path: per case, the sum of the durations (started -> done) of the journal's steps
+  up to that entry (``harness.critical_path``); the ratio is p95 of the times over the median
+  critical path of the same run. The 1-user run's critical path is the uncontended one.
+- The script (``bench/admin_script.py``) starts with every request in, and does per user the
+  reset, revocation and unblock one after another, then one check per user at +1 s.
+- Whole run: first request in -> last case final (verified), against the script's start ->
+  its last check.
+"""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from bench import harness
+from bench.harness import Report, spread
+
+
+async def product(users: int, latency: float, concurrency: int,
+                  folder: Path) -> dict[str, Any]:
+    tenant = harness.blocked_tenant(users, latency)
+    names = [harness.address(n) for n in range(users)]
+    async with harness.served(tenant) as url:
+        db = folder / f"product-{users}-{concurrency}.db"
+        env = harness.runtime_env(url, tenant, db, WORKER_CONCURRENCY=concurrency)
+        runtime = harness.Runtime(env, folder)
+        await runtime.start()
+        try:
+            await runtime.ready(tenant)
+            before = len(tenant.requests())
+            cpu_before, tenant_cpu = runtime.usage()["cpu_s"], harness.own_cpu()
+            app = harness.application(env)
+            try:
+                sent = await harness.enqueue(app, names)
+                cases = await harness.wait_settled(app, db, users, runtime)
+            finally:
+                await app.aclose()
+            usage = runtime.usage()
+            tenant_cpu = harness.own_cpu() - tenant_cpu
+        finally:
+            await runtime.stop()
+        calls = tenant.requests()[before:]
+        offset = harness.wall_offset()
+    states = sorted({case.state.value for case in cases})
+    if states != ["verified"] or len(cases) != users:
+        raise RuntimeError(f"expected {users} verified cases, got {len(cases)}: {states}")
+    secure, unblock, path_secure, path_unblock = [], [], [], []
+    for case in cases:
+        arrived = sent[case.user]
+        reset_at, unblock_at = harness.done_at(case, "reset_password"), harness.done_at(
+            case, "unblock")
+        assert reset_at is not None and unblock_at is not None
+        secure.append(reset_at - arrived)
+        unblock.append(unblock_at - arrived)
+        path_secure.append(harness.critical_path(case, "reset_password") or 0.0)
+        path_unblock.append(harness.critical_path(case, "unblock") or 0.0)
+    ended = max((case.ended_at or case.updated_at).timestamp() for case in cases)
+    per_case = {k: round(v / users, 1) for k, v in harness.count_kinds(calls).items()}
+    resets = sum(1 for r in calls if r.method == "PATCH" and "/users/" in r.path)
+    on_path = {}
+    if users == 1:  # every call is this case's: those made before each entry lie on its path
+        for step in ("reset_password", "unblock"):
+            end = harness.done_at(cases[0], step) or 0.0
+            on_path[step] = sum(1 for r in calls if r.at + offset <= end)
+    return {
+        "calls_on_path": on_path, "product_cpu_s": round(usage["cpu_s"] - cpu_before, 2),
+        "product_peak_rss_mib": usage["peak_rss_mib"], "tenant_cpu_s": round(tenant_cpu, 2),
+        "users": users, "concurrency": concurrency,
+        "whole_run_s": round(ended - min(sent.values()), 3),
+        "secure_s": spread(secure), "unblock_s": spread(unblock),
+        "critical_path_secure_s": round(harness.median(path_secure), 3),
+        "critical_path_unblock_s": round(harness.median(path_unblock), 3),
+        "p95_over_critical_path_secure": round(
+            harness.percentile(secure, 0.95) / harness.median(path_secure), 2),
+        "p95_over_critical_path_unblock": round(
+            harness.percentile(unblock, 0.95) / harness.median(path_unblock), 2),
+        "calls_per_case": per_case, "calls_total": len(calls), "password_resets": resets,
+    }
+
+
+async def script(users: int, latency: float, folder: Path) -> dict[str, Any]:
+    tenant = harness.blocked_tenant(users, latency)
+    names = [harness.address(n) for n in range(users)]
+    async with harness.served(tenant) as url:
+        env = harness.runtime_env(url, tenant, folder / f"script-{users}.db")
+        answer = await harness.admin_script(env, names)
+    started, times = answer["started"], answer["users"]
+    listed = [name for name, mark in times.items() if mark["still_listed"]]
+    if listed or tenant.blocked_addresses():
+        raise RuntimeError(f"the script left users blocked: {listed}")
+    calls = tenant.requests()
+    return {
+        "users": users, "whole_run_s": round(answer["ended"] - started, 3),
+        "secure_s": spread([mark["reset"] - started for mark in times.values()]),
+        "unblock_s": spread([mark["unblock"] - started for mark in times.values()]),
+        "calls_per_user": {k: round(v / users, 1)
+                           for k, v in harness.count_kinds(calls).items()},
+    }
+
+
+async def main() -> None:
+    runs = [_size(text) for text in harness.arg(1, "1,60,200,60@8").split(",")]
+    latency = float(harness.arg(2, str(harness.LATENCY)))
+    report = Report("time_to_secure")
+    report.say(f"time to secure and to unblock: {latency * 1000:.0f} ms per tenant call, "
+               f"one verification at +{harness.VERIFY_DELAY:g} s; product = `remediation run` "
+               "(warm), script = "
+               "sequential reset/revoke/unblock per user")
+    rows: list[dict[str, Any]] = []
+    scripts: dict[int, dict[str, Any]] = {}
+    reference: dict[str, Any] | None = None
+    with harness.scratch() as name:
+        folder = Path(name)
+        for users, concurrency in runs:
+            ours = await product(users, latency, concurrency or users, folder)
+            if users not in scripts:
+                scripts[users] = await script(users, latency, folder)
+            theirs = scripts[users]
+            ours["over_script"] = round(ours["whole_run_s"] / theirs["whole_run_s"], 3)
+            if users == 1 and reference is None:
+                reference = ours
+            if reference is not None:
+                for what in ("secure", "unblock"):
+                    ours[f"p95_over_uncontended_path_{what}"] = round(
+                        ours[f"{what}_s"]["p95"] / reference[f"critical_path_{what}_s"], 2)
+            rows.append({"product": ours, "script": theirs})
+            _say(report, ours, theirs)
+    report.figures["runs"] = rows
+    report.figures["latency_s"] = latency
+    report.emit()
+
+
+def _size(text: str) -> tuple[int, int | None]:
+    """``60`` (concurrency = the size) or ``60@8``."""
+    users, _, concurrency = text.partition("@")
+    return int(users), int(concurrency) if concurrency else None
+
+
+def _say(report: Report, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+    def line(figures: dict[str, float]) -> str:
+        return f"p50 {figures['p50']:6.2f}  p95 {figures['p95']:6.2f}  max {figures['max']:6.2f}"
+
+    report.say(f"\n{ours['users']} users, WORKER_CONCURRENCY {ours['concurrency']}")
+    report.say(f"  product  secure  {line(ours['secure_s'])} s")
+    report.say(f"  product  unblock {line(ours['unblock_s'])} s")
+    report.say(f"  script   secure  {line(theirs['secure_s'])} s")
+    report.say(f"  script   unblock {line(theirs['unblock_s'])} s")
+    report.say(f"  critical path (median of the journal's step sums): to reset "
+               f"{ours['critical_path_secure_s']:.2f} s, to unblock "
+               f"{ours['critical_path_unblock_s']:.2f} s; p95 / critical path: "
+               f"{ours['p95_over_critical_path_secure']:.2f} (secure), "
+               f"{ours['p95_over_critical_path_unblock']:.2f} (unblock)")
+    if "p95_over_uncontended_path_secure" in ours:
+        report.say(f"  p95 / the 1-user run's critical path: "
+                   f"{ours['p95_over_uncontended_path_secure']:.2f} (secure), "
+                   f"{ours['p95_over_uncontended_path_unblock']:.2f} (unblock)")
+    if ours["calls_on_path"]:
+        report.say(f"  tenant calls on the path: {ours['calls_on_path']['reset_password']} "
+                   f"to the reset, {ours['calls_on_path']['unblock']} to the unblock")
+    report.say(f"  CPU during the run: product {ours['product_cpu_s']:.1f} s, tenant "
+               f"{ours['tenant_cpu_s']:.1f} s; product peak RSS "
+               f"{ours['product_peak_rss_mib']:.0f} MiB")
+    report.say(f"  whole run: product {ours['whole_run_s']:.2f} s, script "
+               f"{theirs['whole_run_s']:.2f} s: product/script {ours['over_script']:.3f}")
+    report.say(f"  tenant calls per case: product {ours['calls_per_case']}, "
+               f"script {theirs['calls_per_user']}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
