@@ -252,6 +252,11 @@ class BlockBehaviour:
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """One request the tenant received. ``at``: when it arrived, ``answered``: when its answer
+    left (``time.monotonic()`` seconds, the latency and any fault's delay in between): a
+    client that honours ``Retry-After`` sends nothing sooner than a 429's ``answered`` plus
+    its ``Retry-After``."""
+
     at: float
     method: str
     path: str
@@ -261,6 +266,7 @@ class RecordedRequest:
     cmdlet: str | None
     target: str | None
     headers: dict[str, str]
+    answered: float = 0.0
 
 
 @dataclass
