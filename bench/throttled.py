@@ -15,6 +15,9 @@ Defaults: 20 blocked users, 20% of Graph and Exchange calls answered 429 with
   or object id): the few tenant-wide reads every case makes are left out, so it is a lower
   bound. The same floor is given for the unthrottled run: what is left above it is the
   product's own time (CPU, journal, queue polling), not the throttling.
+- Sent while throttled: requests to a service that arrived after one of its 429s had been
+  answered and before that 429's ``Retry-After`` had passed (``while_throttled``): what
+  Graph counts against a client it is throttling, whichever call they belong to.
 - Retry sooner than asked: for each 429, the next request identical to it (method, path,
   query, cmdlet and body; a password reset's body aside) is its retry; it is sooner than
   asked when it arrived less than ``Retry-After`` after the 429 left the tenant (its arrival
@@ -75,7 +78,29 @@ async def run(users: int, latency: float, share: float, retry_after: float,
                                  if step.name == "retry"),
             "resets": sum(len(user.password_changes) for user in tenant.users()),
             "still_blocked": len(tenant.blocked_addresses()),
-            **retries(calls, latency, retry_after, tenant, serial=concurrency == 1)}
+            **retries(calls, latency, retry_after, tenant, serial=concurrency == 1),
+            **while_throttled(calls, retry_after)}
+
+
+def while_throttled(calls: list[RecordedRequest], retry_after: float) -> dict[str, Any]:
+    """Requests to a service that arrived while one of its 429s still held: after the 429's
+    answer left the tenant (``answered``) and before its ``Retry-After`` had passed. Graph
+    limits "any further requests from that client app for some time"
+    (https://learn.microsoft.com/graph/throttling): each such request is sent into the
+    throttling, whichever call it belongs to. A few are unavoidable: the requests already on
+    their way when the 429 was read."""
+    holds: dict[str, list[tuple[float, float]]] = {"graph": [], "exchange": []}
+    for request in calls:
+        if request.status == 429:
+            holds[_service(request)].append((request.answered, request.answered + retry_after))
+    sent = [request for request in calls
+            if any(start < request.at < end for start, end in holds[_service(request)])]
+    return {"sent_while_throttled": len(sent),
+            "sent_while_throttled_by_service": dict(Counter(_service(r) for r in sent))}
+
+
+def _service(request: RecordedRequest) -> str:
+    return "exchange" if request.path.startswith("/adminapi/") else "graph"
 
 
 def retries(calls: list[RecordedRequest], latency: float, retry_after: float,
@@ -174,6 +199,10 @@ async def main() -> None:
                    f"answer), {figures['never_retried']} never retried"
                    + (f" ({', '.join(figures['never_retried_calls'])})"
                       if figures["never_retried_calls"] else ""))
+    report.say(f"  sent while a 429 of the same service still held (after its answer, within "
+               f"Retry-After): {throttled['sent_while_throttled']} of {throttled['calls']} "
+               f"requests {throttled['sent_while_throttled_by_service']}; one case alone "
+               f"{serial['sent_while_throttled']} of {serial['calls']}")
     report.say(f"  ({throttled['shared_unattributed']} 429s on tenant-wide reads in the "
                "concurrent run: the same request in every case, not attributable there)")
     report.say(f"  every case verified, {throttled['resets']} resets for {users} users, "
