@@ -1,9 +1,13 @@
 """Throttled: a share of the tenant's answers are 429 with ``Retry-After``: the whole run's
 time against the same run unthrottled, and no retry sooner than the service asked.
 
-Usage: python -m bench.throttled [USERS] [SHARE] [RETRY_AFTER] [LATENCY]
+Usage: python -m bench.throttled [USERS] [SHARE] [RETRY_AFTER] [LATENCY] [hold]
 Defaults: 20 blocked users, 20% of Graph and Exchange calls answered 429 with
 ``Retry-After: 1``, 0.05 s per call, WORKER_CONCURRENCY = USERS, RETRY_BACKOFF 1s.
+``hold``: throttling as Graph does it (``Fault.holds``): each 429 drawn refuses every
+request to the tenant for its ``Retry-After`` ("limits any further requests from that
+client app for some time", https://learn.microsoft.com/graph/throttling), not that one
+call only; use a small SHARE with it (0.02: a window opened by 2% of the calls).
 
 - The fault (``remediation/sandbox/faults.py``): ``Fault(status=429, retry_after=1,
   chance=0.2, times=None)`` on every ``/v1.0/`` and ``/adminapi/`` path, drawn from the
@@ -42,7 +46,8 @@ SEED = 18
 
 
 async def run(users: int, latency: float, share: float, retry_after: float,
-              folder: Path, concurrency: int | None = None) -> dict[str, Any]:
+              folder: Path, concurrency: int | None = None,
+              holds: bool = False) -> dict[str, Any]:
     tenant = harness.blocked_tenant(users, latency)
     names = [harness.address(n) for n in range(users)]
     async with harness.served(tenant) as url:
@@ -57,7 +62,7 @@ async def run(users: int, latency: float, share: float, retry_after: float,
                 tenant.seed_faults(SEED)
                 tenant.add_fault(Fault(status=429, retry_after=retry_after, chance=share,
                                        times=None, path=TENANT_PATHS, code="TooManyRequests",
-                                       message="Too many requests"))
+                                       message="Too many requests", holds=holds))
             before = len(tenant.requests())
             app = harness.application(env)
             try:
@@ -170,15 +175,18 @@ async def main() -> None:
     share = float(harness.arg(2, "0.2"))
     retry_after = float(harness.arg(3, "1"))
     latency = float(harness.arg(4, str(harness.LATENCY)))
+    holds = harness.arg(5, "") == "hold"
     report = Report("throttled")
     report.say(f"throttled: {users} users, {share:.0%} of calls answered 429 with Retry-After "
-               f"{retry_after:g}, {latency * 1000:.0f} ms per call, WORKER_CONCURRENCY {users}")
+               f"{retry_after:g}" + (" (each holding every call for it, as Graph does)"
+                                     if holds else "")
+               + f", {latency * 1000:.0f} ms per call, WORKER_CONCURRENCY {users}")
     with harness.scratch() as name:
         folder = Path(name)
         ideal = await run(users, latency, 0.0, retry_after, folder)
-        throttled = await run(users, latency, share, retry_after, folder)
+        throttled = await run(users, latency, share, retry_after, folder, holds=holds)
         serial = throttled if users == 1 else await run(1, latency, share, retry_after,
-                                                        folder, concurrency=1)
+                                                        folder, concurrency=1, holds=holds)
     for figures, expected in ((ideal, users), (throttled, users), (serial, 1)):
         if figures["states"] != ["verified"] or figures["resets"] != expected:
             raise RuntimeError(f"expected {expected} verified cases, one reset each: {figures}")
@@ -210,7 +218,8 @@ async def main() -> None:
     report.figures.update({"unthrottled": ideal, "throttled": throttled, "serial": serial,
                            "over_ideal": round(_over(throttled), 3),
                            "unthrottled_over_floor": round(_over(ideal), 3),
-                           "users": users, "latency_s": latency, "retry_after_s": retry_after})
+                           "users": users, "latency_s": latency, "retry_after_s": retry_after,
+                           "holds": holds})
     report.emit()
 
 
