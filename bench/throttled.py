@@ -10,7 +10,8 @@ client app for some time", https://learn.microsoft.com/graph/throttling), not th
 call only; use a small SHARE with it (0.02: a window opened by 2% of the calls).
 
 - The fault (``remediation/sandbox/faults.py``): ``Fault(status=429, retry_after=1,
-  chance=0.2, times=None)`` on every ``/v1.0/`` and ``/adminapi/`` path, drawn from the
+  chance=0.2, times=None)`` on every ``/v1.0/`` path and another on every ``/adminapi/``
+  path (each service throttles on its own), drawn from the
   tenant's seeded random (``seed_faults``), so the same calls in the same order meet the
   same answers.
 - Ideal: what the tenant alone imposes on the slowest case, the case's calls one after
@@ -41,7 +42,7 @@ from bench.harness import Report
 from remediation.sandbox import Fault, SandboxTenant
 from remediation.sandbox.state import RecordedRequest
 
-TENANT_PATHS = r"^/(v1\.0|adminapi)/"
+SERVICE_PATHS = (r"^/v1\.0/", r"^/adminapi/")
 SEED = 18
 
 
@@ -60,9 +61,12 @@ async def run(users: int, latency: float, share: float, retry_after: float,
             await runtime.ready(tenant)
             if share:
                 tenant.seed_faults(SEED)
-                tenant.add_fault(Fault(status=429, retry_after=retry_after, chance=share,
-                                       times=None, path=TENANT_PATHS, code="TooManyRequests",
-                                       message="Too many requests", holds=holds))
+                # One fault per service: each throttles on its own (Graph's 429 does not
+                # hold Exchange's calls, nor the reverse).
+                for path in SERVICE_PATHS:
+                    tenant.add_fault(Fault(status=429, retry_after=retry_after, chance=share,
+                                           times=None, path=path, code="TooManyRequests",
+                                           message="Too many requests", holds=holds))
             before = len(tenant.requests())
             app = harness.application(env)
             try:
