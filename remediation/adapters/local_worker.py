@@ -11,7 +11,10 @@ LOOK_INTERVAL (one query for all the loops) and wakes them when one is, so a req
 into an idle worker waits at most about LOOK_INTERVAL, not a loop's poll interval. While
 the tenant is throttling this process (``throttled``: seconds until its Graph and Exchange
 throttling gates open), no loop takes a new message: the cases already under way finish
-first, and a new one would only wait at the gate and spend its call budget there.
+first, and a new one would only wait at the gate and spend its call budget there. A longer
+hold than a call may wait (DEFAULT_MAX_WAIT) holds nothing: a new case's first call then
+fails at once without reaching the tenant and its retry is scheduled after the
+``Retry-After``, as before; ``run --until-idle`` never waits out ten minutes of throttling.
 """
 
 import asyncio
@@ -20,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from remediation.adapters.retrying import DEFAULT_MAX_WAIT
 from remediation.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
 from remediation.domain.cases import Case
 from remediation.domain.errors import RemediationError
@@ -80,9 +84,15 @@ class LocalWorker:
             except Exception:  # the loops still poll on their own
                 log.debug("could not look at the queue", exc_info=True)
                 continue
-            if next_at is not None and next_at <= time.time() and self._throttled() <= 0:
+            if next_at is not None and next_at <= time.time() and self._hold() <= 0:
                 self._wake.set()
                 self._wake.clear()  # the loops waiting now are woken; later ones wait again
+
+    def _hold(self) -> float:
+        """Seconds to hold new messages back: the throttling gates' wait, when a call would
+        wait it out anyway (at most DEFAULT_MAX_WAIT); 0.0 otherwise."""
+        hold = self._throttled()
+        return hold if 0 < hold <= DEFAULT_MAX_WAIT else 0.0
 
     async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
         """Wait ``seconds``, or less when stopped or woken by the looker."""
@@ -95,7 +105,7 @@ class LocalWorker:
 
     async def _loop(self, until_idle: bool, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            if (hold := self._throttled()) > 0:
+            if (hold := self._hold()) > 0:
                 await self._idle(stop, hold)
                 continue
             message = await self._queue.receive(self._queues)

@@ -267,3 +267,21 @@ async def test_no_new_message_is_taken_while_the_tenant_is_throttling(
     await asyncio.wait_for(running, 10.0)
 
     assert handled == [b"one"]
+
+
+async def test_throttling_longer_than_a_call_may_wait_holds_nothing_back(
+        queue: SqliteQueue) -> None:
+    # Ten minutes asked: a new case's first call fails at once without reaching the tenant,
+    # and its retry is scheduled after the Retry-After; run --until-idle must not wait it out.
+    await queue.send(Q, "one")
+    handled: list[bytes] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        handled.append(delivery.body)
+        return a_case(delivery)
+
+    work = LocalWorker(queue, {Q: handle}, concurrency=2, poll_interval=0.05,
+                       throttled=lambda: 600.0)
+    await run_until_idle(work)
+
+    assert handled == [b"one"]
