@@ -5,7 +5,11 @@ Graph and Exchange clients, credential and retries).
 For each user, one after another: reset the password (``PATCH /users/{upn}``), revoke the
 sessions (``POST .../revokeSignInSessions``), remove the block
 (``Remove-BlockedSenderAddress``). Then, for each user once ``--verify-after`` seconds have
-passed since its unblock, one check that it is off the list (``Get-BlockedSenderAddress``).
+passed since its unblock, one check that it is off the list (``Get-BlockedSenderAddress``):
+by default in one pass at the end (batched, the harder comparison); with
+``--per-user-verify``, in the same loop, each user waited out and checked before the next
+one is touched (the loop issue 18's baseline and its 0.10 target are measured against:
+about ``verify_after`` + 3 calls a user).
 With ``--alerts`` it first pages through the Office 365 alerts (the same ``alerts_v2``
 listing the product polls) and takes the senders the outbound-spam alerts name, each once.
 No guardrail, no clean-up, no journal: the least a careful person would do.
@@ -35,7 +39,8 @@ from remediation.domain.alerts import DEFAULT_ALERT_TITLES
 from remediation.domain.passwords import generate_password
 
 
-async def main(users: list[str], verify_after: float, from_alerts: bool) -> dict[str, Any]:
+async def main(users: list[str], verify_after: float, from_alerts: bool,
+               per_user_verify: bool = False) -> dict[str, Any]:
     settings = Settings.from_env()
     credential = TokenGuard(build_credential(settings))
     timeout = settings.http_timeout.total_seconds()
@@ -59,18 +64,28 @@ async def main(users: list[str], verify_after: float, from_alerts: bool) -> dict
             mark["revoke"] = time.time()
             await restricted.unblock(user)
             mark["unblock"] = time.time()
-        for user in users:
-            wait = times[user]["unblock"] + verify_after - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            listed = await restricted.blocked_entries(user)
-            times[user]["verified"] = time.time()
-            times[user]["still_listed"] = float(bool(listed))
+            if per_user_verify:
+                await _verify(restricted, user, mark, verify_after)
+        if not per_user_verify:
+            for user in users:
+                await _verify(restricted, user, times[user], verify_after)
     finally:
         await graph.close()
         await exchange.close()
         await credential.close()
     return {"started": started, "ended": time.time(), "users": times}
+
+
+async def _verify(restricted: ExchangeRestrictedSenders, user: str, mark: dict[str, float],
+                  verify_after: float) -> None:
+    """Once ``verify_after`` seconds have passed since the user's unblock, one check that
+    it is off the list; ``verified`` and ``still_listed`` (1.0 or 0.0) go in ``mark``."""
+    wait = mark["unblock"] + verify_after - time.time()
+    if wait > 0:
+        await asyncio.sleep(wait)
+    listed = await restricted.blocked_entries(user)
+    mark["verified"] = time.time()
+    mark["still_listed"] = float(bool(listed))
 
 
 async def _alerted_senders(alerts: GraphAlerts) -> list[str]:
@@ -91,6 +106,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--verify-after", type=float, default=1.0)
     parser.add_argument("--alerts", action="store_true")
+    parser.add_argument("--per-user-verify", action="store_true")
     args = parser.parse_args()
-    answer = asyncio.run(main(json.load(sys.stdin), args.verify_after, args.alerts))
+    answer = asyncio.run(main(json.load(sys.stdin), args.verify_after, args.alerts,
+                              args.per_user_verify))
     print(json.dumps(answer))

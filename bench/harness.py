@@ -251,13 +251,16 @@ def _settled(db: Path, count: int) -> bool:
 
 async def admin_script(env: dict[str, str], users: Sequence[str], *,
                        verify_after: float = VERIFY_DELAY, alerts: bool = False,
-                       ) -> dict[str, Any]:
+                       per_user_verify: bool = False) -> dict[str, Any]:
     """Run ``bench/admin_script.py`` for ``users`` (or, with ``alerts``, for the senders the
     outbound-spam alerts name); its JSON answer (per user: reset, revoke, unblock, verify
-    wall-clock times; ``started``, ``ended``)."""
+    wall-clock times; ``started``, ``ended``). ``per_user_verify``: each user waited out and
+    checked before the next (the loop), not all checked in one pass at the end."""
     args = [sys.executable, "-m", "bench.admin_script", "--verify-after", str(verify_after)]
     if alerts:
         args.append("--alerts")
+    if per_user_verify:
+        args.append("--per-user-verify")
     process = await asyncio.create_subprocess_exec(
         *args, env=env, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -1,12 +1,17 @@
 """Throttled: a share of the tenant's answers are 429 with ``Retry-After``: the whole run's
 time against the same run unthrottled, and no retry sooner than the service asked.
 
-Usage: python -m bench.throttled [USERS] [SHARE] [RETRY_AFTER] [LATENCY]
+Usage: python -m bench.throttled [USERS] [SHARE] [RETRY_AFTER] [LATENCY] [hold]
 Defaults: 20 blocked users, 20% of Graph and Exchange calls answered 429 with
 ``Retry-After: 1``, 0.05 s per call, WORKER_CONCURRENCY = USERS, RETRY_BACKOFF 1s.
+``hold``: throttling as Graph does it (``Fault.holds``): each 429 drawn refuses every
+request to the tenant for its ``Retry-After`` ("limits any further requests from that
+client app for some time", https://learn.microsoft.com/graph/throttling), not that one
+call only; use a small SHARE with it (0.02: a window opened by 2% of the calls).
 
 - The fault (``remediation/sandbox/faults.py``): ``Fault(status=429, retry_after=1,
-  chance=0.2, times=None)`` on every ``/v1.0/`` and ``/adminapi/`` path, drawn from the
+  chance=0.2, times=None)`` on every ``/v1.0/`` path and another on every ``/adminapi/``
+  path (each service throttles on its own), drawn from the
   tenant's seeded random (``seed_faults``), so the same calls in the same order meet the
   same answers.
 - Ideal: what the tenant alone imposes on the slowest case, the case's calls one after
@@ -15,6 +20,9 @@ Defaults: 20 blocked users, 20% of Graph and Exchange calls answered 429 with
   or object id): the few tenant-wide reads every case makes are left out, so it is a lower
   bound. The same floor is given for the unthrottled run: what is left above it is the
   product's own time (CPU, journal, queue polling), not the throttling.
+- Sent while throttled: requests to a service that arrived after one of its 429s had been
+  answered and before that 429's ``Retry-After`` had passed (``while_throttled``): what
+  Graph counts against a client it is throttling, whichever call they belong to.
 - Retry sooner than asked: for each 429, the next request identical to it (method, path,
   query, cmdlet and body; a password reset's body aside) is its retry; it is sooner than
   asked when it arrived less than ``Retry-After`` after the 429 left the tenant (its arrival
@@ -34,12 +42,13 @@ from bench.harness import Report
 from remediation.sandbox import Fault, SandboxTenant
 from remediation.sandbox.state import RecordedRequest
 
-TENANT_PATHS = r"^/(v1\.0|adminapi)/"
+SERVICE_PATHS = (r"^/v1\.0/", r"^/adminapi/")
 SEED = 18
 
 
 async def run(users: int, latency: float, share: float, retry_after: float,
-              folder: Path, concurrency: int | None = None) -> dict[str, Any]:
+              folder: Path, concurrency: int | None = None,
+              holds: bool = False) -> dict[str, Any]:
     tenant = harness.blocked_tenant(users, latency)
     names = [harness.address(n) for n in range(users)]
     async with harness.served(tenant) as url:
@@ -52,9 +61,12 @@ async def run(users: int, latency: float, share: float, retry_after: float,
             await runtime.ready(tenant)
             if share:
                 tenant.seed_faults(SEED)
-                tenant.add_fault(Fault(status=429, retry_after=retry_after, chance=share,
-                                       times=None, path=TENANT_PATHS, code="TooManyRequests",
-                                       message="Too many requests"))
+                # One fault per service: each throttles on its own (Graph's 429 does not
+                # hold Exchange's calls, nor the reverse).
+                for path in SERVICE_PATHS:
+                    tenant.add_fault(Fault(status=429, retry_after=retry_after, chance=share,
+                                           times=None, path=path, code="TooManyRequests",
+                                           message="Too many requests", holds=holds))
             before = len(tenant.requests())
             app = harness.application(env)
             try:
@@ -75,7 +87,29 @@ async def run(users: int, latency: float, share: float, retry_after: float,
                                  if step.name == "retry"),
             "resets": sum(len(user.password_changes) for user in tenant.users()),
             "still_blocked": len(tenant.blocked_addresses()),
-            **retries(calls, latency, retry_after, tenant, serial=concurrency == 1)}
+            **retries(calls, latency, retry_after, tenant, serial=concurrency == 1),
+            **while_throttled(calls, retry_after)}
+
+
+def while_throttled(calls: list[RecordedRequest], retry_after: float) -> dict[str, Any]:
+    """Requests to a service that arrived while one of its 429s still held: after the 429's
+    answer left the tenant (``answered``) and before its ``Retry-After`` had passed. Graph
+    limits "any further requests from that client app for some time"
+    (https://learn.microsoft.com/graph/throttling): each such request is sent into the
+    throttling, whichever call it belongs to. A few are unavoidable: the requests already on
+    their way when the 429 was read."""
+    holds: dict[str, list[tuple[float, float]]] = {"graph": [], "exchange": []}
+    for request in calls:
+        if request.status == 429:
+            holds[_service(request)].append((request.answered, request.answered + retry_after))
+    sent = [request for request in calls
+            if any(start < request.at < end for start, end in holds[_service(request)])]
+    return {"sent_while_throttled": len(sent),
+            "sent_while_throttled_by_service": dict(Counter(_service(r) for r in sent))}
+
+
+def _service(request: RecordedRequest) -> str:
+    return "exchange" if request.path.startswith("/adminapi/") else "graph"
 
 
 def retries(calls: list[RecordedRequest], latency: float, retry_after: float,
@@ -145,15 +179,18 @@ async def main() -> None:
     share = float(harness.arg(2, "0.2"))
     retry_after = float(harness.arg(3, "1"))
     latency = float(harness.arg(4, str(harness.LATENCY)))
+    holds = harness.arg(5, "") == "hold"
     report = Report("throttled")
     report.say(f"throttled: {users} users, {share:.0%} of calls answered 429 with Retry-After "
-               f"{retry_after:g}, {latency * 1000:.0f} ms per call, WORKER_CONCURRENCY {users}")
+               f"{retry_after:g}" + (" (each holding every call for it, as Graph does)"
+                                     if holds else "")
+               + f", {latency * 1000:.0f} ms per call, WORKER_CONCURRENCY {users}")
     with harness.scratch() as name:
         folder = Path(name)
         ideal = await run(users, latency, 0.0, retry_after, folder)
-        throttled = await run(users, latency, share, retry_after, folder)
+        throttled = await run(users, latency, share, retry_after, folder, holds=holds)
         serial = throttled if users == 1 else await run(1, latency, share, retry_after,
-                                                        folder, concurrency=1)
+                                                        folder, concurrency=1, holds=holds)
     for figures, expected in ((ideal, users), (throttled, users), (serial, 1)):
         if figures["states"] != ["verified"] or figures["resets"] != expected:
             raise RuntimeError(f"expected {expected} verified cases, one reset each: {figures}")
@@ -174,6 +211,10 @@ async def main() -> None:
                    f"answer), {figures['never_retried']} never retried"
                    + (f" ({', '.join(figures['never_retried_calls'])})"
                       if figures["never_retried_calls"] else ""))
+    report.say(f"  sent while a 429 of the same service still held (after its answer, within "
+               f"Retry-After): {throttled['sent_while_throttled']} of {throttled['calls']} "
+               f"requests {throttled['sent_while_throttled_by_service']}; one case alone "
+               f"{serial['sent_while_throttled']} of {serial['calls']}")
     report.say(f"  ({throttled['shared_unattributed']} 429s on tenant-wide reads in the "
                "concurrent run: the same request in every case, not attributable there)")
     report.say(f"  every case verified, {throttled['resets']} resets for {users} users, "
@@ -181,7 +222,8 @@ async def main() -> None:
     report.figures.update({"unthrottled": ideal, "throttled": throttled, "serial": serial,
                            "over_ideal": round(_over(throttled), 3),
                            "unthrottled_over_floor": round(_over(ideal), 3),
-                           "users": users, "latency_s": latency, "retry_after_s": retry_after})
+                           "users": users, "latency_s": latency, "retry_after_s": retry_after,
+                           "holds": holds})
     report.emit()
 
 

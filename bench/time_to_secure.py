@@ -18,12 +18,18 @@ How each figure is taken:
   up to that entry (``harness.critical_path``); the ratio is p95 of the times over the median
   critical path of the same run. The 1-user run's critical path is the uncontended one.
 - The script (``bench/admin_script.py``) starts with every request in, and does per user the
-  reset, revocation and unblock one after another, then one check per user at +1 s.
+  reset, revocation and unblock one after another, and one check per user at +1 s after its
+  unblock, in two modes, both run: *the loop* (``--per-user-verify``: each user waited out
+  and checked before the next, about 1 s + 3 calls a user: issue 18's baseline, "0.27 of
+  the time a sequential administrator's script takes", and the definition its 0.10 target
+  is measured against) and *batched* (every check in one pass at the end: the harder
+  comparison).
 - Whole run: first request in -> last case final (verified), against the script's start ->
-  its last check.
+  its last check; ``over_script_loop`` and ``over_script_batched`` are the two ratios.
 """
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -93,19 +99,26 @@ async def product(users: int, latency: float, concurrency: int,
     }
 
 
-async def script(users: int, latency: float, folder: Path) -> dict[str, Any]:
+async def script(users: int, latency: float, folder: Path, *,
+                 per_user_verify: bool = False) -> dict[str, Any]:
+    """The administrator's script for ``users``: batched checks, or with
+    ``per_user_verify`` the loop (each user waited out and checked before the next)."""
     tenant = harness.blocked_tenant(users, latency)
     names = [harness.address(n) for n in range(users)]
+    mode = "loop" if per_user_verify else "batched"
     async with harness.served(tenant) as url:
-        env = harness.runtime_env(url, tenant, folder / f"script-{users}.db")
-        answer = await harness.admin_script(env, names)
+        env = harness.runtime_env(url, tenant, folder / f"script-{mode}-{users}.db")
+        answer = await harness.admin_script(env, names, per_user_verify=per_user_verify)
     started, times = answer["started"], answer["users"]
     listed = [name for name, mark in times.items() if mark["still_listed"]]
     if listed or tenant.blocked_addresses():
         raise RuntimeError(f"the script left users blocked: {listed}")
     calls = tenant.requests()
+    ordered = sorted(times.values(), key=lambda mark: mark["reset"])
     return {
-        "users": users, "whole_run_s": round(answer["ended"] - started, 3),
+        "users": users, "mode": mode, "whole_run_s": round(answer["ended"] - started, 3),
+        "checked_before_next_user": all(
+            done["verified"] <= then["reset"] for done, then in pairwise(ordered)),
         "secure_s": spread([mark["reset"] - started for mark in times.values()]),
         "unblock_s": spread([mark["unblock"] - started for mark in times.values()]),
         "calls_per_user": {k: round(v / users, 1)
@@ -120,9 +133,11 @@ async def main() -> None:
     report.say(f"time to secure and to unblock: {latency * 1000:.0f} ms per tenant call, "
                f"one verification at +{harness.VERIFY_DELAY:g} s; product = `remediation run` "
                "(warm), script = "
-               "sequential reset/revoke/unblock per user")
+               "sequential reset/revoke/unblock per user, its checks in the loop (each user "
+               "waited out before the next: the issue's baseline) or batched at the end")
     rows: list[dict[str, Any]] = []
     scripts: dict[int, dict[str, Any]] = {}
+    loops: dict[int, dict[str, Any]] = {}
     reference: dict[str, Any] | None = None
     with harness.scratch() as name:
         folder = Path(name)
@@ -130,16 +145,18 @@ async def main() -> None:
             ours = await product(users, latency, concurrency or users, folder)
             if users not in scripts:
                 scripts[users] = await script(users, latency, folder)
-            theirs = scripts[users]
-            ours["over_script"] = round(ours["whole_run_s"] / theirs["whole_run_s"], 3)
+                loops[users] = await script(users, latency, folder, per_user_verify=True)
+            theirs, loop = scripts[users], loops[users]
+            ours["over_script_loop"] = round(ours["whole_run_s"] / loop["whole_run_s"], 3)
+            ours["over_script_batched"] = round(ours["whole_run_s"] / theirs["whole_run_s"], 3)
             if users == 1 and reference is None:
                 reference = ours
             if reference is not None:
                 for what in ("secure", "unblock"):
                     ours[f"p95_over_uncontended_path_{what}"] = round(
                         ours[f"{what}_s"]["p95"] / reference[f"critical_path_{what}_s"], 2)
-            rows.append({"product": ours, "script": theirs})
-            _say(report, ours, theirs)
+            rows.append({"product": ours, "script": theirs, "script_loop": loop})
+            _say(report, ours, theirs, loop)
     report.figures["runs"] = rows
     report.figures["latency_s"] = latency
     report.emit()
@@ -151,7 +168,8 @@ def _size(text: str) -> tuple[int, int | None]:
     return int(users), int(concurrency) if concurrency else None
 
 
-def _say(report: Report, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+def _say(report: Report, ours: dict[str, Any], theirs: dict[str, Any],
+         loop: dict[str, Any]) -> None:
     def line(figures: dict[str, float]) -> str:
         return f"p50 {figures['p50']:6.2f}  p95 {figures['p95']:6.2f}  max {figures['max']:6.2f}"
 
@@ -175,8 +193,11 @@ def _say(report: Report, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
     report.say(f"  CPU during the run: product {ours['product_cpu_s']:.1f} s, tenant "
                f"{ours['tenant_cpu_s']:.1f} s; product peak RSS "
                f"{ours['product_peak_rss_mib']:.0f} MiB")
-    report.say(f"  whole run: product {ours['whole_run_s']:.2f} s, script "
-               f"{theirs['whole_run_s']:.2f} s: product/script {ours['over_script']:.3f}")
+    report.say(f"  whole run: product {ours['whole_run_s']:.2f} s; script, the loop (issue "
+               f"18's baseline, target <= 0.10) {loop['whole_run_s']:.2f} s: product/loop "
+               f"{ours['over_script_loop']:.3f}; script, batched checks "
+               f"{theirs['whole_run_s']:.2f} s: product/batched "
+               f"{ours['over_script_batched']:.3f}")
     report.say(f"  tenant calls per case: product {ours['calls_per_case']}, "
                f"script {theirs['calls_per_user']}")
 

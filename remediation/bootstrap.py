@@ -74,6 +74,8 @@ class Application:
     closers: list[Closer] = field(default_factory=list)
     # Internal messages queued at once on the requests queue (an undo: remediation undo).
     request_copies: MessageRetries | None = None
+    # Seconds until the tenant's throttling gates open (0.0: open); see TenantPorts.
+    throttled: Callable[[], float] | None = None
 
     def worker(self, *, concurrency: int | None = None, poll_interval: float = 0.5,
                retry_backoff: float | None = None,
@@ -91,7 +93,7 @@ class Application:
              self.settings.verification_queue: handler.on_verification},
             concurrency=concurrency or self.settings.worker_concurrency,
             poll_interval=poll_interval, max_attempts=self.settings.max_delivery_count,
-            paused=self._paused, on_case=on_case)
+            paused=self._paused, on_case=on_case, throttled=self.throttled)
 
     async def _paused(self) -> bool:
         return await self.journal.pause_state() is not None
@@ -115,6 +117,8 @@ class TenantPorts:
     scope: AdministrativeScope | None = None  # administrative unit membership
     # Puts a case's changes back (remediation undo, issue 16).
     restorer: Restorer | None = None
+    # Seconds until Graph's and Exchange's throttling gates both open (throttle_gate.py).
+    throttled: Callable[[], float] | None = None
 
 
 def bootstrap(
@@ -174,7 +178,8 @@ def bootstrap(
         backoff=RetryPolicy(first=settings.retry_backoff)), undo=undo)
     return Application(settings=settings, journal=journal, workflow=workflow,
                        handler=handler, intake=intake, requests=requests,
-                       queue=queue, closers=closers, request_copies=retries[0])
+                       queue=queue, closers=closers, request_copies=retries[0],
+                       throttled=tenant.throttled)
 
 
 class _Shared:
@@ -268,7 +273,9 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
                        leftover_kinds=_leftover_kinds(settings, graph, directory, mailbox,
                                                       exchange, delegation),
                        delegation=delegation,
-                       restorer=TenantRestorer(graph, exchange, mailbox))
+                       restorer=TenantRestorer(graph, exchange, mailbox),
+                       throttled=lambda: max(graph.gate.remaining(),
+                                             exchange.gate.remaining()))
 
 
 def _leftover_kinds(settings: Settings, graph: "GraphCaller", directory: Directory,

@@ -116,7 +116,14 @@ class Settings:
     remediation_queue: str = "remediation-requests"
     verification_queue: str = "remediation-verifications"
     service_bus_namespace: str | None = None
-    worker_concurrency: int = 8
+    # Users at once in the local runtime. One Python process secures about 5-6 cases a
+    # second at most (0.17-0.2 s of CPU a case, docs/BENCHMARKS.md) and a case lasts ~2.4 s,
+    # so ~15 at once saturate it; 32 keeps a burst's queue wait off the critical path without
+    # a tenant's Graph budget in sight (at that ceiling, ~28 Graph calls a case: ~1,700
+    # requests per 10 s against 3,500-8,000 ResourceUnits per 10 s and 3,000 writes per 150 s
+    # per app and tenant, learn.microsoft.com/graph/throttling-limits); throttling stops new
+    # users (LocalWorker's ``throttled``).
+    worker_concurrency: int = 32
     max_delivery_count: int = 10
     # The queues' own maxDeliveryCount, when known (infra sets it with the queues); None:
     # the same number as max_delivery_count (the local twin's queue is built with it).
@@ -176,7 +183,7 @@ class Settings:
                 verification_queue=text("VERIFICATION_QUEUE", defaults.verification_queue),
                 service_bus_namespace=env.get(
                     "ServiceBusConnection__fullyQualifiedNamespace") or None,
-                worker_concurrency=_int(env, "WORKER_CONCURRENCY", 8, 1, 256),
+                worker_concurrency=_int(env, "WORKER_CONCURRENCY", 32, 1, 256),
                 max_delivery_count=_int(env, "MAX_DELIVERY_COUNT", 10, 1, 2000),
                 queue_max_delivery_count=_int(env, "QUEUE_MAX_DELIVERY_COUNT", None, 1, 2000),
                 retry_backoff=_duration("RETRY_BACKOFF", text("RETRY_BACKOFF", "30s")),

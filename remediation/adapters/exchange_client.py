@@ -33,6 +33,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.adapters.credentials import token_failure
 from remediation.adapters.retrying import RetryBudget, parse_retry_after, with_retries
+from remediation.adapters.throttle_gate import ThrottleGate
 from remediation.adapters.token_scopes import exchange_scope
 from remediation.domain.errors import PermanentError, TransientError
 
@@ -140,6 +141,7 @@ class ExchangeAdminClient:
         self._page_size = page_size
         self._https = urlparse(endpoint).scheme == "https"
         self._pipeline: Any = None
+        self.gate = ThrottleGate("Exchange")  # one client per process: all its calls share it
 
     async def invoke(self, cmdlet: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         """Run a cmdlet and return every item of every page.
@@ -176,7 +178,7 @@ class ExchangeAdminClient:
                 return items
             seen.add(url)
             page = await with_retries(self._budget, f"Exchange: {cmdlet}",
-                                      partial(self._post, cmdlet, url, body), spent)
+                                      partial(self._post, cmdlet, url, body), spent, self.gate)
             value = page.get("value")
             items.extend(item for item in value or [] if isinstance(item, dict))
             url = self._next_link(cmdlet, page)
@@ -191,7 +193,7 @@ class ExchangeAdminClient:
 
     async def _post_with_retries(self, cmdlet: str, url: str, body: str) -> dict[str, Any]:
         return await with_retries(self._budget, f"Exchange: {cmdlet}",
-                                  lambda: self._post(cmdlet, url, body))
+                                  lambda: self._post(cmdlet, url, body), gate=self.gate)
 
     def _next_link(self, cmdlet: str, page: dict[str, Any]) -> str | None:
         link = next((page[key] for key in NEXT_LINK_KEYS if page.get(key)), None)

@@ -25,6 +25,7 @@ from remediation.adapters.retrying import (
     parse_retry_after,
     with_retries,
 )
+from remediation.adapters.throttle_gate import ThrottleGate
 from remediation.adapters.token_scopes import graph_scope
 from remediation.domain.errors import PermanentError, TransientError
 
@@ -100,6 +101,7 @@ class GraphCaller:
                  max_retries: int, retry_delay: float = 0.5,
                  max_wait: float = DEFAULT_MAX_WAIT) -> None:
         self._endpoint = endpoint
+        self.gate = ThrottleGate("Graph")  # one caller per process: all its calls share it
         self._origin = _origin(endpoint)
         self._credential = credential
         self._timeout = timeout
@@ -128,7 +130,7 @@ class GraphCaller:
         listing): one budget for all of them."""
         budget = self._budget if retry else RetryBudget(retries=0)
         return await with_retries(budget, f"Graph: {what}", lambda: self._once(what, action),
-                                  spent)
+                                  spent, self.gate)
 
     async def _once(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]]) -> T:
         from azure.core.exceptions import ClientAuthenticationError

@@ -5,6 +5,16 @@ delivery count, its session id and application properties, lock renewal while it
 completion on return, abandonment (and dead-lettering after the last delivery) on an
 exception. Like Service Bus, an abandoned message is offered again at once: back-off is the
 handler's (a scheduled copy), the same code in Azure and here.
+
+Idle loops do not each poll the queue: one looker reads when the next message is due every
+LOOK_INTERVAL (one query for all the loops) and wakes them when one is, so a request queued
+into an idle worker waits at most about LOOK_INTERVAL, not a loop's poll interval. While
+the tenant is throttling this process (``throttled``: seconds until its Graph and Exchange
+throttling gates open), no loop takes a new message: the cases already under way finish
+first, and a new one would only wait at the gate and spend its call budget there. A longer
+hold than a call may wait (DEFAULT_MAX_WAIT) holds nothing: a new case's first call then
+fails at once without reaching the tenant and its retry is scheduled after the
+``Retry-After``, as before; ``run --until-idle`` never waits out ten minutes of throttling.
 """
 
 import asyncio
@@ -13,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from remediation.adapters.retrying import DEFAULT_MAX_WAIT
 from remediation.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
 from remediation.domain.cases import Case
 from remediation.domain.errors import RemediationError
@@ -23,19 +34,23 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Delivery], Awaitable[Case | None]]
 
+LOOK_INTERVAL = 0.05  # seconds between the looker's reads of an idle queue
+
 
 class LocalWorker:
     def __init__(self, queue: SqliteQueue, handlers: dict[str, Handler], *,
                  concurrency: int = 8, poll_interval: float = 0.5,
                  max_attempts: int | None = None,
                  paused: Callable[[], Awaitable[bool]] | None = None,
-                 on_case: Callable[[Case], None] | None = None) -> None:
+                 on_case: Callable[[Case], None] | None = None,
+                 throttled: Callable[[], float] | None = None) -> None:
         """``max_attempts``: MAX_DELIVERY_COUNT, the attempts across copies (default: the
         queue's own maximum, after which it dead-letters a message). ``paused``: is the kill
         switch on? ``until_idle`` then ends once no message is due now: every message
         left is kept for the pause (asked again every few minutes), and waiting for them
         would never end. ``on_case``: told of each case a handler returns (what ``run``
-        sums up at its end)."""
+        sums up at its end). ``throttled``: seconds until the tenant's throttling gates
+        open (0.0 when open); no new message is taken before."""
         self._paused = paused
         self._queue = queue
         self._on_case = on_case
@@ -44,15 +59,55 @@ class LocalWorker:
         self._queues = tuple(handlers)
         self._concurrency = concurrency
         self._poll_interval = poll_interval
+        self._throttled = throttled or (lambda: 0.0)
+        self._wake = asyncio.Event()
         self.processed = 0
 
     async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
         """Process messages until ``stop`` is set (or, with ``until_idle``, none are left)."""
         stop = stop or asyncio.Event()
-        await asyncio.gather(*(self._loop(until_idle, stop) for _ in range(self._concurrency)))
+        looker = asyncio.create_task(self._look(stop))
+        try:
+            await asyncio.gather(*(self._loop(until_idle, stop)
+                                   for _ in range(self._concurrency)))
+        finally:
+            looker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await looker
+
+    async def _look(self, stop: asyncio.Event) -> None:
+        """Wake the idle loops when a message is due (and the tenant is not throttling)."""
+        while not stop.is_set():
+            await asyncio.sleep(LOOK_INTERVAL)
+            try:
+                next_at = await self._queue.next_visible_at(self._queues)
+            except Exception:  # the loops still poll on their own
+                log.debug("could not look at the queue", exc_info=True)
+                continue
+            if next_at is not None and next_at <= time.time() and self._hold() <= 0:
+                self._wake.set()
+                self._wake.clear()  # the loops waiting now are woken; later ones wait again
+
+    def _hold(self) -> float:
+        """Seconds to hold new messages back: the throttling gates' wait, when a call would
+        wait it out anyway (at most DEFAULT_MAX_WAIT); 0.0 otherwise."""
+        hold = self._throttled()
+        return hold if 0 < hold <= DEFAULT_MAX_WAIT else 0.0
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait ``seconds``, or less when stopped or woken by the looker."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _loop(self, until_idle: bool, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if (hold := self._hold()) > 0:
+                await self._idle(stop, hold)
+                continue
             message = await self._queue.receive(self._queues)
             if message is not None:
                 await self._process(message)
@@ -62,8 +117,7 @@ class LocalWorker:
                 return
             wait = self._poll_interval if next_at is None else max(
                 0.01, min(self._poll_interval, next_at - time.time()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+            await self._idle(stop, wait)
 
     async def _process(self, message: ReceivedMessage) -> None:
         delivery = Delivery(body=message.body, message_id=message.message_id,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from remediation.adapters.throttle_gate import ThrottleGate
 from remediation.domain.errors import MAX_RETRY_AFTER, TransientError
 
 log = logging.getLogger(__name__)
@@ -50,20 +51,26 @@ class RetryBudget:
 
 
 async def with_retries(budget: RetryBudget, what: str, attempt: Callable[[], Awaitable[T]],
-                       spent: list[float] | None = None) -> T:
+                       spent: list[float] | None = None, gate: ThrottleGate | None = None) -> T:
     """Run ``attempt`` until it succeeds, retrying TransientError within ``budget``.
 
     ``spent`` (a one-item list, seconds) carries the waiting already done by earlier
     requests of the same call (the pages of one listing), so the budget holds for the whole
-    call. Raises the last TransientError (its reason says how many attempts were made; its
-    ``retry_after`` keeps the delay the service asked for) or any other error at once.
+    call. ``gate``: the service's ``ThrottleGate``, waited for before every attempt (inside
+    the budget) and told of every ``Retry-After``. Raises the last TransientError (its reason
+    says how many attempts were made; its ``retry_after`` keeps the delay the service asked
+    for) or any other error at once.
     """
     spent = spent if spent is not None else [0.0]
     retry = 0
     while True:
         try:
+            if gate is not None:
+                spent[0] += await gate.wait(what, budget.max_wait - spent[0], asyncio.sleep)
             return await attempt()
         except TransientError as error:
+            if gate is not None:
+                gate.saw(error)
             retry += 1
             delay = budget.delay(retry, error.retry_after, spent[0])
             if delay is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
 
@@ -43,6 +43,20 @@ class Fault:
     # tenant's seeded random (``SandboxTenant.seed_faults``): throttling and outages that
     # strike some calls and not others, the same way for the same seed and call order.
     chance: float = 1.0
+    # Graph's throttling: once this fault answers, it answers every request it matches for
+    # its ``retry_after`` seconds, whatever ``times`` and ``chance`` say ("When a throttling
+    # threshold is exceeded, Microsoft Graph limits any further requests from that client
+    # app for some time", https://learn.microsoft.com/graph/throttling).
+    holds: bool = False
+    held_until: float = field(default=0.0, repr=False)  # time.monotonic(); set when it holds
+
+    def holding(self, now: float) -> bool:
+        """Still refusing every matching request (``holds``, within its window)."""
+        return self.holds and now < self.held_until
+
+    def hold_from(self, now: float) -> None:
+        if self.holds and self.retry_after is not None:
+            self.held_until = now + self.retry_after
 
     def exhausted(self) -> bool:
         return self.times is not None and self.times <= 0
@@ -97,8 +111,12 @@ class Fault:
 
 
 def _typed(name: str, value: Any, expected: Any) -> Any:
-    # No fault field is a flag; JSON has one number type, so 3 stands for 3.0 too.
-    if not isinstance(value, bool):
+    # Only ``holds`` is a flag (a bool is no number here); JSON has one number type, so 3
+    # stands for 3.0 too.
+    if isinstance(value, bool):
+        if expected is bool:
+            return value
+    else:
         if isinstance(value, expected):
             return value
         if isinstance(value, int) and isinstance(1.0, expected):

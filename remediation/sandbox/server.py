@@ -91,6 +91,7 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
             target=call.target,
             headers={name: value for name, value in request.headers.items()
                      if name.lower() != "authorization"},
+            answered=time.monotonic(),
         ))
 
 

@@ -11,6 +11,7 @@ import json
 import random
 import string
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -252,6 +253,11 @@ class BlockBehaviour:
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """One request the tenant received. ``at``: when it arrived, ``answered``: when its answer
+    left (``time.monotonic()`` seconds, the latency and any fault's delay in between): a
+    client that honours ``Retry-After`` sends nothing sooner than a 429's ``answered`` plus
+    its ``Retry-After``."""
+
     at: float
     method: str
     path: str
@@ -261,6 +267,7 @@ class RecordedRequest:
     cmdlet: str | None
     target: str | None
     headers: dict[str, str]
+    answered: float = 0.0
 
 
 @dataclass
@@ -902,13 +909,23 @@ class SandboxTenant:
     def take_fault(self, method: str, path: str, cmdlet: str | None,
                    target: str | None) -> Fault | None:
         """The first live fault matching the request, with one of its uses spent. A fault
-        with a ``chance`` below 1 that the draw spares lets the request on to the next."""
+        with a ``chance`` below 1 that the draw spares lets the request on to the next. A
+        fault that ``holds`` answers every matching request within its window, use-free."""
+        now = time.monotonic()
         with self._lock:
             for fault in self._faults:
-                if not fault.exhausted() and fault.matches(method, path, cmdlet, target):
-                    if fault.chance < 1.0 and self._fault_random.random() >= fault.chance:
-                        continue
-                    return fault if fault.consume() else None
+                if not fault.matches(method, path, cmdlet, target):
+                    continue
+                if fault.holding(now):
+                    return fault
+                if fault.exhausted():
+                    continue
+                if fault.chance < 1.0 and self._fault_random.random() >= fault.chance:
+                    continue
+                if not fault.consume():
+                    return None
+                fault.hold_from(now)
+                return fault
         return None
 
     def record(self, request: RecordedRequest) -> None:

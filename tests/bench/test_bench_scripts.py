@@ -47,6 +47,10 @@ def test_every_bench_script_runs_at_its_smallest_size_and_ends_with_its_figures(
     assert secure["product"]["password_resets"] == 1
     assert secure["product"]["calls_on_path"]["reset_password"] > 0
     assert secure["script"]["calls_per_user"]["graph_write"] == 2  # the reset, the revocation
+    assert (secure["script"]["mode"], secure["script_loop"]["mode"]) == ("batched", "loop")
+    assert secure["script_loop"]["calls_per_user"] == secure["script"]["calls_per_user"]
+    assert secure["product"]["over_script_loop"] > 0
+    assert secure["product"]["over_script_batched"] > 0
 
     calls = {row["case"]: row for row in results["calls_per_case"][1]["cases"]}  # type: ignore[index]
     assert calls["baseline"]["state"] == "verified"

@@ -221,3 +221,67 @@ async def test_run_stops_when_asked(queue: SqliteQueue) -> None:
 
     assert handled == [b"one"]
     assert (await queue.counts(Q)).completed == 1
+
+
+async def test_a_request_queued_into_an_idle_worker_is_taken_before_its_poll_interval(
+        queue: SqliteQueue) -> None:
+    # The loops' own poll interval is a minute: the looker wakes them.
+    stop = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        handled.append(delivery.body)
+        stop.set()
+        return a_case(delivery)
+
+    work = LocalWorker(queue, {Q: handle}, concurrency=4, poll_interval=60.0)
+    running = asyncio.create_task(work.run(stop=stop))
+    await asyncio.sleep(0.2)  # every loop has found the queue empty and is waiting
+    await queue.send(Q, "one")
+
+    await asyncio.wait_for(running, 10.0)
+
+    assert handled == [b"one"]
+
+
+async def test_no_new_message_is_taken_while_the_tenant_is_throttling(
+        queue: SqliteQueue) -> None:
+    stop = asyncio.Event()
+    hold = [0.5]  # seconds until the throttling gates open, as the gates say
+    handled: list[bytes] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        handled.append(delivery.body)
+        stop.set()
+        return a_case(delivery)
+
+    work = LocalWorker(queue, {Q: handle}, concurrency=2, poll_interval=0.01,
+                       throttled=lambda: hold[0])
+    running = asyncio.create_task(work.run(stop=stop))
+    await queue.send(Q, "one")
+    await asyncio.sleep(0.2)  # many polls' worth: the message stays on the queue
+    assert handled == []
+    assert (await queue.counts(Q)).ready == 1
+
+    hold[0] = 0.0  # the gates opened: the loops take it once their wait ends
+    await asyncio.wait_for(running, 10.0)
+
+    assert handled == [b"one"]
+
+
+async def test_throttling_longer_than_a_call_may_wait_holds_nothing_back(
+        queue: SqliteQueue) -> None:
+    # Ten minutes asked: a new case's first call fails at once without reaching the tenant,
+    # and its retry is scheduled after the Retry-After; run --until-idle must not wait it out.
+    await queue.send(Q, "one")
+    handled: list[bytes] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        handled.append(delivery.body)
+        return a_case(delivery)
+
+    work = LocalWorker(queue, {Q: handle}, concurrency=2, poll_interval=0.05,
+                       throttled=lambda: 600.0)
+    await run_until_idle(work)
+
+    assert handled == [b"one"]
