@@ -39,6 +39,10 @@ class Fault:
     # Run the real handler (its write sticks), then hold the answer this many seconds: a
     # client that gives up meanwhile never learns that its request succeeded.
     delay_after: float = 0.0
+    # The share of matching requests the fault takes (0 to 1), drawn per request from the
+    # tenant's seeded random (``SandboxTenant.seed_faults``): throttling and outages that
+    # strike some calls and not others, the same way for the same seed and call order.
+    chance: float = 1.0
 
     def exhausted(self) -> bool:
         return self.times is not None and self.times <= 0
@@ -82,6 +86,8 @@ class Fault:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         hints = get_type_hints(cls)
         fault = cls(**{name: _typed(name, value, hints[name]) for name, value in data.items()})
+        if not 0.0 <= fault.chance <= 1.0:
+            raise ValueError(f"fault chance must be between 0 and 1, not {fault.chance!r}")
         if fault.path is not None:
             try:
                 re.compile(fault.path)

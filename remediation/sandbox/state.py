@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import string
 import threading
 import uuid
@@ -389,6 +390,7 @@ class SandboxTenant:
         self._alert_version = 0
         self._alert_listing: tuple[str | None, int, list[dict[str, Any]]] | None = None
         self._faults: list[Fault] = []
+        self._fault_random = random.Random(0)  # noqa: S311 (a simulation, not a secret)
         self._requests: list[RecordedRequest] = []
 
     # --- directory -------------------------------------------------------------------------
@@ -888,16 +890,24 @@ class SandboxTenant:
         with self._lock:
             self._faults.append(fault)
 
+    def seed_faults(self, seed: int) -> None:
+        """Where the draws of faults with a ``chance`` below 1 start: one seed, one series."""
+        with self._lock:
+            self._fault_random.seed(seed)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
 
     def take_fault(self, method: str, path: str, cmdlet: str | None,
                    target: str | None) -> Fault | None:
-        """The first live fault matching the request, with one of its uses spent."""
+        """The first live fault matching the request, with one of its uses spent. A fault
+        with a ``chance`` below 1 that the draw spares lets the request on to the next."""
         with self._lock:
             for fault in self._faults:
                 if not fault.exhausted() and fault.matches(method, path, cmdlet, target):
+                    if fault.chance < 1.0 and self._fault_random.random() >= fault.chance:
+                        continue
                     return fault if fault.consume() else None
         return None
 
