@@ -1,15 +1,17 @@
 """Service Bus for several Functions instances, at the SDK boundary: what each instance's
 recording client (tests/service_bus_fake.py) sent or scheduled is delivered to the
 instances' triggers (``functions.delivery`` then the handler, as ``remediate`` and ``verify``
-do), when due, never a cancelled one, one message at a time per session, each session to
-the instances in turn; a message whose handler raised is delivered again with its delivery
+do), as soon as due, never a cancelled one, one message at a time per session (but for the
+test's own deliveries of one message at once: a lost session lock), to the instances in
+turn; a message whose handler raised is delivered again with its delivery
 count raised, up to the queue's maximum (then dead-lettered, as the broker does)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +23,7 @@ from remediation.entrypoints.functions import delivery
 from tests.service_bus_fake import RecordingServiceBusClient, properties_of
 
 REQUESTS, VERIFICATIONS = "remediation-requests", "remediation-verifications"
-LONGEST_WAIT = 0.2
+TICK = 0.01
 
 
 def recording_client(instance: int) -> RecordingServiceBusClient:
@@ -88,28 +90,37 @@ class Broker:
                     ready.append((queue, message))
         return ready, min(later, default=None)
 
-    async def drain(self) -> None:
-        """Deliver everything sent or scheduled, and what that sends, until nothing is left;
-        each session's messages one after another, sessions at once."""
+    async def drain(self, first: Sequence[tuple[str, Any, int]] = ()) -> None:
+        """Deliver ``first`` (queue, message, turn: deliveries the test makes itself, at once,
+        its session lock lost) and, meanwhile and after, everything sent or scheduled as soon
+        as it is due and its session free (the sessions of ``first`` are busy until all of
+        their deliveries end), until nothing is running, due or scheduled."""
+        holders: Counter[tuple[str, str | None]] = Counter(
+            (queue, message.session_id) for queue, message, _ in first)
+        running: set[asyncio.Task[None]] = set()
         turn = 0
+
+        async def deliver_in_session(queue: str, message: Any, at_turn: int) -> None:
+            try:
+                await self.deliver_until_done(queue, message, at_turn)
+            finally:
+                holders[(queue, message.session_id)] -= 1
+
+        for queue, message, at_turn in first:
+            self.taken.add(id(message))
+            running.add(asyncio.ensure_future(deliver_in_session(queue, message, at_turn)))
         while True:
             ready, next_at = self.due()
-            if not ready:
-                if next_at is None:
-                    return
-                wait = next_at - datetime.now(UTC).timestamp()
-                await asyncio.sleep(min(max(wait, 0.01), LONGEST_WAIT))
-                continue
-            sessions: dict[tuple[str, str | None], list[Any]] = {}
             for queue, message in ready:
+                if holders[(queue, message.session_id)] > 0:
+                    continue
+                holders[(queue, message.session_id)] += 1
                 self.taken.add(id(message))
-                sessions.setdefault((queue, message.session_id), []).append(message)
-
-            async def one_session(queue: str, messages: list[Any], first_turn: int) -> None:
-                for offset, message in enumerate(messages):
-                    await self.deliver_until_done(queue, message, first_turn + offset)
-
-            await asyncio.gather(*(one_session(queue, messages, turn + index)
-                                   for index, ((queue, _), messages)
-                                   in enumerate(sessions.items())))
-            turn += 1
+                running.add(asyncio.ensure_future(deliver_in_session(queue, message, turn)))
+                turn += 1
+            for task in [task for task in running if task.done()]:
+                running.discard(task)
+                task.result()
+            if not running and not ready and next_at is None:
+                return
+            await asyncio.sleep(TICK)

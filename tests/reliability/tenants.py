@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from remediation.domain.cases import Case, StepStatus
-from remediation.sandbox import Fault, SandboxTenant, SandboxUser
+from remediation.sandbox import BlockBehaviour, Fault, SandboxTenant, SandboxUser
 from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 
 RESET, UNBLOCK_CMDLET = "reset_password", "Remove-BlockedSenderAddress"
@@ -22,14 +22,16 @@ def address(index: int) -> str:
     return f"user{index:03d}@contoso.com"
 
 
-def blocked_tenant(users: int) -> tuple[SandboxTenant, list[dict[str, Any]]]:
-    """``users`` ordinary accounts, each on the Restricted users list with one "User
-    restricted from sending email" alert naming its mailbox."""
+def blocked_tenant(users: int, behaviour: BlockBehaviour | None = None,
+                   ) -> tuple[SandboxTenant, list[dict[str, Any]]]:
+    """``users`` ordinary accounts, each on the Restricted users list (its block behaving as
+    ``behaviour`` says) with one "User restricted from sending email" alert naming its
+    mailbox."""
     tenant = SandboxTenant()
     alerts = []
     for index in range(users):
         user = tenant.add_user(SandboxUser(address(index), f"User {index:03d}"))
-        tenant.block(user.user_principal_name)
+        tenant.block(user.user_principal_name, behaviour=behaviour)
         raw = alert(RESTRICTED, [mailbox_evidence(user.user_principal_name)])
         tenant.add_alert(raw)
         alerts.append(raw)

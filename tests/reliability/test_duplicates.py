@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from remediation.bootstrap import Application, bootstrap
 from remediation.config import Settings
 from remediation.domain.alerts import parse_alert, request_for_alert
 from remediation.domain.cases import Case
-from remediation.sandbox import SandboxServer, SandboxTenant
+from remediation.sandbox import BlockBehaviour, SandboxServer, SandboxTenant
 from tests.conftest import sandbox_settings
 from tests.reliability.bus import REQUESTS, Broker, Instance, recording_client
 from tests.reliability.tenants import (
@@ -45,13 +46,15 @@ from tests.reliability.tenants import (
 USERS = {"sqlite": 20, "table": 10}
 LATENCY = 0.05
 COPIES = 3
+# Exchange keeps listing a removed block for a while (the demo's lee.gu): two reads here.
+LINGER = 2
 
 
 @pytest.fixture
 def served(request: pytest.FixtureRequest,
            ) -> Iterator[tuple[SandboxTenant, list[dict[str, Any]], str]]:
     journal = "sqlite" if request.node.name.endswith("[sqlite]") else "table"
-    tenant, alerts = blocked_tenant(USERS[journal])
+    tenant, alerts = blocked_tenant(USERS[journal], BlockBehaviour(linger_reads=LINGER))
     tenant.latency = LATENCY
     server = SandboxServer(tenant)
     url = server.start_in_thread()
@@ -66,10 +69,13 @@ def table(azurite_table_connection_string: str) -> dict[str, Any]:
 
 
 def settings_for(url: str, tenant: SandboxTenant, folder: Path, **changes: Any) -> Settings:
-    from datetime import timedelta
-
+    """Three checks, the first 1 s after the unblock: on Service Bus the check (on the
+    verifications queue) may come while its case, on the requests queue, still journals
+    that it scheduled it, and a check shorter than that is refused as unscheduled (a
+    compressed-time artifact: the checks come an hour after in production)."""
     return sandbox_settings(url, tenant, folder / "state.db", sweep_restricted_users=False,
-                            verify_delays=(timedelta(seconds=0.2),),
+                            verify_delays=(timedelta(seconds=1), timedelta(seconds=1.5),
+                                           timedelta(seconds=2)),
                             max_remediations_per_hour=1000, **changes)
 
 
@@ -93,13 +99,18 @@ def assert_one_reset_and_one_unblock_each(tenant: SandboxTenant, alerts: list[di
         user.user_principal_name: 1 for user in tenant.users()}, [
         (case.user, case.state.value, case.reason) for case in cases]
     assert {case.state.value for case in acting} == {"verified"}, [
-        (case.user, story(case)) for case in acting if case.state.value != "verified"]
+        (case.user, case.state.value, case.reason) for case in acting
+        if case.state.value != "verified"]
     on_cases = {alert_id for case in acting for alert_id in case.alert_ids}
     assert on_cases == {str(raw["id"]) for raw in alerts}
-    assert set(resets(tenant).values()) == {1}
-    assert set(applied_unblocks(tenant).values()) == {1}
-    assert set(unblock_calls(tenant).values()) == {1}
-    assert len(applied_unblocks(tenant)) == len(alerts)
+    assert {user: count for user, count in resets(tenant).items() if count != 1} == {}
+    # One unblock each: {user: Remove-BlockedSenderAddress calls Exchange carried out}.
+    calls = unblock_calls(tenant)
+    assert set(calls) == {user.user_principal_name for user in tenant.users()}
+    assert {user: count for user, count in calls.items() if count != 1} == {}, [
+        (case.user, [(name, status) for name, status, _ in story(case) if name == "unblock"])
+        for case in acting if calls[case.user] != 1][:2]
+    assert applied_unblocks(tenant) == calls
 
 
 @pytest.mark.parametrize("two_apps", ["sqlite", "table"], indirect=True)
@@ -143,13 +154,11 @@ async def test_each_alert_three_times_to_two_functions_instances_on_service_bus(
         first = instances[0]
         for raw in alerts:
             await first.app.requests.send(request_for_alert(parse_alert(raw)))
-        messages = first.bus.senders[REQUESTS].sent
-        broker.taken.update(id(message) for message in messages)
         # Each message three times at once: its session lock lost twice, taken up again
         # by one instance, then the other.
-        await asyncio.gather(*(broker.deliver_until_done(REQUESTS, message, copy)
-                               for message in messages for copy in range(COPIES)))
-        await broker.drain()
+        await broker.drain([(REQUESTS, message, copy)
+                            for message in first.bus.senders[REQUESTS].sent
+                            for copy in range(COPIES)])
         cases = await first.app.journal.list_cases()
     finally:
         for instance in instances:
