@@ -27,9 +27,10 @@ from remediation.bootstrap import bootstrap
 from remediation.config import Settings
 from remediation.domain.alerts import alert_request_id
 from remediation.domain.cases import Case
-from remediation.sandbox import Fault, SandboxServer, SandboxTenant
+from remediation.sandbox import BlockBehaviour, Fault, SandboxServer, SandboxTenant
 from tests.conftest import sandbox_settings
 from tests.reliability.tenants import (
+    UNBLOCK_CMDLET,
     Tally,
     add_chaos,
     address,
@@ -76,10 +77,10 @@ def chaos(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chaos]:
 
 def settings_for(url: str, tenant: SandboxTenant, folder: Path, users: int,
                  **changes: Any) -> Settings:
+    defaults: dict[str, Any] = {"verify_delays": (timedelta(seconds=0.2),)}
     return sandbox_settings(url, tenant, folder / "state.db", sweep_restricted_users=False,
-                            http_timeout=HTTP_TIMEOUT, verify_delays=(timedelta(seconds=0.2),),
-                            max_remediations_per_hour=10 * users,
-                            worker_concurrency=CONCURRENCY, **changes)
+                            http_timeout=HTTP_TIMEOUT, max_remediations_per_hour=10 * users,
+                            worker_concurrency=CONCURRENCY, **{**defaults, **changes})
 
 
 async def remediate_alerted(settings: Settings) -> list[Case]:
@@ -151,3 +152,28 @@ async def test_a_reset_applied_and_answered_late_is_an_attempt_on_record(
     assert next(r.status for r in tenant.requests() if r.method == "PATCH") == 499
     # (resets the tenant made, reset attempts the journal shows)
     assert (len(user.password_changes), reset_attempts(cases)[case.user]) in ((1, 1), (2, 2))
+
+
+async def test_an_unblock_applied_and_answered_late_is_not_sent_again(
+        tmp_path: Path, compressed_call_backoff: None) -> None:
+    """The late answer on the unblock: Exchange removes the block and answers after the
+    client gave up, and (as it does, the demo's lee.gu) still lists the removed block for a
+    couple of reads. Exchange must hear one Remove-BlockedSenderAddress it carries out."""
+    tenant, _ = blocked_tenant(1, BlockBehaviour(linger_reads=2))
+    tenant.add_fault(Fault(delay_after=(HTTP_TIMEOUT * 2).total_seconds(),
+                           cmdlet=UNBLOCK_CMDLET))
+    server = SandboxServer(tenant)
+    url = server.start_in_thread()
+    try:
+        cases = await remediate_alerted(settings_for(
+            url, tenant, tmp_path, 1, verify_delays=(timedelta(seconds=0.2),
+                                                     timedelta(seconds=0.4),
+                                                     timedelta(seconds=0.6))))
+    finally:
+        server.stop_thread()
+
+    [case] = cases
+    assert next(r.status for r in tenant.requests() if r.cmdlet == UNBLOCK_CMDLET) == 499
+    assert case.state.value == "verified", story(case)
+    # {address: Remove-BlockedSenderAddress calls Exchange carried out}
+    assert unblock_calls(tenant) == {address(0): 1}
