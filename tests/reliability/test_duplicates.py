@@ -8,7 +8,7 @@ recording client, tests/reliability/bus.py) with the Table journal. On the local
 three deliveries are the alert's message, a copy of it past duplicate detection, and the
 same alert naming the account by its object id (another session, so only the journal keeps
 the two workers apart); on Service Bus, the same message delivered three times at once, as
-after a lost session lock. 50 ms per tenant call, so that the workers' cases overlap; 20 users
+after a lost session lock. 20 ms per tenant call, so that the workers' cases overlap; 20 users
 on SQLite, 10 on the Table journal.
 """
 
@@ -44,7 +44,7 @@ from tests.reliability.tenants import (
 # The Table journal costs an HTTP call to Azurite per write: fewer users there keep the
 # suite within its budget; two workers still race on every user.
 USERS = {"sqlite": 20, "table": 10}
-LATENCY = 0.05
+LATENCY = 0.02
 COPIES = 3
 # Exchange keeps listing a removed block for a while (the demo's lee.gu): two reads here.
 LINGER = 2
