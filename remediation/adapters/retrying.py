@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from remediation.domain.errors import MAX_RETRY_AFTER, TransientError
+from remediation.domain.errors import MAX_RETRY_AFTER, OutcomeUnknown, TransientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,7 +51,8 @@ class RetryBudget:
 
 async def with_retries(budget: RetryBudget, what: str, attempt: Callable[[], Awaitable[T]],
                        spent: list[float] | None = None) -> T:
-    """Run ``attempt`` until it succeeds, retrying TransientError within ``budget``.
+    """Run ``attempt`` until it succeeds, retrying TransientError within ``budget``;
+    OutcomeUnknown (a change that may have been carried out) is raised at once, never retried.
 
     ``spent`` (a one-item list, seconds) carries the waiting already done by earlier
     requests of the same call (the pages of one listing), so the budget holds for the whole
@@ -63,6 +64,8 @@ async def with_retries(budget: RetryBudget, what: str, attempt: Callable[[], Awa
     while True:
         try:
             return await attempt()
+        except OutcomeUnknown:
+            raise  # a change that may have been carried out is never sent twice in one call
         except TransientError as error:
             retry += 1
             delay = budget.delay(retry, error.retry_after, spent[0])
