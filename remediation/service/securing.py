@@ -19,7 +19,12 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
-from remediation.domain.errors import PermanentError, RemediationError, TransientError
+from remediation.domain.errors import (
+    OutcomeUnknown,
+    PermanentError,
+    RemediationError,
+    TransientError,
+)
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.guardrails import Verdict, judge
 from remediation.domain.hygiene import (
@@ -52,6 +57,12 @@ from remediation.service.scope import OUT_OF_SCOPE, AdministrativeScope, out_of_
 from remediation.service.settings import WorkflowSettings
 from remediation.service.shared_mailboxes import SharedMailboxes
 from remediation.service.triage import rate_limit_hold
+from remediation.service.unsettled_unblock import (
+    UNSETTLED,
+    WAITING,
+    still_settling,
+    unsettled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -384,9 +395,12 @@ class Securing:
              "at": now.isoformat()})
 
     async def _unblock_one(self, case: Case, address: str) -> BlockedSender | None:
+        """Lift one address's block: the block lifted, or None when none was listed. A
+        removal whose answer was lost is never sent again at once (``unsettled_unblock``)."""
         entries = await self._exchange.blocked_entries(address)
+        lost = unsettled(case, address)
         if not entries:
-            return None
+            return lost.block if lost is not None else None
         block = _newest(entries)
         earlier = _block_seen_before(case, address)
         if earlier is not None and block.is_newer_than(earlier):
@@ -395,11 +409,26 @@ class Securing:
                 f"{address} blocked again at {_when(block.created)} while the unblock was in "
                 "progress: the account may still be sending spam; not unblocking again",
                 EscalationKind.REBLOCKED)
+        if still_settling(lost, block):
+            await self._recorder.note(
+                case, UNBLOCK, StepStatus.INFO, f"{address} still listed after a removal "
+                "whose answer was lost: Exchange lists a lifted block for a while; reading "
+                "again before sending it again", {"address": address, WAITING: True})
+            raise TransientError(f"{address}: the earlier removal may have been carried out "
+                                 "(Exchange still lists the block); reading again later")
         await self._recorder.note(case, UNBLOCK, StepStatus.INFO,
                                   f"{address} listed since {_when(block.created)} "
                                   f"({block.reason})",
                                   {"address": address, "block_created": _iso(block.created)})
-        await self._exchange.unblock(address)
+        try:
+            await self._exchange.unblock(address)
+        except OutcomeUnknown:
+            await self._recorder.note(
+                case, UNBLOCK, StepStatus.INFO, f"{address}: Exchange's answer to the removal "
+                "was lost; it may have been carried out: the next attempt reads the list first",
+                {"address": address, UNSETTLED: True, "block_created": _iso(block.created),
+                 "block_reason": block.reason})
+            raise
         return block
 
     async def _schedule(self, case: Case) -> StepResult:
