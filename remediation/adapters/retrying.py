@@ -6,6 +6,10 @@ call fail at once with a TransientError carrying the delay it asked for, and the
 the whole request later. The SDKs' own retry loops would sleep for anything up to 180 s
 (kiota's RetryHandler, ``RetryHandlerOption.MAX_DELAY``) or without a cap (azure-core's
 ``AsyncRetryPolicy``), which an Azure Functions invocation cannot afford.
+
+A change whose request may have reached the service is never re-sent here: the adapters
+raise OutcomeUnknown for it, which ends the call at once (the step decides at its next
+attempt).
 """
 
 import asyncio
