@@ -330,7 +330,8 @@ class Securing:
         """Disable suspicious rules and clear forwarding. Each change is journaled the
         moment it is made (a ``partial`` note): a retry after a failure in between no longer
         finds a rule it disabled, and takes it from that note instead; one it finds again
-        (enabled again meanwhile) it disables again."""
+        (enabled again meanwhile) it disables again. A change whose answer was lost
+        (OutcomeUnknown) is noted so too before the attempt fails: it may have been made."""
         if self._mailbox is None:
             return StepResult("mailbox hygiene not configured")
         earlier = [Finding(**note.data[PARTIAL]) for note in case.steps
@@ -351,14 +352,19 @@ class Securing:
         if self._settings.hygiene == "report":
             return StepResult(f"found, reported and left as they are: {summary}", data)
         for finding in current:
-            if finding.rule_id is not None:
-                await self._mailbox.disable_rule(user.id, finding.rule_id)
-            else:
-                await self._mailbox.clear_forwarding(user.sender_address)
-            case = await self._recorder.note(
-                case, HYGIENE, StepStatus.INFO,
-                f"disabled {finding.name!r}" if finding.rule_id else "forwarding cleared",
-                {PARTIAL: _finding_data(finding)})
+            done = f"disabled {finding.name!r}" if finding.rule_id else "forwarding cleared"
+            try:
+                if finding.rule_id is not None:
+                    await self._mailbox.disable_rule(user.id, finding.rule_id)
+                else:
+                    await self._mailbox.clear_forwarding(user.sender_address)
+            except OutcomeUnknown:  # the retry may no longer find it: on record now
+                await self._recorder.note(case, HYGIENE, StepStatus.INFO,
+                                          f"{done}, perhaps (the answer was lost)",
+                                          {PARTIAL: _finding_data(finding)})
+                raise
+            case = await self._recorder.note(case, HYGIENE, StepStatus.INFO, done,
+                                             {PARTIAL: _finding_data(finding)})
         return StepResult(f"disabled or cleared (kept for review): {summary}", data)
 
     async def _findings(self, user: DirectoryUser) -> list[Finding]:
