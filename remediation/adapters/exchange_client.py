@@ -14,6 +14,13 @@ endpoint answer):
   ``TransientException``, ``BackendCommunicationException``) arrive even as HTTP 400, and a
   permanent cause (not found, unblock limit) may arrive as a 5xx.
 
+A cmdlet that changes something (any verb but Get and Search) is never sent twice in one call
+once it may have reached Exchange: a timeout, an answer lost after sending, a 5xx or a
+transient family raises OutcomeUnknown (Exchange may have carried it out, as it does a
+``Remove-BlockedSenderAddress`` answered late) and the step decides at its next attempt. Only
+a 429 is retried inside the call (a throttled request is refused, as for Graph), and a
+request that never left (azure-core's ServiceRequestError: "no request was sent").
+
 Paging follows ``@odata.nextLink`` or ``odata.nextLink`` only to the configured Exchange
 host: the bearer token never goes anywhere else.
 
@@ -35,7 +42,7 @@ from remediation.adapters.credentials import token_failure
 from remediation.adapters.retrying import RetryBudget, parse_retry_after, with_retries
 from remediation.adapters.throttle_gate import ThrottleGate
 from remediation.adapters.token_scopes import exchange_scope
-from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.errors import OutcomeUnknown, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,7 @@ _UNBLOCK_LIMIT_CAUSES = (("unblocklimit",), ("unblock", "limit"), ("unblock", "q
                          ("limit", "support"))
 _PAGINATION_EXPIRED = "expired or invalid pagination request"
 _SHOWN = 500  # characters of Exchange's text kept in a reason
+_READ_VERBS = ("get-", "search-")  # cmdlets that change nothing; any other may
 
 
 class ExchangeError(Exception):
@@ -210,12 +218,6 @@ class ExchangeAdminClient:
         return str(link)
 
     async def _post(self, cmdlet: str, url: str, body: str) -> dict[str, Any]:
-        from azure.core.exceptions import (
-            AzureError,
-            ClientAuthenticationError,
-            ServiceRequestError,
-            ServiceResponseError,
-        )
         from azure.core.rest import HttpRequest
 
         request = HttpRequest("POST", url, content=body, headers={
@@ -223,6 +225,19 @@ class ExchangeAdminClient:
             "X-AnchorMailbox": ANCHOR_MAILBOX.format(tenant=self._tenant_id),
             "Prefer": f"odata.maxpagesize={self._page_size}",
         })
+        try:
+            return await self._send(cmdlet, request)
+        except TransientError as error:
+            raise _unsettled(cmdlet, error) from None
+
+    async def _send(self, cmdlet: str, request: Any) -> dict[str, Any]:
+        from azure.core.exceptions import (
+            AzureError,
+            ClientAuthenticationError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
         try:
             # The transport's timeouts are per socket read: a dripping answer would outlive
             # them, so the whole request has a deadline too.
@@ -238,7 +253,8 @@ class ExchangeAdminClient:
         except (ServiceRequestError, ServiceResponseError) as error:
             kind = "timed out" if "timeout" in type(error).__name__.lower() or (
                 "timeout" in str(error).lower()) else "failed to connect"
-            raise TransientError(f"Exchange: {cmdlet} {kind}") from None
+            raise _Failed(f"Exchange: {cmdlet} {kind}",
+                          unsent=isinstance(error, ServiceRequestError)) from None
         except AzureError as error:
             raise TransientError(f"Exchange: {cmdlet} failed: {type(error).__name__}") from None
         status = response.status_code
@@ -345,7 +361,7 @@ def _classify(cmdlet: str, error: ExchangeError, retry_after: float | None) -> E
     if error.says_missing_rights:
         return _missing_rights(cmdlet, error)
     if error.transient:
-        return TransientError(detail, retry_after=retry_after)
+        return _Failed(detail, unsent=error.status == 429, retry_after=retry_after)
     if error.not_found or error.pagination_expired:
         return ExchangeCmdletError(detail, error)
     if error.unblock_limit:
@@ -355,8 +371,28 @@ def _classify(cmdlet: str, error: ExchangeError, retry_after: float | None) -> E
     if error.missing_rights:
         return _missing_rights(cmdlet, error)
     if error.status in (408, 429) or error.status >= 500:
-        return TransientError(detail, retry_after=retry_after)
+        return _Failed(detail, unsent=error.status == 429, retry_after=retry_after)
     return ExchangeCmdletError(detail, error)
+
+
+class _Failed(TransientError):
+    """A transient failure of one request; ``unsent``: Exchange cannot have carried it out
+    (it never left, or a 429 refused it)."""
+
+    def __init__(self, reason: str, *, unsent: bool, retry_after: float | None = None,
+                 ) -> None:
+        super().__init__(reason, retry_after=retry_after)
+        self.unsent = unsent
+
+
+def _unsettled(cmdlet: str, error: TransientError) -> TransientError:
+    """``error`` as a plain TransientError (retried inside the call) for a read or a request
+    Exchange cannot have carried out; OutcomeUnknown (never re-sent in this call) for a
+    change that may have been."""
+    if cmdlet.lower().startswith(_READ_VERBS) or (isinstance(error, _Failed) and error.unsent):
+        return TransientError(error.reason, retry_after=error.retry_after)
+    return OutcomeUnknown(f"{error.reason}; Exchange may have carried it out: not sent again "
+                          "in this call", retry_after=error.retry_after)
 
 
 def _missing_rights(cmdlet: str, error: ExchangeError) -> ExchangeCmdletError:

@@ -6,12 +6,20 @@ the network answers: a redirect is an error (never followed: the token stays wit
 configured host), a body the SDK cannot read is transient, an answer that takes longer than
 the timeout as a whole (not per socket read) is transient, anything else the SDK raises is
 permanent, with a reason that names the call and the kind of failure, never the URL.
+
+A change (any method but GET, HEAD, OPTIONS) is never sent twice in one call once it may have
+reached Graph: a timeout, a connection lost after sending or a 5xx (503 included: Graph's
+docs say a 503 means busy, never that the request was not carried out) raises OutcomeUnknown
+and the step decides at its next attempt. Only a 429 is retried inside the call, as for a
+read: Graph's throttling guidance (https://learn.microsoft.com/graph/throttling) says a
+throttled request fails. A connection that could not be opened never carried a request.
 """
 
 import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
@@ -27,7 +35,7 @@ from remediation.adapters.retrying import (
 )
 from remediation.adapters.throttle_gate import ThrottleGate
 from remediation.adapters.token_scopes import graph_scope
-from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.errors import OutcomeUnknown, PermanentError, TransientError
 
 if TYPE_CHECKING:
     from kiota_abstractions.request_information import RequestInformation
@@ -42,6 +50,11 @@ T = TypeVar("T")
 MAX_PAGES = 200
 # pages hands each page on as it arrives: this bound only stops a server that pages forever.
 MAX_STREAMED_PAGES = 100_000
+# The methods of the requests the current attempt sent (the request hook adds them).
+_SENT: ContextVar[list[str] | None] = ContextVar("graph_requests_sent", default=None)
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Failures before a request left: no connection, so nothing reached Graph.
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
@@ -68,7 +81,8 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     auth = AzureIdentityAuthenticationProvider(
         credential, scopes=[graph_scope(endpoint)], allowed_hosts=[host])
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                             event_hooks={"response": [_refuse_redirects]})
+                             event_hooks={"request": [_note_method],
+                                          "response": [_refuse_redirects]})
     retry = RetryHandlerOption(delay=0, max_retries=0, should_retry=False)
     options: dict[str, Any] = {RetryHandlerOption.get_key(): retry,
                                RedirectHandlerOption.get_key(): RedirectHandlerOption(
@@ -88,6 +102,12 @@ class _Redirected(Exception):
         self.status = status
 
 
+async def _note_method(request: httpx.Request) -> None:
+    sent = _SENT.get()
+    if sent is not None:
+        sent.append(request.method.upper())
+
+
 async def _refuse_redirects(response: httpx.Response) -> None:
     if 300 <= response.status_code < 400:
         raise _Redirected(response.status_code)
@@ -95,7 +115,8 @@ async def _refuse_redirects(response: httpx.Response) -> None:
 
 class GraphCaller:
     """Runs SDK calls: retries throttling (429, honouring Retry-After within the budget), 5xx
-    and transport failures, then translates errors into TransientError / PermanentError."""
+    and transport failures (for a change, only 429 and failures to connect: see the module's
+    docstring), then translates errors into TransientError / PermanentError."""
 
     def __init__(self, endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
                  max_retries: int, retry_delay: float = 0.5,
@@ -133,6 +154,17 @@ class GraphCaller:
                                   spent, self.gate)
 
     async def _once(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]]) -> T:
+        sent: list[str] = []
+        token = _SENT.set(sent)
+        try:
+            return await self._attempt(what, action)
+        except TransientError as error:
+            raise _unsettled(error, sent) from None
+        finally:
+            _SENT.reset(token)
+
+    async def _attempt(self, what: str,
+                       action: Callable[["GraphServiceClient"], Awaitable[T]]) -> T:
         from azure.core.exceptions import ClientAuthenticationError
         from kiota_abstractions.api_error import APIError
 
@@ -143,10 +175,12 @@ class GraphCaller:
                 return await action(self.client)
         except APIError as error:
             raise _translate(what, error) from None
-        except (httpx.TimeoutException, TimeoutError):
-            raise TransientError(f"Graph: {what} timed out") from None
+        except (httpx.TimeoutException, TimeoutError) as error:
+            raise _Failed(f"Graph: {what} timed out", unsent=isinstance(error, _UNSENT),
+                          ) from None
         except httpx.TransportError as error:
-            raise TransientError(f"Graph: {what} failed ({type(error).__name__})") from None
+            raise _Failed(f"Graph: {what} failed ({type(error).__name__})",
+                          unsent=isinstance(error, _UNSENT)) from None
         except ClientAuthenticationError as error:
             raise token_failure("Graph", error) from None
         except _Redirected as redirect:
@@ -246,6 +280,27 @@ class GraphCaller:
         return link
 
 
+class _Failed(TransientError):
+    """A transient failure of one attempt; ``unsent``: Graph cannot have heard the request
+    (no connection, or a 429: a throttled request fails, https://learn.microsoft.com/graph/
+    throttling)."""
+
+    def __init__(self, reason: str, *, unsent: bool, retry_after: float | None = None,
+                 ) -> None:
+        super().__init__(reason, retry_after=retry_after)
+        self.unsent = unsent
+
+
+def _unsettled(error: TransientError, sent: list[str]) -> TransientError:
+    """``error`` as a plain TransientError (retried inside the call) unless a change was sent
+    and may have been carried out: then OutcomeUnknown (never re-sent in this call)."""
+    unsent = isinstance(error, _Failed) and error.unsent
+    if unsent or all(method in _READS for method in sent):
+        return TransientError(error.reason, retry_after=error.retry_after)
+    return OutcomeUnknown(f"{error.reason}; the change may have been carried out: not sent "
+                          "again in this call", retry_after=error.retry_after)
+
+
 def _origin(url: str) -> str | None:
     """scheme://host:port of a URL, lower case; None when it cannot be read (no scheme or
     host, a bad port, an unbalanced IPv6 bracket). Userinfo (``https://graph@elsewhere``)
@@ -319,7 +374,8 @@ def _translate(what: str, error: Exception) -> Exception:
         headers = getattr(error, "response_headers", None) or {}
         retry_after = next((str(value) for name, value in dict(headers).items()
                             if str(name).lower() == "retry-after"), None)
-        return TransientError(detail, retry_after=parse_retry_after(retry_after))
+        return _Failed(detail, unsent=status == 429,
+                       retry_after=parse_retry_after(retry_after))
     if status == 404:
         return GraphRequestError(f"Graph: {what}: not found ({code})", status, code)
     if status in (401, 403):

@@ -36,7 +36,7 @@ from urllib.parse import quote
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
 from remediation.adapters.graph_roles import GraphRoles
 from remediation.domain.directory import DirectoryUser, bare_address
-from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.errors import OutcomeUnknown, PermanentError, TransientError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.guardrails import Memberships, TenantDomains
 
@@ -60,6 +60,13 @@ RESET_REFUSED = (
     "directory role (User-PasswordProfile.ReadWrite.All alone is not enough); "
     "infra/grant-permissions.sh assigns it. If the app holds it already, the account itself "
     "is an administrator that only a more privileged role may reset: secure it by hand")
+
+
+# Graph may have set the password without our hearing it: the next attempt, on record (its
+# claim and ``started`` entry), sets another one.
+RESET_UNSETTLED = ("Graph: reset password failed without a usable answer (timeout, lost "
+                   "connection or 5xx); the new password may have been set: not sent again "
+                   "in this attempt")
 
 
 def _reset_failed(status: int, code: str) -> str:
@@ -185,6 +192,8 @@ class GraphDirectory:
                 raise  # our own words (a redirect is refused), nothing of Graph's
             raise GraphRequestError(_reset_failed(error.status, error.code), error.status,
                                     error.code) from None
+        except OutcomeUnknown as error:
+            raise OutcomeUnknown(RESET_UNSETTLED, retry_after=error.retry_after) from None
         except TransientError as error:
             raise TransientError(_reset_failed(0, "transient"),
                                  retry_after=error.retry_after) from None

@@ -6,6 +6,10 @@ call fail at once with a TransientError carrying the delay it asked for, and the
 the whole request later. The SDKs' own retry loops would sleep for anything up to 180 s
 (kiota's RetryHandler, ``RetryHandlerOption.MAX_DELAY``) or without a cap (azure-core's
 ``AsyncRetryPolicy``), which an Azure Functions invocation cannot afford.
+
+A change whose request may have reached the service is never re-sent here: the adapters
+raise OutcomeUnknown for it, which ends the call at once (the step decides at its next
+attempt).
 """
 
 import asyncio
@@ -18,7 +22,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from remediation.adapters.throttle_gate import ThrottleGate
-from remediation.domain.errors import MAX_RETRY_AFTER, TransientError
+from remediation.domain.errors import MAX_RETRY_AFTER, OutcomeUnknown, TransientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,7 +56,8 @@ class RetryBudget:
 
 async def with_retries(budget: RetryBudget, what: str, attempt: Callable[[], Awaitable[T]],
                        spent: list[float] | None = None, gate: ThrottleGate | None = None) -> T:
-    """Run ``attempt`` until it succeeds, retrying TransientError within ``budget``.
+    """Run ``attempt`` until it succeeds, retrying TransientError within ``budget``;
+    OutcomeUnknown (a change that may have been carried out) is raised at once, never retried.
 
     ``spent`` (a one-item list, seconds) carries the waiting already done by earlier
     requests of the same call (the pages of one listing), so the budget holds for the whole
@@ -68,6 +73,10 @@ async def with_retries(budget: RetryBudget, what: str, attempt: Callable[[], Awa
             if gate is not None:
                 spent[0] += await gate.wait(what, budget.max_wait - spent[0], asyncio.sleep)
             return await attempt()
+        except OutcomeUnknown as error:
+            if gate is not None:
+                gate.saw(error)  # a 503 with Retry-After on a change still holds the others
+            raise  # a change that may have been carried out is never sent twice in one call
         except TransientError as error:
             if gate is not None:
                 gate.saw(error)

@@ -32,6 +32,14 @@ class TransientError(RemediationError):
         self.retry_after = retry_after
 
 
+class OutcomeUnknown(TransientError):
+    """A change (a Graph write, an Exchange cmdlet that changes something) whose request may
+    have reached the service failed without a definitive answer: a timeout or a connection
+    lost after sending, a 5xx. It may have been carried out. Never re-sent inside the call
+    (``retrying.with_retries``); the step decides at its next attempt, from what it reads
+    and what it journaled (retried later like any TransientError)."""
+
+
 class PermanentError(RemediationError):
     """Retrying cannot help (403, unknown user, unblock limit): a human must act.
 

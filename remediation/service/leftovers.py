@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, StepStatus
 from remediation.domain.directory import DirectoryUser
-from remediation.domain.errors import PermanentError
+from remediation.domain.errors import OutcomeUnknown, PermanentError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.leftovers import (
     CompromiseWindow,
@@ -135,7 +135,8 @@ class Cleanup:
         """Survey, then remove what the survey says to. Each removal is journaled the moment
         it is done (a ``partial`` note of the step): an attempt that fails after it (a 503
         on the next one) leaves the record, and the retry, which no longer finds what it
-        removed, counts it from that note."""
+        removed, counts it from that note. A removal whose answer was lost (OutcomeUnknown)
+        is journaled so too before the attempt fails: it may have been carried out."""
         earlier = removed_before(case, kind.step)
         found = await kind.survey(user, window)
         removed: list[Leftover] = [leftover for leftover in earlier
@@ -150,6 +151,12 @@ class Cleanup:
             except PermanentError as error:
                 stayed.append((leftover, error.reason))
                 continue
+            except OutcomeUnknown:  # removed perhaps: the retry may no longer find it
+                await self.recorder.note(
+                    case, kind.step, StepStatus.INFO, f"{wording(kind).removed} "
+                    f"{leftover.kind} {leftover.name}, perhaps (the answer was lost)",
+                    {PARTIAL: leftover.to_dict()})
+                raise
             removed.append(leftover)
             case = await self.recorder.note(
                 case, kind.step, StepStatus.INFO,

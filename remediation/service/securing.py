@@ -19,7 +19,12 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
-from remediation.domain.errors import PermanentError, RemediationError, TransientError
+from remediation.domain.errors import (
+    OutcomeUnknown,
+    PermanentError,
+    RemediationError,
+    TransientError,
+)
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.guardrails import Verdict
 from remediation.domain.hygiene import (
@@ -53,6 +58,12 @@ from remediation.service.scope import OUT_OF_SCOPE, AdministrativeScope
 from remediation.service.settings import WorkflowSettings
 from remediation.service.shared_mailboxes import SharedMailboxes
 from remediation.service.triage import rate_limit_hold
+from remediation.service.unsettled_unblock import (
+    UNSETTLED,
+    WAITING,
+    still_settling,
+    unsettled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +317,8 @@ class Securing:
         """Disable suspicious rules and clear forwarding. Each change is journaled the
         moment it is made (a ``partial`` note): a retry after a failure in between no longer
         finds a rule it disabled, and takes it from that note instead; one it finds again
-        (enabled again meanwhile) it disables again."""
+        (enabled again meanwhile) it disables again. A change whose answer was lost
+        (OutcomeUnknown) is noted so too before the attempt fails: it may have been made."""
         if self._mailbox is None:
             return StepResult("mailbox hygiene not configured")
         earlier = [Finding(**note.data[PARTIAL]) for note in case.steps
@@ -327,14 +339,19 @@ class Securing:
         if self._settings.hygiene == "report":
             return StepResult(f"found, reported and left as they are: {summary}", data)
         for finding in current:
-            if finding.rule_id is not None:
-                await self._mailbox.disable_rule(user.id, finding.rule_id)
-            else:
-                await self._mailbox.clear_forwarding(user.sender_address)
-            case = await self._recorder.note(
-                case, HYGIENE, StepStatus.INFO,
-                f"disabled {finding.name!r}" if finding.rule_id else "forwarding cleared",
-                {PARTIAL: _finding_data(finding)})
+            done = f"disabled {finding.name!r}" if finding.rule_id else "forwarding cleared"
+            try:
+                if finding.rule_id is not None:
+                    await self._mailbox.disable_rule(user.id, finding.rule_id)
+                else:
+                    await self._mailbox.clear_forwarding(user.sender_address)
+            except OutcomeUnknown:  # the retry may no longer find it: on record now
+                await self._recorder.note(case, HYGIENE, StepStatus.INFO,
+                                          f"{done}, perhaps (the answer was lost)",
+                                          {PARTIAL: _finding_data(finding)})
+                raise
+            case = await self._recorder.note(case, HYGIENE, StepStatus.INFO, done,
+                                             {PARTIAL: _finding_data(finding)})
         return StepResult(f"disabled or cleared (kept for review): {summary}", data)
 
     async def _findings(self, user: DirectoryUser) -> list[Finding]:
@@ -371,9 +388,12 @@ class Securing:
              "at": now.isoformat()})
 
     async def _unblock_one(self, case: Case, address: str) -> BlockedSender | None:
+        """Lift one address's block: the block lifted, or None when none was listed. A
+        removal whose answer was lost is never sent again at once (``unsettled_unblock``)."""
         entries = await self._exchange.blocked_entries(address)
+        lost = unsettled(case, address)
         if not entries:
-            return None
+            return lost.block if lost is not None else None
         block = _newest(entries)
         earlier = _block_seen_before(case, address)
         if earlier is not None and block.is_newer_than(earlier):
@@ -382,11 +402,26 @@ class Securing:
                 f"{address} blocked again at {_when(block.created)} while the unblock was in "
                 "progress: the account may still be sending spam; not unblocking again",
                 EscalationKind.REBLOCKED)
+        if still_settling(lost, block):
+            await self._recorder.note(
+                case, UNBLOCK, StepStatus.INFO, f"{address} still listed after a removal "
+                "whose answer was lost: Exchange lists a lifted block for a while; reading "
+                "again before sending it again", {"address": address, WAITING: True})
+            raise TransientError(f"{address}: the earlier removal may have been carried out "
+                                 "(Exchange still lists the block); reading again later")
         await self._recorder.note(case, UNBLOCK, StepStatus.INFO,
                                   f"{address} listed since {_when(block.created)} "
                                   f"({block.reason})",
                                   {"address": address, "block_created": _iso(block.created)})
-        await self._exchange.unblock(address)
+        try:
+            await self._exchange.unblock(address)
+        except OutcomeUnknown:
+            await self._recorder.note(
+                case, UNBLOCK, StepStatus.INFO, f"{address}: Exchange's answer to the removal "
+                "was lost; it may have been carried out: the next attempt reads the list first",
+                {"address": address, UNSETTLED: True, "block_created": _iso(block.created),
+                 "block_reason": block.reason})
+            raise
         return block
 
     async def _schedule(self, case: Case) -> StepResult:

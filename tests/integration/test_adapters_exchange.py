@@ -10,7 +10,7 @@ from remediation.adapters.exchange_restricted import (
     ExchangeRestrictedSenders,
     parse_exchange_time,
 )
-from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.errors import OutcomeUnknown, PermanentError, TransientError
 from remediation.sandbox import Fault, SandboxTenant, SandboxUser
 
 ADELE = "adele.vance@contoso.com"
@@ -89,9 +89,27 @@ async def test_429_is_retried_no_sooner_than_retry_after(
     assert second - first >= 1.0
 
 
-async def test_503_on_remove_is_retried(restricted: ExchangeRestrictedSenders,
-                                        tenant: SandboxTenant) -> None:
+async def test_503_on_remove_is_not_sent_again(restricted: ExchangeRestrictedSenders,
+                                               tenant: SandboxTenant) -> None:
+    """Exchange may have carried out a removal it answered 503 to: one request, then
+    OutcomeUnknown; the unblock step reads the list at its next attempt."""
     tenant.add_fault(Fault(status=503, cmdlet="Remove-BlockedSenderAddress"))
+    with pytest.raises(OutcomeUnknown, match="503"):
+        await restricted.unblock(ADELE)
+    assert len(cmdlet_times(tenant, "Remove-BlockedSenderAddress")) == 1
+
+
+async def test_a_removal_applied_and_answered_late_is_sent_once(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(delay_after=1.0, cmdlet="Remove-BlockedSenderAddress"))
+    with pytest.raises(OutcomeUnknown, match="timed out"):
+        await restricted.unblock(ADELE)
+    assert tenant.removals == [(ADELE, None)]
+
+
+async def test_429_on_remove_is_retried(restricted: ExchangeRestrictedSenders,
+                                        tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(status=429, retry_after=0, cmdlet="Remove-BlockedSenderAddress"))
     await restricted.unblock(ADELE)
     assert len(cmdlet_times(tenant, "Remove-BlockedSenderAddress")) == 2
     assert tenant.removals == [(ADELE, None)]

@@ -7,7 +7,7 @@ import pytest
 from remediation.adapters.credentials import StaticTokenCredential
 from remediation.adapters.graph_caller import GraphCaller
 from remediation.adapters.graph_directory import GraphDirectory
-from remediation.domain.errors import PermanentError, TransientError
+from remediation.domain.errors import OutcomeUnknown, PermanentError, TransientError
 from remediation.sandbox import Fault, SandboxTenant
 
 ADELE = "adele.vance@contoso.com"
@@ -57,11 +57,39 @@ async def test_429_is_retried_no_sooner_than_retry_after(directory: GraphDirecto
     assert len(tenant.user(ADELE).password_changes) == 1
 
 
-async def test_503_is_retried(directory: GraphDirectory, tenant: SandboxTenant) -> None:
+async def test_503_on_a_read_is_retried(directory: GraphDirectory,
+                                        tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(status=503, method="GET", target=ADELE, times=2))
+    assert (await directory.find_user(ADELE)).user_principal_name == ADELE
+    assert len(calls(tenant, "GET", ADELE)) == 3
+
+
+async def test_503_on_a_change_is_not_sent_again(directory: GraphDirectory,
+                                                tenant: SandboxTenant) -> None:
+    """Graph may have carried out a change it answered 503 to: the call fails with
+    OutcomeUnknown after one request, and the step decides at its next attempt."""
     tenant.add_fault(Fault(status=503, path=r"/revokeSignInSessions$", times=2))
+    with pytest.raises(OutcomeUnknown, match="503"):
+        await directory.revoke_sessions(tenant.user(ADELE).id)
+    assert len(calls(tenant, "POST", "/revokeSignInSessions")) == 1
+
+
+async def test_429_on_a_change_is_retried(directory: GraphDirectory,
+                                         tenant: SandboxTenant) -> None:
+    """A throttled request fails (https://learn.microsoft.com/graph/throttling): sent again."""
+    tenant.add_fault(Fault(status=429, retry_after=0, path=r"/revokeSignInSessions$", times=2))
     await directory.revoke_sessions(tenant.user(ADELE).id)
     assert len(calls(tenant, "POST", "/revokeSignInSessions")) == 3
     assert tenant.user(ADELE).sessions_revoked == 1
+
+
+async def test_a_reset_applied_and_answered_late_is_sent_once(
+        directory: GraphDirectory, tenant: SandboxTenant) -> None:
+    adele = tenant.user(ADELE)
+    tenant.add_fault(Fault(delay_after=1.0, method="PATCH", path=rf"^/v1\.0/users/{adele.id}$"))
+    with pytest.raises(OutcomeUnknown, match="reset password failed"):
+        await directory.reset_password(adele.id, PASSWORD)
+    assert len(adele.password_changes) == 1
 
 
 async def test_timeout_is_retried(directory: GraphDirectory, tenant: SandboxTenant) -> None:
@@ -73,9 +101,9 @@ async def test_timeout_is_retried(directory: GraphDirectory, tenant: SandboxTena
 
 async def test_endless_timeouts_become_transient(directory: GraphDirectory,
                                                  tenant: SandboxTenant) -> None:
-    tenant.add_fault(Fault(delay=1.0, path=r"/revokeSignInSessions$", times=None))
+    tenant.add_fault(Fault(delay=1.0, method="GET", target=ADELE, times=None))
     with pytest.raises(TransientError, match=r"timed out \(4 attempts\)"):
-        await directory.revoke_sessions(tenant.user(ADELE).id)
+        await directory.find_user(ADELE)
 
 
 async def test_403_on_reset_is_permanent_after_one_attempt(directory: GraphDirectory,
@@ -89,7 +117,7 @@ async def test_403_on_reset_is_permanent_after_one_attempt(directory: GraphDirec
 
 async def test_persistent_503_becomes_transient(directory: GraphDirectory,
                                                 tenant: SandboxTenant) -> None:
-    tenant.add_fault(Fault(status=503, path=r"/revokeSignInSessions$", times=None))
+    tenant.add_fault(Fault(status=503, method="GET", target=ADELE, times=None))
     with pytest.raises(TransientError, match="503"):
-        await directory.revoke_sessions(tenant.user(ADELE).id)
-    assert len(calls(tenant, "POST", "/revokeSignInSessions")) == 4  # 1 + 3 retries
+        await directory.find_user(ADELE)
+    assert len(calls(tenant, "GET", ADELE)) == 4  # 1 + 3 retries
