@@ -2,7 +2,7 @@
 connections the runtime opened to the tenant, for a burst of blocked users; optionally the
 runtime's cProfile (``--profile FILE``: pstats, sorted by own time, the top printed).
 
-Usage: python -m bench.cpu_per_case [USERS] [CONCURRENCY] [--profile FILE]
+Usage: python -m bench.cpu_per_case [USERS] [CONCURRENCY] [LATENCY_SECONDS] [--profile FILE]
 Defaults: 30 users at WORKER_CONCURRENCY 8, 0.05 s per tenant call.
 
 How each figure is taken:
@@ -118,9 +118,9 @@ async def measure(users: int, concurrency: int, latency: float,
             "profiled": profile is not None, "threads": threads}
 
 
-async def main(users: int, concurrency: int, profile: Path | None) -> None:
+async def main(users: int, concurrency: int, latency: float, profile: Path | None) -> None:
     report = Report("cpu_per_case")
-    figures = await measure(users, concurrency, harness.LATENCY, profile)
+    figures = await measure(users, concurrency, latency, profile)
     report.say(f"{users} users at WORKER_CONCURRENCY {concurrency}: "
                f"{figures['cpu_per_case_s']:.3f} CPU s per case, "
                f"{figures['calls_per_case']:.1f} tenant calls per case "
@@ -133,14 +133,15 @@ async def main(users: int, concurrency: int, profile: Path | None) -> None:
     report.emit()
 
 
-def _arguments() -> tuple[int, int, Path | None]:
+def _arguments() -> tuple[int, int, float, Path | None]:
     args = sys.argv[1:]
     profile = None
     if "--profile" in args:
         at = args.index("--profile")
         profile = Path(args[at + 1]).resolve()
         del args[at:at + 2]
-    return (int(args[0]) if args else 30, int(args[1]) if len(args) > 1 else 8, profile)
+    return (int(args[0]) if args else 30, int(args[1]) if len(args) > 1 else 8,
+            float(args[2]) if len(args) > 2 else harness.LATENCY, profile)
 
 
 if __name__ == "__main__":
