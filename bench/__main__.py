@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 SCRIPTS = ("time_to_secure", "calls_per_case", "storm", "throttled", "cold_start",
-           "alert_flood")
+           "alert_flood", "cpu_per_case")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -61,21 +61,33 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
                        ) -> tuple["GraphServiceClient", httpx.AsyncClient]:
     """A Graph client for any endpoint (global, sovereign cloud, or the sandbox tenant).
 
-    The SDK's retry middleware is switched off (``RetryHandlerOption(max_retries=0)``): it
-    would sleep for any Retry-After under 180 s (kiota_http ``RetryHandler``), longer than a
-    call may wait. ``GraphCaller`` retries within its budget instead. Redirects are not
-    followed (``RedirectHandlerOption(should_redirect=False)``; kiota would follow them,
-    and raise bare exceptions on a scheme change or an unreadable Location), and a response
-    hook turns any 3xx into ``_Redirected``: Graph never redirects an API call, so a redirect
-    means a wrong endpoint or something in between.
+    One ``httpx.AsyncClient`` (its connection pool shared by every call of the process)
+    behind the SDK's middleware chain (``GraphClientFactory.create_with_custom_middleware``)
+    with three of kiota's defaults left out, each because its job is done elsewhere or is
+    none here (kiota_http ``KiotaClientFactory.get_default_middleware``):
+
+    - ``RetryHandler``: it would sleep for any Retry-After under 180 s, longer than a call
+      may wait; ``GraphCaller`` retries within its budget instead (``with_retries``).
+    - ``RedirectHandler``: redirects are never followed (kiota would follow them, and raise
+      bare exceptions on a scheme change or an unreadable Location); httpx does not follow
+      them either, and a response hook turns any 3xx into ``_Redirected``: Graph never
+      redirects an API call, so a redirect means a wrong endpoint or something in between.
+    - ``UrlReplaceHandler``: it rewrites URL segments from its replacement pairs, and its
+      default has none (``UrlReplaceHandlerOption``), so all it did was parse every URL anew.
+
+    Kept: parameter-name decoding (``%24filter`` -> ``$filter``), the User-Agent, headers
+    and body inspection (off unless asked), and Graph's telemetry handler
+    (``SdkVersion`` and ``client-request-id`` headers, msgraph-core ``GraphTelemetryHandler``).
     """
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
     )
-    from kiota_http.middleware.options import RedirectHandlerOption, RetryHandlerOption
+    from kiota_http.kiota_client_factory import KiotaClientFactory
+    from kiota_http.middleware import RedirectHandler, RetryHandler, UrlReplaceHandler
     from msgraph.graph_request_adapter import GraphRequestAdapter
     from msgraph.graph_service_client import GraphServiceClient
     from msgraph_core import GraphClientFactory
+    from msgraph_core.middleware import GraphTelemetryHandler
 
     host = urlparse(endpoint).hostname or ""
     auth = AzureIdentityAuthenticationProvider(
@@ -83,13 +95,12 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                              event_hooks={"request": [_note_method],
                                           "response": [_refuse_redirects]})
-    retry = RetryHandlerOption(delay=0, max_retries=0, should_retry=False)
-    options: dict[str, Any] = {RetryHandlerOption.get_key(): retry,
-                               RedirectHandlerOption.get_key(): RedirectHandlerOption(
-                                   should_redirect=False)}
+    left_out = (RetryHandler, RedirectHandler, UrlReplaceHandler)
+    middleware = [handler for handler in KiotaClientFactory.get_default_middleware(None)
+                  if not isinstance(handler, left_out)]
+    middleware.append(GraphTelemetryHandler())
     adapter = GraphRequestAdapter(
-        auth, client=GraphClientFactory.create_with_default_middleware(client=http,
-                                                                       options=options))
+        auth, client=GraphClientFactory.create_with_custom_middleware(middleware, client=http))
     adapter.base_url = f"{endpoint}/v1.0"
     return GraphServiceClient(request_adapter=adapter), http
 
@@ -198,7 +209,7 @@ class GraphCaller:
 
         async def send(client: "GraphServiceClient") -> bytes | None:
             result: bytes | None = await client.request_adapter.send_primitive_async(
-                build(client), "bytes", {"XXX": ODataError})
+                _expanded_once(client, build(client)), "bytes", {"XXX": ODataError})
             return result
 
         raw = await self.call(what, send, retry=retry, spent=spent)
@@ -336,6 +347,27 @@ def _unexpected(what: str, error: Exception) -> Exception:
                               f"({kind}); not JSON from Graph")
     log.warning("Graph: %s failed unexpectedly (%s)", what, kind, exc_info=error)
     return PermanentError(f"Graph: {what} failed unexpectedly ({kind}); see the worker's log")
+
+
+def _expanded_once(client: "GraphServiceClient",
+                   info: "RequestInformation") -> "RequestInformation":
+    """``info`` with its URL expanded once and set: the SDK's own expansion
+    (``RequestInformation.url``: std-uritemplate over the template, the path and query
+    parameters and the adapter's base URL, put in by the adapter's own
+    ``set_base_url_for_request_information``), kept as the request's URL.
+
+    Kiota reads ``RequestInformation.url`` three times per request (the bearer-token provider
+    once, ``get_request_from_request_information`` twice) and expands the template anew each
+    time; a URL that is set is read as set (as kiota's ``PageIterator`` sets a next page's).
+    The URL sent is the same; the template stays for the adapter's trace attribute.
+    """
+    from kiota_http.httpx_request_adapter import HttpxRequestAdapter
+
+    adapter = client.request_adapter
+    if info.url_template and isinstance(adapter, HttpxRequestAdapter):
+        adapter.set_base_url_for_request_information(info)
+        info.url = info.url
+    return info
 
 
 def _next_page(link: str) -> "BuildRequest":

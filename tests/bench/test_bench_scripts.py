@@ -19,6 +19,7 @@ SMALLEST = {
     "throttled": ["1", "0.2", "0.1", "0"],
     "cold_start": ["1", "0", "--no-install"],
     "alert_flood": ["100", "50", "100"],
+    "cpu_per_case": ["2", "1", "0"],
 }
 
 
@@ -42,6 +43,9 @@ def test_every_bench_script_runs_at_its_smallest_size_and_ends_with_its_figures(
         assert figures is not None, f"{script} printed no JSON line last: {done.stdout[-1000:]}"
         assert figures["bench"] == script
         assert figures["machine"]["nproc"] >= 1
+
+    cpu = results["cpu_per_case"][1]
+    assert cpu is not None and cpu["calls_per_case"] > 0 and cpu["connections"] >= 1
 
     secure = results["time_to_secure"][1]["runs"][0]  # type: ignore[index]
     assert secure["product"]["password_resets"] == 1
