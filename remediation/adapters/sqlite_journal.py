@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from remediation.adapters.sqlite_db import SqliteDatabase
@@ -409,18 +410,24 @@ def _load(connection: sqlite3.Connection, row: sqlite3.Row) -> Case:
     seal = row["seal"] if _has(row, "seal") else None
     rows = connection.execute("SELECT * FROM steps WHERE case_id = ? ORDER BY seq",
                               (raw["case_id"],)).fetchall()
-    steps = tuple(replace(Step.from_dict(json.loads(step["doc"])), link=_link(step))
-                  for step in rows)
+    chained = bool(rows) and _has(rows[0], "hash")
+    steps = tuple(_step(step["doc"], step["seq"], step["prev"], step["hash"]) if chained
+                  else _step(step["doc"], step["seq"], None, None) for step in rows)
     return Case.from_dict(raw, steps).evolve(
         chain_head=_chain_head(connection, raw["case_id"]), seal=CaseSeal.from_json(seal))
+
+
+@lru_cache(maxsize=4096)
+def _step(doc: str, seq: int, prev: str | None, hash_: str | None) -> Step:
+    """The step a stored row holds (its ``doc``, and its link when it has a ``hash``). A case
+    is read many times while it is worked on and its steps never change once written, so
+    the same row is parsed once: the key is the whole row, and a step is frozen (its
+    ``data`` is never changed in place)."""
+    link = None if hash_ is None else StepLink(int(seq), str(prev or GENESIS), str(hash_))
+    return replace(Step.from_dict(json.loads(doc)), link=link)
 
 
 def _has(row: sqlite3.Row, column: str) -> bool:
     """Whether the row has ``column`` (``in`` on a Row looks at its values, not its names)."""
     return column in set(row.keys())
 
-
-def _link(row: sqlite3.Row) -> StepLink | None:
-    if not _has(row, "hash") or row["hash"] is None:
-        return None
-    return StepLink(int(row["seq"]), str(row["prev"] or GENESIS), str(row["hash"]))

@@ -92,7 +92,14 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
             headers={name: value for name, value in request.headers.items()
                      if name.lower() != "authorization"},
             answered=time.monotonic(),
+            connection=_peer(request),
         ))
+
+
+def _peer(request: web.Request) -> str:
+    """The client's address and port: one value per TCP connection."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else ""
 
 
 @web.middleware

@@ -268,6 +268,9 @@ class RecordedRequest:
     target: str | None
     headers: dict[str, str]
     answered: float = 0.0
+    # The client's end of the TCP connection the request came on ("host:port"): as many
+    # distinct values as connections the client opened (connection reuse, issue 18).
+    connection: str = ""
 
 
 @dataclass
