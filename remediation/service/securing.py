@@ -141,7 +141,7 @@ class Securing:
             case = await self._cleanup.clean(case, user,
                                              CompromiseWindow.from_dict(window.data), reads)
         try:
-            case, unblocked = await record.run(case, UNBLOCK, lambda: self._unblock(case, reads))
+            case, unblocked = await record.run(case, UNBLOCK, lambda: self._unblock(case))
         except PermanentError as error:  # secured, still blocked: the block is a person's
             if error.kind is EscalationKind.REFUSED:
                 raise PermanentError(error.reason, EscalationKind.UNBLOCK_FAILED) from error
@@ -206,7 +206,7 @@ class Securing:
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             return StepResult("revoke sign-in sessions, then hand over to a human "
                               "(the password must be reset on-premises)", {"actions": []})
-        listed = await self._listed(case, user, reads)
+        listed = await self._listed(case, user)
         entries = [entry for found in listed.values() for entry in found]
         held = await rate_limit_hold(
             case, user, {address: _newest(found) for address, found in listed.items()},
@@ -249,20 +249,17 @@ class Securing:
             return {}, {}
         return await self._cleanup.survey(user, window)
 
-    async def _listed(self, case: Case, user: DirectoryUser, reads: PassReads | None = None,
+    async def _listed(self, case: Case, user: DirectoryUser,
                       ) -> dict[str, list[BlockedSender]]:
         """Every address of the account on the Restricted users list, with its entries: the
         one a signal named first (the lookup made sure the account owns it), then the primary
         address, then each other SMTP address (an attacker may send from an alias). One
-        Exchange read per address, all side by side; every answer (listed or not) is kept in
-        ``reads`` for the unblock."""
+        Exchange read per address, all side by side."""
         candidates = list(dict.fromkeys(
             address.lower() for address in (*case.listed_addresses, user.sender_address,
                                             *user.proxy_addresses) if address))
         answers = await all_of([self._exchange.blocked_entries(address)
                                 for address in candidates])
-        if reads is not None:
-            reads.listed = dict(zip(candidates, answers, strict=True))
         return {address: entries for address, entries in zip(candidates, answers, strict=True)
                 if entries}
 
@@ -376,14 +373,16 @@ class Securing:
         return frozenset(self._settings.tenant_domains or
                          (await self._directory.tenant_domains()).names)
 
-    async def _unblock(self, case: Case, reads: PassReads | None = None) -> StepResult:
+    async def _unblock(self, case: Case) -> StepResult:
         """Lift the block of each listed address; a redelivery repeats only what is left.
-        In the pass that planned it, each address's entries are the plan's (``reads``): no
-        change of the pass touches the list; a later pass reads them again."""
+        Each address's entries are read again just before its block is removed, even in the
+        pass that planned it: the list changes without us (a person's unblock, Exchange
+        showing a removed entry a while longer, a new block), and what the step says it
+        removed must be what was there."""
         now = self._recorder.clock.now()
         removed: dict[str, BlockedSender] = {}
         for address in case.block_addresses:
-            block = await self._unblock_one(case, address, reads)
+            block = await self._unblock_one(case, address)
             if block is not None:
                 removed[address] = block
         if not removed:
@@ -398,11 +397,8 @@ class Securing:
              "block_reason": newest.reason, "addresses": list(removed),
              "at": now.isoformat()})
 
-    async def _unblock_one(self, case: Case, address: str,
-                           reads: PassReads | None = None) -> BlockedSender | None:
-        planned = reads.entries(address) if reads is not None else None
-        entries = planned if planned is not None else await self._exchange.blocked_entries(
-            address)
+    async def _unblock_one(self, case: Case, address: str) -> BlockedSender | None:
+        entries = await self._exchange.blocked_entries(address)
         if not entries:
             return None
         block = _newest(entries)

@@ -92,10 +92,9 @@ async def test_steps_run_in_order_and_checks_are_scheduled_from_the_unblock_time
 
     case = await h.remediate(alert_ids=("alert-1",), source="alert")
 
-    # The plan reads the block; the unblock step, in the same pass, takes the plan's answer
-    # (nothing the pass changed touches the list): it is read once.
+    # The plan reads the block first; the unblock step reads it again just before removing.
     assert h.tenant.events == ["find_user", "blocked_entries", "reset_password",
-                               "revoke_sessions", "unblock", "schedule",
+                               "revoke_sessions", "blocked_entries", "unblock", "schedule",
                                "schedule", "schedule"]
     assert [(c.operation, c.target) for c in h.tenant.directory.calls] == [
         ("find_user", ROB), ("memberships", ROB_ID), ("tenant_domains", ""),
