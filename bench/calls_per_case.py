@@ -3,7 +3,10 @@ that change), and how they grow with the account's aliases, group memberships an
 
 Usage: python -m bench.calls_per_case [STEPS]
 STEPS: the counts tried for each dimension (default 0,5,20; groups add 150, past one page of
-Graph's transitiveMemberOf). Counts do not depend on latency: the tenant adds none here.
+Graph's transitiveMemberOf). Counts do not depend on latency; the tenant adds ``LATENCY``
+(20 ms) to each call only so that calls sent side by side can be told from calls sent one
+after another: the calls on each case's path to the reset and to the unblock are the longest
+chain of calls each sent after the one before it was answered (``harness.calls_on_path``).
 
 One warm ``remediation run`` works one case at a time (each queued once the last settled, so
 every call between two cases is the case's own); each case's calls are read from the
@@ -28,6 +31,7 @@ from remediation.sandbox import SandboxTenant
 from remediation.sandbox.alert_seed import RESTRICTED, alert, mailbox_evidence
 from remediation.sandbox.state import RecordedRequest
 
+LATENCY = 0.02
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -49,7 +53,7 @@ def variations(steps: list[int]) -> list[tuple[str, dict[str, int]]]:
 async def main() -> None:
     steps = [int(n) for n in harness.arg(1, "0,5,20").split(",")]
     report = Report("calls_per_case")
-    tenant = harness.bench_tenant(latency=0.0)
+    tenant = harness.bench_tenant(latency=LATENCY)
     rows = variations(steps)
     users = [harness.add_blocked_user(tenant, harness.address(n, "calls"), **shape).
              user_principal_name for n, (_, shape) in enumerate(rows)]
@@ -92,7 +96,8 @@ async def main() -> None:
         report.say(f"  {row['case']:<46} {state:<11} {c['graph_read']:>3} / "
                    f"{c['graph_write']:>2} / {c['exchange_read']:>3} / {c['exchange_write']:>2}"
                    f" = {row['total']:>3}  ({row['before_unblock']} + "
-                   f"{row['total'] - row['before_unblock']})")
+                   f"{row['total'] - row['before_unblock']}); on the path: "
+                   f"{row['path_to_reset']} to the reset, {row['path_to_unblock']} to the unblock")
     baseline = next(row for row in results if row["case"] == "baseline")
     report.say("\nthe baseline case's calls by endpoint:")
     for endpoint, number in baseline["by_endpoint"].items():
@@ -118,10 +123,14 @@ async def _one(app: Any, db: Path, runtime: harness.Runtime, tenant: SandboxTena
     calls = tenant.requests()[before:]
     offset = harness.wall_offset()
     end = harness.done_at(case, "unblock") or (case.ended_at or case.updated_at).timestamp()
+    reset = harness.done_at(case, "reset_password")
     kinds = harness.count_kinds(calls)
     return {"case": label, "state": case.state.value, "calls": kinds, "cases": len(mine),
             "total": sum(kinds.values()),
             "before_unblock": sum(1 for r in calls if r.at + offset <= end),
+            "path_to_reset": 0 if reset is None else harness.calls_on_path(
+                calls, LATENCY, reset - offset),
+            "path_to_unblock": harness.calls_on_path(calls, LATENCY, end - offset),
             "by_endpoint": dict(Counter(_endpoint(r) for r in calls).most_common())}
 
 

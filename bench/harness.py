@@ -292,14 +292,45 @@ def step_spans(case: Case) -> list[tuple[str, float, float]]:
 
 
 def critical_path(case: Case, until: str) -> float | None:
-    """The case's critical path to step ``until``: the sum of the durations (started to
-    done) of the steps the journal records, one after another, up to and including
-    ``until``'s. Each step waits on the one before it (the workflow runs them in order),
-    so their sum is what the case costs with no queue wait and no gap between steps."""
+    """The case's critical path to step ``until``: the longest chain of the steps the
+    journal records up to and including ``until``'s, where a step follows another when it
+    started after that one was done (it waited on it), each counting its duration (started
+    to done). The workflow runs its steps one after another, so today the chain is every
+    step and the path is the sum of their durations; reads that run side by side do so
+    inside one step, and shorten that step. Were two steps ever journaled overlapping, the
+    longer branch would count, not both. What the case costs with no queue wait and no
+    gap between steps."""
     end = done_at(case, until)
     if end is None:
         return None
-    return sum(ended - started for _, started, ended in step_spans(case) if ended <= end)
+    spans = sorted((started, ended) for _, started, ended in step_spans(case) if ended <= end)
+    return longest_chain(spans)
+
+
+def longest_chain(spans: Sequence[tuple[float, float]]) -> float:
+    """The largest sum of durations over chains of ``spans`` (started, ended; seconds), each
+    one starting no earlier than the one before it ended."""
+    best: list[float] = []
+    ordered = sorted(spans)
+    for index, (started, ended) in enumerate(ordered):
+        before = [best[j] for j in range(index) if ordered[j][1] <= started]
+        best.append(max(before, default=0.0) + (ended - started))
+    return max(best, default=0.0)
+
+
+def calls_on_path(requests: Sequence[RecordedRequest], latency: float,
+                  until: float | None = None) -> int:
+    """The tenant calls on the longest chain of calls one after another, from the tenant's
+    record of when each arrived (``at``, time.monotonic): a call waited on another when it
+    arrived at least ``latency`` (the tenant's per-call delay, > 0) after it, that is after
+    its answer; calls sent side by side arrive within a few milliseconds and are not a
+    chain. ``until``: only calls that arrived up to then (same clock)."""
+    times = sorted(r.at for r in requests if until is None or r.at <= until)
+    depth: list[int] = []
+    for index, at in enumerate(times):
+        depth.append(1 + max((depth[j] for j in range(index) if times[j] + latency <= at),
+                             default=0))
+    return max(depth, default=0)
 
 
 # --- the tenant's record -----------------------------------------------------------------------

@@ -13,8 +13,9 @@ Look-ups (Graph v1.0 "Get user", https://learn.microsoft.com/graph/api/user-get)
 addresses: ``$filter=mail eq '...'``, then
 ``$filter=proxyAddresses/any(p:p eq 'smtp:...')`` for aliases. The account found must own
 the address asked for; two accounts claiming it is an error, never a guess. All three are
-asked and their answers united by object id (one account's UPN can be another's alias): a
-look-up by address costs three GETs (one page each), by object id one.
+asked, side by side (none waits on another), and their answers united by object id (one
+account's UPN can be another's alias): a look-up by address costs three GETs (one page each,
+one round-trip of time), by object id one.
 
 Graph may refuse a key segment it cannot parse (an apostrophe, ``+``...) with a 400 instead
 of looking it up: 400 Request_BadRequest "Bad request. Please fix the request before
@@ -35,6 +36,7 @@ from urllib.parse import quote
 
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
 from remediation.adapters.graph_roles import GraphRoles
+from remediation.concurrently import each
 from remediation.domain.directory import DirectoryUser, bare_address
 from remediation.domain.errors import OutcomeUnknown, PermanentError, TransientError
 from remediation.domain.escalation_kinds import EscalationKind
@@ -96,20 +98,21 @@ class GraphDirectory:
         literal = wanted.replace("'", "''")
         owners: dict[str, DirectoryUser] = {}
         filters: list[tuple[str, str]] = []
-        try:
-            found = await self._user_by_key(wanted)
-        except GraphRequestError as error:
-            if not _key_refused(error):
-                raise
-            found = None
-            filters.append(("look up user by UPN", f"userPrincipalName eq '{literal}'"))
-        if found is not None and found.owns(wanted):
-            owners[found.id] = found
         if "@" in wanted:
             filters += [("look up user by mail", f"mail eq '{literal}'"),
                         ("look up user by alias", f"proxyAddresses/any(p:p eq 'smtp:{literal}')")]
-        for what, clause in filters:
-            for owner in await self._owners(what, clause, wanted):
+        # The key, the mail and the alias are asked side by side: none depends on another.
+        keyed, *by_filter = await each(
+            self._keyed(wanted), *(self._owners(what, clause, wanted) for what, clause in filters))
+        found: DirectoryUser | None = keyed[0]
+        refused: bool = keyed[1]
+        if refused:  # the key's own question, as a filter (after: it needs the refusal)
+            by_filter.insert(0, await self._owners(
+                "look up user by UPN", f"userPrincipalName eq '{literal}'", wanted))
+        if found is not None and found.owns(wanted):
+            owners[found.id] = found
+        for answer in by_filter:
+            for owner in answer:
                 owners.setdefault(owner.id, owner)
         if len(owners) > 1:
             ids = ", ".join(owners)
@@ -120,6 +123,16 @@ class GraphDirectory:
             return next(iter(owners.values()))
         raise PermanentError(f"user {user} not found in the directory",
                              EscalationKind.NO_ACCOUNT)
+
+    async def _keyed(self, key: str) -> tuple[DirectoryUser | None, bool]:
+        """``_user_by_key``'s answer, and True when Graph refused the key itself (a 400
+        ``_key_refused`` tells); any other failure raises."""
+        try:
+            return await self._user_by_key(key), False
+        except GraphRequestError as error:
+            if not _key_refused(error):
+                raise
+            return None, True
 
     async def _user_by_key(self, key: str) -> DirectoryUser | None:
         """``/users/{key}``, or ``/users('{key}')`` for a key starting with ``$``; None on

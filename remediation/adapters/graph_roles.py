@@ -99,6 +99,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from remediation.adapters.graph_caller import GraphCaller, GraphRequestError
+from remediation.concurrently import all_of, each
 from remediation.domain.errors import PermanentError
 from remediation.domain.guardrails import Memberships
 from remediation.domain.roles import RoleHolding
@@ -138,102 +139,94 @@ class GraphRoles:
         role-assignable group, or through a group PIM for Groups lets the account join or
         own; and every way into a protected group other than active membership
         (``_protected_access``). Raises PermanentError / TransientError as GraphCaller does
-        (e.g. 403 without RoleManagement.Read.Directory: the guardrails then escalate)."""
-        items = await self._transitive_member_of(user_id)
+        (e.g. 403 without RoleManagement.Read.Directory: the guardrails then escalate).
+
+        Two rounds of reads, each side by side (``remediation.concurrently.all_of``: the
+        first failure cancels the rest and is raised as it is): first everything that names
+        only the account or a protected group (transitiveMemberOf, both PIM for Groups
+        lists, the account's own role assignments and eligibility, each protected group's
+        nested groups); then what those answers name (the roles of each group the account
+        may hold them through, the owners of each protected and nested group)."""
+        protected = sorted(protected_group_ids)
+        items, (access, groups_pim), own_rows, own_eligible, nested_lists = await each(
+            self._transitive_member_of(user_id), self._pim_for_groups(user_id),
+            self._rows("read role assignments", user_id, _assignments_request),
+            self._eligibility(user_id), all_of([self._graph.get_all(
+                "read groups nested in a protected group", _nested_groups_request(group_id))
+                for group_id in protected]))
         groups = {str(item["id"]): item for item in items
                   if item.get("@odata.type") == _GROUP and item.get("id")}
         holdings = [_directory_role(item) for item in items if item.get("@odata.type") == _ROLE]
-        # (principal id, the group it stands for); the user itself stands for nobody.
-        principals: dict[str, str | None] = {user_id: None}
-        principals.update({
+        # (principal id, the group it stands for); the user itself was asked about above.
+        principals: dict[str, str] = {
             group_id: str(group.get("displayName") or group_id)
-            for group_id, group in groups.items() if group.get("isAssignableToRole") is True})
-        access, groups_pim = await self._pim_for_groups(user_id)
+            for group_id, group in groups.items() if group.get("isAssignableToRole") is True}
         for group_id, how in access:
             known = groups.get(group_id)
-            if group_id in principals or (known and known.get("isAssignableToRole") is False):
+            if group_id == user_id or group_id in principals or (
+                    known and known.get("isAssignableToRole") is False):
                 continue  # asked about already, or a group that cannot hold a role
             name = str(known.get("displayName") or group_id) if known else group_id
             principals[group_id] = f"{name} as {how}"
-        for principal, via in principals.items():
-            rows = await self._rows("read role assignments", principal, _assignments_request)
-            holdings += [_holding(row, eligible=False, via=via) for row in rows]
+        nested = {group_id: frozenset(str(item["id"]) for item in inside if item.get("id"))
+                  for group_id, inside in zip(protected, nested_lists, strict=True)}
         # Asked even when PIM for Groups had no data: one license answer proves nothing
-        # about another list.
-        roles_pim = True
-        for principal, via in principals.items():
-            try:
-                rows = await self._rows("read PIM role eligibility", principal,
-                                        _eligibility_request)
-            except GraphRequestError as error:
-                _no_pim_data_or_raise("read PIM role eligibility", error)
+        # about another list. Once the account's own eligibility says "no PIM data", its
+        # groups' is not asked (the same tenant, the same answer).
+        roles_pim = own_eligible is not None
+        owner_groups = list(dict.fromkeys(
+            group_id for protected_id in protected
+            for group_id in (protected_id, *sorted(nested[protected_id]))))
+        assigned, eligible, owners = await each(
+            all_of([self._rows("read role assignments", principal, _assignments_request)
+                    for principal in principals]),
+            all_of([self._eligibility(principal) for principal in principals]
+                   if roles_pim else []),
+            all_of([self._graph.get_all("read protected group owners", _owners_request(group))
+                    for group in owner_groups]))
+        holdings += [_holding(row, eligible=False, via=None) for row in own_rows]
+        for (_principal, via), rows in zip(principals.items(), assigned, strict=True):
+            holdings += [_holding(row, eligible=False, via=via) for row in rows]
+        holdings += [_holding(row, eligible=True, via=None) for row in own_eligible or []]
+        for (_principal, via), maybe in zip(principals.items(), eligible or
+                                           [[]] * len(principals), strict=True):
+            if maybe is None:
                 roles_pim = False
-                break
-            holdings += [_holding(row, eligible=True, via=via) for row in rows]
+                continue
+            holdings += [_holding(row, eligible=True, via=via) for row in maybe]
         pim_data = groups_pim and roles_pim
         if not pim_data:
             log.info("Graph: no PIM data (the tenant has no Entra ID P2); eligible roles "
                      "cannot be seen")
         roles = tuple(dict.fromkeys(holding.describe() for holding in holdings))
-        reached = await self._protected_access(user_id, frozenset(groups), access,
-                                               protected_group_ids)
+        owned = {group: any(owner.get("id") == user_id for owner in answer)
+                 for group, answer in zip(owner_groups, owners, strict=True)}
+        reached = _protected_access(frozenset(groups), access, protected, nested, owned)
         return Memberships(group_ids=frozenset(groups), roles=roles, pim_data=pim_data,
                            group_access=reached)
 
-    async def _protected_access(self, user_id: str, groups: frozenset[str],
-                                access: list[tuple[str, str]],
-                                protected: frozenset[str]) -> tuple[tuple[str, str], ...]:
-        """(protected group id, how) for each way into a protected group that
-        ``transitiveMemberOf`` does not show: ownership of it (``GET /groups/{id}/owners``,
-        one read per protected group and per group nested in it: an owner of either can add
-        itself), and membership or ownership, eligible or active, through PIM for Groups, of
-        it or of a group nested in it (the protected groups' nested groups, ``GET
-        /groups/{id}/transitiveMembers/microsoft.graph.group``, one read per protected
-        group). Any failed read raises: the guardrails then escalate."""
-        if not protected:
-            return ()
-        reached: list[tuple[str, str]] = []
-        nested: dict[str, frozenset[str]] = {}  # protected group -> the groups nested in it
-        for protected_id in sorted(protected):
-            inside = await self._graph.get_all(
-                "read groups nested in a protected group", _nested_groups_request(protected_id))
-            nested[protected_id] = frozenset(
-                str(item["id"]) for item in inside if item.get("id"))
-        owned: dict[str, bool] = {}
-        for protected_id in sorted(protected):
-            # An owner of the group, or of a group nested in it, can add itself at will.
-            for group_id in (protected_id, *sorted(nested[protected_id])):
-                if group_id not in owned:
-                    owners = await self._graph.get_all(
-                        "read protected group owners", _owners_request(group_id))
-                    owned[group_id] = any(owner.get("id") == user_id for owner in owners)
-                if owned[group_id]:
-                    reached.append((protected_id, "owner" if group_id == protected_id else
-                                    f"owner of group {group_id}, nested in it"))
-        for group_id, how in access:
-            if group_id in protected:
-                reached.append((group_id, how))
-                continue
-            if group_id in groups and "owner" not in how:
-                continue  # an active member: its parents are in transitiveMemberOf already
-            reached += [(protected_id, f"{how} of group {group_id}, nested in it")
-                        for protected_id in sorted(protected)
-                        if group_id in nested[protected_id]]
-        return tuple(dict.fromkeys(reached))
+    async def _eligibility(self, principal: str) -> list[dict[str, Any]] | None:
+        """The principal's PIM role eligibility; None when the tenant has no PIM data
+        (``_no_pim_data_or_raise``: any other refusal raises)."""
+        what = "read PIM role eligibility"
+        try:
+            return await self._rows(what, principal, _eligibility_request)
+        except GraphRequestError as error:
+            _no_pim_data_or_raise(what, error)
+            return None
 
     async def _pim_for_groups(self, user_id: str) -> tuple[list[tuple[str, str]], bool]:
         """The groups PIM for Groups lets the account join or own, eligibly or actively, as
         (group id, how, e.g. ``eligible owner (PIM for Groups)``); and False when the tenant
-        has no PIM data (no Entra ID P2)."""
+        has no PIM data (no Entra ID P2). Both lists are read side by side."""
         access: list[tuple[str, str]] = []
         pim_data = True
-        for what, request, eligible in (
-                ("read PIM for Groups eligibility", _group_eligibility_request, True),
-                ("read PIM for Groups assignments", _group_assignment_request, False)):
-            try:
-                rows = await self._rows(what, user_id, request)
-            except GraphRequestError as error:
-                _no_pim_data_or_raise(what, error)
+        kinds = (("read PIM for Groups eligibility", _group_eligibility_request, True),
+                 ("read PIM for Groups assignments", _group_assignment_request, False))
+        answers = await all_of([self._pim_rows(what, user_id, request)
+                                for what, request, _ in kinds])
+        for (what, _, eligible), rows in zip(kinds, answers, strict=True):
+            if rows is None:
                 pim_data = False
                 continue
             for row in rows:
@@ -245,6 +238,14 @@ class GraphRoles:
                 access.append((group_id, f"{'eligible ' if eligible else ''}{relation} "
                                          "(PIM for Groups)"))
         return access, pim_data
+
+    async def _pim_rows(self, what: str, user_id: str,
+                        request: "RequestFor") -> list[dict[str, Any]] | None:
+        try:
+            return await self._rows(what, user_id, request)
+        except GraphRequestError as error:
+            _no_pim_data_or_raise(what, error)
+            return None
 
     async def _transitive_member_of(self, user_id: str) -> list[dict[str, Any]]:
         from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -264,6 +265,36 @@ class GraphRoles:
         literal = principal.replace("'", "''")
         clause = f"principalId eq '{literal}'"
         return await self._graph.get_all(what, lambda c: request(c, clause))
+
+
+def _protected_access(groups: frozenset[str], access: list[tuple[str, str]],
+                      protected: list[str], nested: dict[str, frozenset[str]],
+                      owned: dict[str, bool]) -> tuple[tuple[str, str], ...]:
+    """(protected group id, how) for each way into a protected group that
+    ``transitiveMemberOf`` does not show: ownership of it (``GET /groups/{id}/owners``, one
+    read per protected group and per group nested in it: an owner of either can add itself),
+    and membership or ownership, eligible or active, through PIM for Groups, of it or of a
+    group nested in it (the protected groups' nested groups, ``GET
+    /groups/{id}/transitiveMembers/microsoft.graph.group``, one read per protected group).
+    ``owned``: by group id, whether the account is among its owners (every read answered:
+    any failed read raised before, and the guardrails escalate)."""
+    if not protected:
+        return ()
+    reached: list[tuple[str, str]] = []
+    for protected_id in protected:
+        for group_id in (protected_id, *sorted(nested[protected_id])):
+            if owned[group_id]:
+                reached.append((protected_id, "owner" if group_id == protected_id else
+                                f"owner of group {group_id}, nested in it"))
+    for group_id, how in access:
+        if group_id in protected:
+            reached.append((group_id, how))
+            continue
+        if group_id in groups and "owner" not in how:
+            continue  # an active member: its parents are in transitiveMemberOf already
+        reached += [(protected_id, f"{how} of group {group_id}, nested in it")
+                    for protected_id in protected if group_id in nested[protected_id]]
+    return tuple(dict.fromkeys(reached))
 
 
 def _owners_request(group_id: str) -> "BuildRequest":

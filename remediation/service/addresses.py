@@ -6,6 +6,7 @@ placement therefore read the account's addresses when they look, never only the 
 listed when it planned, and look each one up on the Restricted users list.
 """
 
+from remediation.concurrently import all_of
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case
 from remediation.domain.directory import DirectoryUser
@@ -31,5 +32,7 @@ async def current_addresses(directory: Directory, case: Case) -> tuple[str, ...]
 
 async def entries_for(exchange: RestrictedSenders,
                       addresses: tuple[str, ...]) -> list[BlockedSender]:
-    """The Restricted users list's entries for each of ``addresses``."""
-    return [entry for address in addresses for entry in await exchange.blocked_entries(address)]
+    """The Restricted users list's entries for each of ``addresses`` (one read per address,
+    side by side; the first failure is raised)."""
+    answers = await all_of([exchange.blocked_entries(address) for address in addresses])
+    return [entry for found in answers for entry in found]

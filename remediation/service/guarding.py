@@ -12,6 +12,7 @@ authority (synced or federated).
 
 from typing import Protocol
 
+from remediation.concurrently import each
 from remediation.domain.delegates import MailboxFacts
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.guardrails import Verdict, judge
@@ -52,11 +53,12 @@ class Guardrails:
             # First, before anything else is read of it: not the robot's to touch at all.
             return StepResult(out_of_scope_reason(user, unit),
                               {"verdict": Verdict.ESCALATE.value, OUT_OF_SCOPE: unit})
-        memberships = await self._directory.memberships(user.id,
-                                                        self._settings.protected_group_ids)
-        domains = await self._directory.tenant_domains()
-        guard = judge(user, memberships, domains, self._settings.protected_group_ids,
-                      await self._mailboxes.facts(user))
+        # Side by side: none of these reads waits on another, and all are answered (or the
+        # first failure raised, the rest cancelled) before anything is judged.
+        memberships, domains, facts = await each(
+            self._directory.memberships(user.id, self._settings.protected_group_ids),
+            self._directory.tenant_domains(), self._mailboxes.facts(user))
+        guard = judge(user, memberships, domains, self._settings.protected_group_ids, facts)
         detail = guard.reason or "an ordinary account: may be secured automatically"
         return StepResult(detail, {"verdict": guard.verdict.value, **guard.facts})
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from remediation.concurrently import all_of
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, StepStatus
 from remediation.domain.directory import DirectoryUser
@@ -38,6 +39,7 @@ from remediation.domain.leftovers import (
 )
 from remediation.service.claims import CONFIRMED
 from remediation.service.journaling import CaseRecorder, StepResult
+from remediation.service.pass_reads import PassReads
 
 WINDOW = "compromise_window"
 PARTIAL = "partial"  # a note of a cleanup step: one removal, journaled as it was done
@@ -111,34 +113,48 @@ class Cleanup:
         """Every kind's survey, by step name (the plan's reads), and the kinds whose read
         was refused, with the reason. A refusal does not stop the plan: the account is
         still reset and its sessions revoked; the kind's own step after them meets the
-        refusal again and escalates, before the unblock."""
+        refusal again and escalates, before the unblock. The kinds are read side by side;
+        a TransientError from one cancels the others and is raised."""
+        answers = await all_of([self._surveyed(kind, user, window) for kind in self.kinds])
         surveys: dict[str, list[Leftover]] = {}
         refused: dict[str, str] = {}
-        for kind in self.kinds:
-            try:
-                surveys[kind.step] = await kind.survey(user, window)
-            except PermanentError as error:
-                refused[kind.step] = f"{kind.label} could not be read: {error.reason}"
+        for kind, answer in zip(self.kinds, answers, strict=True):
+            if isinstance(answer, str):
+                refused[kind.step] = f"{kind.label} could not be read: {answer}"
+            else:
+                surveys[kind.step] = answer
         return surveys, refused
 
+    @staticmethod
+    async def _surveyed(kind: LeftoverKind, user: DirectoryUser,
+                        window: CompromiseWindow) -> list[Leftover] | str:
+        """The kind's survey, or the reason its read was refused."""
+        try:
+            return await kind.survey(user, window)
+        except PermanentError as error:
+            return error.reason
+
     async def clean(self, case: Case, user: DirectoryUser,
-                    window: CompromiseWindow) -> Case:
-        """Each kind as its own journaled step (a redelivery skips the finished ones)."""
+                    window: CompromiseWindow, reads: PassReads | None = None) -> Case:
+        """Each kind as its own journaled step (a redelivery skips the finished ones).
+        ``reads``: the plan's surveys in the same pass, taken instead of reading again while
+        nothing else has changed (``service.pass_reads``)."""
         for kind in self.kinds:
             case, _ = await self.recorder.run(
                 case, kind.step,
-                lambda kind=kind, case=case: self._clean(case, kind, user, window))  # type: ignore[misc]
+                lambda kind=kind, case=case: self._clean(case, kind, user, window, reads))  # type: ignore[misc]
         return case
 
     async def _clean(self, case: Case, kind: LeftoverKind, user: DirectoryUser,
-                     window: CompromiseWindow) -> StepResult:
+                     window: CompromiseWindow, reads: PassReads | None = None) -> StepResult:
         """Survey, then remove what the survey says to. Each removal is journaled the moment
         it is done (a ``partial`` note of the step): an attempt that fails after it (a 503
         on the next one) leaves the record, and the retry, which no longer finds what it
         removed, counts it from that note. A removal whose answer was lost (OutcomeUnknown)
         is journaled so too before the attempt fails: it may have been carried out."""
         earlier = removed_before(case, kind.step)
-        found = await kind.survey(user, window)
+        planned = reads.take_survey(kind.step) if reads is not None else None
+        found = planned if planned is not None else await kind.survey(user, window)
         removed: list[Leftover] = [leftover for leftover in earlier
                                    if leftover.key not in {f.key for f in found}]
         found = [*removed, *found]
@@ -146,6 +162,8 @@ class Cleanup:
         for leftover in found:
             if leftover.disposition is not Disposition.REMOVE or leftover in removed:
                 continue
+            if reads is not None:  # the account changes: later steps read it afresh
+                reads.changed = True
             try:
                 await kind.remove(user, leftover)
             except PermanentError as error:
@@ -181,13 +199,13 @@ class Cleanup:
         if window is None:
             return []
         added: list[Leftover] = []
-        for kind in self.kinds:
-            step = case.done(kind.step)
-            if step is None:
-                continue
+        cleaned = [(kind, step) for kind in self.kinds
+                   if (step := case.done(kind.step)) is not None]
+        # Every kind's survey side by side (reads only; the first failure is raised).
+        answers = await all_of([kind.survey(user, window) for kind, _ in cleaned])
+        for (_kind, step), found in zip(cleaned, answers, strict=True):
             known = [entry["key"] for entry in step.data.get("found", [])]
             removed = set(step.data.get("removed", []))
-            found = await kind.survey(user, window)
             added += newly_added(found, known)
             added += [leftover for leftover in found if leftover.key in removed
                       and leftover.disposition is not Disposition.KEEP]

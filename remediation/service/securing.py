@@ -15,6 +15,7 @@ import sys
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
+from remediation.concurrently import all_of, each
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.directory import DirectoryUser
@@ -33,7 +34,7 @@ from remediation.domain.hygiene import (
     suspicious_forwarding,
     suspicious_rules,
 )
-from remediation.domain.leftovers import CompromiseWindow
+from remediation.domain.leftovers import CompromiseWindow, Leftover
 from remediation.domain.passwords import generate_password
 from remediation.service.episodes import lookup_result, user_from_lookup
 from remediation.service.guarding import Guardrails
@@ -53,6 +54,7 @@ from remediation.service.journaling import (
 from remediation.service.leftovers import PARTIAL, WINDOW, Cleanup
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
+from remediation.service.pass_reads import PassReads
 from remediation.service.ports import Directory, Mailbox, RestrictedSenders, VerificationScheduler
 from remediation.service.scope import OUT_OF_SCOPE, AdministrativeScope
 from remediation.service.settings import WorkflowSettings
@@ -100,6 +102,7 @@ class Securing:
     async def run(self, case: Case) -> Case:
         """Take the case as far as it may go; PermanentError means escalate."""
         record = self._recorder
+        reads = PassReads()  # this pass's answers, so nothing is read twice (pass_reads.py)
         if case.state is CaseState.RECEIVED:
             case = await record.save(case, state=CaseState.IN_PROGRESS)
         case, found = await record.run(case, LOOKUP, lambda: self._lookup(case))
@@ -113,7 +116,7 @@ class Securing:
             raise PermanentError(*await self._escalation(case, user, guard))
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
-        case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict))
+        case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict, reads))
         listed = tuple(plan.data.get("listed_addresses") or ())
         if listed and listed != case.listed_addresses:
             case = await record.save(case, listed_addresses=listed)
@@ -143,11 +146,11 @@ class Securing:
         case, _ = await record.run(case, BREAKER, lambda: self._breaker(case))
         case = await self._reset_once(case, user.id)
         case, _ = await record.run(case, REVOKE, lambda: self._revoke(user.id))
-        case, _ = await record.run(case, HYGIENE, lambda: self._hygiene(case, user))
+        case, _ = await record.run(case, HYGIENE, lambda: self._hygiene(case, user, reads))
         window = case.done(WINDOW)
         if self._cleanup is not None and window is not None:
             case = await self._cleanup.clean(case, user,
-                                             CompromiseWindow.from_dict(window.data))
+                                             CompromiseWindow.from_dict(window.data), reads)
         try:
             case, unblocked = await record.run(case, UNBLOCK, lambda: self._unblock(case))
         except PermanentError as error:  # secured, still blocked: the block is a person's
@@ -206,8 +209,11 @@ class Securing:
         return StepResult(f"checked again on approval: {judged.detail}",
                           {**judged.data, "lookup": lookup_result(fresh).data})
 
-    async def _plan(self, case: Case, user: DirectoryUser, verdict: Verdict) -> StepResult:
-        """Everything that will be done, from reads only (the dry-run and approval output)."""
+    async def _plan(self, case: Case, user: DirectoryUser, verdict: Verdict,
+                    reads: PassReads | None = None) -> StepResult:
+        """Everything that will be done, from reads only (the dry-run and approval output).
+        Independent reads run side by side (the mailbox's findings and every leftover
+        survey); what they answered is kept in ``reads`` for the rest of the pass."""
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             return StepResult("revoke sign-in sessions, then hand over to a human "
                               "(the password must be reset on-premises)", {"actions": []})
@@ -220,7 +226,11 @@ class Securing:
             return StepResult(held["reason"], {
                 "actions": [held["reason"]], "listed": bool(entries),
                 "listed_addresses": list(listed), "findings": [], "rate_limit": held})
-        findings = await self._findings(user)
+        window = self._cleanup.window(case, entries) if self._cleanup is not None else None
+        findings, (surveys, refused) = await each(
+            self._findings(user), self._survey(user, window))
+        if reads is not None:
+            reads.findings, reads.surveys = list(findings), dict(surveys)
         act = self._settings.hygiene == "disable"
         actions = ["reset the password (change forced at next sign-in)",
                    "revoke sign-in sessions"]
@@ -232,9 +242,7 @@ class Securing:
         if not listed:
             actions.append("nothing to unblock (not on the Restricted users list)")
         data: dict[str, object] = {}
-        if self._cleanup is not None:
-            window = self._cleanup.window(case, entries)
-            surveys, refused = await self._cleanup.survey(user, window)
+        if self._cleanup is not None and window is not None:
             actions[2 + len(findings):2 + len(findings)] = self._cleanup.plan_actions(
                 surveys, refused)
             data = {"window": window.to_dict(), "leftovers_refused": refused,
@@ -246,21 +254,25 @@ class Securing:
             "findings": [_finding_data(f) for f in findings],
             **({"rate_limit": held} if held else {}), **data})
 
+    async def _survey(self, user: DirectoryUser, window: CompromiseWindow | None,
+                      ) -> tuple[dict[str, list[Leftover]], dict[str, str]]:
+        if self._cleanup is None or window is None:
+            return {}, {}
+        return await self._cleanup.survey(user, window)
+
     async def _listed(self, case: Case, user: DirectoryUser,
                       ) -> dict[str, list[BlockedSender]]:
         """Every address of the account on the Restricted users list, with its entries: the
         one a signal named first (the lookup made sure the account owns it), then the primary
         address, then each other SMTP address (an attacker may send from an alias). One
-        Exchange read per address."""
-        candidates = dict.fromkeys(
+        Exchange read per address, all side by side."""
+        candidates = list(dict.fromkeys(
             address.lower() for address in (*case.listed_addresses, user.sender_address,
-                                            *user.proxy_addresses) if address)
-        listed: dict[str, list[BlockedSender]] = {}
-        for address in candidates:
-            entries = await self._exchange.blocked_entries(address)
-            if entries:
-                listed[address] = entries
-        return listed
+                                            *user.proxy_addresses) if address))
+        answers = await all_of([self._exchange.blocked_entries(address)
+                                for address in candidates])
+        return {address: entries for address, entries in zip(candidates, answers, strict=True)
+                if entries}
 
     async def _breaker(self, case: Case) -> StepResult:
         limit = self._settings.max_resets_per_hour
@@ -313,7 +325,8 @@ class Securing:
         await self._directory.revoke_sessions(user_id)
         return StepResult("sign-in sessions and refresh tokens revoked")
 
-    async def _hygiene(self, case: Case, user: DirectoryUser) -> StepResult:
+    async def _hygiene(self, case: Case, user: DirectoryUser,
+                       reads: PassReads | None = None) -> StepResult:
         """Disable suspicious rules and clear forwarding. Each change is journaled the
         moment it is made (a ``partial`` note): a retry after a failure in between no longer
         finds a rule it disabled, and takes it from that note instead; one it finds again
@@ -324,7 +337,8 @@ class Securing:
         earlier = [Finding(**note.data[PARTIAL]) for note in case.steps
                    if note.name == HYGIENE and note.status is StepStatus.INFO
                    and isinstance(note.data.get(PARTIAL), dict)]
-        current = await self._findings(user)
+        planned = reads.take_findings() if reads is not None else None
+        current = planned if planned is not None else await self._findings(user)
         # What an earlier attempt changed and is still as it left it; anything found again
         # (a rule enabled again meanwhile: a token outlives the revocation by up to an hour)
         # is changed again.
@@ -339,6 +353,8 @@ class Securing:
         if self._settings.hygiene == "report":
             return StepResult(f"found, reported and left as they are: {summary}", data)
         for finding in current:
+            if reads is not None:  # the mailbox changes: later steps read it afresh
+                reads.changed = True
             done = f"disabled {finding.name!r}" if finding.rule_id else "forwarding cleared"
             try:
                 if finding.rule_id is not None:
@@ -357,18 +373,29 @@ class Securing:
     async def _findings(self, user: DirectoryUser) -> list[Finding]:
         if self._mailbox is None:
             return []
-        domains = self._settings.tenant_domains or (await self._directory.tenant_domains()).names
-        rules = await self._mailbox.inbox_rules(user.id)
-        moving = moves_mail(rules)
-        folders = await self._mailbox.folder_names(user.id) if moving else {}
-        well_known = await self._mailbox.well_known_folders(user.id) if moving else {}
+        mailbox = self._mailbox
+        # Side by side: the rules, the forwarding and the domains; then, only for rules that
+        # move mail, the folders' names (both reads at once).
+        rules, forwarded, domains = await each(
+            mailbox.inbox_rules(user.id), mailbox.forwarding(user.sender_address),
+            self._domain_names())
+        folders, well_known = (await each(mailbox.folder_names(user.id),
+                                          mailbox.well_known_folders(user.id))
+                               if moves_mail(rules) else ({}, {}))
         findings = suspicious_rules(rules, folders, domains, well_known)
-        forwarding = suspicious_forwarding(
-            await self._mailbox.forwarding(user.sender_address), domains)
+        forwarding = suspicious_forwarding(forwarded, domains)
         return [*findings, *([forwarding] if forwarding else [])]
 
+    async def _domain_names(self) -> frozenset[str]:
+        return frozenset(self._settings.tenant_domains or
+                         (await self._directory.tenant_domains()).names)
+
     async def _unblock(self, case: Case) -> StepResult:
-        """Lift the block of each listed address; a redelivery repeats only what is left."""
+        """Lift the block of each listed address; a redelivery repeats only what is left.
+        Each address's entries are read again just before its block is removed, even in the
+        pass that planned it: the list changes without us (a person's unblock, Exchange
+        showing a removed entry a while longer, a new block), and what the step says it
+        removed must be what was there."""
         now = self._recorder.clock.now()
         removed: dict[str, BlockedSender] = {}
         for address in case.block_addresses:

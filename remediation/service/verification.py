@@ -20,10 +20,11 @@ from typing import Any
 
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
+from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import InvalidRequest, PermanentError
 from remediation.domain.escalation_kinds import EscalationKind
-from remediation.service.addresses import current_addresses, entries_for
+from remediation.service.addresses import account_addresses, current_addresses, entries_for
 from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
 from remediation.service.guarding import Guardrails, refusal
 from remediation.service.journaling import CaseRecorder, StepResult
@@ -70,25 +71,28 @@ class Verification:
             return case
         name = f"verify_{check.attempt}"
         try:
-            returned = await self._returned(case, check.attempt)
+            returned, user = await self._returned(case, check.attempt)
             if returned is not None and returned.data.get("added"):
                 return await self._attacker_back(case.case_id, returned)
             case = await self._recorder.require(case.case_id)
-            finding = case.done(name) or await self._look(case, name, check.attempt)
+            finding = case.done(name) or await self._look(case, name, check.attempt, user)
             return await self._conclude(case.case_id, check.attempt, finding)
         except PermanentError as error:  # the block was lifted: whatever refused, unverified
             return await self._outcomes.escalate(case.case_id, error.reason,
                                                  kind=EscalationKind.UNVERIFIED)
 
-    async def _returned(self, case: Case, attempt: int) -> Step | None:
+    async def _returned(self, case: Case, attempt: int,
+                        ) -> tuple[Step | None, DirectoryUser | None]:
         """What was added to the account after the case cleaned it (sign-in methods,
-        consents, rules, mailbox permissions), journaled before it is acted on."""
+        consents, rules, mailbox permissions), journaled before it is acted on; and the
+        account as the directory gave it for that (None when not read now), which the same
+        check's look at the list takes instead of reading it again."""
         if self._cleanup is None or not self._cleanup.kinds or case.user_id is None:
-            return None
+            return None, None
         name = f"{RETURNED}_{attempt}"
         done = case.done(name)
         if done is not None:
-            return done
+            return done, None
         with self._recorder.traced(case, name) as trace:
             user = await self._directory.find_user(case.user_id)
             added = await self._cleanup.returned(case, user)
@@ -98,7 +102,7 @@ class Verification:
             "nothing added since the case acted")
         case = await self._recorder.note(case, name, StepStatus.DONE, detail,
                                          {"added": [leftover.to_dict() for leftover in added]})
-        return case.done(name)
+        return case.done(name), user
 
     async def _attacker_back(self, case_id: str, returned: Step) -> Case:
         """Escalate at once; with RETURN_ACTION=disable block the account's sign-in first,
@@ -139,10 +143,14 @@ class Verification:
         await self._directory.disable_sign_in(user_id)
         return StepResult("sign-in blocked (accountEnabled false)")
 
-    async def _look(self, case: Case, name: str, attempt: int) -> Step:
+    async def _look(self, case: Case, name: str, attempt: int,
+                    user: DirectoryUser | None = None) -> Step:
+        """The list now, for every address of the account: ``user`` as this check read it
+        moments ago, else read now."""
         with self._recorder.traced(case, name) as trace:
-            entries = await entries_for(self._exchange,
-                                        await current_addresses(self._directory, case))
+            addresses = (account_addresses(case, user) if user is not None
+                         else await current_addresses(self._directory, case))
+            entries = await entries_for(self._exchange, addresses)
             trace.done()
         # The block we removed, or failing its time, the unblock itself: an entry created
         # after it is a new block; one whose time is unknown is never taken for one.
