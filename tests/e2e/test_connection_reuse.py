@@ -32,6 +32,6 @@ async def test_every_call_of_every_case_goes_over_a_few_kept_connections(
     assert "" not in connections
     # Graph reads, Graph writes (the SDK) and Exchange each keep a pool: a connection per
     # request in flight at the busiest moment, reused for every later call.
-    assert len(calls) >= 6 * 40
+    assert len(calls) >= 6 * 30  # an ordinary case makes 37 calls (docs/BENCHMARKS.md)
     assert len(connections) <= 24, f"{len(connections)} connections for {len(calls)} calls"
     assert len(calls) >= 10 * len(connections)
