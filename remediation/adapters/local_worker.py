@@ -63,12 +63,15 @@ class LocalWorker:
         self._wake = asyncio.Event()
         self.processed = 0
 
-    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
-        """Process messages until ``stop`` is set (or, with ``until_idle``, none are left)."""
+    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None,
+                  fed: asyncio.Event | None = None) -> None:
+        """Process messages until ``stop`` is set (or, with ``until_idle``, none are left
+        once ``fed`` is set: while something still queues work, as a poll paging through
+        alerts does, an empty queue is no reason to end)."""
         stop = stop or asyncio.Event()
         looker = asyncio.create_task(self._look(stop))
         try:
-            await asyncio.gather(*(self._loop(until_idle, stop)
+            await asyncio.gather(*(self._loop(until_idle, stop, fed)
                                    for _ in range(self._concurrency)))
         finally:
             looker.cancel()
@@ -103,7 +106,8 @@ class LocalWorker:
             for wait in waits:
                 wait.cancel()
 
-    async def _loop(self, until_idle: bool, stop: asyncio.Event) -> None:
+    async def _loop(self, until_idle: bool, stop: asyncio.Event,
+                    fed: asyncio.Event | None = None) -> None:
         while not stop.is_set():
             if (hold := self._hold()) > 0:
                 await self._idle(stop, hold)
@@ -113,7 +117,8 @@ class LocalWorker:
                 await self._process(message)
                 continue
             next_at = await self._queue.next_visible_at(self._queues)
-            if until_idle and (next_at is None or await self._is_paused()):
+            if (until_idle and (fed is None or fed.is_set())
+                    and (next_at is None or await self._is_paused())):
                 return
             wait = self._poll_interval if next_at is None else max(
                 0.01, min(self._poll_interval, next_at - time.time()))
