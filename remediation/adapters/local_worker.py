@@ -69,12 +69,15 @@ class LocalWorker:
         self._idlers: deque[asyncio.Event] = deque()  # one per idle loop, oldest first
         self.processed = 0
 
-    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
-        """Process messages until ``stop`` is set (or, with ``until_idle``, none are left)."""
+    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None,
+                  fed: asyncio.Event | None = None) -> None:
+        """Process messages until ``stop`` is set (or, with ``until_idle``, none are left
+        once ``fed`` is set: while something still queues work, as a poll paging through
+        alerts does, an empty queue is no reason to end)."""
         stop = stop or asyncio.Event()
         looker = asyncio.create_task(self._look(stop))
         try:
-            await asyncio.gather(*(self._loop(until_idle, stop)
+            await asyncio.gather(*(self._loop(until_idle, stop, fed)
                                    for _ in range(self._concurrency)))
         finally:
             looker.cancel()
@@ -120,7 +123,8 @@ class LocalWorker:
             with contextlib.suppress(ValueError):
                 self._idlers.remove(woken)
 
-    async def _loop(self, until_idle: bool, stop: asyncio.Event) -> None:
+    async def _loop(self, until_idle: bool, stop: asyncio.Event,
+                    fed: asyncio.Event | None = None) -> None:
         while not stop.is_set():
             if (hold := self._hold()) > 0:
                 await self._idle(stop, hold)
@@ -131,7 +135,8 @@ class LocalWorker:
                 await self._process(message)
                 continue
             next_at = await self._queue.next_visible_at(self._queues)
-            if until_idle and (next_at is None or await self._is_paused()):
+            if (until_idle and (fed is None or fed.is_set())
+                    and (next_at is None or await self._is_paused())):
                 return
             now = time.time()
             # Due now and still not taken: its session is held (or another loop took it);

@@ -57,11 +57,6 @@ EXIT_IDLE, EXIT_OPEN = 0, 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 FAILED_SOURCE_LIMIT = 1000  # characters of a poll source's failure reason on stderr
 CHECK_KIND = "verify"  # the application property of a verification check (local_queue)
-# Loops working the queue while ``--until-idle``'s poll pages through the alerts (at most
-# WORKER_CONCURRENCY): the poll shares the process's one event loop with them, and at 100
-# loops a 100-page storm took 49 s to read against 12.6 s at 16 (bench/storm.py, loaded
-# 2-core machine, docs/BENCHMARKS.md); every loop joins once the poll is done.
-POLL_WORKERS = 16
 
 
 def run_local(settings: Settings, *, until_idle: bool, out: TextIO | None = None) -> int:
@@ -131,25 +126,24 @@ class LocalRun:
     # -- the work -----------------------------------------------------------------------------
 
     async def _until_idle(self) -> IntakeReport:
-        """Poll once and work the queue meanwhile with up to POLL_WORKERS loops (the cases
-        the first alert pages name start while later pages are read: the poll queues each
-        request as it reads its alert), then with every loop until nothing is queued or
-        scheduled; then let the sweeper resume what nothing moves (a bounded number of
-        rounds)."""
+        """Poll once and work the queue meanwhile (the cases the first alert pages name
+        start while later pages are read: the poll queues each request as it reads its
+        alert), until the poll is done and nothing is queued or scheduled; then let the
+        sweeper resume what nothing moves (a bounded number of rounds)."""
         polled = asyncio.Event()
-        concurrency = min(POLL_WORKERS, self._app.settings.worker_concurrency)
-        early = asyncio.create_task(self._worker(concurrency).run(stop=polled))
+        worker = asyncio.create_task(self._worker().run(until_idle=True, stop=self._stop,
+                                                        fed=polled))
         try:
             report = await self._app.intake.poll()
         except BaseException:
-            early.cancel()
+            worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await early
+                await worker
             raise
         finally:
-            polled.set()  # the early loops finish what they hold and take nothing new
+            polled.set()
         self._worked_on.update(dict.fromkeys(report.stalled))
-        await asyncio.gather(early, self._worker().run(until_idle=True, stop=self._stop))
+        await worker
         sweeper = self._app.intake.sweeper
         for _ in range(0 if sweeper is None else sweeper.max_resumes + 1):
             if self._stop.is_set() or sweeper is None:
@@ -186,9 +180,8 @@ class LocalRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=interval)
 
-    def _worker(self, concurrency: int | None = None) -> LocalWorker:
-        return self._app.worker(concurrency=concurrency, poll_interval=self._worker_poll,
-                                on_case=self._saw)
+    def _worker(self) -> LocalWorker:
+        return self._app.worker(poll_interval=self._worker_poll, on_case=self._saw)
 
     def _saw(self, case: Case) -> None:
         self._worked_on[case.case_id] = None
