@@ -15,11 +15,12 @@ from typing import Any
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.durations import format_duration
-from remediation.domain.errors import InvalidRequest, PermanentError
+from remediation.domain.errors import CaseBusy, InvalidRequest, PermanentError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.addresses import current_addresses, entries_for
 from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
-from remediation.service.journaling import CaseRecorder, StepResult
+from remediation.service.case_lease import CaseLease
+from remediation.service.journaling import SCHEDULE, CaseRecorder, StepResult
 from remediation.service.leftovers import Cleanup
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
@@ -47,6 +48,9 @@ class Verification:
         case = await self._recorder.journal.get_case(check.case_id)
         if case is None:
             raise InvalidRequest(f"no case {check.case_id!r} to verify")
+        if _scheduling(case):  # its check came before its schedule was journaled
+            raise CaseBusy(f"case {case.case_id} is journaling the checks it scheduled; "
+                           "this one waits for that")
         refusal = check_refusal(case, check, self._recorder.clock.now())
         if refusal is not None:
             return await self._recorder.note(case, VERIFICATION_REFUSED, StepStatus.INFO,
@@ -88,8 +92,14 @@ class Verification:
     async def _attacker_back(self, case_id: str, returned: Step) -> Case:
         """Escalate at once; with RETURN_ACTION=disable block the account's sign-in first."""
         reason = f"the attacker is still active: {returned.detail}"
-        if self._return_action == "disable":
+        if self._return_action != "disable":
+            return await self._outcomes.escalate(case_id, reason,
+                                                 kind=EscalationKind.ATTACKER_RETURNED)
+        # A change in the tenant: one worker at a time (two copies of a check at once).
+        async with CaseLease(self._recorder.journal, self._recorder.clock).hold(case_id):
             case = await self._recorder.require(case_id)
+            if case.state is not CaseState.AWAITING_VERIFICATION:
+                return case  # the other copy escalated it
             user_id = case.user_id
             assert user_id is not None
             try:
@@ -99,8 +109,8 @@ class Verification:
                     "once a person has secured it"
             except PermanentError as error:
                 reason += f"; sign-in could NOT be blocked: {error.reason}"
-        return await self._outcomes.escalate(case_id, reason,
-                                             kind=EscalationKind.ATTACKER_RETURNED)
+            return await self._outcomes.escalate(case_id, reason,
+                                                 kind=EscalationKind.ATTACKER_RETURNED)
 
     async def _block_sign_in(self, user_id: str) -> StepResult:
         await self._directory.disable_sign_in(user_id)
@@ -168,3 +178,11 @@ def _as(finding: Step) -> str:
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "an unknown time"
+
+
+def _scheduling(case: Case) -> bool:
+    """The case is still being secured and its checks are being scheduled: the scheduling
+    step started, and neither finished nor failed (a check due at once may come first)."""
+    steps = [step for step in case.steps if step.name == SCHEDULE]
+    return (case.state is CaseState.IN_PROGRESS and bool(steps)
+            and steps[-1].status is StepStatus.STARTED)
