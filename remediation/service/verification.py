@@ -48,9 +48,9 @@ class Verification:
         case = await self._recorder.journal.get_case(check.case_id)
         if case is None:
             raise InvalidRequest(f"no case {check.case_id!r} to verify")
-        if _scheduling(case):  # its check came before its schedule was journaled
-            raise CaseBusy(f"case {case.case_id} is journaling the checks it scheduled; "
-                           "this one waits for that")
+        if _scheduling(case):  # a check due at once, come before its case has settled
+            raise CaseBusy(f"case {case.case_id} is still journaling the checks it "
+                           "scheduled; this one waits for that")
         refusal = check_refusal(case, check, self._recorder.clock.now())
         if refusal is not None:
             return await self._recorder.note(case, VERIFICATION_REFUSED, StepStatus.INFO,
@@ -181,8 +181,8 @@ def _when(value: datetime | None) -> str:
 
 
 def _scheduling(case: Case) -> bool:
-    """The case is still being secured and its checks are being scheduled: the scheduling
-    step started, and neither finished nor failed (a check due at once may come first)."""
-    steps = [step for step in case.steps if step.name == SCHEDULE]
-    return (case.state is CaseState.IN_PROGRESS and bool(steps)
-            and steps[-1].status is StepStatus.STARTED)
+    """The case is still being secured, and it scheduled its checks or is scheduling them:
+    a check due at once may come before the schedule is journaled, or before the case is
+    saved awaiting verification just after."""
+    return case.state is CaseState.IN_PROGRESS and any(step.name == SCHEDULE
+                                                        for step in case.steps)

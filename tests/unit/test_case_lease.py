@@ -4,6 +4,8 @@ and its message is kept (a copy that uses no attempt) until the case is free aga
 
 from __future__ import annotations
 
+import pytest
+
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import TransientError
 from remediation.domain.requests import RemediationRequest
@@ -30,18 +32,19 @@ def unblocks(h: Harness) -> int:
 
 class SchedulingJournal(FakeJournal):
     """Shows a case as a worker read it while its securing still journaled the checks it
-    had just scheduled (in progress, the schedule step started, not yet done), while
-    ``scheduling``."""
+    had just scheduled (in progress; the schedule step started, or also done when
+    ``journaled``), while ``scheduling``."""
 
     scheduling = False
+    journaled = False
 
     async def get_case(self, case_id: str) -> Case | None:
         case = await super().get_case(case_id)
         if case is None or not self.scheduling:
             return case
         return case.evolve(state=CaseState.IN_PROGRESS, steps=tuple(
-            step for step in case.steps
-            if not (step.name == SCHEDULE and step.status is StepStatus.DONE)))
+            step for step in case.steps if self.journaled
+            or not (step.name == SCHEDULE and step.status is StepStatus.DONE)))
 
 
 async def held_in_progress(h: Harness) -> tuple[str, bytes]:
@@ -125,8 +128,11 @@ async def test_the_holder_gives_the_case_up_however_its_work_ends() -> None:
                                              h.tenant.clock.now(), CASE_LEASE)
 
 
-async def test_a_check_that_comes_while_its_case_journals_the_schedule_waits_for_it() -> None:
+@pytest.mark.parametrize("journaled", [False, True], ids=["scheduling", "not yet saved"])
+async def test_a_check_that_comes_while_its_case_journals_the_schedule_waits_for_it(
+        journaled: bool) -> None:
     journal = SchedulingJournal()
+    journal.journaled = journaled
     h = make(journal=journal)
     body = RemediationRequest(user=ROB, request_id="req-1").to_json().encode()
     case = await h.handler.on_request(delivery(body))
