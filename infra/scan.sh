@@ -15,12 +15,12 @@ requirements=infra/requirements-scan.txt
 key=$({ cat "$requirements"; "$python" -c 'import sys; print(sys.version)'; } \
       | sha256sum | cut -c1-16)
 venv=${SCAN_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/remediation/scan-$key}
-stamp=$venv/.installed
+stamp=$venv/.installed-$key  # a SCAN_VENV built from another file is rebuilt too
 
 mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
 flock 9  # two scans at once: the second waits for the first's install, then reuses it
-if [ ! -f "$stamp" ] || [ "$requirements" -nt "$stamp" ]; then
+if [ ! -f "$stamp" ]; then  # by content: a fresh clone's files are all newer than it
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
