@@ -86,7 +86,7 @@ def sandbox_settings(url: str, tenant: SandboxTenant, db: Path, **changes: objec
     settings = Settings(
         tenant_id=tenant.tenant_id, graph_endpoint=url, exchange_endpoint=url,
         sandbox_token=None if from_identity else tenant.token, remediation_db=db,
-        verify_delays=(timedelta(seconds=0.5), timedelta(seconds=1), timedelta(seconds=1.5)),
+        verify_delays=(timedelta(seconds=0.1), timedelta(seconds=0.2), timedelta(seconds=0.3)),
         lock_duration=timedelta(seconds=10), http_timeout=timedelta(seconds=2),
         retry_backoff=timedelta(seconds=0.05))
     return replace(settings, **changes)  # type: ignore[arg-type]
@@ -98,6 +98,6 @@ def sandbox_env(url: str, tenant: SandboxTenant, db: Path) -> dict[str, str]:
     return {
         "AZURE_TENANT_ID": tenant.tenant_id, "GRAPH_ENDPOINT": url, "EXCHANGE_ENDPOINT": url,
         **identity_env(url, tenant), "REMEDIATION_DB": str(db),
-        "VERIFY_DELAYS": "1s,2s,3s", "HTTP_TIMEOUT": "20s", "SWEEP_RESTRICTED_USERS": "false",
-        "RETRY_BACKOFF": "0.5s",
+        "VERIFY_DELAYS": "0.1s,0.2s,0.3s", "HTTP_TIMEOUT": "20s",
+        "SWEEP_RESTRICTED_USERS": "false", "RETRY_BACKOFF": "0.5s",
     }
