@@ -43,9 +43,11 @@ class Verification:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, exchange: RestrictedSenders,
                  directory: Directory, delays: tuple[timedelta, ...],
                  cleanup: Cleanup | None = None, return_action: str = "escalate",
-                 guardrails: Guardrails | None = None) -> None:
+                 guardrails: Guardrails | None = None, lease: CaseLease | None = None,
+                 ) -> None:
         """``guardrails``: run before the sign-in block; required with RETURN_ACTION=disable
-        (ValueError without them)."""
+        (ValueError without them). ``lease``: the workflow's claim on a case (a default one
+        when not given)."""
         if return_action == "disable" and guardrails is None:
             raise ValueError("RETURN_ACTION=disable blocks sign-in, and no guardrails run "
                              "before it")
@@ -57,6 +59,7 @@ class Verification:
         self._exchange = exchange
         self._directory = directory
         self._delays = delays
+        self._lease = lease or CaseLease(recorder.journal, recorder.clock)
 
     async def verify(self, check: VerificationCheck) -> Case:
         """Run ``check`` when it matches what the case journaled (``admission``), else
@@ -116,7 +119,7 @@ class Verification:
             return await self._outcomes.escalate(case_id, reason,
                                                  kind=EscalationKind.ATTACKER_RETURNED)
         # A change in the tenant: one worker at a time (two copies of a check at once).
-        async with CaseLease(self._recorder.journal, self._recorder.clock).hold(case_id):
+        async with self._lease.hold(case_id):
             case = await self._recorder.require(case_id)
             if case.state is not CaseState.AWAITING_VERIFICATION:
                 return case  # the other copy escalated it

@@ -105,7 +105,8 @@ class RemediationWorkflow:
                              "membership")
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
-        self._lease = CaseLease(journal, clock)  # one worker at a time on a case
+        # One worker at a time on a case.
+        self._lease = CaseLease(journal, clock, settings.case_lease)
         self._outcomes = Outcomes(recorder, scheduler, notifier,
                                   notify_escalations=webhook is not None,
                                   alert_updates=alerts is not None)
@@ -121,7 +122,8 @@ class RemediationWorkflow:
         self.guardrails = self._securing.guardrails
         self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays, cleanup,
-                                          settings.return_action, self.guardrails)
+                                          settings.return_action, self.guardrails,
+                                          self._lease)
         self._alert_source = alert_source
         self.pausing = Pausing(recorder, self._episodes)  # the kill switch (handler)
         self._breaker_posts = BreakerPosts(recorder, webhook, follow_up_sends, settings)

@@ -4,12 +4,15 @@ and its message is kept (a copy that uses no attempt) until the case is free aga
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.errors import TransientError
 from remediation.domain.requests import RemediationRequest
-from remediation.service.case_lease import CASE_CLAIM, CASE_LEASE
+from remediation.service.case_lease import CASE_CLAIM, CASE_LEASE, CaseLease
 from remediation.service.handler import ATTEMPTS, DEFERRED, RETRY_OF
 from remediation.service.journaling import SCHEDULE
 from remediation.service.messages import VerificationCheck
@@ -150,3 +153,23 @@ async def test_a_check_that_comes_while_its_case_journals_the_schedule_waits_for
     assert not [s for s in (await h.only_case()).steps if s.name == "verification_refused"]
     verified = await h.handler.on_verification(h.redeliver(copy))
     assert verified is not None and verified.state is CaseState.VERIFIED
+
+
+class WallClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+async def test_a_worker_still_working_keeps_its_case_past_the_lease_and_gives_it_up_after(
+        ) -> None:
+    """The claim lasts one lease (the message lock's length) unless renewed: a worker whose
+    case takes longer keeps it for as long as it works (renewed every third of the lease),
+    and another takes it on as soon as it is given up."""
+    journal, clock = FakeJournal(), WallClock()
+    lease = CaseLease(journal, clock, timedelta(seconds=0.3))
+    async with lease.hold("case-1"):
+        await asyncio.sleep(0.8)  # more than two leases
+        assert not await journal.claim_step("case-1", CASE_CLAIM, "other-worker",
+                                            clock.now(), timedelta(seconds=0.3))
+    assert await journal.claim_step("case-1", CASE_CLAIM, "other-worker", clock.now(),
+                                    timedelta(seconds=0.3))
