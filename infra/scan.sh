@@ -4,22 +4,29 @@
 # Fails on any finding and on a file checkov cannot parse. A check that does not fit this
 # design is skipped next to its resource, with the reason:
 #   // checkov:skip=CKV_AZURE_NN:why
-# checkov lives in its own virtual environment (see infra/requirements-scan.txt), rebuilt
-# whenever that file changes.
+# checkov lives in its own virtual environment (see infra/requirements-scan.txt), kept outside
+# the checkout (SCAN_VENV, default ~/.cache/remediation/scan-KEY, KEY a hash of that file and
+# the Python version) so a fresh clone reuses it; a change of either makes a new one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
-venv=.venv/scan
 requirements=infra/requirements-scan.txt
-stamp=$venv/.installed
+key=$({ cat "$requirements"; "$python" -c 'import sys; print(sys.version)'; } \
+      | sha256sum | cut -c1-16)
+venv=${SCAN_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/remediation/scan-$key}
+stamp=$venv/.installed-$key  # a SCAN_VENV built from another file is rebuilt too
 
-if [ ! -f "$stamp" ] || [ "$requirements" -nt "$stamp" ]; then
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9  # two scans at once: the second waits for the first's install, then reuses it
+if [ ! -f "$stamp" ]; then  # by content: a fresh clone's files are all newer than it
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
     touch "$stamp"
 fi
+flock -u 9
 
 # No platform API, no policy download, no version check against PyPI, no package scan.
 export BC_SKIP_MAPPING=TRUE

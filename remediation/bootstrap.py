@@ -229,7 +229,7 @@ def workflow_settings(settings: Settings) -> WorkflowSettings:
         return_action=settings.return_action,
         rate_limit_blocks=settings.rate_limit_blocks,
         administrative_unit_id=settings.scope_administrative_unit_id,
-        approval_timeout=settings.approval_timeout)
+        approval_timeout=settings.approval_timeout, case_lease=settings.lock_duration)
 
 
 def _webhook(settings: Settings, closers: list[Closer]) -> EscalationWebhook | None:

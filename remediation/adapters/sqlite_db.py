@@ -9,7 +9,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -112,6 +113,9 @@ _ADDED_COLUMNS = {"steps": ("prev TEXT", "hash TEXT"), "cases": ("seal TEXT",),
                   "chain_heads": ("record TEXT", "flaw TEXT", "digest TEXT")}
 
 
+CLOSE_WAIT = 30.0  # seconds close() waits for work still running in threads (busy_timeout)
+
+
 class SqliteDatabase:
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         """``read_only``: open an existing file for reading only (``status``): nothing is
@@ -122,6 +126,11 @@ class SqliteDatabase:
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._ready = False
+        # Work still running in a thread: close() waits for it. A task cancelled while its
+        # work runs in a thread (asyncio.to_thread cannot stop it) leaves the work running,
+        # and closing its connection under it crashes SQLite (a segfault, not an error).
+        self._busy = 0
+        self._idle = threading.Condition(self._guard)
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._run, work, False)
@@ -141,30 +150,47 @@ class SqliteDatabase:
             "INSERT OR REPLACE INTO sources (source, doc) VALUES ('~writable', '{}')"))
 
     def close(self) -> None:
+        """Close every connection, once the work running in threads has ended (at most
+        ``CLOSE_WAIT`` seconds: after that the connections are left to the process's end)."""
         with self._guard:
+            if not self._idle.wait_for(lambda: self._busy == 0, timeout=CLOSE_WAIT):
+                return
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
             self._local = threading.local()
 
     def _run(self, work: Callable[[sqlite3.Connection], T], write: bool) -> T:
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            result = work(connection)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        return result
+        with self._working():
+            connection = self._connection()
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
 
     def _rehearse(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
+        with self._working():
+            connection = self._connection()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                return work(connection)
+            finally:
+                connection.execute("ROLLBACK")
+
+    @contextmanager
+    def _working(self) -> Iterator[None]:
+        with self._guard:
+            self._busy += 1
         try:
-            return work(connection)
+            yield
         finally:
-            connection.execute("ROLLBACK")
+            with self._guard:
+                self._busy -= 1
+                self._idle.notify_all()
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)

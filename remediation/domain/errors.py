@@ -61,3 +61,9 @@ class InvalidRequest(ValueError):
 
 class ConcurrentUpdate(RemediationError):
     """Another writer changed the case since it was read (optimistic concurrency)."""
+
+
+class CaseBusy(TransientError):
+    """Another worker holds the case right now (``service.case_lease``): this delivery leaves
+    the case to it, records no failure and uses no attempt; its message is kept (a copy
+    asks again later), so the case still moves on if that worker dies."""

@@ -18,6 +18,10 @@ when the broker says so (its delivery count reaches the queue's own maxDeliveryC
 known): whatever MAX_DELIVERY_COUNT says, no message is dead-lettered without its case
 being escalated first.
 
+A delivery whose case another worker holds (``CaseBusy``: ``service.case_lease``) is no
+failure: it is kept like a paused one, a copy at the first back-off that uses no attempt,
+nothing journaled, the original completed; it never gives up on a case another worker works.
+
 A message that cannot succeed (invalid, or failed permanently) completes after its case is
 journaled, so it never loops. Scheduling the copy and completing the original are two steps,
 not one transaction: either may happen without the other, and the workflow is idempotent for
@@ -46,7 +50,12 @@ from typing import Any
 
 from remediation.domain.cases import Case
 from remediation.domain.durations import format_duration
-from remediation.domain.errors import MAX_RETRY_AFTER, InvalidRequest, TransientError
+from remediation.domain.errors import (
+    MAX_RETRY_AFTER,
+    CaseBusy,
+    InvalidRequest,
+    TransientError,
+)
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.pause import Paused
 from remediation.domain.requests import describe, parse_request
@@ -69,6 +78,7 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = "delivery_attempts"  # property of a copy: attempts made before it was sent
 RETRY_OF = "retry_of"  # application property of a copy: the original's message id
+DEFERRED = "case_busy_deferrals"  # property of a copy: times kept for a case held elsewhere
 MAX_RETRY_BACKOFF = timedelta(minutes=15)
 DELIVERY_TIME_BUDGET = timedelta(minutes=8)
 SETTLEMENT_TIME_BUDGET = timedelta(minutes=1)
@@ -91,12 +101,7 @@ class Delivery:
     @property
     def earlier_attempts(self) -> int:
         """Attempts made before this copy was scheduled (0 for an original message)."""
-        value = self.properties.get(ATTEMPTS)
-        if isinstance(value, str):  # ASCII digits only: "²".isdigit(), and int("٣") == 3
-            value = int(value) if value.isascii() and value.isdigit() else None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return 0
-        return value
+        return _count(self.properties.get(ATTEMPTS))
 
     @property
     def attempt(self) -> int:
@@ -423,6 +428,9 @@ class MessageHandler:
         budget = asyncio.timeout(self._settlement_budget.total_seconds())
         try:
             async with budget:
+                if isinstance(error, CaseBusy) and self._retrying is not None and (
+                        await self._defer(delivery, error, on, self._retrying)):
+                    return None
                 if delivery.is_last:
                     settled = await on.give_up(_give_up_reason(delivery, error, on.what))
                     if on.complete_on_give_up:
@@ -452,6 +460,29 @@ class MessageHandler:
                 log.warning("could not read why the case was escalated", exc_info=True)
         log.info("%s: %s", on.what, error.reason)
         return TransientError(f"{error.reason}: {reason}" if reason else error.reason)
+
+    async def _defer(self, delivery: Delivery, error: CaseBusy, on: _OnFailure,
+                     retrying: Retrying) -> bool:
+        """Keep a delivery whose case another worker holds (``service.case_lease``): a copy
+        after the back-off (doubling with each time the message was kept so: ``DEFERRED``),
+        carrying the attempts made before this delivery (as a pause's copy: losing to the
+        holder uses none, so it never gives up nor escalates), nothing journaled. False when
+        the copy could not be scheduled (a transient failure, then)."""
+        deferred = _count(delivery.properties.get(DEFERRED))
+        at = retrying.clock.now() + retrying.backoff.delay(deferred + 1)
+        properties = _copied_properties(delivery)
+        properties.update({ATTEMPTS: delivery.attempt - 1, RETRY_OF: delivery.first_message_id,
+                           DEFERRED: deferred + 1})
+        try:
+            message_id = await on.retries(retrying).schedule_copy(
+                delivery.body, session_id=delivery.session_id, properties=properties, at=at)
+        except Exception:
+            log.warning("could not keep message %s for later", delivery.message_id,
+                        exc_info=True)
+            return False
+        log.info("%s: %s; message %s asks again at %s as message %s", on.what, error.reason,
+                 delivery.message_id, at.isoformat(), message_id)
+        return True
 
     async def _schedule_retry(self, delivery: Delivery, error: TransientError,
                               on: _OnFailure, retrying: Retrying) -> "_Retry | None":
@@ -483,6 +514,16 @@ class MessageHandler:
         except Exception:  # the copy is scheduled: completing the original is still right
             log.warning("could not journal %r", detail, exc_info=True)
             return None
+
+
+def _count(value: object) -> int:
+    """A count carried in an application property (a number, or a string of ASCII digits);
+    0 when it is anything else."""
+    if isinstance(value, str):  # ASCII digits only: "²".isdigit(), and int("٣") == 3
+        value = int(value) if value.isascii() and value.isdigit() else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return value
 
 
 class _NoAttemptLeft(TransientError):

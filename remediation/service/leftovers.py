@@ -43,6 +43,7 @@ from remediation.service.pass_reads import PassReads
 
 WINDOW = "compromise_window"
 PARTIAL = "partial"  # a note of a cleanup step: one removal, journaled as it was done
+UNSURE = "unsure"  # with PARTIAL: a removal whose answer was lost (made perhaps, perhaps not)
 
 
 def removed_before(case: Case, step: str) -> list[Leftover]:
@@ -173,7 +174,7 @@ class Cleanup:
                 await self.recorder.note(
                     case, kind.step, StepStatus.INFO, f"{wording(kind).removed} "
                     f"{leftover.kind} {leftover.name}, perhaps (the answer was lost)",
-                    {PARTIAL: leftover.to_dict()})
+                    {PARTIAL: leftover.to_dict(), UNSURE: True})
                 raise
             removed.append(leftover)
             case = await self.recorder.note(

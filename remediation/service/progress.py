@@ -16,7 +16,7 @@ from remediation.domain.consents import regrant_body
 from remediation.domain.display import shown
 from remediation.domain.undo import Call, Restore, restorations
 from remediation.service.journaling import HYGIENE, PLAN, RESET, REVOKE, UNBLOCK
-from remediation.service.leftovers import PARTIAL
+from remediation.service.leftovers import PARTIAL, UNSURE
 
 NAME_LIMIT, NAMES_SHOWN = 60, 3
 UNCONFIRMED = "not confirmed (no clear answer)"
@@ -201,7 +201,12 @@ def _leftovers(case: Case, done: list[str], not_done: list[str]) -> None:
     """What the cleanup removed, reported or could not remove; before it ran, what the plan
     meant to remove."""
     steps = _leftover_steps(case)
-    done.extend(shown(note.detail, NAME_LIMIT * 2) for note in _unfinished_removals(case))
+    for note in _unfinished_removals(case):
+        if note.data.get(UNSURE) is True:  # its answer was lost: not on record as done
+            not_done.append(f"perhaps not removed (the answer was lost, to check): "
+                            f"{_named(note.data[PARTIAL])}")
+        else:
+            done.append(shown(note.detail, NAME_LIMIT * 2))
     for step in steps:
         found = {str(item.get("key")): item for item in step.data.get("found", [])
                  if isinstance(item, dict)}

@@ -21,6 +21,7 @@ from remediation.domain.cases import Case, CaseState, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
 from remediation.domain.errors import (
+    CaseBusy,
     OutcomeUnknown,
     PermanentError,
     RemediationError,
@@ -302,8 +303,8 @@ class Securing:
         journal, holder = self._recorder.journal, secrets.token_hex(8)
         if not await journal.claim_step(case.case_id, RESET, holder,
                                         self._recorder.clock.now(), RESET_LEASE):
-            raise TransientError("another worker is resetting this password right now; "
-                                 "trying again later (never twice)")
+            raise CaseBusy("another worker is resetting this password right now; "
+                           "trying again later (never twice)")
         case = await self._recorder.require(case.case_id)  # what that other worker journaled
         try:
             case, _ = await self._recorder.run(case, RESET, lambda: self._reset(user_id))

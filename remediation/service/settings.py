@@ -43,6 +43,9 @@ class WorkflowSettings:
     # How long a case waits for a person's approval before it escalates (the sweeper);
     # the "approval needed" notice says until when. None: it waits for ever.
     approval_timeout: timedelta | None = DEFAULT_APPROVAL_TIMEOUT
+    # How long a worker's claim on a case lasts unless renewed (service/case_lease.py): the
+    # message lock's length (LOCK_DURATION). None: case_lease.CASE_LEASE.
+    case_lease: timedelta | None = None
 
     @property
     def merge_window(self) -> timedelta:

@@ -22,12 +22,13 @@ from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.durations import format_duration
-from remediation.domain.errors import InvalidRequest, PermanentError
+from remediation.domain.errors import CaseBusy, InvalidRequest, PermanentError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.service.addresses import account_addresses, current_addresses, entries_for
 from remediation.service.admission import VERIFICATION_REFUSED, check_refusal
+from remediation.service.case_lease import CaseLease
 from remediation.service.guarding import Guardrails, refusal
-from remediation.service.journaling import CaseRecorder, StepResult
+from remediation.service.journaling import SCHEDULE, CaseRecorder, StepResult
 from remediation.service.leftovers import Cleanup
 from remediation.service.messages import VerificationCheck
 from remediation.service.outcomes import Outcomes
@@ -42,9 +43,11 @@ class Verification:
     def __init__(self, recorder: CaseRecorder, outcomes: Outcomes, exchange: RestrictedSenders,
                  directory: Directory, delays: tuple[timedelta, ...],
                  cleanup: Cleanup | None = None, return_action: str = "escalate",
-                 guardrails: Guardrails | None = None) -> None:
+                 guardrails: Guardrails | None = None, lease: CaseLease | None = None,
+                 ) -> None:
         """``guardrails``: run before the sign-in block; required with RETURN_ACTION=disable
-        (ValueError without them)."""
+        (ValueError without them). ``lease``: the workflow's claim on a case (a default one
+        when not given)."""
         if return_action == "disable" and guardrails is None:
             raise ValueError("RETURN_ACTION=disable blocks sign-in, and no guardrails run "
                              "before it")
@@ -56,6 +59,7 @@ class Verification:
         self._exchange = exchange
         self._directory = directory
         self._delays = delays
+        self._lease = lease or CaseLease(recorder.journal, recorder.clock)
 
     async def verify(self, check: VerificationCheck) -> Case:
         """Run ``check`` when it matches what the case journaled (``admission``), else
@@ -63,6 +67,9 @@ class Verification:
         case = await self._recorder.journal.get_case(check.case_id)
         if case is None:
             raise InvalidRequest(f"no case {check.case_id!r} to verify")
+        if _scheduling(case):  # a check due at once, come before its case has settled
+            raise CaseBusy(f"case {case.case_id} is still journaling the checks it "
+                           "scheduled; this one waits for that")
         refusal = check_refusal(case, check, self._recorder.clock.now())
         if refusal is not None:
             return await self._recorder.note(case, VERIFICATION_REFUSED, StepStatus.INFO,
@@ -108,8 +115,14 @@ class Verification:
         """Escalate at once; with RETURN_ACTION=disable block the account's sign-in first,
         if the guardrails, run again now, allow a change to it."""
         reason = f"the attacker is still active: {returned.detail}"
-        if self._return_action == "disable":
+        if self._return_action != "disable":
+            return await self._outcomes.escalate(case_id, reason,
+                                                 kind=EscalationKind.ATTACKER_RETURNED)
+        # A change in the tenant: one worker at a time (two copies of a check at once).
+        async with self._lease.hold(case_id):
             case = await self._recorder.require(case_id)
+            if case.state is not CaseState.AWAITING_VERIFICATION:
+                return case  # the other copy escalated it
             user_id = case.user_id
             assert user_id is not None
             try:
@@ -126,8 +139,8 @@ class Verification:
                         "account once a person has secured it"
             except PermanentError as error:
                 reason += f"; sign-in could NOT be blocked: {error.reason}"
-        return await self._outcomes.escalate(case_id, reason,
-                                             kind=EscalationKind.ATTACKER_RETURNED)
+            return await self._outcomes.escalate(case_id, reason,
+                                                 kind=EscalationKind.ATTACKER_RETURNED)
 
     async def _guardrails_now(self, user_id: str) -> StepResult:
         """The guardrails on the account as it is now; ``data["refused"]``: why they forbid
@@ -209,3 +222,11 @@ def _as(finding: Step) -> str:
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "an unknown time"
+
+
+def _scheduling(case: Case) -> bool:
+    """The case is still being secured, and it scheduled its checks or is scheduling them:
+    a check due at once may come before the schedule is journaled, or before the case is
+    saved awaiting verification just after."""
+    return case.state is CaseState.IN_PROGRESS and any(step.name == SCHEDULE
+                                                        for step in case.steps)

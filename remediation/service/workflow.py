@@ -23,6 +23,7 @@ from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest, parse_evidence_time
 from remediation.service.admission import decided_refusal, names_of
 from remediation.service.breaker_posts import BreakerPosts
+from remediation.service.case_lease import CaseLease
 from remediation.service.claims import AlertClaims
 from remediation.service.decisions import Decided, Decisions
 from remediation.service.episodes import Episodes, new_case_id
@@ -69,6 +70,7 @@ APPROVAL_REFUSED = "approval_refused"
 APPROVED = "approved"
 RESUME_QUEUED = "resume_queued"  # the sweeper queued a resume (its token in the data)
 RESUME_REFUSED = "resume_refused"
+_TO_SECURE = (CaseState.RECEIVED, CaseState.IN_PROGRESS)
 _NO_STEP = Step("none", StepStatus.INFO, datetime.min)
 
 
@@ -103,6 +105,8 @@ class RemediationWorkflow:
                              "membership")
         recorder = CaseRecorder(journal, clock)
         self._recorder = recorder
+        # One worker at a time on a case.
+        self._lease = CaseLease(journal, clock, settings.case_lease)
         self._outcomes = Outcomes(recorder, scheduler, notifier,
                                   notify_escalations=webhook is not None,
                                   alert_updates=alerts is not None)
@@ -118,7 +122,8 @@ class RemediationWorkflow:
         self.guardrails = self._securing.guardrails
         self._verification = Verification(recorder, self._outcomes, exchange, directory,
                                           settings.verify_delays, cleanup,
-                                          settings.return_action, self.guardrails)
+                                          settings.return_action, self.guardrails,
+                                          self._lease)
         self._alert_source = alert_source
         self.pausing = Pausing(recorder, self._episodes)  # the kill switch (handler)
         self._breaker_posts = BreakerPosts(recorder, webhook, follow_up_sends, settings)
@@ -330,10 +335,19 @@ class RemediationWorkflow:
             return await self._recorder.require(case.case_id)
 
     async def _secure(self, case: Case) -> Case:
-        try:
-            return await self._securing.run(case)
-        except PermanentError as error:
-            return await self.escalate(case.case_id, error.reason, kind=error.kind)
+        """Take the case on from its next step, holding it (``service.case_lease``; raises
+        CaseBusy when another worker does): as the journal has it once held, and only while
+        it is still to be secured (that other worker may have finished it)."""
+        if case.state not in _TO_SECURE:  # a copy of a request it already secured
+            return case
+        async with self._lease.hold(case.case_id):
+            case = await self._recorder.require(case.case_id)
+            if case.state not in _TO_SECURE:
+                return case
+            try:
+                return await self._securing.run(case)
+            except PermanentError as error:
+                return await self.escalate(case.case_id, error.reason, kind=error.kind)
 
     async def verify(self, check: VerificationCheck) -> Case:
         """Re-check the Restricted users list; verify, wait for the next check, or escalate."""

@@ -79,7 +79,8 @@ def test_every_bench_script_runs_at_its_smallest_size_and_ends_with_its_figures(
     cold = results["cold_start"][1]  # type: ignore[index]
     assert cold["import"]["sdk_modules"] == []
     assert cold["first_remediation"]["peak_rss_mib"] > 0
-    assert cold["installed"]["bytes"] > cold["installed"]["bytes_without_pycache"] > 0
+    # Equal when pip compiled nothing (make installs with --no-compile).
+    assert cold["installed"]["bytes"] >= cold["installed"]["bytes_without_pycache"] > 0
 
     flood = results["alert_flood"][1]["poll"]  # type: ignore[index]
     assert (flood["read"], flood["queued"]) == (101, 1)

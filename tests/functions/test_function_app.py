@@ -175,12 +175,16 @@ async def test_remediate_schedules_each_verification_on_the_session(
                                                 "case_id": case.case_id, "attempt": 0}
 
     await functions.verify(redeliver(checks[0].message))
+    verified_by = datetime.now(UTC)
 
     [verified] = await app.journal.list_cases()
     assert verified.state is CaseState.VERIFIED
     assert not os.listdir(tmp_path)  # nothing local: queue and journal are in Azure
-    assert sorted(bus.senders[VERIFICATIONS].cancelled) == [
-        c.sequence_number for c in checks[1:]]
+    # The later checks are cancelled, but for one already due (a slow machine): that one
+    # finds a final case.
+    cancelled = bus.senders[VERIFICATIONS].cancelled
+    assert set(cancelled) <= {c.sequence_number for c in checks[1:]}
+    assert all(c.sequence_number in cancelled or c.at <= verified_by for c in checks[1:])
 
 
 async def test_a_transient_failure_schedules_a_copy_with_a_new_message_id(

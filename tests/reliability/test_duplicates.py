@@ -69,13 +69,16 @@ def table(azurite_table_connection_string: str) -> dict[str, Any]:
 
 
 def settings_for(url: str, tenant: SandboxTenant, folder: Path, **changes: Any) -> Settings:
-    """Three checks, the first 1 s after the unblock: on Service Bus the check (on the
-    verifications queue) may come while its case, on the requests queue, still journals
-    that it scheduled it, and a check shorter than that is refused as unscheduled (a
-    compressed-time artifact: the checks come an hour after in production)."""
+    """Three checks, the first 1 s after the unblock, the last 8 s after: the block lingers
+    for two reads, so the last check must come after the other two. On a loaded machine the
+    case may still be journaling the schedule when the first two are due (a check that
+    comes then waits for it, at the doubling back-off: ``Verification``), and two checks
+    due at once come in any order; the last one, 5 s later, comes after both (a
+    compressed-time artifact: the checks come hours apart in production; with 2 s between
+    them, three workers' load on two cores let the last come first on 3 of 10 users)."""
     return sandbox_settings(url, tenant, folder / "state.db", sweep_restricted_users=False,
-                            verify_delays=(timedelta(seconds=1), timedelta(seconds=1.5),
-                                           timedelta(seconds=2)),
+                            verify_delays=(timedelta(seconds=1), timedelta(seconds=2),
+                                           timedelta(seconds=8)),
                             max_remediations_per_hour=1000, **changes)
 
 
