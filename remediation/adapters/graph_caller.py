@@ -57,6 +57,14 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
+# TCP connections Graph's pool keeps, every one of them kept alive between calls: more calls
+# at once wait for one (the pool's timeout is the call's). httpx keeps only 20 alive by
+# default (``httpx.Limits``) and httpcore 1.0 then closes an idle connection whenever more
+# than 20 exist, so a burst opened and closed connections over and over, and each call's
+# pool bookkeeping grew with the connections held (docs/BENCHMARKS.md, the storm).
+GRAPH_CONNECTIONS = 32
+
+
 def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
                        ) -> tuple["GraphServiceClient", httpx.AsyncClient]:
     """A Graph client for any endpoint (global, sovereign cloud, or the sandbox tenant).
@@ -93,6 +101,8 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     auth = AzureIdentityAuthenticationProvider(
         credential, scopes=[graph_scope(endpoint)], allowed_hosts=[host])
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                             limits=httpx.Limits(max_connections=GRAPH_CONNECTIONS,
+                                                 max_keepalive_connections=GRAPH_CONNECTIONS),
                              event_hooks={"request": [_note_method],
                                           "response": [_refuse_redirects]})
     left_out = (RetryHandler, RedirectHandler, UrlReplaceHandler)

@@ -7,8 +7,13 @@ exception. Like Service Bus, an abandoned message is offered again at once: back
 handler's (a scheduled copy), the same code in Azure and here.
 
 Idle loops do not each poll the queue: one looker reads when the next message is due every
-LOOK_INTERVAL (one query for all the loops) and wakes them when one is, so a request queued
-into an idle worker waits at most about LOOK_INTERVAL, not a loop's poll interval. While
+LOOK_INTERVAL (one query for all the loops) and wakes one idle loop when one is, so a request
+queued into an idle worker waits at most about LOOK_INTERVAL, not a loop's poll interval; a
+loop that took a message wakes the next idle one (a burst is taken by as many loops, one
+after another), and a loop that found nothing it could take waits to be woken. A message
+that is due but whose session another loop holds (the next alert of an account whose case is
+in hand) is therefore asked for about once per LOOK_INTERVAL, not by every idle loop in turn:
+before, in an alert storm, idle loops asking every 10 ms took the CPU the cases needed. While
 the tenant is throttling this process (``throttled``: seconds until its Graph and Exchange
 throttling gates open), no loop takes a new message: the cases already under way finish
 first, and a new one would only wait at the gate and spend its call budget there. A longer
@@ -21,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from remediation.adapters.retrying import DEFAULT_MAX_WAIT
@@ -60,15 +66,18 @@ class LocalWorker:
         self._concurrency = concurrency
         self._poll_interval = poll_interval
         self._throttled = throttled or (lambda: 0.0)
-        self._wake = asyncio.Event()
+        self._idlers: deque[asyncio.Event] = deque()  # one per idle loop, oldest first
         self.processed = 0
 
-    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
-        """Process messages until ``stop`` is set (or, with ``until_idle``, none are left)."""
+    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None,
+                  fed: asyncio.Event | None = None) -> None:
+        """Process messages until ``stop`` is set (or, with ``until_idle``, none are left
+        once ``fed`` is set: while something still queues work, as a poll paging through
+        alerts does, an empty queue is no reason to end)."""
         stop = stop or asyncio.Event()
         looker = asyncio.create_task(self._look(stop))
         try:
-            await asyncio.gather(*(self._loop(until_idle, stop)
+            await asyncio.gather(*(self._loop(until_idle, stop, fed)
                                    for _ in range(self._concurrency)))
         finally:
             looker.cancel()
@@ -85,8 +94,15 @@ class LocalWorker:
                 log.debug("could not look at the queue", exc_info=True)
                 continue
             if next_at is not None and next_at <= time.time() and self._hold() <= 0:
-                self._wake.set()
-                self._wake.clear()  # the loops waiting now are woken; later ones wait again
+                self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Wake the idle loop that has waited longest, if any."""
+        while self._idlers:
+            woken = self._idlers.popleft()
+            if not woken.is_set():
+                woken.set()
+                return
 
     def _hold(self) -> float:
         """Seconds to hold new messages back: the throttling gates' wait, when a call would
@@ -95,28 +111,38 @@ class LocalWorker:
         return hold if 0 < hold <= DEFAULT_MAX_WAIT else 0.0
 
     async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
-        """Wait ``seconds``, or less when stopped or woken by the looker."""
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        """Wait ``seconds``, or less when stopped or woken (``_wake_one``)."""
+        woken = asyncio.Event()
+        self._idlers.append(woken)
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for wait in waits:
                 wait.cancel()
+            with contextlib.suppress(ValueError):
+                self._idlers.remove(woken)
 
-    async def _loop(self, until_idle: bool, stop: asyncio.Event) -> None:
+    async def _loop(self, until_idle: bool, stop: asyncio.Event,
+                    fed: asyncio.Event | None = None) -> None:
         while not stop.is_set():
             if (hold := self._hold()) > 0:
                 await self._idle(stop, hold)
                 continue
             message = await self._queue.receive(self._queues)
             if message is not None:
+                self._wake_one()  # there may be more: the next idle loop looks
                 await self._process(message)
                 continue
             next_at = await self._queue.next_visible_at(self._queues)
-            if until_idle and (next_at is None or await self._is_paused()):
+            if (until_idle and (fed is None or fed.is_set())
+                    and (next_at is None or await self._is_paused())):
                 return
-            wait = self._poll_interval if next_at is None else max(
-                0.01, min(self._poll_interval, next_at - time.time()))
+            now = time.time()
+            # Due now and still not taken: its session is held (or another loop took it);
+            # the looker wakes a loop while something is due.
+            wait = self._poll_interval if next_at is None or next_at <= now else max(
+                0.01, min(self._poll_interval, next_at - now))
             await self._idle(stop, wait)
 
     async def _process(self, message: ReceivedMessage) -> None:

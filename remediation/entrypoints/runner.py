@@ -126,12 +126,24 @@ class LocalRun:
     # -- the work -----------------------------------------------------------------------------
 
     async def _until_idle(self) -> IntakeReport:
-        """Poll once, then work until nothing is queued or scheduled, then let the sweeper
-        resume what nothing moves (a bounded number of rounds)."""
-        report = await self._app.intake.poll()
+        """Poll once and work the queue meanwhile (the cases the first alert pages name
+        start while later pages are read: the poll queues each request as it reads its
+        alert), until the poll is done and nothing is queued or scheduled; then let the
+        sweeper resume what nothing moves (a bounded number of rounds)."""
+        polled = asyncio.Event()
+        worker = asyncio.create_task(self._worker().run(until_idle=True, stop=self._stop,
+                                                        fed=polled))
+        try:
+            report = await self._app.intake.poll()
+        except BaseException:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            raise
+        finally:
+            polled.set()
         self._worked_on.update(dict.fromkeys(report.stalled))
-        if not self._stop.is_set():
-            await self._worker().run(until_idle=True, stop=self._stop)
+        await worker
         sweeper = self._app.intake.sweeper
         for _ in range(0 if sweeper is None else sweeper.max_resumes + 1):
             if self._stop.is_set() or sweeper is None:

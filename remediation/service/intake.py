@@ -57,6 +57,7 @@ from remediation.service.ports import (
     RequestSender,
     RestrictedSenders,
 )
+from remediation.service.read_ahead import read_ahead
 from remediation.service.sources import record_outcome
 from remediation.service.sweeper import Sweeper
 from remediation.service.workflow import RemediationWorkflow, new_case_id
@@ -158,8 +159,9 @@ class Intake:
         items_before = len(report.errors)
         try:
             # Page by page as Graph answers: a flood of unrelated alerts costs time, never
-            # memory, and a page that fails keeps what the pages before it found.
-            async for page in self._alerts.recent_alerts(since):
+            # memory, and a page that fails keeps what the pages before it found. The next
+            # page is asked for while this one is handled (one page ahead, no more).
+            async for page in read_ahead(self._alerts.recent_alerts(since)):
                 report.pages += 1
                 for raw in page:
                     try:

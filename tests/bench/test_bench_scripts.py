@@ -65,6 +65,11 @@ def test_every_bench_script_runs_at_its_smallest_size_and_ends_with_its_figures(
     storm = results["storm"][1]["product"]  # type: ignore[index]
     assert (storm["cases"], storm["password_resets"], storm["unblocks"]) == (2, 2, 2)
     assert (storm["alerts_joined"], storm["still_blocked"]) == (3, 0)
+    storm_scripts = results["storm"][1]  # type: ignore[index]
+    assert (storm_scripts["script"]["mode"], storm_scripts["script_loop"]["mode"]) == (
+        "batched", "loop")
+    assert storm_scripts["script_loop"]["accounts"] == storm_scripts["script"]["accounts"] == 2
+    assert storm["over_script_loop"] > 0 and storm["over_script_batched"] > 0
 
     throttled = results["throttled"][1]  # type: ignore[index]
     assert throttled["throttled"]["throttled"] > 0

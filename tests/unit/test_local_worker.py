@@ -285,3 +285,46 @@ async def test_throttling_longer_than_a_call_may_wait_holds_nothing_back(
     await run_until_idle(work)
 
     assert handled == [b"one"]
+
+
+async def test_idle_loops_do_not_hammer_the_queue_while_a_message_waits_for_its_session(
+        queue: SqliteQueue) -> None:
+    """One user's message in hand, their next one ready but held by the session (the alert
+    storm: three alerts of one account): the idle loops wait to be woken instead of asking
+    the queue over and over, so the process's CPU goes to the work in hand."""
+    for n in range(2):
+        await queue.send(Q, f"adele:{n}", session_id="adele@contoso.com")
+    release, in_hand = asyncio.Event(), asyncio.Event()
+    handled: list[bytes] = []
+
+    async def handle(delivery: Delivery) -> Case:
+        handled.append(delivery.body)
+        if delivery.body == b"adele:0":
+            in_hand.set()
+            await release.wait()
+        return a_case(delivery)
+
+    asked = 0
+    receive = queue.receive
+
+    async def counted(queues: tuple[str, ...]) -> object:
+        nonlocal asked
+        asked += 1
+        return await receive(queues)
+
+    queue.receive = counted  # type: ignore[method-assign, assignment]
+    # The runtime's poll interval (``remediation run``: 0.5 s), a loop's own fallback.
+    work = LocalWorker(queue, {Q: handle}, concurrency=20, poll_interval=0.5)
+    running = asyncio.create_task(run_until_idle(work))
+    await in_hand.wait()
+    asked_before = asked
+    for _ in range(50):  # adele:1 is ready and its session held throughout
+        await asyncio.sleep(0.01)
+    asked_meanwhile = asked - asked_before
+    release.set()
+    await running
+
+    assert handled == [b"adele:0", b"adele:1"]
+    # Woken by the looker (every LOOK_INTERVAL), one loop at a time, and each loop's own
+    # poll interval: 20 idle loops asking every 10 ms asked about a thousand times here.
+    assert asked_meanwhile < 100, f"{asked_meanwhile} receives while nothing could be taken"
