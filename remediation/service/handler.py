@@ -473,12 +473,9 @@ class MessageHandler:
         properties = _copied_properties(delivery)
         properties.update({ATTEMPTS: delivery.attempt - 1, RETRY_OF: delivery.first_message_id,
                            DEFERRED: deferred + 1})
-        try:
-            message_id = await on.retries(retrying).schedule_copy(
-                delivery.body, session_id=delivery.session_id, properties=properties, at=at)
-        except Exception:
-            log.warning("could not keep message %s for later", delivery.message_id,
-                        exc_info=True)
+        message_id = await _copy(delivery, on, retrying, properties, at,
+                                 "could not keep message %s for later")
+        if message_id is None:
             return False
         log.info("%s: %s; message %s asks again at %s as message %s", on.what, error.reason,
                  delivery.message_id, at.isoformat(), message_id)
@@ -491,12 +488,9 @@ class MessageHandler:
         at = retrying.clock.now() + retrying.backoff.delay(delivery.attempt, error.retry_after)
         properties = _copied_properties(delivery)
         properties.update({ATTEMPTS: delivery.attempt, RETRY_OF: delivery.first_message_id})
-        try:
-            message_id = await on.retries(retrying).schedule_copy(
-                delivery.body, session_id=delivery.session_id, properties=properties, at=at)
-        except Exception:
-            log.warning("could not schedule a retry of message %s", delivery.message_id,
-                        exc_info=True)
+        message_id = await _copy(delivery, on, retrying, properties, at,
+                                 "could not schedule a retry of message %s")
+        if message_id is None:
             return None
         log.warning("%s failed (message %s, attempt %d of %d): %s; retry at %s as message %s",
                     on.what, delivery.message_id, delivery.attempt,
@@ -540,6 +534,19 @@ def _copied_properties(delivery: Delivery) -> dict[str, str | int | float | bool
     """The application properties a copy of ``delivery`` keeps (those Service Bus takes)."""
     return {key: value for key, value in delivery.properties.items()
             if isinstance(key, str) and isinstance(value, str | int | float | bool)}
+
+
+async def _copy(delivery: Delivery, on: _OnFailure, retrying: Retrying,
+                properties: dict[str, str | int | float | bool], at: datetime,
+                failed: str) -> str | None:
+    """Schedule a copy of ``delivery`` for ``at`` on its queue: the copy's message id, or None
+    (logged with ``failed``, a format taking the message id) when it could not be."""
+    try:
+        return await on.retries(retrying).schedule_copy(
+            delivery.body, session_id=delivery.session_id, properties=properties, at=at)
+    except Exception:
+        log.warning(failed, delivery.message_id, exc_info=True)
+        return None
 
 
 async def _traced(delivery: Delivery, kind: str,
