@@ -39,6 +39,7 @@ from urllib.parse import urlparse
 from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.adapters.credentials import token_failure
+from remediation.adapters.never_sent import never_sent
 from remediation.adapters.retrying import RetryBudget, parse_retry_after, with_retries
 from remediation.adapters.throttle_gate import ThrottleGate
 from remediation.adapters.token_scopes import exchange_scope
@@ -254,7 +255,8 @@ class ExchangeAdminClient:
             kind = "timed out" if "timeout" in type(error).__name__.lower() or (
                 "timeout" in str(error).lower()) else "failed to connect"
             raise _Failed(f"Exchange: {cmdlet} {kind}",
-                          unsent=isinstance(error, ServiceRequestError)) from None
+                          unsent=never_sent(error, otherwise=isinstance(
+                              error, ServiceRequestError))) from None
         except AzureError as error:
             raise TransientError(f"Exchange: {cmdlet} failed: {type(error).__name__}") from None
         status = response.status_code

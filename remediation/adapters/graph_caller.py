@@ -27,6 +27,7 @@ import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
 from remediation.adapters.credentials import token_failure
+from remediation.adapters.never_sent import never_sent
 from remediation.adapters.retrying import (
     DEFAULT_MAX_WAIT,
     RetryBudget,
@@ -57,17 +58,35 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-# TCP connections Graph's pool keeps, every one of them kept alive between calls: more calls
-# at once wait for one (the pool's timeout is the call's). httpx keeps only 20 alive by
-# default (``httpx.Limits``) and httpcore 1.0 then closes an idle connection whenever more
-# than 20 exist, so a burst opened and closed connections over and over, and each call's
-# pool bookkeeping grew with the connections held (docs/BENCHMARKS.md, the storm).
+# TCP connections Graph's pool holds, each kept alive between calls for httpx's default
+# keep-alive expiry (5 s): more calls at once wait for one (the pool's timeout is the call's).
 GRAPH_CONNECTIONS = 32
 
 
+def _traced(http: httpx.AsyncClient) -> None:
+    """Graph call spans (entrypoints/telemetry.py): the httpx instrumentation, once on,
+    wraps httpx's own transport class, not the aiohttp transport under this client, so the
+    client is instrumented by itself (``HTTPXClientInstrumentor.instrument_client``), before
+    the SDK's middleware wraps its transport."""
+    try:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    except ImportError:
+        return
+    if HTTPXClientInstrumentor().is_instrumented_by_opentelemetry:
+        HTTPXClientInstrumentor.instrument_client(http)
+
+
+def _transport_error(error: httpx.TransportError) -> str:
+    """The name of what failed: aiohttp's own error when it is the cause (httpx-aiohttp maps
+    several to one httpx type: a dropped connection reads as ``ConnectTimeout``)."""
+    cause = error.__cause__
+    return type(cause if cause is not None else error).__name__
+
+
 def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
-                       ) -> tuple["GraphServiceClient", httpx.AsyncClient]:
-    """A Graph client for any endpoint (global, sovereign cloud, or the sandbox tenant).
+                       ) -> tuple["GraphServiceClient", Callable[[], Awaitable[None]]]:
+    """A Graph client for any endpoint (global, sovereign cloud, or the sandbox tenant), and
+    what closes its connections.
 
     One ``httpx.AsyncClient`` (its connection pool shared by every call of the process)
     behind the SDK's middleware chain (``GraphClientFactory.create_with_custom_middleware``)
@@ -83,10 +102,19 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     - ``UrlReplaceHandler``: it rewrites URL segments from its replacement pairs, and its
       default has none (``UrlReplaceHandlerOption``), so all it did was parse every URL anew.
 
+    Under httpx, the connections are aiohttp's (``httpx_aiohttp.AiohttpTransport``, through
+    httpx's public transport interface; by httpx's maintainer): httpcore's pool checked every
+    connection it held on every request, and held 16-32 in a burst, about 40% of the
+    runtime's CPU per case (docs/BENCHMARKS.md). HTTP/1.1, as before. What a failure means
+    (sent or not) is read from aiohttp's own error (``never_sent``). aiohttp sends an
+    idempotent request (GET, DELETE) once more when a kept-alive connection drops under it
+    (RFC 9112 9.3.1.1); a DELETE answered 404 the second time counts as done here.
+
     Kept: parameter-name decoding (``%24filter`` -> ``$filter``), the User-Agent, headers
     and body inspection (off unless asked), and Graph's telemetry handler
     (``SdkVersion`` and ``client-request-id`` headers, msgraph-core ``GraphTelemetryHandler``).
     """
+    from httpx_aiohttp import AiohttpTransport
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
     )
@@ -100,11 +128,14 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     host = urlparse(endpoint).hostname or ""
     auth = AzureIdentityAuthenticationProvider(
         credential, scopes=[graph_scope(endpoint)], allowed_hosts=[host])
+    limits = httpx.Limits(max_connections=GRAPH_CONNECTIONS,
+                          max_keepalive_connections=GRAPH_CONNECTIONS)
+    transport = AiohttpTransport(limits=limits)
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                             limits=httpx.Limits(max_connections=GRAPH_CONNECTIONS,
-                                                 max_keepalive_connections=GRAPH_CONNECTIONS),
+                             limits=limits, transport=transport,
                              event_hooks={"request": [_note_method],
                                           "response": [_refuse_redirects]})
+    _traced(http)
     left_out = (RetryHandler, RedirectHandler, UrlReplaceHandler)
     middleware = [handler for handler in KiotaClientFactory.get_default_middleware(None)
                   if not isinstance(handler, left_out)]
@@ -112,7 +143,14 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     adapter = GraphRequestAdapter(
         auth, client=GraphClientFactory.create_with_custom_middleware(middleware, client=http))
     adapter.base_url = f"{endpoint}/v1.0"
-    return GraphServiceClient(request_adapter=adapter), http
+
+    async def close() -> None:
+        # msgraph-core's transport (AsyncGraphTransport) has no aclose: closing the client
+        # never reaches the transport under it, and aiohttp's session would stay open.
+        await http.aclose()
+        await transport.aclose()
+
+    return GraphServiceClient(request_adapter=adapter), close
 
 
 class _Redirected(Exception):
@@ -150,19 +188,19 @@ class GraphCaller:
         self._budget = RetryBudget(retries=max_retries, max_wait=max_wait,
                                    base_delay=retry_delay)
         self._client: GraphServiceClient | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._close: Callable[[], Awaitable[None]] | None = None
 
     @property
     def client(self) -> "GraphServiceClient":
         """Built on first use: importing msgraph is slow, and one client serves the process."""
         if self._client is None:
-            self._client, self._http = build_graph_client(
+            self._client, self._close = build_graph_client(
                 self._endpoint, self._credential, timeout=self._timeout)
         return self._client
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        if self._close is not None:
+            await self._close()
 
     async def call(self, what: str, action: Callable[["GraphServiceClient"], Awaitable[T]], *,
                    retry: bool = True, spent: list[float] | None = None) -> T:
@@ -197,11 +235,12 @@ class GraphCaller:
         except APIError as error:
             raise _translate(what, error) from None
         except (httpx.TimeoutException, TimeoutError) as error:
-            raise _Failed(f"Graph: {what} timed out", unsent=isinstance(error, _UNSENT),
-                          ) from None
+            raise _Failed(f"Graph: {what} timed out", unsent=never_sent(
+                error, otherwise=isinstance(error, _UNSENT))) from None
         except httpx.TransportError as error:
-            raise _Failed(f"Graph: {what} failed ({type(error).__name__})",
-                          unsent=isinstance(error, _UNSENT)) from None
+            raise _Failed(f"Graph: {what} failed ({_transport_error(error)})",
+                          unsent=never_sent(error, otherwise=isinstance(error, _UNSENT))
+                          ) from None
         except ClientAuthenticationError as error:
             raise token_failure("Graph", error) from None
         except _Redirected as redirect:

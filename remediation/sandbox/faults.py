@@ -39,6 +39,10 @@ class Fault:
     # Run the real handler (its write sticks), then hold the answer this many seconds: a
     # client that gives up meanwhile never learns that its request succeeded.
     delay_after: float = 0.0
+    # Run the real handler (its write sticks), then close the connection without an answer:
+    # a load balancer or proxy that drops it once the request is in. The client cannot tell
+    # whether the change was made.
+    disconnect: bool = False
     # The share of matching requests the fault takes (0 to 1), drawn per request from the
     # tenant's seeded random (``SandboxTenant.seed_faults``): throttling and outages that
     # strike some calls and not others, the same way for the same seed and call order.

@@ -164,6 +164,8 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         answer = await asyncio.shield(handler(request))
         if fault.delay_after:
             await asyncio.sleep(fault.delay_after)
+        if fault.disconnect:
+            return _dropped(request)
         if fault.drip and isinstance(answer, web.Response) and answer.body is not None:
             return await _drip(request, answer, fault.drip)
         return answer
@@ -171,6 +173,13 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         return raw_response(fault.status, fault.raw_body, fault.headers(), fault.content_type)
     return error_for_path(request.path, fault.status, fault.code, fault.message, fault.headers(),
                           fault.exception_type, fault.cause_in, tenant.exchange.inner_key)
+
+
+def _dropped(request: web.Request) -> web.StreamResponse:
+    """Close the connection, the request handled and unanswered (``Fault.disconnect``)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)  # never sent: the connection is gone
 
 
 async def _drip(request: web.Request, answer: web.Response,

@@ -107,6 +107,24 @@ async def test_a_removal_applied_and_answered_late_is_sent_once(
     assert tenant.removals == [(ADELE, None)]
 
 
+async def test_a_removal_whose_connection_drops_once_it_is_in_is_sent_once(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant) -> None:
+    """The connection dropped after the cmdlet went out (a load balancer, a proxy): Exchange
+    may have removed the block, so the cmdlet is not sent again (OutcomeUnknown)."""
+    tenant.add_fault(Fault(disconnect=True, cmdlet="Remove-BlockedSenderAddress"))
+    await restricted.blocked_entries(ADELE)  # a kept-alive connection, as in a running worker
+    with pytest.raises(OutcomeUnknown):
+        await restricted.unblock(ADELE)
+    assert tenant.removals == [(ADELE, None)]
+    assert len(cmdlet_times(tenant, "Remove-BlockedSenderAddress")) == 1
+
+
+async def test_a_read_whose_connection_drops_is_sent_again(
+        restricted: ExchangeRestrictedSenders, tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(disconnect=True, cmdlet="Get-BlockedSenderAddress", times=2))
+    assert len(await restricted.blocked_entries(ADELE)) == 1
+
+
 async def test_429_on_remove_is_retried(restricted: ExchangeRestrictedSenders,
                                         tenant: SandboxTenant) -> None:
     tenant.add_fault(Fault(status=429, retry_after=0, cmdlet="Remove-BlockedSenderAddress"))

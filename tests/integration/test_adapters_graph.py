@@ -92,6 +92,25 @@ async def test_a_reset_applied_and_answered_late_is_sent_once(
     assert len(adele.password_changes) == 1
 
 
+async def test_a_reset_whose_connection_drops_once_it_is_in_is_sent_once(
+        directory: GraphDirectory, tenant: SandboxTenant) -> None:
+    """A proxy or load balancer that drops the connection after the request went out: Graph
+    may have reset the password, so the call is not sent again (OutcomeUnknown)."""
+    adele = tenant.user(ADELE)
+    tenant.add_fault(Fault(disconnect=True, method="PATCH", path=rf"^/v1\.0/users/{adele.id}$"))
+    await directory.find_user(ADELE)  # a kept-alive connection, as in a running worker
+    with pytest.raises(OutcomeUnknown, match="reset password failed"):
+        await directory.reset_password(adele.id, PASSWORD)
+    assert len(adele.password_changes) == 1
+    assert len(calls(tenant, "PATCH", adele.id)) == 1
+
+
+async def test_a_read_whose_connection_drops_is_sent_again(
+        directory: GraphDirectory, tenant: SandboxTenant) -> None:
+    tenant.add_fault(Fault(disconnect=True, method="GET", target=ADELE, times=2))
+    assert (await directory.find_user(ADELE)).user_principal_name == ADELE
+
+
 async def test_timeout_is_retried(directory: GraphDirectory, tenant: SandboxTenant) -> None:
     tenant.add_fault(Fault(delay=1.0, method="GET", target=ADELE))  # client timeout is 0.5 s
     user = await directory.find_user(ADELE)
