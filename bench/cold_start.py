@@ -64,7 +64,7 @@ async def first_remediation(folder: Path, latency: float) -> dict[str, Any]:
     tenant = harness.blocked_tenant(1, latency)
     async with harness.served(tenant) as url:
         db = folder / f"cold-{time.monotonic_ns()}.db"
-        env = harness.runtime_env(url, tenant, db)
+        env = harness.runtime_env(url, tenant, db, WORKER_PROCESSES=1)  # one fresh process
         app = harness.application(env)
         try:
             await harness.enqueue(app, [harness.address(0)])

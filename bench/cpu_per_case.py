@@ -81,7 +81,8 @@ async def measure(users: int, concurrency: int, latency: float,
         folder = Path(name)
         async with harness.served(tenant) as url:
             db = folder / "cpu.db"
-            env = harness.runtime_env(url, tenant, db, WORKER_CONCURRENCY=concurrency)
+            env = harness.runtime_env(url, tenant, db, WORKER_CONCURRENCY=concurrency,
+                                      WORKER_PROCESSES=1)  # per process: one
             runtime = (harness.Runtime(env, folder) if profile is None
                        else ProfiledRuntime(env, folder, profile))
             await runtime.start()

@@ -36,6 +36,7 @@ from remediation.config import Settings
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.requests import RemediationRequest
 from remediation.entrypoints.demo import OTHER_CREDENTIALS
+from remediation.entrypoints.helper_processes import HELPER_READY
 from remediation.sandbox import SandboxServer, SandboxTenant, SandboxUser
 from remediation.sandbox.identity_routes import IDENTITY_PATH
 from remediation.sandbox.seed import BREAK_GLASS_GROUP, BREAK_GLASS_GROUP_ID
@@ -121,6 +122,7 @@ def runtime_env(url: str, tenant: SandboxTenant, db: Path, **settings: str | int
         "VERIFY_DELAYS": f"{VERIFY_DELAY:g}s", "SWEEP_RESTRICTED_USERS": "false",
         "ALERT_POLL_INTERVAL": "30m", "MAX_REMEDIATIONS_PER_HOUR": "100000",
         "HTTP_TIMEOUT": "30s", "RETRY_BACKOFF": "1s", "LOCK_DURATION": "1m",
+        "WORKER_PROCESSES": str(PROCESSES),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     })
     for name in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "OTEL_EXPORTER_OTLP_ENDPOINT"):
@@ -130,6 +132,8 @@ def runtime_env(url: str, tenant: SandboxTenant, db: Path, **settings: str | int
 
 
 ROOT = Path(__file__).resolve().parent.parent
+# The product's processes (WORKER_PROCESSES): one a core, as README advises.
+PROCESSES = os.cpu_count() or 1
 
 
 # --- the product: the local runtime in a process of its own --------------------------------
@@ -155,9 +159,12 @@ class Runtime:
 
     async def ready(self, tenant: SandboxTenant, limit: float = 60) -> float:
         """Wait for the runtime's first alert poll (it has imported, built its clients and
-        got its token); the seconds since it was started."""
+        got its token) and for each of its helper processes (WORKER_PROCESSES) to say it
+        works the queue; the seconds since it was started."""
         deadline = time.monotonic() + limit
-        while not any(r.path == ALERTS_PATH for r in tenant.requests()):
+        helpers = int(self.env.get("WORKER_PROCESSES", "1")) - 1
+        while not any(r.path == ALERTS_PATH for r in tenant.requests()) or (
+                self.log.read_text(errors="replace").count(HELPER_READY) < helpers):
             self._alive()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the runtime never polled: see {self.log}")
@@ -171,18 +178,20 @@ class Runtime:
 
     def usage(self) -> dict[str, float]:
         """The running process's CPU seconds (user + system) and peak resident memory (MiB),
-        from /proc (Linux)."""
+        from /proc (Linux), its helper processes (WORKER_PROCESSES) included: CPU summed,
+        peak memory the sum of each process's peak (an upper bound)."""
         assert self.process is not None
-        pid = self.process.pid
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
-        peak = 0.0
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    peak = int(line.split()[1]) / 1024
+        cpu = peak = 0.0
+        for pid in _tree(self.process.pid):
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/status") as status:
+                    peak += next((int(line.split()[1]) / 1024 for line in status
+                                  if line.startswith("VmHWM:")), 0.0)
+            except OSError:  # exited meanwhile
+                continue
+            cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
         return {"cpu_s": round(cpu, 2), "peak_rss_mib": round(peak, 1)}
 
     async def stop(self) -> None:
@@ -198,6 +207,19 @@ class Runtime:
         if self.process is not None and self.process.returncode is not None:
             raise RuntimeError(f"the runtime exited ({self.process.returncode}): "
                                f"{self.log.read_text()[-2000:]}")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (/proc/PID/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo.extend(int(child) for child in children.read().split())
+    return found
 
 
 def application(env: dict[str, str]) -> Any:

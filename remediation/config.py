@@ -124,6 +124,10 @@ class Settings:
     # per app and tenant, learn.microsoft.com/graph/throttling-limits); throttling stops new
     # users (LocalWorker's ``throttled``).
     worker_concurrency: int = 32
+    # Processes of `remediation run` (one core each: a Python process uses one), sharing
+    # WORKER_CONCURRENCY; more than one is the local twin of more Functions worker processes
+    # (entrypoints.helper_processes).
+    worker_processes: int = 1
     max_delivery_count: int = 10
     # The queues' own maxDeliveryCount, when known (infra sets it with the queues); None:
     # the same number as max_delivery_count (the local twin's queue is built with it).
@@ -184,6 +188,7 @@ class Settings:
                 service_bus_namespace=env.get(
                     "ServiceBusConnection__fullyQualifiedNamespace") or None,
                 worker_concurrency=_int(env, "WORKER_CONCURRENCY", 32, 1, 256),
+                worker_processes=_int(env, "WORKER_PROCESSES", 1, 1, 16),
                 max_delivery_count=_int(env, "MAX_DELIVERY_COUNT", 10, 1, 2000),
                 queue_max_delivery_count=_int(env, "QUEUE_MAX_DELIVERY_COUNT", None, 1, 2000),
                 retry_backoff=_duration("RETRY_BACKOFF", text("RETRY_BACKOFF", "30s")),

@@ -19,6 +19,7 @@ from remediation.domain.errors import InvalidRequest
 from remediation.domain.requests import parse_request
 from remediation.entrypoints.case_report import add_command as add_report_command
 from remediation.entrypoints.decisions import add_commands as add_decisions
+from remediation.entrypoints.helper_processes import HELPER_FLAG
 from remediation.entrypoints.undo import add_command as add_undo_command
 from remediation.logsafety import configure_logging
 
@@ -102,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="poll once, exit once nothing is queued or scheduled (0 if every "
                           "case is final and every source of the poll was read; 3 if paused "
                           "by `remediation pause`: the work waits)")
+    run.add_argument(HELPER_FLAG, action="store_true",
+                     help="one of the other processes of a run with WORKER_PROCESSES above 1: "
+                          "run starts and stops them itself (not for use by hand)")
     run.set_defaults(command=_run)
 
     enqueue = _command(
@@ -211,7 +215,8 @@ def _run(args: argparse.Namespace) -> int:
     settings: Settings = args.settings.require_tenant()
     asyncio.run(_check_local_database(settings))
     with configured(settings.mode):  # flushed before the process exits
-        return run_local(settings, until_idle=args.until_idle)
+        return run_local(settings, until_idle=args.until_idle, helper=args.helper,
+                         verbose=args.verbose)
 
 
 async def _check_local_database(settings: Settings) -> None:

@@ -23,6 +23,7 @@ way to end. Configuration and database errors stay ``cli``'s (2).
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -38,6 +39,12 @@ from remediation.config import Settings
 from remediation.domain.cases import Case
 from remediation.domain.display import shown
 from remediation.domain.errors import InvalidRequest
+from remediation.entrypoints.helper_processes import (
+    HELPER_READY,
+    HelperProcesses,
+    parent_gone,
+    share,
+)
 from remediation.entrypoints.kill_switch import paused_exit
 from remediation.entrypoints.run_report import (
     PROGRESS_EVERY,
@@ -59,17 +66,21 @@ FAILED_SOURCE_LIMIT = 1000  # characters of a poll source's failure reason on st
 CHECK_KIND = "verify"  # the application property of a verification check (local_queue)
 
 
-def run_local(settings: Settings, *, until_idle: bool, out: TextIO | None = None) -> int:
-    """``remediation run [--until-idle]`` with ``settings``: the exit status."""
-    return asyncio.run(run_worker(settings, until_idle=until_idle, out=out))
+def run_local(settings: Settings, *, until_idle: bool, out: TextIO | None = None,
+              helper: bool = False, verbose: bool = False) -> int:
+    """``remediation run [--until-idle]`` with ``settings``: the exit status. ``helper``:
+    ``run --helper``, one of another run's processes (``helper_processes``)."""
+    return asyncio.run(run_worker(settings, until_idle=until_idle, out=out, helper=helper,
+                                  verbose=verbose))
 
 
-async def run_worker(settings: Settings, *, until_idle: bool,
-                     out: TextIO | None = None) -> int:
+async def run_worker(settings: Settings, *, until_idle: bool, out: TextIO | None = None,
+                     helper: bool = False, verbose: bool = False) -> int:
     """The same, in a running event loop (the summary to ``out``, default stdout)."""
     app = bootstrap(settings)
     try:
-        return await LocalRun(app, out=out or sys.stdout).run(until_idle=until_idle)
+        run = LocalRun(app, out=out or sys.stdout, verbose=verbose)
+        return await (run.as_helper() if helper else run.run(until_idle=until_idle))
     finally:
         await app.aclose()
 
@@ -79,10 +90,11 @@ class LocalRun:
 
     def __init__(self, app: Application, *, out: TextIO, clock: Clock | None = None,
                  progress: Callable[[float], Progress] | None = None,
-                 worker_poll: float = 0.5) -> None:
+                 worker_poll: float = 0.5, verbose: bool = False) -> None:
         """``progress``: builds the pacing of the progress line from the start time
         (default: every PROGRESS_EVERY, heartbeat PROGRESS_HEARTBEAT); ``worker_poll``:
-        seconds between two looks at an empty queue."""
+        seconds between two looks at an empty queue; ``verbose``: its helpers log at debug
+        level too."""
         if app.queue is None:
             raise InvalidRequest("`remediation run` works the local queue; with "
                                  "ServiceBusConnection__fullyQualifiedNamespace set, the "
@@ -98,9 +110,16 @@ class LocalRun:
         self._signal: signal.Signals | None = None
         self._worked_on: dict[str, None] = {}  # case ids, in the order first seen
         self._paused = False  # idle because the kill switch holds the work
+        self._helpers: HelperProcesses | None = None
+        self._verbose = verbose
+        self._is_helper = False
 
     async def run(self, *, until_idle: bool) -> int:
         loop = asyncio.get_running_loop()
+        processes = self._app.settings.worker_processes
+        if processes > 1:
+            self._helpers = HelperProcesses(processes - 1, self._saw_id, verbose=self._verbose)
+            await self._helpers.start()
         work = asyncio.create_task(self._until_idle() if until_idle else self._forever())
         handled = _handle_signals(loop, self._stopping, work)
         reporter = asyncio.create_task(self._report_progress())
@@ -116,6 +135,8 @@ class LocalRun:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
+            if self._helpers is not None:
+                await self._helpers.stop()
         if self._signal is not None:  # run's way to end; run --until-idle's cut short
             status = 128 + self._signal if until_idle else EXIT_IDLE
         else:
@@ -180,14 +201,50 @@ class LocalRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=interval)
 
+    async def as_helper(self) -> int:
+        """``run --helper``: work the queue with this process's share of
+        WORKER_CONCURRENCY until a signal, or until the ``run`` that started it exits
+        (``helper_processes``); each case worked on, its id on stdout. Exit status 0."""
+        self._is_helper = True
+        loop = asyncio.get_running_loop()
+        settings = self._app.settings
+        log.info("%s pid %d: working the queue, %d message(s) at once", HELPER_READY,
+                 os.getpid(), share(settings.worker_concurrency, settings.worker_processes))
+        watch = asyncio.create_task(parent_gone(self._stop))
+        work = asyncio.create_task(self._worker().run(stop=self._stop))
+        handled = _handle_signals(loop, self._stopping, work)
+        try:
+            await work
+        except asyncio.CancelledError:
+            if self._signal is None:
+                raise
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        return EXIT_IDLE
+
     def _worker(self) -> LocalWorker:
-        return self._app.worker(poll_interval=self._worker_poll, on_case=self._saw)
+        settings = self._app.settings
+        return self._app.worker(
+            concurrency=share(settings.worker_concurrency, settings.worker_processes),
+            poll_interval=self._worker_poll, on_case=self._saw)
 
     def _saw(self, case: Case) -> None:
-        self._worked_on[case.case_id] = None
+        if self._is_helper:
+            print(case.case_id, file=self._out, flush=True)
+        else:
+            self._saw_id(case.case_id)
+
+    def _saw_id(self, case_id: str) -> None:
+        self._worked_on[case_id] = None
 
     def _stopping(self, signum: signal.Signals, work: "asyncio.Task[object]") -> None:
         name = _signal_name(signum)
+        if self._helpers is not None:
+            self._helpers.signal_stop()
         if self._signal is None:
             self._signal = signum
             self._stop.set()

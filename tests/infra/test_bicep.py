@@ -77,7 +77,7 @@ AZURE_DEFAULTS = {
 }
 # Settings.from_env reads these for the local runtime only; the template must not set them.
 LOCAL_ONLY = {
-    "SANDBOX_TOKEN", "REMEDIATION_DB", "WORKER_CONCURRENCY", "LOCK_DURATION",
+    "SANDBOX_TOKEN", "REMEDIATION_DB", "WORKER_CONCURRENCY", "WORKER_PROCESSES", "LOCK_DURATION",
     "ALERT_POLL_INTERVAL",
     "JOURNAL_TABLE_CONNECTION_STRING",  # a key: Azure uses the identity
 }
