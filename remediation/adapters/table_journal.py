@@ -129,6 +129,9 @@ _WORKING = "working"
 _WORKING_MARKER = ("schema", "working")
 _WORKING_INDEX_VERSION = 1
 _CLAIM_ATTEMPTS = 5  # each lost round means another writer changed the row: read it again
+# A source's row takes every poll's outcome, from every instance at once: a writer that loses
+# a round reads again, and an outcome older than the row's is done without a write.
+_SOURCE_ATTEMPTS = 20
 # A lost race means another worker took a place, so ``limit`` + 1 losses cannot happen in one
 # window: the bound is never reached in practice, and it keeps the loop finite.
 _BREAKER_MAX_ATTEMPTS = 100
@@ -494,7 +497,7 @@ class TableJournal:
         changed it since (ETag); a lost race reads again."""
         client = await self._table()
         key = _escape(source)
-        for _ in range(_CLAIM_ATTEMPTS):
+        for _ in range(_SOURCE_ATTEMPTS):
             with _translated(f"recording how reading {source} went"):
                 row = await _get(client, _SOURCES, key)
                 known = (SourceHealth(source) if row is None

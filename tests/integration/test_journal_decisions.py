@@ -118,6 +118,8 @@ async def test_of_a_reject_and_an_approval_racing_exactly_one_is_stored(
     if isinstance(rejected, InvalidRequest):  # the approval won
         assert rejected.reason.startswith((
             f"reject of case {waiting.case_id} refused: it was approved meanwhile",
+            # read while the approved case is being secured, or once it is
+            f"case {waiting.case_id} is in_progress, not awaiting approval",
             f"case {waiting.case_id} is awaiting_verification, not awaiting approval")), (
             rejected.reason)
         assert case.state is CaseState.AWAITING_VERIFICATION and case.decided_by is None
