@@ -5,16 +5,25 @@ up front (BEGIN IMMEDIATE) and wait for it instead of failing mid-transaction.
 """
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from types import ModuleType
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's busy handler alone
+    fcntl = None
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -113,6 +122,13 @@ _ADDED_COLUMNS = {"steps": ("prev TEXT", "hash TEXT"), "cases": ("seal TEXT",),
                   "chain_heads": ("record TEXT", "flaw TEXT", "digest TEXT")}
 
 
+GROUP_LIMIT = 64  # writes at most in one transaction of the writer thread
+
+_Outcome = tuple[bool, Any]  # (True, what the work returned) or (False, what it raised)
+_Write = tuple[Callable[[sqlite3.Connection], T], "asyncio.Future[T]",
+               asyncio.AbstractEventLoop]
+
+
 CLOSE_WAIT = 30.0  # seconds close() waits for work still running in threads (busy_timeout)
 
 
@@ -131,12 +147,29 @@ class SqliteDatabase:
         # and closing its connection under it crashes SQLite (a segfault, not an error).
         self._busy = 0
         self._idle = threading.Condition(self._guard)
+        self._turns: list[int] = []  # each thread's descriptor of the writers' lock file
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._pending: list[_Write[Any]] = []  # writes waiting for the writer thread
+        self._draining = False  # the writer thread has them in hand
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._run, work, False)
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._run, work, True)
+        """``work`` in a write transaction, on this database's writer thread; answered once
+        committed. The writes waiting meanwhile share the next transaction (group commit),
+        each in a savepoint of its own: one that raises is undone alone, and the others
+        run after it as if one after another. Under a burst, one write at a time cost 3 ms
+        of the writer thread each, and writes waited 62 ms at p50 in its queue
+        (docs/BENCHMARKS.md)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._guard:
+            self._pending.append((work, future, loop))
+            start, self._draining = not self._draining, True
+        if start:
+            self._writer.submit(self._drain)
+        return await future
 
     async def rehearse(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` as a write and roll it back: proves the write would be taken (the
@@ -158,28 +191,70 @@ class SqliteDatabase:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+            for turn in self._turns:
+                os.close(turn)
+            self._turns.clear()
             self._local = threading.local()
+            # Its thread ends; a write after close() starts a new one (as connections reopen).
+            self._writer.shutdown(wait=False)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
 
     def _run(self, work: Callable[[sqlite3.Connection], T], write: bool) -> T:
         with self._working():
             connection = self._connection()
-            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                result = work(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+            with self._write_turn() if write else contextlib.nullcontext():
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    result = work(connection)
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
             return result
+
+    def _drain(self) -> None:
+        """The writer thread: commit what waits, a batch at a time, until nothing does."""
+        while True:
+            with self._guard:
+                batch, self._pending = self._pending[:GROUP_LIMIT], self._pending[GROUP_LIMIT:]
+                if not batch:
+                    self._draining = False
+                    return
+            outcomes = self._commit([work for work, _, _ in batch])
+            for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
+                with contextlib.suppress(RuntimeError):  # its event loop is closed
+                    loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def _commit(self, works: list[Callable[[sqlite3.Connection], Any]]) -> list[_Outcome]:
+        """Run ``works`` in one transaction, each in a savepoint; what each returned or
+        raised. A failure of the transaction itself (BEGIN, COMMIT) is every work's."""
+        outcomes: list[_Outcome] = []
+        try:
+            with self._working():
+                connection = self._connection()
+                with self._write_turn():
+                    connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        for work in works:
+                            outcomes.append(_in_savepoint(connection, work))
+                        connection.execute("COMMIT")
+                    except BaseException:
+                        with contextlib.suppress(sqlite3.Error):
+                            connection.execute("ROLLBACK")
+                        raise
+        except Exception as error:
+            return [(False, error)] * len(works)
+        return outcomes
 
     def _rehearse(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._working():
             connection = self._connection()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                return work(connection)
-            finally:
-                connection.execute("ROLLBACK")
+            with self._write_turn():
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    return work(connection)
+                finally:
+                    connection.execute("ROLLBACK")
 
     @contextmanager
     def _working(self) -> Iterator[None]:
@@ -191,6 +266,24 @@ class SqliteDatabase:
             with self._guard:
                 self._busy -= 1
                 self._idle.notify_all()
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """This thread's turn to write, across threads and processes (the module's note)."""
+        turn: int | None = getattr(self._local, "turn", None)
+        if fcntl is None:
+            yield
+            return
+        if turn is None:
+            turn = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+            self._local.turn = turn
+            with self._guard:
+                self._turns.append(turn)
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(turn, fcntl.LOCK_UN)
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -215,6 +308,30 @@ class SqliteDatabase:
                 self._connections.append(connection)
             self._local.connection = connection
         return connection
+
+
+def _in_savepoint(connection: sqlite3.Connection,
+                  work: Callable[[sqlite3.Connection], Any]) -> _Outcome:
+    """``work`` in a savepoint: undone alone when it raises an Exception."""
+    connection.execute("SAVEPOINT work")
+    try:
+        result = work(connection)
+    except Exception as error:
+        connection.execute("ROLLBACK TO work")
+        connection.execute("RELEASE work")
+        return (False, error)
+    connection.execute("RELEASE work")
+    return (True, result)
+
+
+def _settle(future: "asyncio.Future[Any]", outcome: _Outcome) -> None:
+    if future.done():  # its caller was cancelled: the write is made, nobody waits for it
+        return
+    succeeded, value = outcome
+    if succeeded:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def _add_columns(connection: sqlite3.Connection) -> None:
