@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 log = logging.getLogger("remediation.run")
 
@@ -113,3 +114,19 @@ async def parent_gone(stop: asyncio.Event) -> None:
 def share(concurrency: int, processes: int) -> int:
     """Each process's share of WORKER_CONCURRENCY (rounded up: at least one)."""
     return max(1, -(-concurrency // processes))
+
+
+def tell_run(out: TextIO, case_id: str) -> None:
+    """Write ``case_id`` to ``out``, the pipe the ``run`` that started this helper reads;
+    once that run is gone (killed: the pipe is closed, BrokenPipeError), nobody is told, and
+    the helper goes on finishing the messages in hand (it was told to stop by its stdin
+    closing). ``cli`` treats a BrokenPipeError as the end of the process: let through, it
+    cut every other message in hand short, mid-change. Where the pipe was, /dev/null takes
+    what is left in the buffer (what Python's signal docs advise for a closed pipe)."""
+    try:
+        print(case_id, file=out, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
