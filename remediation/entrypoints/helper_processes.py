@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 log = logging.getLogger("remediation.run")
@@ -31,6 +32,13 @@ log = logging.getLogger("remediation.run")
 HELPER_FLAG = "--helper"
 HELPER_READY = "run --helper"  # how a helper's log line saying it works the queue begins
 STOP_WAIT = 60.0  # seconds a helper may take to finish its messages once told to stop
+# The package root this run imported ``remediation`` from (…/remediation/entrypoints/..).
+_ROOT = str(Path(__file__).resolve().parents[2])
+# A helper's start: ``-P`` keeps the working directory off sys.path, where ``python -m``
+# would put it first (Python docs, "Command line and environment", -P, 3.11+); the root
+# is appended, after the paths the run found its packages on, so both run the same code.
+_BOOT = ("import sys; sys.path.append(sys.argv.pop(1)); "
+         "from remediation.entrypoints.cli import main; raise SystemExit(main())")
 
 
 class HelperProcesses:
@@ -45,8 +53,8 @@ class HelperProcesses:
         self._readers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        args = [sys.executable, "-m", "remediation", *(["--verbose"] if self._verbose else []),
-                "run", HELPER_FLAG]
+        args = [*helper_command(), *(["--verbose"] if self._verbose else []), "run",
+                HELPER_FLAG]
         for _ in range(self._count):
             process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -114,6 +122,13 @@ async def parent_gone(stop: asyncio.Event) -> None:
 def share(concurrency: int, processes: int) -> int:
     """Each process's share of WORKER_CONCURRENCY (rounded up: at least one)."""
     return max(1, -(-concurrency // processes))
+
+
+def helper_command() -> list[str]:
+    """The command line of a helper, up to its arguments: this Python, never code from the
+    working directory (``run`` may start in one others can write: the console script never
+    imports from it, and a helper holds the same credentials), the package ``run`` runs."""
+    return [sys.executable, "-P", "-c", _BOOT, _ROOT]
 
 
 def tell_run(out: TextIO, case_id: str) -> None:

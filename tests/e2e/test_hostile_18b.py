@@ -62,3 +62,29 @@ def test_a_helper_whose_run_was_killed_finishes_the_messages_in_hand(
     # reset (the one that waits 6 s too), not only the first to finish.
     changed = {user: len(tenant.user(user).password_changes) for user in USERS}
     assert sum(changed.values()) == 2, (changed, text[-3000:])
+
+
+def test_a_helper_runs_the_code_of_its_run_not_a_package_in_the_working_directory(
+        served: tuple[str, SandboxTenant], tmp_path: Path) -> None:  # noqa: F811
+    """``remediation run`` (the console script) started from a directory others can write
+    (/tmp, a share) holding a directory named ``remediation``: run itself never imports from
+    its working directory, and its helpers, which hold the same credentials, must not
+    either (``python -m`` puts the working directory first on sys.path)."""
+    url, tenant = served
+    here = tmp_path / "shared"
+    planted = here / "remediation"
+    planted.mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    (planted / "__init__.py").write_text("")
+    (planted / "__main__.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {**environment(url, tenant, tmp_path / "state.db", WORKER_PROCESSES="2"),
+           "PYTHONPATH": str(root)}
+    enqueue(env, USERS[:1])
+    script = Path(sys.executable).parent / "remediation"
+    done = subprocess.run([str(script), "run", "--until-idle"], cwd=here, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert not marker.exists(), "the helper ran code from run's working directory"
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "run --helper pid" in done.stderr, done.stderr[-3000:]
