@@ -18,6 +18,7 @@ throttled request fails. A connection that could not be opened never carried a r
 import asyncio
 import json
 import logging
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -83,6 +84,45 @@ def _transport_error(error: httpx.TransportError) -> str:
     return type(cause if cause is not None else error).__name__
 
 
+def _graph_transport(endpoint: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """``httpx_aiohttp.AiohttpTransport`` to ``endpoint`` with the session Graph needs
+    (imported on first use, as msgraph is)."""
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+
+    class GraphTransport(AiohttpTransport):
+        """Its aiohttp session never sends a request again by itself: aiohttp resends an
+        idempotent method (``IDEMPOTENT_METHODS``: DELETE and PUT too) when a kept-alive
+        connection drops or resets under it (aiohttp ``client.py``,
+        ``retry_persistent_connection``), after the request reached Graph; a change goes
+        out once (module docstring). ``_retry_connection`` is the switch aiohttp's own test
+        client turns off (aiohttp ``test_utils.py``, ``TestClient.__init__``)."""
+
+        def get_client(self) -> aiohttp.ClientSession:
+            connector = aiohttp.TCPConnector(
+                keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context,
+                limit=self.limits.max_connections or 0)
+            session = aiohttp.ClientSession(connector=connector)
+            session._retry_connection = False
+            return session
+
+    return GraphTransport(limits=limits, proxy=_env_proxy(endpoint))
+
+
+def _env_proxy(endpoint: str) -> httpx.Proxy | None:
+    """The proxy HTTP(S)_PROXY / ALL_PROXY name for ``endpoint`` unless NO_PROXY exempts
+    it, as httpx read them before it had a transport of ours (httpx ignores them once given
+    one: ``allow_env_proxies = trust_env and transport is None``, httpx ``_client.py``).
+    Not aiohttp's ``trust_env``: that also adds ~/.netrc credentials, and a netrc entry for
+    the host beside Graph's bearer header makes aiohttp refuse every call."""
+    parts = urlparse(endpoint)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    url = proxies.get(parts.scheme) or proxies.get("all")
+    return httpx.Proxy(url) if url else None
+
+
 def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeout: float,
                        ) -> tuple["GraphServiceClient", Callable[[], Awaitable[None]]]:
     """A Graph client for any endpoint (global, sovereign cloud, or the sandbox tenant), and
@@ -114,7 +154,6 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
     and body inspection (off unless asked), and Graph's telemetry handler
     (``SdkVersion`` and ``client-request-id`` headers, msgraph-core ``GraphTelemetryHandler``).
     """
-    from httpx_aiohttp import AiohttpTransport
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
     )
@@ -130,7 +169,7 @@ def build_graph_client(endpoint: str, credential: AsyncTokenCredential, *, timeo
         credential, scopes=[graph_scope(endpoint)], allowed_hosts=[host])
     limits = httpx.Limits(max_connections=GRAPH_CONNECTIONS,
                           max_keepalive_connections=GRAPH_CONNECTIONS)
-    transport = AiohttpTransport(limits=limits)
+    transport = _graph_transport(endpoint, limits)
     http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                              limits=limits, transport=transport,
                              event_hooks={"request": [_note_method],

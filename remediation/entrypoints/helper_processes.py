@@ -24,12 +24,21 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger("remediation.run")
 
 HELPER_FLAG = "--helper"
 HELPER_READY = "run --helper"  # how a helper's log line saying it works the queue begins
 STOP_WAIT = 60.0  # seconds a helper may take to finish its messages once told to stop
+# The package root this run imported ``remediation`` from (…/remediation/entrypoints/..).
+_ROOT = str(Path(__file__).resolve().parents[2])
+# A helper's start: ``-P`` keeps the working directory off sys.path, where ``python -m``
+# would put it first (Python docs, "Command line and environment", -P, 3.11+); the root
+# is appended, after the paths the run found its packages on, so both run the same code.
+_BOOT = ("import sys; sys.path.append(sys.argv.pop(1)); "
+         "from remediation.entrypoints.cli import main; raise SystemExit(main())")
 
 
 class HelperProcesses:
@@ -44,8 +53,8 @@ class HelperProcesses:
         self._readers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        args = [sys.executable, "-m", "remediation", *(["--verbose"] if self._verbose else []),
-                "run", HELPER_FLAG]
+        args = [*helper_command(), *(["--verbose"] if self._verbose else []), "run",
+                HELPER_FLAG]
         for _ in range(self._count):
             process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -113,3 +122,26 @@ async def parent_gone(stop: asyncio.Event) -> None:
 def share(concurrency: int, processes: int) -> int:
     """Each process's share of WORKER_CONCURRENCY (rounded up: at least one)."""
     return max(1, -(-concurrency // processes))
+
+
+def helper_command() -> list[str]:
+    """The command line of a helper, up to its arguments: this Python, never code from the
+    working directory (``run`` may start in one others can write: the console script never
+    imports from it, and a helper holds the same credentials), the package ``run`` runs."""
+    return [sys.executable, "-P", "-c", _BOOT, _ROOT]
+
+
+def tell_run(out: TextIO, case_id: str) -> None:
+    """Write ``case_id`` to ``out``, the pipe the ``run`` that started this helper reads;
+    once that run is gone (killed: the pipe is closed, BrokenPipeError), nobody is told, and
+    the helper goes on finishing the messages in hand (it was told to stop by its stdin
+    closing). ``cli`` treats a BrokenPipeError as the end of the process: let through, it
+    cut every other message in hand short, mid-change. Where the pipe was, /dev/null takes
+    what is left in the buffer (what Python's signal docs advise for a closed pipe)."""
+    try:
+        print(case_id, file=out, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)

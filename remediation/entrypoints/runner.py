@@ -44,6 +44,7 @@ from remediation.entrypoints.helper_processes import (
     HelperProcesses,
     parent_gone,
     share,
+    tell_run,
 )
 from remediation.entrypoints.kill_switch import paused_exit
 from remediation.entrypoints.run_report import (
@@ -234,7 +235,7 @@ class LocalRun:
 
     def _saw(self, case: Case) -> None:
         if self._is_helper:
-            print(case.case_id, file=self._out, flush=True)
+            tell_run(self._out, case.case_id)
         else:
             self._saw_id(case.case_id)
 
