@@ -72,3 +72,50 @@ async def test_a_write_that_breaks_a_constraint_leaves_the_rest_of_its_batch(
     with pytest.raises(sqlite3.IntegrityError):
         raise results[1]  # type: ignore[misc]
     assert sources(tmp_path / "state.db") == ["a", "b", "taken"]
+
+
+async def test_a_writer_whose_turn_is_held_elsewhere_fails_in_time_instead_of_hanging(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process stopped (Ctrl-Z) while it holds the writers' turn: a write fails
+    after the wait, as SQLite's own "database is locked", and the next one goes through
+    once the turn is free."""
+    import fcntl
+    import os
+
+    from remediation.adapters import sqlite_db
+
+    monkeypatch.setattr(sqlite_db, "TURN_WAIT", 0.3)
+    db = SqliteDatabase(tmp_path / "state.db")
+    try:
+        await db.write(lambda c: c.execute("INSERT INTO sources VALUES ('before', '{}')"))
+        held = os.open(f"{tmp_path / 'state.db'}-writer", os.O_RDWR)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            await db.write(lambda c: c.execute("INSERT INTO sources VALUES ('held', '{}')"))
+        fcntl.flock(held, fcntl.LOCK_UN)
+        os.close(held)
+        await db.write(lambda c: c.execute("INSERT INTO sources VALUES ('after', '{}')"))
+    finally:
+        db.close()
+    assert sources(tmp_path / "state.db") == ["after", "before"]
+
+
+class _Stop(BaseException):
+    """Not an Exception: what a work should never raise, and must not wedge the writer."""
+
+
+async def test_a_write_that_raises_a_base_exception_does_not_stop_the_later_ones(
+        tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "state.db")
+
+    def stop(connection: sqlite3.Connection) -> None:
+        raise _Stop()
+
+    try:
+        with pytest.raises(_Stop):
+            await db.write(stop)
+        await asyncio.wait_for(
+            db.write(lambda c: c.execute("INSERT INTO sources VALUES ('later', '{}')")), 10)
+    finally:
+        db.close()
+    assert sources(tmp_path / "state.db") == ["later"]
