@@ -264,6 +264,9 @@ def _tenant_ports(settings: Settings, shared: _Shared, closers: list[Closer]) ->
                                    shared.credential(), timeout=timeout,
                                    max_retries=settings.http_max_retries)
     closers.append(exchange.close)
+    if not settings.service_bus_namespace:  # the local runtime: its processes are one app
+        graph.gate.share(f"{settings.remediation_db}-throttled-graph")
+        exchange.gate.share(f"{settings.remediation_db}-throttled-exchange")
     alerts = GraphAlerts(graph)
     directory, mailbox = GraphDirectory(graph), GraphExchangeMailbox(graph, exchange)
     delegation = ExchangeMailboxDelegation(exchange)
