@@ -42,6 +42,7 @@ from tests.reliability.tenants import (
 
 USERS = 30
 KILLS = 12
+CONCURRENCY = 8
 SEED = 1812
 MOST_STEPS_BETWEEN_KILLS = 100  # the dozen kills fall in the first ~3/4 of ~1400 steps
 RUN_TIMEOUT = 60.0
@@ -60,7 +61,7 @@ def worker_env(url: str, tenant: SandboxTenant, db: Path) -> dict[str, str]:
     return {**os.environ, **sandbox_env(url, tenant, db),
             "VERIFY_DELAYS": "0.3s", "LOCK_DURATION": "1s", "RETRY_BACKOFF": "0.1s",
             "HTTP_TIMEOUT": "10s", "MAX_REMEDIATIONS_PER_HOUR": str(10 * USERS),
-            "WORKER_CONCURRENCY": "8", "RESET_LEASE_SECONDS": "2"}
+            "WORKER_CONCURRENCY": str(CONCURRENCY), "RESET_LEASE_SECONDS": "2"}
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -162,4 +163,7 @@ def test_a_worker_killed_a_dozen_times_finishes_every_case_once(
     assert {user: (more, interrupted[user]) for user, more in extra.items()
             if more > interrupted[user]} == {}, [story(case) for case in acting
                                                  if extra[case.user] > 0]
-    assert sum(interrupted.values()) <= kills
+    # A kill interrupts at most one reset attempt of each case, but the resets of every case
+    # in hand at once (WORKER_CONCURRENCY 8): 17 interrupted by 12 kills in one CI run.
+    assert max(interrupted.values()) <= kills
+    assert sum(interrupted.values()) <= kills * CONCURRENCY
