@@ -5,9 +5,10 @@ before the tenant is (docs/BENCHMARKS.md): ``run`` then starts ``WORKER_PROCESSE
 helpers, ``remediation run --helper``, each working the same local queue with its share of
 ``WORKER_CONCURRENCY``. It is what the Functions host does with more language worker
 processes, or Azure with more instances: each process has its own Graph and Exchange
-clients and its own throttling gates, and everything that must hold across processes
-already holds across instances (the queue's locks and sessions, the journal's claim on a
-case, the circuit breaker's reservation: one SQLite write transaction each).
+clients, a 429's Retry-After holds them all (``ThrottleGate.share``: a file beside the
+database), and everything that must hold across processes already holds across instances
+(the queue's locks and sessions, the journal's claim on a case, the circuit breaker's
+reservation: one SQLite write transaction each).
 
 A helper takes no part in the poll, the sweeper, the progress line or the summary: it works
 messages, and writes the id of each case it worked on to its stdout, one a line, for the
@@ -63,10 +64,6 @@ class HelperProcesses:
             self._readers.append(asyncio.create_task(self._read(process)))
         log.info("run: %d helper process(es) started (pids %s)", self._count,
                  ", ".join(str(p.pid) for p in self._processes))
-
-    @property
-    def pids(self) -> list[int]:
-        return [process.pid for process in self._processes]
 
     def signal_stop(self) -> None:
         """Pass a stop on (SIGTERM): the first lets messages in hand finish."""
