@@ -153,7 +153,7 @@ class SqliteDatabase:
         self._draining = False  # the writer thread has them in hand
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._run, work, False)
+        return await asyncio.to_thread(self._read, work)
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` in a write transaction, on this database's writer thread; answered once
@@ -199,17 +199,17 @@ class SqliteDatabase:
             self._writer.shutdown(wait=False)
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
 
-    def _run(self, work: Callable[[sqlite3.Connection], T], write: bool) -> T:
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in a read transaction (writes go through ``_commit``)."""
         with self._working():
             connection = self._connection()
-            with self._write_turn() if write else contextlib.nullcontext():
-                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    result = work(connection)
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
+            connection.execute("BEGIN")
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
             return result
 
     def _drain(self) -> None:

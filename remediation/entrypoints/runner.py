@@ -27,9 +27,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from remediation.adapters.clock import SystemClock
 from remediation.adapters.local_worker import LocalWorker
@@ -60,6 +60,7 @@ from remediation.service.intake import IntakeReport
 from remediation.service.ports import Clock
 
 log = logging.getLogger("remediation.run")
+T = TypeVar("T")
 
 EXIT_IDLE, EXIT_OPEN = 0, 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -116,26 +117,14 @@ class LocalRun:
         self._is_helper = False
 
     async def run(self, *, until_idle: bool) -> int:
-        loop = asyncio.get_running_loop()
         processes = self._app.settings.worker_processes
         if processes > 1:
             self._helpers = HelperProcesses(processes - 1, self._saw_id, verbose=self._verbose)
             await self._helpers.start()
         work = asyncio.create_task(self._until_idle() if until_idle else self._forever())
-        handled = _handle_signals(loop, self._stopping, work)
-        reporter = asyncio.create_task(self._report_progress())
-        report: IntakeReport | None = None
         try:
-            report = await work
-        except asyncio.CancelledError:
-            if self._signal is None:  # cancelled from outside, not by a second signal
-                raise
+            report = await self._signalled(work, self._report_progress())
         finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
             if self._helpers is not None:
                 await self._helpers.stop()
         if self._signal is not None:  # run's way to end; run --until-idle's cut short
@@ -207,25 +196,32 @@ class LocalRun:
         WORKER_CONCURRENCY until a signal, or until the ``run`` that started it exits
         (``helper_processes``); each case worked on, its id on stdout. Exit status 0."""
         self._is_helper = True
-        loop = asyncio.get_running_loop()
         settings = self._app.settings
         log.info("%s pid %d: working the queue, %d message(s) at once", HELPER_READY,
                  os.getpid(), share(settings.worker_concurrency, settings.worker_processes))
-        watch = asyncio.create_task(parent_gone(self._stop))
-        work = asyncio.create_task(self._worker().run(stop=self._stop))
+        await self._signalled(asyncio.create_task(self._worker().run(stop=self._stop)),
+                              parent_gone(self._stop))
+        return EXIT_IDLE
+
+    async def _signalled(self, work: "asyncio.Task[T]",
+                         alongside: Coroutine[Any, Any, None]) -> T | None:
+        """Await ``work`` with Ctrl-C and SIGTERM taken (``_stopping``) and ``alongside``
+        running until it ends; None when a second signal cancelled it."""
+        loop = asyncio.get_running_loop()
         handled = _handle_signals(loop, self._stopping, work)
+        companion = asyncio.create_task(alongside)
         try:
-            await work
+            return await work
         except asyncio.CancelledError:
-            if self._signal is None:
+            if self._signal is None:  # cancelled from outside, not by a second signal
                 raise
+            return None
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
-            watch.cancel()
+            companion.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await watch
-        return EXIT_IDLE
+                await companion
 
     def _worker(self) -> LocalWorker:
         settings = self._app.settings
