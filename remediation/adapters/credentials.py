@@ -6,6 +6,16 @@ or an HTTP library's error from a managed identity endpoint) reaches the adapter
 ClientAuthenticationError (``TokenGuard``), which each adapter turns into a TransientError
 "cannot get a token for <service>: <why>" (``token_failure``): a reason an operator can act
 on, retried like any outage, never a crashed poll or an "unexpected" error.
+
+``TokenGuard`` also hands a token it got back out for up to ``REUSE`` seconds: the Graph SDK
+asks for a token on every request (kiota's ``AzureIdentityAccessTokenProvider``), and
+azure-identity's own cache look-up (msal's ``TokenCache.search``, under the managed identity
+credential) cost about 7% of the worker's CPU under a burst (docs/BENCHMARKS.md). Never a
+token within ``REFRESH_MARGIN`` of its expiry, nor for a claims challenge (Continuous Access
+Evaluation): those go to the credential each time. The credential is asked at least once a
+``REUSE``, so azure-identity's own refresh still happens on time (five minutes before expiry,
+or once the token's ``refresh_on`` passed: ``get_refresh_status`` in
+``azure/identity/_internal/utils.py``).
 """
 
 import re
@@ -45,17 +55,36 @@ class StaticTokenCredential:
         return None
 
 
+REUSE = 60.0  # seconds a token is handed out again without asking the credential
+REFRESH_MARGIN = 600.0  # seconds before its expiry a token is no longer handed out again
+
+
 class TokenGuard:
     """Wraps a credential so that any failure to get a token is a ClientAuthenticationError
-    naming the credential's own error (kind and first line)."""
+    naming the credential's own error (kind and first line); a token it got is handed out
+    again for the same request for up to ``REUSE`` seconds (the module's note)."""
 
     def __init__(self, inner: AsyncTokenCredential) -> None:
         self._inner = inner
+        # (scopes, options) -> (token, monotonic time it was got)
+        self._recent: dict[tuple[tuple[str, ...], str], tuple[AccessToken, float]] = {}
 
     def __repr__(self) -> str:
         return f"TokenGuard({self._inner!r})"
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        key = None if kwargs.get("claims") else (scopes, repr(sorted(kwargs.items())))
+        if key is not None and (recent := self._recent.get(key)) is not None:
+            token, got = recent
+            if (time.monotonic() - got < REUSE
+                    and token.expires_on - time.time() > REFRESH_MARGIN):
+                return token
+        token = await self._asked(*scopes, **kwargs)
+        if key is not None:
+            self._recent[key] = (token, time.monotonic())
+        return token
+
+    async def _asked(self, *scopes: str, **kwargs: Any) -> AccessToken:
         try:
             return await self._inner.get_token(*scopes, **kwargs)
         except ClientAuthenticationError:
@@ -66,6 +95,7 @@ class TokenGuard:
             raise _TokenFailure(message=f"{kind}: {why}" if why else kind) from error
 
     async def close(self) -> None:
+        self._recent.clear()
         await self._inner.close()
 
     async def __aenter__(self) -> "TokenGuard":

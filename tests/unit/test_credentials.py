@@ -1,11 +1,13 @@
 """A credential that gives no token: one clear, transient reason, whatever it raised."""
 
+import time
 from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CredentialUnavailableError
 
+from remediation.adapters import credentials
 from remediation.adapters.credentials import TokenGuard, token_failure
 from remediation.domain.errors import TransientError
 
@@ -80,3 +82,70 @@ def test_a_resource_entra_does_not_know_is_permanent_with_the_fix() -> None:
     assert "EXCHANGE_ENDPOINT" in failure.reason
     assert isinstance(token_failure("Graph", ClientAuthenticationError("timeout")),
                       TransientError)
+
+
+class Counting:
+    """A credential that counts the tokens it is asked for, each valid ``lifetime`` s."""
+
+    def __init__(self, lifetime: float = 3600) -> None:
+        self.asked: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        self.lifetime = lifetime
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        self.asked.append((scopes, kwargs))
+        return AccessToken(f"token-{len(self.asked)}", int(time.time() + self.lifetime))
+
+    async def close(self) -> None:
+        return None
+
+
+GRAPH = "https://graph.microsoft.com/.default"
+EXCHANGE = "https://outlook.office365.com/.default"
+
+
+async def test_a_token_is_handed_out_again_for_the_same_request_for_a_while(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    inner = Counting()
+    guard = TokenGuard(inner)  # type: ignore[arg-type]
+    clock = [1000.0]
+    monkeypatch.setattr(credentials.time, "monotonic", lambda: clock[0])
+
+    first = [await guard.get_token(GRAPH, enable_cae=True) for _ in range(50)]
+    assert {token.token for token in first} == {"token-1"}
+    assert len(inner.asked) == 1
+
+    other = await guard.get_token(EXCHANGE, enable_cae=True)  # another audience: asked
+    assert other.token == "token-2"
+    assert (await guard.get_token(GRAPH, enable_cae=False)).token == "token-3"
+
+    clock[0] += credentials.REUSE  # a minute on: the credential is asked again
+    assert (await guard.get_token(GRAPH, enable_cae=True)).token == "token-4"
+
+
+async def test_a_claims_challenge_or_a_token_near_its_expiry_always_asks_the_credential(
+        ) -> None:
+    inner = Counting()
+    guard = TokenGuard(inner)  # type: ignore[arg-type]
+    await guard.get_token(GRAPH, enable_cae=True)
+    challenged = await guard.get_token(GRAPH, claims='{"access_token":{}}', enable_cae=True)
+    assert challenged.token == "token-2"
+    assert (await guard.get_token(GRAPH, enable_cae=True)).token == "token-1"
+
+    short = Counting(lifetime=credentials.REFRESH_MARGIN - 1)
+    near = TokenGuard(short)  # type: ignore[arg-type]
+    tokens = {(await near.get_token(GRAPH)).token for _ in range(3)}
+    assert tokens == {"token-1", "token-2", "token-3"}
+
+
+async def test_a_refused_token_is_not_remembered() -> None:
+    inner = Counting()
+    guard = TokenGuard(inner)  # type: ignore[arg-type]
+    refusing = TokenGuard(Refusing(OSError("down")))  # type: ignore[arg-type]
+    for _ in range(2):
+        with pytest.raises(ClientAuthenticationError):
+            await refusing.get_token(GRAPH)
+    await guard.get_token(GRAPH)
+    await guard.close()
+    assert (await guard.get_token(GRAPH)).token == "token-2"  # closed: forgotten
