@@ -213,7 +213,8 @@ class SqliteDatabase:
             try:
                 result = work(connection)
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:  # SQLite may have rolled it back (I/O error)
+                    connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
             return result
@@ -263,7 +264,8 @@ class SqliteDatabase:
                 try:
                     return work(connection)
                 finally:
-                    connection.execute("ROLLBACK")
+                    if connection.in_transaction:  # SQLite may have rolled it back (disk full)
+                        connection.execute("ROLLBACK")
 
     @contextmanager
     def _working(self) -> Iterator[None]:

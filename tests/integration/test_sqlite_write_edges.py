@@ -82,22 +82,39 @@ async def test_a_write_that_fills_the_disk_in_a_batch_says_so(tmp_path: Path) ->
     def slow(connection: sqlite3.Connection) -> None:  # the others queue up behind it
         time.sleep(0.2)
 
-    def too_big(connection: sqlite3.Connection) -> None:
-        pages = connection.execute("PRAGMA page_count").fetchone()[0]
-        connection.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is full
-        insert("too big", "x" * 100_000)(connection)
-
     try:
         await db.write(insert("before"))
         first = asyncio.create_task(db.write(slow))
         await asyncio.sleep(0.05)
-        outcomes = await asyncio.gather(db.write(insert("alongside")), db.write(too_big),
+        outcomes = await asyncio.gather(db.write(insert("alongside")), db.write(fill_the_disk),
                                         return_exceptions=True)
         await first
     finally:
         db.close()
     assert [str(outcome) for outcome in outcomes] == ["database or disk is full"] * 2
     assert sources(path) == ["before"]
+
+
+def fill_the_disk(connection: sqlite3.Connection) -> None:
+    """A write that finds the disk full (SQLITE_FULL), the database's size capped just
+    above what it holds."""
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages + 2}")
+    insert("too big", "x" * 100_000)(connection)
+
+
+async def test_a_rehearsal_on_a_full_disk_says_so(tmp_path: Path) -> None:
+    """``doctor``'s probe (``rehearse``: a write rolled back) on a full disk names the
+    cause, not the rollback SQLite had already done."""
+    db = SqliteDatabase(tmp_path / "state.db")
+    try:
+        await db.write(insert("before"))
+        with pytest.raises(sqlite3.OperationalError, match=r"^database or disk is full$"):
+            await db.rehearse(fill_the_disk)
+        await db.check_writable()  # the connection is fit for the next one
+    finally:
+        db.close()
+    assert sources(tmp_path / "state.db") == ["before"]
 
 
 async def test_what_is_asked_after_close_is_done_and_leaves_nothing_open(
