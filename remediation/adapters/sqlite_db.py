@@ -151,6 +151,7 @@ class SqliteDatabase:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._pending: list[_Write[Any]] = []  # writes waiting for the writer thread
         self._draining = False  # the writer thread has them in hand
+        self._closed = False  # close() closed them: a later call keeps nothing open
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._read, work)
@@ -161,7 +162,8 @@ class SqliteDatabase:
         each in a savepoint of its own: one that raises is undone alone, and the others
         run after it as if one after another. Under a burst, one write at a time cost 3 ms
         of the writer thread each, and writes waited 62 ms at p50 in its queue
-        (docs/BENCHMARKS.md)."""
+        (docs/BENCHMARKS.md). A write whose caller is cancelled before the writer thread
+        takes it is not made."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._guard:
@@ -183,11 +185,15 @@ class SqliteDatabase:
             "INSERT OR REPLACE INTO sources (source, doc) VALUES ('~writable', '{}')"))
 
     def close(self) -> None:
-        """Close every connection, once the work running in threads has ended (at most
-        ``CLOSE_WAIT`` seconds: after that the connections are left to the process's end)."""
+        """Close every connection, once the work running in threads and the writes already
+        asked have ended (at most ``CLOSE_WAIT`` seconds: after that the connections are
+        left to the process's end). What is asked afterwards still runs, on a connection of
+        its own that is closed as it ends: nothing of the file stays open."""
         with self._guard:
-            if not self._idle.wait_for(lambda: self._busy == 0, timeout=CLOSE_WAIT):
+            if not self._idle.wait_for(lambda: self._busy == 0 and not self._draining,
+                                       timeout=CLOSE_WAIT):
                 return
+            self._closed = True
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
@@ -195,7 +201,7 @@ class SqliteDatabase:
                 os.close(turn)
             self._turns.clear()
             self._local = threading.local()
-            # Its thread ends; a write after close() starts a new one (as connections reopen).
+            # Its thread ends; a write after close() starts a new one.
             self._writer.shutdown(wait=False)
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
 
@@ -207,7 +213,8 @@ class SqliteDatabase:
             try:
                 result = work(connection)
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:  # SQLite may have rolled it back (I/O error)
+                    connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
             return result
@@ -216,9 +223,12 @@ class SqliteDatabase:
         """The writer thread: commit what waits, a batch at a time, until nothing does."""
         while True:
             with self._guard:
-                batch, self._pending = self._pending[:GROUP_LIMIT], self._pending[GROUP_LIMIT:]
+                # A caller cancelled meanwhile was told its write failed: it is not made.
+                waiting = [write for write in self._pending if not write[1].done()]
+                batch, self._pending = waiting[:GROUP_LIMIT], waiting[GROUP_LIMIT:]
                 if not batch:
                     self._draining = False
+                    self._idle.notify_all()  # close() may be waiting for the queue
                     return
             outcomes = self._commit([work for work, _, _ in batch])
             for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
@@ -254,7 +264,8 @@ class SqliteDatabase:
                 try:
                     return work(connection)
                 finally:
-                    connection.execute("ROLLBACK")
+                    if connection.in_transaction:  # SQLite may have rolled it back (disk full)
+                        connection.execute("ROLLBACK")
 
     @contextmanager
     def _working(self) -> Iterator[None]:
@@ -265,7 +276,20 @@ class SqliteDatabase:
         finally:
             with self._guard:
                 self._busy -= 1
+                if self._closed:  # a call after close(): it keeps nothing open
+                    self._let_go()
                 self._idle.notify_all()
+
+    def _let_go(self) -> None:
+        """Close this thread's connection and lock file descriptor (under ``_guard``)."""
+        connection: sqlite3.Connection | None = self._local.__dict__.pop("connection", None)
+        if connection is not None:
+            connection.close()
+            self._connections.remove(connection)
+        turn: int | None = self._local.__dict__.pop("turn", None)
+        if turn is not None:
+            os.close(turn)
+            self._turns.remove(turn)
 
     @contextmanager
     def _write_turn(self) -> Iterator[None]:
@@ -335,11 +359,16 @@ def _wait_for_turn(turn: int, path: Path) -> None:
 
 def _in_savepoint(connection: sqlite3.Connection,
                   work: Callable[[sqlite3.Connection], Any]) -> _Outcome:
-    """``work`` in a savepoint: undone alone when it raises an Exception."""
+    """``work`` in a savepoint: undone alone when it raises an Exception, unless SQLite
+    rolled the whole transaction back on its error (SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY,
+    SQLITE_NOMEM: "Response To Errors Within A Transaction",
+    https://www.sqlite.org/lang_transaction.html): then that error is every work's."""
     connection.execute("SAVEPOINT work")
     try:
         result = work(connection)
     except Exception as error:
+        if not connection.in_transaction:  # nothing is left to roll back to
+            raise
         connection.execute("ROLLBACK TO work")
         connection.execute("RELEASE work")
         return (False, error)

@@ -24,16 +24,17 @@ modification time of a file beside the database (wall clock), written when a cal
 wait and read (``os.stat``) with every check. With two processes and separate gates, each
 learnt of a 429 only from its own calls: under Graph-like throttling 85 429s and 58 calls
 sent into a running hold, against 23 and 5 with one process (docs/BENCHMARKS.md). In Azure
-each instance keeps its own gate: instances share no file.
+each instance keeps its own gate: instances share no file. No Retry-After is taken beyond
+MAX_RETRY_AFTER: a moment further away than that was not written by one (the wall clock
+went back since: a VM restored from a snapshot) and is ignored, then written over.
 """
 
-import contextlib
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
 
-from remediation.domain.errors import TransientError
+from remediation.domain.errors import MAX_RETRY_AFTER, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,18 @@ class ThrottleGate:
 
     def remaining(self) -> float:
         """Seconds until the gate opens; 0.0 when it is open."""
-        left = self._until - self._clock()
-        if self._shared is not None:
-            with contextlib.suppress(OSError):  # none yet: no process was told to wait
-                left = max(left, os.stat(self._shared).st_mtime - time.time())
-        return max(left, 0.0)
+        return max(self._until - self._clock(), self._shared_left() or 0.0, 0.0)
+
+    def _shared_left(self) -> float | None:
+        """Seconds until the shared moment; None without one (no file: no process was told
+        to wait) or when no Retry-After could have set it (the module's note)."""
+        if self._shared is None:
+            return None
+        try:
+            left = os.stat(self._shared).st_mtime - time.time()
+        except OSError:
+            return None
+        return left if left <= MAX_RETRY_AFTER + 1.0 else None  # 1 s: the file's rounding
 
     @property
     def throttled(self) -> bool:
@@ -87,7 +95,7 @@ class ThrottleGate:
             opens = time.time() + error.retry_after
             try:
                 os.close(os.open(self._shared, os.O_WRONLY | os.O_CREAT, 0o600))
-                if opens > os.stat(self._shared).st_mtime:
+                if error.retry_after > (self._shared_left() or 0.0):
                     os.utime(self._shared, (opens, opens))
             except OSError:
                 log.debug("%s: the shared throttling gate could not be written", self.service)

@@ -13,9 +13,10 @@ reservation: one SQLite write transaction each).
 A helper takes no part in the poll, the sweeper, the progress line or the summary: it works
 messages, and writes the id of each case it worked on to its stdout, one a line, for the
 summary of the ``run`` that started it. It runs in a session of its own, so a terminal's
-Ctrl-C reaches ``run`` alone, which passes each stop on as a SIGTERM (the first: finish the
-messages in hand; the second: stop at once). A helper also stops, as at a first signal, when
-its stdin closes: ``run`` exited, however it exited, and no helper outlives it.
+Ctrl-C reaches ``run`` alone, which passes each stop on: the first by closing the helpers'
+stdin (finish the messages in hand), the second as STOP_NOW (stop at once). A helper stops
+so too, as at a first signal, when ``run`` exited, however it exited: no helper outlives it.
+A service manager's SIGTERM to every process of the unit is each one's first stop.
 """
 
 import asyncio
@@ -33,6 +34,8 @@ log = logging.getLogger("remediation.run")
 HELPER_FLAG = "--helper"
 HELPER_READY = "run --helper"  # how a helper's log line saying it works the queue begins
 STOP_WAIT = 60.0  # seconds a helper may take to finish its messages once told to stop
+# What run sends its helpers on its second stop: they stop at once (Windows has no SIGUSR1).
+STOP_NOW: signal.Signals = getattr(signal, "SIGUSR1", signal.SIGTERM)
 # The package root this run imported ``remediation`` from (…/remediation/entrypoints/..).
 _ROOT = str(Path(__file__).resolve().parents[2])
 # A helper's start: ``-P`` keeps the working directory off sys.path, where ``python -m``
@@ -65,12 +68,19 @@ class HelperProcesses:
         log.info("run: %d helper process(es) started (pids %s)", self._count,
                  ", ".join(str(p.pid) for p in self._processes))
 
-    def signal_stop(self) -> None:
-        """Pass a stop on (SIGTERM): the first lets messages in hand finish."""
+    def signal_stop(self, *, at_once: bool) -> None:
+        """Pass a stop on: the first closes their stdin (as ``stop``: the messages in hand
+        finish), ``at_once`` (run's second) sends STOP_NOW. Not SIGTERM for the first: a
+        service manager stopping the unit sends every process its own SIGTERM (systemd's
+        default ``KillMode=control-group``, systemd.kill(5)), and a second SIGTERM is a
+        helper's "stop at once": its messages in hand were cut short."""
         for process in self._processes:
-            if process.returncode is None:
+            if not at_once:
+                if process.stdin is not None and not process.stdin.is_closing():
+                    process.stdin.close()
+            elif process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGTERM)
+                    process.send_signal(STOP_NOW)
 
     async def stop(self) -> None:
         """Stop every helper (its stdin closed: a first stop) and wait for it, at most

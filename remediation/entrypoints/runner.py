@@ -41,6 +41,7 @@ from remediation.domain.display import shown
 from remediation.domain.errors import InvalidRequest
 from remediation.entrypoints.helper_processes import (
     HELPER_READY,
+    STOP_NOW,
     HelperProcesses,
     parent_gone,
     share,
@@ -208,7 +209,8 @@ class LocalRun:
         """Await ``work`` with Ctrl-C and SIGTERM taken (``_stopping``) and ``alongside``
         running until it ends; None when a second signal cancelled it."""
         loop = asyncio.get_running_loop()
-        handled = _handle_signals(loop, self._stopping, work)
+        handled = _handle_signals(loop, self._stopping, work,
+                                  (*STOP_SIGNALS, STOP_NOW) if self._is_helper else STOP_SIGNALS)
         companion = asyncio.create_task(alongside)
         try:
             return await work
@@ -241,7 +243,12 @@ class LocalRun:
     def _stopping(self, signum: signal.Signals, work: "asyncio.Task[object]") -> None:
         name = _signal_name(signum)
         if self._helpers is not None:
-            self._helpers.signal_stop()
+            self._helpers.signal_stop(at_once=self._signal is not None)
+        if signum == STOP_NOW and self._is_helper:  # the run that started it stops at once
+            self._signal = self._signal or signum
+            log.warning("run --helper: the run that started it stops at once: stopping now")
+            work.cancel()
+            return
         if self._signal is None:
             self._signal = signum
             self._stop.set()
@@ -310,11 +317,12 @@ class LocalRun:
 
 def _handle_signals(loop: asyncio.AbstractEventLoop,
                     stopping: Callable[[signal.Signals, "asyncio.Task[object]"], None],
-                    work: "asyncio.Task[object]") -> list[signal.Signals]:
-    """Ctrl-C and SIGTERM call ``stopping``, where the loop can take them (its main thread,
-    not Windows); the signals taken."""
+                    work: "asyncio.Task[object]",
+                    signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> list[signal.Signals]:
+    """``signals`` (Ctrl-C and SIGTERM; a helper's STOP_NOW too) call ``stopping``, where the
+    loop can take them (its main thread, not Windows); the signals taken."""
     handled = []
-    for signum in STOP_SIGNALS:
+    for signum in dict.fromkeys(signals):
         try:
             loop.add_signal_handler(signum, stopping, signum, work)
         except (NotImplementedError, RuntimeError):  # Ctrl-C stays KeyboardInterrupt there
