@@ -8,9 +8,12 @@ handler's (a scheduled copy), the same code in Azure and here.
 
 Idle loops do not each poll the queue: one looker reads when the next message is due every
 LOOK_INTERVAL (one query for all the loops) and wakes one idle loop when one is, so a request
-queued into an idle worker waits at most about LOOK_INTERVAL, not a loop's poll interval; a
-loop that took a message wakes the next idle one (a burst is taken by as many loops, one
-after another), and a loop that found nothing it could take waits to be woken. A message
+queued into an idle worker waits at most about LOOK_INTERVAL, not a loop's poll interval. A
+loop that looks takes a message for itself and one for each loop idle at that moment, in one
+write (``SqliteQueue.receive_many``, as a Service Bus receiver asks for up to that many), and
+hands them over: a burst starts at once, where one message a loop, each waking the next,
+had the last of 30 cases start some 0.2 s after the first (docs/BENCHMARKS.md). A loop that
+found nothing it could take waits to be woken. A message
 that is due but whose session another loop holds (the next alert of an account whose case is
 in hand) is therefore asked for about once per LOOK_INTERVAL, not by every idle loop in turn:
 before, in an alert storm, idle loops asking every 10 ms took the CPU the cases needed. While
@@ -66,7 +69,7 @@ class LocalWorker:
         self._concurrency = concurrency
         self._poll_interval = poll_interval
         self._throttled = throttled or (lambda: 0.0)
-        self._idlers: deque[asyncio.Event] = deque()  # one per idle loop, oldest first
+        self._idlers: deque[_Idler] = deque()  # one per idle loop, oldest first
         self.processed = 0
 
     async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None,
@@ -99,9 +102,9 @@ class LocalWorker:
     def _wake_one(self) -> None:
         """Wake the idle loop that has waited longest, if any."""
         while self._idlers:
-            woken = self._idlers.popleft()
-            if not woken.is_set():
-                woken.set()
+            idler = self._idlers.popleft()
+            if not idler.woken.is_set():
+                idler.woken.set()
                 return
 
     def _hold(self) -> float:
@@ -110,28 +113,62 @@ class LocalWorker:
         hold = self._throttled()
         return hold if 0 < hold <= DEFAULT_MAX_WAIT else 0.0
 
-    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
-        """Wait ``seconds``, or less when stopped or woken (``_wake_one``)."""
-        woken = asyncio.Event()
-        self._idlers.append(woken)
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> ReceivedMessage | None:
+        """Wait ``seconds``, or less when stopped or woken (``_wake_one``); the message a
+        looking loop handed over meanwhile (``_take``), if any: it is locked, so it is
+        returned even when stopped (it is in hand)."""
+        idler = _Idler()
+        self._idlers.append(idler)
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(idler.woken.wait())]
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            idler.waiting = False
             for wait in waits:
                 wait.cancel()
             with contextlib.suppress(ValueError):
-                self._idlers.remove(woken)
+                self._idlers.remove(idler)
+        if idler.reserved:  # a looking loop counted on it: wait for what it hands over
+            await idler.handed.wait()
+        return idler.message
+
+    async def _take(self) -> ReceivedMessage | None:
+        """Receive a message for this loop and one for each loop idle now, in one write,
+        and hand those over (the idle loops are reserved first: none leaves meanwhile
+        without what it is handed; one handed nothing goes on waiting)."""
+        reserved: list[_Idler] = []
+        while self._idlers:
+            idler = self._idlers.popleft()
+            if not idler.woken.is_set():
+                idler.reserved = True
+                reserved.append(idler)
+        messages: list[ReceivedMessage] = []
+        try:
+            messages = await self._queue.receive_many(self._queues, 1 + len(reserved))
+        finally:
+            given = max(len(messages) - 1, 0)
+            handed, left = reserved[:given], reserved[given:]
+            for idler, message in zip(handed, messages[1:], strict=True):
+                idler.message = message
+                idler.woken.set()
+                idler.handed.set()
+            for idler in reversed(left):
+                idler.reserved = False
+                if idler.waiting:  # back to the front of the line, as it was
+                    self._idlers.appendleft(idler)
+                else:  # its wait ended meanwhile: it waits to hear there is none
+                    idler.handed.set()
+        return messages[0] if messages else None
 
     async def _loop(self, until_idle: bool, stop: asyncio.Event,
                     fed: asyncio.Event | None = None) -> None:
         while not stop.is_set():
             if (hold := self._hold()) > 0:
-                await self._idle(stop, hold)
+                if (handed := await self._idle(stop, hold)) is not None:
+                    await self._process(handed)
                 continue
-            message = await self._queue.receive(self._queues)
+            message = await self._take()
             if message is not None:
-                self._wake_one()  # there may be more: the next idle loop looks
                 await self._process(message)
                 continue
             next_at = await self._queue.next_visible_at(self._queues)
@@ -143,7 +180,8 @@ class LocalWorker:
             # the looker wakes a loop while something is due.
             wait = self._poll_interval if next_at is None or next_at <= now else max(
                 0.01, min(self._poll_interval, next_at - now))
-            await self._idle(stop, wait)
+            if (handed := await self._idle(stop, wait)) is not None:
+                await self._process(handed)
 
     async def _process(self, message: ReceivedMessage) -> None:
         delivery = Delivery(body=message.body, message_id=message.message_id,
@@ -184,3 +222,16 @@ class LocalWorker:
         while True:
             await asyncio.sleep(self._queue.lock_duration / 3)
             await self._queue.renew_lock(message)
+
+
+class _Idler:
+    """An idle loop: ``woken`` to look again (or to work the ``message`` handed over);
+    ``reserved`` by a looking loop, which sets ``handed`` once it knows whether there is a
+    message for it."""
+
+    def __init__(self) -> None:
+        self.woken = asyncio.Event()
+        self.handed = asyncio.Event()
+        self.reserved = False
+        self.waiting = True  # still in its wait (else it waits for ``handed`` alone)
+        self.message: ReceivedMessage | None = None

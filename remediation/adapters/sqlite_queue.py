@@ -136,40 +136,58 @@ class SqliteQueue:
 
     async def receive(self, queues: tuple[str, ...]) -> ReceivedMessage | None:
         """Lock the next ready message whose session is not locked by another receiver."""
-        now = time.time()
-        token = uuid.uuid4().hex
-        names = json.dumps(queues)
+        messages = await self.receive_many(queues, 1)
+        return messages[0] if messages else None
 
-        def claim(connection: sqlite3.Connection) -> ReceivedMessage | None:
-            while True:
-                row = connection.execute(
-                    "SELECT * FROM messages WHERE queue IN (SELECT value FROM json_each(?))"
-                    " AND state = 'active'"
-                    " AND visible_at <= ? AND (locked_until IS NULL OR locked_until <= ?)"
-                    " AND (session_id IS NULL OR session_id NOT IN (SELECT session_id FROM"
-                    "  messages WHERE state = 'active' AND locked_until > ?"
-                    "  AND session_id IS NOT NULL))"
-                    " ORDER BY visible_at, sequence_number LIMIT 1",
-                    (names, now, now, now)).fetchone()
-                if row is None:
-                    return None
-                if row["delivery_count"] >= self.max_delivery_count:
-                    # Its last lock expired without settlement: the receiver died on it.
-                    _dead_letter(connection, row["sequence_number"], MAX_DELIVERY_COUNT_EXCEEDED,
-                                 "lock expired on the last delivery", now)
-                    continue
-                connection.execute(
-                    "UPDATE messages SET delivery_count = delivery_count + 1, locked_until = ?,"
-                    " lock_token = ? WHERE sequence_number = ?",
-                    (now + self.lock_duration, token, row["sequence_number"]))
-                return ReceivedMessage(
-                    sequence_number=row["sequence_number"], queue=row["queue"],
-                    message_id=row["message_id"], session_id=row["session_id"],
-                    body=bytes(row["body"]), properties=json.loads(row["properties"]),
-                    delivery_count=row["delivery_count"] + 1, lock_token=token,
-                    enqueued_at=row["enqueued_at"])
+    async def receive_many(self, queues: tuple[str, ...], limit: int) -> list[ReceivedMessage]:
+        """Lock up to ``limit`` ready messages, oldest first, in one write: each with its own
+        lock token and delivery count, at most one of a session (a session whose message
+        this call locked is locked like any other), as Service Bus's
+        ``receive_messages(max_message_count=...)`` answers up to that many."""
+        now = time.time()
+
+        def claim(connection: sqlite3.Connection) -> list[ReceivedMessage]:
+            taken: list[ReceivedMessage] = []
+            while len(taken) < limit:
+                message = self._claim_one(connection, queues, now)
+                if message is None:
+                    break
+                taken.append(message)
+            return taken
 
         return await self._db.write(claim)
+
+    def _claim_one(self, connection: sqlite3.Connection, queues: tuple[str, ...],
+                   now: float) -> ReceivedMessage | None:
+        """Lock the next ready message (in the caller's write transaction); None if none."""
+        while True:
+            row = connection.execute(
+                "SELECT * FROM messages WHERE queue IN (SELECT value FROM json_each(?))"
+                " AND state = 'active'"
+                " AND visible_at <= ? AND (locked_until IS NULL OR locked_until <= ?)"
+                " AND (session_id IS NULL OR session_id NOT IN (SELECT session_id FROM"
+                "  messages WHERE state = 'active' AND locked_until > ?"
+                "  AND session_id IS NOT NULL))"
+                " ORDER BY visible_at, sequence_number LIMIT 1",
+                (json.dumps(queues), now, now, now)).fetchone()
+            if row is None:
+                return None
+            if row["delivery_count"] >= self.max_delivery_count:
+                # Its last lock expired without settlement: the receiver died on it.
+                _dead_letter(connection, row["sequence_number"], MAX_DELIVERY_COUNT_EXCEEDED,
+                             "lock expired on the last delivery", now)
+                continue
+            token = uuid.uuid4().hex
+            connection.execute(
+                "UPDATE messages SET delivery_count = delivery_count + 1, locked_until = ?,"
+                " lock_token = ? WHERE sequence_number = ?",
+                (now + self.lock_duration, token, row["sequence_number"]))
+            return ReceivedMessage(
+                sequence_number=row["sequence_number"], queue=row["queue"],
+                message_id=row["message_id"], session_id=row["session_id"],
+                body=bytes(row["body"]), properties=json.loads(row["properties"]),
+                delivery_count=row["delivery_count"] + 1, lock_token=token,
+                enqueued_at=row["enqueued_at"])
 
     async def complete(self, message: ReceivedMessage) -> None:
         await self._settle(message, "UPDATE messages SET state = 'completed', locked_until = NULL,"

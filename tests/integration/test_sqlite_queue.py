@@ -340,6 +340,30 @@ async def test_one_locked_message_per_session(queue: SqliteQueue) -> None:
     assert a2.body == b"a2"
 
 
+async def test_receive_many_locks_up_to_its_limit_one_message_of_a_session_each(
+        queue: SqliteQueue) -> None:
+    """As Service Bus's ``receive_messages(max_message_count=...)``: oldest first, each
+    message with its own lock token and delivery count, never two of one session."""
+    await queue.send(Q, "adele 1", session_id="adele@contoso.com")
+    await queue.send(Q, "adele 2", session_id="adele@contoso.com")
+    await queue.send(Q, "rob 1", session_id="rob@contoso.com")
+    await queue.send(Q, "megan 1", session_id="megan@contoso.com")
+    await queue.send(Q, "later", session_id="lee@contoso.com", scheduled_at=soon(60))
+
+    first = await queue.receive_many((Q,), 2)
+    rest = await queue.receive_many((Q,), 10)
+
+    assert [m.body for m in first] == [b"adele 1", b"rob 1"]
+    assert [m.body for m in rest] == [b"megan 1"]  # adele's session is held
+    taken = [*first, *rest]
+    assert len({m.lock_token for m in taken}) == 3
+    assert {m.delivery_count for m in taken} == {1}
+    await queue.complete(first[0])  # each settles by its own lock
+    assert [m.body for m in await queue.receive_many((Q,), 10)] == [b"adele 2"]
+    assert await queue.receive_many((Q,), 10) == []
+    assert (await queue.counts(Q)).locked == 3
+
+
 async def test_a_session_is_free_again_when_its_lock_expires(queue: SqliteQueue) -> None:
     await queue.send(Q, "a1", session_id="a")
     await queue.send(Q, "a2", session_id="a", scheduled_at=soon(0.05))

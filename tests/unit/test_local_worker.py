@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from remediation.adapters import local_worker
 from remediation.adapters.local_worker import Handler, LocalWorker
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_queue import MAX_DELIVERY_COUNT_EXCEEDED, SqliteQueue
@@ -305,14 +306,14 @@ async def test_idle_loops_do_not_hammer_the_queue_while_a_message_waits_for_its_
         return a_case(delivery)
 
     asked = 0
-    receive = queue.receive
+    receive = queue.receive_many
 
-    async def counted(queues: tuple[str, ...]) -> object:
+    async def counted(queues: tuple[str, ...], limit: int) -> object:
         nonlocal asked
         asked += 1
-        return await receive(queues)
+        return await receive(queues, limit)
 
-    queue.receive = counted  # type: ignore[method-assign, assignment]
+    queue.receive_many = counted  # type: ignore[method-assign, assignment]
     # The runtime's poll interval (``remediation run``: 0.5 s), a loop's own fallback.
     work = LocalWorker(queue, {Q: handle}, concurrency=20, poll_interval=0.5)
     running = asyncio.create_task(run_until_idle(work))
@@ -328,3 +329,101 @@ async def test_idle_loops_do_not_hammer_the_queue_while_a_message_waits_for_its_
     # Woken by the looker (every LOOK_INTERVAL), one loop at a time, and each loop's own
     # poll interval: 20 idle loops asking every 10 ms asked about a thousand times here.
     assert asked_meanwhile < 100, f"{asked_meanwhile} receives while nothing could be taken"
+
+
+class Spied:
+    """The queue's ``receive_many``, counted (the sizes of the calls that took something)
+    and, with a ``gate``, held until it is set."""
+
+    def __init__(self, queue: SqliteQueue, gate: asyncio.Event | None = None) -> None:
+        self.receive = queue.receive_many
+        self.took: list[int] = []
+        self.gate = gate
+        self.asked = asyncio.Event()
+        queue.receive_many = self  # type: ignore[method-assign, assignment]
+
+    async def __call__(self, queues: tuple[str, ...], limit: int) -> object:
+        self.asked.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        taken = await self.receive(queues, limit)
+        if taken:
+            self.took.append(len(taken))
+        return taken
+
+
+async def test_a_burst_queued_into_idle_loops_is_taken_in_one_receive(
+        queue: SqliteQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight requests into eight idle loops: the loop the looker wakes takes all eight at
+    once and hands seven over, where one a loop, each waking the next, took eight receives
+    one after another before the last case could start."""
+    started: list[bytes] = []
+    everyone = asyncio.Event()
+
+    async def handle(delivery: Delivery) -> Case:
+        started.append(delivery.body)
+        if len(started) == 8:
+            everyone.set()
+        await everyone.wait()  # all eight in hand at once
+        return a_case(delivery)
+
+    spied = Spied(queue)
+    stop = asyncio.Event()
+    # The looker's first look comes once all eight are queued.
+    monkeypatch.setattr(local_worker, "LOOK_INTERVAL", 0.5)
+    work = LocalWorker(queue, {Q: handle}, concurrency=8, poll_interval=60.0)
+    running = asyncio.create_task(work.run(stop=stop))
+    await asyncio.sleep(0.1)  # every loop has found the queue empty and waits
+    for n in range(8):
+        await queue.send(Q, f"request {n}")
+    await asyncio.wait_for(everyone.wait(), 5.0)
+    stop.set()
+    await asyncio.wait_for(running, 5.0)
+
+    assert sorted(started) == sorted(f"request {n}".encode() for n in range(8))
+    assert spied.took == [8]
+    assert (await queue.counts(Q)).completed == 8
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+async def test_messages_handed_to_idle_loops_are_worked_once_even_when_they_stop_waiting(
+        queue: SqliteQueue, stopped: bool) -> None:
+    """The receive a woken loop makes for the idle ones outlasts their own wait (0.3 s), or
+    the worker is told to stop meanwhile: every message it took is worked, once, and none
+    is left locked; so too for loops an earlier receive had counted on and handed nothing
+    (it found one message)."""
+    handled: list[bytes] = []
+    first_done = asyncio.Event()
+
+    async def handle(delivery: Delivery) -> Case:
+        handled.append(delivery.body)
+        first_done.set()
+        return a_case(delivery)
+
+    stop = asyncio.Event()
+    work = LocalWorker(queue, {Q: handle}, concurrency=6, poll_interval=0.3)
+    running = asyncio.create_task(work.run(stop=stop))
+    await asyncio.sleep(0.05)  # every loop found the queue empty: idle for 0.3 s
+    await queue.send(Q, "first")  # one loop takes it, the five others were counted on
+    await asyncio.wait_for(first_done.wait(), 5.0)
+    handled.clear()
+    gate = asyncio.Event()
+    spied = Spied(queue, gate)
+    for n in range(6):
+        await queue.send(Q, f"request {n}")
+    await asyncio.wait_for(spied.asked.wait(), 5.0)  # woken by the looker
+    if stopped:
+        stop.set()
+    await asyncio.sleep(0.4)  # the idle loops' waits end
+    gate.set()
+    for _ in range(200):
+        if len(handled) == 6:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(running, 5.0)
+
+    assert sorted(handled) == sorted(f"request {n}".encode() for n in range(6))
+    assert spied.took == [6]  # one loop took them all and handed five over
+    counts = await queue.counts(Q)
+    assert (counts.completed, counts.locked, counts.ready) == (7, 0, 0)
