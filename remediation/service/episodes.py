@@ -96,9 +96,9 @@ class Episodes:
         now = self._recorder.clock.now()
         case = Case(case_id=new_case_id(now), user=user, state=CaseState.REJECTED,
                     created_at=now, updated_at=now, source=source, reason=reason,
-                    alert_ids=alert_ids, request_ids=(request_id,) if request_id else ())
+                    alert_ids=alert_ids, request_ids=(request_id,) if request_id else (),
+                    steps=(Step("rejected", StepStatus.INFO, now, reason),))
         case = await self._recorder.add_case(case)
-        await self._recorder.add_step(case.case_id, Step("rejected", StepStatus.INFO, now, reason))
         log.warning("rejected request for %s: %s", user, reason)
         return case
 
@@ -149,16 +149,17 @@ class Episodes:
         """Journal the request as a new case under the name it gave; nothing asked yet."""
         assert request.request_id is not None
         now = self._recorder.clock.now()
+        detail = f"{request.source} request" + (" (forced)" if request.force else "")
+        # The trace it opened in: what a message sent with none joins (service.telemetry).
+        received = Step("received", StepStatus.INFO, now, detail,
+                        {**request_data(request), **telemetry.trace_data()})
         case = Case(case_id=new_case_id(now), user=request.user, state=CaseState.RECEIVED,
                     created_at=now, updated_at=now, source=request.source,
                     reason=request.reason, requested_by=request.requested_by,
                     alert_ids=request.alert_ids, request_ids=(request.request_id,),
-                    force=request.force, listed_addresses=_address_named(request))
-        case = await self._recorder.add_case(case)
-        detail = f"{request.source} request" + (" (forced)" if request.force else "")
-        # The trace it opened in: what a message sent with none joins (service.telemetry).
-        return await self._recorder.note(case, "received", StepStatus.INFO, detail,
-                                         {**request_data(request), **telemetry.trace_data()})
+                    force=request.force, listed_addresses=_address_named(request),
+                    steps=(received,))
+        return await self._recorder.add_case(case)
 
     async def _place(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
         """Look the person up, then open their next episode with ``case`` or settle it into
@@ -241,13 +242,17 @@ class Episodes:
         return None
 
     async def _adopt(self, case: Case, user: DirectoryUser) -> Case:
-        """The case takes the account it won: its object id and primary address."""
+        """The case takes the account it won: its object id and primary address (saved on
+        the case as the lookup left it, read again only if another writer came between)."""
         if (case.user_id, case.user, case.aliases) == (user.id, user.sender_address,
                                                        user.aliases):
             return case
-        return await self._saved(case.case_id, lambda current: {
-            "user": user.sender_address, "user_id": user.id, "sender": user.sender_address,
-            "aliases": user.aliases})
+        changes: dict[str, Any] = {"user": user.sender_address, "user_id": user.id,
+                   "sender": user.sender_address, "aliases": user.aliases}
+        try:
+            return await self._recorder.save(case, **changes)
+        except ConcurrentUpdate:
+            return await self._saved(case.case_id, lambda current: changes)
 
     async def _settle(self, case: Case, holder: Case) -> Case:
         """End the request's own case, its request now recorded on ``holder``."""

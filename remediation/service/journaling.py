@@ -106,10 +106,13 @@ class CaseRecorder:
         raise AssertionError("unreachable")
 
     async def add_case(self, case: Case) -> Case:
-        """Journal a new case (its reason and steps redacted); returns what was stored."""
+        """Journal a new case (its reason and steps redacted) with the steps it opens with,
+        in one write; returns what was stored."""
         case = redacted_case(case).evolve(steps=tuple(redacted_step(s) for s in case.steps))
         await self.journal.add_case(case)
         telemetry.opened(case)
+        for step in case.steps:
+            telemetry.journaled(case, step)
         return case
 
     async def add_step(self, case_id: str, step: Step, *, case: Case | None = None) -> Step:

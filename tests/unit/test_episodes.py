@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from remediation.domain.cases import Case, CaseState, StepStatus
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate, TransientError
 from remediation.domain.escalation_kinds import EscalationKind
 from remediation.domain.requests import RemediationRequest
@@ -203,3 +203,43 @@ async def test_a_case_escalated_while_its_worker_runs_is_never_overwritten(
 
     [case] = await journal.list_cases()
     assert (case.state, case.reason) == (CaseState.ESCALATED, "a human took over")
+
+
+class CountingJournal(FakeJournal):
+    """Records the journal calls a case costs, in order (in Azure each is a round trip to
+    Table storage; on the local runtime, one to SQLite's threads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def add_case(self, case: Case) -> None:
+        self.calls.append("add_case:" + ",".join(step.name for step in case.steps))
+        await super().add_case(case)
+
+    async def add_step(self, case_id: str, step: Step) -> None:
+        self.calls.append(f"add_step:{step.name}:{step.status.value}")
+        await super().add_step(case_id, step)
+
+    async def get_case(self, case_id: str) -> Case | None:
+        self.calls.append("get_case")
+        return await super().get_case(case_id)
+
+
+async def test_a_request_opens_its_case_with_its_first_step_and_adopts_the_account_unread(
+        ) -> None:
+    """The case is journaled with its ``received`` step in one write, and takes the account
+    the lookup found without reading the case again: from the request to the guardrails,
+    the case is read twice (the lookup's answer recorded, the case held by this worker)."""
+    journal = CountingJournal()
+    tenant = FakeTenant(journal=journal)
+    tenant.directory.add_user(ROB, user_id=ROB_ID)
+    tenant.exchange.block(ROB, created=tenant.clock.now() - timedelta(minutes=30))
+
+    case = await workflow(tenant).remediate(request(ROB, "r1"))
+
+    assert case.state is CaseState.AWAITING_VERIFICATION
+    until = journal.calls.index("add_step:guardrails:started")
+    assert journal.calls[0] == "add_case:received"
+    assert "add_step:received:info" not in journal.calls
+    assert journal.calls[:until].count("get_case") == 2
