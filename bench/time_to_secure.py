@@ -20,7 +20,9 @@ How each figure is taken:
   the tenant calls on it (1-user run) are the longest chain of calls each sent after the one
   before was answered (``harness.calls_on_path``: reads sent side by side count once); the
   ratio is p95 of the times over the median critical path of the same run. The 1-user
-  run's critical path is the uncontended one.
+  run's critical path is the uncontended one. At a concurrency that matches the load the
+  product is run ``BENCH_REPEATS`` times (default 5) for this ratio: each run's and their
+  median are printed (one run's p95 of 60 is its third-largest time).
 - The script (``bench/admin_script.py``) starts with every request in, and does per user the
   reset, revocation and unblock one after another, and one check per user at +1 s after its
   unblock, in two modes, both run: *the loop* (``--per-user-verify``: each user waited out
@@ -33,6 +35,7 @@ How each figure is taken:
 """
 
 import asyncio
+import os
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -152,6 +155,13 @@ async def main() -> None:
                 loops[users] = (await script(users, latency, folder, per_user_verify=True)
                                 if users <= LOOP_MAX_USERS else
                                 _estimated_loop(users, loops.get(LOOP_MAX_USERS)))
+            if users > 1 and (concurrency or users) == users and REPEATS > 1:
+                ratios = [ours["p95_over_critical_path_secure"]]
+                for _ in range(REPEATS - 1):  # one run's p95 is its third-largest of 60
+                    again = await product(users, latency, users, folder)
+                    ratios.append(again["p95_over_critical_path_secure"])
+                ours["p95_over_critical_path_secure_runs"] = ratios
+                ours["p95_over_critical_path_secure_median"] = round(harness.median(ratios), 2)
             theirs, loop = scripts[users], loops[users]
             ours["over_script_loop"] = round(ours["whole_run_s"] / loop["whole_run_s"], 3)
             ours["over_script_batched"] = round(ours["whole_run_s"] / theirs["whole_run_s"], 3)
@@ -167,6 +177,10 @@ async def main() -> None:
     report.figures["latency_s"] = latency
     report.emit()
 
+
+# The product's runs at a concurrency that matches the load, for p95 / critical path: one
+# run's figure moved between 1.2 and 1.7 from run to run of the same code (docs/BENCHMARKS.md).
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 
 # The loop waits out every user (~1.2 s each): 200 users would take four minutes of
 # `make bench`'s ten. Above this size its time is the largest run's per-user time x users.
@@ -203,6 +217,11 @@ def _say(report: Report, ours: dict[str, Any], theirs: dict[str, Any],
                f"{ours['critical_path_unblock_s']:.2f} s; p95 / critical path: "
                f"{ours['p95_over_critical_path_secure']:.2f} (secure), "
                f"{ours['p95_over_critical_path_unblock']:.2f} (unblock)")
+    if "p95_over_critical_path_secure_runs" in ours:
+        runs = ours["p95_over_critical_path_secure_runs"]
+        report.say(f"  p95 / critical path (secure) over {len(runs)} runs of the product: "
+                   f"{', '.join(f'{r:.2f}' for r in runs)}; median "
+                   f"{ours['p95_over_critical_path_secure_median']:.2f}")
     if "p95_over_uncontended_path_secure" in ours:
         report.say(f"  p95 / the 1-user run's critical path: "
                    f"{ours['p95_over_uncontended_path_secure']:.2f} (secure), "
