@@ -12,7 +12,10 @@ asks for a token on every request (kiota's ``AzureIdentityAccessTokenProvider``)
 azure-identity's own cache look-up (msal's ``TokenCache.search``, under the managed identity
 credential) cost about 7% of the worker's CPU under a burst (docs/BENCHMARKS.md). Never a
 token within ``REFRESH_MARGIN`` of its expiry, nor for a claims challenge (Continuous Access
-Evaluation): those go to the credential each time. The credential is asked at least once a
+Evaluation): those go to the credential each time, and a claims challenge forgets every token
+remembered (the one the resource refused would otherwise be shown again for up to ``REUSE``:
+kiota retries a request once with the claims, ``retry_cae_response_if_required``, then asks
+without them). The credential is asked at least once a
 ``REUSE``, so azure-identity's own refresh still happens on time (five minutes before expiry,
 or once the token's ``refresh_on`` passed: ``get_refresh_status`` in
 ``azure/identity/_internal/utils.py``).
@@ -68,21 +71,32 @@ class TokenGuard:
         self._inner = inner
         # (scopes, options) -> (token, monotonic time it was got)
         self._recent: dict[tuple[tuple[str, ...], str], tuple[AccessToken, float]] = {}
+        self._forgotten = 0  # how many times every remembered token was forgotten
 
     def __repr__(self) -> str:
         return f"TokenGuard({self._inner!r})"
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        key = None if kwargs.get("claims") else (scopes, repr(sorted(kwargs.items())))
-        if key is not None and (recent := self._recent.get(key)) is not None:
+        if kwargs.get("claims"):
+            # A claims challenge (CAE) says a token a resource was shown is revoked: none
+            # remembered is handed out again, nor one asked for before and got after this.
+            self._forget()
+            return await self._asked(*scopes, **kwargs)
+        key = (scopes, repr(sorted(kwargs.items())))
+        if (recent := self._recent.get(key)) is not None:
             token, got = recent
             if (time.monotonic() - got < REUSE
                     and token.expires_on - time.time() > REFRESH_MARGIN):
                 return token
+        forgotten = self._forgotten
         token = await self._asked(*scopes, **kwargs)
-        if key is not None:
+        if forgotten == self._forgotten:
             self._recent[key] = (token, time.monotonic())
         return token
+
+    def _forget(self) -> None:
+        self._recent.clear()
+        self._forgotten += 1
 
     async def _asked(self, *scopes: str, **kwargs: Any) -> AccessToken:
         try:
@@ -95,7 +109,7 @@ class TokenGuard:
             raise _TokenFailure(message=f"{kind}: {why}" if why else kind) from error
 
     async def close(self) -> None:
-        self._recent.clear()
+        self._forget()
         await self._inner.close()
 
     async def __aenter__(self) -> "TokenGuard":

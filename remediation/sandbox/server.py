@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 from remediation.sandbox import (
     admin_unit_routes,
     alert_routes,
+    cae,
     consent_routes,
     control_routes,
     exchange_routes,
@@ -122,6 +123,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             return exchange_routes.unauthorized(tenant)
         return graph_error(401, "InvalidAuthenticationToken",
                            "Access token validation failure. Invalid audience.")
+    if not is_exchange_path(request.path) and (refused := cae.challenge(tenant, token)):
+        return refused
     request[BEARER] = issued
     return await handler(request)
 

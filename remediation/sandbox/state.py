@@ -366,6 +366,10 @@ class SandboxTenant:
         self.identity_header = f"sandbox-identity-{uuid.uuid4().hex}"
         self.managed_identity_client_id = SANDBOX_APP_ID
         self.token_requests: list[str] = []
+        # Continuous Access Evaluation (sandbox/cae.py): the app tokens issued, and those
+        # Entra revoked (Graph refuses them with a claims challenge).
+        self.issued_tokens: set[str] = set()
+        self.revoked_tokens: set[str] = set()
         # What the escalation webhook's far end received (webhook_routes).
         self.webhook = WebhookInbox()
         # Entra puts ``wids`` in an app token only sometimes: False plays a token without it.
@@ -883,7 +887,16 @@ class SandboxTenant:
             roles=roles, wids=self.app_directory_roles(), audience=audience)
         if not self.token_carries_wids:
             del claims["wids"]  # "not said", not "none"
-        return app_rights.issue(self.token, claims)
+        token = app_rights.issue(self.token, claims)
+        with self._lock:
+            self.issued_tokens.add(token)
+        return token
+
+    def revoke_tokens(self) -> None:
+        """A revocation event (the app's service principal disabled and enabled again):
+        every token issued so far is refused by Graph with a claims challenge (sandbox/cae.py)."""
+        with self._lock:
+            self.revoked_tokens |= self.issued_tokens
 
     def record_token_request(self, resource: str) -> None:
         with self._lock:

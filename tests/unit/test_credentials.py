@@ -131,7 +131,10 @@ async def test_a_claims_challenge_or_a_token_near_its_expiry_always_asks_the_cre
     await guard.get_token(GRAPH, enable_cae=True)
     challenged = await guard.get_token(GRAPH, claims='{"access_token":{}}', enable_cae=True)
     assert challenged.token == "token-2"
-    assert (await guard.get_token(GRAPH, enable_cae=True)).token == "token-1"
+    # the token the challenge refused (token-1) is not handed out again: the credential is
+    # asked (azure-identity's cache holds the one got for the challenge)
+    assert (await guard.get_token(GRAPH, enable_cae=True)).token == "token-3"
+    assert (await guard.get_token(GRAPH, enable_cae=True)).token == "token-3"
 
     short = Counting(lifetime=credentials.REFRESH_MARGIN - 1)
     near = TokenGuard(short)  # type: ignore[arg-type]
@@ -149,3 +152,25 @@ async def test_a_refused_token_is_not_remembered() -> None:
     await guard.get_token(GRAPH)
     await guard.close()
     assert (await guard.get_token(GRAPH)).token == "token-2"  # closed: forgotten
+
+
+async def test_a_token_asked_for_before_a_claims_challenge_is_not_remembered() -> None:
+    import asyncio
+
+    inner = Counting()
+    gate = asyncio.Event()
+
+    class Slow(Counting):
+        async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            token = await inner.get_token(*scopes, **kwargs)
+            if not kwargs.get("claims") and token.token == "token-1":
+                await gate.wait()  # the revoked token, got before the challenge came
+            return token
+
+    guard = TokenGuard(Slow())  # type: ignore[arg-type]
+    before = asyncio.create_task(guard.get_token(GRAPH, enable_cae=True))
+    await asyncio.sleep(0)
+    assert (await guard.get_token(GRAPH, claims='{"a":1}', enable_cae=True)).token == "token-2"
+    gate.set()
+    assert (await before).token == "token-1"
+    assert (await guard.get_token(GRAPH, enable_cae=True)).token == "token-3"
