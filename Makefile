@@ -32,12 +32,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict --cache-dir $(MYPY_CACHE_DIR) remediation
 
-# Three workers (pytest-xdist) on two cores: the suite waits on HTTP, the sandbox, Azurite
-# and the processes it starts for about half its time (478 CPU-s in 438 s on two workers),
-# so a third keeps both cores busy; worksteal hands a finished worker the tests another
-# still holds, so the run does not end on one worker's long tail. Each worker starts its
-# own Azurite and sandboxes.
-TEST_WORKERS ?= 3
+# Four workers (pytest-xdist) on two cores: the suite waits on HTTP, the sandbox, Azurite
+# and the processes it starts for much of its time (user 15 min, sys 1.5 min in 8.5 min of
+# wall time with four), so more workers than cores keep both busy: on one machine, ten
+# minutes apart, 584 s on three workers and 511 s on four. worksteal hands a finished worker
+# the tests another still holds, so the run does not end on one worker's long tail. Each
+# worker starts its own Azurite and sandboxes.
+TEST_WORKERS ?= 4
 
 test: lint $(NODE_STAMP)
 	PYTHON=$(PYTHON) bash infra/scan.sh
