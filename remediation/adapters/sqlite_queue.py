@@ -145,11 +145,12 @@ class SqliteQueue:
         this call locked is locked like any other), as Service Bus's
         ``receive_messages(max_message_count=...)`` answers up to that many."""
         now = time.time()
+        names = json.dumps(queues)
 
         def claim(connection: sqlite3.Connection) -> list[ReceivedMessage]:
             taken: list[ReceivedMessage] = []
             while len(taken) < limit:
-                message = self._claim_one(connection, queues, now)
+                message = self._claim_one(connection, names, now)
                 if message is None:
                     break
                 taken.append(message)
@@ -157,9 +158,10 @@ class SqliteQueue:
 
         return await self._db.write(claim)
 
-    def _claim_one(self, connection: sqlite3.Connection, queues: tuple[str, ...],
+    def _claim_one(self, connection: sqlite3.Connection, names: str,
                    now: float) -> ReceivedMessage | None:
-        """Lock the next ready message (in the caller's write transaction); None if none."""
+        """Lock the next ready message of the queues ``names`` (a JSON list), in the caller's
+        write transaction; None if none."""
         while True:
             row = connection.execute(
                 "SELECT * FROM messages WHERE queue IN (SELECT value FROM json_each(?))"
@@ -169,7 +171,7 @@ class SqliteQueue:
                 "  messages WHERE state = 'active' AND locked_until > ?"
                 "  AND session_id IS NOT NULL))"
                 " ORDER BY visible_at, sequence_number LIMIT 1",
-                (json.dumps(queues), now, now, now)).fetchone()
+                (names, now, now, now)).fetchone()
             if row is None:
                 return None
             if row["delivery_count"] >= self.max_delivery_count:
