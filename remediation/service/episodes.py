@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from remediation.concurrently import each
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.decisions import owned_by_a_person, refused_by_a_person
@@ -78,10 +79,11 @@ class Episodes:
         episode or joins (or is turned away by) the current one.
         """
         assert request.request_id is not None
-        known = await self._recorder.journal.case_with_request(request.request_id)
+        # Both reads at once: the holder's is wasted only on a redelivery.
+        known, holder = await each(self._recorder.journal.case_with_request(request.request_id),
+                                   self._holder_named(request.user))
         if known is not None:
             return await self._resume(known, request)
-        holder = await self._holder_named(request.user)
         if holder is not None and not _starts_over(holder, request):
             placement = await self._placement(holder, request, ask_tenant=False)
             if placement is _Placement.MERGE:
@@ -173,11 +175,12 @@ class Episodes:
         user = user_from_lookup(found.data)
         journal = self._recorder.journal
         for _ in range(_CLAIM_ROUNDS):
-            holder_id = await journal.current_episode(user.id)
+            # The legacy look at once too: it is wasted only when an episode is claimed.
+            holder_id, legacy = await each(journal.current_episode(user.id),
+                                           self._legacy_holder(user, case))
             if holder_id == case.case_id:
                 break  # claimed by an earlier attempt of this request
-            holder = await (journal.get_case(holder_id) if holder_id is not None
-                            else self._legacy_holder(user, case))
+            holder = legacy if holder_id is None else await journal.get_case(holder_id)
             placement = (_Placement.NEW if holder is None or _starts_over(holder, request)
                          else await self._placement(holder, request, ask_tenant=True,
                                                     user=user))
@@ -202,7 +205,7 @@ class Episodes:
         else:
             raise TransientError(f"the block episode of {user.id} kept changing under "
                                  "concurrent requests; trying again later")
-        case = await self._adopt(case, user)
+        case = await self._adopt(case, user, working=True)
         log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
         return case, True
 
@@ -241,18 +244,23 @@ class Episodes:
                 return other if other.user_id == user.id else None
         return None
 
-    async def _adopt(self, case: Case, user: DirectoryUser) -> Case:
+    async def _adopt(self, case: Case, user: DirectoryUser, *, working: bool = False) -> Case:
         """The case takes the account it won: its object id and primary address (saved on
-        the case as the lookup left it, read again only if another writer came between)."""
-        if (case.user_id, case.user, case.aliases) == (user.id, user.sender_address,
-                                                       user.aliases):
+        the case as the lookup left it, read again only if another writer came between).
+        ``working``: it opened the person's episode, and a ``received`` case is
+        ``in_progress`` from here, in the same write."""
+        def changes(current: Case) -> dict[str, Any]:
+            moved = working and current.state is CaseState.RECEIVED
+            return {"user": user.sender_address, "user_id": user.id,
+                    "sender": user.sender_address, "aliases": user.aliases,
+                    **({"state": CaseState.IN_PROGRESS} if moved else {})}
+
+        if all(getattr(case, name) == value for name, value in changes(case).items()):
             return case
-        changes: dict[str, Any] = {"user": user.sender_address, "user_id": user.id,
-                   "sender": user.sender_address, "aliases": user.aliases}
         try:
-            return await self._recorder.save(case, **changes)
+            return await self._recorder.save(case, **changes(case))
         except ConcurrentUpdate:
-            return await self._saved(case.case_id, lambda current: changes)
+            return await self._saved(case.case_id, changes)
 
     async def _settle(self, case: Case, holder: Case) -> Case:
         """End the request's own case, its request now recorded on ``holder``."""

@@ -14,6 +14,7 @@ a log record per step it journals, and the counters and times of cases as they a
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -33,6 +34,8 @@ RESET, REVOKE, HYGIENE = "reset_password", "revoke_sessions", "mailbox_hygiene"
 UNBLOCK, SCHEDULE = "unblock", "schedule_verification"
 _SAVE_ATTEMPTS = 5
 log = logging.getLogger(__name__)
+# The ids of the cases journaled on while a step's action runs (``_noting_writes``).
+_WRITTEN_IN_STEP: ContextVar[set[str] | None] = ContextVar("written_in_step", default=None)
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,17 @@ class CaseRecorder:
     async def run(self, case: Case, name: str,
                   action: Callable[[], Awaitable[StepResult]]) -> tuple[Case, StepResult]:
         """Run ``action`` as step ``name`` unless a previous attempt finished it (in a span
-        of its own, ``step <name>``)."""
+        of its own, ``step <name>``). Returns the case with the step's ``done``: ``case`` as
+        given, read again only when the action journaled on it (a save or a step). Another
+        writer's change meanwhile is not read here: the next ``save`` finds the version moved
+        and builds on it, or raises ConcurrentUpdate when that writer moved the state."""
         done = case.done(name)
         if done is not None:
             return case, StepResult(done.detail, done.data)
         with telemetry.StepTrace(case, name) as trace:
             case = await self.note(case, name, StepStatus.STARTED)
             try:
-                result = await action()
+                result, written = await _noting_writes(action)
             except RemediationError as error:
                 trace.failed(error)
                 # Refused (permanent) or no clear answer: escalation notices tell them apart.
@@ -65,8 +71,9 @@ class CaseRecorder:
                                  "permanent": isinstance(error, PermanentError)})
                 raise
             trace.done()
-            case = await self.note(await self.require(case.case_id), name, StepStatus.DONE,
-                                   result.detail, result.data)
+            if case.case_id in written:  # the action journaled on the case: build on that
+                case = await self.require(case.case_id)
+            case = await self.note(case, name, StepStatus.DONE, result.detail, result.data)
             return case, result
 
     def traced(self, case: Case, name: str) -> telemetry.StepTrace:
@@ -101,6 +108,7 @@ class CaseRecorder:
                 case = current.evolve(steps=case.steps)
                 continue
             stored = stored.evolve(steps=case.steps)
+            _wrote(case.case_id)
             telemetry.saved(case.state, stored)
             return stored
         raise AssertionError("unreachable")
@@ -120,6 +128,7 @@ class CaseRecorder:
         caller holds it, for the step's log record (else it is read, when one is wanted)."""
         step = redacted_step(step)
         await self.journal.add_step(case_id, step)
+        _wrote(case_id)
         if telemetry.current().enabled:
             await self._report(case_id, step, case)
         return step
@@ -139,6 +148,28 @@ class CaseRecorder:
         if case is None:
             raise InvalidRequest(f"no case {case_id!r} in the journal")
         return case
+
+
+async def _noting_writes(action: Callable[[], Awaitable[StepResult]]
+                         ) -> tuple[StepResult, set[str]]:
+    """``action``'s result, and the ids of the cases it journaled on (a save or a step,
+    through any recorder, in its own task or in tasks it started); the step around an
+    enclosing one hears of them too."""
+    outer = _WRITTEN_IN_STEP.get()
+    written: set[str] = set()
+    token = _WRITTEN_IN_STEP.set(written)
+    try:
+        return await action(), written
+    finally:
+        _WRITTEN_IN_STEP.reset(token)
+        if outer is not None:
+            outer |= written
+
+
+def _wrote(case_id: str) -> None:
+    written = _WRITTEN_IN_STEP.get()
+    if written is not None:
+        written.add(case_id)
 
 
 def _changed(before: Case, after: Case) -> set[str]:

@@ -225,12 +225,17 @@ class CountingJournal(FakeJournal):
         self.calls.append("get_case")
         return await super().get_case(case_id)
 
+    async def update_case(self, case: Case) -> Case:
+        self.calls.append(f"update_case:{case.state.value}")
+        return await super().update_case(case)
+
 
 async def test_a_request_opens_its_case_with_its_first_step_and_adopts_the_account_unread(
         ) -> None:
     """The case is journaled with its ``received`` step in one write, and takes the account
-    the lookup found without reading the case again: from the request to the guardrails,
-    the case is read twice (the lookup's answer recorded, the case held by this worker)."""
+    the lookup found without reading the case again, moving on to ``in_progress`` in the
+    same write: from the request to the guardrails, the case is read once (as held by this
+    worker) and saved once."""
     journal = CountingJournal()
     tenant = FakeTenant(journal=journal)
     tenant.directory.add_user(ROB, user_id=ROB_ID)
@@ -242,4 +247,6 @@ async def test_a_request_opens_its_case_with_its_first_step_and_adopts_the_accou
     until = journal.calls.index("add_step:guardrails:started")
     assert journal.calls[0] == "add_case:received"
     assert "add_step:received:info" not in journal.calls
-    assert journal.calls[:until].count("get_case") == 2
+    assert journal.calls[:until].count("get_case") == 1
+    assert [call for call in journal.calls[:until] if call.startswith("update_case")] == [
+        "update_case:in_progress"]
