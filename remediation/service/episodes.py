@@ -90,7 +90,8 @@ class Episodes:
                 return await self._merge(holder, request, why=_why_merged(holder, request)), False
             if placement is _Placement.ESCALATE:
                 return await self._escalate_with(holder, request), False
-        return await self._place(await self.receive(request), request)
+        return await self._place(await self.receive(request, looking_up=True), request,
+                                 looking_up=True)
 
     async def reject(self, user: str, reason: str, source: str = "unknown",
                      request_id: str | None = None, alert_ids: tuple[str, ...] = ()) -> Case:
@@ -147,28 +148,35 @@ class Episodes:
         holder_id = await journal.current_episode(latest.user_id)
         return latest if holder_id == latest.case_id else None
 
-    async def receive(self, request: RemediationRequest) -> Case:
-        """Journal the request as a new case under the name it gave; nothing asked yet."""
+    async def receive(self, request: RemediationRequest, *, looking_up: bool = False) -> Case:
+        """Journal the request as a new case under the name it gave; nothing asked yet.
+        ``looking_up``: the lookup starts next, and its ``started`` is journaled with the
+        case, in the same write."""
         assert request.request_id is not None
         now = self._recorder.clock.now()
         detail = f"{request.source} request" + (" (forced)" if request.force else "")
         # The trace it opened in: what a message sent with none joins (service.telemetry).
         received = Step("received", StepStatus.INFO, now, detail,
                         {**request_data(request), **telemetry.trace_data()})
+        lookup = (Step(LOOKUP, StepStatus.STARTED, now),) if looking_up else ()
         case = Case(case_id=new_case_id(now), user=request.user, state=CaseState.RECEIVED,
                     created_at=now, updated_at=now, source=request.source,
                     reason=request.reason, requested_by=request.requested_by,
                     alert_ids=request.alert_ids, request_ids=(request.request_id,),
                     force=request.force, listed_addresses=_address_named(request),
-                    steps=(received,))
+                    steps=(received, *lookup))
         return await self._recorder.add_case(case)
 
-    async def _place(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
+    async def _place(self, case: Case, request: RemediationRequest, *,
+                     looking_up: bool = False) -> tuple[Case, bool]:
         """Look the person up, then open their next episode with ``case`` or settle it into
-        the current one; the claim in the journal makes one of two racing requests win."""
+        the current one; the claim in the journal makes one of two racing requests win.
+        ``looking_up``: the case was opened with its lookup's ``started``."""
         try:
+            # The lookup reads: its ``done`` is written side by side with the reads below.
             case, found = await self._recorder.run(
-                case, LOOKUP, lambda: self._lookup(request.user))
+                case, LOOKUP, lambda: self._lookup(request.user), hold_done=True,
+                started=looking_up)
         except PermanentError as error:  # nobody to act on: a human must look
             return await self._outcomes.escalate(case.case_id, error.reason,
                                                  kind=error.kind), False
@@ -176,8 +184,9 @@ class Episodes:
         journal = self._recorder.journal
         for _ in range(_CLAIM_ROUNDS):
             # The legacy look at once too: it is wasted only when an episode is claimed.
-            holder_id, legacy = await each(journal.current_episode(user.id),
-                                           self._legacy_holder(user, case))
+            _, holder_id, legacy = await each(self._recorder.flush(case.case_id),
+                                              journal.current_episode(user.id),
+                                              self._legacy_holder(user, case))
             if holder_id == case.case_id:
                 break  # claimed by an earlier attempt of this request
             holder = legacy if holder_id is None else await journal.get_case(holder_id)

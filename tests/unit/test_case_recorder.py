@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Sequence
 
 import pytest
 
@@ -116,3 +117,76 @@ async def test_a_state_another_writer_set_during_a_step_is_not_overwritten() -> 
         await recorder.save(case, state=CaseState.AWAITING_VERIFICATION)
     stored = await journal.get_case(CASE_ID)
     assert stored is not None and stored.state is CaseState.ESCALATED
+
+
+class WriteCountingJournal(ReadCountingJournal):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[list[str]] = []
+
+    async def add_step(self, case_id: str, step: Step) -> None:
+        self.writes.append([f"{step.name}:{step.status.value}"])
+        await super().add_step(case_id, step)
+
+    async def add_steps(self, case_id: str, steps: Sequence[Step]) -> None:
+        self.writes.append([f"{step.name}:{step.status.value}" for step in steps])
+        for step in steps:
+            await FakeJournal.add_step(self, case_id, step)
+
+
+async def answer() -> StepResult:
+    return StepResult("read", {"verdict": "proceed"})
+
+
+async def test_a_held_done_is_journaled_with_the_next_step_in_one_write() -> None:
+    journal, clock = WriteCountingJournal(), FakeClock()
+    recorder, case = await opened(journal, clock)
+
+    case, _ = await recorder.run(case, "guardrails", answer, hold_done=True)
+    assert case.done("guardrails") is not None  # the worker goes on from it at once
+    case, _ = await recorder.run(case, "plan", answer)
+
+    assert journal.writes == [["guardrails:started"], ["guardrails:done", "plan:started"],
+                              ["plan:done"]]
+    stored = await journal.get_case(CASE_ID)
+    assert stored is not None and stored.steps == case.steps
+    assert [s.link.seq for s in stored.steps if s.link is not None] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("then", ["save", "require", "flush"])
+async def test_a_held_done_is_journaled_before_the_case_is_saved_or_read(then: str) -> None:
+    journal, clock = WriteCountingJournal(), FakeClock()
+    recorder, case = await opened(journal, clock)
+
+    case, _ = await recorder.run(case, "guardrails", answer, hold_done=True)
+    if then == "save":
+        await recorder.save(case, state=CaseState.SKIPPED)
+    elif then == "require":
+        assert (await recorder.require(CASE_ID)).done("guardrails") is not None
+    else:
+        await recorder.flush(CASE_ID)
+        await recorder.flush(CASE_ID)  # nothing held any more: nothing written twice
+
+    assert journal.writes == [["guardrails:started"], ["guardrails:done"]]
+    stored = await journal.get_case(CASE_ID)
+    assert stored is not None and stored.done("guardrails") is not None
+
+
+async def test_a_dropped_done_is_never_journaled_and_its_step_runs_again() -> None:
+    """A cancelled pass drops what it holds, as a process that stopped there would."""
+    journal, clock = WriteCountingJournal(), FakeClock()
+    recorder, case = await opened(journal, clock)
+    ran: list[str] = []
+
+    async def guardrails() -> StepResult:
+        ran.append("guardrails")
+        return StepResult("checked")
+
+    await recorder.run(case, "guardrails", guardrails, hold_done=True)
+    recorder.drop(CASE_ID)
+    await recorder.note(case, "paused", StepStatus.INFO)
+
+    stored = await recorder.require(CASE_ID)
+    assert stored.done("guardrails") is None
+    await recorder.run(stored, "guardrails", guardrails)
+    assert ran == ["guardrails", "guardrails"]
