@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -388,6 +388,14 @@ class FakeJournal:
             case_id, self._found(case_id)))
         self._steps[case_id].append(json.dumps(step.to_dict()))
         self._links[case_id].append(link)
+
+    async def add_steps(self, case_id: str, steps: Sequence[Step]) -> None:
+        if not steps:
+            raise ValueError("no steps to write")
+        if case_id not in self._steps:  # all or none
+            raise KeyError(f"no case {case_id} to add steps to")
+        for step in steps:  # nothing else runs between them: one write
+            await self.add_step(case_id, step)
 
     def _found(self, case_id: str) -> Found:
         links = [link for link in self._links[case_id] if link is not None]

@@ -10,7 +10,7 @@ have no hash; the chain continues the numbering.
 
 import json
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -87,6 +87,16 @@ class SqliteJournal:
 
     async def add_step(self, case_id: str, step: Step) -> None:
         await self._db.write(lambda connection: _insert_step(connection, case_id, step))
+
+    async def add_steps(self, case_id: str, steps: Sequence[Step]) -> None:
+        if not steps:
+            raise ValueError("no steps to write")
+
+        def insert(connection: sqlite3.Connection) -> None:
+            for step in steps:  # one transaction: each goes on from the head the last wrote
+                _insert_step(connection, case_id, step)
+
+        await self._db.write(insert)
 
     async def get_case(self, case_id: str) -> Case | None:
         def select(connection: sqlite3.Connection) -> Case | None:

@@ -92,7 +92,7 @@ from remediation.domain.journal_head import (
     case_opened,
     continuing,
     record_written,
-    step_written,
+    steps_written,
 )
 from remediation.domain.journal_links import CaseSeal, StepLink
 from remediation.domain.pause import KillSwitch, Paused
@@ -231,17 +231,29 @@ class TableJournal:
         it meanwhile); a lost race reads the head again (and the rows, in case the head was
         left behind) and tries the next number. TransientError when other writers kept
         winning."""
+        await self.add_steps(case_id, [step])
+
+    async def add_steps(self, case_id: str, steps: Sequence[Step]) -> None:
+        """``add_step`` for one or more steps: their rows and the head in one transaction
+        (``_BATCH_ENTITIES`` operations at most, the head one of them)."""
+        if not steps:
+            raise ValueError("no steps to write")
+        if len(steps) >= _BATCH_ENTITIES:
+            raise ValueError(f"one write appends at most {_BATCH_ENTITIES - 1} steps, not "
+                             f"{len(steps)}")
         client = await self._table()
         key = _case_key(case_id)
+        names = ", ".join(step.name for step in steps)
         async with self._appending(case_id):
             for attempt in range(_APPEND_ATTEMPTS):
-                with _translated(f"adding step {step.name} to case {case_id}"):
+                with _translated(f"adding step {names} to case {case_id}"):
                     head_row = await _get(client, key, _CHAIN_ROW)
-                    link, head = step_written(case_id, step, continuing(
+                    links, head = steps_written(case_id, steps, continuing(
                         case_id, await found(client, key, head_row, rows=attempt > 0)))
                     try:
                         await client.submit_transaction([
-                            ("create", _step_entity(case_id, step, link)),
+                            *(("create", _step_entity(case_id, step, link))
+                              for step, link in zip(steps, links, strict=True)),
                             head_write(key, head, head_row)])
                         return
                     except TableTransactionError as error:

@@ -6,12 +6,13 @@ Every journal (SQLite, Table Storage, the tests' fake) writes, atomically:
 
 - ``add_case``: ``case_opened`` (the links of its steps from ``opening``, the seal, the head);
 - ``add_step``: reads what ``Found`` lists, asks ``continuing``, writes the step's link and
-  ``step_written``'s head;
+  ``step_written``'s head (``add_steps``: ``steps_written``'s links and head);
 - ``update_case``: reads what ``Found`` lists, the record's seal included, and writes
   ``record_written``'s seal and head (``record_finding``: was the record it replaces the one
   the head names?).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from remediation.domain.cases import Case, Step
@@ -138,6 +139,21 @@ def step_written(case_id: str, step: Step, after: Next, seq: int | None = None,
     head = sealed_head(case_id, ChainHead(link.seq, link.hash), after.record,
                        after.flaw(f"step {link.seq}"))
     return link, head
+
+
+def steps_written(case_id: str, steps: Sequence[Step], after: Next, seq: int | None = None,
+                  ) -> tuple[list[StepLink], ChainHead]:
+    """The links of ``steps`` appended in order in one write where ``after`` says (the first
+    numbered ``seq`` when the journal numbers steps of its own), and the head to store after
+    the last: what writing them one by one would have written."""
+    if not steps:
+        raise ValueError("no steps to write")
+    links: list[StepLink] = []
+    for index, step in enumerate(steps):
+        link, head = step_written(case_id, step, after, None if seq is None else seq + index)
+        links.append(link)
+        after = Next(ChainHead(link.seq, link.hash), after.record, head.flaw, None)
+    return links, head
 
 
 def record_written(stored: Case, found: Found) -> tuple[CaseSeal, ChainHead]:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from remediation.concurrently import each
 from remediation.domain.blocks import BlockedSender
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.decisions import owned_by_a_person, refused_by_a_person
@@ -78,17 +79,19 @@ class Episodes:
         episode or joins (or is turned away by) the current one.
         """
         assert request.request_id is not None
-        known = await self._recorder.journal.case_with_request(request.request_id)
+        # Both reads at once: the holder's is wasted only on a redelivery.
+        known, holder = await each(self._recorder.journal.case_with_request(request.request_id),
+                                   self._holder_named(request.user))
         if known is not None:
             return await self._resume(known, request)
-        holder = await self._holder_named(request.user)
         if holder is not None and not _starts_over(holder, request):
             placement = await self._placement(holder, request, ask_tenant=False)
             if placement is _Placement.MERGE:
                 return await self._merge(holder, request, why=_why_merged(holder, request)), False
             if placement is _Placement.ESCALATE:
                 return await self._escalate_with(holder, request), False
-        return await self._place(await self.receive(request), request)
+        return await self._place(await self.receive(request, looking_up=True), request,
+                                 looking_up=True)
 
     async def reject(self, user: str, reason: str, source: str = "unknown",
                      request_id: str | None = None, alert_ids: tuple[str, ...] = ()) -> Case:
@@ -145,39 +148,48 @@ class Episodes:
         holder_id = await journal.current_episode(latest.user_id)
         return latest if holder_id == latest.case_id else None
 
-    async def receive(self, request: RemediationRequest) -> Case:
-        """Journal the request as a new case under the name it gave; nothing asked yet."""
+    async def receive(self, request: RemediationRequest, *, looking_up: bool = False) -> Case:
+        """Journal the request as a new case under the name it gave; nothing asked yet.
+        ``looking_up``: the lookup starts next, and its ``started`` is journaled with the
+        case, in the same write."""
         assert request.request_id is not None
         now = self._recorder.clock.now()
         detail = f"{request.source} request" + (" (forced)" if request.force else "")
         # The trace it opened in: what a message sent with none joins (service.telemetry).
         received = Step("received", StepStatus.INFO, now, detail,
                         {**request_data(request), **telemetry.trace_data()})
+        lookup = (Step(LOOKUP, StepStatus.STARTED, now),) if looking_up else ()
         case = Case(case_id=new_case_id(now), user=request.user, state=CaseState.RECEIVED,
                     created_at=now, updated_at=now, source=request.source,
                     reason=request.reason, requested_by=request.requested_by,
                     alert_ids=request.alert_ids, request_ids=(request.request_id,),
                     force=request.force, listed_addresses=_address_named(request),
-                    steps=(received,))
+                    steps=(received, *lookup))
         return await self._recorder.add_case(case)
 
-    async def _place(self, case: Case, request: RemediationRequest) -> tuple[Case, bool]:
+    async def _place(self, case: Case, request: RemediationRequest, *,
+                     looking_up: bool = False) -> tuple[Case, bool]:
         """Look the person up, then open their next episode with ``case`` or settle it into
-        the current one; the claim in the journal makes one of two racing requests win."""
+        the current one; the claim in the journal makes one of two racing requests win.
+        ``looking_up``: the case was opened with its lookup's ``started``."""
         try:
+            # The lookup reads: its ``done`` is written side by side with the reads below.
             case, found = await self._recorder.run(
-                case, LOOKUP, lambda: self._lookup(request.user))
+                case, LOOKUP, lambda: self._lookup(request.user), hold_done=True,
+                started=looking_up)
         except PermanentError as error:  # nobody to act on: a human must look
             return await self._outcomes.escalate(case.case_id, error.reason,
                                                  kind=error.kind), False
         user = user_from_lookup(found.data)
         journal = self._recorder.journal
         for _ in range(_CLAIM_ROUNDS):
-            holder_id = await journal.current_episode(user.id)
+            # The legacy look at once too: it is wasted only when an episode is claimed.
+            _, holder_id, legacy = await each(self._recorder.flush(case.case_id),
+                                              journal.current_episode(user.id),
+                                              self._legacy_holder(user, case))
             if holder_id == case.case_id:
                 break  # claimed by an earlier attempt of this request
-            holder = await (journal.get_case(holder_id) if holder_id is not None
-                            else self._legacy_holder(user, case))
+            holder = legacy if holder_id is None else await journal.get_case(holder_id)
             placement = (_Placement.NEW if holder is None or _starts_over(holder, request)
                          else await self._placement(holder, request, ask_tenant=True,
                                                     user=user))
@@ -202,7 +214,7 @@ class Episodes:
         else:
             raise TransientError(f"the block episode of {user.id} kept changing under "
                                  "concurrent requests; trying again later")
-        case = await self._adopt(case, user)
+        case = await self._adopt(case, user, working=True)
         log.info("case %s opened for %s (%s)", case.case_id, case.user, request.source)
         return case, True
 
@@ -241,18 +253,23 @@ class Episodes:
                 return other if other.user_id == user.id else None
         return None
 
-    async def _adopt(self, case: Case, user: DirectoryUser) -> Case:
+    async def _adopt(self, case: Case, user: DirectoryUser, *, working: bool = False) -> Case:
         """The case takes the account it won: its object id and primary address (saved on
-        the case as the lookup left it, read again only if another writer came between)."""
-        if (case.user_id, case.user, case.aliases) == (user.id, user.sender_address,
-                                                       user.aliases):
+        the case as the lookup left it, read again only if another writer came between).
+        ``working``: it opened the person's episode, and a ``received`` case is
+        ``in_progress`` from here, in the same write."""
+        def changes(current: Case) -> dict[str, Any]:
+            moved = working and current.state is CaseState.RECEIVED
+            return {"user": user.sender_address, "user_id": user.id,
+                    "sender": user.sender_address, "aliases": user.aliases,
+                    **({"state": CaseState.IN_PROGRESS} if moved else {})}
+
+        if all(getattr(case, name) == value for name, value in changes(case).items()):
             return case
-        changes: dict[str, Any] = {"user": user.sender_address, "user_id": user.id,
-                   "sender": user.sender_address, "aliases": user.aliases}
         try:
-            return await self._recorder.save(case, **changes)
+            return await self._recorder.save(case, **changes(case))
         except ConcurrentUpdate:
-            return await self._saved(case.case_id, lambda current: changes)
+            return await self._saved(case.case_id, changes)
 
     async def _settle(self, case: Case, holder: Case) -> Case:
         """End the request's own case, its request now recorded on ``holder``."""

@@ -14,6 +14,7 @@ a log record per step it journals, and the counters and times of cases as they a
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -33,6 +34,8 @@ RESET, REVOKE, HYGIENE = "reset_password", "revoke_sessions", "mailbox_hygiene"
 UNBLOCK, SCHEDULE = "unblock", "schedule_verification"
 _SAVE_ATTEMPTS = 5
 log = logging.getLogger(__name__)
+# The ids of the cases journaled on while a step's action runs (``_noting_writes``).
+_WRITTEN_IN_STEP: ContextVar[set[str] | None] = ContextVar("written_in_step", default=None)
 
 
 @dataclass(frozen=True)
@@ -45,18 +48,30 @@ class CaseRecorder:
     def __init__(self, journal: Journal, clock: Clock) -> None:
         self.journal = journal
         self.clock = clock
+        # Per case, the ``done`` steps held for the next write (``run``'s ``hold_done``).
+        self._held: dict[str, list[Step]] = {}
 
-    async def run(self, case: Case, name: str,
-                  action: Callable[[], Awaitable[StepResult]]) -> tuple[Case, StepResult]:
+    async def run(self, case: Case, name: str, action: Callable[[], Awaitable[StepResult]],
+                  *, hold_done: bool = False, started: bool = False) -> tuple[Case, StepResult]:
         """Run ``action`` as step ``name`` unless a previous attempt finished it (in a span
-        of its own, ``step <name>``)."""
+        of its own, ``step <name>``). Returns the case with the step's ``done``: ``case`` as
+        given, read again only when the action journaled on it (a save or a step). Another
+        writer's change meanwhile is not read here: the next ``save`` finds the version moved
+        and builds on it, or raises ConcurrentUpdate when that writer moved the state.
+
+        ``hold_done``: for a step whose repeat changes nothing (it reads), when the caller
+        journals on the case next with nothing awaited between: the ``done`` is written with
+        that next step, in one write, or by ``flush``; every write of this recorder on the
+        case, and ``require``, writes it first. ``started``: the step's ``started`` is
+        journaled already (the case was opened with it)."""
         done = case.done(name)
         if done is not None:
             return case, StepResult(done.detail, done.data)
         with telemetry.StepTrace(case, name) as trace:
-            case = await self.note(case, name, StepStatus.STARTED)
+            if not started:
+                case = await self.note(case, name, StepStatus.STARTED)
             try:
-                result = await action()
+                result, written = await _noting_writes(action)
             except RemediationError as error:
                 trace.failed(error)
                 # Refused (permanent) or no clear answer: escalation notices tell them apart.
@@ -65,9 +80,26 @@ class CaseRecorder:
                                  "permanent": isinstance(error, PermanentError)})
                 raise
             trace.done()
-            case = await self.note(await self.require(case.case_id), name, StepStatus.DONE,
-                                   result.detail, result.data)
+            if case.case_id in written:  # the action journaled on the case: build on that
+                case = await self.require(case.case_id)
+            if hold_done:
+                done_step = redacted_step(Step(name, StepStatus.DONE, self.clock.now(),
+                                               result.detail, result.data))
+                self._held.setdefault(case.case_id, []).append(done_step)
+                return case.evolve(steps=(*case.steps, done_step)), result
+            case = await self.note(case, name, StepStatus.DONE, result.detail, result.data)
             return case, result
+
+    async def flush(self, case_id: str) -> None:
+        """Write the ``done`` steps held for ``case_id`` (``run``'s ``hold_done``), if any."""
+        held = self._held.pop(case_id, None)
+        if held:
+            await self._write(case_id, held, None)
+
+    def drop(self, case_id: str) -> None:
+        """Forget the ``done`` steps held for ``case_id``, unwritten: as if the process had
+        stopped there (a cancelled pass); the next attempt runs those steps again."""
+        self._held.pop(case_id, None)
 
     def traced(self, case: Case, name: str) -> telemetry.StepTrace:
         """The span of work journaled as step ``name`` without ``run`` (a verification's
@@ -88,6 +120,7 @@ class CaseRecorder:
         ConcurrentUpdate says so. ``touch=False`` keeps ``updated_at`` as stored: for
         bookkeeping that does not move the case (a duplicate request recorded, an alert id
         ignored), which the sweeper must not take for progress (``sweeper.pending_until``)."""
+        await self.flush(case.case_id)
         for attempt in range(_SAVE_ATTEMPTS):
             updated_at = self.clock.now() if touch else case.updated_at
             try:
@@ -101,6 +134,7 @@ class CaseRecorder:
                 case = current.evolve(steps=case.steps)
                 continue
             stored = stored.evolve(steps=case.steps)
+            _wrote(case.case_id)
             telemetry.saved(case.state, stored)
             return stored
         raise AssertionError("unreachable")
@@ -119,26 +153,59 @@ class CaseRecorder:
         """Journal ``step`` redacted; returns what was stored. ``case``: the case as the
         caller holds it, for the step's log record (else it is read, when one is wanted)."""
         step = redacted_step(step)
-        await self.journal.add_step(case_id, step)
-        if telemetry.current().enabled:
-            await self._report(case_id, step, case)
+        await self._write(case_id, [*self._held.pop(case_id, ()), step], case)
         return step
 
-    async def _report(self, case_id: str, step: Step, case: Case | None) -> None:
-        """The step's log record: never a reason to fail what was journaled."""
+    async def _write(self, case_id: str, steps: list[Step], case: Case | None) -> None:
+        """Journal ``steps`` (already redacted) in one write, and report each."""
+        if len(steps) == 1:
+            await self.journal.add_step(case_id, steps[0])
+        else:
+            await self.journal.add_steps(case_id, steps)
+        _wrote(case_id)
+        if telemetry.current().enabled:
+            await self._report(case_id, steps, case)
+
+    async def _report(self, case_id: str, steps: list[Step], case: Case | None) -> None:
+        """The steps' log records: never a reason to fail what was journaled."""
         try:
             case = case if case is not None else await self.journal.get_case(case_id)
             if case is not None:
-                telemetry.journaled(case, step)
+                for step in steps:
+                    telemetry.journaled(case, step)
         except Exception:
-            log.warning("could not report step %s of case %s", telemetry.ours(step.name),
-                        telemetry.ours(case_id), exc_info=True)
+            log.warning("could not report step %s of case %s",
+                        telemetry.ours(steps[-1].name), telemetry.ours(case_id),
+                        exc_info=True)
 
     async def require(self, case_id: str) -> Case:
+        await self.flush(case_id)
         case = await self.journal.get_case(case_id)
         if case is None:
             raise InvalidRequest(f"no case {case_id!r} in the journal")
         return case
+
+
+async def _noting_writes(action: Callable[[], Awaitable[StepResult]]
+                         ) -> tuple[StepResult, set[str]]:
+    """``action``'s result, and the ids of the cases it journaled on (a save or a step,
+    through any recorder, in its own task or in tasks it started); the step around an
+    enclosing one hears of them too."""
+    outer = _WRITTEN_IN_STEP.get()
+    written: set[str] = set()
+    token = _WRITTEN_IN_STEP.set(written)
+    try:
+        return await action(), written
+    finally:
+        _WRITTEN_IN_STEP.reset(token)
+        if outer is not None:
+            outer |= written
+
+
+def _wrote(case_id: str) -> None:
+    written = _WRITTEN_IN_STEP.get()
+    if written is not None:
+        written.add(case_id)
 
 
 def _changed(before: Case, after: Case) -> set[str]:

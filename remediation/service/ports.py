@@ -1,6 +1,6 @@
 """The outside world as the workflow sees it. Adapters implement these; tests fake them."""
 
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -188,6 +188,11 @@ class Journal(Protocol):
         """Append ``step`` as the case's next link of its hash chain (``domain.journal_chain``:
         its number, the previous step's hash, its own, and the chain's head, in one atomic
         write): concurrent writers never break the chain."""
+        ...
+
+    async def add_steps(self, case_id: str, steps: Sequence[Step]) -> None:
+        """Append ``steps`` (one or more), in order, as ``add_step`` would one by one, in one
+        atomic write: all of them are journaled or none."""
         ...
 
     async def get_case(self, case_id: str) -> Case | None:

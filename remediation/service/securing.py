@@ -101,7 +101,26 @@ class Securing:
         self._settings = settings
 
     async def run(self, case: Case) -> Case:
-        """Take the case as far as it may go; PermanentError means escalate."""
+        """Take the case as far as it may go; PermanentError means escalate. The steps
+        that read (guardrails, plan, compromise window) journal their ``done`` with the
+        step after them, in one write (``CaseRecorder.run``'s ``hold_done``): a pass that
+        fails writes what it holds before it raises, one that is cancelled (its time budget)
+        writes nothing more, as if its process had stopped, and those steps run again."""
+        try:
+            return await self._run(case)
+        except Exception:
+            try:
+                await self._recorder.flush(case.case_id)
+            except RemediationError as error:
+                self._recorder.drop(case.case_id)
+                log.warning("case %s: steps done not journaled (they run again): %s",
+                            case.case_id, error.reason)
+            raise
+        except BaseException:
+            self._recorder.drop(case.case_id)
+            raise
+
+    async def _run(self, case: Case) -> Case:
         record = self._recorder
         reads = PassReads()  # this pass's answers, so nothing is read twice (pass_reads.py)
         if case.state is CaseState.RECEIVED:
@@ -111,18 +130,22 @@ class Securing:
         if case.user_id is None:
             case = await record.save(case, user_id=user.id, sender=user.sender_address,
                                      aliases=user.aliases)
-        case, guard = await record.run(case, GUARDRAILS, lambda: self.guardrails.check(user))
+        case, guard = await record.run(case, GUARDRAILS, lambda: self.guardrails.check(user),
+                                       hold_done=True)
         verdict = Verdict(guard.data["verdict"])
         if verdict is Verdict.ESCALATE:
+            await record.flush(case.case_id)  # before the reads the escalation makes
             raise PermanentError(*await self._escalation(case, user, guard))
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
-        case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict, reads))
+        case, plan = await record.run(case, PLAN, lambda: self._plan(case, user, verdict, reads),
+                                      hold_done=True)
         listed = tuple(plan.data.get("listed_addresses") or ())
         if listed and listed != case.listed_addresses:
             case = await record.save(case, listed_addresses=listed)
         if "window" in plan.data:
-            case, _ = await record.run(case, WINDOW, lambda: _window_result(plan.data["window"]))
+            case, _ = await record.run(case, WINDOW, lambda: _window_result(plan.data["window"]),
+                                       hold_done=True)
         held = plan.data.get("rate_limit") if not _approved(case) else None
         if self._settings.mode == "dry-run":
             return await self._outcomes.end(case, CaseState.PLANNED, f"dry run: {plan.detail}")
@@ -144,7 +167,8 @@ class Securing:
             await record.run(case, REVOKE, lambda: self._revoke(user.id))
             raise PermanentError(f"sign-in sessions revoked; {guard.detail}",
                                  EscalationKind.ON_PREMISES)
-        case, _ = await record.run(case, BREAKER, lambda: self._breaker(case))
+        # Its repeat changes nothing (a case keeps its place): its done goes with the claim.
+        case, _ = await record.run(case, BREAKER, lambda: self._breaker(case), hold_done=True)
         case = await self._reset_once(case, user.id)
         case, _ = await record.run(case, REVOKE, lambda: self._revoke(user.id))
         case, _ = await record.run(case, HYGIENE, lambda: self._hygiene(case, user, reads))
@@ -301,8 +325,10 @@ class Securing:
         if case.done(RESET) is not None:
             return case
         journal, holder = self._recorder.journal, secrets.token_hex(8)
-        if not await journal.claim_step(case.case_id, RESET, holder,
-                                        self._recorder.clock.now(), RESET_LEASE):
+        _, claimed = await each(self._recorder.flush(case.case_id),
+                                journal.claim_step(case.case_id, RESET, holder,
+                                                   self._recorder.clock.now(), RESET_LEASE))
+        if not claimed:
             raise CaseBusy("another worker is resetting this password right now; "
                            "trying again later (never twice)")
         case = await self._recorder.require(case.case_id)  # what that other worker journaled

@@ -29,6 +29,7 @@ from remediation.domain.case_states import (
 )
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.errors import ConcurrentUpdate, PermanentError, TransientError
+from remediation.domain.journal_chain import check_chain
 from remediation.domain.sources import REASON_LIMIT, SourceHealth
 from remediation.service.ports import Journal
 from tests.integration.conftest import OpenJournal
@@ -169,6 +170,33 @@ async def test_steps_are_kept_in_the_order_they_were_added(journal: Journal) -> 
     assert case.steps[1:] == tuple(steps)
     assert case.done("lookup_user") == steps[1]
     assert [s.name for s in (await stored(journal, "c2")).steps] == ["other"]
+
+
+async def test_steps_added_in_one_write_follow_in_order_and_keep_the_chain(
+        journal: Journal) -> None:
+    """``add_steps``: a step's ``done`` and the next one's ``started`` in one write (issue
+    18) are journaled as ``add_step`` would one by one: in order, chained, the head after
+    the last."""
+    await seed(journal, make_case("c1", steps=(Step("received", StepStatus.INFO, T0),)))
+    await journal.add_step("c1", Step("guardrails", StepStatus.STARTED, T0))
+    together = [Step("guardrails", StepStatus.DONE, T0 + timedelta(seconds=1), "ok",
+                     {"verdict": "proceed"}),
+                Step("plan", StepStatus.STARTED, T0 + timedelta(seconds=1))]
+    await journal.add_steps("c1", together)
+    await journal.add_step("c1", Step("plan", StepStatus.DONE, T0 + timedelta(seconds=2)))
+    await journal.add_steps("c1", [Step("circuit_breaker", StepStatus.STARTED, T0)])
+
+    case = await stored(journal, "c1")
+
+    assert [(s.name, s.status.value) for s in case.steps] == [
+        ("received", "info"), ("guardrails", "started"), ("guardrails", "done"),
+        ("plan", "started"), ("plan", "done"), ("circuit_breaker", "started")]
+    assert case.steps[2:4] == tuple(together)
+    assert [s.link.seq for s in case.steps if s.link is not None] == [1, 2, 3, 4, 5, 6]
+    assert case.chain_head is not None and case.chain_head.seq == 6
+    assert check_chain(case).problems == ()
+    with pytest.raises(ValueError, match="no steps to write"):
+        await journal.add_steps("c1", [])
 
 
 async def test_latest_case_is_the_newest_one_not_rejected(journal: Journal) -> None:

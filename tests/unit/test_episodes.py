@@ -3,8 +3,8 @@ in-memory fakes. The race over HTTP with two workers is tests/e2e/test_episodes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -225,12 +225,29 @@ class CountingJournal(FakeJournal):
         self.calls.append("get_case")
         return await super().get_case(case_id)
 
+    async def update_case(self, case: Case) -> Case:
+        self.calls.append(f"update_case:{case.state.value}")
+        return await super().update_case(case)
 
-async def test_a_request_opens_its_case_with_its_first_step_and_adopts_the_account_unread(
+    async def add_steps(self, case_id: str, steps: Sequence[Step]) -> None:
+        self.calls.append("add_steps:" + ",".join(f"{s.name}:{s.status.value}" for s in steps))
+        for step in steps:
+            await FakeJournal.add_step(self, case_id, step)
+
+    async def claim_step(self, case_id: str, step: str, holder: str, now: datetime,
+                         lease: timedelta) -> bool:
+        self.calls.append(f"claim_step:{step}")
+        return await super().claim_step(case_id, step, holder, now, lease)
+
+
+async def test_a_request_costs_the_journal_these_writes_and_one_read_before_its_reset(
         ) -> None:
-    """The case is journaled with its ``received`` step in one write, and takes the account
-    the lookup found without reading the case again: from the request to the guardrails,
-    the case is read twice (the lookup's answer recorded, the case held by this worker)."""
+    """Issue 18: from the request to the password reset, each journal call is a round trip
+    (to Table storage in Azure, to SQLite's threads locally) on the case's path. The case
+    opens with its ``received`` step and its lookup's ``started`` in one write; it takes the
+    account and goes ``in_progress`` in one save, without reading itself again; a step that
+    reads writes its ``done`` with the next step's ``started``; the case is read once, when
+    this worker holds it, and again once the reset is claimed (what another worker did)."""
     journal = CountingJournal()
     tenant = FakeTenant(journal=journal)
     tenant.directory.add_user(ROB, user_id=ROB_ID)
@@ -239,7 +256,23 @@ async def test_a_request_opens_its_case_with_its_first_step_and_adopts_the_accou
     case = await workflow(tenant).remediate(request(ROB, "r1"))
 
     assert case.state is CaseState.AWAITING_VERIFICATION
-    until = journal.calls.index("add_step:guardrails:started")
-    assert journal.calls[0] == "add_case:received"
-    assert "add_step:received:info" not in journal.calls
-    assert journal.calls[:until].count("get_case") == 2
+    until = journal.calls.index("add_step:reset_password:started")
+    assert journal.calls[:until + 1] == [
+        "add_case:received,lookup_user",
+        "add_step:lookup_user:done",
+        "update_case:in_progress",
+        "claim_step:case",
+        "get_case",
+        "add_step:guardrails:started",
+        "add_steps:guardrails:done,plan:started",
+        "add_steps:plan:done,compromise_window:started",
+        "add_steps:compromise_window:done,circuit_breaker:started",
+        "add_step:circuit_breaker:done",
+        "claim_step:reset_password",
+        "get_case",
+        "add_step:reset_password:started"]
+    stored = await tenant.journal.get_case(case.case_id)
+    assert stored is not None and stored.steps == case.steps
+    assert [(s.name, s.status.value) for s in stored.steps[:4]] == [
+        ("received", "info"), ("lookup_user", "started"), ("lookup_user", "done"),
+        ("guardrails", "started")]
