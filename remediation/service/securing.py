@@ -325,23 +325,31 @@ class Securing:
         if case.done(RESET) is not None:
             return case
         journal, holder = self._recorder.journal, secrets.token_hex(8)
-        _, claimed = await each(self._recorder.flush(case.case_id),
-                                journal.claim_step(case.case_id, RESET, holder,
-                                                   self._recorder.clock.now(), RESET_LEASE))
+        try:
+            _, claimed = await each(self._recorder.flush(case.case_id),
+                                    journal.claim_step(case.case_id, RESET, holder,
+                                                       self._recorder.clock.now(), RESET_LEASE))
+        except BaseException:  # the held done failed beside a claim that may have been made
+            await self._release_reset(case.case_id, holder)
+            raise
         if not claimed:
             raise CaseBusy("another worker is resetting this password right now; "
                            "trying again later (never twice)")
-        case = await self._recorder.require(case.case_id)  # what that other worker journaled
         try:
+            case = await self._recorder.require(case.case_id)  # what that worker journaled
             case, _ = await self._recorder.run(case, RESET, lambda: self._reset(user_id))
         except BaseException:  # this attempt is over: a retry may reset (never two at once)
-            try:
-                await journal.release_step(case.case_id, RESET, holder)
-            except RemediationError as error:  # the lease runs out on its own
-                log.warning("case %s: could not release the reset claim: %s", case.case_id,
-                            error.reason)
+            await self._release_reset(case.case_id, holder)
             raise
         return case
+
+    async def _release_reset(self, case_id: str, holder: str) -> None:
+        """Give up the reset claim ``holder`` made, if it made one (else nothing changes)."""
+        try:
+            await self._recorder.journal.release_step(case_id, RESET, holder)
+        except RemediationError as error:  # the lease runs out on its own
+            log.warning("case %s: could not release the reset claim: %s", case_id,
+                        error.reason)
 
     async def _reset(self, user_id: str) -> StepResult:
         await self._directory.reset_password(user_id, generate_password())
