@@ -105,20 +105,10 @@ class Securing:
         that read (guardrails, plan, compromise window) journal their ``done`` with the
         step after them, in one write (``CaseRecorder.run``'s ``hold_done``): a pass that
         fails writes what it holds before it raises, one that is cancelled (its time budget)
-        writes nothing more, as if its process had stopped, and those steps run again."""
-        try:
+        writes nothing more, as if its process had stopped, and those steps run again
+        (``CaseRecorder.holding``: what this pass holds, no other delivery writes)."""
+        async with self._recorder.holding(case.case_id):
             return await self._run(case)
-        except Exception:
-            try:
-                await self._recorder.flush(case.case_id)
-            except RemediationError as error:
-                self._recorder.drop(case.case_id)
-                log.warning("case %s: steps done not journaled (they run again): %s",
-                            case.case_id, error.reason)
-            raise
-        except BaseException:
-            self._recorder.drop(case.case_id)
-            raise
 
     async def _run(self, case: Case) -> Case:
         record = self._recorder

@@ -4,15 +4,16 @@ step; no read of the case after a step that journaled nothing on it)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from remediation.domain.cases import CaseState, Step, StepStatus
 from remediation.domain.errors import TransientError
 from remediation.domain.requests import RemediationRequest
-from remediation.service.journaling import BREAKER
+from remediation.service.journaling import BREAKER, RESET
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
 from tests.fakes import FakeJournal, FakeTenant
 
@@ -75,3 +76,50 @@ async def test_a_lost_breaker_done_never_keeps_the_reset_claimed() -> None:
 
     assert case.state is CaseState.AWAITING_VERIFICATION
     assert len(tenant.directory.passwords) == 1
+
+
+class BreakerSignalJournal(FlakyJournal):
+    """Says when the circuit breaker took its place (its action is over, its done held)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.breaker_passed = asyncio.Event()
+        self.breaker_case: str | None = None
+
+    async def reserve_reset(self, case_id: str, now: datetime, limit: int,
+                            window: timedelta) -> bool:
+        self.breaker_case = case_id
+        self.breaker_passed.set()
+        return await super().reserve_reset(case_id, now, limit, window)
+
+
+async def test_another_delivery_failing_to_journal_on_the_case_never_loses_its_held_done(
+        ) -> None:
+    """Two deliveries in one process share the recorder (WORKER_CONCURRENCY). While one
+    secures a case and holds its breaker's ``done``, another journals on that case (a retry
+    note, a merge): its write took the held ``done`` and failed, and the first went on to
+    reset the password with the breaker never journaled done (the journal says the reset
+    ran past a breaker that never finished). What a pass holds is written by that pass."""
+    journal = BreakerSignalJournal()
+    tenant = FakeTenant(journal=journal)
+    workflow = workflow_for(tenant)
+    journal.failing = ("retry", StepStatus.INFO)  # the other delivery's write fails
+
+    async def other_delivery() -> None:
+        await journal.breaker_passed.wait()
+        assert journal.breaker_case is not None
+        with contextlib.suppress(TransientError):
+            await workflow.journal_retry("alert update retried", {},
+                                         case_id=journal.breaker_case)
+
+    other = asyncio.create_task(other_delivery())
+    case = await workflow.remediate(
+        RemediationRequest(user=ROB, source="manual", request_id="req-1"))
+    await other
+
+    assert case.state is CaseState.AWAITING_VERIFICATION
+    stored = await journal.get_case(case.case_id)
+    assert stored is not None
+    order = [(s.name, s.status) for s in stored.steps]
+    assert (BREAKER, StepStatus.DONE) in order
+    assert order.index((BREAKER, StepStatus.DONE)) < order.index((RESET, StepStatus.STARTED))
