@@ -124,7 +124,8 @@ class Securing:
                                        hold_done=True)
         verdict = Verdict(guard.data["verdict"])
         if verdict is Verdict.ESCALATE:
-            await record.flush(case.case_id)  # before the reads the escalation makes
+            # As the journal has it now: an alert merged meanwhile may name a delegate.
+            case = await record.require(case.case_id)
             raise PermanentError(*await self._escalation(case, user, guard))
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
@@ -232,7 +233,11 @@ class Securing:
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             return StepResult("revoke sign-in sessions, then hand over to a human "
                               "(the password must be reset on-premises)", {"actions": []})
-        listed = await self._listed(case, user)
+        # The case as the journal has it now, read beside the list (no round trip more): a
+        # request merged since the pass began counts, its alerts in the triage (a compromise
+        # alert secures a rate-limit block) and their first activity in the window.
+        case, listed = await each(self._recorder.require(case.case_id),
+                                  self._listed(case, user))
         entries = [entry for found in listed.values() for entry in found]
         held = await rate_limit_hold(
             case, user, {address: _newest(found) for address, found in listed.items()},

@@ -5,17 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import contextvars
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
 
 from remediation.domain.cases import CaseState, Step, StepStatus
+from remediation.domain.delegates import Delegate
+from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import TransientError
+from remediation.domain.guardrails import Memberships
 from remediation.domain.requests import RemediationRequest
+from remediation.sandbox.alert_seed import (
+    LIMIT,
+    RESTRICTED,
+    SUSPICIOUS,
+    alert,
+    mailbox_evidence,
+    shared_mailbox_alert,
+)
 from remediation.service.journaling import BREAKER, RESET
 from remediation.service.workflow import RemediationWorkflow, WorkflowSettings
-from tests.fakes import FakeJournal, FakeTenant
+from tests.fakes import (
+    FakeAlertSource,
+    FakeDirectory,
+    FakeJournal,
+    FakeRequestSender,
+    FakeTenant,
+)
 
 ROB = "rob@contoso.com"
 ROB_ID = "3f2a1b4c-0000-4000-8000-00000000abcd"
@@ -123,3 +141,100 @@ async def test_another_delivery_failing_to_journal_on_the_case_never_loses_its_h
     order = [(s.name, s.status) for s in stored.steps]
     assert (BREAKER, StepStatus.DONE) in order
     assert order.index((BREAKER, StepStatus.DONE)) < order.index((RESET, StepStatus.STARTED))
+
+
+SHARED, NESTOR = "info@contoso.com", "nestor.wilke@contoso.com"
+
+
+class MergingDelegation:
+    """A shared mailbox's Exchange reads; while the guardrails read its delegates, another
+    delivery merges a second alert into the case (``merge``, run as its own task)."""
+
+    def __init__(self) -> None:
+        self.merge: Callable[[], Awaitable[object]] | None = None
+
+    async def recipient_type(self, address: str) -> str | None:
+        return "SharedMailbox"
+
+    async def mailbox_delegates(self, address: str) -> list[Delegate]:
+        if self.merge is not None:
+            merge, self.merge = self.merge, None
+            await asyncio.create_task(merge(), context=contextvars.Context())
+        return [Delegate(NESTOR, ("SendAs",))]
+
+
+async def test_an_alert_merged_during_the_guardrails_opens_the_case_of_the_delegate_it_names(
+        ) -> None:
+    """A shared mailbox's case opens a case for each delegate its alerts name. An alert
+    merged into it while the guardrails read (a second Defender alert, naming the delegate
+    who sent as the mailbox) must count: with no read after the guardrails, the case went
+    on from the alert ids it held before, and the compromised delegate got no case."""
+    tenant = FakeTenant()
+    tenant.directory.put_user(DirectoryUser(
+        id="00000000-0000-4000-8000-00000000005a", user_principal_name=SHARED, mail=SHARED,
+        account_enabled=False))
+    tenant.directory.add_user(NESTOR)
+    tenant.exchange.block(SHARED, created=tenant.clock.now() - timedelta(minutes=30))
+    first = alert(RESTRICTED, [mailbox_evidence(SHARED, roles=["compromised"])],
+                  alert_id="fa-first")
+    second = {**shared_mailbox_alert(SHARED, NESTOR), "id": "fa-second"}
+    source = FakeAlertSource([first, second])
+    delegation, requests = MergingDelegation(), FakeRequestSender()
+    workflow = RemediationWorkflow(
+        directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
+        scheduler=tenant.scheduler, clock=tenant.clock,
+        settings=WorkflowSettings(verify_delays=(timedelta(hours=1),)),
+        alert_source=source, delegation=delegation, requests=requests)
+    delegation.merge = lambda: workflow.remediate(RemediationRequest(
+        user=SHARED, source="alert", alert_ids=("fa-second",), request_id="req-2"))
+
+    case = await workflow.remediate(RemediationRequest(
+        user=SHARED, source="alert", alert_ids=("fa-first",), request_id="req-1"))
+
+    assert case.state is CaseState.ESCALATED
+    assert case.alert_ids == ("fa-first", "fa-second")  # merged while the guardrails read
+    assert requests.users() == [NESTOR], case.reason
+
+
+class MergingDirectory(FakeDirectory):
+    """While the guardrails read the account's memberships, another delivery merges a
+    second alert into the case (``merge``, run as its own task)."""
+
+    merge: Callable[[], Awaitable[object]] | None = None
+
+    async def memberships(self, user_id: str,
+                          protected_group_ids: frozenset[str] = frozenset()) -> Memberships:
+        if self.merge is not None:
+            merge, self.merge = self.merge, None
+            await asyncio.create_task(merge(), context=contextvars.Context())
+        return await super().memberships(user_id, protected_group_ids)
+
+
+async def test_a_compromise_alert_merged_during_the_guardrails_gets_a_rate_limit_block_secured(
+        ) -> None:
+    """A rate-limit block is held back (RATE_LIMIT_BLOCKS=escalate: nothing changed) only
+    when no compromise alert of the case names the account. One merged while the guardrails
+    read must count: the plan judged from the alert ids held before, and the account a
+    compromise alert names was escalated as a bulk sender, its password left as it was."""
+    tenant = FakeTenant()
+    tenant.directory = MergingDirectory(tenant.clock, events=tenant.events)
+    tenant.directory.add_user(ROB, user_id=ROB_ID)
+    tenant.exchange.block(ROB, created=tenant.clock.now() - timedelta(minutes=30),
+                          reason="EmailSendingLimitExceeded;InternalRecipientCountToday=1;"
+                                 "ExternalRecipientCountToday=9")
+    volume = alert(LIMIT, [mailbox_evidence(ROB)], alert_id="fa-volume")
+    takeover = alert(SUSPICIOUS, [mailbox_evidence(ROB)], alert_id="fa-takeover")
+    workflow = RemediationWorkflow(
+        directory=tenant.directory, exchange=tenant.exchange, journal=tenant.journal,
+        scheduler=tenant.scheduler, clock=tenant.clock,
+        settings=WorkflowSettings(verify_delays=(timedelta(hours=1),)),
+        alert_source=FakeAlertSource([volume, takeover]))
+    tenant.directory.merge = lambda: workflow.remediate(RemediationRequest(
+        user=ROB, source="alert", alert_ids=("fa-takeover",), request_id="req-2"))
+
+    case = await workflow.remediate(RemediationRequest(
+        user=ROB, source="alert", alert_ids=("fa-volume",), request_id="req-1"))
+
+    assert case.alert_ids == ("fa-volume", "fa-takeover")  # merged while the guardrails read
+    assert case.state is CaseState.AWAITING_VERIFICATION, case.reason
+    assert len(tenant.directory.passwords) == 1
