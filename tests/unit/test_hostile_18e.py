@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from remediation.domain.cases import CaseState, Step, StepStatus
+from remediation.domain.cases import Case, CaseState, Step, StepStatus
 from remediation.domain.delegates import Delegate
 from remediation.domain.directory import DirectoryUser
 from remediation.domain.errors import TransientError
@@ -237,4 +237,43 @@ async def test_a_compromise_alert_merged_during_the_guardrails_gets_a_rate_limit
 
     assert case.alert_ids == ("fa-volume", "fa-takeover")  # merged while the guardrails read
     assert case.state is CaseState.AWAITING_VERIFICATION, case.reason
+    assert len(tenant.directory.passwords) == 1
+
+
+class ReadFailingAfterClaimJournal(FakeJournal):
+    """The first read of the case after the reset is claimed fails (a 503)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next_read = False
+        self.failed = False
+
+    async def claim_step(self, case_id: str, step: str, holder: str, now: datetime,
+                         lease: timedelta) -> bool:
+        claimed = await super().claim_step(case_id, step, holder, now, lease)
+        if step == RESET and claimed and not self.failed:
+            self.fail_next_read = self.failed = True
+        return claimed
+
+    async def get_case(self, case_id: str) -> Case | None:
+        if self.fail_next_read:
+            self.fail_next_read = False
+            raise TransientError("the journal answered 503")
+        return await super().get_case(case_id)
+
+
+async def test_a_read_failing_after_the_reset_claim_never_keeps_the_reset_claimed() -> None:
+    """The case is read once the reset is claimed (what another worker journaled): when that
+    read fails, the claim goes with the attempt, or the retry waits out the 10-minute lease."""
+    journal = ReadFailingAfterClaimJournal()
+    tenant = FakeTenant(journal=journal)
+    workflow = workflow_for(tenant)
+    request = RemediationRequest(user=ROB, source="manual", request_id="req-1")
+
+    with pytest.raises(TransientError):
+        await workflow.remediate(request)
+    tenant.clock.advance(timedelta(seconds=30))
+    case = await workflow.remediate(request)
+
+    assert case.state is CaseState.AWAITING_VERIFICATION
     assert len(tenant.directory.passwords) == 1
