@@ -172,6 +172,11 @@ class Episodes:
         """Look the person up, then open their next episode with ``case`` or settle it into
         the current one; the claim in the journal makes one of two racing requests win.
         ``looking_up``: the case was opened with its lookup's ``started``."""
+        async with self._recorder.holding(case.case_id):  # the lookup's done is this pass's
+            return await self._placed(case, request, looking_up=looking_up)
+
+    async def _placed(self, case: Case, request: RemediationRequest, *,
+                      looking_up: bool) -> tuple[Case, bool]:
         try:
             # The lookup reads: its ``done`` is written side by side with the reads below.
             case, found = await self._recorder.run(

@@ -13,7 +13,8 @@ a log record per step it journals, and the counters and times of cases as they a
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -36,6 +37,10 @@ _SAVE_ATTEMPTS = 5
 log = logging.getLogger(__name__)
 # The ids of the cases journaled on while a step's action runs (``_noting_writes``).
 _WRITTEN_IN_STEP: ContextVar[set[str] | None] = ContextVar("written_in_step", default=None)
+# The ``done`` steps the pass running in this context holds (``CaseRecorder.holding``), per
+# recorder and case: never written by another delivery's write on the same case.
+_Held = dict[tuple[int, str], list[Step]]
+_HELD: ContextVar[_Held | None] = ContextVar("held_done", default=None)
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,6 @@ class CaseRecorder:
     def __init__(self, journal: Journal, clock: Clock) -> None:
         self.journal = journal
         self.clock = clock
-        # Per case, the ``done`` steps held for the next write (``run``'s ``hold_done``).
-        self._held: dict[str, list[Step]] = {}
 
     async def run(self, case: Case, name: str, action: Callable[[], Awaitable[StepResult]],
                   *, hold_done: bool = False, started: bool = False) -> tuple[Case, StepResult]:
@@ -62,8 +65,10 @@ class CaseRecorder:
         ``hold_done``: for a step whose repeat changes nothing (it reads), when the caller
         journals on the case next with nothing awaited between: the ``done`` is written with
         that next step, in one write, or by ``flush``; every write of this recorder on the
-        case, and ``require``, writes it first. ``started``: the step's ``started`` is
-        journaled already (the case was opened with it)."""
+        case in this pass (``holding``; else the calling task), and ``require``, writes it
+        first. Another delivery's write on the case never does: its failure would lose it
+        while this pass goes on. ``started``: the step's ``started`` is journaled already
+        (the case was opened with it)."""
         done = case.done(name)
         if done is not None:
             return case, StepResult(done.detail, done.data)
@@ -85,21 +90,49 @@ class CaseRecorder:
             if hold_done:
                 done_step = redacted_step(Step(name, StepStatus.DONE, self.clock.now(),
                                                result.detail, result.data))
-                self._held.setdefault(case.case_id, []).append(done_step)
+                _held_here().setdefault(self._key(case.case_id), []).append(done_step)
                 return case.evolve(steps=(*case.steps, done_step)), result
             case = await self.note(case, name, StepStatus.DONE, result.detail, result.data)
             return case, result
 
+    @asynccontextmanager
+    async def holding(self, case_id: str) -> AsyncIterator[None]:
+        """A pass on ``case_id`` whose held ``done`` steps are its own (tasks it starts
+        share them): what is still held as it ends is written (it failed: an Exception),
+        or dropped, unwritten, when that write fails too or the pass was cancelled (a
+        BaseException: as if its process had stopped there; those steps run again)."""
+        token = _HELD.set({})
+        try:
+            yield
+            await self.flush(case_id)
+        except Exception:
+            try:
+                await self.flush(case_id)
+            except RemediationError as error:
+                log.warning("case %s: steps done not journaled (they run again): %s",
+                            case_id, error.reason)
+            raise
+        finally:
+            _HELD.reset(token)
+
     async def flush(self, case_id: str) -> None:
         """Write the ``done`` steps held for ``case_id`` (``run``'s ``hold_done``), if any."""
-        held = self._held.pop(case_id, None)
+        held = self._take(case_id)
         if held:
             await self._write(case_id, held, None)
 
     def drop(self, case_id: str) -> None:
         """Forget the ``done`` steps held for ``case_id``, unwritten: as if the process had
         stopped there (a cancelled pass); the next attempt runs those steps again."""
-        self._held.pop(case_id, None)
+        self._take(case_id)
+
+    def _key(self, case_id: str) -> tuple[int, str]:
+        return id(self), case_id
+
+    def _take(self, case_id: str) -> list[Step]:
+        """The steps this pass holds for ``case_id``, no longer held."""
+        held = _HELD.get()
+        return [] if held is None else held.pop(self._key(case_id), [])
 
     def traced(self, case: Case, name: str) -> telemetry.StepTrace:
         """The span of work journaled as step ``name`` without ``run`` (a verification's
@@ -153,7 +186,7 @@ class CaseRecorder:
         """Journal ``step`` redacted; returns what was stored. ``case``: the case as the
         caller holds it, for the step's log record (else it is read, when one is wanted)."""
         step = redacted_step(step)
-        await self._write(case_id, [*self._held.pop(case_id, ()), step], case)
+        await self._write(case_id, [*self._take(case_id), step], case)
         return step
 
     async def _write(self, case_id: str, steps: list[Step], case: Case | None) -> None:
@@ -200,6 +233,15 @@ async def _noting_writes(action: Callable[[], Awaitable[StepResult]]
         _WRITTEN_IN_STEP.reset(token)
         if outer is not None:
             outer |= written
+
+
+def _held_here() -> _Held:
+    """What this context's pass holds; outside ``holding``, the calling task's own."""
+    held = _HELD.get()
+    if held is None:
+        held = {}
+        _HELD.set(held)
+    return held
 
 
 def _wrote(case_id: str) -> None:

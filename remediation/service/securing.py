@@ -105,20 +105,10 @@ class Securing:
         that read (guardrails, plan, compromise window) journal their ``done`` with the
         step after them, in one write (``CaseRecorder.run``'s ``hold_done``): a pass that
         fails writes what it holds before it raises, one that is cancelled (its time budget)
-        writes nothing more, as if its process had stopped, and those steps run again."""
-        try:
+        writes nothing more, as if its process had stopped, and those steps run again
+        (``CaseRecorder.holding``: what this pass holds, no other delivery writes)."""
+        async with self._recorder.holding(case.case_id):
             return await self._run(case)
-        except Exception:
-            try:
-                await self._recorder.flush(case.case_id)
-            except RemediationError as error:
-                self._recorder.drop(case.case_id)
-                log.warning("case %s: steps done not journaled (they run again): %s",
-                            case.case_id, error.reason)
-            raise
-        except BaseException:
-            self._recorder.drop(case.case_id)
-            raise
 
     async def _run(self, case: Case) -> Case:
         record = self._recorder
@@ -134,7 +124,8 @@ class Securing:
                                        hold_done=True)
         verdict = Verdict(guard.data["verdict"])
         if verdict is Verdict.ESCALATE:
-            await record.flush(case.case_id)  # before the reads the escalation makes
+            # As the journal has it now: an alert merged meanwhile may name a delegate.
+            case = await record.require(case.case_id)
             raise PermanentError(*await self._escalation(case, user, guard))
         if verdict is Verdict.SKIP:
             return await self._outcomes.end(case, CaseState.SKIPPED, guard.detail)
@@ -242,7 +233,11 @@ class Securing:
         if verdict is Verdict.REVOKE_THEN_ESCALATE:
             return StepResult("revoke sign-in sessions, then hand over to a human "
                               "(the password must be reset on-premises)", {"actions": []})
-        listed = await self._listed(case, user)
+        # The case as the journal has it now, read beside the list (no round trip more): a
+        # request merged since the pass began counts, its alerts in the triage (a compromise
+        # alert secures a rate-limit block) and their first activity in the window.
+        case, listed = await each(self._recorder.require(case.case_id),
+                                  self._listed(case, user))
         entries = [entry for found in listed.values() for entry in found]
         held = await rate_limit_hold(
             case, user, {address: _newest(found) for address, found in listed.items()},
@@ -325,23 +320,31 @@ class Securing:
         if case.done(RESET) is not None:
             return case
         journal, holder = self._recorder.journal, secrets.token_hex(8)
-        _, claimed = await each(self._recorder.flush(case.case_id),
-                                journal.claim_step(case.case_id, RESET, holder,
-                                                   self._recorder.clock.now(), RESET_LEASE))
+        try:
+            _, claimed = await each(self._recorder.flush(case.case_id),
+                                    journal.claim_step(case.case_id, RESET, holder,
+                                                       self._recorder.clock.now(), RESET_LEASE))
+        except BaseException:  # the held done failed beside a claim that may have been made
+            await self._release_reset(case.case_id, holder)
+            raise
         if not claimed:
             raise CaseBusy("another worker is resetting this password right now; "
                            "trying again later (never twice)")
-        case = await self._recorder.require(case.case_id)  # what that other worker journaled
         try:
+            case = await self._recorder.require(case.case_id)  # what that worker journaled
             case, _ = await self._recorder.run(case, RESET, lambda: self._reset(user_id))
         except BaseException:  # this attempt is over: a retry may reset (never two at once)
-            try:
-                await journal.release_step(case.case_id, RESET, holder)
-            except RemediationError as error:  # the lease runs out on its own
-                log.warning("case %s: could not release the reset claim: %s", case.case_id,
-                            error.reason)
+            await self._release_reset(case.case_id, holder)
             raise
         return case
+
+    async def _release_reset(self, case_id: str, holder: str) -> None:
+        """Give up the reset claim ``holder`` made, if it made one (else nothing changes)."""
+        try:
+            await self._recorder.journal.release_step(case_id, RESET, holder)
+        except RemediationError as error:  # the lease runs out on its own
+            log.warning("case %s: could not release the reset claim: %s", case_id,
+                        error.reason)
 
     async def _reset(self, user_id: str) -> StepResult:
         await self._directory.reset_password(user_id, generate_password())

@@ -247,7 +247,9 @@ async def test_a_request_costs_the_journal_these_writes_and_one_read_before_its_
     opens with its ``received`` step and its lookup's ``started`` in one write; it takes the
     account and goes ``in_progress`` in one save, without reading itself again; a step that
     reads writes its ``done`` with the next step's ``started``; the case is read once, when
-    this worker holds it, and again once the reset is claimed (what another worker did)."""
+    this worker holds it, again as the plan begins, beside its Exchange reads (a request
+    merged meanwhile: its alerts decide the triage and the window), and again once the reset
+    is claimed (what another worker did)."""
     journal = CountingJournal()
     tenant = FakeTenant(journal=journal)
     tenant.directory.add_user(ROB, user_id=ROB_ID)
@@ -265,6 +267,7 @@ async def test_a_request_costs_the_journal_these_writes_and_one_read_before_its_
         "get_case",
         "add_step:guardrails:started",
         "add_steps:guardrails:done,plan:started",
+        "get_case",
         "add_steps:plan:done,compromise_window:started",
         "add_steps:compromise_window:done,circuit_breaker:started",
         "add_step:circuit_breaker:done",
