@@ -7,6 +7,7 @@ from typing import Any
 from unittest import mock
 
 from remediation.domain.cases import Case, CaseState
+from remediation.domain.errors import ConcurrentUpdate
 from remediation.service.ports import Journal
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -23,6 +24,20 @@ async def stored(journal: Journal, case_id: str) -> Case:
     case = await journal.get_case(case_id)
     assert case is not None
     return case
+
+
+async def updated_over_races(journal: Journal, case_id: str, reason: str, *,
+                             tries: int) -> None:
+    """Store ``reason`` on the case while other writers race it: on ConcurrentUpdate, read it
+    again and try again, as ``CaseRecorder.save`` does (AssertionError after ``tries``)."""
+    for _ in range(tries):
+        case = await stored(journal, case_id)
+        try:
+            await journal.update_case(case.evolve(reason=reason))
+            return
+        except ConcurrentUpdate:  # a lost race: the next read wins
+            continue
+    raise AssertionError(f"an update of case {case_id} never got through")
 
 
 _SEEDING = ExitStack()

@@ -86,7 +86,7 @@ class SqliteJournal:
         return stored.evolve(seal=seal, chain_head=head)
 
     async def add_step(self, case_id: str, step: Step) -> None:
-        await self._db.write(lambda connection: _insert_step(connection, case_id, step))
+        await self.add_steps(case_id, [step])
 
     async def add_steps(self, case_id: str, steps: Sequence[Step]) -> None:
         if not steps:

@@ -121,11 +121,6 @@ class CaseRecorder:
         if held:
             await self._write(case_id, held, None)
 
-    def drop(self, case_id: str) -> None:
-        """Forget the ``done`` steps held for ``case_id``, unwritten: as if the process had
-        stopped there (a cancelled pass); the next attempt runs those steps again."""
-        self._take(case_id)
-
     def _key(self, case_id: str) -> tuple[int, str]:
         return id(self), case_id
 

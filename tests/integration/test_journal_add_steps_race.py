@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 
 from remediation.domain.cases import Step, StepStatus
-from remediation.domain.errors import ConcurrentUpdate
 from remediation.domain.journal_chain import check_chain
-from tests.journal_cases import T0, make_case, stored
+from tests.journal_cases import T0, make_case, stored, updated_over_races
 from tests.journal_tampering import Store, store  # noqa: F401 (a fixture)
 
 
@@ -24,20 +23,11 @@ async def test_pairs_appended_at_once_by_two_writers_stay_together_and_chained(
             Step(f"read-{n}", StepStatus.DONE, T0, data={"n": n}),
             Step(f"next-{n}", StepStatus.STARTED, T0, data={"n": n})])
 
-    async def update(n: int) -> None:
-        for _ in range(40):  # ConcurrentUpdate: read again, as CaseRecorder.save does
-            case = await stored(writers[n % 2], "c1")
-            try:
-                await writers[n % 2].update_case(case.evolve(reason=f"update {n}"))
-                return
-            except ConcurrentUpdate:
-                continue
-        raise AssertionError("an update never got through")
-
     await asyncio.gather(*(pair(n) for n in range(12)),
                          *(writers[n % 2].add_step("c1", Step(f"one-{n}", StepStatus.INFO, T0))
                            for n in range(6)),
-                         *(update(n) for n in range(3)))
+                         *(updated_over_races(writers[n % 2], "c1", f"update {n}", tries=40)
+                           for n in range(3)))
 
     case = await stored(writers[1], "c1")
     names = [step.name for step in case.steps]

@@ -17,10 +17,9 @@ from azure.data.tables.aio import TableClient
 from remediation.adapters.sqlite_db import SqliteDatabase
 from remediation.adapters.sqlite_journal import SqliteJournal
 from remediation.domain.cases import Case, CaseState, Step, StepStatus
-from remediation.domain.errors import ConcurrentUpdate
 from remediation.domain.journal_chain import chain_notes, chain_problems
 from remediation.service.ports import Journal
-from tests.journal_cases import ROB, T0, make_case, stored
+from tests.journal_cases import ROB, T0, make_case, stored, updated_over_races
 from tests.journal_tampering import Store, store  # noqa: F401 (a fixture)
 
 NAMES = ["lookup_user", "guardrails", "reset_password", "revoke_sessions", "unblock",
@@ -128,18 +127,9 @@ async def test_record_updates_racing_appends_keep_the_chain_whole(
     writers = [store.journal(), store.journal()]
     await writers[0].add_case(make_case("c1"))
 
-    async def update(n: int) -> None:
-        for _ in range(20):  # ConcurrentUpdate: read again, as CaseRecorder.save does
-            case = await stored(writers[n % 2], "c1")
-            try:
-                await writers[n % 2].update_case(case.evolve(reason=f"update {n}"))
-                return
-            except ConcurrentUpdate:  # a lost race: the next read wins
-                continue
-
     await asyncio.gather(
         *(writers[n % 2].add_step("c1", Step(f"s{n}", StepStatus.INFO, T0)) for n in range(10)),
-        *(update(n) for n in range(4)))
+        *(updated_over_races(writers[n % 2], "c1", f"update {n}", tries=20) for n in range(4)))
 
     case = await stored(writers[0], "c1")
     assert numbers(case) == list(range(1, 11))

@@ -182,8 +182,19 @@ async def test_a_dropped_done_is_never_journaled_and_its_step_runs_again() -> No
         ran.append("guardrails")
         return StepResult("checked")
 
-    await recorder.run(case, "guardrails", guardrails, hold_done=True)
-    recorder.drop(CASE_ID)
+    held = asyncio.Event()
+
+    async def cancelled_pass() -> None:
+        async with recorder.holding(CASE_ID):
+            await recorder.run(case, "guardrails", guardrails, hold_done=True)
+            held.set()
+            await asyncio.Event().wait()  # its time budget runs out here
+
+    cut = asyncio.create_task(cancelled_pass())
+    await held.wait()
+    cut.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cut
     await recorder.note(case, "paused", StepStatus.INFO)
 
     stored = await recorder.require(CASE_ID)
