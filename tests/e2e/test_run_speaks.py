@@ -31,7 +31,7 @@ from tests.conftest import sandbox_env, sandbox_settings
 ADELE = "adele.vance@contoso.com"  # an ordinary account: verified
 PATTI = "patti.fernandez@contoso.com"  # a Global Administrator: escalated (guardrail)
 WAITING = re.compile(r"waiting: 1 case open, ([123]) checks? scheduled, next at "
-                     r"(\d\d:\d\d:\d\d) UTC \((?:in \d+ s|due now)\)")
+                     r"(?:\d{4}-\d\d-\d\d )?(\d\d:\d\d:\d\d) UTC \((?:in \d+ s|due now)\)")
 WAIT = 60.0  # seconds a process is given to answer a signal (it answers at once)
 
 
@@ -146,8 +146,10 @@ def test_ctrl_c_stops_a_waiting_run_until_idle_with_its_summary_and_status_130(
         "left for the next `remediation run`",
         "  cases worked on: 2 (1 awaiting_verification, 1 escalated)",
         "  escalations by kind: guardrail 1"]
+    # With its date when the check falls on another day (UTC): a run just before midnight.
     assert re.fullmatch(r"  still open: 1 \(1 awaiting_verification\); 3 checks scheduled, "
-                        r"next at \d\d:\d\d:\d\d UTC \(in (59|60) min\)", lines[3]), lines
+                        r"next at (?:\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d UTC "
+                        r"\(in (59|60) min\)", lines[3]), lines
     assert len(lines) == 4
 
 
